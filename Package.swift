@@ -1,0 +1,101 @@
+// swift-tools-version: 6.1
+import Foundation
+import PackageDescription
+
+// Every Berth module, with the Berth modules and external products it needs.
+// `BERTH_ONLY=BerthDisk,BerthBoot swift test` builds just those modules, what they
+// depend on, and their tests: on a 2-core machine a leaf module's edit-test loop
+// then skips Hummingbird, GRDB and SwiftNIO entirely. Unset, everything builds.
+let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
+    ("BerthModel", [], []),
+    ("BerthFormats", ["BerthModel"], []),
+    ("BerthDisk", [], []),
+    ("BerthBoot", ["BerthDisk"], []),
+    ("BerthQEMU", ["BerthModel"], []),
+    ("BerthHost", ["BerthModel", "BerthDisk"], []),
+    ("BerthStore", ["BerthModel"], [.product(name: "GRDB", package: "GRDB.swift")]),
+    (
+        "BerthClient", ["BerthModel"],
+        [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]
+    ),
+    (
+        "BerthServer",
+        ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthStore"],
+        [
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]
+    ),
+    (
+        "BerthCLI", ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthClient"],
+        [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+    ),
+]
+let executables: [(name: String, uses: String)] = [("berth", "BerthCLI"), ("berthd", "BerthServer")]
+
+// Tests that need more than their own module (end-to-end tests drive berthd and the CLI).
+let testExtras: [String: [String]] = [
+    "BerthServerTests": ["BerthClient", "BerthCLI"],
+    "BerthCLITests": ["BerthServer"],
+]
+
+let uses = Dictionary(uniqueKeysWithValues: modules.map { ($0.name, $0.uses) })
+func closure(_ names: [String]) -> Set<String> {
+    var seen = Set<String>()
+    var stack = names
+    while let name = stack.popLast() {
+        if seen.insert(name).inserted { stack += uses[name] ?? [] }
+    }
+    return seen
+}
+
+let only = ProcessInfo.processInfo.environment["BERTH_ONLY"].map {
+    closure($0.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) })
+}
+func wanted(_ name: String) -> Bool { only?.contains(name) ?? true }
+let needsPackages = only.map { !$0.isDisjoint(with: ["BerthStore", "BerthServer", "BerthClient", "BerthCLI"]) } ?? true
+
+let settings: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+var targets: [Target] = []
+for module in modules where wanted(module.name) {
+    targets.append(
+        .target(
+            name: module.name,
+            dependencies: module.uses.map { .target(name: $0) } + module.products,
+            swiftSettings: settings))
+    let testName = module.name + "Tests"
+    let extras = (testExtras[testName] ?? []).filter(wanted)
+    if FileManager.default.fileExists(atPath: Context.packageDirectory + "/Tests/" + testName) {
+        targets.append(
+            .testTarget(
+                name: testName,
+                dependencies: [.target(name: module.name)] + extras.map { .target(name: $0) },
+                swiftSettings: settings))
+    }
+}
+for exe in executables where wanted(exe.uses) {
+    targets.append(
+        .executableTarget(name: exe.name, dependencies: [.target(name: exe.uses)], swiftSettings: settings))
+}
+
+let package = Package(
+    name: "Berth",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "berth", targets: ["berth"]),
+        .executable(name: "berthd", targets: ["berthd"]),
+    ].filter { _ in only == nil },
+    dependencies: needsPackages
+        ? [
+            .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+            .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+            .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+            .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+            .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        ] : [],
+    targets: targets
+)

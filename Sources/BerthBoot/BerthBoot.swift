@@ -1,0 +1,1 @@
+// BerthBoot: see ARCHITECTURE.md

@@ -1,0 +1,1 @@
+// BerthClient: see ARCHITECTURE.md

@@ -1,0 +1,1 @@
+// BerthFormats: see ARCHITECTURE.md

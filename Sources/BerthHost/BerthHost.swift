@@ -1,0 +1,1 @@
+// BerthHost: see ARCHITECTURE.md

@@ -1,0 +1,248 @@
+import Foundation
+
+/// What a guest is: Berth's own domain document, stored in the catalog and sent over the API.
+///
+/// Only `name` is required in JSON; every other field has the default a user would expect
+/// (256 MiB, one vCPU, user-mode networking added by the caller when asked).
+public struct DomainSpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var uuid: UUID
+    /// Guest RAM in MiB (JSON `memory`).
+    public var memory: Int
+    /// Upper bound for ballooning, in MiB; nil means `memory`.
+    public var maxMemory: Int?
+    public var vcpus: Int
+    public var arch: String
+    /// QEMU machine type (`pc`, `q35`, `microvm`); nil lets Berth choose.
+    public var machine: String?
+    public var accel: Accelerator
+    /// Direct kernel boot: a kernel, an initrd and a command line on the host.
+    public var kernel: String?
+    public var initrd: String?
+    public var cmdline: String?
+    /// Boot the kernel found on the guest's own disk (PyGRUB's job).
+    public var bootloader: BootloaderSpec?
+    public var disks: [DiskSpec]
+    public var nics: [NICSpec]
+    public var graphics: GraphicsSpec?
+    /// Whether the guest gets ACPI (needed for graceful shutdown).
+    public var acpi: Bool
+    public var onPoweroff: LifecycleAction
+    public var onReboot: LifecycleAction
+    public var onCrash: LifecycleAction
+    public var autostart: Bool
+    public var description: String?
+    /// Settings from an imported file that Berth keeps but does not act on.
+    public var notes: [String]
+
+    public init(
+        name: String, uuid: UUID = UUID(), memory: Int = 256, maxMemory: Int? = nil, vcpus: Int = 1,
+        arch: String = "x86_64", machine: String? = nil, accel: Accelerator = .auto,
+        kernel: String? = nil, initrd: String? = nil, cmdline: String? = nil,
+        bootloader: BootloaderSpec? = nil, disks: [DiskSpec] = [], nics: [NICSpec] = [],
+        graphics: GraphicsSpec? = nil, acpi: Bool = true,
+        onPoweroff: LifecycleAction = .destroy, onReboot: LifecycleAction = .restart,
+        onCrash: LifecycleAction = .destroy, autostart: Bool = false, description: String? = nil,
+        notes: [String] = []
+    ) {
+        self.name = name
+        self.uuid = uuid
+        self.memory = memory
+        self.maxMemory = maxMemory
+        self.vcpus = vcpus
+        self.arch = arch
+        self.machine = machine
+        self.accel = accel
+        self.kernel = kernel
+        self.initrd = initrd
+        self.cmdline = cmdline
+        self.bootloader = bootloader
+        self.disks = disks
+        self.nics = nics
+        self.graphics = graphics
+        self.acpi = acpi
+        self.onPoweroff = onPoweroff
+        self.onReboot = onReboot
+        self.onCrash = onCrash
+        self.autostart = autostart
+        self.description = description
+        self.notes = notes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, uuid, memory, maxMemory, vcpus, arch, machine, accel, kernel, initrd, cmdline
+        case bootloader, disks, nics, graphics, acpi, onPoweroff, onReboot, onCrash, autostart
+        case description, notes
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = DomainSpec(name: try c.decode(String.self, forKey: .name))
+        self = defaults
+        uuid = try c.decodeIfPresent(UUID.self, forKey: .uuid) ?? defaults.uuid
+        memory = try c.decodeIfPresent(Int.self, forKey: .memory) ?? defaults.memory
+        maxMemory = try c.decodeIfPresent(Int.self, forKey: .maxMemory)
+        vcpus = try c.decodeIfPresent(Int.self, forKey: .vcpus) ?? defaults.vcpus
+        arch = try c.decodeIfPresent(String.self, forKey: .arch) ?? defaults.arch
+        machine = try c.decodeIfPresent(String.self, forKey: .machine)
+        accel = try c.decodeIfPresent(Accelerator.self, forKey: .accel) ?? defaults.accel
+        kernel = try c.decodeIfPresent(String.self, forKey: .kernel)
+        initrd = try c.decodeIfPresent(String.self, forKey: .initrd)
+        cmdline = try c.decodeIfPresent(String.self, forKey: .cmdline)
+        bootloader = try c.decodeIfPresent(BootloaderSpec.self, forKey: .bootloader)
+        disks = try c.decodeIfPresent([DiskSpec].self, forKey: .disks) ?? []
+        nics = try c.decodeIfPresent([NICSpec].self, forKey: .nics) ?? []
+        graphics = try c.decodeIfPresent(GraphicsSpec.self, forKey: .graphics)
+        acpi = try c.decodeIfPresent(Bool.self, forKey: .acpi) ?? defaults.acpi
+        onPoweroff = try c.decodeIfPresent(LifecycleAction.self, forKey: .onPoweroff) ?? defaults.onPoweroff
+        onReboot = try c.decodeIfPresent(LifecycleAction.self, forKey: .onReboot) ?? defaults.onReboot
+        onCrash = try c.decodeIfPresent(LifecycleAction.self, forKey: .onCrash) ?? defaults.onCrash
+        autostart = try c.decodeIfPresent(Bool.self, forKey: .autostart) ?? false
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        notes = try c.decodeIfPresent([String].self, forKey: .notes) ?? []
+    }
+}
+
+/// Which hypervisor engine runs the guest.
+public enum Accelerator: String, Codable, Sendable, CaseIterable {
+    /// Probe the host: KVM when it can really run a stock guest, TCG otherwise.
+    case auto
+    case kvm
+    case tcg
+}
+
+/// What happens when the guest powers off, reboots or crashes (xm's `on_*` keys).
+public enum LifecycleAction: String, Codable, Sendable, CaseIterable {
+    /// Stop the QEMU process; the domain is shut off (crashed, for `onCrash`).
+    case destroy
+    /// Start the guest again.
+    case restart
+    /// Keep the QEMU process paused so the guest can be inspected.
+    case preserve
+}
+
+/// Boot through the guest's own menu and kernel (what PyGRUB did).
+public struct BootloaderSpec: Codable, Sendable, Equatable {
+    /// Menu entry to boot: an index or a title; nil means the menu's default.
+    public var entry: String?
+    /// Replaces the chosen entry's kernel arguments.
+    public var args: String?
+    /// Appended to the entry's kernel arguments.
+    public var extraArgs: String?
+
+    public init(entry: String? = nil, args: String? = nil, extraArgs: String? = nil) {
+        self.entry = entry
+        self.args = args
+        self.extraArgs = extraArgs
+    }
+}
+
+public struct DiskSpec: Codable, Sendable, Equatable {
+    public enum Format: String, Codable, Sendable, CaseIterable { case raw, qcow2 }
+    public enum Device: String, Codable, Sendable, CaseIterable { case disk, cdrom }
+    public enum Bus: String, Codable, Sendable, CaseIterable { case virtio, ide, scsi, sata }
+
+    /// A file or block device on the host (a logical volume such as `/dev/vg/lv`).
+    public var path: String
+    /// nil: let QEMU's probing be avoided by guessing from the file (qcow2 magic, else raw).
+    public var format: Format?
+    public var device: Device
+    public var bus: Bus
+    public var readOnly: Bool
+    /// The guest-visible name from an imported config (`xvda`, `hda`, `vda`); informational.
+    public var target: String?
+
+    public init(
+        path: String, format: Format? = nil, device: Device = .disk, bus: Bus = .virtio,
+        readOnly: Bool = false, target: String? = nil
+    ) {
+        self.path = path
+        self.format = format
+        self.device = device
+        self.bus = bus
+        self.readOnly = readOnly
+        self.target = target
+    }
+
+    enum CodingKeys: String, CodingKey { case path, format, device, bus, readOnly, target }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(path: try c.decode(String.self, forKey: .path))
+        format = try c.decodeIfPresent(Format.self, forKey: .format)
+        device = try c.decodeIfPresent(Device.self, forKey: .device) ?? .disk
+        bus = try c.decodeIfPresent(Bus.self, forKey: .bus) ?? (device == .cdrom ? .ide : .virtio)
+        readOnly = try c.decodeIfPresent(Bool.self, forKey: .readOnly) ?? (device == .cdrom)
+        target = try c.decodeIfPresent(String.self, forKey: .target)
+    }
+}
+
+public struct NICSpec: Codable, Sendable, Equatable {
+    public enum Mode: String, Codable, Sendable, CaseIterable {
+        /// QEMU user-mode networking: no root, no bridge; the host is 10.0.2.2.
+        case user
+        /// A tap device on a host bridge (Xen's `vif-bridge`).
+        case bridge
+        /// A Berth-managed network (NAT or routed) by name.
+        case network
+        /// Routed through the host (Xen's `vif-route`).
+        case route
+        /// Masqueraded through the host (Xen's `vif-nat`).
+        case nat
+    }
+
+    public var mode: Mode
+    /// nil until the catalog assigns one; always set on a defined domain.
+    public var mac: MACAddress?
+    public var bridge: String?
+    public var network: String?
+    /// Guest NIC model (`virtio-net-pci`, `e1000`, `rtl8139`); nil means virtio.
+    public var model: String?
+    /// Fixed IP address from an imported config (Xen's `ip=`).
+    public var ip: String?
+
+    public init(
+        mode: Mode = .user, mac: MACAddress? = nil, bridge: String? = nil, network: String? = nil,
+        model: String? = nil, ip: String? = nil
+    ) {
+        self.mode = mode
+        self.mac = mac
+        self.bridge = bridge
+        self.network = network
+        self.model = model
+        self.ip = ip
+    }
+
+    enum CodingKeys: String, CodingKey { case mode, mac, bridge, network, model, ip }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        bridge = try c.decodeIfPresent(String.self, forKey: .bridge)
+        network = try c.decodeIfPresent(String.self, forKey: .network)
+        mode =
+            try c.decodeIfPresent(Mode.self, forKey: .mode)
+            ?? (bridge != nil ? .bridge : network != nil ? .network : .user)
+        mac = try c.decodeIfPresent(MACAddress.self, forKey: .mac)
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        ip = try c.decodeIfPresent(String.self, forKey: .ip)
+    }
+}
+
+/// A remote display (the seed's VNC; SPICE where QEMU has it).
+public struct GraphicsSpec: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable, CaseIterable { case vnc, spice }
+    public var kind: Kind
+    /// Address to listen on; nil means 127.0.0.1.
+    public var listen: String?
+    /// TCP port; nil means chosen automatically.
+    public var port: Int?
+    public var password: String?
+
+    public init(kind: Kind = .vnc, listen: String? = nil, port: Int? = nil, password: String? = nil) {
+        self.kind = kind
+        self.listen = listen
+        self.port = port
+        self.password = password
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+
+/// What a domain is doing, as virsh reports it.
+public enum DomainState: String, Codable, Sendable, CaseIterable {
+    case shutoff = "shut off"
+    case starting
+    case running
+    case paused
+    case shuttingDown = "in shutdown"
+    case crashed
+}
+
+/// A domain as the API returns it: its definition plus what Berth observed.
+public struct DomainInfo: Codable, Sendable, Equatable {
+    public var spec: DomainSpec
+    public var state: DomainState
+    /// QEMU's PID while the domain runs.
+    public var pid: Int32?
+    /// Accelerator the running QEMU uses.
+    public var accel: Accelerator?
+    /// Why the domain last stopped or failed to start, for `dominfo`.
+    public var lastError: String?
+    /// Where the serial console log is written.
+    public var consoleLog: String?
+    /// The live console socket, while running.
+    public var consoleSocket: String?
+    public var startedAt: Date?
+
+    public init(
+        spec: DomainSpec, state: DomainState, pid: Int32? = nil, accel: Accelerator? = nil,
+        lastError: String? = nil, consoleLog: String? = nil, consoleSocket: String? = nil, startedAt: Date? = nil
+    ) {
+        self.spec = spec
+        self.state = state
+        self.pid = pid
+        self.accel = accel
+        self.lastError = lastError
+        self.consoleLog = consoleLog
+        self.consoleSocket = consoleSocket
+        self.startedAt = startedAt
+    }
+}
+
+/// One row of `berth list`.
+public struct DomainSummary: Codable, Sendable, Equatable {
+    public var name: String
+    public var uuid: UUID
+    public var state: DomainState
+    public var memory: Int
+    public var vcpus: Int
+    public var autostart: Bool
+
+    public init(name: String, uuid: UUID, state: DomainState, memory: Int, vcpus: Int, autostart: Bool) {
+        self.name = name
+        self.uuid = uuid
+        self.state = state
+        self.memory = memory
+        self.vcpus = vcpus
+        self.autostart = autostart
+    }
+}
+
+/// A lifecycle event on the event stream (`GET /v1/events`).
+public struct LifecycleEvent: Codable, Sendable, Equatable {
+    public var domain: String
+    /// `defined`, `undefined`, `started`, `stopped`, `crashed`, `rebooted`, `suspended`, `resumed`, `shutdown-requested`.
+    public var kind: String
+    public var state: DomainState
+    public var detail: String?
+    public var time: Date
+
+    public init(domain: String, kind: String, state: DomainState, detail: String? = nil, time: Date = Date()) {
+        self.domain = domain
+        self.kind = kind
+        self.state = state
+        self.detail = detail
+        self.time = time
+    }
+}
+
+/// A long action (start, shutdown) the client can wait on.
+public struct OperationInfo: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable { case running, succeeded, failed }
+    public var id: String
+    public var domain: String
+    public var action: String
+    public var status: Status
+    public var error: BerthError?
+
+    public init(id: String, domain: String, action: String, status: Status, error: BerthError? = nil) {
+        self.id = id
+        self.domain = domain
+        self.action = action
+        self.status = status
+        self.error = error
+    }
+}
+
+/// The host's accelerator verdict: which engine Berth uses and why.
+public struct AcceleratorVerdict: Codable, Sendable, Equatable {
+    public var chosen: Accelerator
+    public var reason: String
+    /// Each check as `host-check` prints it.
+    public var checks: [HostCheck]
+
+    public init(chosen: Accelerator, reason: String, checks: [HostCheck]) {
+        self.chosen = chosen
+        self.reason = reason
+        self.checks = checks
+    }
+}
+
+/// One line of `berth host-check`, like `virt-host-validate`.
+public struct HostCheck: Codable, Sendable, Equatable {
+    public enum Result: String, Codable, Sendable { case pass = "PASS", warn = "WARN", fail = "FAIL", info = "INFO" }
+    public var name: String
+    public var result: Result
+    public var detail: String
+
+    public init(name: String, result: Result, detail: String) {
+        self.name = name
+        self.result = result
+        self.detail = detail
+    }
+}
+
+public struct HostInfo: Codable, Sendable, Equatable {
+    public var hostname: String
+    public var cpus: Int
+    public var memoryMiB: Int
+    public var qemuVersion: String?
+    public var accelerator: AcceleratorVerdict
+    public var stateDirectory: String
+    public var domains: Int
+    public var running: Int
+
+    public init(
+        hostname: String, cpus: Int, memoryMiB: Int, qemuVersion: String?, accelerator: AcceleratorVerdict,
+        stateDirectory: String, domains: Int, running: Int
+    ) {
+        self.hostname = hostname
+        self.cpus = cpus
+        self.memoryMiB = memoryMiB
+        self.qemuVersion = qemuVersion
+        self.accelerator = accelerator
+        self.stateDirectory = stateDirectory
+        self.domains = domains
+        self.running = running
+    }
+}

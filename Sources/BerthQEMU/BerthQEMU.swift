@@ -1,0 +1,1 @@
+// BerthQEMU: see ARCHITECTURE.md

@@ -1,0 +1,1 @@
+// BerthServer: see ARCHITECTURE.md
