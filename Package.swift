@@ -28,6 +28,7 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
         [
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]
     ),
     (
@@ -101,6 +102,7 @@ let package = Package(
             .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
             .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
             .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+            .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         ] : [],
     targets: targets
 )
