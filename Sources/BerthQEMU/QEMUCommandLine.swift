@@ -18,6 +18,9 @@ public struct BootFiles: Sendable, Equatable {
 /// QEMU's argument array for one domain (argv without argv[0]; never a shell string).
 public struct QEMUCommandLine: Sendable, Equatable {
     public var arguments: [String]
+    /// The domain's name and UUID (the UUID is in `arguments` too, for re-attaching).
+    public var name: String
+    public var uuid: UUID
     /// The machine type chosen (`pc`, `microvm`, or the spec's).
     public var machine: String
     public var accel: Accelerator
@@ -54,6 +57,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
         let family = MachineFamily(machine)
         self.machine = machine
         self.accel = accel
+        self.name = spec.name
+        self.uuid = spec.uuid
 
         var args: [String] = []
         args += ["-name", "guest=\(Self.escape(spec.name))"]

@@ -49,10 +49,10 @@ public struct RuntimePaths: Sendable, Equatable {
     }
 
     /// Removes the sockets and pidfile a QEMU left behind (it does not remove its sockets when
-    /// killed). Call only when no QEMU for this domain is running.
-    public func removeRuntimeFiles() {
+    /// killed), and the directory too if asked. Call only when no QEMU for this domain runs.
+    public func removeRuntimeFiles(includingDirectory: Bool = false) {
         for path in [qmpSocket, consoleSocket, pidFile] { unlink(path) }
-        rmdir(directory)
+        if includingDirectory { rmdir(directory) }
     }
 
     /// Rotates the console log when it has grown past `maxBytes`: `<name>.log` becomes
