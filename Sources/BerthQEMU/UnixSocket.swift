@@ -102,15 +102,19 @@ final class UnixSocketConnection: Sendable {
                 // shutdown() on our side shows up as a reset on some kernels: still a clean end.
                 return errno == ECONNRESET ? nil : .transport("read: \(String(cString: strerror(errno)))")
             }
+            // Only the new bytes can hold a newline: rescanning the whole buffer would be
+            // quadratic on a long line.
+            var scan = buffer.count
             buffer.append(contentsOf: chunk[0..<n])
             var start = 0
-            while let newline = buffer[start...].firstIndex(of: 0x0A) {
+            while let newline = buffer[scan...].firstIndex(of: 0x0A) {
                 var end = newline
                 if end > start, buffer[end - 1] == 0x0D { end -= 1 }
                 if end > start { onLine(Array(buffer[start..<end])) }
                 start = newline + 1
+                scan = start
             }
-            buffer.removeFirst(start)
+            if start > 0 { buffer.removeFirst(start) }
             if buffer.count > QMP.maxLineBytes {
                 return .decoding("a line longer than \(QMP.maxLineBytes) bytes", raw: String(decoding: buffer.prefix(200), as: UTF8.self))
             }
