@@ -29,6 +29,7 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]
     ),
     (

@@ -89,8 +89,15 @@ struct HTTPTransport: Sendable {
         }
     }
 
+    /// NIO's connection errors list every address tried; a user needs the cause.
     private func describe(_ error: any Error) -> String {
-        if let error = error as? IOError { return error.description }
-        return "\(error)"
+        let text = "\(error)"
+        for (needle, meaning) in [
+            ("Connection refused", "connection refused"), ("No such file", "no such socket"),
+            ("Permission denied", "permission denied"), ("timed out", "connection timed out"),
+        ] where text.contains(needle) {
+            return meaning
+        }
+        return text
     }
 }

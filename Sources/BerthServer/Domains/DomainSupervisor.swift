@@ -1,4 +1,5 @@
 import BerthModel
+import BerthQEMU
 import BerthStore
 import Foundation
 

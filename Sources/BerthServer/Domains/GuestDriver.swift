@@ -1,18 +1,5 @@
 import BerthModel
-
-/// The kernel, initrd and command line a guest boots with when they are not the spec's own
-/// (the bootloader extracted them from the guest's disk).
-public struct BootFiles: Sendable, Equatable {
-    public var kernel: String
-    public var initrd: String?
-    public var cmdline: String?
-
-    public init(kernel: String, initrd: String?, cmdline: String?) {
-        self.kernel = kernel
-        self.initrd = initrd
-        self.cmdline = cmdline
-    }
-}
+import BerthQEMU
 
 /// What a running guest reports to its supervisor.
 public enum GuestEvent: Sendable, Equatable {
