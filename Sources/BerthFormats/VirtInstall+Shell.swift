@@ -51,7 +51,10 @@ extension VirtInstallRequest {
         if start + 1 < characters.count, characters[start] == "$" || characters[start] == "#",
             characters[start + 1] == " "
         {
-            start += 2
+            // `# ` is a root prompt only before the command; otherwise it starts a comment.
+            let rest = String(characters[(start + 2)...].prefix(40)).trimmingLeadingBlanks()
+            let isCommand = (commandWords.union(["berth"])).contains { rest.hasPrefix($0) }
+            if characters[start] == "$" || isCommand { start += 2 }
         }
         index = start
 
@@ -145,6 +148,10 @@ extension VirtInstallRequest {
 }
 
 extension String {
+    fileprivate func trimmingLeadingBlanks() -> String {
+        String(drop { $0 == " " || $0 == "\t" })
+    }
+
     fileprivate func replacingCRLF() -> String {
         var result = ""
         result.reserveCapacity(utf8.count)
