@@ -241,9 +241,9 @@ struct URLDetectCase: Sendable, CustomTestStringConvertible {
 
     @Test func everyTestURLsEntryIsAccountedFor() throws {
         let sections = try Self.testURLs()
-        // The ini lists 30 trees on public mirrors; the ones not among the fixtures are checked
+        // The ini lists 33 trees on public mirrors; the ones not among the fixtures are checked
         // against the OS table in BerthFormatsTests (VirtInstallOSInfoTests).
-        #expect(sections.count >= 30)
+        #expect(sections.count == 33)
         for (section, root) in Self.iniFixtures {
             #expect(sections[section] != nil, "\(section)")
             #expect(FileManager.default.fileExists(atPath: Fixtures.installTrees + "/" + root), "\(root)")
