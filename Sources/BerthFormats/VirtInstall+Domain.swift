@@ -34,6 +34,13 @@ public struct VirtInstallInstallerBoot: Sendable, Equatable {
 }
 
 extension VirtInstallRequest {
+    /// Takes the variant that install-tree recognition found when `--os-variant` was not given
+    /// (or was unknown), so that its defaults and kernel arguments apply; a known `--os-variant` wins.
+    public mutating func adoptDetectedOSVariant(_ id: String?) {
+        guard let id, VirtInstallOSInfo.lookup(id) != nil, osInfo == nil else { return }
+        osVariant = id
+    }
+
     /// The OS entry used for defaults: the `--os-variant` one, else generic Linux.
     public var effectiveOSInfo: VirtInstallOSInfo { osInfo ?? .generic }
 

@@ -535,7 +535,7 @@ struct ParseState {
         }
         if let variant = request.osVariant, VirtInstallOSInfo.lookup(variant) == nil {
             request.warnings.append(
-                "Unknown --os-variant '\(variant)': Berth uses generic defaults; 'berth install --os-variant list' shows the known ones."
+                "Unknown --os-variant '\(variant)': Berth uses generic Linux defaults. Known ids look like rhel6, centos6.10, fedora40, debian12, ubuntu22.04, opensuse15.5, sles15sp5."
             )
         }
     }
@@ -691,17 +691,19 @@ struct ParseState {
                 "An install method",
                 remedy: "Give --location URL (an install tree), --cdrom ISO, --import (an installed disk) or --boot kernel=PATH.")
         }
-        if !request.extraArgs.isEmpty, request.location == nil {
-            throw VirtInstallError.conflict(
-                "--extra-args", "\(methods.first?.0 ?? "--boot kernel=") (kernel arguments need --location; use --boot kernel_args= for a host kernel)")
-        }
-        if !request.initrdInjections.isEmpty, request.location == nil {
-            throw VirtInstallError.conflict("--initrd-inject", "an install without --location")
+        if request.location == nil, !request.extraArgs.isEmpty || !request.initrdInjections.isEmpty {
+            throw VirtInstallError.missing(
+                "--location",
+                remedy: "--extra-args and --initrd-inject go to an installer fetched with --location; for a host kernel use --boot kernel_args=.")
         }
         guard let name = request.name else {
             throw VirtInstallError.missing("--name", remedy: "Name the guest, e.g. --name devel1.")
         }
-        try DomainSpec.validateName(name)
+        do {
+            try DomainSpec.validateName(name)
+        } catch let error as BerthError {
+            throw VirtInstallError.invalidValue(option: "--name", value: name, reason: error.remedy ?? error.message)
+        }
 
         if noNetworks {
             if !request.networks.isEmpty || !request.macs.isEmpty {

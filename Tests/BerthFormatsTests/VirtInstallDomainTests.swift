@@ -48,6 +48,19 @@ import Testing
         #expect(local.installerCommandLine(sourceArgument: "method") == "console=ttyS0")
     }
 
+    @Test func detectedVariantFillsInWhenNoneWasGiven() throws {
+        var request = try VirtInstallRequest.parse(arguments: ["-n", "c6", "-l", "http://m/6/", "--disk", "/d.img"])
+        #expect(request.effectiveOSInfo.id == "generic")
+        request.adoptDetectedOSVariant("centos6.10")
+        #expect(request.osVariant == "centos6.10")
+        #expect(request.installerCommandLine() == "method=http://m/6/ console=ttyS0")
+        #expect(try request.domains(installerBoot: .init(kernel: "/k", initrd: "/i")).installed.memory == 1024)
+        // A known --os-variant is the user's choice and stays.
+        var given = try VirtInstallRequest.parse(arguments: ["-n", "c6", "-l", "http://m/", "--os-variant", "rhel7", "--disk", "/d"])
+        given.adoptDetectedOSVariant("centos6.10")
+        #expect(given.osVariant == "rhel7")
+    }
+
     @Test func cdromInstallAttachesTheISOOnlyWhileInstalling() throws {
         let request = try VirtInstallRequest.parse(arguments: [
             "-n", "deb", "--cdrom", "/isos/debian-12.iso", "--disk", "/var/lib/berth/deb.img,size=10", "--autostart",

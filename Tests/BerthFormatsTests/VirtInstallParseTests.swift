@@ -70,7 +70,11 @@ import Testing
         #expect(throws: VirtInstallError.missingValue(option: "--ram")) { try parse(["--ram", "--debug"]) }
         #expect(throws: VirtInstallError.unexpectedValue(option: "--debug", value: "yes")) { try parse(["--debug=yes"]) }
         #expect(throws: VirtInstallError.strayArgument("extra")) { try parse(["extra"]) }
-        #expect(throws: BerthError.self) { try VirtInstallRequest.parse(arguments: ["--name", "bad name", "--import", "--disk", "/d"]) }
+        #expect(throws: VirtInstallError.invalidValue(
+            option: "--name", value: "bad name",
+            reason: "Use 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit.")) {
+            try VirtInstallRequest.parse(arguments: ["--name", "bad name", "--import", "--disk", "/d"])
+        }
     }
 
     @Test func disks() throws {
@@ -215,7 +219,7 @@ import Testing
     @Test func quotedNameIsOneWordAndValidated() throws {
         let text = "virt-install --name 'my guest' --import --disk /d"
         #expect(try VirtInstallRequest.splitCommandLine(text) == ["virt-install", "--name", "my guest", "--import", "--disk", "/d"])
-        #expect(throws: BerthError.self) { try VirtInstallRequest.parse(commandText: text) }
+        #expect(throws: VirtInstallError.self) { try VirtInstallRequest.parse(commandText: text) }
     }
 
     @Test func shellSplitting() throws {
