@@ -82,12 +82,15 @@ public struct VirtInstallOSInfo: Sendable, Equatable, Hashable {
         // Anaconda: RHEL/CentOS before 7 took `method=` and `ks=`; 7 and later `inst.repo=`, `inst.ks=`.
         func anaconda(_ id: String, _ name: String, family: Family, major: Int, version: String?, newAfter: Int) {
             let new = major >= newAfter
-            let memory = major >= 8 || (family == .fedora && major >= 30) ? 2048 : major >= 7 ? 1536 : major >= 6 ? 1024 : 512
+            // Anaconda's own minimums grew: ~512 MiB for RHEL 5, 1 GiB for 6, 1.5 GiB for 7, 2 GiB after.
+            let large = family == .fedora ? major >= 30 : major >= 8
+            let memory =
+                large ? 2048 : family == .fedora ? (major >= 19 ? 1536 : 1024) : major >= 7 ? 1536 : major >= 6 ? 1024 : 512
             entries.append(
                 VirtInstallOSInfo(
                     id: id, name: name, family: family, version: version,
                     sourceArgument: new ? "inst.repo" : "method", kickstartArgument: new ? "inst.ks" : "ks",
-                    defaultMemoryMiB: memory, defaultDiskGiB: major >= 8 || (family == .fedora && major >= 30) ? 20 : 10))
+                    defaultMemoryMiB: memory, defaultDiskGiB: large ? 20 : 10))
         }
         let rhelMinors = [2: 9, 3: 9, 4: 9, 5: 11, 6: 10, 7: 9, 8: 10, 9: 6, 10: 0]
         for (major, lastMinor) in rhelMinors {

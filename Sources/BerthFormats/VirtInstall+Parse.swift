@@ -360,7 +360,9 @@ struct ParseState {
         for (key, text) in pairs {
             switch key {
             case "vcpus", "current": request.vcpus = try Self.positiveInt("--vcpus", text)
-            case "maxvcpus", "maximum": request.maxVCPUs = try Self.positiveInt("--vcpus maxvcpus", text)
+            case "maxvcpus", "maximum":
+                request.maxVCPUs = try Self.positiveInt("--vcpus maxvcpus", text)
+                request.warnings.append("--vcpus maxvcpus=\(text) is kept but not applied: Berth domains have no vCPU hot-plug yet.")
             case "sockets", "cores", "threads", "dies", "cpuset", "placement":
                 request.warnings.append("--vcpus \(key)=\(text) is ignored: Berth lets QEMU choose the topology.")
             default:
