@@ -80,6 +80,9 @@ for module in modules where wanted(module.name) {
             .testTarget(
                 name: testName,
                 dependencies: [.target(name: module.name)] + extras.map { .target(name: $0) },
+                // Fixture files are read from the source tree at run time, not bundled.
+                exclude: FileManager.default.fileExists(atPath: Context.packageDirectory + "/Tests/\(testName)/Fixtures")
+                    ? ["Fixtures"] : [],
                 swiftSettings: settings))
     }
 }

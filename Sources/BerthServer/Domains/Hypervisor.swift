@@ -33,12 +33,14 @@ public final class Hypervisor: Sendable {
     }
 
     public func define(_ spec: DomainSpec) throws -> DomainInfo {
+        try checkAgainstHost(spec)
         let stored = try catalog.define(spec)
         hub.publish(LifecycleEvent(domain: stored.name, kind: "defined", state: .shutoff))
         return try info(stored.name)
     }
 
     public func update(_ spec: DomainSpec) throws -> DomainInfo {
+        try checkAgainstHost(spec)
         let stored = try catalog.update(spec)
         hub.publish(LifecycleEvent(domain: stored.name, kind: "updated", state: try catalog.domain(named: stored.name).state))
         return try info(stored.name)
@@ -91,4 +93,30 @@ public final class Hypervisor: Sendable {
     }
 
     func events() -> AsyncStream<LifecycleEvent> { hub.subscribe() }
+
+    /// What only the host can tell: files the domain names exist and are readable, and it
+    /// does not ask for more memory than the host has.
+    func checkAgainstHost(_ spec: DomainSpec) throws {
+        try spec.validate()
+        for (role, path) in [("kernel", spec.kernel), ("initrd", spec.initrd)] {
+            guard let path else { continue }
+            guard access(path, R_OK) == 0 else {
+                let why = access(path, F_OK) == 0 ? "is not readable" : "does not exist"
+                throw BerthError(
+                    .notFound, "The \(role) \(path) \(why).",
+                    remedy: "Give the path of a \(role) file on the daemon's host (berthd runs as \(getuid() == 0 ? "root" : "user \(getuid())")).")
+            }
+        }
+        for disk in spec.disks where access(disk.path, F_OK) != 0 {
+            throw BerthError(
+                .notFound, "The disk \(disk.path) does not exist.",
+                remedy: "Create it first (qemu-img create -f qcow2 \(disk.path) 10G), or let 'berth install --disk size=' create it.")
+        }
+        let hostMiB = Int(ProcessInfo.processInfo.physicalMemory >> 20)
+        if spec.memory > hostMiB {
+            throw BerthError(
+                .invalidArgument, "Domain '\(spec.name)' asks for \(spec.memory) MiB but this host has \(hostMiB) MiB.",
+                remedy: "Lower \"memory\".")
+        }
+    }
 }

@@ -17,20 +17,21 @@ final class OperationRegistry: Sendable {
     func run(domain: String, action: String, _ body: @escaping @Sendable () async throws -> Void) -> OperationInfo {
         let id = UUID().uuidString.lowercased()
         let info = OperationInfo(id: id, domain: domain, action: action, status: .running)
-        let task = Task {
-            var result = info
-            do {
-                try await body()
-                result.status = .succeeded
-            } catch {
-                result.status = .failed
-                result.error = (error as? BerthError) ?? BerthError(.internal, "\(error)")
-            }
-            self.finish(result)
-        }
+        // Registered under the lock before the task can finish, so its result is never lost.
         entries.withLock { table in
             let cutoff = Date().addingTimeInterval(-retention)
             table = table.filter { ($0.value.finishedAt ?? .distantFuture) > cutoff }
+            let task = Task {
+                var result = info
+                do {
+                    try await body()
+                    result.status = .succeeded
+                } catch {
+                    result.status = .failed
+                    result.error = (error as? BerthError) ?? BerthError(.internal, "\(error)")
+                }
+                self.finish(result)
+            }
             table[id] = Entry(info: info, task: task)
         }
         return info
