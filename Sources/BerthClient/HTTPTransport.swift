@@ -49,9 +49,17 @@ struct HTTPTransport: Sendable {
         }
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
         return try await channel.executeThenClose { inbound, outbound in
-            try await outbound.write(.head(head))
-            if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-            try await outbound.write(.end(nil))
+            // The daemon may answer (and close) before the request is fully written, e.g. an
+            // early 401: keep the write error only in case no answer comes.
+            var writeError: (any Error)?
+            do {
+                var parts: [HTTPClientRequestPart] = [.head(head)]
+                if let body { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                parts.append(.end(nil))
+                try await outbound.write(contentsOf: parts)
+            } catch {
+                writeError = error
+            }
             var reply = Reply(status: 0, body: Data())
             for try await part in inbound {
                 switch part {
@@ -67,7 +75,9 @@ struct HTTPTransport: Sendable {
                     return reply
                 }
             }
-            throw BerthError(.connection, "berthd closed the connection before answering.", remedy: "Check berthd's log.")
+            throw BerthError(
+                .connection, "berthd closed the connection before answering\(writeError.map { " (\($0))" } ?? "").",
+                remedy: "Check berthd's log.")
         }
     }
 

@@ -103,7 +103,10 @@ final class TestDaemon: @unchecked Sendable {
                 kill(pid, SIGKILL)
             }
         }
-        try? FileManager.default.removeItem(atPath: stateDirectory)
+        // BERTH_TEST_KEEP=1 keeps the state directory (berthd.log, console logs) for a post-mortem.
+        if ProcessInfo.processInfo.environment["BERTH_TEST_KEEP"] == nil {
+            try? FileManager.default.removeItem(atPath: stateDirectory)
+        }
     }
 
     /// The console log so far.
