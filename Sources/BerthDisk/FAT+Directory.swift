@@ -147,6 +147,15 @@ extension FATFileSystem: FSReaderPathWalker {
         }
     }
 
+    /// Same as `stat`: FAT has no symlinks.
+    public func lstat(_ path: String) throws -> FileInfo { try stat(path) }
+
+    /// Always throws `FileSystemError.notAFile`: FAT has no symlinks.
+    public func readLink(_ path: String) throws -> String {
+        _ = try resolve(path)
+        throw FileSystemError.notAFile(path: path)
+    }
+
     public func list(_ path: String) throws -> [String] {
         let node = try resolve(path)
         guard kind(of: node) == .directory else { throw FileSystemError.notADirectory(path: path) }
