@@ -134,3 +134,72 @@ enum FSRobustness {
         #expect(survived > 0, "every corrupted image failed outright; the flips may not be hitting metadata only")
     }
 }
+
+/// Hand-aimed corruptions of the structures that can form loops.
+@Suite struct XFSFATISO9660LoopTests {
+    @Test func fatChainLoopIsDetected() throws {
+        let image = try FSReadFixtures.image("fsread-fat16.img")
+        let fs = try FATFileSystem(source: image)
+        guard case .entry(let dir) = try fs.resolve("/leafdir") else { throw FSReadFixtures.FixtureError(message: "leafdir") }
+        let chain = try fs.chain(from: dir.cluster, limit: 1000)
+        #expect(chain.count > 2)
+        // Point the second cluster's FAT entry back at the first.
+        let entry = fs.fatOffset + UInt64(chain[1]) * 2
+        let old = try image.read(at: entry, count: 2)
+        let target = [UInt8(dir.cluster & 0xFF), UInt8(dir.cluster >> 8)]
+        let looped = try FATFileSystem(source: FlippedSource(base: image, flips: [entry: old[0] ^ target[0], entry + 1: old[1] ^ target[1]]))
+        #expect(throws: FATFileSystem.Error.chainLoop(start: dir.cluster, cluster: dir.cluster)) { try looped.list("/leafdir") }
+        #expect(throws: FATFileSystem.Error.chainLoop(start: dir.cluster, cluster: dir.cluster)) { try looped.stat("/leafdir/nothing") }
+    }
+
+    @Test(arguments: ["fsread-xfs-v4.img", "fsread-xfs-v5.img"]) func xfsBtreePointerUpTheTreeIsRejected(image: String) throws {
+        let source = try FSReadFixtures.image(image)
+        let fs = try XFSFileSystem(source: source)
+        let dir = try fs.resolve("/nodedir")
+        #expect(dir.format == .btree)
+        // Make the inode root claim level 2: its child (a level-0 leaf) then no longer fits,
+        // the same check that stops a child pointing back at an ancestor.
+        let rootLevelOffset = dir.offset + UInt64(fs.sb.isV5 ? 176 : 100)
+        let flips: [UInt64: UInt8] = [rootLevelOffset + 1: 0x01 ^ 0x02]
+        let corrupt = try XFSFileSystem(source: FlippedSource(base: source, flips: flips))
+        #expect(throws: XFSFileSystem.Error.self) { try corrupt.list("/nodedir") }
+        do {
+            _ = try corrupt.list("/nodedir")
+        } catch let error as XFSFileSystem.Error {
+            #expect(error.description.contains("level 0, expected 1"))
+        }
+    }
+
+    @Test func isoContinuationLoopIsCapped() throws {
+        // A Rock Ridge record whose CE continuation area points at itself, forever.
+        var image = [UInt8](repeating: 0, count: 24 * 2048)
+        func put(_ at: Int, _ bytes: [UInt8]) { image.replaceSubrange(at..<at + bytes.count, with: bytes) }
+        func both32(_ v: UInt32) -> [UInt8] {
+            let le = [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)]
+            return le + le.reversed()
+        }
+        func record(lba: UInt32, length: UInt32, flags: UInt8, name: [UInt8], su: [UInt8] = []) -> [UInt8] {
+            var r = [UInt8](repeating: 0, count: 33 + name.count + (name.count % 2 == 0 ? 1 : 0))
+            r.replaceSubrange(2..<10, with: both32(lba))
+            r.replaceSubrange(10..<18, with: both32(length))
+            r[25] = flags
+            r[32] = UInt8(name.count)
+            r.replaceSubrange(33..<33 + name.count, with: name)
+            r += su
+            r[0] = UInt8(r.count)
+            return r
+        }
+        let sp: [UInt8] = Array("SP".utf8) + [7, 1, 0xBE, 0xEF, 0]
+        let ce: [UInt8] = Array("CE".utf8) + [28, 1] + both32(20) + both32(0) + both32(28)
+        put(16 * 2048, [1] + Array("CD001".utf8) + [1])
+        put(16 * 2048 + 128, [0, 8, 8, 0])
+        put(16 * 2048 + 156, record(lba: 18, length: 2048, flags: 2, name: [0]))
+        put(17 * 2048, [255] + Array("CD001".utf8) + [1])
+        put(18 * 2048, record(lba: 18, length: 2048, flags: 2, name: [0], su: sp) + record(lba: 18, length: 2048, flags: 2, name: [1])
+            + record(lba: 21, length: 5, flags: 0, name: Array("A;1".utf8), su: ce))
+        put(20 * 2048, ce)
+        let fs = try ISO9660FileSystem(source: MemorySource(image))
+        #expect(fs.names == .rockRidge)
+        #expect(throws: ISO9660FileSystem.Error.self) { try fs.list("/") }
+    }
+}
