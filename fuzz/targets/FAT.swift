@@ -44,10 +44,10 @@ struct FuzzSparseSource: ByteSource {
     private func copy(_ sector: UInt64, _ offset: UInt64, _ out: inout [UInt8]) {
         guard sector <= UInt64(UInt32.max), let bytes = sectors[UInt32(sector)] else { return }
         let start = sector * 512
-        for i in 0..<512 {
-            let at = start + UInt64(i)
-            if at >= offset && at < offset + UInt64(out.count) { out[Int(at - offset)] = bytes[i] }
-        }
+        let lo = max(start, offset)
+        let hi = min(start + 512, offset + UInt64(out.count))
+        guard lo < hi else { return }
+        out.replaceSubrange(Int(lo - offset)..<Int(hi - offset), with: bytes[Int(lo - start)..<Int(hi - start)])
     }
 }
 
