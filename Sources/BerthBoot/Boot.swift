@@ -127,6 +127,7 @@ public enum BootError: Error, CustomStringConvertible, Sendable, Equatable {
     case outputDirectory(path: String, reason: String)
     case write(path: String, errno: Int32)
     case noFileSystem(image: String, reason: String)
+    case menuTooComplex(path: String, reason: String)
     case usage(String)
     case badValue(option: String, value: String, reason: String)
 
@@ -154,6 +155,8 @@ public enum BootError: Error, CustomStringConvertible, Sendable, Equatable {
             "cannot write \(path): \(errnoText(errno)) — check free space in the output directory"
         case .noFileSystem(let image, let reason):
             "\(image): \(reason) — check that it is a guest disk image, or use --offset= / --kernel="
+        case .menuTooComplex(let path, let reason):
+            "\(path): \(reason) — this is not a real boot menu; check the guest image"
         case .usage(let text): text
         case .badValue(let option, let value, let reason): "\(option)=\(value): \(reason)"
         }

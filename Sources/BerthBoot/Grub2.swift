@@ -108,8 +108,7 @@ public enum Grub2 {
         mutating func step() throws {
             steps += 1
             if steps > BootLimits.maxScriptSteps {
-                throw BootError.badValue(
-                    option: path, value: "", reason: "the menu runs more than \(BootLimits.maxScriptSteps) commands; it is not a real menu")
+                throw BootError.menuTooComplex(path: path, reason: "it runs more than \(BootLimits.maxScriptSteps) commands")
             }
         }
 
@@ -554,7 +553,8 @@ public enum Grub2 {
             var scratch: [Item] = []
             do { try run(body, items: &scratch, depth: 1) } catch {}
             returning = false
-            let result = boot ?? BootEntry(title: title, id: id, submenus: submenus)
+            var result = boot ?? BootEntry(title: title, id: id, submenus: submenus)
+            if result.root == nil { result.root = env["root"] }
             boot = nil
             env = savedEnv
             positional = savedPositional
