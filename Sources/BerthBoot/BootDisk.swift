@@ -6,20 +6,17 @@ import BerthDisk
 public typealias FileSystemOpener = @Sendable (_ image: any ByteSource, _ offset: UInt64?) throws -> [any FileSystem]
 
 public enum BootDisk {
-    /// Filesystem readers the bootloader knows, tried in order on a source (a whole disk or a
-    /// partition); each returns nil when the bytes are not its filesystem.
-    public typealias Probe = @Sendable (any ByteSource) throws -> (any FileSystem)?
-
-    /// Until BerthDisk's volume discovery lands, no reader is linked here; callers pass
-    /// their own opener (tests) or get a clear error.
-    public static let probes: [Probe] = []
-
-    /// The default opener: the image (or the slice at `offset`) as one filesystem.
+    /// The default opener: BerthDisk's volume discovery (MBR/GPT partitions, LVM logical
+    /// volumes, or the whole disk), each volume probed with every reader BerthDisk links.
     public static let open: FileSystemOpener = { image, offset in
-        let source: any ByteSource = try offset.map { try image.slice(offset: $0, length: image.size - min($0, image.size)) } ?? image
-        for probe in probes {
-            if let fs = try probe(source) { return [fs] }
+        let (volumes, problems) = try Volumes.discover(image, offset: offset)
+        let filesystems = volumes.compactMap(\.filesystem)
+        guard !filesystems.isEmpty else {
+            var reasons = volumes.map { "\($0.location): \($0.failure ?? "unreadable")" }
+            reasons += problems
+            throw BootError.noFileSystem(
+                image: "disk image", reason: reasons.isEmpty ? "no partition or filesystem found" : reasons.joined(separator: "; "))
         }
-        throw BootError.noFileSystem(image: "image", reason: "no filesystem reader recognized it")
+        return filesystems
     }
 }
