@@ -61,7 +61,10 @@ public struct BootSelection: Sendable, Equatable {
     /// - Throws: `BootError` (each says what to do next) or the disk readers' errors.
     public static func pick(_ request: BootRequest, open: FileSystemOpener = BootDisk.open) throws -> BootSelection {
         let image = try FileSource(path: request.image)
-        let filesystems = try open(image, request.offset)
+        let filesystems: [any FileSystem]
+        do { filesystems = try open(image, request.offset) } catch BootError.noFileSystem(_, let reason) {
+            throw BootError.noFileSystem(image: request.image, reason: reason)
+        }
         let plan = try plan(request, filesystems: filesystems)
         return try plan.run(request)
     }

@@ -201,13 +201,21 @@ public enum BootloaderCommand {
             return output
         }
 
-        // Refuse an unrepresentable answer before copying anything (XSA-198).
+        let image = try FileSource(path: options.image)
+        let filesystems: [any FileSystem]
+        do { filesystems = try open(image, options.offset) } catch BootError.noFileSystem(_, let reason) {
+            throw BootError.noFileSystem(image: options.image, reason: reason)
+        }
+        return try execute(options, filesystems: filesystems)
+    }
+
+    /// `execute` on filesystems already opened (tests, callers with their own discovery).
+    public static func execute(_ options: Options, filesystems: [any FileSystem]) throws -> Output {
+        var output = Output()
         let request = BootRequest(
             image: options.image, entry: options.entry, kernel: options.kernel, ramdisk: options.ramdisk,
             extraArgs: options.args, outputDirectory: options.outputDirectory, offset: options.offset,
             limits: options.limits, notReally: options.notReally)
-        let image = try FileSource(path: options.image)
-        let filesystems = try open(image, options.offset)
         if options.listEntries {
             for fs in filesystems {
                 if let menu = try? MenuSearch.find(in: fs) {
@@ -219,6 +227,7 @@ public enum BootloaderCommand {
             return output
         }
         let plan = try BootSelection.plan(request, filesystems: filesystems)
+        // Refuse an unrepresentable answer before copying anything (XSA-198).
         let format = options.outputFormat
         _ = try render(format, kernel: "k", ramdisk: nil, args: plan.cmdline)
         for file in [plan.kernel] + plan.initrds { _ = try render(format, kernel: file.path, ramdisk: nil, args: nil) }
