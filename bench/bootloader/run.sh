@@ -14,14 +14,19 @@ for tool in hyperfine strace mke2fs python3; do
 done
 [ -x "$pygrub" ] || { echo "missing $pygrub: apt-get install --no-install-recommends xen-utils-4.17" >&2; exit 1; }
 
+# Two builds: the default (dynamically linked Swift runtime) and --static-swift-stdlib,
+# which saves the dynamic loader's work at every start.
 (cd "$root" && BERTH_ONLY=BerthBoot swift build -c release --product berth-bootloader >/dev/null)
+(cd "$root" && BERTH_ONLY=BerthBoot swift build -c release --product berth-bootloader --static-swift-stdlib \
+    --scratch-path "$root/.build-bench-static" >/dev/null)
 berth="$root/.build/release/berth-bootloader"
+static="$root/.build-bench-static/release/berth-bootloader"
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 "$here/make-image.sh" "$work" >/dev/null
 image="$work/disk.img"
-mkdir -m 0700 "$work/out-berth" "$work/out-pygrub"
+mkdir -m 0700 "$work/out-berth" "$work/out-pygrub" "$work/out-static"
 
 # PyGRUB logs every GRUB2 directive it does not know to stderr; both get stderr discarded.
 declare -A commands
@@ -31,6 +36,9 @@ commands[notreally,pygrub]="$pygrub -q -n $image"
 commands[notreally,berth]="$berth -q -n $image"
 commands[extract,pygrub]="$pygrub -q --output-format=simple0 --output-directory=$work/out-pygrub $image"
 commands[extract,berth]="$berth -q --output-format=simple0 --output-directory=$work/out-berth $image"
+commands[list,static]="$static --list-entries $image"
+commands[notreally,static]="$static -q -n $image"
+commands[extract,static]="$static -q --output-format=simple0 --output-directory=$work/out-static $image"
 
 # Same answer first: the default entry's kernel and initrd must be byte-identical.
 $pygrub -q --output-format=simple --output-directory="$work/out-pygrub" "$image" 2>/dev/null > "$work/pygrub.out"
@@ -42,10 +50,10 @@ cmp -s "$pk" "$bk" && cmp -s "$pr" "$br" || { echo "kernels or initrds differ be
 echo "same kernel, initrd and args from both ($(stat -c %s "$bk") + $(stat -c %s "$br") bytes)"
 
 median() { python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$1"; }
-printf '\n%-12s %12s %12s %8s %14s %14s\n' mode "pygrub ms" "berth ms" ratio "pygrub bytes" "berth bytes"
+printf '\n%-10s %10s %10s %7s %11s %7s %13s %12s\n' mode "pygrub ms" "berth ms" ratio "static ms" ratio "pygrub bytes" "berth bytes"
 for mode in list notreally extract; do
     declare -A ms bytes
-    for tool in pygrub berth; do
+    for tool in pygrub berth static; do
         cmd=${commands[$mode,$tool]}
         out="$work/out-$tool"
         hyperfine -N --style none --warmup 3 --runs "$runs" --prepare "find $out -type f -delete" \
@@ -60,7 +68,9 @@ for mode in list notreally extract; do
         find "$out" -type f -delete
     done
     ratio=$(python3 -c "print('%.1fx' % (${ms[pygrub]} / ${ms[berth]}))")
-    printf '%-12s %12s %12s %8s %14s %14s\n' "$mode" "${ms[pygrub]}" "${ms[berth]}" "$ratio" "${bytes[pygrub]}" "${bytes[berth]}"
+    sratio=$(python3 -c "print('%.1fx' % (${ms[pygrub]} / ${ms[static]}))")
+    printf '%-10s %10s %10s %7s %11s %7s %13s %12s\n' "$mode" "${ms[pygrub]}" "${ms[berth]}" "$ratio" "${ms[static]}" "$sratio" "${bytes[pygrub]}" "${bytes[berth]}"
 done
 echo
-echo "median of $runs runs each (hyperfine, after 3 warm-up runs; page cache warm); ratio = pygrub / berth"
+echo "median of $runs runs each (hyperfine -N, after 3 warm-up runs; page cache warm); ratio = pygrub / berth"
+echo "static = berth-bootloader built with --static-swift-stdlib; bytes = read(2)/pread(2) from the image (strace)"
