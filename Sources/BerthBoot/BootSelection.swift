@@ -92,15 +92,30 @@ public struct BootSelection: Sendable, Equatable {
                 }
                 index = chosen
             }
-            let entry = menu.entries[index]
-            guard let kernel = entry.kernel else { throw BootError.notLinux(title: entry.title) }
-            let kernelFile = try locate(kernel, preferring: fs, among: filesystems)
-            let initrds = try entry.initrds.map { try locate($0, preferring: kernelFile.fs, among: filesystems) }
+            var entry = menu.entries[index]
+            var files: (GuestFile, [GuestFile])
+            do {
+                files = try guestFiles(entry, menu: fs, all: filesystems)
+            } catch {
+                // Unattended, GRUB boots the `fallback` entry when the default cannot load.
+                guard request.entry == nil, let fallback = menu.fallbackIndex, menu.entries.indices.contains(fallback),
+                    fallback != index, let other = try? guestFiles(menu.entries[fallback], menu: fs, all: filesystems)
+                else { throw error }
+                entry = menu.entries[fallback]
+                files = other
+            }
+            let (kernelFile, initrds) = files
             var cmdline = entry.args
             if let extra = request.extraArgs, !extra.isEmpty { cmdline += cmdline.isEmpty ? extra : " " + extra }
             return BootPlan(kernel: kernelFile, initrds: initrds, cmdline: cmdline, entry: entry, menu: menu)
         }
         throw firstError ?? BootError.noMenu(searched: [])
+    }
+
+    static func guestFiles(_ entry: BootEntry, menu fs: any FileSystem, all: [any FileSystem]) throws -> (GuestFile, [GuestFile]) {
+        guard let kernel = entry.kernel else { throw BootError.notLinux(title: entry.title) }
+        let kernelFile = try locate(kernel, preferring: fs, among: all)
+        return (kernelFile, try entry.initrds.map { try locate($0, preferring: kernelFile.fs, among: all) })
     }
 
     static func isNoMenu(_ error: Error?) -> Bool {

@@ -3,8 +3,11 @@ import BerthDisk
 /// SYSLINUX/EXTLINUX/ISOLINUX configuration. Paths without a leading `/` are relative to the
 /// configuration file's directory, as SYSLINUX's working directory is.
 public enum Extlinux {
-    public static func parse(_ bytes: [UInt8], path: String = "/boot/extlinux.conf") -> BootMenu {
+    /// - Parameter fs: serves `INCLUDE`d files (relative to the configuration's directory).
+    public static func parse(_ bytes: [UInt8], path: String = "/boot/extlinux.conf", fs: (any FileSystem)? = nil) -> BootMenu {
         let directory = BootPath.directory(of: path)
+        var budget = BootLimits.maxMenuBytes
+        let lines = expandIncludes(bytes, directory: directory, fs: fs, depth: 0, budget: &budget)
         var entries: [BootEntry] = []
         var defaultLabel: String?
         var defaultAppend: [String] = []
@@ -35,7 +38,7 @@ public enum Extlinux {
             current = nil
         }
 
-        for raw in menuLines(bytes) {
+        for raw in lines {
             let line = raw.trimmedSpaces
             guard !line.isEmpty, !line.hasPrefix("#") else { continue }
             let keyword = String(line.prefix(while: { $0 != " " && $0 != "\t" })).lowercased()
@@ -100,6 +103,28 @@ public enum Extlinux {
         return BootMenu(
             format: .extlinux, path: path, entries: entries, defaultIndex: defaultIndex, timeout: timeout,
             hidden: hidden, hasPassword: hasPassword)
+    }
+
+    /// Lines with `INCLUDE file` and `MENU INCLUDE file` replaced by the file's lines, with
+    /// the nesting and the total size capped like one menu (a guest may include itself).
+    static func expandIncludes(_ bytes: [UInt8], directory: String, fs: (any FileSystem)?, depth: Int, budget: inout Int) -> [Substring] {
+        var out: [Substring] = []
+        for raw in menuLines(bytes) {
+            let w = words(raw.trimmedSpaces)
+            var target: String?
+            if w.count >= 2, w[0].lowercased() == "include" { target = w[1] }
+            if w.count >= 3, w[0].lowercased() == "menu", w[1].lowercased() == "include" { target = w[2] }
+            guard let target else {
+                out.append(raw)
+                continue
+            }
+            guard let fs, depth < 8, budget > 0,
+                let included = try? fs.read(BootPath.resolve(target, relativeTo: directory), limit: budget)
+            else { continue }
+            budget -= included.count
+            out += expandIncludes(included, directory: directory, fs: fs, depth: depth + 1, budget: &budget)
+        }
+        return out
     }
 }
 

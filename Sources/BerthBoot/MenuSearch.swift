@@ -52,7 +52,7 @@ public enum MenuSearch {
         case .grub2:
             return try Grub2.parse(bytes, path: path, fs: fs)
         case .extlinux:
-            return Extlinux.parse(bytes, path: path)
+            return Extlinux.parse(bytes, path: path, fs: fs)
         case .grubLegacy:
             var saved: Int?
             if let fs, let data = try? fs.read(BootPath.directory(of: path) + "/default", limit: 4096) {

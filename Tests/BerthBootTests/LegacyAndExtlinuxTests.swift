@@ -170,3 +170,32 @@ import Testing
         #expect(try plan.kernel.fs.read(plan.kernel.path, limit: 10) == Array("K".utf8))
     }
 }
+
+@Suite struct IncludeAndFallbackTests {
+    @Test func extlinuxIncludesAreReadRelativeToTheConfig() throws {
+        let fs = MemoryFileSystem([
+            "/isolinux/isolinux.cfg": "include menu.cfg\ndefault vesamenu.c32\n",
+            "/isolinux/menu.cfg": "menu include txt.cfg\ninclude menu.cfg\n",
+            "/isolinux/txt.cfg": "default live\nlabel live\n  kernel /casper/vmlinuz\n  append initrd=/casper/initrd boot=casper quiet splash ---\n",
+        ])
+        let menu = try MenuSearch.find(in: fs)
+        #expect(menu.path == "/isolinux/isolinux.cfg")
+        #expect(menu.defaultEntry?.kernel == "/casper/vmlinuz")
+        #expect(menu.defaultEntry?.initrds == ["/casper/initrd"])
+        #expect(menu.defaultEntry?.args == "boot=casper quiet splash ---")
+    }
+
+    @Test func grubLegacyFallbackWhenTheDefaultKernelIsMissing() throws {
+        let fs = MemoryFileSystem([
+            "/boot/grub/menu.lst": "default 0\nfallback 1\ntitle new\nkernel /boot/vmlinuz-new\ntitle old\nkernel /boot/vmlinuz-old ro\n",
+            "/boot/vmlinuz-old": "K",
+        ])
+        let plan = try BootSelection.plan(BootRequest(image: "img", outputDirectory: "/x"), filesystems: [fs])
+        #expect(plan.entry?.title == "old")
+        #expect(plan.cmdline == "ro")
+        // An entry the user names is never silently replaced.
+        #expect(throws: BootError.fileMissing(path: "/boot/vmlinuz-new")) {
+            try BootSelection.plan(BootRequest(image: "img", entry: "new", outputDirectory: "/x"), filesystems: [fs])
+        }
+    }
+}
