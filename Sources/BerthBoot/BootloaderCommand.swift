@@ -154,19 +154,17 @@ public enum BootloaderCommand {
                 writeAll(1, Array((usage + "\n").utf8))
                 return 0
             }
+            // Like PyGRUB: the caller (libxl) made this file or FIFO; never create it. Opened
+            // first so that a bad path fails before anything is extracted.
+            var resultFD: Int32 = 1
+            if let path = options.output {
+                resultFD = Glibc.open(path, O_WRONLY | O_CLOEXEC)
+                guard resultFD >= 0 else { throw BootError.write(path: path, errno: errno) }
+            }
+            defer { if resultFD != 1 { close(resultFD) } }
             let out = try execute(options, open: open)
             writeAll(1, out.stdout)
-            if !out.result.isEmpty {
-                if let path = options.output {
-                    // Like PyGRUB: the caller (libxl) made this file or FIFO; never create it.
-                    let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
-                    guard fd >= 0 else { throw BootError.write(path: path, errno: errno) }
-                    defer { close(fd) }
-                    writeAll(fd, out.result)
-                } else {
-                    writeAll(1, out.result)
-                }
-            }
+            writeAll(resultFD, out.result)
             return 0
         } catch {
             writeAll(2, Array("berth-bootloader: \(error)\n".utf8))

@@ -179,6 +179,11 @@ public enum Grub2 {
                         hasField = true
                     } else {
                         let parts = v.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+                        // Leading whitespace in the value ends the field built so far.
+                        if let first = v.first, first == " " || first == "\t" || first == "\n", !parts.isEmpty, hasField {
+                            fields.append(current)
+                            current = ""
+                        }
                         for (k, part) in parts.enumerated() {
                             if k > 0 {
                                 fields.append(current)

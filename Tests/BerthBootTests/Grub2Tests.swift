@@ -238,3 +238,10 @@ extension String {
         return nil
     }
 }
+
+@Suite struct Grub2SplittingTests {
+    @Test func unquotedValuesSplitOnTheirOwnWhitespace() throws {
+        let menu = try Grub2.parse(Array("a=' x  y '\nmenuentry 'e' { linux /k pre$a\"post\" }".utf8))
+        #expect(menu.defaultEntry?.args == "pre x y post")
+    }
+}
