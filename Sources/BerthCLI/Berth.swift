@@ -12,7 +12,7 @@ public struct Berth: AsyncParsableCommand {
         subcommands: [
             List.self, Define.self, Undefine.self, Start.self, Shutdown.self, Destroy.self, Reboot.self,
             Suspend.self, Resume.self, DomInfo.self, DomState.self, Console.self, Log.self, Autostart.self,
-            Events.self, HostCheck.self,
+            Events.self, HostCheck.self, Bootloader.self,
         ])
 
     public init() {}
