@@ -112,9 +112,9 @@ struct GuestTests {
             #expect(process.qmp.greeting.major >= 7)
             let ready = await waitFor("BERTH-GUEST-READY", in: paths.consoleLog)
             try #require(ready != nil, "no marker in \(paths.consoleLog)")
-            #expect(try await process.qmp.execute("query-status")["status"]?.string == "running")
+            #expect(try await process.status() == "running")
 
-            try await process.qmp.execute("system_powerdown")
+            try await process.powerdown()
             #expect(await events.wait { $0 == .powerdown })
             #expect(await events.wait { $0 == .shutdown(guest: true, reason: "guest-shutdown") })
             #expect(await process.waitForExit(timeout: .seconds(30)))
@@ -184,6 +184,16 @@ struct GuestTests {
             await events.start(process.qmp)
             #expect(await waitFor("BERTH-GUEST-REBOOT", in: paths.consoleLog) != nil)
             #expect(await events.wait { $0 == .shutdown(guest: true, reason: "guest-reset") })
+            #expect(await process.waitForExit(timeout: .seconds(30)))
+        }
+    }
+
+    @Test func guestPanicIsReportedThroughPVPanic() async throws {
+        try await withGuest(guestSpec(name: "bq-panic", cmdline: "console=ttyS0 berth.mode=panic")) { process, paths in
+            let events = EventLog()
+            await events.start(process.qmp)
+            #expect(await events.wait(for: { $0 == .guestPanicked(action: "poweroff") }, timeout: .seconds(90)))
+            #expect(await events.wait { $0 == .shutdown(guest: true, reason: "guest-panic") })
             #expect(await process.waitForExit(timeout: .seconds(30)))
         }
     }
