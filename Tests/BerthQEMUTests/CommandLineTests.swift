@@ -22,7 +22,8 @@ import Testing
     }
 
     @Test func directKernelGuestOnTCG() throws {
-        let line = try QEMUCommandLine(spec: spec(), accel: .tcg, paths: paths, diskFormat: { _ in .raw })
+        // Without a host TSC rate, a TCG guest gets pc (microvm would hang calibrating).
+        let line = try QEMUCommandLine(spec: spec(), accel: .tcg, paths: paths, diskFormat: { _ in .raw }, tscKHz: nil)
         let args = line.arguments
         #expect(line.machine == "pc")
         #expect(values(args, "-name") == ["guest=devel1"])
@@ -178,20 +179,27 @@ import Testing
     }
 
     @Test func machineChoice() throws {
-        // microvm only under KVM, for direct-kernel virtio guests without display or cdrom.
-        #expect(QEMUCommandLine.defaultMachine(spec: spec(), boot: nil, accel: .kvm) == "microvm")
-        #expect(QEMUCommandLine.defaultMachine(spec: spec(), boot: nil, accel: .tcg) == "pc")
+        // microvm for host-kernel virtio guests without display or cdrom; under TCG only with
+        // the host TSC rate to give the guest.
+        #expect(QEMUCommandLine.defaultMachine(spec: spec(), boot: nil, accel: .kvm, tscKHz: nil) == "microvm")
+        #expect(QEMUCommandLine.defaultMachine(spec: spec(), boot: nil, accel: .tcg, tscKHz: 2_596_122) == "microvm")
+        #expect(QEMUCommandLine.defaultMachine(spec: spec(), boot: nil, accel: .tcg, tscKHz: nil) == "pc")
         let cdrom = spec { $0.disks = [DiskSpec(path: "/x.iso", device: .cdrom)] }
-        #expect(QEMUCommandLine.defaultMachine(spec: cdrom, boot: nil, accel: .kvm) == "pc")
+        #expect(QEMUCommandLine.defaultMachine(spec: cdrom, boot: nil, accel: .kvm, tscKHz: nil) == "pc")
         let vnc = spec { $0.graphics = GraphicsSpec() }
-        #expect(QEMUCommandLine.defaultMachine(spec: vnc, boot: nil, accel: .kvm) == "pc")
+        #expect(QEMUCommandLine.defaultMachine(spec: vnc, boot: nil, accel: .kvm, tscKHz: nil) == "pc")
+        let noACPI = spec { $0.acpi = false }
+        #expect(QEMUCommandLine.defaultMachine(spec: noACPI, boot: nil, accel: .kvm, tscKHz: nil) == "pc")
         let diskBoot = spec {
             $0.kernel = nil
             $0.initrd = nil
             $0.cmdline = nil
             $0.disks = [DiskSpec(path: "/x.img")]
         }
-        #expect(QEMUCommandLine.defaultMachine(spec: diskBoot, boot: nil, accel: .kvm) == "pc")
+        #expect(QEMUCommandLine.defaultMachine(spec: diskBoot, boot: nil, accel: .kvm, tscKHz: nil) == "pc")
+        // A kernel from the guest's disk may predate microvm support: pc.
+        let fromDisk = BootFiles(kernel: "/run/berth/k")
+        #expect(QEMUCommandLine.defaultMachine(spec: diskBoot, boot: fromDisk, accel: .kvm, tscKHz: nil) == "pc")
     }
 
     @Test func microvmArguments() throws {
@@ -205,13 +213,41 @@ import Testing
         #expect(values(line.arguments, "-append") == ["root=/dev/vda1 console=ttyS0 reboot=t"])
         #expect(values(line.arguments, "-device").contains("virtio-blk-device,drive=disk0"))
         #expect(values(line.arguments, "-device").contains("virtio-net-device,netdev=net0"))
-        let forcedTCG = try QEMUCommandLine(spec: spec { $0.machine = "microvm" }, accel: .tcg, paths: paths)
-        #expect(values(forcedTCG.arguments, "-machine") == ["microvm,acpi=on,pit=on,pic=on,rtc=on"])
+        #expect(values(line.arguments, "-device").contains("pvpanic"))
+
+        let tcg = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw }, tscKHz: 2_596_122)
+        #expect(tcg.machine == "microvm")
+        #expect(values(tcg.arguments, "-machine") == ["microvm,acpi=on"])
+        #expect(values(tcg.arguments, "-append") == ["root=/dev/vda1 console=ttyS0 reboot=t tsc_early_khz=2596122"])
+        // The guest's own choices are kept.
+        let own = spec {
+            $0.cmdline = "console=ttyS0,115200 reboot=k tsc_early_khz=1000"
+            $0.machine = "microvm"
+        }
+        let kept = try QEMUCommandLine(spec: own, accel: .tcg, paths: paths, tscKHz: 2_596_122)
+        #expect(values(kept.arguments, "-append") == ["console=ttyS0,115200 reboot=k tsc_early_khz=1000"])
+
         let ide = spec {
             $0.machine = "microvm"
             $0.disks = [DiskSpec(path: "/x.img", bus: .ide)]
         }
         #expect(throws: BerthError.self) { try QEMUCommandLine(spec: ide, accel: .kvm, paths: paths, diskFormat: { _ in .raw }) }
+    }
+
+    @Test(arguments: [
+        ("model name\t: AMD EPYC\ncpu MHz\t\t: 2596.122\n", false, 2_596_122),
+        ("model name\t: Intel(R) Xeon(R) CPU E5-2690 v4 @ 2.60GHz\ncpu MHz\t\t: 1199.932\n", true, 2_600_000),
+        ("model name\t: Intel(R) Xeon(R) CPU E5-2690 v4 @ 2.60GHz\ncpu MHz\t\t: 2599.998\n", false, 2_599_998),
+        ("model name\t: AMD EPYC\ncpu MHz\t\t: 3400.000\n", true, 3_400_000),
+    ])
+    func hostTSCRate(cpuinfo: String, cpufreq: Bool, khz: Int) {
+        #expect(HostTSC.parse(cpuinfo: cpuinfo, cpufreqActive: cpufreq) == khz)
+    }
+
+    @Test func hostTSCRateRefusesNonsense() {
+        #expect(HostTSC.parse(cpuinfo: "cpu MHz\t: 0.000\n", cpufreqActive: false) == nil)
+        #expect(HostTSC.parse(cpuinfo: "cpu MHz\t: lots\n", cpufreqActive: false) == nil)
+        #expect(HostTSC.parse(cpuinfo: "", cpufreqActive: false) == nil)
     }
 
     @Test func lifecycleActions() throws {

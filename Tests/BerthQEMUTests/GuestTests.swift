@@ -105,13 +105,19 @@ func withGuest(
 
 @Suite(.serialized, .enabled(if: GuestFixture.available, "guest fixture not built (fixtures/guest/build.sh)"))
 struct GuestTests {
-    @Test func bootsToTheMarkerAndPowersOffOnACPI() async throws {
-        try await withGuest(guestSpec(name: "bq-powerdown")) { process, paths in
+    /// The default machine for this guest is microvm; pc is what disk-booted guests get.
+    @Test(arguments: ["pc", "microvm"])
+    func bootsToTheMarkerAndPowersOffOnACPI(machine: String) async throws {
+        var spec = guestSpec(name: "bq-powerdown")
+        spec.machine = machine
+        try await withGuest(spec) { process, paths in
             let events = EventLog()
             await events.start(process.qmp)
             #expect(process.qmp.greeting.major >= 7)
             let ready = await waitFor("BERTH-GUEST-READY", in: paths.consoleLog)
             try #require(ready != nil, "no marker in \(paths.consoleLog)")
+            let arguments = try #require(QEMUProcess.commandLine(pid: process.pid))
+            #expect(arguments.contains { $0.hasPrefix(machine) })
             #expect(try await process.status() == "running")
 
             try await process.powerdown()
@@ -179,7 +185,9 @@ struct GuestTests {
     }
 
     @Test func guestRebootEndsQEMUSoBerthCanRestartIt() async throws {
-        try await withGuest(guestSpec(name: "bq-reboot", cmdline: "console=ttyS0 berth.mode=reboot")) { process, paths in
+        var spec = guestSpec(name: "bq-reboot", cmdline: "console=ttyS0 berth.mode=reboot")
+        spec.machine = "pc"
+        try await withGuest(spec) { process, paths in
             let events = EventLog()
             await events.start(process.qmp)
             #expect(await waitFor("BERTH-GUEST-REBOOT", in: paths.consoleLog) != nil)
