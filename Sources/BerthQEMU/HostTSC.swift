@@ -28,7 +28,9 @@ public enum HostTSC {
     static func parse(cpuinfo: String, cpufreqActive: Bool) -> Int? {
         let lines = cpuinfo.split(separator: "\n")
         func value(_ key: String) -> Substring? {
-            guard let line = lines.first(where: { $0.hasPrefix(key) }), let colon = line.firstIndex(of: ":") else { return nil }
+            guard let line = lines.first(where: { $0.hasPrefix(key) }), let colon = line.firstIndex(of: ":") else {
+                return nil
+            }
             return line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
         }
         var nominal: Int?

@@ -110,7 +110,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
                     remedy: "Remove \"graphics\", or set \"machine\": \"pc\".")
             }
             guard graphics.kind == .vnc else {
-                throw BerthError(.unavailable, "SPICE graphics are not supported yet.", remedy: "Use \"kind\": \"vnc\".")
+                throw BerthError(
+                    .unavailable, "SPICE graphics are not supported yet.", remedy: "Use \"kind\": \"vnc\".")
             }
             let listen = graphics.listen ?? "127.0.0.1"
             let host = listen.contains(":") && !listen.hasPrefix("[") ? "[\(listen)]" : listen

@@ -55,7 +55,8 @@ public struct QEMUProcess: Sendable {
         if let pid = runningPID(uuid: uuid, paths: paths) {
             throw BerthError(
                 .wrongState, "Domain '\(commandLine.name)' is already running (QEMU PID \(pid)).",
-                remedy: "Stop it first with 'berth shutdown \(commandLine.name)' or 'berth destroy \(commandLine.name)'.")
+                remedy:
+                    "Stop it first with 'berth shutdown \(commandLine.name)' or 'berth destroy \(commandLine.name)'.")
         }
         paths.removeRuntimeFiles()
         try paths.rotateConsoleLog(maxBytes: logRotation.maxBytes, keep: logRotation.keep)

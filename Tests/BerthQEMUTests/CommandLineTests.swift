@@ -6,7 +6,9 @@ import Testing
 
 @Suite struct CommandLineTests {
     let uuid = UUID(uuidString: "6F1C2B9E-3D4A-4E5F-8A7B-1C2D3E4F5A6B") ?? UUID()
-    var paths: RuntimePaths { RuntimePaths(runtimeRoot: "/run/berth", logRoot: "/var/log/berth", name: "devel1", uuid: uuid) }
+    var paths: RuntimePaths {
+        RuntimePaths(runtimeRoot: "/run/berth", logRoot: "/var/log/berth", name: "devel1", uuid: uuid)
+    }
 
     func spec(_ configure: (inout DomainSpec) -> Void = { _ in }) -> DomainSpec {
         var spec = DomainSpec(
@@ -61,8 +63,10 @@ import Testing
         s.cmdline = nil
         s.bootloader = BootloaderSpec()
         s.disks = [DiskSpec(path: "/dev/vg/devel1")]
-        let boot = BootFiles(kernel: "/run/berth/k", initrd: "/run/berth/i", cmdline: "ro root=/dev/VolGroup00/LogVol00 console=hvc0")
-        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, boot: boot, diskFormat: { _ in .raw }).arguments
+        let boot = BootFiles(
+            kernel: "/run/berth/k", initrd: "/run/berth/i", cmdline: "ro root=/dev/VolGroup00/LogVol00 console=hvc0")
+        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, boot: boot, diskFormat: { _ in .raw })
+            .arguments
         #expect(values(args, "-kernel") == ["/run/berth/k"])
         #expect(values(args, "-initrd") == ["/run/berth/i"])
         // A console= the guest chose is kept as it is.
@@ -123,7 +127,8 @@ import Testing
         let qcow2 = dir + "/a.qcow2"
         let raw = dir + "/b.img"
         // A real qcow2 from qemu-img, and a raw file that is all zeros.
-        let made = try Process.run(URL(fileURLWithPath: "/usr/bin/qemu-img"), arguments: ["create", "-q", "-f", "qcow2", qcow2, "16M"])
+        let made = try Process.run(
+            URL(fileURLWithPath: "/usr/bin/qemu-img"), arguments: ["create", "-q", "-f", "qcow2", qcow2, "16M"])
         made.waitUntilExit()
         #expect(FileManager.default.createFile(atPath: raw, contents: Data(count: 4096)))
         #expect(try DiskFormat.detect(path: qcow2) == .qcow2)
@@ -155,13 +160,17 @@ import Testing
         }
         #expect(error?.code == .unavailable)
         #expect(error?.remedy?.contains("user") == true)
-        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, taps: [0: "berth-tap0"], diskFormat: { _ in .raw }).arguments
+        let args = try QEMUCommandLine(
+            spec: s, accel: .tcg, paths: paths, taps: [0: "berth-tap0"], diskFormat: { _ in .raw }
+        ).arguments
         #expect(values(args, "-netdev") == ["tap,id=net0,ifname=berth-tap0,script=no,downscript=no"])
     }
 
     @Test func hostileNICModelIsRefused() {
         let s = spec { $0.nics = [NICSpec(model: "e1000,romfile=/etc/shadow")] }
-        #expect(throws: BerthError.self) { try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw }) }
+        #expect(throws: BerthError.self) {
+            try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw })
+        }
     }
 
     @Test func vncWithPasswordKeepsThePasswordOffTheCommandLine() throws {
@@ -231,7 +240,9 @@ import Testing
             $0.machine = "microvm"
             $0.disks = [DiskSpec(path: "/x.img", bus: .ide)]
         }
-        #expect(throws: BerthError.self) { try QEMUCommandLine(spec: ide, accel: .kvm, paths: paths, diskFormat: { _ in .raw }) }
+        #expect(throws: BerthError.self) {
+            try QEMUCommandLine(spec: ide, accel: .kvm, paths: paths, diskFormat: { _ in .raw })
+        }
     }
 
     @Test(arguments: [

@@ -176,7 +176,9 @@ struct GuestTests {
             let decoyPaths = decoy.paths(for: spec)
             try decoyPaths.prepare()
             try "\(getpid())\n".write(toFile: decoyPaths.pidFile, atomically: true, encoding: .utf8)
-            await #expect(throws: BerthError.self) { _ = try await QEMUProcess.attach(uuid: spec.uuid, paths: decoyPaths) }
+            await #expect(throws: BerthError.self) {
+                _ = try await QEMUProcess.attach(uuid: spec.uuid, paths: decoyPaths)
+            }
 
             #expect(await fresh.stop(grace: .seconds(5)) == .quit)
             #expect(!fresh.isAlive)
@@ -213,7 +215,8 @@ struct GuestTests {
         let paths = scratch.paths(for: spec)
         let error = await #expect(throws: BerthError.self) {
             _ = try await QEMUProcess.launch(
-                try QEMUCommandLine(spec: spec, accel: .tcg, paths: paths), binary: try QEMUBinary.locate(), paths: paths)
+                try QEMUCommandLine(spec: spec, accel: .tcg, paths: paths), binary: try QEMUBinary.locate(),
+                paths: paths)
         }
         #expect(error?.code == .notFound)
         #expect(error?.message.contains("/nonexistent/vmlinuz") == true)

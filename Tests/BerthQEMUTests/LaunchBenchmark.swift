@@ -18,6 +18,7 @@ struct LaunchBenchmark {
         let binary = try QEMUBinary.locate()
         var api: [Double] = []
         var raw: [Double] = []
+        var launchReturned: [Double] = []
         var failures: [String] = []
         for run in 0..<Self.runs {
             for viaAPI in [true, false] {
@@ -32,6 +33,7 @@ struct LaunchBenchmark {
                 var process: QEMUProcess?
                 if viaAPI {
                     process = try await QEMUProcess.launch(line, binary: binary, paths: paths)
+                    launchReturned.append((clock.now - start).seconds)
                 } else {
                     try paths.prepare()
                     // posix_spawn and waitpid, nothing else (Foundation's Process blocks a
@@ -55,12 +57,18 @@ struct LaunchBenchmark {
             }
         }
         func summary(_ xs: [Double]) -> String {
-            xs.isEmpty ? "-" : xs.map { String(format: "%.2f", $0) }.joined(separator: " ")
-                + String(format: " (median %.2f s)", xs.sorted()[xs.count / 2])
+            xs.isEmpty
+                ? "-"
+                : xs.map { String(format: "%.2f", $0) }.joined(separator: " ")
+                    + String(format: " (median %.2f s)", xs.sorted()[xs.count / 2])
         }
         print("BENCH \(machine): api \(summary(api)); raw qemu \(summary(raw)); failures \(failures)")
+        print("BENCH \(machine): launch() returned (QEMU set up, QMP connected) after \(summary(launchReturned))")
         if !api.isEmpty, !raw.isEmpty {
-            print(String(format: "BENCH \(machine): api/raw median ratio %.3f", api.sorted()[api.count / 2] / raw.sorted()[raw.count / 2]))
+            print(
+                String(
+                    format: "BENCH \(machine): api/raw median ratio %.3f",
+                    api.sorted()[api.count / 2] / raw.sorted()[raw.count / 2]))
         }
         #expect(api.count + raw.count + failures.count == 2 * Self.runs)
     }
