@@ -163,6 +163,16 @@ public enum AcceleratorProbe {
     public static func hostCheck(qemuOverride: String? = nil) async -> (verdict: AcceleratorVerdict, qemu: QEMUBinary?)
     {
         var verdict = probe()
+        if verdict.chosen == .tcg {
+            verdict.checks.append(
+                HostTSC.kHz.map {
+                    HostCheck(
+                        name: "microvm under TCG", result: .pass, detail: "host TSC \($0) kHz, given to microvm guests")
+                }
+                    ?? HostCheck(
+                        name: "microvm under TCG", result: .warn,
+                        detail: "host TSC rate unknown: direct-kernel guests get the pc machine (slower boot)"))
+        }
         do {
             let qemu = try await QEMUBinary.find(override: qemuOverride)
             verdict.checks.insert(

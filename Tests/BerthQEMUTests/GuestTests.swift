@@ -208,6 +208,17 @@ struct GuestTests {
         }
     }
 
+    /// A QEMU that answers nothing (stopped with SIGSTOP: QMP `quit` times out and SIGTERM
+    /// stays pending) is ended with SIGKILL after the grace periods.
+    @Test func stopEscalatesToSIGKILL() async throws {
+        try await withGuest(guestSpec(name: "bq-hung")) { process, _ in
+            kill(process.pid, SIGSTOP)
+            #expect(await process.stop(grace: .milliseconds(500)) == .killed)
+            #expect(!process.isAlive)
+            #expect(await process.stop() == .alreadyGone)
+        }
+    }
+
     @Test func missingKernelIsAClearError() async throws {
         let spec = guestSpec(name: "bq-nokernel", kernel: "/nonexistent/vmlinuz")
         let scratch = Scratch()
