@@ -230,7 +230,10 @@ struct GuestTests {
                 paths: paths)
         }
         #expect(error?.code == .notFound)
-        #expect(error?.message.contains("/nonexistent/vmlinuz") == true)
+        #expect(
+            error?.message
+                == "QEMU could not start 'bq-nokernel': could not open kernel file '/nonexistent/vmlinuz': No such file or directory"
+        )
         #expect(error?.message.contains("bq-nokernel") == true)
         #expect(error?.remedy?.contains("kernel") == true)
         #expect(QEMUProcess.runningPID(uuid: spec.uuid, paths: paths) == nil)
