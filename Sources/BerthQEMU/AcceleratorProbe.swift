@@ -38,7 +38,9 @@ public enum AcceleratorProbe {
     static let vendorModules = ["kvm_intel", "kvm_amd", "kvm_pvm"]
 
     /// Reads the host: cpuinfo flags, `/dev/kvm`, the KVM vendor module.
-    public static func gather(procRoot: String = "/proc", sysRoot: String = "/sys", device: String = "/dev/kvm") -> Facts {
+    public static func gather(procRoot: String = "/proc", sysRoot: String = "/sys", device: String = "/dev/kvm")
+        -> Facts
+    {
         var flags = Set<String>()
         if let cpuinfo = try? String(contentsOfFile: procRoot + "/cpuinfo", encoding: .utf8),
             let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
@@ -51,7 +53,8 @@ public enum AcceleratorProbe {
 
         var modules: [String] = []
         let procModules = (try? String(contentsOfFile: procRoot + "/modules", encoding: .utf8)) ?? ""
-        let loaded = Set(procModules.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) })
+        let loaded = Set(
+            procModules.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) })
         for module in vendorModules
         where loaded.contains(module) || FileManager.default.fileExists(atPath: "\(sysRoot)/module/\(module)") {
             modules.append(module)
@@ -115,7 +118,9 @@ public enum AcceleratorProbe {
             checks.append(
                 HostCheck(
                     name: "KVM module", result: .fail,
-                    detail: "kvm_pvm: paravirtual KVM runs only PVM-enabled guest kernels; stock kernels hang and -cpu host aborts"))
+                    detail:
+                        "kvm_pvm: paravirtual KVM runs only PVM-enabled guest kernels; stock kernels hang and -cpu host aborts"
+                ))
         } else if let module = vendor.first {
             checks.append(HostCheck(name: "KVM module", result: .pass, detail: "\(module) (runs unmodified guests)"))
         } else if kvmUsable {
@@ -141,10 +146,12 @@ public enum AcceleratorProbe {
             reason = "/dev/kvm is kvm_pvm (paravirtual KVM): stock guest kernels hang under it"
         } else if !vendor.isEmpty || hardware != nil {
             chosen = .kvm
-            reason = "/dev/kvm works and is provided by \(vendor.first ?? "the kernel") for a CPU with \(hardware ?? "hardware virtualization")"
+            reason =
+                "/dev/kvm works and is provided by \(vendor.first ?? "the kernel") for a CPU with \(hardware ?? "hardware virtualization")"
         } else {
             chosen = .tcg
-            reason = "/dev/kvm opens but neither the CPU flags nor a kvm_intel/kvm_amd module show hardware virtualization"
+            reason =
+                "/dev/kvm opens but neither the CPU flags nor a kvm_intel/kvm_amd module show hardware virtualization"
         }
         return AcceleratorVerdict(chosen: chosen, reason: reason, checks: checks)
     }
@@ -153,8 +160,19 @@ public enum AcceleratorProbe {
     public static func probe() -> AcceleratorVerdict { verdict(from: gather()) }
 
     /// Probes the host and adds a line for the QEMU binary: everything `berth host-check` prints.
-    public static func hostCheck(qemuOverride: String? = nil) async -> (verdict: AcceleratorVerdict, qemu: QEMUBinary?) {
+    public static func hostCheck(qemuOverride: String? = nil) async -> (verdict: AcceleratorVerdict, qemu: QEMUBinary?)
+    {
         var verdict = probe()
+        if verdict.chosen == .tcg {
+            verdict.checks.append(
+                HostTSC.kHz.map {
+                    HostCheck(
+                        name: "microvm under TCG", result: .pass, detail: "host TSC \($0) kHz, given to microvm guests")
+                }
+                    ?? HostCheck(
+                        name: "microvm under TCG", result: .warn,
+                        detail: "host TSC rate unknown: direct-kernel guests get the pc machine (slower boot)"))
+        }
         do {
             let qemu = try await QEMUBinary.find(override: qemuOverride)
             verdict.checks.insert(

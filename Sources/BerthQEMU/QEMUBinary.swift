@@ -45,7 +45,9 @@ public struct QEMUBinary: Sendable, Equatable {
     static func notInstalled(path: String) -> BerthError {
         BerthError(
             .unavailable, "QEMU is not installed: \(defaultName) is not in PATH (\(path)).",
-            remedy: "Install it with 'apt-get install qemu-system-x86' (Debian/Ubuntu), or set \(environmentOverride) to the binary.")
+            remedy:
+                "Install it with 'apt-get install qemu-system-x86' (Debian/Ubuntu), or set \(environmentOverride) to the binary."
+        )
     }
 
     /// Locates the binary and asks it for its version.

@@ -38,10 +38,12 @@ public struct QEMUCommandLine: Sendable, Equatable {
     ///   - taps: tap interface names by NIC index, prepared by the host networking code, for
     ///     NICs that are not user-mode.
     ///   - diskFormat: the format of a disk (default: the spec's, else detected from its magic).
+    ///   - tscKHz: the host TSC rate, given to a microvm guest under TCG (`HostTSC`).
     /// - Throws: `BerthError` for settings QEMU cannot take or Berth does not support yet.
     public init(
         spec: DomainSpec, accel: Accelerator, paths: RuntimePaths, boot: BootFiles? = nil,
-        taps: [Int: String] = [:], diskFormat: (DiskSpec) throws -> DiskSpec.Format = DiskFormat.resolve
+        taps: [Int: String] = [:], diskFormat: (DiskSpec) throws -> DiskSpec.Format = DiskFormat.resolve,
+        tscKHz: Int? = HostTSC.kHz
     ) throws {
         guard accel != .auto else {
             throw BerthError(
@@ -53,7 +55,7 @@ public struct QEMUCommandLine: Sendable, Equatable {
                 .invalidArgument, "Architecture '\(spec.arch)' is not supported.",
                 remedy: "Berth runs x86_64 guests; set \"arch\": \"x86_64\".")
         }
-        let machine = spec.machine ?? Self.defaultMachine(spec: spec, boot: boot, accel: accel)
+        let machine = spec.machine ?? Self.defaultMachine(spec: spec, boot: boot, accel: accel, tscKHz: tscKHz)
         let family = MachineFamily(machine)
         self.machine = machine
         self.accel = accel
@@ -65,10 +67,9 @@ public struct QEMUCommandLine: Sendable, Equatable {
         args += ["-uuid", spec.uuid.uuidString.lowercased()]
         var machineOptions = [machine]
         if family == .microvm {
+            // ACPI gives microvm its power button (the GED), S5 power-off, and the DSDT that
+            // lists the virtio-mmio devices and pvpanic.
             machineOptions.append("acpi=\(spec.acpi ? "on" : "off")")
-            // Under TCG the kernel calibrates its TSC against the PIT: keep the legacy timer
-            // devices (see defaultMachine for why microvm is still not the TCG default).
-            if accel == .tcg { machineOptions += ["pit=on", "pic=on", "rtc=on"] }
         } else if !spec.acpi {
             machineOptions.append("acpi=off")
         }
@@ -91,6 +92,10 @@ public struct QEMUCommandLine: Sendable, Equatable {
             if !cmdline.contains("console=") { cmdline = Self.join(cmdline, "console=ttyS0") }
             // microvm has no reset controller: a triple fault makes QEMU see the reboot.
             if family == .microvm, !cmdline.contains("reboot=") { cmdline = Self.join(cmdline, "reboot=t") }
+            // microvm has no HPET or PM timer to calibrate the TSC against (see HostTSC).
+            if family == .microvm, accel == .tcg, let tscKHz, !cmdline.contains("tsc_early_khz=") {
+                cmdline = Self.join(cmdline, "tsc_early_khz=\(tscKHz)")
+            }
             args += ["-append", cmdline]
         }
 
@@ -105,7 +110,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
                     remedy: "Remove \"graphics\", or set \"machine\": \"pc\".")
             }
             guard graphics.kind == .vnc else {
-                throw BerthError(.unavailable, "SPICE graphics are not supported yet.", remedy: "Use \"kind\": \"vnc\".")
+                throw BerthError(
+                    .unavailable, "SPICE graphics are not supported yet.", remedy: "Use \"kind\": \"vnc\".")
             }
             let listen = graphics.listen ?? "127.0.0.1"
             let host = listen.contains(":") && !listen.hasPrefix("[") ? "[\(listen)]" : listen
@@ -149,16 +155,19 @@ public struct QEMUCommandLine: Sendable, Equatable {
         arguments = args
     }
 
-    /// `microvm` boots faster, but only for direct-kernel guests with virtio disks and NICs and
-    /// no cdrom or display, and only under KVM: under TCG the guest kernel cannot calibrate its
-    /// TSC on microvm (no HPET or ACPI PM timer; PIT calibration fails under host load) and hangs
-    /// with ACPI on. Everything else gets `pc`, where ACPI power-off works.
-    public static func defaultMachine(spec: DomainSpec, boot: BootFiles?, accel: Accelerator) -> String {
-        let directKernel = boot != nil || spec.kernel != nil
+    /// `microvm` boots faster (no firmware, no PCI scan); Berth picks it for guests that boot
+    /// a host kernel (`spec.kernel`) with only virtio disks and NICs, no cdrom and no display.
+    /// Everything else gets `pc`: a kernel from the guest's own disk (the bootloader case) may
+    /// be an old distribution kernel without microvm's ACPI GED power button or virtio-mmio
+    /// discovery. Under TCG microvm also needs the host TSC rate (see `HostTSC`); without one,
+    /// `pc`.
+    public static func defaultMachine(spec: DomainSpec, boot: BootFiles?, accel: Accelerator, tscKHz: Int?) -> String {
+        let hostKernel = boot == nil && spec.kernel != nil
         let virtioOnly =
             spec.disks.allSatisfy { $0.device == .disk && $0.bus == .virtio }
             && spec.nics.allSatisfy { $0.model == nil || $0.model?.hasPrefix("virtio") == true }
-        return accel == .kvm && directKernel && virtioOnly && spec.graphics == nil ? "microvm" : "pc"
+        let timer = accel == .kvm || tscKHz != nil
+        return hostKernel && virtioOnly && spec.graphics == nil && spec.acpi && timer ? "microvm" : "pc"
     }
 
     // MARK: Devices

@@ -55,7 +55,8 @@ public struct QEMUProcess: Sendable {
         if let pid = runningPID(uuid: uuid, paths: paths) {
             throw BerthError(
                 .wrongState, "Domain '\(commandLine.name)' is already running (QEMU PID \(pid)).",
-                remedy: "Stop it first with 'berth shutdown \(commandLine.name)' or 'berth destroy \(commandLine.name)'.")
+                remedy:
+                    "Stop it first with 'berth shutdown \(commandLine.name)' or 'berth destroy \(commandLine.name)'.")
         }
         paths.removeRuntimeFiles()
         try paths.rotateConsoleLog(maxBytes: logRotation.maxBytes, keep: logRotation.keep)
@@ -101,11 +102,11 @@ public struct QEMUProcess: Sendable {
                 .timeout, "QEMU for '\(name)' did not finish starting within \(timeout.seconds) s.",
                 remedy: "The host may be overloaded; try again, or check the disks are reachable.")
         }
-        // `qemu-system-x86_64: -kernel ...: could not open ...` → the part after the program name.
         let lines = outcome.output.split(separator: "\n").map { line -> String in
             var text = String(line)
-            if text.hasPrefix("qemu-system-"), let colon = text.firstIndex(of: ":") {
-                text = String(text[text.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+            // QEMU prefixes its messages with its name: `qemu-system-x86_64: ` or `qemu: `.
+            if text.hasPrefix("qemu"), let colon = text.range(of: ": ") {
+                text = String(text[colon.upperBound...]).trimmingCharacters(in: .whitespaces)
             }
             return text
         }

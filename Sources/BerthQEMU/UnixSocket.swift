@@ -116,7 +116,9 @@ final class UnixSocketConnection: Sendable {
             }
             if start > 0 { buffer.removeFirst(start) }
             if buffer.count > QMP.maxLineBytes {
-                return .decoding("a line longer than \(QMP.maxLineBytes) bytes", raw: String(decoding: buffer.prefix(200), as: UTF8.self))
+                return .decoding(
+                    "a line longer than \(QMP.maxLineBytes) bytes",
+                    raw: String(decoding: buffer.prefix(200), as: UTF8.self))
             }
         }
     }

@@ -168,10 +168,16 @@ import Testing
     }
 
     @Test(arguments: [
-        (#"{"event": "RESET", "data": {"guest": false, "reason": "host-qmp-system-reset"}}"#, QMP.Event.Kind.reset(guest: false, reason: "host-qmp-system-reset")),
+        (
+            #"{"event": "RESET", "data": {"guest": false, "reason": "host-qmp-system-reset"}}"#,
+            QMP.Event.Kind.reset(guest: false, reason: "host-qmp-system-reset")
+        ),
         (#"{"event": "RESUME"}"#, .resume),
         (#"{"event": "POWERDOWN"}"#, .powerdown),
-        (#"{"event": "GUEST_PANICKED", "data": {"action": "pause", "info": {"type": "hyper-v"}}}"#, .guestPanicked(action: "pause")),
+        (
+            #"{"event": "GUEST_PANICKED", "data": {"action": "pause", "info": {"type": "hyper-v"}}}"#,
+            .guestPanicked(action: "pause")
+        ),
         (#"{"event": "BLOCK_JOB_READY", "data": {}}"#, .other),
     ])
     func eventKinds(line: String, kind: QMP.Event.Kind) throws {

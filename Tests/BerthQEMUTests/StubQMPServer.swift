@@ -44,7 +44,9 @@ final class StubQMPServer: Sendable {
 
         /// The greeting and the `qmp_capabilities` exchange.
         func handshake() {
-            send(#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "stub"}, "capabilities": []}}"#)
+            send(
+                #"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "stub"}, "capabilities": []}}"#
+            )
             if let command = readCommand() { send(#"{"return": {}, "id": \#(command.id)}"#) }
         }
     }
@@ -62,7 +64,9 @@ final class StubQMPServer: Sendable {
             raw[bytes.count] = 0
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard bound == 0, listen(fd, 4) == 0 else {
             throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
