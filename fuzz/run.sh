@@ -4,7 +4,7 @@
 #
 # Each fuzz/targets/NAME.swift names in its header
 #   // modules: BerthDisk BerthBoot     the modules whose sources are compiled with it
-#   // corpus: DIR [DIR...]             seed directories (relative to the package root)
+#   // corpus: DIR|GLOB [...]           seeds, relative to the package root: directories or file globs
 # The modules' sources and the target are compiled as ONE module (imports of Berth modules
 # are stripped from a copy of the sources), with -sanitize=fuzzer,address. Not run in CI.
 set -euo pipefail
@@ -43,8 +43,20 @@ for file in "${targets[@]}"; do
 
     live="$work/corpus-$name"
     mkdir -p "$live"
+    # A corpus entry is a directory (passed to libFuzzer as read-only seeds) or a file glob
+    # (matching files are copied into the live corpus, since libFuzzer runs loose files once).
     seeds=()
-    for dir in $corpus; do [ -d "$root/$dir" ] && seeds+=("$root/$dir"); done
+    missing=()
+    for pattern in $corpus; do
+        shopt -s nullglob
+        matches=("$root"/$pattern)
+        shopt -u nullglob
+        [ ${#matches[@]} -eq 0 ] && missing+=("$pattern")
+        for m in "${matches[@]}"; do
+            if [ -d "$m" ]; then seeds+=("$m"); else cp -n "$m" "$live/" 2>/dev/null || true; fi
+        done
+    done
+    [ ${#missing[@]} -gt 0 ] && echo "== $name: no seeds at ${missing[*]} (build the fixtures first; fuzzing without them)"
     artifacts="$work/crashes-$name/"
     mkdir -p "$artifacts"
     before=$(find "$artifacts" -type f | wc -l)

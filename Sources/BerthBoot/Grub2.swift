@@ -430,39 +430,44 @@ public enum Grub2 {
 
         // MARK: test / [
 
-        func testOr(_ e: [String], _ i: inout Int) -> Bool {
-            var result = testAnd(e, &i)
+        func testOr(_ e: [String], _ i: inout Int, depth: Int = 0) -> Bool {
+            var result = testAnd(e, &i, depth: depth)
             while i < e.count, e[i] == "-o" {
                 i += 1
-                let rhs = testAnd(e, &i)
+                let rhs = testAnd(e, &i, depth: depth)
                 result = result || rhs
             }
             return result
         }
 
-        func testAnd(_ e: [String], _ i: inout Int) -> Bool {
-            var result = testNot(e, &i)
+        func testAnd(_ e: [String], _ i: inout Int, depth: Int) -> Bool {
+            var result = testNot(e, &i, depth: depth)
             while i < e.count, e[i] == "-a" {
                 i += 1
-                let rhs = testNot(e, &i)
+                let rhs = testNot(e, &i, depth: depth)
                 result = result && rhs
             }
             return result
         }
 
-        func testNot(_ e: [String], _ i: inout Int) -> Bool {
+        func testNot(_ e: [String], _ i: inout Int, depth: Int = 0) -> Bool {
+            // Bounded recursion: `! ! ! …` and `( ( ( …` come from the guest.
+            guard depth < BootLimits.maxNesting else {
+                i = e.count
+                return false
+            }
             if i < e.count, e[i] == "!", i + 1 < e.count {
                 i += 1
-                return !testNot(e, &i)
+                return !testNot(e, &i, depth: depth + 1)
             }
-            return testPrimary(e, &i)
+            return testPrimary(e, &i, depth: depth)
         }
 
-        func testPrimary(_ e: [String], _ i: inout Int) -> Bool {
+        func testPrimary(_ e: [String], _ i: inout Int, depth: Int) -> Bool {
             guard i < e.count else { return false }
             if e[i] == "(" {
                 i += 1
-                let r = testOr(e, &i)
+                let r = testOr(e, &i, depth: depth + 1)
                 if i < e.count, e[i] == ")" { i += 1 }
                 return r
             }

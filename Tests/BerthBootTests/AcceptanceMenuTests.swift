@@ -142,6 +142,14 @@ import Testing
         #expect(menu.defaultIndex == 2)
     }
 
+    @Test func numericDefaultCountsTopLevelItemsNotFlatEntries() throws {
+        // GRUB's "2" is the third top-level item (the memtest entry after the submenu),
+        // which is the fourth line PyGRUB lists.
+        let menu = try Grub2.parse(try Fixture.bytes("ubuntu-14.04-lts.grub2"), environmentBlock: ["next_entry": "2"])
+        #expect(menu.defaultIndex == 3)
+        #expect(menu.defaultEntry?.title == "Memory test (memtest86+)")
+    }
+
     @Test func debianIgnoresSavedEntryBecauseItsDefaultIsFixed() throws {
         let menu = try Grub2.parse(try Fixture.bytes("debian-wheezy-hvm.grub2"), environmentBlock: ["saved_entry": "1"])
         #expect(menu.defaultIndex == 0)

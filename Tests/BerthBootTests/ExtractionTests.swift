@@ -133,3 +133,30 @@ func listDirectory(_ path: String) throws -> [String] {
     }
     return names
 }
+
+@Suite struct PartitionedDiskTests {
+    @Test func separateBootPartitionOnARealMBRDisk() throws {
+        guard let dir = partitionedDisk(
+            boot: [
+                "/grub/grub.cfg": Array("menuentry 'Fedora' { linux /vmlinuz-6.5 root=/dev/vda2 ro\n initrd /initramfs-6.5.img }".utf8),
+                "/vmlinuz-6.5": Array("KERNEL65".utf8), "/initramfs-6.5.img": Array("INITRD65".utf8),
+            ],
+            root: ["/etc/fstab": Array("/dev/vda2 / ext4 defaults 0 1\n".utf8)])
+        else {
+            Issue.record("building the disk failed: install e2fsprogs and fdisk (sfdisk)")
+            return
+        }
+        defer { dir.remove() }
+        let out = dir.path + "/out"
+        let selection = try BootSelection.pick(BootRequest(image: dir.path + "/disk.img", outputDirectory: out))
+        #expect(selection.entry?.title == "Fedora")
+        #expect(selection.cmdline == "root=/dev/vda2 ro")
+        let kernel = try FileSource(path: selection.kernelPath)
+        #expect(try kernel.read(at: 0, count: Int(kernel.size)) == Array("KERNEL65".utf8))
+        // --offset= names the boot partition's start directly, as with PyGRUB.
+        let byOffset = try BootSelection.pick(BootRequest(image: dir.path + "/disk.img", outputDirectory: out, offset: 1 << 20, notReally: true))
+        #expect(byOffset.kernelPath == "<kernel:/vmlinuz-6.5>")
+        for name in try listDirectory(out) { unlink(out + "/" + name) }
+        rmdir(out)
+    }
+}

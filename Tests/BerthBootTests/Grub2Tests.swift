@@ -208,6 +208,7 @@ import Testing
         String(repeating: "menuentry 'm' { linux /k }\n", count: 10_000),
         "\u{0}\u{1}\u{ff}}{;;;\"'\\",
         "source /boot/grub/grub.cfg\nmenuentry 'a' { linux /a }",
+        "if [ " + String(repeating: "! ( ", count: 3000) + "x ]; then a=1; fi",
     ])
     func hostileMenusTerminate(_ text: String) {
         let fs = MemoryFileSystem(["/boot/grub/grub.cfg": text])
