@@ -112,7 +112,10 @@ extension ISO9660FileSystem {
     }
 
     static func stripVersion(_ name: String) -> String {
-        guard let semicolon = name.lastIndex(of: ";") else { return name }
+        // Only a numeric version (";1") is stripped; a ';' elsewhere is part of the name.
+        guard let semicolon = name.lastIndex(of: ";"),
+            name[name.index(after: semicolon)...].allSatisfy({ $0.isASCII && $0.isNumber })
+        else { return name }
         return String(name[..<semicolon])
     }
 

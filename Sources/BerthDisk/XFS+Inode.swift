@@ -81,8 +81,28 @@ extension XFSFileSystem {
             unwritten: l0 >> 63 != 0)
     }
 
-    /// The data fork's extent map, in file order, walking the bmap btree when needed.
+    /// The data fork's extent map, sorted by file block and without overlaps (a corrupt map's
+    /// overlapping parts are dropped, so each file block has at most one source and lookups
+    /// can binary-search), walking the bmap btree when needed.
     func extents(of ino: Inode) throws -> [Extent] {
+        var out: [Extent] = []
+        var end: UInt64 = 0
+        for var e in try rawExtents(of: ino).sorted(by: { $0.fileBlock < $1.fileBlock }) {
+            if e.fileBlock < end {
+                let overlap = end - e.fileBlock
+                guard overlap < e.count else { continue }
+                e.fileBlock += overlap
+                e.diskBlock += overlap
+                e.count -= overlap
+            }
+            guard e.count > 0 else { continue }
+            out.append(e)
+            end = e.fileBlock + e.count
+        }
+        return out
+    }
+
+    private func rawExtents(of ino: Inode) throws -> [Extent] {
         switch ino.format {
         case .extents:
             let count = Int(clamping: ino.extentCount)
@@ -165,7 +185,16 @@ extension XFSFileSystem {
         guard count > 0 else { return out }
         let bs = UInt64(sb.blockSize)
         let end = start + UInt64(count)
-        for e in extents where !e.unwritten && e.count > 0 {
+        // Extents are sorted and disjoint: find the first one ending after `start`.
+        let startBlock = start / bs
+        var low = 0
+        var high = extents.count
+        while low < high {
+            let mid = (low + high) / 2
+            if extents[mid].fileBlock + extents[mid].count <= startBlock { low = mid + 1 } else { high = mid }
+        }
+        for e in extents[low...] where !e.unwritten && e.count > 0 {
+            if e.fileBlock > (end - 1) / bs { break }
             let (eStartRaw, o1) = e.fileBlock.multipliedReportingOverflow(by: bs)
             if o1 { continue }
             let eEnd = eStartRaw &+ e.count * bs
