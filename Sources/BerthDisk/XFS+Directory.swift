@@ -51,8 +51,8 @@ extension XFSFileSystem {
             let end = min(e.fileBlock + e.count, Self.leafOffset >> UInt64(sb.blockLog))
             while b < end {
                 starts.append(b)
-                guard starts.count <= Limits.maxDirectoryBlocks else {
-                    throw Error.badDirectory(inode: dir.number, offset: dir.offset, reason: "more than \(Limits.maxDirectoryBlocks) blocks")
+                guard starts.count * dbs <= Limits.maxDirectoryBytes else {
+                    throw Error.badDirectory(inode: dir.number, offset: dir.offset, reason: "more than \(Limits.maxDirectoryBytes) bytes of directory blocks")
                 }
                 b += dirBlocks
             }

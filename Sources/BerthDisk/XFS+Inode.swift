@@ -139,8 +139,8 @@ extension XFSFileSystem {
 
     private func walk(_ ino: Inode, block: UInt64, expectLevel: Int, into out: inout [Extent], visited: inout Int) throws {
         visited += 1
-        guard visited <= Limits.maxBtreeBlocks else {
-            throw Error.badBmapBtree(inode: ino.number, offset: 0, reason: "more than \(Limits.maxBtreeBlocks) blocks")
+        guard visited * sb.blockSize <= Limits.maxBtreeBytes else {
+            throw Error.badBmapBtree(inode: ino.number, offset: 0, reason: "more than \(Limits.maxBtreeBytes) bytes of btree blocks")
         }
         let offset = try byteOffset(ofBlock: block, inode: ino.number)
         let f = BinaryFields(try read(offset, sb.blockSize, "extent btree block of inode \(ino.number)"))
