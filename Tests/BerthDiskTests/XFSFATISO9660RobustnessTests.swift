@@ -5,7 +5,7 @@ import Testing
 @testable import BerthDisk
 
 /// Logs every read so the robustness tests know where an image's metadata lies.
-final class RecordingSource: ByteSource {
+final class ReadLogSource: ByteSource {
     let base: any ByteSource
     let reads = Mutex<[(offset: UInt64, count: Int)]>([])
     var size: UInt64 { base.size }
@@ -76,7 +76,7 @@ enum FSRobustness {
     /// Metadata ranges: the small reads made while exercising the intact image.
     static func metadata(_ name: String) throws -> (FileSource, [(offset: UInt64, count: Int)]) {
         let image = try FSReadFixtures.image(name)
-        let recorder = RecordingSource(image)
+        let recorder = ReadLogSource(image)
         let fs = try open(name, recorder)
         exercise(fs)
         let ranges = recorder.reads.withLock { $0 }.filter { $0.count <= 65536 && $0.count > 0 }
