@@ -197,6 +197,10 @@ extension XFSFileSystem: FSReaderPathWalker {
         guard node.kind == .file else { throw FileSystemError.notAFile(path: path) }
         guard node.size <= UInt64(max(0, limit)) else { throw FileSystemError.tooLarge(path: path, size: node.size, limit: limit) }
         if node.size == 0 { return [] }
+        // A realtime file's extents address the realtime device, which is not in this image.
+        guard !node.isRealtime else {
+            throw Error.badInode(inode: node.number, offset: node.offset, reason: "file is on the realtime device, which this reader does not open")
+        }
         guard node.format == .extents || node.format == .btree else {
             throw Error.badInode(inode: node.number, offset: node.offset, reason: "regular file without an extent map")
         }

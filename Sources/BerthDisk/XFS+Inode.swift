@@ -8,6 +8,9 @@ extension XFSFileSystem {
         var format: ForkFormat
         var size: UInt64
         var extentCount: UInt64
+        /// di_flags; bit 0 marks a realtime file, whose blocks live on a separate device.
+        var flags: UInt16
+        var isRealtime: Bool { flags & 0x1 != 0 }
         /// The data fork's bytes (literal area up to the attribute fork).
         var fork: [UInt8]
 
@@ -69,7 +72,7 @@ extension XFSFileSystem {
         guard size < 1 << 63 else { throw Error.badInode(inode: number, offset: offset, reason: "negative size") }
         return Inode(
             number: number, offset: offset, mode: f.be16(2), format: format, size: size,
-            extentCount: extentCount, fork: f.slice(coreSize, forkSize))
+            extentCount: extentCount, flags: f.be16(90), fork: f.slice(coreSize, forkSize))
     }
 
     /// Decodes one packed 128-bit extent record.
