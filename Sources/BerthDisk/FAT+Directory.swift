@@ -72,17 +72,26 @@ extension FATFileSystem {
             }
             return true
         }
+        // Read a sector at a time: most directories end (first byte 0) long before their space does.
         switch dir {
         case .fixedRoot:
-            let bytes = try Self.read(source, rootOffset, rootEntries * 32, "root directory")
-            _ = try scan(bytes)
+            let length = rootEntries * 32
+            var done = 0
+            while done < length {
+                let n = min(sectorSize, length - done)
+                let bytes = try Self.read(source, rootOffset + UInt64(done), n, "root directory")
+                if try !scan(bytes) { return }
+                done += n
+            }
         case .entry(let entry):
             let start = bits == .fat32 && entry.cluster == 0 ? rootCluster : entry.cluster
             let clusters = try chain(from: start, limit: Self.maxDirectoryBytes / clusterSize + 1)
             if clusters.count * clusterSize > Self.maxDirectoryBytes { throw Error.directoryTooLarge(start: start) }
             for c in clusters {
-                let bytes = try Self.read(source, clusterOffset(c), clusterSize, "directory cluster \(c)")
-                if try !scan(bytes) { return }
+                for s in stride(from: 0, to: clusterSize, by: sectorSize) {
+                    let bytes = try Self.read(source, clusterOffset(c) + UInt64(s), sectorSize, "directory cluster \(c)")
+                    if try !scan(bytes) { return }
+                }
             }
         }
     }

@@ -12,6 +12,8 @@ extension ISO9660FileSystem {
         /// POSIX mode from Rock Ridge PX, when present.
         var mode: UInt32?
         var symlink: String?
+        /// zisofs-compressed (Rock Ridge ZF): the extent holds compressed data.
+        var compressed = false
         var size: UInt64 { extents.reduce(0) { $0 &+ $1.length } }
 
         var kind: FileInfo.Kind {
@@ -29,6 +31,7 @@ extension ISO9660FileSystem {
         var symlink: String?
         var childLink: UInt64?
         var relocated = false
+        var compressed = false
     }
 
     /// Visits a directory's entries in on-disk order, without `.`, `..` and relocated (RE)
@@ -80,6 +83,7 @@ extension ISO9660FileSystem {
                     entry.name = rr.name.map { String(decoding: $0, as: UTF8.self) } ?? Self.plainName(rawName)
                     entry.mode = rr.mode
                     entry.symlink = rr.symlink
+                    entry.compressed = rr.compressed
                     if let child = rr.childLink {
                         entry.isDirectory = true
                         entry.extents = [try relocatedExtent(child)]
@@ -112,7 +116,10 @@ extension ISO9660FileSystem {
     }
 
     static func stripVersion(_ name: String) -> String {
-        guard let semicolon = name.lastIndex(of: ";") else { return name }
+        // Only a numeric version (";1") is stripped; a ';' elsewhere is part of the name.
+        guard let semicolon = name.lastIndex(of: ";"),
+            name[name.index(after: semicolon)...].allSatisfy({ $0.isASCII && $0.isNumber })
+        else { return name }
         return String(name[..<semicolon])
     }
 
@@ -179,6 +186,8 @@ extension ISO9660FileSystem {
                     if length >= 12 { rr.childLink = UInt64(e.le32(4)) }
                 case (0x52, 0x45):  // RE: the relocated directory itself; listed through its CL
                     rr.relocated = true
+                case (0x5A, 0x46):  // ZF: zisofs-compressed file
+                    rr.compressed = true
                 case (0x43, 0x45):  // CE: more entries elsewhere
                     if length >= 28 { next = (UInt64(e.le32(4)), UInt64(e.le32(12)), Int(e.le32(20))) }
                 case (0x53, 0x54):  // ST: end of entries
@@ -308,6 +317,7 @@ extension ISO9660FileSystem: FSReaderPathWalker {
     public func open(_ path: String) throws -> OpenFile {
         let node = try resolve(path)
         guard node.kind == .file else { throw FileSystemError.notAFile(path: path) }
+        guard !node.compressed else { throw Error.unsupported(sector: node.extents.first?.lba ?? 0, reason: "zisofs-compressed file \(path)") }
         var segments: [OpenFile.Segment] = []
         for e in node.extents {
             let (start, o1) = e.lba.multipliedReportingOverflow(by: blockSize)

@@ -51,8 +51,8 @@ extension XFSFileSystem {
             let end = min(e.fileBlock + e.count, Self.leafOffset >> UInt64(sb.blockLog))
             while b < end {
                 starts.append(b)
-                guard starts.count <= Limits.maxDirectoryBlocks else {
-                    throw Error.badDirectory(inode: dir.number, offset: dir.offset, reason: "more than \(Limits.maxDirectoryBlocks) blocks")
+                guard starts.count * dbs <= Limits.maxDirectoryBytes else {
+                    throw Error.badDirectory(inode: dir.number, offset: dir.offset, reason: "more than \(Limits.maxDirectoryBytes) bytes of directory blocks")
                 }
                 b += dirBlocks
             }
@@ -197,6 +197,10 @@ extension XFSFileSystem: FSReaderPathWalker {
         guard node.kind == .file else { throw FileSystemError.notAFile(path: path) }
         guard node.size <= UInt64(max(0, limit)) else { throw FileSystemError.tooLarge(path: path, size: node.size, limit: limit) }
         if node.size == 0 { return [] }
+        // A realtime file's extents address the realtime device, which is not in this image.
+        guard !node.isRealtime else {
+            throw Error.badInode(inode: node.number, offset: node.offset, reason: "file is on the realtime device, which this reader does not open")
+        }
         guard node.format == .extents || node.format == .btree else {
             throw Error.badInode(inode: node.number, offset: node.offset, reason: "regular file without an extent map")
         }

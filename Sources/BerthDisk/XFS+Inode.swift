@@ -8,6 +8,9 @@ extension XFSFileSystem {
         var format: ForkFormat
         var size: UInt64
         var extentCount: UInt64
+        /// di_flags; bit 0 marks a realtime file, whose blocks live on a separate device.
+        var flags: UInt16
+        var isRealtime: Bool { flags & 0x1 != 0 }
         /// The data fork's bytes (literal area up to the attribute fork).
         var fork: [UInt8]
 
@@ -69,7 +72,7 @@ extension XFSFileSystem {
         guard size < 1 << 63 else { throw Error.badInode(inode: number, offset: offset, reason: "negative size") }
         return Inode(
             number: number, offset: offset, mode: f.be16(2), format: format, size: size,
-            extentCount: extentCount, fork: f.slice(coreSize, forkSize))
+            extentCount: extentCount, flags: f.be16(90), fork: f.slice(coreSize, forkSize))
     }
 
     /// Decodes one packed 128-bit extent record.
@@ -81,8 +84,28 @@ extension XFSFileSystem {
             unwritten: l0 >> 63 != 0)
     }
 
-    /// The data fork's extent map, in file order, walking the bmap btree when needed.
+    /// The data fork's extent map, sorted by file block and without overlaps (a corrupt map's
+    /// overlapping parts are dropped, so each file block has at most one source and lookups
+    /// can binary-search), walking the bmap btree when needed.
     func extents(of ino: Inode) throws -> [Extent] {
+        var out: [Extent] = []
+        var end: UInt64 = 0
+        for var e in try rawExtents(of: ino).sorted(by: { $0.fileBlock < $1.fileBlock }) {
+            if e.fileBlock < end {
+                let overlap = end - e.fileBlock
+                guard overlap < e.count else { continue }
+                e.fileBlock += overlap
+                e.diskBlock += overlap
+                e.count -= overlap
+            }
+            guard e.count > 0 else { continue }
+            out.append(e)
+            end = e.fileBlock + e.count
+        }
+        return out
+    }
+
+    private func rawExtents(of ino: Inode) throws -> [Extent] {
         switch ino.format {
         case .extents:
             let count = Int(clamping: ino.extentCount)
@@ -119,8 +142,8 @@ extension XFSFileSystem {
 
     private func walk(_ ino: Inode, block: UInt64, expectLevel: Int, into out: inout [Extent], visited: inout Int) throws {
         visited += 1
-        guard visited <= Limits.maxBtreeBlocks else {
-            throw Error.badBmapBtree(inode: ino.number, offset: 0, reason: "more than \(Limits.maxBtreeBlocks) blocks")
+        guard visited * sb.blockSize <= Limits.maxBtreeBytes else {
+            throw Error.badBmapBtree(inode: ino.number, offset: 0, reason: "more than \(Limits.maxBtreeBytes) bytes of btree blocks")
         }
         let offset = try byteOffset(ofBlock: block, inode: ino.number)
         let f = BinaryFields(try read(offset, sb.blockSize, "extent btree block of inode \(ino.number)"))
@@ -165,7 +188,16 @@ extension XFSFileSystem {
         guard count > 0 else { return out }
         let bs = UInt64(sb.blockSize)
         let end = start + UInt64(count)
-        for e in extents where !e.unwritten && e.count > 0 {
+        // Extents are sorted and disjoint: find the first one ending after `start`.
+        let startBlock = start / bs
+        var low = 0
+        var high = extents.count
+        while low < high {
+            let mid = (low + high) / 2
+            if extents[mid].fileBlock + extents[mid].count <= startBlock { low = mid + 1 } else { high = mid }
+        }
+        for e in extents[low...] where !e.unwritten && e.count > 0 {
+            if e.fileBlock > (end - 1) / bs { break }
             let (eStartRaw, o1) = e.fileBlock.multipliedReportingOverflow(by: bs)
             if o1 { continue }
             let eEnd = eStartRaw &+ e.count * bs

@@ -44,8 +44,11 @@ public struct XFSFileSystem: FileSystem {
     public enum Limits {
         public static let maxExtents = 1 << 20
         public static let maxBtreeDepth = 12
-        public static let maxBtreeBlocks = 1 << 16
-        public static let maxDirectoryBlocks = 1 << 16
+        /// Bytes of extent btree blocks read for one inode (64 MiB: over 4 million extents).
+        public static let maxBtreeBytes = 64 << 20
+        /// Bytes of directory data blocks read for one directory (64 MiB: over 200,000 entries
+        /// even with 255-byte names).
+        public static let maxDirectoryBytes = 64 << 20
         public static let maxSymlinkLength = 1024
     }
 

@@ -94,3 +94,13 @@ import Testing
         #expect(try fs.list("/") == ["BIG.BIN"])
     }
 }
+
+@Suite struct ISO9660ZisofsTests {
+    @Test func compressedFilesAreRefusedNotServedRaw() throws {
+        let fs = try ISO9660FileSystem(source: try FSReadFixtures.image("fsread-zisofs.iso"))
+        #expect(fs.names == .rockRidge)
+        #expect(try fs.list("/") == ["text.txt"])
+        #expect(throws: ISO9660FileSystem.Error.self) { try fs.read("/text.txt", limit: 1 << 20) }
+        #expect(throws: ISO9660FileSystem.Error.self) { try fs.open("/text.txt") }
+    }
+}

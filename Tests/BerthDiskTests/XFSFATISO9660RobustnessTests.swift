@@ -117,7 +117,7 @@ enum FSRobustness {
         let (source, ranges) = try FSRobustness.metadata(image)
         #expect(ranges.count > 3)
         var rng = SplitMix64(state: 0xB17F_11B5 ^ UInt64(image.utf8.count))
-        let deadline = ContinuousClock.now + .seconds(12)
+        let deadline = ContinuousClock.now + .seconds(6)
         var iterations = 0
         var survived = 0
         while iterations < 300, ContinuousClock.now < deadline {
@@ -130,7 +130,8 @@ enum FSRobustness {
             guard let fs = try? FSRobustness.open(image, FlippedSource(base: source, flips: flips)) else { continue }
             if FSRobustness.exercise(fs, maxOperations: 150) > 0 { survived += 1 }
         }
-        #expect(iterations >= 20)
+        print("\(image): \(iterations) corrupted images, \(survived) still readable in part, none crashed")
+        #expect(iterations >= 10)
         #expect(survived > 0, "every corrupted image failed outright; the flips may not be hitting metadata only")
     }
 }

@@ -110,7 +110,7 @@ enum FSReadFixtures {
     @Test func fixtureScriptBuildsImages() throws {
         try FSReadFixtures.built.get()
         for name in ["fsread-xfs-v4.img", "fsread-xfs-v5.img", "fsread-fat12.img", "fsread-fat16.img",
-                     "fsread-fat32.img", "fsread-rr-joliet.iso", "fsread-joliet.iso", "fsread-plain.iso"] {
+                     "fsread-fat32.img", "fsread-rr-joliet.iso", "fsread-joliet.iso", "fsread-plain.iso", "fsread-zisofs.iso"] {
             #expect(FileManager.default.fileExists(atPath: FSReadFixtures.directory + "/" + name), "\(name)")
         }
     }

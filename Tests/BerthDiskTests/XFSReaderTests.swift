@@ -65,3 +65,55 @@ import Testing
         #expect(throws: XFSFileSystem.Error.self) { try XFSFileSystem(source: MemorySource([UInt8](repeating: 0, count: 4096))) }
     }
 }
+
+/// Another source with some byte ranges replaced.
+struct OverlaySource: ByteSource {
+    let base: any ByteSource
+    let patches: [(offset: UInt64, bytes: [UInt8])]
+    var size: UInt64 { base.size }
+    func read(at offset: UInt64, count: Int) throws -> [UInt8] {
+        var out = try base.read(at: offset, count: count)
+        for p in patches {
+            for (i, byte) in p.bytes.enumerated() {
+                let at = p.offset + UInt64(i)
+                if at >= offset && at < offset + UInt64(count) { out[Int(at - offset)] = byte }
+            }
+        }
+        return out
+    }
+}
+
+@Suite struct XFSBtreeFileTests {
+    static func be(_ value: UInt64, _ bytes: Int) -> [UInt8] { (0..<bytes).reversed().map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) } }
+
+    /// mkfs.xfs never writes a regular file in btree form, so move holes.bin's four real extent
+    /// records into a bmap btree leaf in a free block and point the inode's root at it, the
+    /// layout the kernel uses once a file outgrows its inode.
+    @Test(arguments: XFSReaderTests.images) func btreeFormatRegularFile(image: String) throws {
+        let source = try FSReadFixtures.image(image)
+        let fs = try XFSFileSystem(source: source)
+        let plain = try fs.read("/holes.bin", limit: 1 << 20)
+        let node = try fs.resolve("/holes.bin")
+        #expect(node.format == .extents)
+        let dblocks = BinaryFields(try source.read(at: 0, count: 16)).be64(8)
+        let lastAG = fs.sb.agCount - 1
+        let fsb = lastAG << UInt64(fs.sb.agBlockLog) | (dblocks - lastAG * fs.sb.agBlocks - 1)
+        let blockOffset = try fs.byteOffset(ofBlock: fsb, inode: 0)
+        #expect(try source.read(at: blockOffset, count: fs.sb.blockSize).allSatisfy { $0 == 0 }, "the last block is not free")
+        let v5 = fs.sb.isV5
+        var leaf = Array((v5 ? "BMA3" : "BMAP").utf8) + Self.be(0, 2) + Self.be(4, 2) + Self.be(.max, 8) + Self.be(.max, 8)
+        if v5 { leaf += Self.be(blockOffset / 512, 8) + [UInt8](repeating: 0, count: 24) + Self.be(node.number, 8) + [UInt8](repeating: 0, count: 8) }
+        leaf += node.fork[0..<64]
+        let rootMax = (node.fork.count - 4) / 16
+        var root = Self.be(1, 2) + Self.be(1, 2) + Self.be(0, 8)
+        root += [UInt8](repeating: 0, count: (rootMax - 1) * 8) + Self.be(fsb, 8)
+        let forkStart = node.offset + UInt64(v5 ? 176 : 100)
+        let patched = OverlaySource(base: source, patches: [
+            (node.offset + 5, [3]), (forkStart, root), (blockOffset, leaf),
+        ])
+        let btree = try XFSFileSystem(source: patched)
+        #expect(try btree.resolve("/holes.bin").format == .btree)
+        #expect(try btree.extents(of: try btree.resolve("/holes.bin")).count == 4)
+        #expect(try btree.read("/holes.bin", limit: 1 << 20) == plain)
+    }
+}

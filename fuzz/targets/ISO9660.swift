@@ -1,8 +1,8 @@
 // modules: BerthDisk
-// corpus: fixtures/out/disk/fuzz-seeds/{rr,joliet}.sparse
+// corpus: fixtures/out/disk/fuzz-seeds/iso9660
 //
 // libFuzzer target for the ISO9660 reader. Built together with the module's sources as one module:
-//   swiftc -sanitize=fuzzer,address -parse-as-library -O Sources/BerthDisk/*.swift fuzz/targets/ISO9660.swift -o /tmp/fuzz-iso9660
+//   fuzz/run.sh ISO9660 60, or by hand: swiftc -sanitize=fuzzer,address -parse-as-library -O Sources/BerthDisk/*.swift fuzz/targets/ISO9660.swift -o /tmp/fuzz-iso9660
 // Input: a sparse image (u64 LE image size, then records of u32 LE sector number + 512 bytes;
 // sectors not given read as zeros), the format fixtures/disk/build-fs-images.sh writes seeds in,
 // so mutations land in metadata instead of in megabytes of zeros.

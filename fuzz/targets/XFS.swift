@@ -1,8 +1,8 @@
 // modules: BerthDisk
-// corpus: fixtures/out/disk/fuzz-seeds/xfs-*.sparse
+// corpus: fixtures/out/disk/fuzz-seeds/xfs
 //
 // libFuzzer target for the XFS reader. Built together with the module's sources as one module:
-//   swiftc -sanitize=fuzzer,address -parse-as-library -O Sources/BerthDisk/*.swift fuzz/targets/XFS.swift -o /tmp/fuzz-xfs
+//   fuzz/run.sh XFS 60, or by hand: swiftc -sanitize=fuzzer,address -parse-as-library -O Sources/BerthDisk/*.swift fuzz/targets/XFS.swift -o /tmp/fuzz-xfs
 // Input: a sparse image (u64 LE image size, then records of u32 LE sector number + 512 bytes;
 // sectors not given read as zeros), the format fixtures/disk/build-fs-images.sh writes seeds in,
 // so mutations land in metadata instead of in megabytes of zeros.
