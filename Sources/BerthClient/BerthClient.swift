@@ -105,6 +105,19 @@ public struct BerthClient: Sendable {
             .PUT, "/v1/domains/\(Self.escape(name))/autostart", body: Body(autostart: enabled), as: DomainInfo.self)
     }
 
+    /// The kickstart stored with a domain by `berth install`.
+    public func kickstart(_ name: String) async throws -> String {
+        let reply = try await transport.send(method: .GET, path: "/v1/domains/\(Self.escape(name))/kickstart")
+        try check(reply)
+        return String(decoding: reply.body, as: UTF8.self)
+    }
+
+    public func setKickstart(_ name: String, _ text: String) async throws {
+        let reply = try await transport.send(
+            method: .PUT, path: "/v1/domains/\(Self.escape(name))/kickstart", body: Data(text.utf8))
+        try check(reply)
+    }
+
     public enum Action: String, Sendable, CaseIterable { case start, shutdown, destroy, reboot, suspend, resume }
 
     /// Runs a lifecycle action and waits for it to finish.

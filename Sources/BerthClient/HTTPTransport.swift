@@ -44,7 +44,7 @@ struct HTTPTransport: Sendable {
         headers.add(name: "Connection", value: "close")
         if case .tcp(_, _, let token?) = endpoint { headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
-            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Type", value: body.first == UInt8(ascii: "{") ? "application/json" : "text/plain")
             headers.add(name: "Content-Length", value: String(body.count))
         }
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)

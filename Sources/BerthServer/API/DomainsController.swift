@@ -37,6 +37,24 @@ struct DomainsController<Context: RequestContext> {
             try hypervisor.catalog.setAutostart(name, body.autostart)
             return try JSONResponse.make(try hypervisor.info(name))
         }
+        group.get("domains/:name/kickstart") { _, context in
+            let name = try context.parameters.require("name")
+            guard let text = try hypervisor.catalog.kickstart(name) else {
+                throw BerthError(
+                    .notFound, "Domain '\(name)' has no kickstart stored.",
+                    remedy: "Kickstarts are stored by 'berth install' and 'berth reinstall' when ks= is given.")
+            }
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        group.put("domains/:name/kickstart") { request, context in
+            let name = try context.parameters.require("name")
+            var request = request
+            let body = try await request.collectBody(upTo: 1 << 20)
+            try hypervisor.catalog.setKickstart(name, String(decoding: body.readableBytesView, as: UTF8.self))
+            return Response(status: .noContent)
+        }
         for action in ["start", "shutdown", "destroy", "reboot", "suspend", "resume"] {
             group.post("domains/:name/\(action)") { request, context in
                 try await perform(action, request: request, name: try context.parameters.require("name"))
