@@ -236,7 +236,7 @@ public struct Kickstart: Sendable, Equatable {
             case "\\":
                 escaped = true
                 inWord = true
-            case " ", "\t":
+            case " ", "\t", "\u{00A0}":
                 if inWord { words.append(current) }
                 current = ""
                 inWord = false
@@ -282,7 +282,7 @@ public struct Kickstart: Sendable, Equatable {
 
     /// Quotes a word so the line splitter gives it back unchanged.
     static func quote(_ word: String) -> String {
-        if !word.isEmpty && !word.contains(where: { " \t\"'\\#".contains($0) }) { return word }
+        if !word.isEmpty && !word.contains(where: { " \t\"'\\#\u{00A0}".contains($0) }) { return word }
         if !word.contains("'") { return "'" + word + "'" }
         var out = "\""
         for character in word {

@@ -92,6 +92,7 @@ private struct LibvirtReader {
         var bootloaderPath: String?
         var bootloaderArgs: String?
         var cmdline: String?
+        var hasFeatures = false
         for node in root.children {
             switch node.name {
             case "name": break
@@ -115,6 +116,7 @@ private struct LibvirtReader {
             case "bootloader": bootloaderPath = node.trimmedText
             case "bootloader_args": bootloaderArgs = node.trimmedText
             case "features":
+                hasFeatures = true
                 spec.acpi = node.child("acpi") != nil
                 for feature in node.children where !["acpi", "apic", "pae"].contains(feature.name) {
                     keep(feature, "feature <\(feature.name)>", reason: "not a feature Berth sets")
@@ -134,6 +136,11 @@ private struct LibvirtReader {
                 }
             default: unknown(node, in: "domain")
             }
+        }
+        if !hasFeatures {
+            // libvirt's meaning: no <acpi/> feature, no ACPI.
+            spec.acpi = false
+            warnings.append(FormatWarning("no <features><acpi/></features>: the guest gets no ACPI, so it cannot be asked to shut down gracefully.", at: root.position))
         }
         if let memory {
             if let current, current < memory {
@@ -400,7 +407,7 @@ extension LibvirtXML {
         if let cmdline = spec.cmdline ?? spec.bootloader?.extraArgs { out += "    <cmdline>\(e(cmdline))</cmdline>\n" }
         if spec.kernel == nil && spec.bootloader == nil { out += "    <boot dev='hd'/>\n" }
         out += "  </os>\n"
-        if spec.acpi { out += "  <features>\n    <acpi/>\n  </features>\n" }
+        out += spec.acpi ? "  <features>\n    <acpi/>\n  </features>\n" : "  <features/>\n"
         out += "  <on_poweroff>\(spec.onPoweroff.rawValue)</on_poweroff>\n"
         out += "  <on_reboot>\(spec.onReboot.rawValue)</on_reboot>\n"
         out += "  <on_crash>\(spec.onCrash.rawValue)</on_crash>\n"

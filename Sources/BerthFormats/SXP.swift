@@ -99,6 +99,10 @@ struct SXPReader {
                 while !atEnd && current != 0x0A { advance() }
             } else if current == 0x20 || current == 0x09 || current == 0x0A || current == 0x0D || current == 0x0C {
                 advance()
+            } else if current == 0xC2 && index + 1 < bytes.count && bytes[index + 1] == 0xA0 {
+                // No-break spaces from text pasted out of web pages.
+                advance()
+                advance()
             } else {
                 return
             }
@@ -180,6 +184,7 @@ struct SXPReader {
                 let byte = current
                 if byte == 0x28 || byte == 0x29 || byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
                     || byte == 0x22 || byte == 0x27 || byte == 0x23
+                    || (byte == 0xC2 && index + 1 < bytes.count && bytes[index + 1] == 0xA0)
                 {
                     break
                 }

@@ -165,6 +165,10 @@ struct XLParser {
         while !atEnd {
             switch current {
             case 0x20, 0x09, 0x0D, 0x0C: advance()
+            case 0xC2 where peek(1) == 0xA0:
+                // No-break spaces: configs pasted from web pages (the seed's own vif line) have them.
+                advance()
+                advance()
             case 0x0A where newlines: advance()
             case 0x5C where peek(1) == 0x0A || (peek(1) == 0x0D && peek(2) == 0x0A):  // backslash continuation
                 advance()
@@ -340,7 +344,12 @@ struct XLParser {
                 if current == 0x2C {
                     advance()
                 } else if current != close {
-                    if atEnd {
+                    if current == 0x5D || current == 0x29 {
+                        throw fail(
+                            "'\(Character(Unicode.Scalar(current)))' does not match the '\(close == 0x5D ? "[" : "(")' at \(start).",
+                            remedy: "Close the list with '\(Character(Unicode.Scalar(close)))'.")
+                    }
+                    if atEnd || (line != start.line && Self.isIdentStart(current)) {
                         throw fail(
                             "unbalanced '\(close == 0x5D ? "[" : "(")': the list that starts here is never closed.",
                             at: start, remedy: "Add the closing '\(close == 0x5D ? "]" : ")")'.")
@@ -456,6 +465,7 @@ struct XLParser {
                 }
             }
             if byte == 0x5C && !raw {
+                let escapeStart = position
                 advance()
                 if atEnd { continue }
                 let escaped = current
@@ -479,7 +489,7 @@ struct XLParser {
                         count += 1
                     }
                     guard count == 2 else {
-                        throw fail("'\\x' must be followed by two hex digits.", remedy: "Write \\x41 for 'A', or \\\\x for a backslash.")
+                        throw fail("'\\x' must be followed by two hex digits.", at: escapeStart, remedy: "Write \\x41 for 'A', or \\\\x for a backslash.")
                     }
                     appendScalar(value, to: &out)
                 case 0x30...0x37:  // \ooo
@@ -491,7 +501,7 @@ struct XLParser {
                         count += 1
                     }
                     guard value != 0 else {
-                        throw fail("a '\\0' escape puts a NUL byte in a string.", remedy: "Remove the \\0.")
+                        throw fail("a '\\0' escape puts a NUL byte in a string.", at: escapeStart, remedy: "Remove the \\0.")
                     }
                     appendScalar(value, to: &out)
                 default:
