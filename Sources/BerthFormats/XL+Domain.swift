@@ -417,7 +417,9 @@ private struct XLDomainReader {
         var cdrom = false
         var path: String?
         var kind = ""  // phy, file, or a tap driver; "" when not given
-        let legacy = positional.count == 3 && keyed.isEmpty && target == nil
+        // Three positional fields are xm's target,vdev,mode unless the second is a format (xl).
+        let formats: Set<String> = ["raw", "qcow2", "qcow", "vhd", "qed", "vmdk", "empty"]
+        let legacy = positional.count == 3 && keyed.isEmpty && target == nil && !formats.contains(positional[1].lowercased())
         if legacy {
             // xm: [prefix:]target,vdev[:cdrom|:disk],mode
             path = positional[0]
