@@ -88,6 +88,12 @@ enum XMLTree {
         parser.delegate = builder
         let ok = parser.parse()
         if let failure = builder.failure { throw failure }
+        if ok, let open = builder.stack.last {
+            // libxml2 in push mode can stop at the end of input without complaining.
+            throw BerthError.syntax(
+                source, open.position, "malformed XML: <\(open.name)> is never closed.",
+                remedy: "Add </\(open.name)> (the file may have been cut short).")
+        }
         guard ok, let root = builder.root else {
             let position = TextPosition(line: max(parser.lineNumber, 1), column: max(parser.columnNumber, 1))
             let detail = (parser.parserError as NSError?).map { "XML error \($0.code)" } ?? "no root element"
