@@ -1,4 +1,7 @@
-import BerthModel
+// Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
+#if canImport(BerthModel)
+    import BerthModel
+#endif
 
 /// Berth's text formats: xm/xl domain configs, xend-config.sxp, libvirt domain XML,
 /// kickstart files and format detection. Everything here is pure: functions take the

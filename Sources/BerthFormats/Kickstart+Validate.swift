@@ -1,4 +1,7 @@
-import BerthModel
+// Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
+#if canImport(BerthModel)
+    import BerthModel
+#endif
 
 /// How one kickstart command's words are read.
 struct CommandGrammar: Sendable {
@@ -330,30 +333,32 @@ extension Kickstart {
     /// group, the larger of its physical volumes and its logical volumes (each rounded up to
     /// the group's extent size). `--grow` counts at its `--size`; a missing size counts 0.
     public var diskRequirement: DiskRequirement {
+        // Sizes come from the file: clamp them (1 EiB) so no sum can overflow.
+        func clamped(_ text: String?) -> Int { min(max(0, text.flatMap { Int($0) } ?? 0), 1 << 40) }
         var perDrive: [String: Int] = [:]
         var pvDrive: [String: String] = [:]
         var pvSize: [String: Int] = [:]
         for part in commands where part.name == "part" || part.name == "partition" {
             let drive = Self.driveName(part.option("ondisk") ?? part.option("ondrive") ?? "")
-            let size = part.option("size").flatMap { Int($0) } ?? 0
+            let size = clamped(part.option("size"))
             let mount = part.positionals.first ?? ""
             if mount.hasPrefix("pv.") {
                 pvDrive[mount] = drive
                 pvSize[mount] = size
             }
-            perDrive[drive, default: 0] += max(size, 0)
+            perDrive[drive, default: 0] += size
         }
         for group in commands where group.name == "volgroup" {
             guard let name = group.positionals.first else { continue }
             let members = Array(group.positionals.dropFirst())
             // --pesize is in KiB (default 4 MiB).
-            let extentMiB = max(1, (group.option("pesize").flatMap { Int($0) } ?? 4096) / 1024)
+            let extentMiB = min(max(1, (group.option("pesize").flatMap { Int($0) } ?? 4096) / 1024), 1 << 30)
             var logical = 0
             for volume in commands where volume.name == "logvol" && volume.option("vgname") == name {
-                let size = max(0, volume.option("size").flatMap { Int($0) } ?? 0)
+                let size = clamped(volume.option("size"))
                 logical += (size + extentMiB - 1) / extentMiB * extentMiB
             }
-            let physical = members.reduce(0) { $0 + max(0, pvSize[$1] ?? 0) }
+            let physical = members.reduce(0) { $0 + (pvSize[$1] ?? 0) }
             if logical > physical {
                 let drive = members.first.flatMap { pvDrive[$0] } ?? ""
                 perDrive[drive, default: 0] += logical - physical

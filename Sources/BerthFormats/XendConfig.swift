@@ -1,4 +1,7 @@
-import BerthModel
+// Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
+#if canImport(BerthModel)
+    import BerthModel
+#endif
 
 /// The settings of xend's `/etc/xen/xend-config.sxp` that `berthd --config` honours.
 ///

@@ -1,4 +1,7 @@
-import BerthModel
+// Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
+#if canImport(BerthModel)
+    import BerthModel
+#endif
 import Foundation
 
 /// libvirt domain XML (`virsh dumpxml`, `virsh define`) ⇄ `DomainSpec`.

@@ -1,4 +1,7 @@
-import BerthModel
+// Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
+#if canImport(BerthModel)
+    import BerthModel
+#endif
 
 /// A kickstart file (Anaconda's unattended-install language): commands with options,
 /// `%packages`/`%pre`/`%post` sections, comments. Both eras are read: sections closed by
@@ -135,7 +138,9 @@ public struct Kickstart: Sendable, Equatable {
     public static func parse(bytes: [UInt8], source: String = "kickstart") throws -> Kickstart {
         let text = try InputCheck.text(bytes, source: source, what: "a kickstart file")
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
-            $0.hasSuffix("\r") ? String($0.dropLast()) : String($0)
+            var line = Substring($0)
+            while line.hasSuffix("\r") { line = line.dropLast() }
+            return String(line)
         }
         if lines.last == "" { lines.removeLast() }
         var items: [Item] = []
@@ -153,8 +158,17 @@ public struct Kickstart: Sendable, Equatable {
                 items.append(.comment(String(trimmed.dropFirst())))
                 continue
             }
-            if trimmed.hasPrefix("%") {
-                let words = try words(trimmed, source: source, line: number, column: 1 + raw.utf8.count - trimmed.utf8.count)
+            let column = 1 + raw.utf8.count - trimmed.utf8.count
+            var directiveLine = trimmed.hasPrefix("%")
+            if !directiveLine && (trimmed.hasPrefix("'") || trimmed.hasPrefix("\"")) {
+                directiveLine = try words(trimmed, source: source, line: number, column: column).first?.hasPrefix("%") == true
+            }
+            if directiveLine {
+                let words = try words(trimmed, source: source, line: number, column: column)
+                guard words.first?.hasPrefix("%") == true else {
+                    items.append(.blank)
+                    continue
+                }
                 let directive = String(words[0].dropFirst())
                 if directive == "end" {
                     throw BerthError.syntax(
@@ -268,9 +282,9 @@ public struct Kickstart: Sendable, Equatable {
             case .blank: out += "\n"
             case .comment(let text): out += "#" + text + "\n"
             case .command(let command):
-                out += ([command.name] + command.arguments.map(Self.quote)).joined(separator: " ") + "\n"
+                out += ([command.name] + command.arguments).map(Self.quote).joined(separator: " ") + "\n"
             case .section(let section):
-                out += (["%" + section.name] + section.arguments.map(Self.quote)).joined(separator: " ") + "\n"
+                out += (["%" + section.name] + section.arguments).map(Self.quote).joined(separator: " ") + "\n"
                 for line in section.body { out += line + "\n" }
                 if section.terminated || addEnd { out += "%end\n" }
             }
@@ -282,7 +296,7 @@ public struct Kickstart: Sendable, Equatable {
 
     /// Quotes a word so the line splitter gives it back unchanged.
     static func quote(_ word: String) -> String {
-        if !word.isEmpty && !word.contains(where: { " \t\"'\\#\u{00A0}".contains($0) }) { return word }
+        if !word.isEmpty && !word.contains(where: { $0.isWhitespace || "\"'\\#".contains($0) }) { return word }
         if !word.contains("'") { return "'" + word + "'" }
         var out = "\""
         for character in word {

@@ -1,4 +1,7 @@
-import BerthModel
+// Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
+#if canImport(BerthModel)
+    import BerthModel
+#endif
 
 /// One S-expression from an xend-style file: an atom, a quoted string or a list.
 public struct SExpression: Sendable, Equatable {
