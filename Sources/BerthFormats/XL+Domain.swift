@@ -511,8 +511,13 @@ private struct XLDomainReader {
         if kind == "phy", !hostPath.hasPrefix("/") {
             hostPath = "/dev/" + hostPath  // xm: phy:hda1 meant /dev/hda1
         }
-        let bus: DiskSpec.Bus =
-            vdevText.hasPrefix("hd") ? .ide : vdevText.hasPrefix("sd") ? .scsi : .virtio
+        guard vdevText.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) }) else {
+            throw bad("'\(vdevText)' is not a device name like xvda, hda or sda")
+        }
+        let bus = xenDiskBus(vdevText)
+        if !["xvd", "hd", "sd", "vd"].contains(where: vdevText.hasPrefix) {
+            warn("disk", "\(label): '\(vdevText)' is not a Xen device name (xvd*, hd*, sd*); it becomes a virtio disk.")
+        }
         if vdevText.last?.isNumber == true, !vdevText.hasPrefix("d") {
             warn("disk", "\(label): \(vdevText) is a partition name; under QEMU the guest sees the device as a whole disk.")
         }
@@ -729,6 +734,11 @@ extension BerthError {
     }
 }
 
+/// The bus a Xen device name implies: hd* → IDE, sd* → SCSI, anything else (xvd*, vd*) → virtio.
+func xenDiskBus(_ vdev: String) -> DiskSpec.Bus {
+    vdev.hasPrefix("hd") ? .ide : vdev.hasPrefix("sd") ? .scsi : .virtio
+}
+
 /// Xen's disk index for a device name: xvda/hda/sda → 0, xvdb → 1, xvdaa → 26.
 func xenDiskIndex(_ vdev: String) -> Int {
     var name = Substring(vdev)
@@ -843,13 +853,9 @@ extension XLDomain {
             case .virtio: "xvd"
             }
         var vdev = disk.target ?? ""
-        let matches =
-            switch disk.bus {
-            case .ide: vdev.hasPrefix("hd")
-            case .scsi, .sata: vdev.hasPrefix("sd")
-            case .virtio: vdev.hasPrefix("xvd") || vdev.hasPrefix("vd")
-            }
-        if !matches || vdev.contains(",") || vdev.contains("=") {
+        // Keep the guest's name when it says the same bus; SATA has no Xen name and becomes sd*.
+        let matches = !vdev.isEmpty && xenDiskBus(vdev) == (disk.bus == .sata ? .scsi : disk.bus)
+        if !matches || !vdev.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) }) {
             vdev = prefix + String(Character(Unicode.Scalar(UInt8(97 + min(number, 25)))))
         }
         fields.append("vdev=" + vdev)

@@ -43,6 +43,15 @@ import Testing
         #expect(error.message.contains(phrase), "\(error.message)")
     }
 
+    @Test func oddDeviceNamesKeepTheirNameThroughTheWriter() throws {
+        // Found by fuzz/targets/XL.swift: a vdev with no Xen prefix was renamed on writing.
+        let result = try Self.read("disk = [ '/dev/zvol/tank/g,raw,Stringxvda,rw' ]")
+        #expect(result.spec.disks == [DiskSpec(path: "/dev/zvol/tank/g", format: .raw, target: "Stringxvda")])
+        #expect(result.warnings.contains { $0.message.contains("not a Xen device name") })
+        #expect(try XLDomain.read(XLDomain.write(result.spec)).spec == result.spec)
+        #expect(throws: BerthError.self) { try Self.read("disk = [ 'format=raw,vdev=xvd=a,target=/x' ]") }
+    }
+
     @Test func disksAreOrderedByXenDeviceName() throws {
         let spec = try Self.read("disk = [ 'phy:/dev/b,xvdb,w', 'phy:/dev/aa,xvdaa,w', 'phy:/dev/a,xvda,w' ]").spec
         #expect(spec.disks.map(\.target) == ["xvda", "xvdb", "xvdaa"])

@@ -13,6 +13,6 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     _ = kickstart.installURL
     let printed = kickstart.text
     guard let again = try? Kickstart.parse(printed) else { fatalError("printed kickstart does not parse:\n\(printed)") }
-    precondition(again == kickstart, "kickstart print/parse changed it:\n\(printed)")
+    if again != kickstart { fatalError("kickstart print/parse changed it:\n\(printed)") }
     return 0
 }

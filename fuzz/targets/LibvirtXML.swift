@@ -10,7 +10,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard let result = try? LibvirtXML.read(bytes: bytes, source: "fuzz") else { return 0 }
     let written = LibvirtXML.write(result.spec)
     guard let back = try? LibvirtXML.read(written, source: "written") else { fatalError("written XML does not read back:\n\(written)") }
-    precondition(LibvirtXML.write(back.spec) == written, "XML write/read is not a fixed point:\n\(written)")
+    if LibvirtXML.write(back.spec) != written { fatalError("XML write/read is not a fixed point:\n\(written)") }
     _ = XLDomain.write(back.spec)
     return 0
 }
