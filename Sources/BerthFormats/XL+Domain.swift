@@ -347,7 +347,6 @@ private struct XLDomainReader {
             return
         }
         spec.kernel = kernel
-        spec.initrd = ramdisk
         if kernel == nil {
             if let ramdisk {
                 keep("ramdisk", "ramdisk = \(XLConfig.quote(ramdisk))", reason: "there is no kernel to go with it")
@@ -357,6 +356,7 @@ private struct XLDomainReader {
             }
             return
         }
+        spec.initrd = ramdisk
         spec.cmdline = cmdline
         if type == "pv" {
             warn("kernel", "this was a Xen PV guest: its kernel must also boot on a standard PC under QEMU (a Xen-only domU kernel such as '-xenU' will not).")

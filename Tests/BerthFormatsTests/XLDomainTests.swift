@@ -52,6 +52,14 @@ import Testing
         #expect(throws: BerthError.self) { try Self.read("disk = [ 'format=raw,vdev=xvd=a,target=/x' ]") }
     }
 
+    @Test func aRamdiskWithoutAKernelIsOnlyANote() throws {
+        // Found by fuzz/targets/XL.swift: the initrd stayed in the spec and was written back.
+        let result = try Self.read("ramdisk = '/boot/initrd'\nextra = '3'\ndisk = ['phy:/dev/vg/g,xvda,w']")
+        #expect(result.spec.initrd == nil && result.spec.cmdline == nil)
+        #expect(result.spec.notes.count == 2)
+        #expect(try XLDomain.read(XLDomain.write(result.spec)).spec == result.spec)
+    }
+
     @Test func disksAreOrderedByXenDeviceName() throws {
         let spec = try Self.read("disk = [ 'phy:/dev/b,xvdb,w', 'phy:/dev/aa,xvdaa,w', 'phy:/dev/a,xvda,w' ]").spec
         #expect(spec.disks.map(\.target) == ["xvda", "xvdb", "xvdaa"])
