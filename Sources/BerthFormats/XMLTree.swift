@@ -84,6 +84,36 @@ enum XMLTree {
                 source, TextPosition(line: line, column: 1), "XML DOCTYPE or ENTITY declarations are not accepted.",
                 remedy: "libvirt domain XML has no DTD; remove the <!DOCTYPE …> block.")
         }
+        // Processing instructions other than the XML declaration are refused before parsing:
+        // swift-corelibs-foundation's XMLParser calls strlen on a PI's data, which is NULL for
+        // `<?name?>`, and crashes (found by fuzz/targets/LibvirtXML.swift).
+        var line = 1
+        var column = 1
+        var index = 0
+        var seenContent = false
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == 0x3C, index + 1 < bytes.count, bytes[index + 1] == 0x3F {
+                let declaration =
+                    !seenContent && index + 5 < bytes.count && bytes[index + 2] == 0x78 && bytes[index + 3] == 0x6D
+                    && bytes[index + 4] == 0x6C && [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index + 5])
+                if !declaration {
+                    throw BerthError.syntax(
+                        source, TextPosition(line: line, column: column), "XML processing instructions ('<?…?>') are not accepted here.",
+                        remedy: "libvirt domain XML has at most an <?xml version=\"1.0\"?> declaration on its first line; remove the others.")
+                }
+            }
+            if byte == 0x0A {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
+            if !(byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D || (index < 3 && [0xEF, 0xBB, 0xBF][index] == byte)) {
+                seenContent = true
+            }
+            index += 1
+        }
         let parser = XMLParser(data: Data(bytes))
         parser.shouldResolveExternalEntities = false
         parser.shouldProcessNamespaces = false

@@ -142,6 +142,9 @@ import Testing
         ("<!DOCTYPE d [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;\">]><domain><name>&b;</name></domain>", "DOCTYPE"),
         ("<domain><name>x</name><devices><disk type='file'><driver type='vmdk'/><source file='/a'/></disk></devices></domain>", "Berth reads raw and qcow2"),
         ("<domain><name>x</name><devices><interface type='bridge'/></devices></domain>", "needs <source bridge"),
+        // Found by fuzz/targets/LibvirtXML.swift: a data-less PI crashed Foundation's XMLParser.
+        ("<?xml?>\n<domain><name>x</name></domain>", "d.xml:1:1: XML processing instructions"),
+        ("<?xml version='1.0'?>\n<domain><name>x<?php echo 1 ?></name></domain>", "d.xml:2:16: XML processing instructions"),
     ]
 
     @Test(arguments: malformed)
