@@ -13,6 +13,25 @@ public enum DomainDocument {
         case libvirtXML = "libvirt-xml"
         /// xl or xm domain config.
         case xl
+
+        /// A format as users name it on the command line: `json`, `xml`/`libvirt`, `xl`/`xm`.
+        public init?(name: String) {
+            switch name.lowercased() {
+            case "json", "berth": self = .json
+            case "xml", "libvirt", "libvirt-xml", "virsh": self = .libvirtXML
+            case "xl", "xm", "xen", "cfg": self = .xl
+            default: return nil
+            }
+        }
+    }
+
+    /// Writes `spec` in `format`; each reads back to the same spec.
+    public static func write(_ spec: DomainSpec, as format: Format) -> String {
+        switch format {
+        case .json: encodeJSON(spec)
+        case .libvirtXML: LibvirtXML.write(spec)
+        case .xl: XLDomain.write(spec)
+        }
     }
 
     /// Recognises the format by content, not file name: `{` starts JSON, `<` starts XML,

@@ -188,6 +188,17 @@ import Testing
         #expect(error.message.contains(phrase), "\(error.message)")
     }
 
+    @Test func writeInEveryFormat() throws {
+        let spec = DomainSpec(name: "devel1", memory: 1200, vcpus: 2, disks: [DiskSpec(path: "/dev/xenspace/devel1", target: "xvda")])
+        for format in DomainDocument.Format.allCases {
+            let parsed = try DomainDocument.parse(DomainDocument.write(spec, as: format))
+            #expect(parsed.format == format)
+            #expect(parsed.spec == spec)
+        }
+        #expect(DomainDocument.Format(name: "xm") == .xl && DomainDocument.Format(name: "libvirt") == .libvirtXML)
+        #expect(DomainDocument.Format(name: "yaml") == nil)
+    }
+
     @Test func binaryInputIsRefusedWithAPosition() throws {
         let error = try #require(throws: BerthError.self) { try DomainDocument.parse(bytes: [0x7B, 0x0A, 0x00], source: "disk.img") }
         #expect(error.message == "disk.img:2:1: NUL byte in a domain document.")
