@@ -783,7 +783,8 @@ func splitShellWords(_ text: String) -> [String] {
 extension XLDomain {
     /// Writes `spec` as xl text that `read` turns back into the same `DomainSpec`.
     public static func write(_ spec: DomainSpec) -> String {
-        var out = "# Domain '\(spec.name)', written by Berth. Keys: xl.cfg(5); berth_* keys are Berth's own.\n"
+        // The name is not repeated in the comment: a name with a newline would end it early.
+        var out = "# Written by Berth. Keys: xl.cfg(5); berth_* keys are Berth's own.\n"
         func line(_ key: String, _ value: XLValue) { out += "\(key) = \(value.xlText)\n" }
         line("name", .string(spec.name))
         line("uuid", .string(spec.uuid.uuidString.lowercased()))

@@ -60,6 +60,12 @@ import Testing
         #expect(try XLDomain.read(XLDomain.write(result.spec)).spec == result.spec)
     }
 
+    @Test func namesWithNewlinesStayInsideTheirString() throws {
+        // Found by fuzz/targets/XL.swift: the writer's header comment repeated the name.
+        let spec = DomainSpec(name: "a\nmemory = 5\n'", disks: [DiskSpec(path: "/d", target: "xvda")])
+        #expect(try XLDomain.read(XLDomain.write(spec)).spec == spec)
+    }
+
     @Test func disksAreOrderedByXenDeviceName() throws {
         let spec = try Self.read("disk = [ 'phy:/dev/b,xvdb,w', 'phy:/dev/aa,xvdaa,w', 'phy:/dev/a,xvda,w' ]").spec
         #expect(spec.disks.map(\.target) == ["xvda", "xvdb", "xvdaa"])
