@@ -136,11 +136,12 @@ public struct Kickstart: Sendable, Equatable {
     }
 
     public static func parse(bytes: [UInt8], source: String = "kickstart") throws -> Kickstart {
-        let text = try InputCheck.text(bytes, source: source, what: "a kickstart file")
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
-            var line = Substring($0)
-            while line.hasSuffix("\r") { line = line.dropLast() }
-            return String(line)
+        _ = try InputCheck.text(bytes, source: source, what: "a kickstart file")
+        // Split the bytes, not Characters: "\r\n" is one Character and would never match "\n".
+        var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map { line -> String in
+            var end = line.endIndex
+            while end > line.startIndex && line[end - 1] == 0x0D { end -= 1 }
+            return String(decoding: line[line.startIndex..<end], as: UTF8.self)
         }
         if lines.last == "" { lines.removeLast() }
         var items: [Item] = []
@@ -148,19 +149,20 @@ public struct Kickstart: Sendable, Equatable {
         while index < lines.count {
             let number = index + 1
             let raw = lines[index]
-            let trimmed = raw.trimmingCharacters(in: .whitespaces)
+            let trimmed = trimBlanks(raw)
             index += 1
             if trimmed.isEmpty {
                 items.append(.blank)
                 continue
             }
-            if trimmed.hasPrefix("#") {
-                items.append(.comment(String(trimmed.dropFirst())))
+            let first = trimmed.unicodeScalars.first
+            if first == "#" {
+                items.append(.comment(String(trimmed.unicodeScalars.dropFirst())))
                 continue
             }
             let column = 1 + raw.utf8.count - trimmed.utf8.count
-            var directiveLine = trimmed.hasPrefix("%")
-            if !directiveLine && (trimmed.hasPrefix("'") || trimmed.hasPrefix("\"")) {
+            var directiveLine = first == "%"
+            if !directiveLine && (first == "'" || first == "\"") {
                 directiveLine = try words(trimmed, source: source, line: number, column: column).first?.hasPrefix("%") == true
             }
             if directiveLine {
@@ -182,7 +184,7 @@ public struct Kickstart: Sendable, Equatable {
                 var section = Section(name: directive, arguments: Array(words.dropFirst()), body: [], terminated: false, line: number)
                 while index < lines.count {
                     let bodyLine = lines[index]
-                    let head = bodyLine.trimmingCharacters(in: .whitespaces)
+                    let head = trimBlanks(bodyLine)
                     if head == "%end" || head.hasPrefix("%end ") || head.hasPrefix("%end\t") {
                         section.terminated = true
                         index += 1
@@ -203,7 +205,7 @@ public struct Kickstart: Sendable, Equatable {
             // Backslash at the end of a line continues the command on the next line.
             var joined = trimmed
             while joined.hasSuffix("\\") && !joined.hasSuffix("\\\\") && index < lines.count {
-                joined = String(joined.dropLast()) + " " + lines[index].trimmingCharacters(in: .whitespaces)
+                joined = String(joined.dropLast()) + " " + trimBlanks(lines[index])
                 index += 1
             }
             let words = try words(joined, source: source, line: number, column: 1 + raw.utf8.count - trimmed.utf8.count)
@@ -217,49 +219,64 @@ public struct Kickstart: Sendable, Equatable {
     }
 
     /// Splits a line like a shell (pykickstart uses shlex): quotes, backslashes, `#` comments.
+    static func isBlank(_ scalar: Unicode.Scalar) -> Bool {
+        scalar == " " || scalar == "\t" || (scalar.value >= 0x80 && scalar.properties.generalCategory == .spaceSeparator)
+    }
+
+    /// Trims spaces, tabs and Unicode space separators (no-break spaces from web pages).
+    static func trimBlanks(_ line: String) -> String {
+        let scalars = line.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !isBlank($0) }), let last = scalars.lastIndex(where: { !isBlank($0) }) else {
+            return ""
+        }
+        return String(scalars[first...last])
+    }
+
+    /// Splits a line like a shell (pykickstart uses shlex): quotes, backslashes, `#` comments.
     static func words(_ line: String, source: String, line number: Int, column: Int) throws -> [String] {
         var words: [String] = []
-        var current = ""
+        var current = String.UnicodeScalarView()
         var inWord = false
-        var quote: Character?
+        var quote: Unicode.Scalar?
         var quoteColumn = 0
         var escaped = false
         var offset = column
-        for character in line {
-            defer { offset += character.utf8.count }
+        for scalar in line.unicodeScalars {
+            defer { offset += UTF8.width(scalar) }
             if escaped {
-                current.append(character)
+                current.append(scalar)
                 escaped = false
                 continue
             }
             if let open = quote {
-                if character == open {
+                if scalar == open {
                     quote = nil
-                } else if character == "\\" && open == "\"" {
+                } else if scalar == "\\" && open == "\"" {
                     escaped = true
                 } else {
-                    current.append(character)
+                    current.append(scalar)
                 }
                 continue
             }
-            switch character {
+            switch scalar {
             case "\"", "'":
-                quote = character
+                quote = scalar
                 quoteColumn = offset
                 inWord = true
             case "\\":
                 escaped = true
                 inWord = true
-            case " ", "\t", "\u{00A0}":
-                if inWord { words.append(current) }
-                current = ""
-                inWord = false
             case "#" where !inWord:
-                if inWord { words.append(current) }
                 return words
             default:
-                current.append(character)
-                inWord = true
+                if isBlank(scalar) {
+                    if inWord { words.append(String(current)) }
+                    current = String.UnicodeScalarView()
+                    inWord = false
+                } else {
+                    current.append(scalar)
+                    inWord = true
+                }
             }
         }
         if quote != nil {
@@ -267,7 +284,7 @@ public struct Kickstart: Sendable, Equatable {
                 source, TextPosition(line: number, column: quoteColumn), "unterminated quote: the quoted text that starts here is never closed.",
                 remedy: "Add the closing quote on the same line.")
         }
-        if inWord || escaped { words.append(current) }
+        if inWord || escaped { words.append(String(current)) }
         return words
     }
 
@@ -296,13 +313,16 @@ public struct Kickstart: Sendable, Equatable {
 
     /// Quotes a word so the line splitter gives it back unchanged.
     static func quote(_ word: String) -> String {
-        if !word.isEmpty && !word.contains(where: { $0.isWhitespace || "\"'\\#".contains($0) }) { return word }
-        if !word.contains("'") { return "'" + word + "'" }
-        var out = "\""
-        for character in word {
-            if character == "\"" || character == "\\" { out.append("\\") }
-            out.append(character)
+        let special = word.unicodeScalars.contains { $0.properties.isWhitespace || isBlank($0) || "\"'\\#".unicodeScalars.contains($0) }
+        if !word.isEmpty && !special { return word }
+        if !word.unicodeScalars.contains("'") { return "'" + word + "'" }
+        var out = String.UnicodeScalarView()
+        out.append("\"")
+        for scalar in word.unicodeScalars {
+            if scalar == "\"" || scalar == "\\" { out.append("\\") }
+            out.append(scalar)
         }
-        return out + "\""
+        out.append("\"")
+        return String(out)
     }
 }

@@ -120,8 +120,14 @@ import Testing
         #expect(throws: BerthError.self) { try Kickstart.parse(bytes: huge) }
     }
 
+    @Test func windowsLineEndings() throws {
+        let ks = try Kickstart.parse("lang C\r\nrootpw --lock\r\n%packages\r\n@core\r\n%end\r\n")
+        #expect(ks.commands.map(\.name) == ["lang", "rootpw"])
+        #expect(ks.sections.first?.body == ["@core"])
+    }
+
     @Test func quotingRoundTrips() throws {
-        let command = Kickstart.Command(name: "network", arguments: ["--hostname", "", "a b", "it's", "say \"hi\"", "back\\slash", "#hash"])
+        let command = Kickstart.Command(name: "network", arguments: ["--hostname", "", "a b", "it's", "say \"hi\"", "back\\slash", "#hash", "nb\u{00A0}sp", "\"\u{301}"])
         let ks = Kickstart(items: [.command(command)])
         #expect(try Kickstart.parse(ks.text) == ks)
     }
