@@ -152,6 +152,27 @@ enum KickstartGrammar {
     }
 }
 
+/// A command with its words split once (validation looks at each option many times).
+struct ParsedCommand {
+    let name: String
+    let line: Int
+    let options: [(name: String, value: String?)]
+    let positionals: [String]
+    let problems: [String]
+
+    init(_ command: Kickstart.Command) {
+        let split = KickstartGrammar.split(command)
+        name = command.name
+        line = command.line
+        options = split.parsed.options
+        positionals = split.parsed.positionals
+        problems = split.problems
+    }
+
+    func option(_ key: String) -> String? { options.last(where: { $0.name == key }).map { $0.value ?? "" } }
+    func has(_ key: String) -> Bool { options.contains { $0.name == key } }
+}
+
 extension Kickstart {
     /// One thing wrong with a kickstart, at its line.
     public struct Problem: Sendable, Equatable, CustomStringConvertible {
@@ -172,6 +193,8 @@ extension Kickstart {
     /// volumes on undefined volume groups, volume groups on undefined partitions, partitions
     /// on drives clearpart/ignoredisk exclude, duplicate mount points.
     public func validate() -> [Problem] {
+        let commands = self.commands.map(ParsedCommand.init)
+        func command(_ name: String) -> ParsedCommand? { commands.last { $0.name == name } }
         var problems: [Problem] = []
         func error(_ line: Int, _ message: String) { problems.append(Problem(line: line, message: message)) }
         func warning(_ line: Int, _ message: String) { problems.append(Problem(line: line, severity: .warning, message: message)) }
@@ -190,24 +213,23 @@ extension Kickstart {
                     seen[command.name] = command.line
                 }
             }
-            let split = KickstartGrammar.split(command)
-            for message in split.problems { error(command.line, message) }
-            let count = split.parsed.positionals.count
+            for message in command.problems { error(command.line, message) }
+            let count = command.positionals.count
             if !grammar.positional.contains(count) {
                 if count < grammar.positional.lowerBound {
                     error(command.line, "'\(command.name)' needs \(grammar.positional.lowerBound == 1 ? "an argument" : "\(grammar.positional.lowerBound) arguments")\(Self.argumentHint[command.name].map { " (\($0))" } ?? "")")
                 } else {
-                    error(command.line, "'\(command.name)' takes at most \(grammar.positional.upperBound) argument\(grammar.positional.upperBound == 1 ? "" : "s"), found '\(split.parsed.positionals.joined(separator: " "))'")
+                    error(command.line, "'\(command.name)' takes at most \(grammar.positional.upperBound) argument\(grammar.positional.upperBound == 1 ? "" : "s"), found '\(command.positionals.joined(separator: " "))'")
                 }
             }
-            let names = Set(split.parsed.options.map(\.name))
+            let names = Set(command.options.map(\.name))
             for requirement in grammar.required {
                 let choices = requirement.split(separator: "|").map(String.init)
                 if !choices.contains(where: names.contains) {
                     error(command.line, "'\(command.name)' needs --\(choices.joined(separator: " or --"))")
                 }
             }
-            for (name, value) in split.parsed.options where ["size", "maxsize", "pesize", "percent", "grow-size"].contains(name) {
+            for (name, value) in command.options where ["size", "maxsize", "pesize", "percent", "grow-size"].contains(name) {
                 if let value, Int(value) == nil {
                     error(command.line, "--\(name)=\(value) of '\(command.name)' is not a whole number")
                 }
@@ -333,6 +355,7 @@ extension Kickstart {
     /// group, the larger of its physical volumes and its logical volumes (each rounded up to
     /// the group's extent size). `--grow` counts at its `--size`; a missing size counts 0.
     public var diskRequirement: DiskRequirement {
+        let commands = self.commands.map(ParsedCommand.init)
         // Sizes come from the file: clamp them (1 EiB) so no sum can overflow.
         func clamped(_ text: String?) -> Int { min(max(0, text.flatMap { Int($0) } ?? 0), 1 << 40) }
         var perDrive: [String: Int] = [:]
