@@ -220,7 +220,7 @@ public struct Kickstart: Sendable, Equatable {
 
     /// Splits a line like a shell (pykickstart uses shlex): quotes, backslashes, `#` comments.
     static func isBlank(_ scalar: Unicode.Scalar) -> Bool {
-        scalar == " " || scalar == "\t" || (scalar.value >= 0x80 && scalar.properties.generalCategory == .spaceSeparator)
+        scalar == " " || scalar == "\t" || scalar == "\r" || (scalar.value >= 0x80 && scalar.properties.generalCategory == .spaceSeparator)
     }
 
     /// Trims spaces, tabs and Unicode space separators (no-break spaces from web pages).

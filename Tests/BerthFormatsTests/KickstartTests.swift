@@ -126,6 +126,14 @@ import Testing
         #expect(ks.sections.first?.body == ["@core"])
     }
 
+    @Test func carriageReturnsInsideLines() throws {
+        // Found by fuzz/targets/Kickstart.swift: a comment ending in "\r\t" lost its "\r" when printed.
+        let ks = try Kickstart.parse("  #comment\r\t\t\nlang\rC\r\t\n")
+        #expect(ks.items.first == .comment("comment"))
+        #expect(ks.command("lang")?.positionals == ["C"])
+        #expect(try Kickstart.parse(ks.text) == ks)
+    }
+
     @Test func quotingRoundTrips() throws {
         let command = Kickstart.Command(name: "network", arguments: ["--hostname", "", "a b", "it's", "say \"hi\"", "back\\slash", "#hash", "nb\u{00A0}sp", "\"\u{301}"])
         let ks = Kickstart(items: [.command(command)])
