@@ -136,6 +136,21 @@ import Testing
         try Self.expectRoundTrips(pygrub.spec)
     }
 
+    @Test func theSeedsDevel1AsVirtInstallWroteIt() throws {
+        let result = try XLDomain.read(try Fixture.text("seed/devel1.cfg"), source: "/etc/xen/devel1")
+        #expect(
+            result.spec
+                == DomainSpec(
+                    name: "devel1", uuid: try #require(UUID(uuidString: "6b0e5a7f-9f2b-4d3c-8a52-0c291a98d5aa")),
+                    memory: 1200, vcpus: 2, bootloader: BootloaderSpec(),
+                    disks: [DiskSpec(path: "/dev/xenspace/devel1", format: .raw, target: "xvda")],
+                    nics: [NICSpec(mode: .bridge, mac: MACAddress("00:0c:29:1a:98:d5"), bridge: "xenbr0")],
+                    onCrash: .restart))
+        #expect(result.warnings.isEmpty, "\(result.warnings)")
+        try result.spec.validate()
+        try Self.expectRoundTrips(result.spec)
+    }
+
     @Test func xendConfigListenSettings() throws {
         let config = try XendConfig.parse(try Fixture.text("xen-configs/xend-config.sxp"))
         #expect(config.httpServer == false)
