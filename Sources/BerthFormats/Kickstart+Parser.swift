@@ -161,17 +161,19 @@ public struct Kickstart: Sendable, Equatable {
                 continue
             }
             let column = 1 + raw.utf8.count - trimmed.utf8.count
+            // A line whose first word starts with '%' is a section or directive, however the
+            // '%' was written (quoted or escaped), so printing and parsing agree.
             var directiveLine = first == "%"
-            if !directiveLine && (first == "'" || first == "\"") {
-                directiveLine = try words(trimmed, source: source, line: number, column: column).first?.hasPrefix("%") == true
+            if !directiveLine && (first == "'" || first == "\"" || first == "\\") {
+                directiveLine = (try? words(trimmed, source: source, line: number, column: column))?.first?.unicodeScalars.first == "%"
             }
             if directiveLine {
                 let words = try words(trimmed, source: source, line: number, column: column)
-                guard words.first?.hasPrefix("%") == true else {
-                    items.append(.blank)
+                guard let head = words.first, head.unicodeScalars.first == "%" else {
+                    items.append(.blank)  // only '%' quoted away to nothing: nothing to keep
                     continue
                 }
-                let directive = String(words[0].dropFirst())
+                let directive = String(head.unicodeScalars.dropFirst())
                 if directive == "end" {
                     throw BerthError.syntax(
                         source, TextPosition(line: number, column: 1), "'%end' without an open section.",

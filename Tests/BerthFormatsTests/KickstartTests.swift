@@ -134,6 +134,13 @@ import Testing
         #expect(try Kickstart.parse(ks.text) == ks)
     }
 
+    @Test func anEscapedPercentStillStartsASection() throws {
+        // Found by fuzz/targets/Kickstart.swift: '\\%x' was a command, printed as '%x', a section.
+        let ks = try Kickstart.parse(" \\%confinfig \n")
+        #expect(ks.sections.map(\.name) == ["confinfig"])
+        #expect(try Kickstart.parse(ks.text) == ks)
+    }
+
     @Test func quotingRoundTrips() throws {
         let command = Kickstart.Command(name: "network", arguments: ["--hostname", "", "a b", "it's", "say \"hi\"", "back\\slash", "#hash", "nb\u{00A0}sp", "\"\u{301}"])
         let ks = Kickstart(items: [.command(command)])
