@@ -193,7 +193,7 @@ public struct Kickstart: Sendable, Equatable {
                         break
                     }
                     // Old kickstarts: a section runs until the next section header.
-                    if head.hasPrefix("%"), let name = head.dropFirst().split(separator: " ").first,
+                    if head.hasPrefix("%"), let name = head.dropFirst().split(whereSeparator: { $0 == " " || $0 == "\t" }).first,
                         sectionNames.contains(String(name)) || name == "include" || name == "ksappend"
                     {
                         break
@@ -206,14 +206,22 @@ public struct Kickstart: Sendable, Equatable {
             }
             // Backslash at the end of a line continues the command on the next line.
             var joined = trimmed
-            while joined.hasSuffix("\\") && !joined.hasSuffix("\\\\") && index < lines.count {
+            // A section header is never swallowed by a continuation.
+            while joined.hasSuffix("\\") && !joined.hasSuffix("\\\\") && index < lines.count
+                && trimBlanks(lines[index]).unicodeScalars.first != "%"
+            {
                 joined = String(joined.dropLast()) + " " + trimBlanks(lines[index])
                 index += 1
             }
-            let words = try words(joined, source: source, line: number, column: 1 + raw.utf8.count - trimmed.utf8.count)
+            let words = try words(joined, source: source, line: number, column: column)
             guard let name = words.first else {
                 items.append(.blank)  // a line that was only a trailing comment
                 continue
+            }
+            if name.unicodeScalars.first == "%" {
+                throw BerthError.syntax(
+                    source, TextPosition(line: number, column: column), "a continued line cannot start a section ('\(name)').",
+                    remedy: "Put %-lines on a line of their own, without a '\\' continuation before them.")
             }
             items.append(.command(Command(name: name, arguments: Array(words.dropFirst()), line: number)))
         }

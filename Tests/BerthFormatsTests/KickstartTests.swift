@@ -141,6 +141,16 @@ import Testing
         #expect(try Kickstart.parse(ks.text) == ks)
     }
 
+    @Test func continuationsStopAtSections() throws {
+        // Found by fuzz/targets/Kickstart.swift: a '\\' line swallowed the '%end' after it.
+        let ks = try Kickstart.parse("%post\ntrue\n%end\nreboot \\\n%packages\n@core\n")
+        #expect(ks.command("reboot")?.arguments == [""])
+        #expect(ks.sections.map(\.name) == ["post", "packages"])
+        #expect(try Kickstart.parse(ks.text) == ks)
+        let error = try #require(throws: BerthError.self) { try Kickstart.parse("\\\n'%end'\n") }
+        #expect(error.message.hasPrefix("kickstart:1:1: a continued line cannot start a section"))
+    }
+
     @Test func quotingRoundTrips() throws {
         let command = Kickstart.Command(name: "network", arguments: ["--hostname", "", "a b", "it's", "say \"hi\"", "back\\slash", "#hash", "nb\u{00A0}sp", "\"\u{301}"])
         let ks = Kickstart(items: [.command(command)])
