@@ -1,4 +1,6 @@
-import BerthModel
+#if canImport(BerthModel)
+    import BerthModel
+#endif
 import Foundation
 
 /// The two definitions an install goes through, as virt-install wrote them for Xen.

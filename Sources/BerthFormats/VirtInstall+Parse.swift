@@ -1,4 +1,6 @@
-import BerthModel
+#if canImport(BerthModel)
+    import BerthModel
+#endif
 import Foundation
 
 extension VirtInstallRequest {

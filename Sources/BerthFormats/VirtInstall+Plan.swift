@@ -1,4 +1,6 @@
-import BerthModel
+#if canImport(BerthModel)
+    import BerthModel
+#endif
 
 extension VirtInstallRequest {
     /// What `berth install --dry-run` prints: the guest, then each step the install would take.

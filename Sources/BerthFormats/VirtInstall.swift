@@ -1,4 +1,6 @@
-import BerthModel
+#if canImport(BerthModel)
+    import BerthModel
+#endif
 
 /// A `virt-install` command line, read into what Berth needs to install a guest.
 ///
