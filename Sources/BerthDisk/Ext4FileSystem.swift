@@ -120,7 +120,10 @@ public struct Ext4FileSystem: FileSystem {
         if is64 { blocksCount |= UInt64(try r.u32(0x150)) << 32 }
         let firstData = UInt64(try r.u32(0x14))
         guard firstData == (blockSize == 1024 ? 1 : 0) || firstData == 0 else { throw bad("s_first_data_block", firstData) }
-        guard blocksCount > firstData, blocksCount < 1 << 48 else { throw bad("s_blocks_count", blocksCount) }
+        // Below 2^62 bytes in all, so that block × block size never overflows later.
+        guard blocksCount > firstData, blocksCount <= (UInt64(1) << 62) / blockSize else {
+            throw bad("s_blocks_count", blocksCount)
+        }
         let bpg = UInt64(try r.u32(0x20))
         guard bpg > 0, bpg <= 8 * blockSize else { throw bad("s_blocks_per_group", bpg) }
         let ipg = try r.u32(0x28)
@@ -140,7 +143,8 @@ public struct Ext4FileSystem: FileSystem {
         }
         let groups = (blocksCount - firstData + bpg - 1) / bpg
         let inodesCount = try r.u32(0x00)
-        guard UInt64(inodesCount) <= groups * UInt64(ipg) else { throw bad("s_inodes_count", inodesCount) }
+        let (inodeCapacity, overflow) = groups.multipliedReportingOverflow(by: UInt64(ipg))
+        guard overflow || UInt64(inodesCount) <= inodeCapacity else { throw bad("s_inodes_count", inodesCount) }
         sb = Superblock(
             blockSize: blockSize, blocksCount: blocksCount, inodesCount: inodesCount, blocksPerGroup: bpg,
             inodesPerGroup: ipg, firstDataBlock: firstData, inodeSize: inodeSize, descSize: descSize, groupCount: groups,

@@ -109,8 +109,9 @@ public enum GPT {
                 throw PartitionTable.Error.gptEntries(
                     lba: header.entriesLBA, reason: "entry \(index + 1) ends (\(last)) before it starts (\(first))")
             }
+            let (sectors, overflow) = (last - first).addingReportingOverflow(1)
             if let p = PartitionTable.makePartition(
-                number: index + 1, type: .gpt(type), startSector: first, sectors: last - first + 1,
+                number: index + 1, type: .gpt(type), startSector: first, sectors: overflow ? .max : sectors,
                 sectorSize: sectorSize, bootable: attributes & 4 != 0, name: try utf16Name(r.slice(56, 72)),
                 diskSize: disk.size, problems: &problems)
             {
