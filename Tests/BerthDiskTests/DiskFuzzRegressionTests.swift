@@ -155,6 +155,21 @@ struct LVMCraftedTests {
         #expect(lv.unavailableReason?.contains(reason) == true, "\(lv.unavailableReason ?? "nil")")
     }
 
+    @Test("the tiny PV from pvcreate/vgcfgrestore (the fuzz seed) maps both of its LVs")
+    func tinyPV() throws {
+        let pv = try DiskFixture.image("corpus/lvm/pv-tiny.img")
+        let vg = try LVM.VolumeGroup(source: pv)
+        #expect(vg.name == "vgtiny")
+        #expect(vg.extentSize == 8192)
+        let lin = try #require(vg.logicalVolume(named: "lin")).source()
+        let expected = try pv.read(at: 65536 + 3 * 8192, count: 8192) + pv.read(at: 65536, count: 8192)
+        #expect(try lin.read(at: 0, count: 16384) == expected)
+        let str = try #require(vg.logicalVolume(named: "str")).source()
+        var striped: [UInt8] = []
+        for k in 0..<4 { striped += try pv.read(at: 65536 + UInt64(1 + k % 2) * 8192 + UInt64(k / 2) * 4096, count: 4096) }
+        #expect(try str.read(at: 0, count: 16384) == striped)
+    }
+
     @Test("unsupported segment types and gaps are reported per volume")
     func otherSegments() throws {
         let text = try Self.vg(
