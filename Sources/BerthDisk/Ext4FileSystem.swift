@@ -14,6 +14,9 @@ public struct Ext4FileSystem: FileSystem {
         public static let maxDirectoryBytes: UInt64 = 64 << 20
         /// A symlink target longer than PATH_MAX is hostile.
         public static let maxSymlinkBytes: UInt64 = 4096
+        /// Directory bytes one path lookup may scan in all: symlinks can send a walk through the
+        /// same large directory many times, and each trip is bounded only by `maxDirectoryBytes`.
+        public static let maxLookupBytes: UInt64 = 256 << 20
         /// Pieces read at once when copying a file.
         static let readChunk: UInt64 = 8 << 20
     }
@@ -32,6 +35,7 @@ public struct Ext4FileSystem: FileSystem {
         case directoryTooLarge(inode: UInt32, size: UInt64)
         case badInlineData(inode: UInt32, reason: String)
         case badSymlink(inode: UInt32, reason: String)
+        case lookupTooExpensive(path: String, bytes: UInt64)
 
         public var description: String {
             let fsck = "; the filesystem is damaged — check it with 'e2fsck -fn' on the image"
@@ -63,6 +67,8 @@ public struct Ext4FileSystem: FileSystem {
                 return "inode \(inode): inline data: \(reason)\(fsck)"
             case .badSymlink(let inode, let reason):
                 return "symlink inode \(inode): \(reason)\(fsck)"
+            case .lookupTooExpensive(let path, let bytes):
+                return "looking up \(path) would scan more than \(bytes) bytes of directories; the image is hostile or damaged"
             }
         }
     }
