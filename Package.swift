@@ -28,6 +28,8 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
         [
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]
     ),
     (
@@ -78,6 +80,9 @@ for module in modules where wanted(module.name) {
             .testTarget(
                 name: testName,
                 dependencies: [.target(name: module.name)] + extras.map { .target(name: $0) },
+                // Fixture files are read from the source tree at run time, not bundled.
+                exclude: FileManager.default.fileExists(atPath: Context.packageDirectory + "/Tests/\(testName)/Fixtures")
+                    ? ["Fixtures"] : [],
                 swiftSettings: settings))
     }
 }
@@ -101,6 +106,7 @@ let package = Package(
             .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
             .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
             .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+            .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         ] : [],
     targets: targets
 )

@@ -1,1 +1,168 @@
-// BerthClient: see ARCHITECTURE.md
+import BerthModel
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Typed client of berthd's HTTP API (`docs/openapi.yaml`).
+public struct BerthClient: Sendable {
+    public let endpoint: Endpoint
+    private let transport: HTTPTransport
+
+    public init(endpoint: Endpoint) {
+        self.endpoint = endpoint
+        self.transport = HTTPTransport(endpoint: endpoint)
+    }
+
+    /// The daemon named by `url` (a unix socket path, `unix:///path` or `http://host:port`),
+    /// or else the local one: its unix socket when present, then 127.0.0.1:8000 with the
+    /// token from the state directory.
+    public static func resolve(url: String?) throws -> BerthClient {
+        let paths = DefaultPaths.current()
+        let token = (try? String(contentsOfFile: paths.tokenPath, encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        if let url = url ?? ProcessInfo.processInfo.environment["BERTH_CONNECT"] {
+            if url.hasPrefix("/") { return BerthClient(endpoint: .unix(path: url)) }
+            if url.hasPrefix("unix://") { return BerthClient(endpoint: .unix(path: String(url.dropFirst(7)))) }
+            if let components = URLComponents(string: url), components.scheme == "http", let host = components.host {
+                let explicitToken = ProcessInfo.processInfo.environment["BERTH_TOKEN"] ?? token
+                return BerthClient(endpoint: .tcp(host: host, port: components.port ?? 8000, token: explicitToken))
+            }
+            throw BerthError(
+                .invalidArgument, "'\(url)' is not a daemon address.",
+                remedy: "Give a unix socket path (/run/berth/berthd.sock) or http://HOST:PORT.")
+        }
+        if FileManager.default.fileExists(atPath: paths.socketPath) {
+            return BerthClient(endpoint: .unix(path: paths.socketPath))
+        }
+        return BerthClient(endpoint: .tcp(host: "127.0.0.1", port: 8000, token: token))
+    }
+
+    // MARK: - Requests
+
+    func call<T: Decodable>(
+        _ method: HTTPMethod, _ path: String, body: (some Encodable)? = nil as Int?, as type: T.Type
+    ) async throws -> T {
+        let data = try body.map { try JSONEncoder().encode($0) }
+        let reply = try await transport.send(method: method, path: path, body: data)
+        try check(reply)
+        do {
+            return try Self.decoder.decode(T.self, from: reply.body)
+        } catch {
+            throw BerthError(
+                .internal, "berthd answered \(method) \(path) with a document this CLI cannot read: \(error)",
+                remedy: "Use a berth CLI of the same version as berthd.")
+        }
+    }
+
+    private func check(_ reply: HTTPTransport.Reply) throws {
+        guard !(200..<300).contains(reply.status) else { return }
+        struct ErrorBody: Decodable { var error: BerthError }
+        if let body = try? Self.decoder.decode(ErrorBody.self, from: reply.body) { throw body.error }
+        let text = String(decoding: reply.body, as: UTF8.self)
+        throw BerthError(.internal, "berthd answered HTTP \(reply.status): \(text)")
+    }
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }()
+
+    private static func escape(_ name: String) -> String {
+        name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? name
+    }
+
+    // MARK: - The API
+
+    public func host() async throws -> HostInfo { try await call(.GET, "/v1/host", as: HostInfo.self) }
+
+    public func list() async throws -> [DomainSummary] {
+        try await call(.GET, "/v1/domains", as: [DomainSummary].self)
+    }
+
+    public func info(_ name: String) async throws -> DomainInfo {
+        try await call(.GET, "/v1/domains/\(Self.escape(name))", as: DomainInfo.self)
+    }
+
+    public func define(_ spec: DomainSpec) async throws -> DomainInfo {
+        try await call(.POST, "/v1/domains", body: spec, as: DomainInfo.self)
+    }
+
+    public func update(_ spec: DomainSpec) async throws -> DomainInfo {
+        try await call(.PUT, "/v1/domains/\(Self.escape(spec.name))", body: spec, as: DomainInfo.self)
+    }
+
+    public func undefine(_ name: String, keepLogs: Bool) async throws {
+        let reply = try await transport.send(
+            method: .DELETE, path: "/v1/domains/\(Self.escape(name))?keepLogs=\(keepLogs)")
+        try check(reply)
+    }
+
+    public func setAutostart(_ name: String, _ enabled: Bool) async throws -> DomainInfo {
+        struct Body: Encodable { var autostart: Bool }
+        return try await call(
+            .PUT, "/v1/domains/\(Self.escape(name))/autostart", body: Body(autostart: enabled), as: DomainInfo.self)
+    }
+
+    public enum Action: String, Sendable, CaseIterable { case start, shutdown, destroy, reboot, suspend, resume }
+
+    /// Runs a lifecycle action and waits for it to finish.
+    public func perform(_ action: Action, on name: String, timeout: Int? = nil, force: Bool = false) async throws
+        -> DomainInfo
+    {
+        var query = "wait=true"
+        if let timeout { query += "&timeout=\(timeout)" }
+        if force { query += "&force=true" }
+        return try await call(.POST, "/v1/domains/\(Self.escape(name))/\(action.rawValue)?\(query)", as: DomainInfo.self)
+    }
+
+    /// Starts an action without waiting; poll with `operation(_:wait:)`.
+    public func begin(_ action: Action, on name: String) async throws -> OperationInfo {
+        try await call(.POST, "/v1/domains/\(Self.escape(name))/\(action.rawValue)", as: OperationInfo.self)
+    }
+
+    public func operation(_ id: String, wait seconds: Double = 0) async throws -> OperationInfo {
+        try await call(.GET, "/v1/operations/\(id)?wait=\(seconds)", as: OperationInfo.self)
+    }
+
+    /// The console log: the last `tail` bytes, then new output while `follow`.
+    public func consoleLog(
+        _ name: String, tail: Int?, follow: Bool, onChunk: @escaping @Sendable (ByteBuffer) async throws -> Void
+    ) async throws {
+        var query = "follow=\(follow)"
+        if let tail { query += "&tail=\(tail)" }
+        let reply = try await transport.send(
+            method: .GET, path: "/v1/domains/\(Self.escape(name))/console?\(query)", onChunk: onChunk)
+        try check(reply)
+    }
+
+    /// Lifecycle events as they happen, until the handler throws or the connection ends.
+    public func events(onEvent: @escaping @Sendable (LifecycleEvent) async throws -> Void) async throws {
+        let decoder = Self.decoder
+        let pending = PendingLines()
+        let reply = try await transport.send(method: .GET, path: "/v1/events") { buffer in
+            for line in pending.append(Array(buffer.readableBytesView)) {
+                if let event = try? decoder.decode(LifecycleEvent.self, from: Data(line)) { try await onEvent(event) }
+            }
+        }
+        try check(reply)
+    }
+}
+
+/// Splits a byte stream into newline-terminated lines.
+final class PendingLines: Sendable {
+    private let buffer = Mutex<[UInt8]>([])
+
+    func append(_ bytes: [UInt8]) -> [[UInt8]] {
+        buffer.withLock { buffer in
+            buffer += bytes
+            var lines: [[UInt8]] = []
+            while let newline = buffer.firstIndex(of: 0x0A) {
+                lines.append(Array(buffer[..<newline]))
+                buffer.removeSubrange(...newline)
+            }
+            return lines
+        }
+    }
+}

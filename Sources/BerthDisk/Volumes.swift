@@ -11,7 +11,10 @@ public enum Volumes {
 
     /// The filesystems Berth can read, tried in this order.
     public static let probes: [Probe] = [
-        (kind: "ext", matches: { Ext4FileSystem.matches($0) }, open: { try Ext4FileSystem(source: $0) })
+        (kind: "ext", matches: { Ext4FileSystem.matches($0) }, open: { try Ext4FileSystem(source: $0) }),
+        (kind: "xfs", matches: { XFSFileSystem.matches($0) }, open: { try XFSFileSystem(source: $0) }),
+        (kind: "vfat", matches: { FATFileSystem.matches($0) }, open: { try FATFileSystem(source: $0) }),
+        (kind: "iso9660", matches: { ISO9660FileSystem.matches($0) }, open: { try ISO9660FileSystem(source: $0) }),
     ]
 
     /// Where a candidate volume lies on the disk.

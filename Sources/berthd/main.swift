@@ -1,1 +1,3 @@
-print("berthd")
+import BerthServer
+
+await BerthDaemonCommand.main(arguments: Array(CommandLine.arguments.dropFirst()))

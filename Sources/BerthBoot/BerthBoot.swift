@@ -1,1 +1,0 @@
-// BerthBoot: see ARCHITECTURE.md

@@ -1,0 +1,80 @@
+import ArgumentParser
+import BerthClient
+import BerthModel
+import Foundation
+
+/// `berth`: the CLI, with virsh's subcommand names so the seed's habits carry over.
+public struct Berth: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "berth",
+        abstract: "Manage virtual machines on this host (xm/virsh for QEMU).",
+        discussion: "Talks to berthd over its unix socket or http://127.0.0.1:8000. Exit codes: 0 ok, 2 bad input, 3 not found, 4 already exists, 5 wrong state, 6 host lacks something, 7 unauthorized, 8 timeout, 9 cannot reach berthd, 10 internal error.",
+        subcommands: [
+            List.self, Define.self, Undefine.self, Start.self, Shutdown.self, Destroy.self, Reboot.self,
+            Suspend.self, Resume.self, DomInfo.self, DomState.self, Console.self, Log.self, Autostart.self,
+            Events.self, HostCheck.self, Bootloader.self,
+        ])
+
+    public init() {}
+
+    /// Runs the CLI and exits with a stable code; `BerthError`s print message and remedy.
+    public static func main(arguments: [String]) async -> Never {
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            Foundation.exit(0)
+        } catch let error as BerthError {
+            report(error)
+            Foundation.exit(error.code.exitCode)
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    static func report(_ error: BerthError) {
+        var text = "error: \(error.message)\n"
+        if let remedy = error.remedy { text += "  \(remedy)\n" }
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
+
+/// Flags every daemon-talking command shares.
+struct ConnectionOptions: ParsableArguments {
+    @Option(name: .customLong("connect"), help: "Daemon address: a unix socket path or http://HOST:PORT.")
+    var url: String?
+
+    func client() throws -> BerthClient { try BerthClient.resolve(url: url) }
+
+    /// Wraps a connection failure with what was tried and how to start the daemon.
+    func run<T>(_ body: (BerthClient) async throws -> T) async throws -> T {
+        let client = try client()
+        do {
+            return try await body(client)
+        } catch let error as BerthError where error.code == .connection {
+            let paths = DefaultPaths.current()
+            let tried =
+                url == nil
+                ? "Tried \(client.endpoint) (the unix socket \(paths.socketPath) \(FileManager.default.fileExists(atPath: paths.socketPath) ? "exists" : "does not exist"))."
+                : "Tried \(client.endpoint)."
+            throw BerthError(
+                .connection, "\(error.message) \(tried)",
+                remedy: "Start the daemon with 'berthd' (as root it uses /var/lib/berth), or point --connect at a running one.")
+        }
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    func printJSON(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+}

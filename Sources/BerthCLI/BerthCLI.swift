@@ -1,1 +1,0 @@
-// BerthCLI: see ARCHITECTURE.md

@@ -1,0 +1,23 @@
+import Foundation
+
+/// The default locations, shared with the CLI so it finds the daemon by itself.
+public struct DefaultPaths: Sendable {
+    public var stateDirectory: String
+    public var runtimeDirectory: String
+    public var socketPath: String { runtimeDirectory + "/berthd.sock" }
+    public var tokenPath: String { stateDirectory + "/api-token" }
+
+    public static func current() -> DefaultPaths {
+        let environment = ProcessInfo.processInfo.environment
+        if let state = environment["BERTH_STATE_DIR"] {
+            return DefaultPaths(stateDirectory: state, runtimeDirectory: state + "/run")
+        }
+        if getuid() == 0 {
+            return DefaultPaths(stateDirectory: "/var/lib/berth", runtimeDirectory: "/run/berth")
+        }
+        let home = environment["HOME"] ?? "/tmp"
+        let state = (environment["XDG_STATE_HOME"] ?? home + "/.local/state") + "/berth"
+        let runtime = environment["XDG_RUNTIME_DIR"].map { $0 + "/berth" } ?? state + "/run"
+        return DefaultPaths(stateDirectory: state, runtimeDirectory: runtime)
+    }
+}

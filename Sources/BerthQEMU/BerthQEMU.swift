@@ -1,1 +1,0 @@
-// BerthQEMU: see ARCHITECTURE.md

@@ -1,0 +1,296 @@
+import BerthModel
+import Foundation
+
+/// A kernel to boot directly instead of the spec's: what the bootloader extracted from the
+/// guest's disk (PyGRUB's job), or any other override.
+public struct BootFiles: Sendable, Equatable {
+    public var kernel: String
+    public var initrd: String?
+    public var cmdline: String?
+
+    public init(kernel: String, initrd: String? = nil, cmdline: String? = nil) {
+        self.kernel = kernel
+        self.initrd = initrd
+        self.cmdline = cmdline
+    }
+}
+
+/// QEMU's argument array for one domain (argv without argv[0]; never a shell string).
+public struct QEMUCommandLine: Sendable, Equatable {
+    public var arguments: [String]
+    /// The domain's name and UUID (the UUID is in `arguments` too, for re-attaching).
+    public var name: String
+    public var uuid: UUID
+    /// The machine type chosen (`pc`, `microvm`, or the spec's).
+    public var machine: String
+    public var accel: Accelerator
+    /// Set it over QMP (`change-vnc-password`) once QEMU runs: a password on the command line
+    /// would be readable by every user in /proc/PID/cmdline. `QEMUProcess.launch` does this.
+    public var vncPassword: String?
+
+    /// Builds the command line.
+    ///
+    /// - Parameters:
+    ///   - spec: the domain.
+    ///   - accel: `.kvm` or `.tcg`, already resolved with `AcceleratorProbe.resolve`.
+    ///   - paths: where the sockets, pidfile and console log go.
+    ///   - boot: a kernel overriding the spec's (the bootloader case).
+    ///   - taps: tap interface names by NIC index, prepared by the host networking code, for
+    ///     NICs that are not user-mode.
+    ///   - diskFormat: the format of a disk (default: the spec's, else detected from its magic).
+    ///   - tscKHz: the host TSC rate, given to a microvm guest under TCG (`HostTSC`).
+    /// - Throws: `BerthError` for settings QEMU cannot take or Berth does not support yet.
+    public init(
+        spec: DomainSpec, accel: Accelerator, paths: RuntimePaths, boot: BootFiles? = nil,
+        taps: [Int: String] = [:], diskFormat: (DiskSpec) throws -> DiskSpec.Format = DiskFormat.resolve,
+        tscKHz: Int? = HostTSC.kHz
+    ) throws {
+        guard accel != .auto else {
+            throw BerthError(
+                .internal, "The accelerator must be resolved before building the QEMU command line.",
+                remedy: "Call AcceleratorProbe.resolve first.")
+        }
+        guard spec.arch == "x86_64" else {
+            throw BerthError(
+                .invalidArgument, "Architecture '\(spec.arch)' is not supported.",
+                remedy: "Berth runs x86_64 guests; set \"arch\": \"x86_64\".")
+        }
+        let machine = spec.machine ?? Self.defaultMachine(spec: spec, boot: boot, accel: accel, tscKHz: tscKHz)
+        let family = MachineFamily(machine)
+        self.machine = machine
+        self.accel = accel
+        self.name = spec.name
+        self.uuid = spec.uuid
+
+        var args: [String] = []
+        args += ["-name", "guest=\(Self.escape(spec.name))"]
+        args += ["-uuid", spec.uuid.uuidString.lowercased()]
+        var machineOptions = [machine]
+        if family == .microvm {
+            // ACPI gives microvm its power button (the GED), S5 power-off, and the DSDT that
+            // lists the virtio-mmio devices and pvpanic.
+            machineOptions.append("acpi=\(spec.acpi ? "on" : "off")")
+        } else if !spec.acpi {
+            machineOptions.append("acpi=off")
+        }
+        args += ["-machine", machineOptions.joined(separator: ",")]
+        args += ["-accel", accel.rawValue]
+        // `max` gives a TCG guest every feature QEMU can emulate (x86-64-v2 and up, which
+        // current distribution kernels need); `host` is never used (it aborts under kvm_pvm).
+        args += ["-cpu", "max"]
+        args += ["-m", "\(spec.memory)M"]
+        args += ["-smp", "\(spec.vcpus)"]
+        args += ["-nodefaults", "-no-user-config"]
+
+        // Direct kernel boot.
+        let kernel = boot?.kernel ?? spec.kernel
+        if let kernel {
+            args += ["-kernel", kernel]
+            if let initrd = boot == nil ? spec.initrd : boot?.initrd { args += ["-initrd", initrd] }
+            var cmdline = (boot == nil ? spec.cmdline : boot?.cmdline) ?? ""
+            // The serial console is the only console Berth records.
+            if !cmdline.contains("console=") { cmdline = Self.join(cmdline, "console=ttyS0") }
+            // microvm has no reset controller: a triple fault makes QEMU see the reboot.
+            if family == .microvm, !cmdline.contains("reboot=") { cmdline = Self.join(cmdline, "reboot=t") }
+            // microvm has no HPET or PM timer to calibrate the TSC against (see HostTSC).
+            if family == .microvm, accel == .tcg, let tscKHz, !cmdline.contains("tsc_early_khz=") {
+                cmdline = Self.join(cmdline, "tsc_early_khz=\(tscKHz)")
+            }
+            args += ["-append", cmdline]
+        }
+
+        args += try Self.diskArguments(spec.disks, family: family, diskFormat: diskFormat)
+        args += try Self.nicArguments(spec.nics, family: family, taps: taps)
+
+        // Display.
+        if let graphics = spec.graphics {
+            guard family != .microvm else {
+                throw BerthError(
+                    .invalidArgument, "The microvm machine has no display for graphics.",
+                    remedy: "Remove \"graphics\", or set \"machine\": \"pc\".")
+            }
+            guard graphics.kind == .vnc else {
+                throw BerthError(
+                    .unavailable, "SPICE graphics are not supported yet.", remedy: "Use \"kind\": \"vnc\".")
+            }
+            let listen = graphics.listen ?? "127.0.0.1"
+            let host = listen.contains(":") && !listen.hasPrefix("[") ? "[\(listen)]" : listen
+            var vnc: String
+            if let port = graphics.port {
+                guard (5900...65535).contains(port) else {
+                    throw BerthError(
+                        .invalidArgument, "VNC port \(port) is out of range.",
+                        remedy: "Give a port from 5900 (display :0) up, or leave it out to pick a free one.")
+                }
+                vnc = "\(host):\(port - 5900)"
+            } else {
+                // First free display from :0 to :99.
+                vnc = "\(host):0,to=99"
+            }
+            if graphics.password != nil { vnc += ",password=on" }
+            args += ["-vnc", vnc, "-device", "VGA", "-usb", "-device", "usb-tablet"]
+            vncPassword = graphics.password
+        } else {
+            args += ["-display", "none"]
+        }
+
+        // Lifecycle: QEMU exits on guest reboot so that Berth restarts it (and the bootloader
+        // reads the disk again); pvpanic reports guest crashes as GUEST_PANICKED.
+        args.append("-no-reboot")
+        if spec.onPoweroff == .preserve { args.append("-no-shutdown") }
+        args += ["-action", "panic=\(spec.onCrash == .preserve ? "pause" : "shutdown")"]
+        if family.hasISA { args += ["-device", "pvpanic"] }
+
+        // Control and console sockets; the console chardev writes its own log, so output is kept
+        // while no one is attached and while the daemon is down.
+        args += [
+            "-chardev", "socket,id=qmp,path=\(Self.escape(paths.qmpSocket)),server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-chardev",
+            "socket,id=console0,path=\(Self.escape(paths.consoleSocket)),server=on,wait=off,logfile=\(Self.escape(paths.consoleLog)),logappend=on",
+            "-serial", "chardev:console0",
+        ]
+        // Its own session, parent exits when set-up is done (so errors come back synchronously).
+        args += ["-daemonize", "-pidfile", paths.pidFile]
+        arguments = args
+    }
+
+    /// `microvm` boots faster (no firmware, no PCI scan); Berth picks it for guests that boot
+    /// a host kernel (`spec.kernel`) with only virtio disks and NICs, no cdrom and no display.
+    /// Everything else gets `pc`: a kernel from the guest's own disk (the bootloader case) may
+    /// be an old distribution kernel without microvm's ACPI GED power button or virtio-mmio
+    /// discovery. Under TCG microvm also needs the host TSC rate (see `HostTSC`); without one,
+    /// `pc`.
+    public static func defaultMachine(spec: DomainSpec, boot: BootFiles?, accel: Accelerator, tscKHz: Int?) -> String {
+        let hostKernel = boot == nil && spec.kernel != nil
+        let virtioOnly =
+            spec.disks.allSatisfy { $0.device == .disk && $0.bus == .virtio }
+            && spec.nics.allSatisfy { $0.model == nil || $0.model?.hasPrefix("virtio") == true }
+        let timer = accel == .kvm || tscKHz != nil
+        return hostKernel && virtioOnly && spec.graphics == nil && spec.acpi && timer ? "microvm" : "pc"
+    }
+
+    // MARK: Devices
+
+    enum MachineFamily: Equatable {
+        case pc, q35, microvm, other
+
+        init(_ machine: String) {
+            let base = machine.split(separator: ",").first.map(String.init) ?? machine
+            self =
+                if base == "microvm" { .microvm } else if base == "q35" || base.hasPrefix("pc-q35") {
+                    .q35
+                } else if base == "pc" || base.hasPrefix("pc-i440fx") || base == "isapc" { .pc } else { .other }
+        }
+
+        var hasISA: Bool { self != .other }
+        /// virtio devices on microvm sit on virtio-mmio, elsewhere on PCI.
+        var virtioSuffix: String { self == .microvm ? "device" : "pci" }
+    }
+
+    static func diskArguments(
+        _ disks: [DiskSpec], family: MachineFamily, diskFormat: (DiskSpec) throws -> DiskSpec.Format
+    ) throws -> [String] {
+        var args: [String] = []
+        var ideSlot = 0
+        var sataSlot = 0
+        var scsiAdded = false
+        var ahciAdded = false
+        for (index, disk) in disks.enumerated() {
+            let id = "disk\(index)"
+            let format = try diskFormat(disk)
+            var drive = ["file=\(escape(disk.path))", "if=none", "id=\(id)", "format=\(format.rawValue)"]
+            if disk.readOnly || disk.device == .cdrom { drive.append("readonly=on") }
+            if disk.device == .cdrom { drive.append("media=cdrom") }
+            args += ["-drive", drive.joined(separator: ",")]
+
+            // A virtio cdrom does not exist: put it on virtio-scsi.
+            let bus = disk.device == .cdrom && disk.bus == .virtio ? .scsi : disk.bus
+            switch bus {
+            case .virtio:
+                args += ["-device", "virtio-blk-\(family.virtioSuffix),drive=\(id)"]
+            case .scsi:
+                if !scsiAdded {
+                    args += ["-device", "virtio-scsi-\(family.virtioSuffix),id=scsi0"]
+                    scsiAdded = true
+                }
+                args += ["-device", "\(disk.device == .cdrom ? "scsi-cd" : "scsi-hd"),bus=scsi0.0,drive=\(id)"]
+            case .ide, .sata:
+                let device = disk.device == .cdrom ? "ide-cd" : "ide-hd"
+                switch family {
+                case .pc where bus == .ide:
+                    // PIIX: two IDE buses with a master and a slave each.
+                    guard ideSlot < 4 else { throw tooMany("IDE", 4) }
+                    args += ["-device", "\(device),bus=ide.\(ideSlot / 2),unit=\(ideSlot % 2),drive=\(id)"]
+                    ideSlot += 1
+                case .q35:
+                    // ICH9 AHCI: six ports, one device each.
+                    guard ideSlot < 6 else { throw tooMany("SATA", 6) }
+                    args += ["-device", "\(device),bus=ide.\(ideSlot),drive=\(id)"]
+                    ideSlot += 1
+                case .pc, .other:
+                    if !ahciAdded {
+                        args += ["-device", "ich9-ahci,id=sata0"]
+                        ahciAdded = true
+                    }
+                    guard sataSlot < 6 else { throw tooMany("SATA", 6) }
+                    args += ["-device", "\(device),bus=sata0.\(sataSlot),drive=\(id)"]
+                    sataSlot += 1
+                case .microvm:
+                    throw BerthError(
+                        .invalidArgument, "Disk '\(disk.path)' uses the \(bus.rawValue) bus, which microvm lacks.",
+                        remedy: "Use \"bus\": \"virtio\", or set \"machine\": \"pc\".")
+                }
+            }
+        }
+        return args
+    }
+
+    private static func tooMany(_ bus: String, _ count: Int) -> BerthError {
+        BerthError(
+            .invalidArgument, "More than \(count) \(bus) disks.",
+            remedy: "Put the other disks on \"bus\": \"virtio\" or \"scsi\".")
+    }
+
+    static func nicArguments(_ nics: [NICSpec], family: MachineFamily, taps: [Int: String]) throws -> [String] {
+        var args: [String] = []
+        for (index, nic) in nics.enumerated() {
+            let id = "net\(index)"
+            if nic.mode == .user {
+                args += ["-netdev", "user,id=\(id)"]
+            } else if let tap = taps[index] {
+                guard tap.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), tap.utf8.count < 16 else {
+                    throw BerthError(.internal, "Tap name '\(tap)' is not a valid interface name.")
+                }
+                args += ["-netdev", "tap,id=\(id),ifname=\(tap),script=no,downscript=no"]
+            } else {
+                throw BerthError(
+                    .unavailable, "NIC \(index) uses \(nic.mode.rawValue) networking, which is not supported yet.",
+                    remedy: "Use \"mode\": \"user\" for now (outbound access through QEMU's user-mode network).")
+            }
+            var model = nic.model ?? "virtio-net-\(family.virtioSuffix)"
+            if model == "virtio" || model == "virtio-net" { model = "virtio-net-\(family.virtioSuffix)" }
+            guard !model.isEmpty, model.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                throw BerthError(
+                    .invalidArgument, "NIC model '\(model)' is not a device name.",
+                    remedy: "Use virtio-net-pci, e1000 or rtl8139.")
+            }
+            if family == .microvm, !model.hasPrefix("virtio-net-device") {
+                throw BerthError(
+                    .invalidArgument, "NIC model '\(model)' needs PCI, which microvm lacks.",
+                    remedy: "Leave \"model\" out (virtio), or set \"machine\": \"pc\".")
+            }
+            var device = "\(model),netdev=\(id)"
+            if let mac = nic.mac { device += ",mac=\(mac)" }
+            args += ["-device", device]
+        }
+        return args
+    }
+
+    // MARK: Helpers
+
+    /// QEMU option values end at a comma; a literal comma is written twice.
+    static func escape(_ value: String) -> String { value.replacingOccurrences(of: ",", with: ",,") }
+
+    private static func join(_ a: String, _ b: String) -> String { a.isEmpty ? b : a + " " + b }
+}

@@ -1,0 +1,246 @@
+import BerthModel
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A running QEMU for one domain: its PID, its files and its QMP connection.
+///
+/// QEMU runs daemonized in its own session, so it outlives the daemon; `attach` finds it again
+/// by UUID. The PID alone is never trusted: `/proc/PID/cmdline` must carry `-uuid <uuid>`,
+/// so a PID the kernel reused for another program is never signalled or mistaken for a guest.
+public struct QEMUProcess: Sendable {
+    public let pid: Int32
+    public let uuid: UUID
+    public let paths: RuntimePaths
+    public let qmp: QMP.Client
+
+    /// How `stop` ended the process.
+    public enum StopOutcome: String, Sendable {
+        /// It had already exited.
+        case alreadyGone = "already-gone"
+        /// QMP `quit`: QEMU flushed its disks and exited.
+        case quit
+        /// SIGTERM.
+        case terminated
+        /// SIGKILL after the grace period.
+        case killed
+        /// Still there after SIGKILL (stuck in the kernel, such as on a hung NFS disk).
+        case stuck
+    }
+
+    // MARK: Launch
+
+    /// Starts QEMU and returns once it runs and QMP is connected.
+    ///
+    /// QEMU's `-daemonize` foreground process exits only after set-up (files opened, sockets
+    /// listening), so configuration errors arrive here, before this returns, as a `BerthError`
+    /// carrying QEMU's own message.
+    ///
+    /// - Parameters:
+    ///   - binary: path of `qemu-system-x86_64` (`QEMUBinary.locate()`).
+    ///   - logRotation: rotate the console log first when it exceeds `maxBytes`, keeping `keep`.
+    ///   - timeout: for QEMU's set-up and for the QMP greeting.
+    /// - Throws: `BerthError` (`.wrongState` if this domain's QEMU already runs).
+    public static func launch(
+        _ commandLine: QEMUCommandLine, binary: String, paths: RuntimePaths,
+        logRotation: (maxBytes: UInt64, keep: Int) = (1 << 20, 5), timeout: Duration = .seconds(30)
+    ) async throws -> QEMUProcess {
+        let uuid = commandLine.uuid
+        guard commandLine.arguments.contains(paths.pidFile), commandLine.arguments.contains("-daemonize") else {
+            throw BerthError(.internal, "The QEMU command line was built for other runtime paths.")
+        }
+        try paths.prepare()
+        if let pid = runningPID(uuid: uuid, paths: paths) {
+            throw BerthError(
+                .wrongState, "Domain '\(commandLine.name)' is already running (QEMU PID \(pid)).",
+                remedy:
+                    "Stop it first with 'berth shutdown \(commandLine.name)' or 'berth destroy \(commandLine.name)'.")
+        }
+        paths.removeRuntimeFiles()
+        try paths.rotateConsoleLog(maxBytes: logRotation.maxBytes, keep: logRotation.keep)
+
+        let outcome = try await Spawn.run([binary] + commandLine.arguments, timeout: timeout)
+        guard outcome.status == 0, !outcome.timedOut else {
+            // A set-up that hung may have left a daemonized child behind.
+            if let pid = runningPID(uuid: uuid, paths: paths) { kill(pid, SIGKILL) }
+            paths.removeRuntimeFiles()
+            throw launchError(name: commandLine.name, outcome: outcome, timeout: timeout)
+        }
+        guard let pid = runningPID(uuid: uuid, paths: paths) else {
+            throw BerthError(
+                .internal,
+                "QEMU for '\(commandLine.name)' reported success but no running QEMU with its UUID was found (pidfile \(paths.pidFile)). Output: \(outcome.output.prefix(500))",
+                remedy: "See the console log \(paths.consoleLog) for what the guest did.")
+        }
+        let qmp: QMP.Client
+        do {
+            qmp = try await QMP.Client.connect(path: paths.qmpSocket, timeout: timeout)
+        } catch {
+            kill(pid, SIGKILL)
+            paths.removeRuntimeFiles()
+            throw (error as? QMP.Error)?.berthError ?? error
+        }
+        let process = QEMUProcess(pid: pid, uuid: uuid, paths: paths, qmp: qmp)
+        if let password = commandLine.vncPassword {
+            do {
+                try await qmp.execute("change-vnc-password", arguments: ["password": .string(password)])
+            } catch {
+                await process.stop(grace: .seconds(2))
+                throw BerthError(
+                    .internal, "Could not set the VNC password of '\(commandLine.name)': \(error)",
+                    remedy: "Start it again; remove the password to start without one.")
+            }
+        }
+        return process
+    }
+
+    static func launchError(name: String, outcome: Spawn.Outcome, timeout: Duration) -> BerthError {
+        if outcome.timedOut {
+            return BerthError(
+                .timeout, "QEMU for '\(name)' did not finish starting within \(timeout.seconds) s.",
+                remedy: "The host may be overloaded; try again, or check the disks are reachable.")
+        }
+        let lines = outcome.output.split(separator: "\n").map { line -> String in
+            var text = String(line)
+            // QEMU prefixes its messages with its name: `qemu-system-x86_64: ` or `qemu: `.
+            if text.hasPrefix("qemu"), let colon = text.range(of: ": ") {
+                text = String(text[colon.upperBound...]).trimmingCharacters(in: .whitespaces)
+            }
+            return text
+        }
+        let message = lines.isEmpty ? "exit status \(outcome.status) and no message" : lines.joined(separator: "; ")
+        let (code, remedy): (BerthError.Code, String) =
+            if message.contains("No such file or directory") {
+                (.notFound, "Check that the kernel, initrd and disk paths of '\(name)' exist on the host.")
+            } else if message.contains("\"write\" lock") {
+                (.alreadyExists, "Another running guest uses the same disk; stop it or give this one another disk.")
+            } else if message.contains("Permission denied") {
+                (.unavailable, "Make the file readable (and disks writable) by the user running berthd.")
+            } else if message.contains("Address already in use") {
+                (.alreadyExists, "Choose another VNC port, or leave the port out to pick a free one.")
+            } else {
+                (.invalidArgument, "Fix the setting QEMU names above ('berth edit \(name)') and start again.")
+            }
+        return BerthError(code, "QEMU could not start '\(name)': \(message)", remedy: remedy)
+    }
+
+    // MARK: Re-attach
+
+    /// Finds the running QEMU of a domain again (after a daemon restart) and reconnects QMP.
+    ///
+    /// - Throws: `BerthError(.notFound)` when no QEMU with this UUID runs (a missing pidfile,
+    ///   or a PID now used by something else); QMP failures as `BerthError(.connection)`.
+    public static func attach(uuid: UUID, paths: RuntimePaths, timeout: Duration = .seconds(10)) async throws
+        -> QEMUProcess
+    {
+        guard let pid = runningPID(uuid: uuid, paths: paths) else {
+            let recorded = readPIDFile(paths.pidFile)
+            throw BerthError(
+                .notFound,
+                recorded.map { "PID \($0) in \(paths.pidFile) is not the QEMU of \(uuid.uuidString.lowercased())." }
+                    ?? "No QEMU is running for \(uuid.uuidString.lowercased()) (no pidfile at \(paths.pidFile)).",
+                remedy: "The guest is not running; start it again.")
+        }
+        do {
+            let qmp = try await QMP.Client.connect(path: paths.qmpSocket, timeout: timeout)
+            return QEMUProcess(pid: pid, uuid: uuid, paths: paths, qmp: qmp)
+        } catch let error as QMP.Error {
+            throw error.berthError
+        }
+    }
+
+    /// The PID of this domain's live QEMU, from the pidfile, confirmed by its command line.
+    public static func runningPID(uuid: UUID, paths: RuntimePaths) -> Int32? {
+        guard let pid = readPIDFile(paths.pidFile), isAlive(pid: pid, uuid: uuid) else { return nil }
+        return pid
+    }
+
+    static func readPIDFile(_ path: String) -> Int32? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        // A pidfile is a number and a newline; never read more than that.
+        guard let data = try? handle.read(upToCount: 32) else { return nil }
+        guard let pid = Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
+            pid > 1
+        else { return nil }
+        return pid
+    }
+
+    /// Whether `pid` is a live process (not a zombie) whose command line has `-uuid <uuid>`.
+    public static func isAlive(pid: Int32, uuid: UUID) -> Bool {
+        guard let arguments = commandLine(pid: pid), hasUUID(arguments, uuid) else { return false }
+        // An exited QEMU whose parent does not reap it stays a zombie: that is gone, too.
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        return state != "Z" && state != "X"
+    }
+
+    /// `/proc/PID/cmdline` as arguments.
+    static func commandLine(pid: Int32) -> [String]? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty else { return nil }
+        return data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Whether the arguments contain `-uuid` followed by this UUID (any case).
+    static func hasUUID(_ arguments: [String], _ uuid: UUID) -> Bool {
+        let wanted = uuid.uuidString.lowercased()
+        for (i, argument) in arguments.enumerated().dropLast() where argument == "-uuid" || argument == "--uuid" {
+            if arguments[i + 1].lowercased() == wanted { return true }
+        }
+        return false
+    }
+
+    // MARK: Life
+
+    /// Whether this QEMU still runs.
+    public var isAlive: Bool { Self.isAlive(pid: pid, uuid: uuid) }
+
+    /// Returns when the process has exited: the QMP socket closes first, then the PID goes.
+    public func waitForExit() async {
+        await qmp.waitUntilClosed()
+        var delay = Duration.milliseconds(5)
+        while isAlive, !Task.isCancelled {
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .milliseconds(250))
+        }
+    }
+
+    /// Waits at most `timeout` for the process to exit; returns whether it did.
+    public func waitForExit(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        var delay = Duration.milliseconds(5)
+        while isAlive {
+            guard ContinuousClock.now < deadline, !Task.isCancelled else { return false }
+            try? await Task.sleep(for: min(delay, ContinuousClock.now.duration(to: deadline)))
+            delay = min(delay * 2, .milliseconds(100))
+        }
+        return true
+    }
+
+    /// Stops QEMU: QMP `quit`, then SIGTERM, then SIGKILL, each after `grace`; then removes
+    /// the sockets and pidfile. The guest gets no chance to shut down (that is
+    /// `system_powerdown`); QEMU does flush its disk caches on `quit` and SIGTERM.
+    @discardableResult
+    public func stop(grace: Duration = .seconds(5)) async -> StopOutcome {
+        defer {
+            qmp.close()
+            if !isAlive { paths.removeRuntimeFiles(includingDirectory: true) }
+        }
+        guard isAlive else { return .alreadyGone }
+        if !qmp.isClosed {
+            _ = try? await qmp.execute("quit", timeout: grace)
+            if await waitForExit(timeout: grace) { return .quit }
+        }
+        // Signal only a process that is still this guest's QEMU (never a reused PID).
+        guard isAlive else { return .quit }
+        kill(pid, SIGTERM)
+        if await waitForExit(timeout: grace) { return .terminated }
+        guard isAlive else { return .terminated }
+        kill(pid, SIGKILL)
+        return await waitForExit(timeout: .seconds(5)) ? .killed : .stuck
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A connected AF_UNIX stream socket with a reader thread that hands out complete lines.
+///
+/// A blocking reader thread (rather than SwiftNIO, which this module may not use) keeps the
+/// code small; the daemon runs one per running guest.
+final class UnixSocketConnection: Sendable {
+    private let fd: Int32
+    /// True once the reader has closed the descriptor; writers check it under the same lock so
+    /// they never write to a descriptor number the kernel has reused.
+    private let closed = Mutex(false)
+
+    private init(fd: Int32) { self.fd = fd }
+
+    /// Largest path a `sockaddr_un` holds, including the terminating NUL.
+    static let maxPathBytes = 108
+
+    static func connect(path: String) throws(QMP.Error) -> UnixSocketConnection {
+        let pathBytes = Array(path.utf8)
+        guard pathBytes.count < maxPathBytes else {
+            throw .transport("socket path '\(path)' is longer than \(maxPathBytes - 1) bytes")
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .transport("socket(): \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in pathBytes.enumerated() { raw[i] = byte }
+            raw[pathBytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            let why = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw .transport("connect to \(path): \(why)")
+        }
+        return UnixSocketConnection(fd: fd)
+    }
+
+    /// Writes all of `bytes`. MSG_NOSIGNAL: a peer that went away must give EPIPE, not kill the
+    /// daemon with SIGPIPE.
+    func send(_ bytes: [UInt8]) throws(QMP.Error) {
+        let failure: QMP.Error? = closed.withLock { isClosed in
+            if isClosed { return .closed }
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeBytes { raw in
+                    Glibc.send(fd, raw.baseAddress.map { $0 + offset }, bytes.count - offset, Int32(MSG_NOSIGNAL))
+                }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return .transport("write: \(String(cString: strerror(errno)))")
+                }
+                offset += n
+            }
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    /// Ends the connection: the reader sees end-of-file and finishes.
+    func shutdown() {
+        closed.withLock { isClosed in
+            if !isClosed { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        }
+    }
+
+    /// Starts the reader thread. `onLine` gets each line without its `\r\n`; `onEnd` is called
+    /// once, after the last line, with nil on a clean end-of-file.
+    func startReading(
+        onLine: @escaping @Sendable ([UInt8]) -> Void, onEnd: @escaping @Sendable (QMP.Error?) -> Void
+    ) {
+        let thread = Thread { [self] in
+            let ending = readLoop(onLine: onLine)
+            closed.withLock { isClosed in
+                isClosed = true
+                Glibc.close(fd)
+            }
+            onEnd(ending)
+        }
+        thread.name = "berth-qmp-reader"
+        thread.start()
+    }
+
+    private func readLoop(onLine: @Sendable ([UInt8]) -> Void) -> QMP.Error? {
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n == 0 { return nil }
+            if n < 0 {
+                if errno == EINTR { continue }
+                // shutdown() on our side shows up as a reset on some kernels: still a clean end.
+                return errno == ECONNRESET ? nil : .transport("read: \(String(cString: strerror(errno)))")
+            }
+            // Only the new bytes can hold a newline: rescanning the whole buffer would be
+            // quadratic on a long line.
+            var scan = buffer.count
+            buffer.append(contentsOf: chunk[0..<n])
+            var start = 0
+            while let newline = buffer[scan...].firstIndex(of: 0x0A) {
+                var end = newline
+                if end > start, buffer[end - 1] == 0x0D { end -= 1 }
+                if end > start { onLine(Array(buffer[start..<end])) }
+                start = newline + 1
+                scan = start
+            }
+            if start > 0 { buffer.removeFirst(start) }
+            if buffer.count > QMP.maxLineBytes {
+                return .decoding(
+                    "a line longer than \(QMP.maxLineBytes) bytes",
+                    raw: String(decoding: buffer.prefix(200), as: UTF8.self))
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import BerthModel
+import Foundation
+import Hummingbird
+
+/// The API's error body: `{"error": {"code": …, "message": …, "remedy": …}}`.
+struct ErrorBody: Codable {
+    var error: BerthError
+}
+
+extension BerthError: HTTPResponseError {
+    public var status: HTTPResponse.Status { HTTPResponse.Status(code: code.httpStatus) }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        try JSONResponse.make(ErrorBody(error: self), status: status)
+    }
+}
+
+/// Turns any error that is not already a `BerthError` into one, so every failure reaches
+/// the client in the same shape (GRDB and decoding errors included).
+struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as BerthError {
+            throw error
+        } catch let error as HTTPError {
+            throw BerthError(
+                error.status == .notFound ? .notFound : .invalidArgument,
+                error.body ?? "\(error.status.code) \(error.status.reasonPhrase)",
+                remedy: error.status == .notFound ? "See docs/openapi.yaml for the API's paths." : nil)
+        } catch {
+            throw BerthError(.internal, "Internal error: \(error)", remedy: "Check berthd's log; this is a bug.")
+        }
+    }
+}
+
+/// Requires `Authorization: Bearer <token>` on the TCP listener (xend's port 8000). The unix
+/// socket relies on its file permissions instead.
+struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        let given = request.headers[.authorization].flatMap { header in
+            header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : nil
+        }
+        guard let given, constantTimeEqual(given, token) else {
+            throw BerthError(
+                .unauthorized, given == nil ? "This request carries no API token." : "The API token is wrong.",
+                remedy: "Send 'Authorization: Bearer <token>' with the token in the state directory's api-token file (the berth CLI reads it by itself).")
+        }
+        return try await next(request, context)
+    }
+
+    private func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+enum JSONResponse {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try encoder.encode(value)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Decodes a request body, naming the offending field when it does not fit.
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int = 1 << 20) async throws -> T {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch {
+            throw BerthError(.invalidArgument, "The request body is over \(limit) bytes.", remedy: "Send a smaller document.")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw BerthError(.invalidArgument, "Malformed JSON: \(describe(error))", remedy: "Fix the field named and send it again.")
+        } catch let error as BerthError {
+            throw error
+        } catch {
+            throw BerthError(.invalidArgument, "Malformed JSON: \(error)", remedy: "Send a JSON object.")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let joined = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            return joined.isEmpty ? "the document" : "field '\(joined)'"
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = path(context)
+            return "missing field '\(key.stringValue)'" + (context.codingPath.isEmpty ? "" : " in \(parent)")
+        case .typeMismatch(let type, let context):
+            return "\(path(context)) should be \(type)"
+        case .valueNotFound(let type, let context):
+            return "\(path(context)) should be \(type), not null"
+        case .dataCorrupted(let context):
+            return "\(path(context)): \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import BerthModel
+import Foundation
+import Hummingbird
+
+/// `/v1/domains…`: definitions, lifecycle actions, the console log.
+struct DomainsController<Context: RequestContext> {
+    let hypervisor: Hypervisor
+
+    func add(to group: RouterGroup<Context>) {
+        group.get("domains") { _, _ in try JSONResponse.make(try hypervisor.catalog.summaries()) }
+        group.post("domains") { request, _ in
+            let spec = try await JSONResponse.decode(DomainSpec.self, from: request)
+            return try JSONResponse.make(try hypervisor.define(spec), status: .created)
+        }
+        group.get("domains/:name") { _, context in
+            try JSONResponse.make(try hypervisor.info(try context.parameters.require("name")))
+        }
+        group.put("domains/:name") { request, context in
+            let name = try context.parameters.require("name")
+            let spec = try await JSONResponse.decode(DomainSpec.self, from: request)
+            guard spec.name == name else {
+                throw BerthError(
+                    .invalidArgument, "The document names '\(spec.name)' but the path names '\(name)'.",
+                    remedy: "Renaming is not supported: define a new domain instead.")
+            }
+            return try JSONResponse.make(try hypervisor.update(spec))
+        }
+        group.delete("domains/:name") { request, context in
+            let name = try context.parameters.require("name")
+            let keepLogs = request.uri.queryParameters.get("keepLogs").map { $0 == "true" || $0 == "1" } ?? false
+            try await hypervisor.undefine(name, keepLogs: keepLogs)
+            return Response(status: .noContent)
+        }
+        group.put("domains/:name/autostart") { request, context in
+            let name = try context.parameters.require("name")
+            let body = try await JSONResponse.decode(AutostartBody.self, from: request)
+            try hypervisor.catalog.setAutostart(name, body.autostart)
+            return try JSONResponse.make(try hypervisor.info(name))
+        }
+        for action in ["start", "shutdown", "destroy", "reboot", "suspend", "resume"] {
+            group.post("domains/:name/\(action)") { request, context in
+                try await perform(action, request: request, name: try context.parameters.require("name"))
+            }
+        }
+        group.get("domains/:name/console") { request, context in
+            try consoleLog(request: request, name: try context.parameters.require("name"))
+        }
+        group.get("operations/:id") { request, context in
+            let wait = request.uri.queryParameters.get("wait").flatMap(Double.init) ?? 0
+            let info = try await hypervisor.operations.get(
+                try context.parameters.require("id"), wait: .milliseconds(Int(min(wait, 3600) * 1000)))
+            return try JSONResponse.make(info)
+        }
+    }
+
+    /// Runs a lifecycle action as an operation. With `?wait=true` the answer comes when it is
+    /// done (the domain's info, or its error); otherwise 202 with the operation to poll.
+    private func perform(_ action: String, request: Request, name: String) async throws -> Response {
+        let query = request.uri.queryParameters
+        let supervisor = try hypervisor.supervisor(name)
+        let timeout = query.get("timeout").flatMap(Int.init).map { Duration.seconds(max(0, min($0, 3600))) } ?? .seconds(60)
+        let force = query.get("force").map { $0 == "true" || $0 == "1" } ?? false
+        let operation = hypervisor.operations.run(domain: name, action: action) {
+            switch action {
+            case "start": try await supervisor.start()
+            case "shutdown": try await force ? supervisor.destroy() : supervisor.shutdown(timeout: timeout)
+            case "destroy": try await supervisor.destroy()
+            case "reboot": try await supervisor.reboot()
+            case "suspend": try await supervisor.suspend()
+            default: try await supervisor.resume()
+            }
+        }
+        guard query.get("wait").map({ $0 == "true" || $0 == "1" }) ?? false else {
+            return try JSONResponse.make(operation, status: .accepted)
+        }
+        let done = try await hypervisor.operations.get(operation.id, wait: timeout + .seconds(30))
+        if let error = done.error { throw error }
+        return try JSONResponse.make(try hypervisor.info(name))
+    }
+
+    /// The serial console log: the last `tail` bytes, then (with `follow`) new output as it
+    /// is written, until the client goes away.
+    private func consoleLog(request: Request, name: String) throws -> Response {
+        let info = try hypervisor.info(name)
+        guard let path = info.consoleLog else { throw BerthError(.notFound, "Domain '\(name)' has no console log.") }
+        let query = request.uri.queryParameters
+        let tail = query.get("tail").flatMap(Int.init)
+        let follow = query.get("follow").map { $0 == "true" || $0 == "1" } ?? false
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; charset=utf-8"
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                var offset: UInt64 = 0
+                if let handle = FileHandle(forReadingAtPath: path) {
+                    let size = (try? handle.seekToEnd()) ?? 0
+                    offset = tail.map { size > UInt64($0) ? size - UInt64($0) : 0 } ?? 0
+                    try? handle.close()
+                }
+                while true {
+                    if let handle = FileHandle(forReadingAtPath: path) {
+                        let size = (try? handle.seekToEnd()) ?? 0
+                        if size < offset { offset = 0 }  // rotated
+                        if size > offset {
+                            try handle.seek(toOffset: offset)
+                            let chunk = handle.readData(ofLength: Int(min(size - offset, 1 << 20)))
+                            offset += UInt64(chunk.count)
+                            try await writer.write(ByteBuffer(bytes: chunk))
+                        }
+                        try? handle.close()
+                    }
+                    guard follow else { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                try await writer.finish(nil)
+            })
+    }
+}
+
+/// `/v1/host` and `/v1/events`.
+struct HostController<Context: RequestContext> {
+    let hypervisor: Hypervisor
+
+    func add(to group: RouterGroup<Context>) {
+        group.get("host") { _, _ in try JSONResponse.make(try hypervisor.hostInfo()) }
+        group.get("events") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "application/x-ndjson"
+            let stream = hypervisor.events()
+            return Response(
+                status: .ok, headers: headers,
+                body: ResponseBody { writer in
+                    for await event in stream {
+                        var data = try JSONResponse.encoder.encode(event)
+                        data.append(0x0A)
+                        try await writer.write(ByteBuffer(bytes: data))
+                    }
+                    try await writer.finish(nil)
+                })
+        }
+    }
+}
+
+/// `PUT /v1/domains/{name}/autostart`.
+struct AutostartBody: Codable {
+    var autostart: Bool
+}

@@ -1,1 +1,0 @@
-// BerthServer: see ARCHITECTURE.md

@@ -1,0 +1,45 @@
+import BerthModel
+import Foundation
+
+/// Where berthd keeps its state and where it listens.
+public struct DaemonConfiguration: Sendable {
+    /// Catalog, API token, console logs, bootloader output.
+    public var stateDirectory: String
+    /// Sockets and pidfiles (the daemon's and each guest's).
+    public var runtimeDirectory: String
+    public var socketPath: String
+    /// TCP listener (xend's 127.0.0.1:8000); nil disables it.
+    public var tcpHost: String?
+    public var tcpPort: Int
+    /// The accelerator used when a domain says `auto`: nil probes the host.
+    public var accelOverride: String?
+    public var qemuBinary: String?
+
+    public var catalogPath: String { stateDirectory + "/catalog.sqlite" }
+    public var tokenPath: String { stateDirectory + "/api-token" }
+    public var logDirectory: String { stateDirectory + "/logs" }
+    public var bootDirectory: String { stateDirectory + "/boot" }
+
+    public init(
+        stateDirectory: String, runtimeDirectory: String, socketPath: String? = nil, tcpHost: String? = "127.0.0.1",
+        tcpPort: Int = 8000, accelOverride: String? = nil, qemuBinary: String? = nil
+    ) {
+        self.stateDirectory = stateDirectory
+        self.runtimeDirectory = runtimeDirectory
+        self.socketPath = socketPath ?? runtimeDirectory + "/berthd.sock"
+        self.tcpHost = tcpHost
+        self.tcpPort = tcpPort
+        self.accelOverride = accelOverride
+        self.qemuBinary = qemuBinary
+    }
+
+    /// `/var/lib/berth` and `/run/berth` as root; the XDG state and runtime directories otherwise.
+    public static func defaults(stateDirectory: String? = nil) -> DaemonConfiguration {
+        let paths = DefaultPaths.current()
+        let state = stateDirectory ?? paths.stateDirectory
+        // A custom state directory gets its own runtime directory, so two daemons never share sockets.
+        let runtime = stateDirectory == nil ? paths.runtimeDirectory : state + "/run"
+        return DaemonConfiguration(stateDirectory: state, runtimeDirectory: runtime)
+    }
+}
+

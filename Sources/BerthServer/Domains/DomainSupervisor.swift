@@ -1,0 +1,317 @@
+import BerthModel
+import BerthQEMU
+import BerthStore
+import Foundation
+
+/// Owns one domain's running guest. Every operation on the domain goes through
+/// `serialized`, so two `start` calls start one QEMU and a `destroy` issued during a
+/// `start` runs after it and leaves the guest off. Exit handling is not queued: it only
+/// records what happened and, by policy, queues a restart.
+actor DomainSupervisor {
+    let name: String
+    private let catalog: Catalog
+    private let driver: any GuestDriver
+    private let hub: EventHub
+    private let bootPreparer: BootPreparer
+
+    private var instance: (any GuestInstance)?
+    /// Set by shutdown/destroy so the coming exit is not taken for a crash.
+    private var stopRequested = false
+    /// Set by `berth reboot`: restart whatever `on_reboot` says.
+    private var rebootRequested = false
+    private var panicked = false
+    private var lastShutdownReason: String?
+    private var queueTail: Task<Void, Never>?
+
+    init(name: String, catalog: Catalog, driver: any GuestDriver, hub: EventHub, bootPreparer: BootPreparer) {
+        self.name = name
+        self.catalog = catalog
+        self.driver = driver
+        self.hub = hub
+        self.bootPreparer = bootPreparer
+    }
+
+    var isRunning: Bool { instance != nil }
+
+    /// Runs `operation` after every operation queued before it.
+    func serialized<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let previous = queueTail
+        let task = Task {
+            await previous?.value
+            return try await operation()
+        }
+        queueTail = Task { _ = try? await task.value }
+        return try await task.value
+    }
+
+    // MARK: - Operations
+
+    func start() async throws {
+        try await serialized { try await self.performStart() }
+    }
+
+    func shutdown(timeout: Duration) async throws {
+        try await serialized { try await self.performShutdown(timeout: timeout) }
+    }
+
+    func destroy() async throws {
+        try await serialized { try await self.performDestroy() }
+    }
+
+    func reboot() async throws {
+        try await serialized { try await self.performReboot() }
+    }
+
+    func suspend() async throws {
+        try await serialized { try await self.performPause(true) }
+    }
+
+    func resume() async throws {
+        try await serialized { try await self.performPause(false) }
+    }
+
+    /// Called once when the daemon starts: re-attach to a guest an earlier daemon left
+    /// running, or record that it died while no daemon watched it.
+    func recover() async {
+        guard let record = try? catalog.domain(named: name) else { return }
+        if [.running, .paused, .starting, .shuttingDown, .crashed].contains(record.state) {
+            if let found = await driver.reattach(record.spec) {
+                attach(found, spec: record.spec, state: record.state == .paused ? .paused : .running)
+                publish("reattached", detail: "pid \(found.pid)")
+                return
+            }
+            guard record.state != .crashed else { return }
+            let reason = "QEMU (pid \(record.pid.map(String.init) ?? "?")) exited while berthd was not running."
+            observe(.crashed, lastError: reason)
+            publish("crashed", detail: reason)
+            if record.spec.onCrash == .restart {
+                queueRestart()
+                return
+            }
+        }
+        if record.spec.autostart, instance == nil {
+            queueRestart()
+        }
+    }
+
+    // MARK: - Implementation
+
+    private func performStart() async throws {
+        if instance != nil {
+            throw BerthError(
+                .wrongState, "Domain '\(name)' is already running.",
+                remedy: "Stop it first with 'berth shutdown \(name)' or 'berth destroy \(name)'.")
+        }
+        let record = try catalog.domain(named: name)
+        try catalog.setDesiredState(name, .running)
+        observe(.starting)
+        let spec = record.spec
+        let started: any GuestInstance
+        do {
+            let boot = try await bootPreparer.prepare(spec)
+            started = try await driver.start(spec, boot: boot)
+        } catch {
+            let message = (error as? BerthError)?.description ?? "\(error)"
+            observe(.shutoff, lastError: "Start failed: \(message)")
+            try? catalog.setDesiredState(name, .shutoff)
+            throw error
+        }
+        stopRequested = false
+        rebootRequested = false
+        panicked = false
+        lastShutdownReason = nil
+        attach(started, spec: spec, state: .running)
+        publish("started", detail: "pid \(started.pid), \(started.accel.rawValue)")
+    }
+
+    private func performShutdown(timeout: Duration) async throws {
+        guard let instance else { throw notRunning() }
+        let spec = try catalog.domain(named: name).spec
+        guard spec.acpi else {
+            throw BerthError(
+                .wrongState, "Domain '\(name)' has no ACPI, so it cannot see a power-button press.",
+                remedy: "Stop it with 'berth destroy \(name)' (or 'berth shutdown --force \(name)').")
+        }
+        stopRequested = true
+        try catalog.setDesiredState(name, .shutoff)
+        observe(.shuttingDown, pid: instance.pid, accel: instance.accel)
+        publish("shutdown-requested")
+        do {
+            try await instance.powerdown()
+        } catch {
+            stopRequested = false
+            observe(.running, pid: instance.pid, accel: instance.accel)
+            throw error
+        }
+        if await waitForExit(of: instance, timeout: timeout) { return }
+        stopRequested = false
+        observe(.running, pid: instance.pid, accel: instance.accel)
+        throw BerthError(
+            .timeout,
+            "Domain '\(name)' did not power off within \(timeout.components.seconds) s of the ACPI power button.",
+            remedy:
+                "A guest without ACPI power-button handling (no acpid, no 'button' driver) ignores it, a known trap with libvirt and Multipass too. Force it off with 'berth destroy \(name)', or wait longer with '--timeout'."
+        )
+    }
+
+    private func performDestroy() async throws {
+        guard let instance else { throw notRunning() }
+        stopRequested = true
+        try catalog.setDesiredState(name, .shutoff)
+        await instance.terminate()
+        _ = await waitForExit(of: instance, timeout: .seconds(10))
+        if self.instance?.pid == instance.pid {
+            // The event stream did not report the exit in time; the process is gone, so settle here.
+            finishExit(of: instance)
+        }
+    }
+
+    private func performReboot() async throws {
+        guard let instance else { throw notRunning() }
+        rebootRequested = true
+        do {
+            try await instance.reset()
+        } catch {
+            rebootRequested = false
+            throw error
+        }
+        // With -no-reboot QEMU exits on reset; exit handling queues the new start after us.
+        _ = await waitForExit(of: instance, timeout: .seconds(30))
+    }
+
+    private func performPause(_ pause: Bool) async throws {
+        guard let instance else { throw notRunning() }
+        if pause { try await instance.pause() } else { try await instance.resume() }
+        observe(pause ? .paused : .running, pid: instance.pid, accel: instance.accel)
+        publish(pause ? "suspended" : "resumed")
+    }
+
+    private func notRunning() -> BerthError {
+        BerthError(.wrongState, "Domain '\(name)' is not running.", remedy: "Start it with 'berth start \(name)'.")
+    }
+
+    // MARK: - Watching the guest
+
+    private func attach(_ started: any GuestInstance, spec: DomainSpec, state: DomainState) {
+        instance = started
+        observe(state, pid: started.pid, accel: started.accel, startedAt: Date())
+        Task { [weak self] in
+            for await event in started.events {
+                await self?.handle(event, from: started)
+            }
+            await self?.handle(.exited, from: started)
+        }
+    }
+
+    private func handle(_ event: GuestEvent, from source: any GuestInstance) async {
+        guard let instance, instance.pid == source.pid else { return }
+        switch event {
+        case .paused:
+            if !panicked { observe(.paused, pid: instance.pid, accel: instance.accel) }
+        case .resumed:
+            observe(.running, pid: instance.pid, accel: instance.accel)
+        case .powerdownRequested, .reset:
+            break
+        case .panicked:
+            panicked = true
+            let policy = (try? catalog.domain(named: name).spec.onCrash) ?? .destroy
+            observe(.crashed, pid: instance.pid, accel: instance.accel, lastError: "The guest kernel panicked.")
+            publish("crashed", detail: "guest panic; on_crash=\(policy.rawValue)")
+            if policy != .preserve { await instance.terminate() }
+        case .shutdown(let reason):
+            lastShutdownReason = reason
+        case .exited:
+            finishExit(of: instance)
+        }
+    }
+
+    /// Settles the catalog after QEMU exits and applies the domain's lifecycle policy.
+    private func finishExit(of gone: any GuestInstance) {
+        guard instance?.pid == gone.pid else { return }
+        instance = nil
+        let spec = try? catalog.domain(named: name).spec
+        let reason = lastShutdownReason ?? "none"
+        if stopRequested {
+            observe(.shutoff)
+            publish("stopped", detail: "requested")
+            return
+        }
+        if panicked {
+            observe(.crashed, lastError: "The guest kernel panicked.")
+            if spec?.onCrash == .restart { queueRestart() }
+            return
+        }
+        switch reason {
+        case "guest-reset", "host-qmp-system-reset":
+            if rebootRequested || spec?.onReboot == .restart {
+                publish("rebooted")
+                observe(.starting)
+                queueRestart()
+            } else {
+                observe(.shutoff)
+                publish("stopped", detail: "guest rebooted; on_reboot=\(spec?.onReboot.rawValue ?? "destroy")")
+            }
+        case "guest-shutdown":
+            if spec?.onPoweroff == .restart {
+                publish("restarting", detail: "guest powered off; on_poweroff=restart")
+                queueRestart()
+            } else {
+                observe(.shutoff)
+                publish("stopped", detail: "guest powered off")
+            }
+        default:
+            let message = "QEMU exited unexpectedly (shutdown reason: \(reason)); see 'berth log \(name)'."
+            observe(.crashed, lastError: message)
+            publish("crashed", detail: message)
+            if spec?.onCrash == .restart { queueRestart() }
+        }
+    }
+
+    private func queueRestart() {
+        Task { [weak self] in
+            guard let self else { return }
+            do { try await self.start() } catch {
+                await self.publish("start-failed", detail: "\(error)")
+            }
+        }
+    }
+
+    /// Polls until `target` has exited and been settled, or `timeout` passes.
+    private func waitForExit(of target: any GuestInstance, timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while instance?.pid == target.pid {
+            if ContinuousClock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+
+    // MARK: - Catalog and events
+
+    private func observe(
+        _ state: DomainState, pid: Int32? = nil, accel: Accelerator? = nil, lastError: String? = nil,
+        startedAt: Date? = nil
+    ) {
+        let previous = try? catalog.domain(named: name)
+        let observed = ObservedState(
+            state: state, pid: pid, accel: accel,
+            lastError: lastError ?? (state == .running ? nil : previous?.lastError),
+            startedAt: startedAt ?? (pid == nil ? nil : previous?.startedAt))
+        try? catalog.setObserved(name, observed)
+    }
+
+    private func publish(_ kind: String, detail: String? = nil) {
+        let state = (try? catalog.domain(named: name).state) ?? .shutoff
+        hub.publish(LifecycleEvent(domain: name, kind: kind, state: state, detail: detail))
+    }
+}
+
+/// Turns a domain with `bootloader` into boot files extracted from its disk; direct-kernel
+/// domains pass through unchanged (nil).
+public struct BootPreparer: Sendable {
+    public let prepare: @Sendable (DomainSpec) async throws -> BootFiles?
+
+    public init(prepare: @escaping @Sendable (DomainSpec) async throws -> BootFiles?) {
+        self.prepare = prepare
+    }
+}

@@ -1,0 +1,119 @@
+import BerthModel
+import BerthQEMU
+import Foundation
+
+/// Runs guests as daemonized QEMU processes (BerthQEMU), one runtime directory per domain.
+public struct QEMUGuestDriver: GuestDriver {
+    let runtimeRoot: String
+    let logRoot: String
+    let binary: String?
+    let verdict: AcceleratorVerdict
+    let version: String?
+
+    /// Probes the host once: the accelerator verdict and QEMU's binary and version.
+    public init(runtimeRoot: String, logRoot: String, qemuOverride: String? = nil, accelOverride: Accelerator? = nil)
+        async
+    {
+        self.runtimeRoot = runtimeRoot
+        self.logRoot = logRoot
+        let (verdict, qemu) = await AcceleratorProbe.hostCheck(qemuOverride: qemuOverride)
+        var chosen = verdict
+        if let accelOverride, accelOverride != .auto {
+            chosen.chosen = accelOverride
+            chosen.reason = "set by berthd --accel \(accelOverride.rawValue) (probe said: \(verdict.reason))"
+        }
+        self.verdict = chosen
+        self.binary = qemu?.path
+        self.version = qemu?.version
+    }
+
+    func paths(_ spec: DomainSpec) -> RuntimePaths {
+        RuntimePaths(runtimeRoot: runtimeRoot, logRoot: logRoot, name: spec.name, uuid: spec.uuid)
+    }
+
+    public func start(_ spec: DomainSpec, boot: BootFiles?) async throws -> any GuestInstance {
+        let binary = try binary ?? QEMUBinary.locate()
+        let accel = try AcceleratorProbe.resolve(spec.accel, verdict: verdict)
+        let paths = paths(spec)
+        let commandLine = try QEMUCommandLine(spec: spec, accel: accel, paths: paths, boot: boot)
+        let process = try await QEMUProcess.launch(commandLine, binary: binary, paths: paths)
+        return QEMUGuest(process: process, accel: accel)
+    }
+
+    public func reattach(_ spec: DomainSpec) async -> (any GuestInstance)? {
+        let paths = paths(spec)
+        guard QEMUProcess.runningPID(uuid: spec.uuid, paths: paths) != nil,
+            let process = try? await QEMUProcess.attach(uuid: spec.uuid, paths: paths)
+        else { return nil }
+        let accel = Self.accelerator(ofPID: process.pid)
+        return QEMUGuest(process: process, accel: accel)
+    }
+
+    public func consoleLogPath(_ spec: DomainSpec) -> String { paths(spec).consoleLog }
+    public func consoleSocketPath(_ spec: DomainSpec) -> String { paths(spec).consoleSocket }
+    public func acceleratorVerdict() -> AcceleratorVerdict { verdict }
+    public func qemuVersion() -> String? { version }
+
+    /// Reads `-accel` back from a running QEMU's command line.
+    static func accelerator(ofPID pid: Int32) -> Accelerator {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return .tcg }
+        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        if let index = arguments.firstIndex(of: "-accel"), index + 1 < arguments.count,
+            arguments[index + 1].hasPrefix("kvm")
+        {
+            return .kvm
+        }
+        return .tcg
+    }
+}
+
+/// One running QEMU seen through the `GuestInstance` seam.
+struct QEMUGuest: GuestInstance {
+    let process: QEMUProcess
+    let accel: Accelerator
+    let events: AsyncStream<GuestEvent>
+
+    init(process: QEMUProcess, accel: Accelerator) {
+        self.process = process
+        self.accel = accel
+        let (stream, continuation) = AsyncStream<GuestEvent>.makeStream()
+        self.events = stream
+        let qmpEvents = process.qmp.events
+        Task {
+            for await event in qmpEvents {
+                switch event.kind {
+                case .shutdown(_, let reason): continuation.yield(.shutdown(reason: reason))
+                case .reset: continuation.yield(.reset)
+                case .stop: continuation.yield(.paused)
+                case .resume: continuation.yield(.resumed)
+                case .powerdown: continuation.yield(.powerdownRequested)
+                case .guestPanicked: continuation.yield(.panicked)
+                case .other: break
+                }
+            }
+            // The QMP stream ends when the socket closes; the process may linger a moment.
+            await process.waitForExit()
+            process.paths.removeRuntimeFiles(includingDirectory: true)
+            continuation.yield(.exited)
+            continuation.finish()
+        }
+    }
+
+    var pid: Int32 { process.pid }
+
+    func powerdown() async throws { try await execute("system_powerdown") }
+    func reset() async throws { try await execute("system_reset") }
+    func pause() async throws { try await execute("stop") }
+    func resume() async throws { try await execute("cont") }
+    func terminate() async { await process.stop(grace: .seconds(3)) }
+
+    private func execute(_ command: String) async throws {
+        do {
+            try await process.qmp.execute(command, timeout: .seconds(10))
+        } catch {
+            throw BerthError(
+                .unavailable, "QEMU did not accept '\(command)': \(error)",
+                remedy: "The guest's QEMU may have exited; see 'berth dominfo' and 'berth log'.")
+        }
+    }
+}

@@ -1,0 +1,224 @@
+import BerthModel
+import Foundation
+import GRDB
+
+extension Catalog {
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    /// Stores a new domain. Missing MACs are generated (unique across the catalog).
+    /// - Throws: `BerthError` `.alreadyExists` naming the clash (name, UUID, MAC, disk).
+    @discardableResult
+    public func define(_ spec: DomainSpec) throws -> DomainSpec {
+        try spec.validate()
+        return try writer.write { db in
+            var spec = spec
+            if let owner = try String.fetchOne(db, sql: "SELECT name FROM domain WHERE name = ?", arguments: [spec.name]) {
+                throw BerthError.nameInUse(owner)
+            }
+            if let owner = try String.fetchOne(
+                db, sql: "SELECT name FROM domain WHERE uuid = ?", arguments: [spec.uuid.uuidString])
+            {
+                throw BerthError(
+                    .alreadyExists, "UUID \(spec.uuid) already belongs to domain '\(owner)'.",
+                    remedy: "Leave 'uuid' out to have one generated, or undefine '\(owner)' first.")
+            }
+            try assignMACs(&spec, db: db, excluding: nil)
+            try checkDisks(spec, db: db, excluding: nil)
+            let now = Date()
+            try db.execute(
+                sql: """
+                    INSERT INTO domain (name, uuid, spec, memory, vcpus, autostart, createdAt, updatedAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    spec.name, spec.uuid.uuidString, try Self.json(spec), spec.memory, spec.vcpus, spec.autostart,
+                    now, now,
+                ])
+            try insertClaims(spec, id: db.lastInsertedRowID, db: db)
+            return spec
+        }
+    }
+
+    /// Replaces a domain's definition (same name); takes effect at its next start.
+    @discardableResult
+    public func update(_ spec: DomainSpec) throws -> DomainSpec {
+        try spec.validate()
+        return try writer.write { db in
+            var spec = spec
+            guard let row = try Row.fetchOne(db, sql: "SELECT id, uuid FROM domain WHERE name = ?", arguments: [spec.name])
+            else { throw BerthError.unknownDomain(spec.name) }
+            let id: Int64 = row["id"]
+            let uuid: String = row["uuid"]
+            guard uuid == spec.uuid.uuidString else {
+                throw BerthError(
+                    .invalidArgument, "The new definition of '\(spec.name)' has another UUID (\(spec.uuid)).",
+                    remedy: "Keep the UUID \(uuid) or leave 'uuid' out.")
+            }
+            try db.execute(sql: "DELETE FROM nic WHERE domainId = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM disk WHERE domainId = ?", arguments: [id])
+            try assignMACs(&spec, db: db, excluding: id)
+            try checkDisks(spec, db: db, excluding: id)
+            try db.execute(
+                sql: "UPDATE domain SET spec = ?, memory = ?, vcpus = ?, autostart = ?, updatedAt = ? WHERE id = ?",
+                arguments: [try Self.json(spec), spec.memory, spec.vcpus, spec.autostart, Date(), id])
+            try insertClaims(spec, id: id, db: db)
+            return spec
+        }
+    }
+
+    /// Removes a domain and frees its name, MACs and disks.
+    public func undefine(_ name: String) throws {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM domain WHERE name = ?", arguments: [name])
+            if db.changesCount == 0 { throw BerthError.unknownDomain(name) }
+        }
+    }
+
+    public func domain(named name: String) throws -> DomainRecord {
+        try writer.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM domain WHERE name = ?", arguments: [name]) else {
+                throw BerthError.unknownDomain(name)
+            }
+            return try Self.record(row)
+        }
+    }
+
+    public func allDomains() throws -> [DomainRecord] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM domain ORDER BY name").map(Self.record)
+        }
+    }
+
+    /// The rows of `berth list`, read from columns only (no JSON decoding), so listing
+    /// a thousand domains stays fast.
+    public func summaries() throws -> [DomainSummary] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, uuid, state, memory, vcpus, autostart FROM domain ORDER BY name")
+                .map { row in
+                    DomainSummary(
+                        name: row["name"], uuid: UUID(uuidString: row["uuid"]) ?? UUID(),
+                        state: DomainState(rawValue: row["state"]) ?? .shutoff, memory: row["memory"],
+                        vcpus: row["vcpus"], autostart: row["autostart"])
+                }
+        }
+    }
+
+    public func setDesiredState(_ name: String, _ state: DomainState) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE domain SET desiredState = ? WHERE name = ?", arguments: [state.rawValue, name])
+            if db.changesCount == 0 { throw BerthError.unknownDomain(name) }
+        }
+    }
+
+    public func setObserved(_ name: String, _ observed: ObservedState) throws {
+        try writer.write { db in
+            try db.execute(
+                sql: "UPDATE domain SET state = ?, pid = ?, accel = ?, lastError = ?, startedAt = ? WHERE name = ?",
+                arguments: [
+                    observed.state.rawValue, observed.pid, observed.accel?.rawValue, observed.lastError,
+                    observed.startedAt, name,
+                ])
+            if db.changesCount == 0 { throw BerthError.unknownDomain(name) }
+        }
+    }
+
+    public func setAutostart(_ name: String, _ autostart: Bool) throws {
+        try writer.write { db in
+            guard let text = try String.fetchOne(db, sql: "SELECT spec FROM domain WHERE name = ?", arguments: [name]),
+                var spec = try? JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
+            else { throw BerthError.unknownDomain(name) }
+            spec.autostart = autostart
+            try db.execute(
+                sql: "UPDATE domain SET spec = ?, autostart = ?, updatedAt = ? WHERE name = ?",
+                arguments: [try Self.json(spec), autostart, Date(), name])
+        }
+    }
+
+    /// The kickstart a domain was installed with, kept for `berth kickstart NAME`.
+    public func setKickstart(_ name: String, _ text: String?) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE domain SET kickstart = ? WHERE name = ?", arguments: [text, name])
+            if db.changesCount == 0 { throw BerthError.unknownDomain(name) }
+        }
+    }
+
+    public func kickstart(_ name: String) throws -> String? {
+        try writer.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT kickstart FROM domain WHERE name = ?", arguments: [name])
+            else { throw BerthError.unknownDomain(name) }
+            return row["kickstart"]
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func assignMACs(_ spec: inout DomainSpec, db: Database, excluding id: Int64?) throws {
+        for index in spec.nics.indices {
+            if let mac = spec.nics[index].mac {
+                if let owner = try String.fetchOne(
+                    db,
+                    sql: "SELECT d.name FROM nic n JOIN domain d ON d.id = n.domainId WHERE n.mac = ? AND d.id IS NOT ?",
+                    arguments: [mac.description, id])
+                {
+                    throw BerthError(
+                        .alreadyExists, "MAC \(mac) is already used by domain '\(owner)'.",
+                        remedy: "Choose another MAC, or leave it out to have one generated.")
+                }
+            } else {
+                var mac = MACAddress.random()
+                while try Bool.fetchOne(db, sql: "SELECT 1 FROM nic WHERE mac = ?", arguments: [mac.description]) == true {
+                    mac = MACAddress.random()
+                }
+                spec.nics[index].mac = mac
+            }
+        }
+    }
+
+    private func checkDisks(_ spec: DomainSpec, db: Database, excluding id: Int64?) throws {
+        for disk in spec.disks where !disk.readOnly {
+            if let owner = try String.fetchOne(
+                db,
+                sql: "SELECT d.name FROM disk k JOIN domain d ON d.id = k.domainId WHERE k.path = ? AND k.readOnly = 0",
+                arguments: [disk.path])
+            {
+                throw BerthError(
+                    .alreadyExists, "Disk \(disk.path) is already in use by domain '\(owner)'.",
+                    remedy: "Give this domain its own disk, or attach the shared one read-only.")
+            }
+        }
+    }
+
+    private func insertClaims(_ spec: DomainSpec, id: Int64, db: Database) throws {
+        for nic in spec.nics {
+            if let mac = nic.mac {
+                try db.execute(sql: "INSERT INTO nic (mac, domainId) VALUES (?, ?)", arguments: [mac.description, id])
+            }
+        }
+        for disk in spec.disks {
+            try db.execute(
+                sql: "INSERT INTO disk (path, domainId, readOnly) VALUES (?, ?, ?)",
+                arguments: [disk.path, id, disk.readOnly])
+        }
+    }
+
+    static func json(_ spec: DomainSpec) throws -> String {
+        String(decoding: try encoder.encode(spec), as: UTF8.self)
+    }
+
+    static func record(_ row: Row) throws -> DomainRecord {
+        let text: String = row["spec"]
+        let spec = try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
+        return DomainRecord(
+            spec: spec,
+            desiredState: DomainState(rawValue: row["desiredState"]) ?? .shutoff,
+            state: DomainState(rawValue: row["state"]) ?? .shutoff,
+            pid: row["pid"],
+            accel: (row["accel"] as String?).flatMap(Accelerator.init(rawValue:)),
+            lastError: row["lastError"],
+            startedAt: row["startedAt"])
+    }
+}

@@ -1,0 +1,101 @@
+import BerthModel
+import Foundation
+import GRDB
+
+/// The daemon's catalog: one SQLite database holding every domain's definition, desired
+/// state and last observed state.
+///
+/// Uniqueness of names, UUIDs, MACs and writable disks is enforced by the schema; the
+/// Swift checks in front of it only exist to turn a violation into a message that says
+/// what to do next. Every write method is one transaction.
+public struct Catalog: Sendable {
+    let writer: any DatabaseWriter
+
+    /// Opens (creating if needed) the catalog file and migrates it.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try self.init(writer: pool)
+    }
+
+    /// A catalog on any GRDB writer (tests may use a `DatabaseQueue` on a temporary file).
+    public init(writer: any DatabaseWriter) throws {
+        self.writer = writer
+        try Self.migrator.migrate(writer)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE domain (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        name TEXT NOT NULL UNIQUE,
+                        uuid TEXT NOT NULL UNIQUE,
+                        spec TEXT NOT NULL,
+                        memory INTEGER NOT NULL CHECK (memory > 0),
+                        vcpus INTEGER NOT NULL CHECK (vcpus > 0),
+                        autostart INTEGER NOT NULL DEFAULT 0,
+                        desiredState TEXT NOT NULL DEFAULT 'shut off',
+                        state TEXT NOT NULL DEFAULT 'shut off',
+                        pid INTEGER,
+                        accel TEXT,
+                        lastError TEXT,
+                        startedAt DATETIME,
+                        createdAt DATETIME NOT NULL,
+                        updatedAt DATETIME NOT NULL
+                    );
+                    CREATE TABLE nic (
+                        mac TEXT PRIMARY KEY,
+                        domainId INTEGER NOT NULL REFERENCES domain(id) ON DELETE CASCADE
+                    );
+                    CREATE TABLE disk (
+                        path TEXT NOT NULL,
+                        domainId INTEGER NOT NULL REFERENCES domain(id) ON DELETE CASCADE,
+                        readOnly INTEGER NOT NULL
+                    );
+                    -- A writable disk belongs to one domain; read-only media (ISOs) may be shared.
+                    CREATE UNIQUE INDEX disk_writable ON disk(path) WHERE readOnly = 0;
+                    CREATE INDEX disk_domain ON disk(domainId);
+                    CREATE INDEX nic_domain ON nic(domainId);
+                    """)
+        }
+        migrator.registerMigration("v2-kickstart") { db in
+            try db.execute(sql: "ALTER TABLE domain ADD COLUMN kickstart TEXT")
+        }
+        return migrator
+    }
+}
+
+/// A domain as the catalog holds it.
+public struct DomainRecord: Sendable, Equatable {
+    public var spec: DomainSpec
+    public var desiredState: DomainState
+    public var state: DomainState
+    public var pid: Int32?
+    public var accel: Accelerator?
+    public var lastError: String?
+    public var startedAt: Date?
+}
+
+/// The observed side of a domain, written by its supervisor.
+public struct ObservedState: Sendable, Equatable {
+    public var state: DomainState
+    public var pid: Int32?
+    public var accel: Accelerator?
+    public var lastError: String?
+    public var startedAt: Date?
+
+    public init(
+        state: DomainState, pid: Int32? = nil, accel: Accelerator? = nil, lastError: String? = nil,
+        startedAt: Date? = nil
+    ) {
+        self.state = state
+        self.pid = pid
+        self.accel = accel
+        self.lastError = lastError
+        self.startedAt = startedAt
+    }
+}

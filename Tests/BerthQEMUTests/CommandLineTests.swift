@@ -1,0 +1,281 @@
+import BerthModel
+import Foundation
+import Testing
+
+@testable import BerthQEMU
+
+@Suite struct CommandLineTests {
+    let uuid = UUID(uuidString: "6F1C2B9E-3D4A-4E5F-8A7B-1C2D3E4F5A6B") ?? UUID()
+    var paths: RuntimePaths {
+        RuntimePaths(runtimeRoot: "/run/berth", logRoot: "/var/log/berth", name: "devel1", uuid: uuid)
+    }
+
+    func spec(_ configure: (inout DomainSpec) -> Void = { _ in }) -> DomainSpec {
+        var spec = DomainSpec(
+            name: "devel1", uuid: uuid, memory: 1200, vcpus: 2, kernel: "/boot/vmlinuz", initrd: "/boot/initrd.img",
+            cmdline: "root=/dev/vda1")
+        configure(&spec)
+        return spec
+    }
+
+    /// The value after each occurrence of `flag`.
+    func values(_ args: [String], _ flag: String) -> [String] {
+        args.indices.dropLast().filter { args[$0] == flag }.map { args[$0 + 1] }
+    }
+
+    @Test func directKernelGuestOnTCG() throws {
+        // Without a host TSC rate, a TCG guest gets pc (microvm would hang calibrating).
+        let line = try QEMUCommandLine(spec: spec(), accel: .tcg, paths: paths, diskFormat: { _ in .raw }, tscKHz: nil)
+        let args = line.arguments
+        #expect(line.machine == "pc")
+        #expect(values(args, "-name") == ["guest=devel1"])
+        #expect(values(args, "-uuid") == ["6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b"])
+        #expect(values(args, "-machine") == ["pc"])
+        #expect(values(args, "-accel") == ["tcg"])
+        #expect(values(args, "-cpu") == ["max"])
+        #expect(!args.contains("host"))
+        #expect(values(args, "-m") == ["1200M"])
+        #expect(values(args, "-smp") == ["2"])
+        #expect(values(args, "-kernel") == ["/boot/vmlinuz"])
+        #expect(values(args, "-initrd") == ["/boot/initrd.img"])
+        #expect(values(args, "-append") == ["root=/dev/vda1 console=ttyS0"])
+        #expect(values(args, "-display") == ["none"])
+        #expect(args.contains("-no-reboot"))
+        #expect(!args.contains("-no-shutdown"))
+        #expect(!args.contains("-nographic"))  // QEMU refuses it with -daemonize
+        #expect(values(args, "-action") == ["panic=shutdown"])
+        #expect(values(args, "-device").contains("pvpanic"))
+        #expect(args.contains("-daemonize"))
+        #expect(values(args, "-pidfile") == ["/run/berth/6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b/qemu.pid"])
+        #expect(
+            values(args, "-chardev") == [
+                "socket,id=qmp,path=/run/berth/6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b/qmp.sock,server=on,wait=off",
+                "socket,id=console0,path=/run/berth/6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b/console.sock,server=on,wait=off,logfile=/var/log/berth/devel1.log,logappend=on",
+            ])
+        #expect(values(args, "-mon") == ["chardev=qmp,mode=control"])
+        #expect(values(args, "-serial") == ["chardev:console0"])
+    }
+
+    @Test func bootFilesOverrideTheSpecKernel() throws {
+        var s = spec()
+        s.kernel = nil
+        s.initrd = nil
+        s.cmdline = nil
+        s.bootloader = BootloaderSpec()
+        s.disks = [DiskSpec(path: "/dev/vg/devel1")]
+        let boot = BootFiles(
+            kernel: "/run/berth/k", initrd: "/run/berth/i", cmdline: "ro root=/dev/VolGroup00/LogVol00 console=hvc0")
+        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, boot: boot, diskFormat: { _ in .raw })
+            .arguments
+        #expect(values(args, "-kernel") == ["/run/berth/k"])
+        #expect(values(args, "-initrd") == ["/run/berth/i"])
+        // A console= the guest chose is kept as it is.
+        #expect(values(args, "-append") == ["ro root=/dev/VolGroup00/LogVol00 console=hvc0"])
+    }
+
+    @Test func noKernelMeansNoKernelArguments() throws {
+        let s = spec {
+            $0.kernel = nil
+            $0.initrd = nil
+            $0.cmdline = nil
+            $0.disks = [DiskSpec(path: "/var/lib/berth/a.qcow2")]
+        }
+        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .qcow2 }).arguments
+        #expect(values(args, "-kernel").isEmpty)
+        #expect(values(args, "-append").isEmpty)
+        #expect(values(args, "-drive") == ["file=/var/lib/berth/a.qcow2,if=none,id=disk0,format=qcow2"])
+    }
+
+    @Test func disksOnEveryBus() throws {
+        let s = spec {
+            $0.disks = [
+                DiskSpec(path: "/dev/xenspace/devel1"),
+                DiskSpec(path: "/srv/iso/centos,6.iso", device: .cdrom, bus: .ide, readOnly: true),
+                DiskSpec(path: "/srv/data.img", format: .raw, bus: .scsi, readOnly: true),
+                DiskSpec(path: "/srv/old.img", bus: .ide),
+                DiskSpec(path: "/srv/sata.img", bus: .sata),
+                DiskSpec(path: "/srv/boot.iso", device: .cdrom, bus: .virtio),
+            ]
+        }
+        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw }).arguments
+        #expect(
+            values(args, "-drive") == [
+                "file=/dev/xenspace/devel1,if=none,id=disk0,format=raw",
+                "file=/srv/iso/centos,,6.iso,if=none,id=disk1,format=raw,readonly=on,media=cdrom",
+                "file=/srv/data.img,if=none,id=disk2,format=raw,readonly=on",
+                "file=/srv/old.img,if=none,id=disk3,format=raw",
+                "file=/srv/sata.img,if=none,id=disk4,format=raw",
+                "file=/srv/boot.iso,if=none,id=disk5,format=raw,readonly=on,media=cdrom",
+            ])
+        #expect(
+            values(args, "-device").filter { $0 != "pvpanic" } == [
+                "virtio-blk-pci,drive=disk0",
+                "ide-cd,bus=ide.0,unit=0,drive=disk1",
+                "virtio-scsi-pci,id=scsi0",
+                "scsi-hd,bus=scsi0.0,drive=disk2",
+                "ide-hd,bus=ide.0,unit=1,drive=disk3",
+                "ich9-ahci,id=sata0",
+                "ide-hd,bus=sata0.0,drive=disk4",
+                "scsi-cd,bus=scsi0.0,drive=disk5",
+            ])
+    }
+
+    @Test func formatIsDetectedFromTheMagic() throws {
+        let dir = NSTemporaryDirectory() + "berth-fmt-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let qcow2 = dir + "/a.qcow2"
+        let raw = dir + "/b.img"
+        // A real qcow2 from qemu-img, and a raw file that is all zeros.
+        let made = try Process.run(
+            URL(fileURLWithPath: "/usr/bin/qemu-img"), arguments: ["create", "-q", "-f", "qcow2", qcow2, "16M"])
+        made.waitUntilExit()
+        #expect(FileManager.default.createFile(atPath: raw, contents: Data(count: 4096)))
+        #expect(try DiskFormat.detect(path: qcow2) == .qcow2)
+        #expect(try DiskFormat.detect(path: raw) == .raw)
+        // An explicit format wins over the magic.
+        #expect(try DiskFormat.resolve(DiskSpec(path: qcow2, format: .raw)) == .raw)
+        let missing = #expect(throws: BerthError.self) { try DiskFormat.detect(path: dir + "/missing.img") }
+        #expect(missing?.code == .notFound)
+        #expect(missing?.message.contains("missing.img") == true)
+
+        let s = spec { $0.disks = [DiskSpec(path: qcow2), DiskSpec(path: raw)] }
+        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths).arguments
+        #expect(values(args, "-drive").map { $0.contains("format=qcow2") } == [true, false])
+    }
+
+    @Test func userNICWithTheSpecMAC() throws {
+        let mac = try #require(MACAddress("00:0C:29:1A:98:D5"))
+        let s = spec { $0.nics = [NICSpec(mac: mac), NICSpec(model: "e1000")] }
+        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw }).arguments
+        #expect(values(args, "-netdev") == ["user,id=net0", "user,id=net1"])
+        #expect(values(args, "-device").contains("virtio-net-pci,netdev=net0,mac=00:0c:29:1a:98:d5"))
+        #expect(values(args, "-device").contains("e1000,netdev=net1"))
+    }
+
+    @Test func bridgedNICNeedsATap() throws {
+        let s = spec { $0.nics = [NICSpec(mode: .bridge, bridge: "xenbr0")] }
+        let error = #expect(throws: BerthError.self) {
+            try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw })
+        }
+        #expect(error?.code == .unavailable)
+        #expect(error?.remedy?.contains("user") == true)
+        let args = try QEMUCommandLine(
+            spec: s, accel: .tcg, paths: paths, taps: [0: "berth-tap0"], diskFormat: { _ in .raw }
+        ).arguments
+        #expect(values(args, "-netdev") == ["tap,id=net0,ifname=berth-tap0,script=no,downscript=no"])
+    }
+
+    @Test func hostileNICModelIsRefused() {
+        let s = spec { $0.nics = [NICSpec(model: "e1000,romfile=/etc/shadow")] }
+        #expect(throws: BerthError.self) {
+            try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw })
+        }
+    }
+
+    @Test func vncWithPasswordKeepsThePasswordOffTheCommandLine() throws {
+        let s = spec { $0.graphics = GraphicsSpec(kind: .vnc, listen: "0.0.0.0", port: 5901, password: "s3cret") }
+        let line = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw })
+        #expect(values(line.arguments, "-vnc") == ["0.0.0.0:1,password=on"])
+        #expect(values(line.arguments, "-display").isEmpty)
+        #expect(!line.arguments.joined(separator: " ").contains("s3cret"))
+        #expect(line.vncPassword == "s3cret")
+        let auto = try QEMUCommandLine(spec: spec { $0.graphics = GraphicsSpec() }, accel: .tcg, paths: paths)
+        #expect(values(auto.arguments, "-vnc") == ["127.0.0.1:0,to=99"])
+        #expect(throws: BerthError.self) {
+            try QEMUCommandLine(spec: spec { $0.graphics = GraphicsSpec(kind: .spice) }, accel: .tcg, paths: paths)
+        }
+    }
+
+    @Test func machineChoice() throws {
+        // microvm for host-kernel virtio guests without display or cdrom; under TCG only with
+        // the host TSC rate to give the guest.
+        #expect(QEMUCommandLine.defaultMachine(spec: spec(), boot: nil, accel: .kvm, tscKHz: nil) == "microvm")
+        #expect(QEMUCommandLine.defaultMachine(spec: spec(), boot: nil, accel: .tcg, tscKHz: 2_596_122) == "microvm")
+        #expect(QEMUCommandLine.defaultMachine(spec: spec(), boot: nil, accel: .tcg, tscKHz: nil) == "pc")
+        let cdrom = spec { $0.disks = [DiskSpec(path: "/x.iso", device: .cdrom)] }
+        #expect(QEMUCommandLine.defaultMachine(spec: cdrom, boot: nil, accel: .kvm, tscKHz: nil) == "pc")
+        let vnc = spec { $0.graphics = GraphicsSpec() }
+        #expect(QEMUCommandLine.defaultMachine(spec: vnc, boot: nil, accel: .kvm, tscKHz: nil) == "pc")
+        let noACPI = spec { $0.acpi = false }
+        #expect(QEMUCommandLine.defaultMachine(spec: noACPI, boot: nil, accel: .kvm, tscKHz: nil) == "pc")
+        let diskBoot = spec {
+            $0.kernel = nil
+            $0.initrd = nil
+            $0.cmdline = nil
+            $0.disks = [DiskSpec(path: "/x.img")]
+        }
+        #expect(QEMUCommandLine.defaultMachine(spec: diskBoot, boot: nil, accel: .kvm, tscKHz: nil) == "pc")
+        // A kernel from the guest's disk may predate microvm support: pc.
+        let fromDisk = BootFiles(kernel: "/run/berth/k")
+        #expect(QEMUCommandLine.defaultMachine(spec: diskBoot, boot: fromDisk, accel: .kvm, tscKHz: nil) == "pc")
+    }
+
+    @Test func microvmArguments() throws {
+        let s = spec {
+            $0.disks = [DiskSpec(path: "/x.img")]
+            $0.nics = [NICSpec()]
+        }
+        let line = try QEMUCommandLine(spec: s, accel: .kvm, paths: paths, diskFormat: { _ in .raw })
+        #expect(line.machine == "microvm")
+        #expect(values(line.arguments, "-machine") == ["microvm,acpi=on"])
+        #expect(values(line.arguments, "-append") == ["root=/dev/vda1 console=ttyS0 reboot=t"])
+        #expect(values(line.arguments, "-device").contains("virtio-blk-device,drive=disk0"))
+        #expect(values(line.arguments, "-device").contains("virtio-net-device,netdev=net0"))
+        #expect(values(line.arguments, "-device").contains("pvpanic"))
+
+        let tcg = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw }, tscKHz: 2_596_122)
+        #expect(tcg.machine == "microvm")
+        #expect(values(tcg.arguments, "-machine") == ["microvm,acpi=on"])
+        #expect(values(tcg.arguments, "-append") == ["root=/dev/vda1 console=ttyS0 reboot=t tsc_early_khz=2596122"])
+        // The guest's own choices are kept.
+        let own = spec {
+            $0.cmdline = "console=ttyS0,115200 reboot=k tsc_early_khz=1000"
+            $0.machine = "microvm"
+        }
+        let kept = try QEMUCommandLine(spec: own, accel: .tcg, paths: paths, tscKHz: 2_596_122)
+        #expect(values(kept.arguments, "-append") == ["console=ttyS0,115200 reboot=k tsc_early_khz=1000"])
+
+        let ide = spec {
+            $0.machine = "microvm"
+            $0.disks = [DiskSpec(path: "/x.img", bus: .ide)]
+        }
+        #expect(throws: BerthError.self) {
+            try QEMUCommandLine(spec: ide, accel: .kvm, paths: paths, diskFormat: { _ in .raw })
+        }
+    }
+
+    @Test(arguments: [
+        ("model name\t: AMD EPYC\ncpu MHz\t\t: 2596.122\n", false, 2_596_122),
+        ("model name\t: Intel(R) Xeon(R) CPU E5-2690 v4 @ 2.60GHz\ncpu MHz\t\t: 1199.932\n", true, 2_600_000),
+        ("model name\t: Intel(R) Xeon(R) CPU E5-2690 v4 @ 2.60GHz\ncpu MHz\t\t: 2599.998\n", false, 2_599_998),
+        ("model name\t: AMD EPYC\ncpu MHz\t\t: 3400.000\n", true, 3_400_000),
+    ])
+    func hostTSCRate(cpuinfo: String, cpufreq: Bool, khz: Int) {
+        #expect(HostTSC.parse(cpuinfo: cpuinfo, cpufreqActive: cpufreq) == khz)
+    }
+
+    @Test func hostTSCRateRefusesNonsense() {
+        #expect(HostTSC.parse(cpuinfo: "cpu MHz\t: 0.000\n", cpufreqActive: false) == nil)
+        #expect(HostTSC.parse(cpuinfo: "cpu MHz\t: lots\n", cpufreqActive: false) == nil)
+        #expect(HostTSC.parse(cpuinfo: "", cpufreqActive: false) == nil)
+    }
+
+    @Test func lifecycleActions() throws {
+        let s = spec {
+            $0.onPoweroff = .preserve
+            $0.onCrash = .preserve
+            $0.acpi = false
+            $0.machine = "pc"
+        }
+        let args = try QEMUCommandLine(spec: s, accel: .kvm, paths: paths, diskFormat: { _ in .raw }).arguments
+        #expect(args.contains("-no-shutdown"))
+        #expect(values(args, "-action") == ["panic=pause"])
+        #expect(values(args, "-machine") == ["pc,acpi=off"])
+        #expect(values(args, "-accel") == ["kvm"])
+    }
+
+    @Test func unresolvedAcceleratorIsRefused() {
+        #expect(throws: BerthError.self) { try QEMUCommandLine(spec: spec(), accel: .auto, paths: paths) }
+    }
+}

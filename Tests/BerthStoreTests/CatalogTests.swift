@@ -1,0 +1,90 @@
+import BerthModel
+import Foundation
+import GRDB
+import Testing
+
+@testable import BerthStore
+
+/// Every test opens a real SQLite file in its own temporary directory.
+struct TemporaryCatalog {
+    let directory: URL
+    let catalog: Catalog
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-catalog-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        catalog = try Catalog(path: directory.appendingPathComponent("catalog.sqlite").path)
+    }
+}
+
+@Suite struct CatalogTests {
+    func spec(_ name: String, mac: String? = nil, disk: String? = nil) -> DomainSpec {
+        DomainSpec(
+            name: name, kernel: "/boot/vmlinuz", disks: disk.map { [DiskSpec(path: $0)] } ?? [],
+            nics: [NICSpec(mac: mac.flatMap(MACAddress.init))])
+    }
+
+    @Test func defineAssignsMACAndReadsBack() throws {
+        let store = try TemporaryCatalog()
+        let stored = try store.catalog.define(spec("devel1"))
+        let mac = try #require(stored.nics.first?.mac)
+        #expect(mac.bytes.prefix(3).elementsEqual(MACAddress.qemuPrefix))
+        let record = try store.catalog.domain(named: "devel1")
+        #expect(record.spec == stored)
+        #expect(record.state == .shutoff)
+    }
+
+    @Test func nameInUseSaysWhatToDo() throws {
+        let store = try TemporaryCatalog()
+        try store.catalog.define(spec("devel1"))
+        let error = #expect(throws: BerthError.self) { try store.catalog.define(spec("devel1")) }
+        #expect(error?.code == .alreadyExists)
+        #expect(error?.remedy?.contains("berth undefine devel1") == true)
+        #expect(try store.catalog.allDomains().count == 1)
+    }
+
+    @Test func macAndDiskClashesNameTheOwner() throws {
+        let store = try TemporaryCatalog()
+        try store.catalog.define(spec("a", mac: "00:0C:29:1A:98:D5", disk: "/dev/xenspace/a"))
+        let macError = #expect(throws: BerthError.self) {
+            try store.catalog.define(spec("b", mac: "00:0c:29:1a:98:d5"))
+        }
+        #expect(macError?.message.contains("'a'") == true)
+        let diskError = #expect(throws: BerthError.self) {
+            try store.catalog.define(spec("c", disk: "/dev/xenspace/a"))
+        }
+        #expect(diskError?.message.contains("in use by domain 'a'") == true)
+        #expect(try store.catalog.summaries().map(\.name) == ["a"])
+    }
+
+    @Test func undefineFreesNameAndMAC() throws {
+        let store = try TemporaryCatalog()
+        try store.catalog.define(spec("a", mac: "00:0C:29:1A:98:D5"))
+        try store.catalog.undefine("a")
+        try store.catalog.define(spec("a2", mac: "00:0C:29:1A:98:D5"))
+        #expect(throws: BerthError.unknownDomain("a")) { try store.catalog.undefine("a") }
+    }
+
+    @Test func schemaRejectsDuplicateMACEvenBehindTheChecks() throws {
+        let store = try TemporaryCatalog()
+        try store.catalog.define(spec("a", mac: "00:0C:29:1A:98:D5"))
+        #expect(throws: DatabaseError.self) {
+            try store.catalog.writer.write { db in
+                try db.execute(sql: "INSERT INTO nic (mac, domainId) VALUES ('00:0c:29:1a:98:d5', 1)")
+            }
+        }
+    }
+
+    @Test func observedStateAndAutostartPersistAcrossReopen() throws {
+        let store = try TemporaryCatalog()
+        try store.catalog.define(spec("a"))
+        try store.catalog.setObserved("a", ObservedState(state: .running, pid: 42, accel: .tcg))
+        try store.catalog.setAutostart("a", true)
+        let reopened = try Catalog(path: store.directory.appendingPathComponent("catalog.sqlite").path)
+        let record = try reopened.domain(named: "a")
+        #expect(record.state == .running)
+        #expect(record.pid == 42)
+        #expect(record.spec.autostart)
+        #expect(try reopened.summaries().first?.autostart == true)
+    }
+}

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Berth's foundation benchmark (issue: speed and memory), measured side by side in one run.
+
+  bench/foundation.py [--bin .build/release] [--runs 5] [--domains 1000]
+
+1. Start to guest init: `berth start` to the guest's BERTH-GUEST-READY line, against a raw
+   qemu-system-x86_64 with the very arguments berthd used, against raw QEMU with -M pc, and
+   (when libvirt is installed) `virsh start` of the same guest.
+2. GET /v1/domains and `berth list --all` with N defined domains: median latency, requests/s.
+3. berthd's resident memory idle and with N domains.
+Needs the test guest (fixtures/guest/build.sh) and a release build (swift build -c release).
+"""
+import argparse, http.client, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MARKER = b"BERTH-GUEST-READY"
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("berthd")
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def wait_for(path, needle, timeout=120, start=None):
+    start = start or time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            with open(path, "rb") as f:
+                if needle in f.read():
+                    return time.monotonic() - start
+        except FileNotFoundError:
+            pass
+        time.sleep(0.005)
+    raise RuntimeError(f"{needle!r} not seen in {path} within {timeout}s")
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Daemon:
+    def __init__(self, bin_dir):
+        self.dir = tempfile.mkdtemp(prefix="bb-", dir="/tmp")
+        self.bin = bin_dir
+        self.port = 20000 + os.getpid() % 20000
+        self.env = dict(os.environ, BERTH_STATE_DIR=self.dir)
+        self.proc = subprocess.Popen(
+            [f"{bin_dir}/berthd", "--state-dir", self.dir, "--listen", f"127.0.0.1:{self.port}", "--log-level", "error"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.socket = f"{self.dir}/run/berthd.sock"
+        for _ in range(200):
+            try:
+                self.request("GET", "/v1/host")
+                break
+            except OSError:
+                time.sleep(0.05)
+        self.token = open(f"{self.dir}/api-token").read().strip()
+
+    def request(self, method, path, body=None):
+        conn = UnixHTTPConnection(self.socket)
+        conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        data = response.read()
+        conn.close()
+        if response.status >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
+        return json.loads(data) if data else None
+
+    def berth(self, *args):
+        return subprocess.run([f"{self.bin}/berth", *args], env=self.env, check=True, capture_output=True)
+
+    def stop(self):
+        for d in self.request("GET", "/v1/domains"):
+            if d["state"] != "shut off":
+                self.request("POST", f"/v1/domains/{d['name']}/destroy?wait=true")
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def guest_spec(name, machine=None):
+    guest = os.environ.get("BERTH_FIXTURES", f"{REPO}/fixtures/out") + "/guest"
+    spec = {"name": name, "memory": 256, "kernel": f"{guest}/vmlinuz", "initrd": f"{guest}/initrd.img",
+            "cmdline": "console=ttyS0 berth.mode=stay"}
+    if machine:
+        spec["machine"] = machine
+    return spec
+
+
+def bench_start(daemon, runs):
+    print("== start to guest init (median of %d)" % runs)
+    results = {}
+    for label, machine in [("berth (default machine)", None), ("berth -M pc", "pc")]:
+        name = "bench-" + (machine or "default")
+        daemon.request("POST", "/v1/domains", guest_spec(name, machine))
+        times = []
+        argv = None
+        for _ in range(runs):
+            info = daemon.request("GET", f"/v1/domains/{name}")
+            log = info["consoleLog"]
+            if os.path.exists(log):
+                os.unlink(log)
+            start = time.monotonic()
+            daemon.berth("start", name)
+            times.append(wait_for(log, MARKER, start=start))
+            info = daemon.request("GET", f"/v1/domains/{name}")
+            argv = open(f"/proc/{info['pid']}/cmdline", "rb").read().split(b"\0")[:-1]
+            daemon.request("POST", f"/v1/domains/{name}/destroy?wait=true")
+        results[label] = (statistics.median(times), argv)
+    for label, (median, _) in results.items():
+        print(f"  {label:32s} {median:6.3f} s")
+
+    # Raw QEMU with the same arguments berthd used (own paths, same everything else).
+    for label in list(results):
+        argv = [a.decode() for a in results[label][1]]
+        raw = []
+        for _ in range(runs):
+            work = tempfile.mkdtemp(prefix="bq-", dir="/tmp")
+            log = f"{work}/console.log"
+            fixed = []
+            skip = False
+            for i, a in enumerate(argv):
+                if skip:
+                    skip = False
+                    continue
+                # Same arguments, minus what only a supervised guest needs: daemonizing, the
+                # pidfile, QMP; the console goes to a plain file instead of a socket + logfile.
+                if a == "-daemonize":
+                    continue
+                if a == "-pidfile":
+                    skip = True
+                    continue
+                if a in ("-qmp", "-chardev") and i + 1 < len(argv):
+                    skip = True
+                    if a == "-chardev":
+                        fixed += ["-chardev", f"file,id=console0,path={log}"]
+                    continue
+                fixed.append(a)
+            start = time.monotonic()
+            proc = subprocess.Popen(fixed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            raw.append(wait_for(log, MARKER, start=start))
+            proc.kill()
+            proc.wait()
+            shutil.rmtree(work, ignore_errors=True)
+        median = statistics.median(raw)
+        berth_median = results[label][0]
+        print(f"  raw qemu, same arguments as {label:10s} {median:6.3f} s   berth/raw = {berth_median / median:5.3f}")
+        results["raw " + label] = (median, None)
+    pc = results.get("raw berth -M pc", (None,))[0]
+    if pc:
+        print(f"  berth default machine vs raw -M pc: {results['berth (default machine)'][0] / pc:5.3f} (below 1 is faster)")
+    if shutil.which("virsh"):
+        print("  virsh: libvirt is installed; compare with 'virsh start' of the same guest by hand")
+    else:
+        print("  virsh: libvirt not installed on this machine (apt-get install libvirt-daemon-system to compare)")
+
+
+def bench_list(daemon, count):
+    print(f"== listing {count} defined domains")
+    existing = len(daemon.request("GET", "/v1/domains"))
+    for i in range(existing, count):
+        spec = guest_spec(f"many-{i:04d}")
+        daemon.request("POST", "/v1/domains", spec)
+    samples = []
+    for _ in range(200):
+        start = time.perf_counter()
+        listed = daemon.request("GET", "/v1/domains")
+        samples.append(time.perf_counter() - start)
+    assert len(listed) >= count
+    print(f"  GET /v1/domains (unix socket): median {statistics.median(samples) * 1000:6.2f} ms (target < 10 ms)")
+
+    # Requests per second over TCP loopback with the token, 4 client threads for 3 s.
+    stop = time.monotonic() + 3
+    done = [0]
+    lock = threading.Lock()
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", daemon.port)
+        while time.monotonic() < stop:
+            conn.request("GET", "/v1/domains", headers={"Authorization": f"Bearer {daemon.token}"})
+            conn.getresponse().read()
+            with lock:
+                done[0] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(f"  GET /v1/domains over TCP, keep-alive, 4 clients: {done[0] / 3:8.0f} requests/s")
+
+    cli = []
+    for _ in range(20):
+        start = time.perf_counter()
+        daemon.berth("list", "--all")
+        cli.append(time.perf_counter() - start)
+    print(f"  berth list --all (whole process): median {statistics.median(cli) * 1000:6.2f} ms "
+          f"(virsh list --all took 20.6 ms with 100 domains on this project's machine)")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", default=f"{REPO}/.build/release")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--domains", type=int, default=1000)
+    args = parser.parse_args()
+    daemon = Daemon(args.bin)
+    try:
+        time.sleep(1)
+        idle = rss_mib(daemon.proc.pid)
+        bench_start(daemon, args.runs)
+        bench_list(daemon, args.domains)
+        loaded = rss_mib(daemon.proc.pid)
+        print("== berthd resident memory")
+        print(f"  idle: {idle:6.1f} MiB   with {args.domains} domains: {loaded:6.1f} MiB "
+              f"(target < 40 MiB; libvirtd used 31-34 MB)")
+    finally:
+        daemon.stop()
+
+
+if __name__ == "__main__":
+    main()
