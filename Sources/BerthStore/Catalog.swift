@@ -15,6 +15,8 @@ public struct Catalog: Sendable {
     public init(path: String) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
+        // A handful of readers is plenty for one host's API; each connection costs memory.
+        configuration.maximumReaderCount = 2
         let pool = try DatabasePool(path: path, configuration: configuration)
         try self.init(writer: pool)
     }
