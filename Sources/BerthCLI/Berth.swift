@@ -12,7 +12,8 @@ public struct Berth: AsyncParsableCommand {
         subcommands: [
             List.self, Define.self, Undefine.self, Start.self, Shutdown.self, Destroy.self, Reboot.self,
             Suspend.self, Resume.self, DomInfo.self, DomState.self, Console.self, Log.self, Autostart.self,
-            Events.self, HostCheck.self, Bootloader.self,
+            Events.self, HostCheck.self, Bootloader.self, Create.self, Convert.self, DumpXML.self, DumpConfig.self,
+            KickstartCommand.self,
         ])
 
     public init() {}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthFormats
 import BerthModel
 import BerthQEMU
 import Foundation
@@ -13,8 +14,10 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
 
     @Option(help: "State directory (catalog, token, logs). Default: /var/lib/berth as root, else the XDG state directory.")
     var stateDir: String?
-    @Option(help: "TCP address to listen on as HOST:PORT; 'none' disables TCP.")
-    var listen: String = "127.0.0.1:8000"
+    @Option(help: "TCP address to listen on as HOST:PORT; 'none' disables TCP. Default 127.0.0.1:8000.")
+    var listen: String?
+    @Option(help: "A xend-config.sxp (or Berth config in the same syntax): xend-http-server, xend-port, xend-address, xend-unix-server, xend-unix-path.", completion: .file())
+    var config: String?
     @Option(help: "Accelerator for domains that say 'auto': auto (probe), kvm or tcg.")
     var accel: Accelerator = .auto
     @Option(help: "The qemu-system-x86_64 binary to use.")
@@ -42,9 +45,12 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
 
     public func run() async throws {
         var configuration = DaemonConfiguration.defaults(stateDirectory: stateDir ?? ProcessInfo.processInfo.environment["BERTH_STATE_DIR"])
+        var logger = Logger(label: "berthd")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        if let config { try apply(config, to: &configuration, logger: logger) }
         if listen == "none" {
             configuration.tcpHost = nil
-        } else {
+        } else if let listen {
             guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
                 (0...65535).contains(port)
             else {
@@ -54,8 +60,6 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
             configuration.tcpPort = port
         }
         configuration.qemuBinary = qemu
-        var logger = Logger(label: "berthd")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let driver = await QEMUGuestDriver(
             runtimeRoot: configuration.runtimeDirectory, logRoot: configuration.logDirectory, qemuOverride: qemu,
             accelOverride: accel)
@@ -68,6 +72,29 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("berthd: \(error.message)\n  \(error.remedy ?? "")\n".utf8))
             throw ExitCode(error.code.exitCode)
         }
+    }
+}
+
+extension BerthDaemonCommand {
+    /// Takes the listener settings from a xend-config.sxp, as xend did.
+    func apply(_ path: String, to configuration: inout DaemonConfiguration, logger: Logger) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("Cannot read --config \(path).")
+        }
+        let xend = try XendConfig.parse(bytes: [UInt8](data), source: path)
+        for warning in xend.warnings { logger.warning("\(path): \(warning)") }
+        if xend.httpServer {
+            configuration.tcpHost = ["localhost", "127.0.0.1"].contains(xend.address) ? "127.0.0.1" : xend.bindAddress
+            configuration.tcpPort = xend.port
+            if xend.listensOnAllInterfaces {
+                logger.warning("\(path): xend-address '' listens on every interface; each request needs the API token.")
+            }
+        } else {
+            configuration.tcpHost = nil
+            logger.info("\(path): xend-http-server is off, so berthd listens on its unix socket only.")
+        }
+        if xend.unixServer { configuration.socketPath = xend.unixPath }
+        logger.info("\(path): default network mode for imported guests: \(xend.defaultNetworkMode.rawValue).")
     }
 }
 

@@ -126,7 +126,8 @@ import Testing
     }
 
     @Test func silentPeerIsAGreetingTimeout() async throws {
-        let server = try StubQMPServer { _ in Thread.sleep(forTimeInterval: 1.5) }
+        // Silent far longer than the timeout, so a loaded machine still sees the timeout first.
+        let server = try StubQMPServer { _ in Thread.sleep(forTimeInterval: 5) }
         let error = await #expect(throws: QMP.Error.self) {
             try await QMP.Client.connect(path: server.path, timeout: .milliseconds(300))
         }

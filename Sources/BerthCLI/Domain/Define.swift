@@ -1,11 +1,12 @@
 import ArgumentParser
+import BerthFormats
 import BerthModel
 import Foundation
 
 struct Define: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Define a domain from a file (Berth JSON).",
-        discussion: "The file is read by the CLI, so relative paths inside it are resolved against the current directory.")
+        abstract: "Define a domain from a file: Berth JSON, libvirt XML or an xm/xl config.",
+        discussion: "The format is recognised by content, not by file name. The CLI reads the file, so relative paths inside it are resolved against the file's directory. Settings Berth cannot honour are printed as warnings and kept in the domain's notes.")
 
     @Argument(help: "The domain document.", completion: .file())
     var file: String
@@ -15,7 +16,7 @@ struct Define: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        let spec = try DocumentLoader.load(file)
+        let spec = try DocumentLoader.load(file, printWarnings: !output.json)
         let info = try await connection.run { client in
             update ? try await client.update(spec) : try await client.define(spec)
         }
@@ -28,7 +29,7 @@ struct Define: AsyncParsableCommand {
 enum DocumentLoader {
     static let maxSize = 4 << 20
 
-    static func read(_ file: String) throws -> String {
+    static func read(_ file: String) throws -> [UInt8] {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: file) else {
             throw BerthError(.notFound, "Cannot read \(file): no such file.", remedy: "Check the path.")
         }
@@ -38,14 +39,19 @@ enum DocumentLoader {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw BerthError(.notFound, "Cannot read \(file).", remedy: "Check its permissions.")
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw BerthError(.invalidArgument, "\(file) is not UTF-8 text.", remedy: "Give a JSON domain document.")
-        }
-        return text
+        return [UInt8](data)
     }
 
-    static func load(_ file: String) throws -> DomainSpec {
-        var spec = try DocumentParser.parse(try read(file), source: file)
+    /// Reads any domain document (JSON, libvirt XML, xm/xl), printing what could not be
+    /// carried over.
+    static func load(_ file: String, printWarnings: Bool = true) throws -> DomainSpec {
+        let parsed = try DomainDocument.parse(bytes: try read(file), source: file)
+        if printWarnings {
+            for warning in parsed.warnings {
+                FileHandle.standardError.write(Data("warning: \(file): \(warning)\n".utf8))
+            }
+        }
+        var spec = parsed.spec
         let base = URL(fileURLWithPath: file).deletingLastPathComponent()
         func absolute(_ path: String?) -> String? {
             guard let path, !path.hasPrefix("/") else { return path }
@@ -58,32 +64,3 @@ enum DocumentLoader {
     }
 }
 
-/// Turns document text into a domain; JSON here, other formats join through BerthFormats.
-enum DocumentParser {
-    static func parse(_ text: String, source: String) throws -> DomainSpec {
-        do {
-            return try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
-        } catch let error as DecodingError {
-            throw BerthError(
-                .invalidArgument, "\(source): \(describe(error))",
-                remedy: "Fix the field named; see the README for the domain document's fields.")
-        }
-    }
-
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-        }
-        switch error {
-        case .keyNotFound(let key, let context):
-            let parent = path(context)
-            return "missing field '\(key.stringValue)'" + (parent.isEmpty ? "" : " in '\(parent)'")
-        case .typeMismatch(let type, let context): return "field '\(path(context))' should be \(type)"
-        case .valueNotFound(let type, let context): return "field '\(path(context))' should be \(type), not null"
-        case .dataCorrupted(let context):
-            let where_ = path(context)
-            return (where_.isEmpty ? "" : "field '\(where_)': ") + context.debugDescription
-        @unknown default: return "\(error)"
-        }
-    }
-}
