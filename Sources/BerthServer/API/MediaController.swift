@@ -19,8 +19,8 @@ struct MediaController<Context: RequestContext> {
 
     func add(to router: Router<Context>) {
         for method in [HTTPRequest.Method.get, .head] {
-            router.on("install/**", method: method) { request, _ in try serve(request, prefix: "/install/") }
-            router.on("kickstarts/**", method: method) { request, _ in try serve(request, prefix: "/kickstarts/") }
+            router.on("install/:name/**", method: method) { request, _ in try serve(request, prefix: "/install/") }
+            router.on("kickstarts/:file", method: method) { request, _ in try serve(request, prefix: "/kickstarts/") }
         }
     }
 
