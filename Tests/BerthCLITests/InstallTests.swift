@@ -148,6 +148,48 @@ import Testing
         print("ISO install timing: \(String(format: "%.1f", run.seconds)) s")
     }
 
+    /// A failed install leaves the domain defined with the reason in its description; a disk this
+    /// run created is removed only when the installer never ran (nothing was written to it).
+    @Test func failuresLeaveTheDomainInspectable() async throws {
+        let (daemon, base) = try Self.setUp()
+        defer { daemon.tearDown() }
+        let state = daemon.stateDirectory
+
+        // 1. The installer cannot start: the tree's kernel is not a kernel.
+        let broken = state + "/broken-tree"
+        try FileManager.default.createDirectory(atPath: broken + "/images/pxeboot", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: InstallFixture.tree + "/.treeinfo", toPath: broken + "/.treeinfo")
+        try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: broken + "/images/pxeboot/vmlinuz"))
+        try Data(repeating: 0x42, count: 4096).write(to: URL(fileURLWithPath: broken + "/images/pxeboot/initrd.img"))
+        let disk1 = state + "/broken.img"
+        let noStart = try BerthRun.run(
+            Self.seedLine(name: "broken", disk: "path=\(disk1),size=1", location: broken, ks: nil, mac: "52:54:00:00:00:11"),
+            state: state)
+        #expect(noStart.status != 0)
+        #expect(noStart.stderr.contains("berth dominfo broken"), "\(noStart.stderr)")
+        let brokenInfo = try await daemon.client.info("broken")
+        #expect(brokenInfo.spec.description?.contains("berth install failed") == true)
+        #expect(brokenInfo.spec.bootloader != nil, "the permanent definition is what stays")
+        #expect(!FileManager.default.fileExists(atPath: disk1), "the installer never ran: its new disk goes")
+
+        // 2. The installer runs and fails (xfs is beyond the test installer): the disk stays.
+        let ks = state + "/kickstarts/xfs.ks"
+        let text = try String(contentsOfFile: InstallFixture.kickstart("a.ks"), encoding: .utf8)
+            .replacingOccurrences(of: "--fstype ext3", with: "--fstype xfs")
+        try text.write(toFile: ks, atomically: true, encoding: .utf8)
+        let disk2 = state + "/xfs.img"
+        let failed = try BerthRun.run(
+            Self.seedLine(name: "xfs", disk: "path=\(disk2),size=1", location: "\(base)/install/centos6/", ks: "\(base)/kickstarts/xfs.ks", mac: "52:54:00:00:00:12"),
+            state: state)
+        #expect(failed.status != 0)
+        let log = try await daemon.log("xfs")
+        #expect(log.contains("BERTH-INSTALLER-FAILED"))
+        let xfsInfo = try await daemon.client.info("xfs")
+        #expect(xfsInfo.spec.description?.contains("berth install failed") == true, "\(String(describing: xfsInfo.spec.description))")
+        #expect(FileManager.default.fileExists(atPath: disk2))
+        print("failed install stderr tail: \(failed.stderr.suffix(400))")
+    }
+
     @Test func dryRunPrintsThePlanAndChangesNothing() throws {
         let state = "/tmp/berth-dry-" + String(UUID().uuidString.prefix(8))
         defer { try? FileManager.default.removeItem(atPath: state) }

@@ -97,14 +97,18 @@ struct InstallPhases {
         var spec = installed
         let note = "berth install failed: \(reason)"
         spec.description = spec.description.map { $0 + " — " + note } ?? note
+        do {
+            _ = try await client.update(spec)
+        } catch {
+            InstallOutput.err("warning: could not record the failure in '\(name)': \((error as? BerthError)?.message ?? "\(error)")")
+        }
         if removeDisks {
+            // The definition keeps naming them, for inspection; 'berth reinstall' needs them back.
             for path in createdDisks {
                 step("removing \(path): nothing was written to it")
                 try? FileManager.default.removeItem(atPath: path)
             }
-            // A definition naming removed disks would not start; it stays for inspection only.
         }
-        _ = try? await client.update(spec)
         InstallOutput.err("Domain '\(name)' is left defined; 'berth dominfo \(name)' shows why the install failed.")
     }
 }
