@@ -137,10 +137,13 @@ import Testing
         let (daemon, base) = try Self.setUp()
         defer { daemon.tearDown() }
         let disk = daemon.stateDirectory + "/iso1.img"
+        // A kickstart FILE: published under <state>/kickstarts/ and given to the guest by URL.
         let run = try BerthRun.run(
-            Self.seedLine(name: "iso1", disk: "path=\(disk),size=1", location: InstallFixture.iso, ks: "\(base)/kickstarts/a.ks"),
-            state: daemon.stateDirectory)
+            Self.seedLine(name: "iso1", disk: "path=\(disk),size=1", location: InstallFixture.iso, ks: InstallFixture.kickstart("a.ks")),
+            state: daemon.stateDirectory, environment: ["BERTH_MEDIA_URL": "http://10.0.2.2:\(daemon.port)"])
         #expect(run.status == 0, "stderr:\n\(run.stderr)")
+        #expect(run.stderr.contains("-> http://10.0.2.2:\(daemon.port)/kickstarts/iso1.ks"))
+        _ = base
         #expect(run.stderr.contains("Fetched images/pxeboot/initrd.img"))
         _ = try await daemon.waitForLog("iso1", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
         let info = try await daemon.client.info("iso1")

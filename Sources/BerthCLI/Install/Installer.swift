@@ -78,7 +78,14 @@ struct Installer {
         // 4. The kickstart: fetched, validated and kept, as anaconda-ks.cfg would be.
         var kickstartText: String?
         if let ks = Self.kickstartArgument(in: request.extraArgs) {
-            kickstartText = try await checkKickstart(ks, disks: disks)
+            let text = try await checkKickstart(ks, disks: disks)
+            kickstartText = text
+            if !isNetworkURL(ks) {
+                // A host file is out of the guest's reach: berthd's media server hands it out.
+                let published = try Self.publishKickstart(text, name: name, state: state, client: client)
+                InstallOutput.err("ks=: \(ks) -> \(published) (served by berthd from \(state)/kickstarts/)")
+                extraArgs = extraArgs.map { Reinstall.replacing(key: "ks", in: $0, with: published, appendIfMissing: false) }
+            }
         }
 
         // 5. Installer kernel and initrd into <state>/install/<name>/.
@@ -417,6 +424,23 @@ struct Installer {
             InstallOutput.err("warning: \(message)")
         }
         return text
+    }
+
+    /// Copies a kickstart into `<state>/kickstarts/NAME.ks` and returns its URL as the guest sees
+    /// berthd: `BERTH_MEDIA_URL`, else 10.0.2.2 on the daemon's TCP port (8000, xend's, by default).
+    static func publishKickstart(_ text: String, name: String, state: String, client: BerthClient) throws -> String {
+        let directory = state + "/kickstarts"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: directory + "/\(name).ks"), options: .atomic)
+        return mediaURL(client: client) + "/kickstarts/\(name).ks"
+    }
+
+    static func mediaURL(client: BerthClient) -> String {
+        if let url = ProcessInfo.processInfo.environment["BERTH_MEDIA_URL"], !url.isEmpty {
+            return url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        if case .tcp(_, let port, _) = client.endpoint { return "http://\(guestHostAddress):\(port)" }
+        return "http://\(guestHostAddress):8000"
     }
 
     static func readKickstart(_ url: String) throws -> String {

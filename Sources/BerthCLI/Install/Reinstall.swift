@@ -12,8 +12,8 @@ struct Reinstall: AsyncParsableCommand {
 
     @Argument(help: "Domain name.") var name: String
     @Option(help: "The kickstart to install with: an http(s) URL or a file.") var kickstart: String?
-    @Option(help: "berthd's media server as the guest sees it (for a kickstart FILE).")
-    var mediaURL = "http://\(Installer.guestHostAddress):8000"
+    @Option(help: "berthd's media server as the guest sees it, for a kickstart FILE (default: http://10.0.2.2:PORT, PORT the daemon's).")
+    var mediaURL: String?
     @Flag(help: "Do not follow the console.") var noautoconsole = false
     @Flag(help: "Leave the guest shut off after the install.") var noreboot = false
     @Option(help: "Minutes to wait for the installer (negative: forever).") var wait: Int?
@@ -59,11 +59,9 @@ struct Reinstall: AsyncParsableCommand {
                 guestURL = Installer.guestURL(kickstart) ?? kickstart
             } else {
                 let text = try Installer.readKickstart(kickstart)
-                let kickstarts = state + "/kickstarts"
-                try FileManager.default.createDirectory(atPath: kickstarts, withIntermediateDirectories: true)
-                try Data(text.utf8).write(to: URL(fileURLWithPath: kickstarts + "/\(name).ks"))
-                hostKickstart = kickstarts + "/\(name).ks"
-                guestURL = mediaURL + "/kickstarts/\(name).ks"
+                _ = try Installer.publishKickstart(text, name: name, state: state, client: client)
+                hostKickstart = state + "/kickstarts/\(name).ks"
+                guestURL = (mediaURL ?? Installer.mediaURL(client: client)) + "/kickstarts/\(name).ks"
             }
             if guestURL != kickstart { InstallOutput.err("ks=: \(kickstart) -> \(guestURL)") }
             cmdline = Self.replacing(key: "ks", in: cmdline, with: guestURL)
@@ -108,7 +106,7 @@ struct Reinstall: AsyncParsableCommand {
     }
 
     /// `ks=…` (or `inst.ks=…`) replaced, or appended when absent.
-    static func replacing(key: String, in cmdline: String, with value: String) -> String {
+    static func replacing(key: String, in cmdline: String, with value: String, appendIfMissing: Bool = true) -> String {
         var found = false
         var tokens = cmdline.split(separator: " ").map { token -> String in
             for candidate in [key + "=", "inst." + key + "="] where token.hasPrefix(candidate) {
@@ -117,7 +115,7 @@ struct Reinstall: AsyncParsableCommand {
             }
             return String(token)
         }
-        if !found { tokens.insert(key + "=" + value, at: 0) }
+        if !found, appendIfMissing { tokens.insert(key + "=" + value, at: 0) }
         return tokens.joined(separator: " ")
     }
 

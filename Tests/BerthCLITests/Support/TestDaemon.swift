@@ -204,13 +204,14 @@ struct BerthRun {
     var stderr: String
     var seconds: Double
 
-    static func run(_ arguments: [String], state: String?) throws -> BerthRun {
+    static func run(_ arguments: [String], state: String?, environment extra: [String: String] = [:]) throws -> BerthRun {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestDaemon.berthBinary)
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "BERTH_CONNECT")
         if let state { environment["BERTH_STATE_DIR"] = state }
+        environment.merge(extra) { $1 }
         process.environment = environment
         let out = Pipe()
         let err = Pipe()
