@@ -72,6 +72,20 @@ import Testing
         }
         #expect(try RawHTTP.request(port: daemon.port, "GET", "/install/nothing/.treeinfo").status == 404)
 
+        // The CLI's tree sources over the same media: HTTP (with its size cap) and the ISO file.
+        let http = try HTTPInstallTree(location: "http://127.0.0.1:\(daemon.port)/install/iso/")
+        let overHTTP = try InstallTree.recognize(http)
+        let overISO = try InstallTree.recognize(try ISOInstallTree(path: InstallFixture.iso))
+        let overDirectory = try InstallTree.recognize(LocalDirectoryInstallTree(root: InstallFixture.tree))
+        #expect(overHTTP.name == overDirectory.name && overISO.name == overDirectory.name)
+        #expect(try overHTTP.resolveKernel(in: http) == overDirectory.resolveKernel(in: LocalDirectoryInstallTree(root: InstallFixture.tree)))
+        #expect(throws: InstallTreeError.fileTooLarge(path: "images/pxeboot/initrd.img", limit: 1000)) {
+            try http.fetch("images/pxeboot/initrd.img", limit: 1000)
+        }
+        #expect(try http.fetch("missing.txt", limit: 1000) == nil)
+        #expect(try http.exists("images/pxeboot/vmlinuz"))
+        #expect(throws: InstallTreeError.self) { try http.fetch("../api-token", limit: 1000) }
+
         // Kickstarts, and the API itself still needs the token.
         try FileManager.default.createDirectory(atPath: state + "/kickstarts", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: InstallFixture.kickstart("a.ks"), toPath: state + "/kickstarts/a.ks")

@@ -113,6 +113,10 @@ struct Installer {
 
         // 7. Both phases' definitions; the permanent one is stored first.
         request.extraArgs = extraArgs
+        // The format of a disk made here is known; the definition says it instead of "auto".
+        for disk in disks where disk.create && disk.index < request.disks.count {
+            request.disks[disk.index].format = disk.format
+        }
         if isNetworkURL(location) {
             request.method = .location(guestLocation, kernel: kernelOverride, initrd: initrdOverride)
         }
