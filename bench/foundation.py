@@ -134,15 +134,15 @@ def bench_start(daemon, runs):
                     skip = False
                     continue
                 # Same arguments, minus what only a supervised guest needs: daemonizing, the
-                # pidfile, QMP; the console goes to a plain file instead of a socket + logfile.
+                # pidfile and QMP; the console goes to a plain file instead of a socket + logfile.
                 if a == "-daemonize":
                     continue
-                if a == "-pidfile":
+                if a in ("-pidfile", "-mon"):
                     skip = True
                     continue
-                if a in ("-qmp", "-chardev") and i + 1 < len(argv):
+                if a == "-chardev" and i + 1 < len(argv):
                     skip = True
-                    if a == "-chardev":
+                    if argv[i + 1].startswith("socket,id=console0"):
                         fixed += ["-chardev", f"file,id=console0,path={log}"]
                     continue
                 fixed.append(a)

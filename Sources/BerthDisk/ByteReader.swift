@@ -84,13 +84,20 @@ enum DiskCRC32 {
         return c
     }
 
-    /// The raw register update: no initial or final inversion.
-    static func update(_ crc: UInt32, _ bytes: some Sequence<UInt8>) -> UInt32 {
-        var c = crc
-        for b in bytes { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
-        return c
+    /// The raw register update: no initial or final inversion. Not generic, so that it is
+    /// compiled once, specialized (a 16 KiB GPT entry array is checked on every open).
+    static func update(_ crc: UInt32, _ bytes: ArraySlice<UInt8>) -> UInt32 {
+        table.withUnsafeBufferPointer { t in
+            bytes.withUnsafeBufferPointer { b in
+                var c = crc
+                for byte in b { c = t[Int((c ^ UInt32(byte)) & 0xFF)] ^ (c >> 8) }
+                return c
+            }
+        }
     }
 
+    static func update(_ crc: UInt32, _ bytes: [UInt8]) -> UInt32 { update(crc, bytes[...]) }
+
     /// The standard CRC-32 (zlib, GPT).
-    static func ieee(_ bytes: some Sequence<UInt8>) -> UInt32 { ~update(0xFFFF_FFFF, bytes) }
+    static func ieee(_ bytes: [UInt8]) -> UInt32 { ~update(0xFFFF_FFFF, bytes) }
 }

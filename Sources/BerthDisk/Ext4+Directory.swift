@@ -74,8 +74,13 @@ extension Ext4FileSystem {
         let root = try inode(Self.rootInode)
         var current = root
         var symlinks = 0
+        var scanned: UInt64 = 0
         while let name = pending.popLast() {
             guard current.kind == .directory else { throw FileSystemError.notADirectory(path: path) }
+            scanned += min(current.size, Limits.maxDirectoryBytes)
+            guard scanned <= Limits.maxLookupBytes else {
+                throw Error.lookupTooExpensive(path: path, bytes: Limits.maxLookupBytes)
+            }
             guard let number = try lookup(current, name) else { throw FileSystemError.notFound(path: path) }
             let node = try inode(number)
             if node.kind == .symlink, !pending.isEmpty || followFinal {

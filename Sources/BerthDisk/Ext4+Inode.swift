@@ -62,7 +62,8 @@ extension Ext4FileSystem {
         var table = UInt64(try r.u32(0x08))
         if sb.descSize >= 64 { table |= UInt64(try r.u32(0x28)) << 32 }
         let tableBlocks = (UInt64(sb.inodesPerGroup) * UInt64(sb.inodeSize) + sb.blockSize - 1) / sb.blockSize
-        guard table > sb.firstDataBlock || (table > 0 && sb.firstDataBlock == 0), table + tableBlocks <= sb.blocksCount else {
+        let (end, overflow) = table.addingReportingOverflow(tableBlocks)
+        guard table > sb.firstDataBlock || (table > 0 && sb.firstDataBlock == 0), !overflow, end <= sb.blocksCount else {
             throw Error.badGroupDescriptor(group: group, reason: "inode table at block \(table) is outside the filesystem")
         }
         return table

@@ -14,6 +14,9 @@ public struct Ext4FileSystem: FileSystem {
         public static let maxDirectoryBytes: UInt64 = 64 << 20
         /// A symlink target longer than PATH_MAX is hostile.
         public static let maxSymlinkBytes: UInt64 = 4096
+        /// Directory bytes one path lookup may scan in all: symlinks can send a walk through the
+        /// same large directory many times, and each trip is bounded only by `maxDirectoryBytes`.
+        public static let maxLookupBytes: UInt64 = 256 << 20
         /// Pieces read at once when copying a file.
         static let readChunk: UInt64 = 8 << 20
     }
@@ -32,6 +35,7 @@ public struct Ext4FileSystem: FileSystem {
         case directoryTooLarge(inode: UInt32, size: UInt64)
         case badInlineData(inode: UInt32, reason: String)
         case badSymlink(inode: UInt32, reason: String)
+        case lookupTooExpensive(path: String, bytes: UInt64)
 
         public var description: String {
             let fsck = "; the filesystem is damaged — check it with 'e2fsck -fn' on the image"
@@ -63,6 +67,8 @@ public struct Ext4FileSystem: FileSystem {
                 return "inode \(inode): inline data: \(reason)\(fsck)"
             case .badSymlink(let inode, let reason):
                 return "symlink inode \(inode): \(reason)\(fsck)"
+            case .lookupTooExpensive(let path, let bytes):
+                return "looking up \(path) would scan more than \(bytes) bytes of directories; the image is hostile or damaged"
             }
         }
     }
@@ -120,7 +126,10 @@ public struct Ext4FileSystem: FileSystem {
         if is64 { blocksCount |= UInt64(try r.u32(0x150)) << 32 }
         let firstData = UInt64(try r.u32(0x14))
         guard firstData == (blockSize == 1024 ? 1 : 0) || firstData == 0 else { throw bad("s_first_data_block", firstData) }
-        guard blocksCount > firstData, blocksCount < 1 << 48 else { throw bad("s_blocks_count", blocksCount) }
+        // Below 2^62 bytes in all, so that block × block size never overflows later.
+        guard blocksCount > firstData, blocksCount <= (UInt64(1) << 62) / blockSize else {
+            throw bad("s_blocks_count", blocksCount)
+        }
         let bpg = UInt64(try r.u32(0x20))
         guard bpg > 0, bpg <= 8 * blockSize else { throw bad("s_blocks_per_group", bpg) }
         let ipg = try r.u32(0x28)
@@ -140,7 +149,8 @@ public struct Ext4FileSystem: FileSystem {
         }
         let groups = (blocksCount - firstData + bpg - 1) / bpg
         let inodesCount = try r.u32(0x00)
-        guard UInt64(inodesCount) <= groups * UInt64(ipg) else { throw bad("s_inodes_count", inodesCount) }
+        let (inodeCapacity, overflow) = groups.multipliedReportingOverflow(by: UInt64(ipg))
+        guard overflow || UInt64(inodesCount) <= inodeCapacity else { throw bad("s_inodes_count", inodesCount) }
         sb = Superblock(
             blockSize: blockSize, blocksCount: blocksCount, inodesCount: inodesCount, blocksPerGroup: bpg,
             inodesPerGroup: ipg, firstDataBlock: firstData, inodeSize: inodeSize, descSize: descSize, groupCount: groups,

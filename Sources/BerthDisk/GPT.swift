@@ -61,33 +61,38 @@ public enum GPT {
         var entriesCRC: UInt32
     }
 
-    /// Tries the primary header, then the backup at the last LBA, for each candidate sector size.
+    /// Tries the primary header at each sector size, then the backup at the last LBA.
     static func read(from disk: any ByteSource, sectorSizes: [UInt64]) throws -> PartitionTable {
-        var primaryReason = "not found"
-        var backupReason = "not found"
-        for sectorSize in sectorSizes {
-            guard disk.size >= 3 * sectorSize else { continue }
-            let lastLBA = disk.size / sectorSize - 1
+        var primaryReason: String?
+        var backupReason: String?
+        // Keep the most telling reason: a damaged header beats "no signature" at a wrong sector size.
+        func note(_ error: Swift.Error, into reason: inout String?) {
+            let signatureMissing: Bool
+            if case .gptHeader(_, let r)? = error as? PartitionTable.Error, r == notGPT {
+                signatureMissing = true
+            } else {
+                signatureMissing = false
+            }
+            if reason == nil || !signatureMissing { reason = "\(error)" }
+        }
+        let sizes = sectorSizes.filter { disk.size >= 3 * $0 }
+        for sectorSize in sizes {
             do {
                 return try table(disk: disk, sectorSize: sectorSize, headerLBA: 1, problems: [])
-            } catch let error as PartitionTable.Error {
-                if case .gptHeader(_, let reason) = error, reason == notGPT, sectorSize != sectorSizes.last {
-                    continue  // maybe a 4K-sector disk
-                }
-                primaryReason = error.description
             } catch {
-                primaryReason = "\(error)"
+                note(error, into: &primaryReason)
             }
+        }
+        for sectorSize in sizes {
             do {
                 return try table(
-                    disk: disk, sectorSize: sectorSize, headerLBA: lastLBA,
-                    problems: [.primaryGPTBroken(reason: primaryReason)])
+                    disk: disk, sectorSize: sectorSize, headerLBA: disk.size / sectorSize - 1,
+                    problems: [.primaryGPTBroken(reason: primaryReason ?? "not found")])
             } catch {
-                backupReason = "\(error)"
+                note(error, into: &backupReason)
             }
-            break
         }
-        throw PartitionTable.Error.noUsableGPT(primary: primaryReason, backup: backupReason)
+        throw PartitionTable.Error.noUsableGPT(primary: primaryReason ?? "not found", backup: backupReason ?? "not found")
     }
 
     static let notGPT = "no 'EFI PART' signature"
@@ -109,8 +114,9 @@ public enum GPT {
                 throw PartitionTable.Error.gptEntries(
                     lba: header.entriesLBA, reason: "entry \(index + 1) ends (\(last)) before it starts (\(first))")
             }
+            let (sectors, overflow) = (last - first).addingReportingOverflow(1)
             if let p = PartitionTable.makePartition(
-                number: index + 1, type: .gpt(type), startSector: first, sectors: last - first + 1,
+                number: index + 1, type: .gpt(type), startSector: first, sectors: overflow ? .max : sectors,
                 sectorSize: sectorSize, bootable: attributes & 4 != 0, name: try utf16Name(r.slice(56, 72)),
                 diskSize: disk.size, problems: &problems)
             {

@@ -141,7 +141,9 @@ public enum LVM {
             throw bad("text size \(textSize) is outside 1…\(min(UInt64(Limits.maxMetadataBytes), areaSize - 512))")
         }
         let first = min(textSize, areaSize - textOffset)
-        var text = try source.read(at: areaOffset + textOffset, count: Int(first))
+        let (textStart, overflow) = areaOffset.addingReportingOverflow(textOffset)
+        guard !overflow else { throw bad("text offset \(textOffset) overflows") }
+        var text = try source.read(at: textStart, count: Int(first))
         if first < textSize {
             text += try source.read(at: areaOffset + 512, count: Int(textSize - first))
         }

@@ -35,7 +35,8 @@ extension LVM {
             name = vgName
             uuid = vg["id"]?.string ?? ""
             seqno = bestSeq
-            guard let extentSectors = vg["extent_size"]?.number, extentSectors > 0, extentSectors <= 1 << 32 else {
+            // LVM's own maximum extent size is 16 GiB (2^25 sectors).
+            guard let extentSectors = vg["extent_size"]?.number, extentSectors > 0, extentSectors <= 1 << 25 else {
                 throw bad("extent_size is missing or out of range")
             }
             extentSize = UInt64(extentSectors) * 512
@@ -44,8 +45,10 @@ extension LVM {
             for (pvName, pv) in vg["physical_volumes"]?.sectionItems ?? [] {
                 guard let id = pv["id"]?.string else { throw bad("\(pvName) has no id") }
                 let plainID = id.filter { $0 != "-" }
+                // Bounds keep every extent × extent-size product below 2^63: pe_count ≤ 2^28 at
+                // ≤ 2^34-byte extents; pe_start ≤ 2^48 sectors.
                 guard let peStart = pv["pe_start"]?.number, peStart >= 0, peStart <= 1 << 48,
-                    let peCount = pv["pe_count"]?.number, peCount >= 0, peCount <= 1 << 40
+                    let peCount = pv["pe_count"]?.number, peCount >= 0, peCount <= 1 << 28
                 else { throw bad("\(pvName) has no valid pe_start/pe_count") }
                 let source = physicalVolumes.first { $0.uuid == plainID }?.source
                 pvs[pvName] = PVExtents(
@@ -112,6 +115,8 @@ extension LVM {
                     let m = try Self.map(seg, pvs: pvs, extentSize: extentSize, startExtent: start)
                     mapped.append(m.segment)
                     nextExtent += m.extents
+                    // The whole LV within 2^28 extents keeps its byte size below 2^62.
+                    guard nextExtent <= 1 << 28 else { throw Fail("more than 2^28 extents") }
                 }
             } catch let fail as Fail {
                 reason = fail.reason
@@ -133,7 +138,7 @@ extension LVM {
         {
             guard let type = seg["type"]?.string else { throw Fail("segment without a type") }
             guard type == "striped" else { throw Fail("segment type '\(type)' is not supported (only linear and striped)") }
-            guard let count = seg["extent_count"]?.number, count > 0, count <= 1 << 40 else {
+            guard let count = seg["extent_count"]?.number, count > 0, count <= 1 << 28 else {
                 throw Fail("bad extent_count")
             }
             guard let n = seg["stripe_count"]?.number, n >= 1, n <= Int64(Limits.maxStripes) else {
@@ -146,7 +151,7 @@ extension LVM {
             }
             var stripes: [(source: any ByteSource, offset: UInt64)] = []
             for i in 0..<Int(n) {
-                guard let pvName = list[2 * i].string, let pe = list[2 * i + 1].number, pe >= 0 else {
+                guard let pvName = list[2 * i].string, let pe = list[2 * i + 1].number, pe >= 0, pe <= 1 << 28 else {
                     throw Fail("bad stripe entry \(i)")
                 }
                 guard let pv = pvs[pvName] else { throw Fail("stripe names unknown PV '\(pvName)'") }
@@ -164,7 +169,7 @@ extension LVM {
             }
             var stripeSize = perStripe * extentSize
             if n > 1 {
-                guard let ss = seg["stripe_size"]?.number, ss > 0, UInt64(ss) * 512 <= extentSize,
+                guard let ss = seg["stripe_size"]?.number, ss > 0, ss <= 1 << 25, UInt64(ss) * 512 <= extentSize,
                     extentSize % (UInt64(ss) * 512) == 0
                 else { throw Fail("bad stripe_size") }
                 stripeSize = UInt64(ss) * 512

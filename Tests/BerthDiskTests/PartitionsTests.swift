@@ -33,8 +33,10 @@ struct PartitionsTests {
         #expect(GPT.GUID.linuxLVM.description == "E6D6D379-F507-44C2-A23C-238F2A3DF928")
     }
 
-    @Test("GPT: a damaged primary header or entry array falls back to the backup", arguments: [UInt64(552), UInt64(1064)])
-    func gptBackup(damageAt offset: UInt64) throws {
+    @Test(
+        "GPT: a damaged primary header or entry array falls back to the backup",
+        arguments: [(UInt64(552), "CRC32"), (UInt64(1064), "CRC32"), (UInt64(512), "EFI PART")])
+    func gptBackup(damageAt offset: UInt64, reasonMentions: String) throws {
         let image = try DiskFixture.image("gpt.img")
         let good = try PartitionTable.read(from: image)
         var patched = PatchedSource(image)
@@ -44,7 +46,7 @@ struct PartitionsTests {
         #expect(table.partitions == good.partitions)
         #expect(table.problems.count == 1)
         if case .primaryGPTBroken(let reason)? = table.problems.first {
-            #expect(reason.contains("CRC32"))
+            #expect(reason.contains(reasonMentions))
         } else {
             Issue.record("expected primaryGPTBroken, got \(table.problems)")
         }

@@ -121,6 +121,37 @@ import Testing
         #expect(try await daemon.client.perform(.destroy, on: "survivor").state == .shutoff)
     }
 
+    @Test func autostartDomainsStartWithTheDaemon() async throws {
+        let daemon = try TestDaemon()
+        defer { daemon.tearDown() }
+        _ = try await daemon.client.define(try GuestFixture.spec("auto"))
+        _ = try await daemon.client.setAutostart("auto", true)
+        #expect(try await daemon.client.list().first?.autostart == true)
+        daemon.stop()
+        try daemon.start()
+        let info = try await daemon.waitForState("auto", .running)
+        #expect(info.spec.autostart)
+        _ = try await daemon.client.perform(.destroy, on: "auto")
+    }
+
+    @Test func aGuestWithoutACPICannotBeShutDownGracefully() async throws {
+        let daemon = try TestDaemon()
+        defer { daemon.tearDown() }
+        var spec = try GuestFixture.spec("noacpi")
+        spec.acpi = false
+        _ = try await daemon.client.define(spec)
+        _ = try await daemon.client.perform(.start, on: "noacpi")
+        do {
+            _ = try await daemon.client.perform(.shutdown, on: "noacpi", timeout: 5)
+            Issue.record("shutdown of a guest without ACPI succeeded")
+        } catch let error as BerthError {
+            #expect(error.message.contains("no ACPI"))
+            #expect(error.remedy?.contains("berth destroy noacpi") == true)
+        }
+        #expect(try await daemon.client.info("noacpi").state == .running)
+        #expect(try await daemon.client.perform(.shutdown, on: "noacpi", force: true).state == .shutoff)
+    }
+
     @Test func concurrentStartsRunOneQEMU() async throws {
         let daemon = try TestDaemon()
         defer { daemon.tearDown() }
