@@ -13,8 +13,11 @@ struct MediaController<Context: RequestContext> {
     static var chunkSize: Int { 1 << 20 }
 
     /// Paths that `TokenMiddleware` lets through: read-only install media.
+    /// Defence in depth: a path with `..`, `.` or an encoded separator is never exempt, whatever
+    /// the router would make of it.
     static func isPublic(_ path: String, method: HTTPRequest.Method) -> Bool {
         (method == .get || method == .head) && (path.hasPrefix("/install/") || path.hasPrefix("/kickstarts/"))
+            && !path.contains("?") && (try? MediaLibrary.components(ofRawPath: path)) != nil
     }
 
     func add(to router: Router<Context>) {
