@@ -1,3 +1,4 @@
+import BerthHost
 import BerthModel
 import BerthStore
 import Foundation
@@ -16,6 +17,7 @@ public enum Daemon {
         let v1 = router.group("v1")
         DomainsController(hypervisor: hypervisor).add(to: v1)
         HostController(hypervisor: hypervisor).add(to: v1)
+        MediaController(library: MediaLibrary(stateDirectory: hypervisor.stateDirectory)).add(to: router)
         return router
     }
 

@@ -27,7 +27,7 @@ import Testing
         for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
             if line.hasPrefix("  /"), line.hasSuffix(":") {
                 currentPath = String(line.dropFirst(2).dropLast())
-            } else if let path = currentPath, let match = line.wholeMatch(of: /\s{4}(get|put|post|delete):/) {
+            } else if let path = currentPath, let match = line.wholeMatch(of: /\s{4}(get|put|post|delete|head):/) {
                 documented.insert("\(match.1.uppercased()) \(path)")
             } else if !line.hasPrefix(" "), !line.isEmpty {
                 currentPath = nil

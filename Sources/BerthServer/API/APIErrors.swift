@@ -44,6 +44,8 @@ struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
+        // Install media are read-only and fetched by guests, which carry no token.
+        if MediaController<Context>.isPublic(request.uri.path, method: request.method) { return try await next(request, context) }
         let given = request.headers[.authorization].flatMap { header in
             header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : nil
         }

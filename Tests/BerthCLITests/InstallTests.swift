@@ -1,0 +1,216 @@
+import BerthClient
+import BerthModel
+import Foundation
+import Testing
+
+/// `berth install` end to end: a real berthd serving the test install tree from its media
+/// server, the real `berth` binary, QEMU (TCG) running the fixture's kickstart installer, then
+/// the installed guest booting from its own disk through Berth's bootloader.
+@Suite(.serialized) struct InstallTests {
+    /// The seed's virt-install line, with the test tree, a file disk and a kickstart.
+    static func seedLine(name: String = "devel1", disk: String, location: String, ks: String?, mac: String = "00:0C:29:1A:98:D5") -> [String] {
+        var arguments = [
+            "install", "--name=\(name)", "--arch=x86_64", "--vcpus=2", "--check-cpu", "--ram=1200",
+            "--disk", disk, "--mac=\(mac)", "--os-type=linux", "--os-variant=rhel6",
+            "--location=\(location)", "--debug", "--nographics", "  ",
+        ]
+        if let ks { arguments += ["-x", "ks=\(ks)"] }
+        arguments.append("--noautoconsole")
+        return arguments
+    }
+
+    static func setUp() throws -> (TestDaemon, String) {
+        try InstallFixture.require()
+        let daemon = try TestDaemon()
+        let base = "http://127.0.0.1:\(daemon.port)"
+        let kickstarts = daemon.stateDirectory + "/kickstarts"
+        try FileManager.default.createDirectory(atPath: kickstarts, withIntermediateDirectories: true)
+        for ks in ["a.ks", "b.ks"] {
+            try FileManager.default.copyItem(atPath: InstallFixture.kickstart(ks), toPath: kickstarts + "/" + ks)
+        }
+        let added = try BerthRun.run(["media", "add", "centos6", InstallFixture.tree], state: daemon.stateDirectory)
+        #expect(added.status == 0, "\(added.stderr)")
+        return (daemon, base)
+    }
+
+    static func partitions(_ disk: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/sfdisk")
+        process.arguments = ["-d", disk]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = Pipe()
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    @Test func installFromMediaServerThenReinstallWithAnotherKickstart() async throws {
+        let (daemon, base) = try Self.setUp()
+        defer { daemon.tearDown() }
+        let disk = daemon.stateDirectory + "/devel1.img"
+        let run = try BerthRun.run(
+            Self.seedLine(disk: "path=\(disk),size=1", location: "\(base)/install/centos6/", ks: "\(base)/kickstarts/a.ks"),
+            state: daemon.stateDirectory)
+        #expect(run.status == 0, "stderr:\n\(run.stderr)")
+        // What the CLI told the user: the rewrite to 10.0.2.2, the tree, the disk, each step (--debug).
+        #expect(run.stderr.contains("-> http://10.0.2.2:\(daemon.port)/install/centos6/"))
+        #expect(run.stderr.contains("ks=: \(base)/kickstarts/a.ks -> http://10.0.2.2:\(daemon.port)/kickstarts/a.ks"))
+        #expect(run.stderr.contains("Install tree: CentOS 6"))
+        #expect(run.stderr.contains("Created disk \(disk)"))
+        #expect(run.stderr.contains("[debug] qemu-img create"))
+        let installLog = try await daemon.log("devel1")
+        #expect(installLog.contains("BERTH-INSTALLER-DONE marker=INSTALLED-alpha"))
+        // Phase 2: the installed guest boots its own kernel from /boot through Berth's bootloader.
+        let bootStart = Date()
+        _ = try await daemon.waitForLog("devel1", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
+        let bootSeconds = Date().timeIntervalSince(bootStart)
+        let info = try await daemon.client.info("devel1")
+        #expect(info.spec.bootloader != nil)
+        #expect(info.spec.kernel == nil)
+        #expect(info.spec.nics.first?.mac?.description.lowercased() == "00:0c:29:1a:98:d5")
+        #expect(info.spec.memory == 1200 && info.spec.vcpus == 2)
+        #expect(try await daemon.client.kickstart("devel1").contains("#berth.marker alpha"))
+        #expect(try Self.partitions(disk).contains("type=83"))
+        let phase1 = run.stderr.split(separator: "\n").first { $0.hasPrefix("Installer finished in") } ?? "?"
+        #expect(phase1 != "?")
+        print("install timing: berth install \(String(format: "%.1f", run.seconds)) s in all (\(phase1)); installed boot to marker \(String(format: "%.1f", bootSeconds)) s")
+
+        // Reinstall with kickstart B: same domain, disk, MAC and UUID; a different layout and marker.
+        _ = try await daemon.client.perform(.destroy, on: "devel1")
+        let again = try BerthRun.run(
+            ["reinstall", "devel1", "--kickstart", "\(base)/kickstarts/b.ks", "--noautoconsole", "--debug"],
+            state: daemon.stateDirectory)
+        #expect(again.status == 0, "stderr:\n\(again.stderr)")
+        _ = try await daemon.waitForLog("devel1", "BERTH-GUEST-MARKER INSTALLED-beta", timeout: 120)
+        let after = try await daemon.client.info("devel1")
+        #expect(after.spec.uuid == info.spec.uuid)
+        #expect(after.spec.nics == info.spec.nics)
+        #expect(after.spec.disks == info.spec.disks)
+        #expect(after.spec.bootloader != nil)
+        let layout = try Self.partitions(disk)
+        #expect(layout.contains("type=82"), "kickstart B has a swap partition:\n\(layout)")
+        #expect(try await daemon.client.kickstart("devel1").contains("#berth.marker beta"))
+        print("reinstall timing: \(String(format: "%.1f", again.seconds)) s")
+        _ = try await daemon.client.perform(.destroy, on: "devel1")
+
+        // Refusals leave catalog and disks as they were.
+        let before = try await daemon.client.list()
+        let inUse = try BerthRun.run(
+            Self.seedLine(disk: "path=\(disk),size=1", location: "\(base)/install/centos6/", ks: nil), state: daemon.stateDirectory)
+        #expect(inUse.status == 4)
+        #expect(inUse.stderr.contains("berth undefine devel1") && inUse.stderr.contains("berth reinstall devel1"))
+
+        let otherDisk = daemon.stateDirectory + "/devel2.img"
+        let macInUse = try BerthRun.run(
+            Self.seedLine(name: "devel2", disk: "path=\(otherDisk),size=1", location: "\(base)/install/centos6/", ks: nil),
+            state: daemon.stateDirectory)
+        #expect(macInUse.status == 4)
+        #expect(macInUse.stderr.contains("MAC 00:0c:29:1a:98:d5 is already used by domain 'devel1'") || macInUse.stderr.lowercased().contains("mac 00:0c:29:1a:98:d5"))
+        #expect(!FileManager.default.fileExists(atPath: otherDisk))
+
+        let diskInUse = try BerthRun.run(
+            Self.seedLine(name: "devel2", disk: "path=\(disk)", location: "\(base)/install/centos6/", ks: nil, mac: "52:54:00:00:00:02"),
+            state: daemon.stateDirectory)
+        #expect(diskInUse.status == 4)
+        #expect(diskInUse.stderr.contains("already in use by domain 'devel1'"))
+
+        let noSize = try BerthRun.run(
+            Self.seedLine(name: "devel2", disk: "path=\(otherDisk)", location: "\(base)/install/centos6/", ks: nil, mac: "52:54:00:00:00:02"),
+            state: daemon.stateDirectory)
+        #expect(noSize.status == 2)
+        #expect(noSize.stderr.contains("size="))
+        #expect(!FileManager.default.fileExists(atPath: otherDisk))
+
+        let empty = daemon.stateDirectory + "/empty-tree"
+        try FileManager.default.createDirectory(atPath: empty + "/images", withIntermediateDirectories: true)
+        #expect(try BerthRun.run(["media", "add", "empty", empty], state: daemon.stateDirectory).status == 0)
+        let unrecognised = try BerthRun.run(
+            Self.seedLine(name: "devel2", disk: "path=\(otherDisk),size=1", location: "\(base)/install/empty/", ks: nil, mac: "52:54:00:00:00:02"),
+            state: daemon.stateDirectory)
+        #expect(unrecognised.status == 3)
+        #expect(unrecognised.stderr.contains(".treeinfo"), "\(unrecognised.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: otherDisk))
+        #expect(try await daemon.client.list() == before)
+    }
+
+    @Test func installFromISOFile() async throws {
+        let (daemon, base) = try Self.setUp()
+        defer { daemon.tearDown() }
+        let disk = daemon.stateDirectory + "/iso1.img"
+        // A kickstart FILE: published under <state>/kickstarts/ and given to the guest by URL.
+        let run = try BerthRun.run(
+            Self.seedLine(name: "iso1", disk: "path=\(disk),size=1", location: InstallFixture.iso, ks: InstallFixture.kickstart("a.ks")),
+            state: daemon.stateDirectory, environment: ["BERTH_MEDIA_URL": "http://10.0.2.2:\(daemon.port)"])
+        #expect(run.status == 0, "stderr:\n\(run.stderr)")
+        #expect(run.stderr.contains("-> http://10.0.2.2:\(daemon.port)/kickstarts/iso1.ks"))
+        _ = base
+        #expect(run.stderr.contains("Fetched images/pxeboot/initrd.img"))
+        _ = try await daemon.waitForLog("iso1", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
+        let info = try await daemon.client.info("iso1")
+        #expect(info.spec.bootloader != nil)
+        print("ISO install timing: \(String(format: "%.1f", run.seconds)) s")
+    }
+
+    /// A failed install leaves the domain defined with the reason in its description; a disk this
+    /// run created is removed only when the installer never ran (nothing was written to it).
+    @Test func failuresLeaveTheDomainInspectable() async throws {
+        let (daemon, base) = try Self.setUp()
+        defer { daemon.tearDown() }
+        let state = daemon.stateDirectory
+
+        // 1. The installer cannot start: the tree's kernel is not a kernel.
+        let broken = state + "/broken-tree"
+        try FileManager.default.createDirectory(atPath: broken + "/images/pxeboot", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: InstallFixture.tree + "/.treeinfo", toPath: broken + "/.treeinfo")
+        try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: broken + "/images/pxeboot/vmlinuz"))
+        try Data(repeating: 0x42, count: 4096).write(to: URL(fileURLWithPath: broken + "/images/pxeboot/initrd.img"))
+        let disk1 = state + "/broken.img"
+        let noStart = try BerthRun.run(
+            Self.seedLine(name: "broken", disk: "path=\(disk1),size=1", location: broken, ks: nil, mac: "52:54:00:00:00:11"),
+            state: state)
+        #expect(noStart.status != 0)
+        #expect(noStart.stderr.contains("berth dominfo broken"), "\(noStart.stderr)")
+        let brokenInfo = try await daemon.client.info("broken")
+        #expect(brokenInfo.spec.description?.contains("berth install failed") == true)
+        #expect(brokenInfo.spec.bootloader != nil, "the permanent definition is what stays")
+        #expect(!FileManager.default.fileExists(atPath: disk1), "the installer never ran: its new disk goes")
+
+        // 2. The installer runs and fails (xfs is beyond the test installer): the disk stays.
+        let ks = state + "/kickstarts/xfs.ks"
+        let text = try String(contentsOfFile: InstallFixture.kickstart("a.ks"), encoding: .utf8)
+            .replacingOccurrences(of: "--fstype ext3", with: "--fstype xfs")
+        try text.write(toFile: ks, atomically: true, encoding: .utf8)
+        let disk2 = state + "/xfs.img"
+        let failed = try BerthRun.run(
+            Self.seedLine(name: "xfs", disk: "path=\(disk2),size=1", location: "\(base)/install/centos6/", ks: "\(base)/kickstarts/xfs.ks", mac: "52:54:00:00:00:12"),
+            state: state)
+        #expect(failed.status != 0)
+        let log = try await daemon.log("xfs")
+        #expect(log.contains("BERTH-INSTALLER-FAILED"))
+        let xfsInfo = try await daemon.client.info("xfs")
+        #expect(xfsInfo.spec.description?.contains("berth install failed") == true, "\(String(describing: xfsInfo.spec.description))")
+        #expect(FileManager.default.fileExists(atPath: disk2))
+        print("failed install stderr tail: \(failed.stderr.suffix(400))")
+    }
+
+    @Test func dryRunPrintsThePlanAndChangesNothing() throws {
+        let state = "/tmp/berth-dry-" + String(UUID().uuidString.prefix(8))
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let run = try BerthRun.run(
+            [
+                "install", "--name=devel1", "--arch=x86_64", "--vcpus=2", "--check-cpu", "--ram=1200",
+                "--disk", "path=/dev/xenspace/devel1", "--mac=00:0C:29:1A:98:D5", "--os-type=linux", "--os-variant=rhel6",
+                "--location=http://hypervisor.example.com/install/6/x86_64/", "--debug", "--nographics", "--dry-run",
+                "--print-xml",
+            ], state: state)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("berth install devel1 (dry run: nothing is changed)"))
+        #expect(run.stdout.contains("2 vCPUs, 1200 MiB RAM"))
+        #expect(run.stdout.contains("/dev/xenspace/devel1"))
+        #expect(run.stdout.contains("<domain"))
+        #expect(run.stdout.contains("00:0c:29:1a:98:d5") || run.stdout.contains("00:0C:29:1A:98:D5"))
+        #expect(!FileManager.default.fileExists(atPath: state + "/install"))
+    }
+}

@@ -1,0 +1,303 @@
+import BerthClient
+import BerthModel
+import Foundation
+import Testing
+
+/// A real `berthd` process with its own state directory, for end-to-end tests.
+final class TestDaemon: @unchecked Sendable {
+    // Mutated only by the test that owns it, from one task at a time.
+    let stateDirectory: String
+    let port: Int
+    private(set) var process: Process?
+
+    var socketPath: String { stateDirectory + "/run/berthd.sock" }
+    var client: BerthClient { BerthClient(endpoint: .unix(path: socketPath)) }
+    var token: String {
+        (try? String(contentsOfFile: stateDirectory + "/api-token", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+    }
+
+    init() throws {
+        // Unix socket paths are limited to 108 bytes: keep the directory short.
+        stateDirectory = "/tmp/berth-test-" + String(UUID().uuidString.prefix(8)).lowercased()
+        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        port = Int.random(in: 20000...60000)
+        try start()
+    }
+
+    static var binary: String {
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = executable.deletingLastPathComponent()
+        // swift test runs <build>/debug/BerthPackageTests.xctest
+        if directory.lastPathComponent.hasSuffix(".xctest") { directory = directory.deletingLastPathComponent() }
+        return directory.appendingPathComponent("berthd").path
+    }
+
+    static var berthBinary: String {
+        URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("berth").path
+    }
+
+    func start() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            Issue.record("berthd is not built at \(Self.binary): run 'swift build' before 'swift test'.")
+            throw BerthError(.notFound, "berthd not built")
+        }
+        unlink(socketPath)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["--state-dir", stateDirectory, "--listen", "127.0.0.1:\(port)", "--log-level", "warning"]
+        let log = FileHandle(forWritingAtPath: stateDirectory + "/berthd.log") ?? {
+            _ = FileManager.default.createFile(atPath: stateDirectory + "/berthd.log", contents: nil)
+            return FileHandle(forWritingAtPath: stateDirectory + "/berthd.log")
+        }()
+        log?.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(20)
+        while !Self.accepts(socketPath) {
+            guard Date() < deadline, process.isRunning else {
+                throw BerthError(.unavailable, "berthd did not come up; see \(stateDirectory)/berthd.log")
+            }
+            usleep(20_000)
+        }
+    }
+
+    /// Whether something listens on the unix socket (the file appears just before listen()).
+    static func accepts(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
+    }
+
+    /// Ends the daemon with `signal` (SIGKILL to simulate a crash); guests keep running.
+    func stop(signal: Int32 = SIGTERM) {
+        guard let process else { return }
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    /// Stops the daemon and every QEMU it started, and removes the state directory.
+    func tearDown() {
+        stop(signal: SIGTERM)
+        let runtime = stateDirectory + "/run"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: runtime)) ?? [] {
+            let pidFile = "\(runtime)/\(entry)/qemu.pid"
+            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
+                kill(pid, SIGKILL)
+            }
+        }
+        // BERTH_TEST_KEEP=1 keeps the state directory (berthd.log, console logs) for a post-mortem.
+        if ProcessInfo.processInfo.environment["BERTH_TEST_KEEP"] == nil {
+            try? FileManager.default.removeItem(atPath: stateDirectory)
+        }
+    }
+
+    /// The console log so far.
+    func log(_ name: String) async throws -> String {
+        let collected = Collector()
+        try await client.consoleLog(name, tail: nil, follow: false) { buffer in
+            collected.append(Array(buffer.readableBytesView))
+        }
+        return collected.text
+    }
+
+    /// Waits until the console log contains `text` `count` times.
+    func waitForLog(_ name: String, _ text: String, count: Int = 1, timeout: TimeInterval = 60) async throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let log = try await log(name)
+            if log.components(separatedBy: text).count - 1 >= count { return log }
+            guard Date() < deadline else {
+                Issue.record("'\(text)' did not appear \(count)× in \(name)'s console within \(timeout) s. Log tail:\n\(log.suffix(1500))")
+                throw BerthError(.timeout, "console wait")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Waits until the domain reaches `state`.
+    func waitForState(_ name: String, _ state: DomainState, timeout: TimeInterval = 60) async throws -> DomainInfo {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let info = try await client.info(name)
+            if info.state == state { return info }
+            guard Date() < deadline else {
+                Issue.record("\(name) stayed \(info.state.rawValue), expected \(state.rawValue) (last error: \(info.lastError ?? "none"))")
+                throw BerthError(.timeout, "state wait")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}
+
+final class Collector: @unchecked Sendable {
+    // Appended to by one connection handler at a time.
+    private var bytes: [UInt8] = []
+    private let lock = NSLock()
+    func append(_ more: [UInt8]) { lock.withLock { bytes += more } }
+    var text: String { lock.withLock { String(decoding: bytes, as: UTF8.self) } }
+}
+
+/// The test guest built by fixtures/guest/build.sh.
+enum GuestFixture {
+    static var directory: String {
+        if let root = ProcessInfo.processInfo.environment["BERTH_FIXTURES"] { return root + "/guest" }
+        let here = URL(fileURLWithPath: #filePath)
+        let package = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        return package.appendingPathComponent("fixtures/out/guest").path
+    }
+
+    static var kernel: String { directory + "/vmlinuz" }
+    static var initrd: String { directory + "/initrd.img" }
+
+    /// A direct-kernel test guest; `mode` is the init's `berth.mode=` (stay, poweroff, reboot, panic).
+    static func spec(_ name: String, mode: String = "stay", marker: String? = nil) throws -> DomainSpec {
+        guard FileManager.default.fileExists(atPath: kernel) else {
+            Issue.record("The test guest is missing at \(directory): run fixtures/guest/build.sh first.")
+            throw BerthError(.notFound, "guest fixture missing")
+        }
+        var cmdline = "console=ttyS0 berth.mode=\(mode)"
+        if let marker { cmdline += " berth.marker=\(marker)" }
+        return DomainSpec(name: name, memory: 256, kernel: kernel, initrd: initrd, cmdline: cmdline)
+    }
+}
+
+/// The install tree built by fixtures/install/build-tree.sh.
+enum InstallFixture {
+    static var directory: String {
+        URL(fileURLWithPath: GuestFixture.directory).deletingLastPathComponent().appendingPathComponent("install").path
+    }
+    static var tree: String { directory + "/tree" }
+    static var iso: String { directory + "/tree.iso" }
+    static func kickstart(_ name: String) -> String { directory + "/ks/" + name }
+
+    static func require() throws {
+        guard FileManager.default.fileExists(atPath: tree + "/.treeinfo"), FileManager.default.fileExists(atPath: iso) else {
+            Issue.record("The install tree is missing at \(directory): run fixtures/install/build-tree.sh first.")
+            throw BerthError(.notFound, "install fixture missing")
+        }
+    }
+}
+
+/// Runs the built `berth` binary against a test daemon's state directory.
+struct BerthRun {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var seconds: Double
+
+    static func run(_ arguments: [String], state: String?, environment extra: [String: String] = [:]) throws -> BerthRun {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestDaemon.berthBinary)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "BERTH_CONNECT")
+        if let state { environment["BERTH_STATE_DIR"] = state }
+        environment.merge(extra) { $1 }
+        process.environment = environment
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let started = Date()
+        try process.run()
+        // Drain both pipes while the CLI runs: a full pipe would stall it.
+        let outData = Collector()
+        let errData = Collector()
+        let group = DispatchGroup()
+        for (pipe, sink) in [(out, outData), (err, errData)] {
+            group.enter()
+            DispatchQueue.global().async {
+                sink.append(Array(pipe.fileHandleForReading.readDataToEndOfFile()))
+                group.leave()
+            }
+        }
+        process.waitUntilExit()
+        group.wait()
+        return BerthRun(
+            status: process.terminationStatus, stdout: outData.text, stderr: errData.text,
+            seconds: Date().timeIntervalSince(started))
+    }
+}
+
+/// One raw HTTP/1.0 request over TCP: URLSession would normalise `..` and `%2f` away.
+enum RawHTTP {
+    struct Reply {
+        var status: Int
+        var headers: [String: String]
+        var body: [UInt8]
+    }
+
+    static func request(port: Int, _ method: String, _ path: String, headers: [String: String] = [:]) throws -> Reply {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw BerthError(.connection, "socket") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw BerthError(.connection, "connect") }
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        for (key, value) in headers { text += "\(key): \(value)\r\n" }
+        text += "\r\n"
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            response += buffer[..<n]
+        }
+        guard let split = response.firstRange(of: Array("\r\n\r\n".utf8)) else {
+            throw BerthError(.internal, "no HTTP header in \(String(decoding: response, as: UTF8.self))")
+        }
+        let head = String(decoding: response[..<split.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+        let status = head.first.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        var fields: [String: String] = [:]
+        for line in head.dropFirst() {
+            if let colon = line.firstIndex(of: ":") {
+                fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        var body = Array(response[split.upperBound...])
+        if fields["transfer-encoding"]?.lowercased() == "chunked" { body = dechunk(body) }
+        return Reply(status: status, headers: fields, body: body)
+    }
+
+    static func dechunk(_ data: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var index = 0
+        while index < data.count {
+            guard let lineEnd = data[index...].firstRange(of: Array("\r\n".utf8)) else { break }
+            let sizeText = String(decoding: data[index..<lineEnd.lowerBound], as: UTF8.self)
+            guard let size = Int(sizeText.split(separator: ";").first ?? "", radix: 16), size > 0 else { break }
+            let start = lineEnd.upperBound
+            guard start + size <= data.count else { break }
+            out += data[start..<(start + size)]
+            index = start + size + 2
+        }
+        return out
+    }
+}
