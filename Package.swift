@@ -33,7 +33,7 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
         ]
     ),
     (
-        "BerthCLI", ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthClient"],
+        "BerthCLI", ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthClient"],
         [.product(name: "ArgumentParser", package: "swift-argument-parser")]
     ),
 ]
