@@ -31,6 +31,7 @@ struct DomInfo: AsyncParsableCommand {
         }
         if let log = info.consoleLog { rows.append(("Console log", log)) }
         if let error = info.lastError { rows.append(("Last error", error)) }
+        if let description = spec.description { rows.append(("Description", description)) }
         for note in spec.notes { rows.append(("Note", note)) }
         let width = (rows.map(\.0.count).max() ?? 0) + 2
         for (key, value) in rows { print((key + ":").padding(toLength: width, withPad: " ", startingAt: 0) + value) }
