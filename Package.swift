@@ -12,7 +12,7 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
     ("BerthDisk", [], []),
     ("BerthBoot", ["BerthDisk"], []),
     ("BerthQEMU", ["BerthModel"], []),
-    ("BerthHost", ["BerthModel", "BerthDisk"], []),
+    ("BerthHost", ["BerthModel", "BerthDisk", "BerthFormats"], []),
     ("BerthStore", ["BerthModel"], [.product(name: "GRDB", package: "GRDB.swift")]),
     (
         "BerthClient", ["BerthModel"],
@@ -46,7 +46,6 @@ let executables: [(name: String, uses: String)] = [
 // Tests that need more than their own module (end-to-end tests drive berthd and the CLI).
 let testExtras: [String: [String]] = [
     "BerthServerTests": ["BerthClient", "BerthCLI"],
-    "BerthCLITests": ["BerthServer"],
 ]
 
 let uses = Dictionary(uniqueKeysWithValues: modules.map { ($0.name, $0.uses) })

@@ -1,7 +1,8 @@
+import BerthFormats
+
 /// The releases Berth knows, for resolving a tree's version to an `--os-variant` id.
 ///
-/// This mirrors the coverage of `VirtInstallOSInfo` in BerthFormats (BerthHost may not import
-/// BerthFormats); virt-install resolved the same way against libosinfo: RHEL 7.20 → the latest
+/// The codename tables are `VirtInstallOSInfo`'s; virt-install resolved the same way against libosinfo: RHEL 7.20 → the latest
 /// known 7.x, Fedora 99 → `fedora-unknown`, CentOS 7.8 → `centos7.0`.
 enum KnownVariants {
     /// RHEL major → last minor known.
@@ -16,20 +17,8 @@ enum KnownVariants {
     /// SLES/SLED major → last service pack known.
     static let sle: [Int: Int] = [9: 4, 10: 4, 11: 4, 12: 5, 15: 6]
     static let mageia = 1...9
-    static let debian: [(Int, String)] = [
-        (4, "etch"), (5, "lenny"), (6, "squeeze"), (7, "wheezy"), (8, "jessie"), (9, "stretch"), (10, "buster"),
-        (11, "bullseye"), (12, "bookworm"), (13, "trixie"), (14, "forky"),
-    ]
-    static let ubuntu: [(String, String)] = [
-        ("6.06", "dapper"), ("8.04", "hardy"), ("8.10", "intrepid"), ("9.04", "jaunty"), ("9.10", "karmic"),
-        ("10.04", "lucid"), ("10.10", "maverick"), ("11.04", "natty"), ("11.10", "oneiric"), ("12.04", "precise"),
-        ("12.10", "quantal"), ("13.04", "raring"), ("13.10", "saucy"), ("14.04", "trusty"), ("14.10", "utopic"),
-        ("15.04", "vivid"), ("15.10", "wily"), ("16.04", "xenial"), ("16.10", "yakkety"), ("17.04", "zesty"),
-        ("17.10", "artful"), ("18.04", "bionic"), ("18.10", "cosmic"), ("19.04", "disco"), ("19.10", "eoan"),
-        ("20.04", "focal"), ("20.10", "groovy"), ("21.04", "hirsute"), ("21.10", "impish"), ("22.04", "jammy"),
-        ("22.10", "kinetic"), ("23.04", "lunar"), ("23.10", "mantic"), ("24.04", "noble"), ("24.10", "oracular"),
-        ("25.04", "plucky"), ("25.10", "questing"),
-    ]
+    static var debian: [(Int, String)] { VirtInstallOSInfo.debianCodenames }
+    static var ubuntu: [(String, String)] { VirtInstallOSInfo.ubuntuCodenames }
 
     /// `6.10` → (6, 10); `7` → (7, 0); non-numbers count as 0, as urldetect's `split_version`.
     static func split(_ version: String) -> (Int, Int) {

@@ -1,0 +1,126 @@
+import BerthClient
+import BerthModel
+import Foundation
+import Testing
+
+/// The install tree built by fixtures/install/build-tree.sh.
+enum InstallFixture {
+    static var directory: String {
+        URL(fileURLWithPath: GuestFixture.directory).deletingLastPathComponent().appendingPathComponent("install").path
+    }
+    static var tree: String { directory + "/tree" }
+    static var iso: String { directory + "/tree.iso" }
+    static func kickstart(_ name: String) -> String { directory + "/ks/" + name }
+
+    static func require() throws {
+        guard FileManager.default.fileExists(atPath: tree + "/.treeinfo"), FileManager.default.fileExists(atPath: iso) else {
+            Issue.record("The install tree is missing at \(directory): run fixtures/install/build-tree.sh first.")
+            throw BerthError(.notFound, "install fixture missing")
+        }
+    }
+}
+
+/// Runs the built `berth` binary against a test daemon's state directory.
+struct BerthRun {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var seconds: Double
+
+    static func run(_ arguments: [String], state: String?, environment extra: [String: String] = [:]) throws -> BerthRun {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestDaemon.berthBinary)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "BERTH_CONNECT")
+        if let state { environment["BERTH_STATE_DIR"] = state }
+        environment.merge(extra) { $1 }
+        process.environment = environment
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let started = Date()
+        try process.run()
+        // Drain both pipes while the CLI runs: a full pipe would stall it.
+        let outData = Collector()
+        let errData = Collector()
+        let group = DispatchGroup()
+        for (pipe, sink) in [(out, outData), (err, errData)] {
+            group.enter()
+            DispatchQueue.global().async {
+                sink.append(Array(pipe.fileHandleForReading.readDataToEndOfFile()))
+                group.leave()
+            }
+        }
+        process.waitUntilExit()
+        group.wait()
+        return BerthRun(
+            status: process.terminationStatus, stdout: outData.text, stderr: errData.text,
+            seconds: Date().timeIntervalSince(started))
+    }
+}
+
+/// One raw HTTP/1.0 request over TCP: URLSession would normalise `..` and `%2f` away.
+enum RawHTTP {
+    struct Reply {
+        var status: Int
+        var headers: [String: String]
+        var body: [UInt8]
+    }
+
+    static func request(port: Int, _ method: String, _ path: String, headers: [String: String] = [:]) throws -> Reply {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw BerthError(.connection, "socket") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw BerthError(.connection, "connect") }
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        for (key, value) in headers { text += "\(key): \(value)\r\n" }
+        text += "\r\n"
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            response += buffer[..<n]
+        }
+        guard let split = response.firstRange(of: Array("\r\n\r\n".utf8)) else {
+            throw BerthError(.internal, "no HTTP header in \(String(decoding: response, as: UTF8.self))")
+        }
+        let head = String(decoding: response[..<split.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+        let status = head.first.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        var fields: [String: String] = [:]
+        for line in head.dropFirst() {
+            if let colon = line.firstIndex(of: ":") {
+                fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        var body = Array(response[split.upperBound...])
+        if fields["transfer-encoding"]?.lowercased() == "chunked" { body = dechunk(body) }
+        return Reply(status: status, headers: fields, body: body)
+    }
+
+    static func dechunk(_ data: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var index = 0
+        while index < data.count {
+            guard let lineEnd = data[index...].firstRange(of: Array("\r\n".utf8)) else { break }
+            let sizeText = String(decoding: data[index..<lineEnd.lowerBound], as: UTF8.self)
+            guard let size = Int(sizeText.split(separator: ";").first ?? "", radix: 16), size > 0 else { break }
+            let start = lineEnd.upperBound
+            guard start + size <= data.count else { break }
+            out += data[start..<(start + size)]
+            index = start + size + 2
+        }
+        return out
+    }
+}
