@@ -177,7 +177,7 @@ public struct MediaLibrary: Sendable {
             return .directory(
                 names.sorted().map { name in
                     var isDirectory: ObjCBool = false
-                    FileManager.default.fileExists(atPath: real + "/" + name, isDirectory: &isDirectory)
+                    _ = FileManager.default.fileExists(atPath: real + "/" + name, isDirectory: &isDirectory)
                     return isDirectory.boolValue ? name + "/" : name
                 })
         default: throw MediaError.notFound("/" + components.joined(separator: "/"))

@@ -337,7 +337,7 @@ struct Installer {
                 guard let bytes = try source.fetch(file, limit: limit) else {
                     throw InstallTreeError.cannotRead(path: file, reason: "it is missing")
                 }
-                FileManager.default.createFile(atPath: destination, contents: Data(bytes))
+                _ = FileManager.default.createFile(atPath: destination, contents: Data(bytes))
             }
         } catch let error as InstallTreeError {
             throw error.berthError
@@ -505,7 +505,7 @@ struct Installer {
         var names: Set<String> = ["localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0", "localhost.localdomain"]
         var buffer = [CChar](repeating: 0, count: 256)
         if gethostname(&buffer, buffer.count) == 0 {
-            let name = String(cString: buffer).lowercased()
+            let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).lowercased()
             if !name.isEmpty {
                 names.insert(name)
                 if let short = name.split(separator: ".").first { names.insert(String(short)) }
