@@ -20,6 +20,7 @@ and a release build (swift build -c release).
 """
 import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
+sys.dont_write_bytecode = True  # importing foundation.py must leave no __pycache__ in the repo
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from foundation import Daemon, wait_for  # noqa: E402  (same daemon harness as the foundation bench)
 
