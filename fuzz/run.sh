@@ -37,6 +37,10 @@ for file in "${targets[@]}"; do
         done
     done
     sed -E 's/^(@testable )?import Berth[A-Za-z]+$//' "$file" > "$src/zz-$name.swift"
+    # `// support: NAME ...` adds fuzz/support/NAME.swift (code several targets share).
+    for support in $(sed -n 's|^// support:[[:space:]]*||p' "$file" | head -1); do
+        cp "$root/fuzz/support/$support.swift" "$src/zy-$support.swift"
+    done
     binary="$work/fuzz-$name"
     echo "== $name: building ($modules)"
     swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name "Fuzz$name" "$src"/*.swift -o "$binary"

@@ -49,10 +49,19 @@ extension Catalog {
         try spec.validate()
         return try writer.write { db in
             var spec = spec
-            guard let row = try Row.fetchOne(db, sql: "SELECT id, uuid FROM domain WHERE name = ?", arguments: [spec.name])
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT id, uuid, spec FROM domain WHERE name = ?", arguments: [spec.name])
             else { throw BerthError.unknownDomain(spec.name) }
             let id: Int64 = row["id"]
             let uuid: String = row["uuid"]
+            // A NIC given without a MAC keeps the one it had (as the install phases rely on):
+            // a guest's address must not change because its definition was edited.
+            if let old = try? JSONDecoder().decode(DomainSpec.self, from: Data((row["spec"] as String).utf8)) {
+                for index in spec.nics.indices where spec.nics[index].mac == nil && index < old.nics.count {
+                    spec.nics[index].mac = old.nics[index].mac
+                }
+            }
             guard uuid == spec.uuid.uuidString else {
                 throw BerthError(
                     .invalidArgument, "The new definition of '\(spec.name)' has another UUID (\(spec.uuid)).",

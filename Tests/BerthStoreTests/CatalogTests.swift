@@ -57,6 +57,17 @@ struct TemporaryCatalog {
         #expect(try store.catalog.summaries().map(\.name) == ["a"])
     }
 
+    @Test func updateKeepsGeneratedMACs() throws {
+        let store = try TemporaryCatalog()
+        let first = try store.catalog.define(spec("a"))
+        var edited = spec("a")
+        edited.uuid = first.uuid
+        edited.memory = 512
+        let second = try store.catalog.update(edited)
+        #expect(second.nics.first?.mac == first.nics.first?.mac)
+        #expect(try store.catalog.domain(named: "a").spec.memory == 512)
+    }
+
     @Test func undefineFreesNameAndMAC() throws {
         let store = try TemporaryCatalog()
         try store.catalog.define(spec("a", mac: "00:0C:29:1A:98:D5"))

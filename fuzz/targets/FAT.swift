@@ -1,78 +1,15 @@
 // modules: BerthDisk
+// support: FilesystemWalk
 // corpus: fixtures/out/disk/fuzz-seeds/fat
 //
 // libFuzzer target for the FAT reader. Built together with the module's sources as one module:
-//   fuzz/run.sh FAT 60, or by hand: swiftc -sanitize=fuzzer,address -parse-as-library -O Sources/BerthDisk/*.swift fuzz/targets/FAT.swift -o /tmp/fuzz-fat
-// Input: a sparse image (u64 LE image size, then records of u32 LE sector number + 512 bytes;
-// sectors not given read as zeros), the format fixtures/disk/build-fs-images.sh writes seeds in,
-// so mutations land in metadata instead of in megabytes of zeros.
+//   fuzz/run.sh FAT 60. By hand, add fuzz/support/FilesystemWalk.swift: swiftc ... fuzz/targets/FAT.swift -o /tmp/fuzz-fat
+// Input: a sparse image, see fuzz/support/FilesystemWalk.swift.
 
-struct FuzzSparseSource: ByteSource {
-    let size: UInt64
-    let sectors: [UInt32: [UInt8]]
-
-    init(_ data: UnsafeBufferPointer<UInt8>) {
-        var size: UInt64 = 0
-        for i in 0..<min(8, data.count) { size |= UInt64(data[i]) << (8 * UInt64(i)) }
-        self.size = size & ((1 << 40) - 1)  // up to 1 TiB: enough to reach any sector number
-        var sectors: [UInt32: [UInt8]] = [:]
-        var at = 8
-        while at + 4 + 512 <= data.count {
-            var sector: UInt32 = 0
-            for i in 0..<4 { sector |= UInt32(data[at + i]) << (8 * UInt32(i)) }
-            sectors[sector] = Array(data[(at + 4)..<(at + 516)])
-            at += 516
-        }
-        self.sectors = sectors
-    }
-
-    func read(at offset: UInt64, count: Int) throws -> [UInt8] {
-        try checkRange(offset, count)
-        var out = [UInt8](repeating: 0, count: count)
-        guard count > 0 else { return out }
-        let first = offset / 512
-        let last = (offset + UInt64(count) - 1) / 512
-        // Only the sectors the input defines need copying; iterate whichever set is smaller.
-        if last - first < UInt64(sectors.count) {
-            for s in first...last { copy(s, offset, &out) }
-        } else {
-            for s in sectors.keys where UInt64(s) >= first && UInt64(s) <= last { copy(UInt64(s), offset, &out) }
-        }
-        return out
-    }
-
-    private func copy(_ sector: UInt64, _ offset: UInt64, _ out: inout [UInt8]) {
-        guard sector <= UInt64(UInt32.max), let bytes = sectors[UInt32(sector)] else { return }
-        let start = sector * 512
-        let lo = max(start, offset)
-        let hi = min(start + 512, offset + UInt64(out.count))
-        guard lo < hi else { return }
-        out.replaceSubrange(Int(lo - offset)..<Int(hi - offset), with: bytes[Int(lo - start)..<Int(hi - start)])
-    }
-}
+extension FATFileSystem: FuzzWalkable {}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    let source = FuzzSparseSource(UnsafeBufferPointer(start: data, count: size))
-    guard let fs = try? FATFileSystem(source: source) else { return 0 }
-    var queue = ["/"]
-    var operations = 0
-    while !queue.isEmpty, operations < 200 {
-        let dir = queue.removeFirst()
-        operations += 1
-        guard let names = try? fs.list(dir) else { continue }
-        for name in names.prefix(16) {
-            let path = (dir == "/" ? "" : dir) + "/" + name
-            operations += 1
-            guard let info = try? fs.stat(path) else { continue }
-            if info.kind == .directory, queue.count < 32 { queue.append(path) }
-            if info.kind == .file { _ = try? fs.read(path, limit: 1 << 20) }
-            _ = try? fs.lstat(path)
-            _ = try? fs.readLink(path)
-        }
-    }
-    _ = try? fs.read("/boot/grub/grub.cfg", limit: 1 << 16)
-    _ = try? fs.stat("/link")
-    _ = try? fs.stat("/loop")
+    fuzzWalk(UnsafeBufferPointer(start: data, count: size)) { try FATFileSystem(source: $0) }
     return 0
 }
