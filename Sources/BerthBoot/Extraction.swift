@@ -88,18 +88,21 @@ public enum Extraction {
         for (k, file) in files.enumerated() {
             try checkTime()
             let limit = Int(clamping: budget)
-            let bytes: [UInt8]
+            var fileBytes = 0
             do {
-                bytes = try file.fs.read(file.path, limit: limit)
+                try file.fs.stream(file.path, limit: limit) { chunk in
+                    try checkTime()
+                    try writeAll(fd, chunk, path: directory + "/" + name, checkTime: checkTime)
+                    fileBytes += chunk.count
+                }
             } catch FileSystemError.notFound {
                 throw BootError.fileMissing(path: file.path)
             } catch FileSystemError.tooLarge(_, let size, _) {
                 throw BootError.tooLarge(total: size, limit: budget)
             }
             try checkTime()
-            budget -= UInt64(bytes.count)
-            try writeAll(fd, bytes, path: directory + "/" + name, checkTime: checkTime)
-            written += bytes.count
+            budget -= UInt64(fileBytes)
+            written += fileBytes
             // Several initrds become one: pad each to 4 bytes, as GRUB lays them out in memory.
             if files.count > 1, k < files.count - 1, written % 4 != 0 {
                 let pad = [UInt8](repeating: 0, count: 4 - written % 4)

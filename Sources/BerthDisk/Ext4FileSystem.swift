@@ -19,6 +19,8 @@ public struct Ext4FileSystem: FileSystem {
         public static let maxLookupBytes: UInt64 = 256 << 20
         /// Pieces read at once when copying a file.
         static let readChunk: UInt64 = 8 << 20
+        /// Pieces `stream` hands over: small enough to stay in cache between read and write.
+        static let streamChunk: UInt64 = 1 << 20
     }
 
     public enum Error: Swift.Error, CustomStringConvertible, Sendable, Equatable {
@@ -192,6 +194,42 @@ public struct Ext4FileSystem: FileSystem {
             throw FileSystemError.tooLarge(path: path, size: node.size, limit: limit)
         }
         return try content(node)
+    }
+
+    /// Copies extents straight from the image in chunks: no file-sized buffer to allocate and
+    /// zero first (the bootloader's kernel extraction is most of its run time otherwise).
+    public func stream(_ path: String, limit: Int, into sink: ([UInt8]) throws -> Void) throws {
+        let node = try resolve(path, followFinal: true)
+        guard node.kind == .file else { throw FileSystemError.notAFile(path: path) }
+        guard node.size <= UInt64(max(limit, 0)) else {
+            throw FileSystemError.tooLarge(path: path, size: node.size, limit: limit)
+        }
+        guard !node.hasInlineData else { return try sink(try content(node)) }
+        let size = node.size
+        let blockSize = sb.blockSize
+        var position: UInt64 = 0
+        func zeros(upTo end: UInt64) throws {
+            while position < end {
+                let count = min(end - position, Limits.streamChunk)
+                try sink([UInt8](repeating: 0, count: Int(count)))
+                position += count
+            }
+        }
+        for run in try runs(node, blockCount: (size + blockSize - 1) / blockSize) {
+            let start = run.logical * blockSize
+            guard start >= position else {
+                throw Error.badBlockMap(inode: node.number, reason: "extents overlap at logical block \(run.logical)")
+            }
+            guard start < size else { break }
+            try zeros(upTo: start)
+            let end = min(start + run.count * blockSize, size)
+            while position < end {
+                let count = min(end - position, Limits.streamChunk)
+                try sink(try source.read(at: run.physical * blockSize + (position - start), count: Int(count)))
+                position += count
+            }
+        }
+        try zeros(upTo: size)
     }
 
     /// The target of the symlink at `path` (intermediate components are followed).

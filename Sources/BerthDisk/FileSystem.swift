@@ -10,6 +10,16 @@ public protocol FileSystem: Sendable {
     func list(_ path: String) throws -> [String]
     /// The whole content of a regular file; throws if it is larger than `limit` bytes.
     func read(_ path: String, limit: Int) throws -> [UInt8]
+    /// The content of a regular file in order, handed to `sink` in pieces (holes as zeros), so
+    /// a kernel can be copied out without holding it whole. Throws like `read`.
+    func stream(_ path: String, limit: Int, into sink: ([UInt8]) throws -> Void) throws
+}
+
+extension FileSystem {
+    /// Readers without a streaming path hand over the whole file at once.
+    public func stream(_ path: String, limit: Int, into sink: ([UInt8]) throws -> Void) throws {
+        try sink(try read(path, limit: limit))
+    }
 }
 
 public struct FileInfo: Sendable, Equatable {

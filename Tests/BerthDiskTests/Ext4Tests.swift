@@ -71,6 +71,24 @@ struct Ext4Tests {
         #expect(data[(50 << 20)..<(50 << 20) + 4096].allSatisfy { $0 == 0 })
     }
 
+    @Test("streaming gives the same bytes as reading, holes and inline data included", arguments: images)
+    func streamMatchesRead(image: String, tree: String, kind: String) throws {
+        let fs = try Ext4FileSystem(source: DiskFixture.image(image))
+        for path in ["/vmlinuz", "/boot/grub/grub.cfg", "/sparse.bin"] {
+            guard let whole = try? fs.read(path, limit: 128 << 20) else { continue }
+            var streamed: [UInt8] = []
+            var pieces = 0
+            try fs.stream(path, limit: 128 << 20) { chunk in
+                #expect(chunk.count <= 1 << 20)
+                streamed += chunk
+                pieces += 1
+            }
+            #expect(streamed.count == whole.count, "\(image) \(path)")
+            #expect(DiskFixture.firstDifference(streamed, whole) == nil, "\(image) \(path)")
+        }
+        #expect(throws: FileSystemError.self) { try fs.stream("/vmlinuz", limit: 10) { _ in } }
+    }
+
     @Test("a directory with an htree index lists every entry")
     func htree() throws {
         let fs = try Ext4FileSystem(source: DiskFixture.image("ext4.img"))
