@@ -86,8 +86,12 @@ for module in modules where wanted(module.name) {
     }
 }
 for exe in executables where wanted(exe.uses) {
+    // The bootloader links the Swift runtime statically: no dynamic loading of libswiftCore
+    // saves most of its start-up time, which is most of a whole PyGRUB-style run.
+    let linker: [LinkerSetting] = exe.name == "berth-bootloader" ? [.unsafeFlags(["-static-stdlib"])] : []
     targets.append(
-        .executableTarget(name: exe.name, dependencies: [.target(name: exe.uses)], swiftSettings: settings))
+        .executableTarget(
+            name: exe.name, dependencies: [.target(name: exe.uses)], swiftSettings: settings, linkerSettings: linker))
 }
 
 let package = Package(
