@@ -92,7 +92,10 @@ public enum Extraction {
             do {
                 try file.fs.stream(file.path, limit: limit) { chunk in
                     try checkTime()
-                    try writeAll(fd, chunk, path: directory + "/" + name, checkTime: checkTime)
+                    switch chunk {
+                    case .bytes(let bytes): try writeAll(fd, bytes, path: directory + "/" + name, checkTime: checkTime)
+                    case .file(let range): try copyRange(range, to: fd, path: directory + "/" + name, checkTime: checkTime)
+                    }
                     fileBytes += chunk.count
                 }
             } catch FileSystemError.notFound {
@@ -111,6 +114,43 @@ public enum Extraction {
             }
         }
         return name
+    }
+
+    /// glibc's copy_file_range, looked up by name (Swift's Glibc module does not declare it).
+    typealias CopyFileRange = @convention(c) (
+        Int32, UnsafeMutablePointer<Int64>?, Int32, UnsafeMutablePointer<Int64>?, Int, UInt32
+    ) -> Int
+    nonisolated(unsafe) static let copyFileRange: CopyFileRange? = dlsym(nil, "copy_file_range").map {
+        unsafeBitCast($0, to: CopyFileRange.self)
+    }
+
+    /// Copies a range of the image into the output in the kernel (no pass through user memory);
+    /// falls back to read and write where the kernel or filesystem cannot.
+    static func copyRange(_ range: FileRange, to fd: Int32, path: String, checkTime: () throws -> Void) throws {
+        var inOffset = Int64(range.offset)
+        var left = range.count
+        while left > 0, let copy = copyFileRange {
+            try checkTime()
+            let n = copy(range.fd, &inOffset, fd, nil, left, 0)
+            if n > 0 {
+                left -= n
+                continue
+            }
+            if n < 0, errno == EINTR { continue }
+            break  // EXDEV, ENOSYS, EINVAL, or an unexpected end: copy the rest by hand
+        }
+        while left > 0 {
+            try checkTime()
+            let count = min(left, chunk)
+            var buffer = [UInt8](repeating: 0, count: count)
+            let got = buffer.withUnsafeMutableBytes { pread(range.fd, $0.baseAddress, count, off_t(inOffset)) }
+            if got < 0, errno == EINTR { continue }
+            guard got > 0 else { throw BootError.write(path: path, errno: got < 0 ? errno : EIO) }
+            buffer.removeLast(count - got)
+            try writeAll(fd, buffer, path: path, checkTime: checkTime)
+            inOffset += Int64(got)
+            left -= got
+        }
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String, checkTime: () throws -> Void) throws {

@@ -54,6 +54,17 @@ extension ByteSource {
         }
     }
 
+    /// Where `count` bytes at `offset` lie in an open file, when the source is one (or a window
+    /// of one), so they can be copied kernel-side; nil for in-memory sources. Range-checked.
+    public func backingFile(at offset: UInt64, count: Int) throws -> FileRange? {
+        try checkRange(offset, count)
+        switch self {
+        case let file as FileSource: return FileRange(fd: file.fd, offset: offset, count: count)
+        case let slice as SliceSource: return try slice.base.backingFile(at: slice.offset + offset, count: count)
+        default: return nil
+        }
+    }
+
     /// A window of this source, e.g. a partition.
     public func slice(offset: UInt64, length: UInt64) throws -> SliceSource {
         try SliceSource(base: self, offset: offset, length: length)
@@ -64,7 +75,7 @@ extension ByteSource {
 public final class FileSource: ByteSource {
     public let path: String
     public let size: UInt64
-    private let fd: Int32
+    let fd: Int32
 
     public init(path: String) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -85,21 +96,36 @@ public final class FileSource: ByteSource {
 
     public func read(at offset: UInt64, count: Int) throws -> [UInt8] {
         try checkRange(offset, count)
-        var buffer = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let got = buffer.withUnsafeMutableBytes { raw in
-                pread(fd, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+        // Filled by pread directly: no zeroing pass over what is about to be overwritten.
+        var failure: ByteSourceError?
+        let buffer = [UInt8](unsafeUninitializedCapacity: count) { raw, initialized in
+            var done = 0
+            while done < count {
+                let got = pread(fd, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                if got < 0 {
+                    if errno == EINTR { continue }
+                    failure = .ioError(offset: offset + UInt64(done), errno: errno)
+                    break
+                }
+                if got == 0 {
+                    failure = .outOfBounds(offset: offset, count: count, size: size)
+                    break
+                }
+                done += got
             }
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw ByteSourceError.ioError(offset: offset + UInt64(done), errno: errno)
-            }
-            if got == 0 { throw ByteSourceError.outOfBounds(offset: offset, count: count, size: size) }
-            done += got
+            // On failure the partial contents are dropped; keep what was read initialized.
+            initialized = done
         }
+        if let failure { throw failure }
         return buffer
     }
+}
+
+/// A byte range of an open file (valid while its source lives).
+public struct FileRange: Sendable, Equatable {
+    public let fd: Int32
+    public let offset: UInt64
+    public let count: Int
 }
 
 /// Bytes held in memory: tests, fuzzing, and small structures already read.

@@ -196,22 +196,22 @@ public struct Ext4FileSystem: FileSystem {
         return try content(node)
     }
 
-    /// Copies extents straight from the image in chunks: no file-sized buffer to allocate and
-    /// zero first (the bootloader's kernel extraction is most of its run time otherwise).
-    public func stream(_ path: String, limit: Int, into sink: ([UInt8]) throws -> Void) throws {
+    /// Hands over extents as ranges of the image file (or bytes, for in-memory images) in chunks:
+    /// no file-sized buffer, and the bootloader can copy them kernel-side.
+    public func stream(_ path: String, limit: Int, into sink: (FileChunk) throws -> Void) throws {
         let node = try resolve(path, followFinal: true)
         guard node.kind == .file else { throw FileSystemError.notAFile(path: path) }
         guard node.size <= UInt64(max(limit, 0)) else {
             throw FileSystemError.tooLarge(path: path, size: node.size, limit: limit)
         }
-        guard !node.hasInlineData else { return try sink(try content(node)) }
+        guard !node.hasInlineData else { return try sink(.bytes(try content(node))) }
         let size = node.size
         let blockSize = sb.blockSize
         var position: UInt64 = 0
         func zeros(upTo end: UInt64) throws {
             while position < end {
                 let count = min(end - position, Limits.streamChunk)
-                try sink([UInt8](repeating: 0, count: Int(count)))
+                try sink(.bytes([UInt8](repeating: 0, count: Int(count))))
                 position += count
             }
         }
@@ -225,7 +225,12 @@ public struct Ext4FileSystem: FileSystem {
             let end = min(start + run.count * blockSize, size)
             while position < end {
                 let count = min(end - position, Limits.streamChunk)
-                try sink(try source.read(at: run.physical * blockSize + (position - start), count: Int(count)))
+                let at = run.physical * blockSize + (position - start)
+                if let range = try source.backingFile(at: at, count: Int(count)) {
+                    try sink(.file(range))
+                } else {
+                    try sink(.bytes(try source.read(at: at, count: Int(count))))
+                }
                 position += count
             }
         }

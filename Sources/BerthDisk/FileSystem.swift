@@ -12,13 +12,26 @@ public protocol FileSystem: Sendable {
     func read(_ path: String, limit: Int) throws -> [UInt8]
     /// The content of a regular file in order, handed to `sink` in pieces (holes as zeros), so
     /// a kernel can be copied out without holding it whole. Throws like `read`.
-    func stream(_ path: String, limit: Int, into sink: ([UInt8]) throws -> Void) throws
+    func stream(_ path: String, limit: Int, into sink: (FileChunk) throws -> Void) throws
+}
+
+/// A piece of a streamed file: bytes, or where they lie in the image file (to copy kernel-side).
+public enum FileChunk: Sendable, Equatable {
+    case bytes([UInt8])
+    case file(FileRange)
+
+    public var count: Int {
+        switch self {
+        case .bytes(let bytes): bytes.count
+        case .file(let range): range.count
+        }
+    }
 }
 
 extension FileSystem {
     /// Readers without a streaming path hand over the whole file at once.
-    public func stream(_ path: String, limit: Int, into sink: ([UInt8]) throws -> Void) throws {
-        try sink(try read(path, limit: limit))
+    public func stream(_ path: String, limit: Int, into sink: (FileChunk) throws -> Void) throws {
+        try sink(.bytes(try read(path, limit: limit)))
     }
 }
 

@@ -80,7 +80,14 @@ struct Ext4Tests {
             var pieces = 0
             try fs.stream(path, limit: 128 << 20) { chunk in
                 #expect(chunk.count <= 1 << 20)
-                streamed += chunk
+                switch chunk {
+                case .bytes(let bytes): streamed += bytes
+                case .file(let range):
+                    var bytes = [UInt8](repeating: 0, count: range.count)
+                    let got = bytes.withUnsafeMutableBytes { pread(range.fd, $0.baseAddress, range.count, off_t(range.offset)) }
+                    #expect(got == range.count)
+                    streamed += bytes
+                }
                 pieces += 1
             }
             #expect(streamed.count == whole.count, "\(image) \(path)")
