@@ -25,10 +25,14 @@ struct Log: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
-        try await connection.run { client in
-            try await client.consoleLog(name, tail: tail, follow: follow) { buffer in
-                FileHandle.standardOutput.write(Data(buffer.readableBytesView))
+        do {
+            try await connection.run { client in
+                try await client.consoleLog(name, tail: tail, follow: follow) { buffer in
+                    try StandardOutput.write(Array(buffer.readableBytesView))
+                }
             }
+        } catch is StandardOutput.Closed {
+            // The reader went away (`berth log -f demo | sed /READY/q`): that is the end, not an error.
         }
     }
 }
@@ -135,6 +139,24 @@ enum ConsoleAttachment {
         return {
             var saved = original
             tcsetattr(fd, TCSANOW, &saved)
+        }
+    }
+}
+
+/// Writes to stdout with write(2): FileHandle traps on a closed pipe, and SwiftNIO ignores
+/// SIGPIPE, so a reader that quits early would otherwise crash the CLI.
+enum StandardOutput {
+    struct Closed: Error {}
+
+    static func write(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { raw in Glibc.write(STDOUT_FILENO, raw.baseAddress! + offset, bytes.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Closed()
+            }
+            offset += n
         }
     }
 }
