@@ -55,6 +55,20 @@ import Testing
         await expectError(.wrongState, containing: "not running") { _ = try await client.perform(.suspend, on: "devel1") }
     }
 
+    @Test func daemonStopsPromptlyWithFollowersAttached() async throws {
+        let daemon = try TestDaemon()
+        defer { daemon.tearDown() }
+        _ = try await daemon.client.define(try GuestFixture.spec("quiet"))
+        let client = daemon.client
+        let follower = Task { try? await client.consoleLog("quiet", tail: nil, follow: true) { _ in } }
+        let events = Task { try? await client.events { _ in } }
+        try await Task.sleep(for: .milliseconds(500))
+        let started = Date()
+        daemon.stop()
+        #expect(Date().timeIntervalSince(started) < 10)
+        _ = await (follower.value, events.value)
+    }
+
     @Test func malformedJSONNamesTheField() async throws {
         let daemon = try TestDaemon()
         defer { daemon.tearDown() }

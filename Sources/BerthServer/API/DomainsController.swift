@@ -1,6 +1,7 @@
 import BerthModel
 import Foundation
 import Hummingbird
+import ServiceLifecycle
 
 /// `/v1/domains…`: definitions, lifecycle actions, the console log.
 struct DomainsController<Context: RequestContext> {
@@ -127,7 +128,8 @@ struct DomainsController<Context: RequestContext> {
                         }
                         try? handle.close()
                     }
-                    guard follow else { break }
+                    // A follower must not hold up berthd's graceful shutdown.
+                    guard follow, !Task.isShuttingDownGracefully else { break }
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 try await writer.finish(nil)
@@ -148,7 +150,7 @@ struct HostController<Context: RequestContext> {
             return Response(
                 status: .ok, headers: headers,
                 body: ResponseBody { writer in
-                    for await event in stream {
+                    for await event in stream.cancelOnGracefulShutdown() {
                         var data = try JSONResponse.encoder.encode(event)
                         data.append(0x0A)
                         try await writer.write(ByteBuffer(bytes: data))

@@ -87,6 +87,13 @@ final class TestDaemon: @unchecked Sendable {
     func stop(signal: Int32 = SIGTERM) {
         guard let process else { return }
         kill(process.processIdentifier, signal)
+        // berthd must stop promptly even with log followers and event streams attached.
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            Issue.record("berthd did not exit within 15 s of signal \(signal)")
+            kill(process.processIdentifier, SIGKILL)
+        }
         process.waitUntilExit()
         self.process = nil
     }
