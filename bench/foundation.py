@@ -89,6 +89,38 @@ class Daemon:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def raw_argv(argv, log, disk_from=None, disk_to=None, kernel=None, initrd=None, append=None):
+    """berthd's QEMU arguments for a plain foreground run: same machine, CPU, memory, devices."""
+    fixed, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "-daemonize":
+            continue
+        if a in ("-pidfile", "-mon"):
+            skip = True
+            continue
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if a == "-chardev":
+            skip = True
+            if nxt.startswith("socket,id=console0"):
+                fixed += ["-chardev", f"file,id=console0,path={log}"]
+            continue
+        if a == "-drive" and disk_from and disk_from in nxt:
+            fixed += [a, nxt.replace(f"file={disk_from},", f"file={disk_to},")]
+            skip = True
+            continue
+        for opt, value in (("-kernel", kernel), ("-initrd", initrd), ("-append", append)):
+            if a == opt and value is not None:
+                fixed += [a, value]
+                skip = True
+                break
+        else:
+            fixed.append(a)
+    return fixed
+
+
 def guest_spec(name, machine=None):
     guest = os.environ.get("BERTH_FIXTURES", f"{REPO}/fixtures/out") + "/guest"
     spec = {"name": name, "memory": 256, "kernel": f"{guest}/vmlinuz", "initrd": f"{guest}/initrd.img",
@@ -128,25 +160,7 @@ def bench_start(daemon, runs):
         for _ in range(runs):
             work = tempfile.mkdtemp(prefix="bq-", dir="/tmp")
             log = f"{work}/console.log"
-            fixed = []
-            skip = False
-            for i, a in enumerate(argv):
-                if skip:
-                    skip = False
-                    continue
-                # Same arguments, minus what only a supervised guest needs: daemonizing, the
-                # pidfile and QMP; the console goes to a plain file instead of a socket + logfile.
-                if a == "-daemonize":
-                    continue
-                if a in ("-pidfile", "-mon"):
-                    skip = True
-                    continue
-                if a == "-chardev" and i + 1 < len(argv):
-                    skip = True
-                    if argv[i + 1].startswith("socket,id=console0"):
-                        fixed += ["-chardev", f"file,id=console0,path={log}"]
-                    continue
-                fixed.append(a)
+            fixed = raw_argv(argv, log)
             start = time.monotonic()
             proc = subprocess.Popen(fixed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             raw.append(wait_for(log, MARKER, start=start))

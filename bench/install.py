@@ -22,7 +22,7 @@ import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.dont_write_bytecode = True  # importing foundation.py must leave no __pycache__ in the repo
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from foundation import Daemon, wait_for  # noqa: E402  (same daemon harness as the foundation bench)
+from foundation import Daemon, raw_argv, wait_for  # noqa: E402  (same daemon harness as the foundation bench)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 READY = b"BERTH-GUEST-READY"
@@ -65,38 +65,6 @@ def running_pid(daemon, name, not_pid=None):
 def cmdline(pid):
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         return [a.decode() for a in f.read().split(b"\0")[:-1]]
-
-
-def raw_argv(argv, log, disk_from, disk_to, kernel=None, initrd=None, append=None):
-    """berthd's QEMU arguments for a plain foreground run: same machine, CPU, memory, devices."""
-    fixed, skip = [], False
-    for i, a in enumerate(argv):
-        if skip:
-            skip = False
-            continue
-        if a == "-daemonize":
-            continue
-        if a in ("-pidfile", "-mon"):
-            skip = True
-            continue
-        nxt = argv[i + 1] if i + 1 < len(argv) else ""
-        if a == "-chardev":
-            skip = True
-            if nxt.startswith("socket,id=console0"):
-                fixed += ["-chardev", f"file,id=console0,path={log}"]
-            continue
-        if a == "-drive" and disk_from in nxt:
-            fixed += [a, nxt.replace(f"file={disk_from},", f"file={disk_to},")]
-            skip = True
-            continue
-        for opt, value in (("-kernel", kernel), ("-initrd", initrd), ("-append", append)):
-            if a == opt and value is not None:
-                fixed += [a, value]
-                skip = True
-                break
-        else:
-            fixed.append(a)
-    return fixed
 
 
 def option(argv, name):
