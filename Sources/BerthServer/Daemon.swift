@@ -59,7 +59,14 @@ public enum Daemon {
             "berthd ready: socket \(socketPath)\(configuration.tcpHost.map { ", http://\($0):\(configuration.tcpPort)" } ?? "")")
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch where "\(error)".contains("Address already in use") {
+            throw BerthError(
+                .alreadyExists,
+                "Port \(configuration.tcpPort) on \(configuration.tcpHost ?? "") is already in use (another berthd, or xend?).",
+                remedy: "Stop that program, or start berthd with --listen HOST:PORT for another port, or --listen none.")
+        }
         withExtendedLifetime(lock) {}
     }
 

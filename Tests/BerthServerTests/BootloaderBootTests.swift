@@ -7,7 +7,7 @@ import Testing
 /// given to Berth (what PyGRUB did for the seed's installed guests).
 @Suite(.serialized) struct BootloaderBootTests {
     @Test func guestBootsTheKernelFromItsOwnDisk() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let fixture = GuestFixture.directory + "/bootdisk.img"
         guard FileManager.default.fileExists(atPath: fixture) else {
@@ -35,7 +35,7 @@ import Testing
     }
 
     @Test func aDiskWithoutKernelIsAClearStartError() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let disk = daemon.stateDirectory + "/empty.img"
         FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20))

@@ -22,7 +22,7 @@ import Testing
     }
 
     @Test func definitionErrorsLeaveTheCatalogAlone() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let client = daemon.client
         var spec = try GuestFixture.spec("devel1")
@@ -56,7 +56,7 @@ import Testing
     }
 
     @Test func daemonStopsPromptlyWithFollowersAttached() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         _ = try await daemon.client.define(try GuestFixture.spec("quiet"))
         let client = daemon.client
@@ -70,7 +70,7 @@ import Testing
     }
 
     @Test func malformedJSONNamesTheField() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let bad = try await raw(daemon, method: "POST", path: "/v1/domains", body: #"{"name":"x","memory":"lots"}"#)
         #expect(bad.status == 400)
@@ -82,7 +82,7 @@ import Testing
     }
 
     @Test func tokenIsRequiredOnTCP() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let body = try JSONEncoder().encode(try GuestFixture.spec("sneaky"))
         let anonymous = try await raw(daemon, method: "POST", path: "/v1/domains", body: String(decoding: body, as: UTF8.self), tcp: true, token: nil)
@@ -98,7 +98,7 @@ import Testing
     }
 
     @Test func startFailuresAreExplainedAndRecorded() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let client = daemon.client
         var kvm = try GuestFixture.spec("kvmguest")

@@ -7,7 +7,7 @@ import Testing
 /// Files users already have (an xm/xl config, libvirt XML) define real, bootable domains.
 @Suite(.serialized) struct ImportedConfigTests {
     @Test func anXLConfigDefinesAndBootsAGuest() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let config = """
             # /etc/xen/devel1, as an xm user wrote it
@@ -40,7 +40,7 @@ import Testing
     }
 
     @Test func theSeedsBridgedVifIsKeptAndExplainedAtStart() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let config = """
             name = "bridged"

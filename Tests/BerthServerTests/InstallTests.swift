@@ -19,16 +19,16 @@ import Testing
         return arguments
     }
 
-    static func setUp() throws -> (TestDaemon, String) {
+    static func setUp() async throws -> (TestDaemon, String) {
         try InstallFixture.require()
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         let base = "http://127.0.0.1:\(daemon.port)"
         let kickstarts = daemon.stateDirectory + "/kickstarts"
         try FileManager.default.createDirectory(atPath: kickstarts, withIntermediateDirectories: true)
         for ks in ["a.ks", "b.ks"] {
             try FileManager.default.copyItem(atPath: InstallFixture.kickstart(ks), toPath: kickstarts + "/" + ks)
         }
-        let added = try BerthRun.run(["media", "add", "centos6", InstallFixture.tree], state: daemon.stateDirectory)
+        let added = try await BerthRun.run(["media", "add", "centos6", InstallFixture.tree], state: daemon.stateDirectory)
         #expect(added.status == 0, "\(added.stderr)")
         return (daemon, base)
     }
@@ -47,10 +47,10 @@ import Testing
     }
 
     @Test func installFromMediaServerThenReinstallWithAnotherKickstart() async throws {
-        let (daemon, base) = try Self.setUp()
+        let (daemon, base) = try await Self.setUp()
         defer { daemon.tearDown() }
         let disk = daemon.stateDirectory + "/devel1.img"
-        let run = try BerthRun.run(
+        let run = try await BerthRun.run(
             Self.seedLine(disk: "path=\(disk),size=1", location: "\(base)/install/centos6/", ks: "\(base)/kickstarts/a.ks"),
             state: daemon.stateDirectory)
         #expect(run.status == 0, "stderr:\n\(run.stderr)")
@@ -79,7 +79,7 @@ import Testing
 
         // Reinstall with kickstart B: same domain, disk, MAC and UUID; a different layout and marker.
         _ = try await daemon.client.perform(.destroy, on: "devel1")
-        let again = try BerthRun.run(
+        let again = try await BerthRun.run(
             ["reinstall", "devel1", "--kickstart", "\(base)/kickstarts/b.ks", "--noautoconsole", "--debug"],
             state: daemon.stateDirectory)
         #expect(again.status == 0, "stderr:\n\(again.stderr)")
@@ -97,26 +97,26 @@ import Testing
 
         // Refusals leave catalog and disks as they were.
         let before = try await daemon.client.list()
-        let inUse = try BerthRun.run(
+        let inUse = try await BerthRun.run(
             Self.seedLine(disk: "path=\(disk),size=1", location: "\(base)/install/centos6/", ks: nil), state: daemon.stateDirectory)
         #expect(inUse.status == 4)
         #expect(inUse.stderr.contains("berth undefine devel1") && inUse.stderr.contains("berth reinstall devel1"))
 
         let otherDisk = daemon.stateDirectory + "/devel2.img"
-        let macInUse = try BerthRun.run(
+        let macInUse = try await BerthRun.run(
             Self.seedLine(name: "devel2", disk: "path=\(otherDisk),size=1", location: "\(base)/install/centos6/", ks: nil),
             state: daemon.stateDirectory)
         #expect(macInUse.status == 4)
         #expect(macInUse.stderr.contains("MAC 00:0c:29:1a:98:d5 is already used by domain 'devel1'") || macInUse.stderr.lowercased().contains("mac 00:0c:29:1a:98:d5"))
         #expect(!FileManager.default.fileExists(atPath: otherDisk))
 
-        let diskInUse = try BerthRun.run(
+        let diskInUse = try await BerthRun.run(
             Self.seedLine(name: "devel2", disk: "path=\(disk)", location: "\(base)/install/centos6/", ks: nil, mac: "52:54:00:00:00:02"),
             state: daemon.stateDirectory)
         #expect(diskInUse.status == 4)
         #expect(diskInUse.stderr.contains("already in use by domain 'devel1'"))
 
-        let noSize = try BerthRun.run(
+        let noSize = try await BerthRun.run(
             Self.seedLine(name: "devel2", disk: "path=\(otherDisk)", location: "\(base)/install/centos6/", ks: nil, mac: "52:54:00:00:00:02"),
             state: daemon.stateDirectory)
         #expect(noSize.status == 2)
@@ -125,8 +125,8 @@ import Testing
 
         let empty = daemon.stateDirectory + "/empty-tree"
         try FileManager.default.createDirectory(atPath: empty + "/images", withIntermediateDirectories: true)
-        #expect(try BerthRun.run(["media", "add", "empty", empty], state: daemon.stateDirectory).status == 0)
-        let unrecognised = try BerthRun.run(
+        #expect(try await BerthRun.run(["media", "add", "empty", empty], state: daemon.stateDirectory).status == 0)
+        let unrecognised = try await BerthRun.run(
             Self.seedLine(name: "devel2", disk: "path=\(otherDisk),size=1", location: "\(base)/install/empty/", ks: nil, mac: "52:54:00:00:00:02"),
             state: daemon.stateDirectory)
         #expect(unrecognised.status == 3)
@@ -136,11 +136,11 @@ import Testing
     }
 
     @Test func installFromISOFile() async throws {
-        let (daemon, base) = try Self.setUp()
+        let (daemon, base) = try await Self.setUp()
         defer { daemon.tearDown() }
         let disk = daemon.stateDirectory + "/iso1.img"
         // A kickstart FILE: published under <state>/kickstarts/ and given to the guest by URL.
-        let run = try BerthRun.run(
+        let run = try await BerthRun.run(
             Self.seedLine(name: "iso1", disk: "path=\(disk),size=1", location: InstallFixture.iso, ks: InstallFixture.kickstart("a.ks")),
             state: daemon.stateDirectory, environment: ["BERTH_MEDIA_URL": "http://10.0.2.2:\(daemon.port)"])
         #expect(run.status == 0, "stderr:\n\(run.stderr)")
@@ -156,7 +156,7 @@ import Testing
     /// A failed install leaves the domain defined with the reason in its description; a disk this
     /// run created is removed only when the installer never ran (nothing was written to it).
     @Test func failuresLeaveTheDomainInspectable() async throws {
-        let (daemon, base) = try Self.setUp()
+        let (daemon, base) = try await Self.setUp()
         defer { daemon.tearDown() }
         let state = daemon.stateDirectory
 
@@ -167,7 +167,7 @@ import Testing
         try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: broken + "/images/pxeboot/vmlinuz"))
         try Data(repeating: 0x42, count: 4096).write(to: URL(fileURLWithPath: broken + "/images/pxeboot/initrd.img"))
         let disk1 = state + "/broken.img"
-        let noStart = try BerthRun.run(
+        let noStart = try await BerthRun.run(
             Self.seedLine(name: "broken", disk: "path=\(disk1),size=1", location: broken, ks: nil, mac: "52:54:00:00:00:11"),
             state: state)
         #expect(noStart.status != 0)
@@ -183,7 +183,7 @@ import Testing
             .replacingOccurrences(of: "--fstype ext3", with: "--fstype xfs")
         try text.write(toFile: ks, atomically: true, encoding: .utf8)
         let disk2 = state + "/xfs.img"
-        let failed = try BerthRun.run(
+        let failed = try await BerthRun.run(
             Self.seedLine(name: "xfs", disk: "path=\(disk2),size=1", location: "\(base)/install/centos6/", ks: "\(base)/kickstarts/xfs.ks", mac: "52:54:00:00:00:12"),
             state: state)
         #expect(failed.status != 0)
@@ -195,10 +195,10 @@ import Testing
         print("failed install stderr tail: \(failed.stderr.suffix(400))")
     }
 
-    @Test func dryRunPrintsThePlanAndChangesNothing() throws {
+    @Test func dryRunPrintsThePlanAndChangesNothing() async throws {
         let state = "/tmp/berth-dry-" + String(UUID().uuidString.prefix(8))
         defer { try? FileManager.default.removeItem(atPath: state) }
-        let run = try BerthRun.run(
+        let run = try await BerthRun.run(
             [
                 "install", "--name=devel1", "--arch=x86_64", "--vcpus=2", "--check-cpu", "--ram=1200",
                 "--disk", "path=/dev/xenspace/devel1", "--mac=00:0C:29:1A:98:D5", "--os-type=linux", "--os-variant=rhel6",

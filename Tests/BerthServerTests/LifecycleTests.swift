@@ -6,7 +6,7 @@ import Testing
 /// End to end: a real berthd, real QEMU guests on TCG, the real catalog file.
 @Suite(.serialized) struct LifecycleTests {
     @Test func defineStartMarkerSuspendResumeShutdown() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let client = daemon.client
         let defined = try await client.define(try GuestFixture.spec("life"))
@@ -34,7 +34,7 @@ import Testing
     }
 
     @Test func rebootStartsAFreshQEMUAndKeepsTheLog() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let client = daemon.client
         _ = try await client.define(try GuestFixture.spec("rb", marker: "BOOT-MARK"))
@@ -49,7 +49,7 @@ import Testing
     }
 
     @Test func guestPowerOffAndRebootFollowTheirPolicies() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let client = daemon.client
         // The guest powers itself off right after its marker: on_poweroff=destroy → shut off.
@@ -68,7 +68,7 @@ import Testing
     }
 
     @Test func panicAppliesOnCrash() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let client = daemon.client
         _ = try await client.define(try GuestFixture.spec("crash", mode: "panic"))
@@ -88,7 +88,7 @@ import Testing
     }
 
     @Test func guestsOutliveAKilledDaemonAndAreReattached() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         _ = try await daemon.client.define(try GuestFixture.spec("survivor"))
         _ = try await daemon.client.define(try GuestFixture.spec("second"))
@@ -109,7 +109,7 @@ import Testing
         kill(secondPID, SIGKILL)
         try await Task.sleep(for: .milliseconds(300))
 
-        try daemon.start()
+        try await daemon.start()
         let info = try await daemon.client.info("survivor")
         #expect(info.state == .running)
         #expect(info.pid == started.pid)
@@ -122,20 +122,20 @@ import Testing
     }
 
     @Test func autostartDomainsStartWithTheDaemon() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         _ = try await daemon.client.define(try GuestFixture.spec("auto"))
         _ = try await daemon.client.setAutostart("auto", true)
         #expect(try await daemon.client.list().first?.autostart == true)
         daemon.stop()
-        try daemon.start()
+        try await daemon.start()
         let info = try await daemon.waitForState("auto", .running)
         #expect(info.spec.autostart)
         _ = try await daemon.client.perform(.destroy, on: "auto")
     }
 
     @Test func aGuestWithoutACPICannotBeShutDownGracefully() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         var spec = try GuestFixture.spec("noacpi")
         spec.acpi = false
@@ -153,7 +153,7 @@ import Testing
     }
 
     @Test func concurrentStartsRunOneQEMU() async throws {
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let client = daemon.client
         _ = try await client.define(try GuestFixture.spec("race"))

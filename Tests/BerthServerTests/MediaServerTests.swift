@@ -17,7 +17,7 @@ import Testing
 
     @Test func servesTreesAndISOsWithRangesAndNoToken() async throws {
         try InstallFixture.require()
-        let daemon = try TestDaemon()
+        let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let state = daemon.stateDirectory
         // A tree with a symlink out of it, next to a secret.
@@ -26,11 +26,11 @@ import Testing
         try "secret".write(toFile: state + "/secret.txt", atomically: true, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: tree + "/escape", withDestinationPath: state + "/secret.txt")
         try FileManager.default.createSymbolicLink(atPath: tree + "/escape-dir", withDestinationPath: state)
-        #expect(try BerthRun.run(["media", "add", "dir", tree], state: state).status == 0)
-        #expect(try BerthRun.run(["media", "add", "iso", InstallFixture.iso], state: state).status == 0)
-        let again = try BerthRun.run(["media", "add", "iso", InstallFixture.iso], state: state)
+        #expect(try await BerthRun.run(["media", "add", "dir", tree], state: state).status == 0)
+        #expect(try await BerthRun.run(["media", "add", "iso", InstallFixture.iso], state: state).status == 0)
+        let again = try await BerthRun.run(["media", "add", "iso", InstallFixture.iso], state: state)
         #expect(again.status == 4 && again.stderr.contains("already registered"))
-        let list = try BerthRun.run(["media", "list"], state: state)
+        let list = try await BerthRun.run(["media", "list"], state: state)
         #expect(list.stdout.contains("dir") && list.stdout.contains("iso") && list.stdout.contains(InstallFixture.iso))
 
         let treeinfo = try [UInt8](Data(contentsOf: URL(fileURLWithPath: InstallFixture.tree + "/.treeinfo")))

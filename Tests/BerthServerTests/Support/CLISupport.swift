@@ -27,7 +27,21 @@ struct BerthRun {
     var stderr: String
     var seconds: Double
 
-    static func run(_ arguments: [String], state: String?, environment extra: [String: String] = [:]) throws -> BerthRun {
+    /// Runs the CLI on a thread of its own: waiting for a whole `berth install` on one of the
+    /// test runner's few cooperative threads would stall every other test meanwhile.
+    static func run(_ arguments: [String], state: String?, environment extra: [String: String] = [:]) async throws
+        -> BerthRun
+    {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result { try runBlocking(arguments, state: state, environment: extra) })
+            }.start()
+        }
+    }
+
+    static func runBlocking(_ arguments: [String], state: String?, environment extra: [String: String] = [:]) throws
+        -> BerthRun
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestDaemon.berthBinary)
         process.arguments = arguments

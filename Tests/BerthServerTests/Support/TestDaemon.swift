@@ -7,7 +7,7 @@ import Testing
 final class TestDaemon: @unchecked Sendable {
     // Mutated only by the test that owns it, from one task at a time.
     let stateDirectory: String
-    let port: Int
+    private(set) var port: Int
     private(set) var process: Process?
 
     var socketPath: String { stateDirectory + "/run/berthd.sock" }
@@ -17,12 +17,20 @@ final class TestDaemon: @unchecked Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
     }
 
-    init() throws {
+    init() async throws {
         // Unix socket paths are limited to 108 bytes: keep the directory short.
         stateDirectory = "/tmp/berth-test-" + String(UUID().uuidString.prefix(8)).lowercased()
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
-        port = Int.random(in: 20000...60000)
-        try start()
+        // Below Linux's ephemeral range (32768+), where outgoing connections take their ports.
+        port = Int.random(in: 10000...32000)
+        for attempt in 1...5 {
+            do {
+                try await start()
+                break
+            } catch let error as BerthError where attempt < 5 && error.code == .alreadyExists {
+                port = Int.random(in: 10000...32000)  // taken by another test's daemon: try another
+            }
+        }
     }
 
     static var binary: String {
@@ -37,7 +45,7 @@ final class TestDaemon: @unchecked Sendable {
         URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("berth").path
     }
 
-    func start() throws {
+    func start() async throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             Issue.record("berthd is not built at \(Self.binary): run 'swift build' before 'swift test'.")
             throw BerthError(.notFound, "berthd not built")
@@ -58,9 +66,11 @@ final class TestDaemon: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(20)
         while !Self.accepts(socketPath) {
             guard Date() < deadline, process.isRunning else {
-                throw BerthError(.unavailable, "berthd did not come up; see \(stateDirectory)/berthd.log")
+                let log = (try? String(contentsOfFile: stateDirectory + "/berthd.log", encoding: .utf8)) ?? ""
+                if log.contains("in use") { throw BerthError(.alreadyExists, "port \(port) in use") }
+                throw BerthError(.unavailable, "berthd did not come up: \(log.suffix(500))")
             }
-            usleep(20_000)
+            try await Task.sleep(for: .milliseconds(20))
         }
     }
 
