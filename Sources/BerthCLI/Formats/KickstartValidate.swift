@@ -18,7 +18,7 @@ struct KickstartValidate: ParsableCommand {
     func run() throws {
         let kickstart = try Kickstart.parse(bytes: try DocumentLoader.read(file), source: file)
         let problems = kickstart.validate()
-        for problem in problems { print("\(file):\(problem)") }
+        for problem in problems { print("\(file): \(problem)") }
         let errors = problems.filter { $0.severity == .error }.count
         if let url = kickstart.installURL { print("install tree: \(url)") }
         print("disk needed: at least \(kickstart.minimumDiskMiB) MiB")
