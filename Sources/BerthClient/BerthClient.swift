@@ -118,6 +118,21 @@ public struct BerthClient: Sendable {
         try check(reply)
     }
 
+    /// Stores the definition that replaces `name`'s when its guest next powers off or reboots
+    /// by itself (and whether to start it then): how an installer hands over to the installed
+    /// system without the CLI waiting.
+    public func setNextDefinition(_ spec: DomainSpec, start: Bool) async throws {
+        struct Body: Encodable { var spec: DomainSpec; var start: Bool }
+        let reply = try await transport.send(
+            method: .PUT, path: "/v1/domains/\(Self.escape(spec.name))/next",
+            body: try JSONEncoder().encode(Body(spec: spec, start: start)))
+        try check(reply)
+    }
+
+    public func clearNextDefinition(_ name: String) async throws {
+        try check(try await transport.send(method: .DELETE, path: "/v1/domains/\(Self.escape(name))/next"))
+    }
+
     public enum Action: String, Sendable, CaseIterable { case start, shutdown, destroy, reboot, suspend, resume }
 
     /// Runs a lifecycle action and waits for it to finish.

@@ -163,6 +163,40 @@ extension Catalog {
         }
     }
 
+    /// Stores the definition that replaces `name`'s when its guest next powers off or reboots
+    /// by itself, and whether to start it then; nil clears it. Checked now, applied later.
+    public func setNextDefinition(_ name: String, _ spec: DomainSpec?, start: Bool) throws {
+        if let spec {
+            try spec.validate()
+            let current = try domain(named: name).spec
+            guard spec.name == name, spec.uuid == current.uuid else {
+                throw BerthError(
+                    .invalidArgument, "The next definition of '\(name)' must keep its name and UUID.",
+                    remedy: "Give the same name and UUID (\(current.uuid)), or leave 'uuid' out.")
+            }
+        }
+        try writer.write { db in
+            try db.execute(
+                sql: "UPDATE domain SET nextSpec = ?, nextStart = ? WHERE name = ?",
+                arguments: [try spec.map(Self.json), start, name])
+            if db.changesCount == 0 { throw BerthError.unknownDomain(name) }
+        }
+    }
+
+    /// Replaces the definition with the stored next one, if any, and clears it.
+    /// - Returns: whether the domain should start now; nil when there was none.
+    public func applyNextDefinition(_ name: String) throws -> Bool? {
+        let pending = try writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT nextSpec, nextStart FROM domain WHERE name = ?", arguments: [name])
+        }
+        guard let pending, let text = pending["nextSpec"] as String? else { return nil }
+        var spec = try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
+        spec.uuid = try domain(named: name).spec.uuid
+        try update(spec)
+        try setNextDefinition(name, nil, start: false)
+        return pending["nextStart"] as Bool
+    }
+
     // MARK: - Helpers
 
     private func assignMACs(_ spec: inout DomainSpec, db: Database, excluding id: Int64?) throws {

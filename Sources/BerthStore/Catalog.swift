@@ -67,6 +67,12 @@ public struct Catalog: Sendable {
         migrator.registerMigration("v2-kickstart") { db in
             try db.execute(sql: "ALTER TABLE domain ADD COLUMN kickstart TEXT")
         }
+        // The definition that replaces the current one when the guest next powers off or
+        // reboots by itself (an installer handing over to the installed system).
+        migrator.registerMigration("v3-next-definition") { db in
+            try db.execute(sql: "ALTER TABLE domain ADD COLUMN nextSpec TEXT")
+            try db.execute(sql: "ALTER TABLE domain ADD COLUMN nextStart INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

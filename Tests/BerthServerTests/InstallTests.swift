@@ -15,7 +15,9 @@ import Testing
             "--location=\(location)", "--debug", "--nographics", "  ",
         ]
         if let ks { arguments += ["-x", "ks=\(ks)"] }
-        arguments.append("--noautoconsole")
+        // Wait for the whole install (as the assertions below expect); the background mode has
+        // its own test.
+        arguments += ["--noautoconsole", "--wait=-1"]
         return arguments
     }
 
@@ -80,7 +82,7 @@ import Testing
         // Reinstall with kickstart B: same domain, disk, MAC and UUID; a different layout and marker.
         _ = try await daemon.client.perform(.destroy, on: "devel1")
         let again = try await BerthRun.run(
-            ["reinstall", "devel1", "--kickstart", "\(base)/kickstarts/b.ks", "--noautoconsole", "--debug"],
+            ["reinstall", "devel1", "--kickstart", "\(base)/kickstarts/b.ks", "--noautoconsole", "--wait=-1", "--debug"],
             state: daemon.stateDirectory)
         #expect(again.status == 0, "stderr:\n\(again.stderr)")
         _ = try await daemon.waitForLog("devel1", "BERTH-GUEST-MARKER INSTALLED-beta", timeout: 120)
@@ -133,6 +135,30 @@ import Testing
         #expect(unrecognised.stderr.contains(".treeinfo"), "\(unrecognised.stderr)")
         #expect(!FileManager.default.fileExists(atPath: otherDisk))
         #expect(try await daemon.client.list() == before)
+    }
+
+    @Test func noautoconsoleReturnsAndBerthdHandsOverToTheInstalledSystem() async throws {
+        let (daemon, base) = try await Self.setUp()
+        defer { daemon.tearDown() }
+        let disk = daemon.stateDirectory + "/bg.img"
+        var line = Self.seedLine(
+            name: "bg", disk: "path=\(disk),size=1", location: "\(base)/install/centos6/", ks: "\(base)/kickstarts/a.ks",
+            mac: "52:54:00:00:00:0b")
+        line.removeAll { $0 == "--wait=-1" }
+        let run = try await BerthRun.run(line, state: daemon.stateDirectory)
+        #expect(run.status == 0, "stderr:\n\(run.stderr)")
+        #expect(run.stderr.contains("Installer started in the background"))
+        // The command came back while the installer runs; berthd switches the definition itself.
+        let during = try await daemon.client.info("bg")
+        #expect(during.spec.kernel != nil)
+        #expect(!(try await daemon.log("bg")).contains("BERTH-INSTALLER-DONE"))
+        _ = try await daemon.waitForLog("bg", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
+        let after = try await daemon.client.info("bg")
+        #expect(after.spec.bootloader != nil && after.spec.kernel == nil)
+        #expect(after.spec.uuid == during.spec.uuid)
+        #expect(after.spec.nics == during.spec.nics)
+        #expect(after.state == .running)
+        _ = try await daemon.client.perform(.destroy, on: "bg")
     }
 
     @Test func installFromISOFile() async throws {

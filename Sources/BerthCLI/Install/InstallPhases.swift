@@ -26,9 +26,26 @@ struct InstallPhases {
             step("PUT /v1/domains/\(name) (installer: kernel \(installer.kernel ?? "?"), on reboot destroy)")
             _ = try await client.update(installer)
             let started = Date()
+            // virt-install's --noautoconsole without --wait returns once the installer runs; berthd
+            // then hands over to the installed definition when the installer powers off.
+            let background = !autoconsole && waitMinutes == nil
+            if background {
+                step("PUT /v1/domains/\(name)/next (installed: bootloader berth, start \(!noReboot))")
+                try await client.setNextDefinition(installed, start: !noReboot)
+            }
             step("POST /v1/domains/\(name)/start")
-            _ = try await client.perform(.start, on: name)
+            do {
+                _ = try await client.perform(.start, on: name)
+            } catch {
+                if background { try? await client.clearNextDefinition(name) }
+                throw error
+            }
             installerStarted = true
+            if background {
+                InstallOutput.err(
+                    "Installer started in the background. When it powers off, '\(name)' boots from its own disk\(noReboot ? " at its next 'berth start'" : " by itself"). Follow it with 'berth log -f \(name)'; wait for it with --wait.")
+                return
+            }
             InstallOutput.err("Installer started; waiting for it to finish\(waitMinutes.map { $0 >= 0 ? " (at most \($0) min)" : "" } ?? "").")
             let follower = autoconsole ? followConsole() : nil
             defer { follower?.cancel() }
@@ -58,7 +75,7 @@ struct InstallPhases {
         InstallOutput.err("Domain '\(name)' installed and started from its own disk.")
         if autoconsole {
             try? await client.consoleLog(name, tail: nil, follow: true) { buffer in
-                FileHandle.standardOutput.write(Data(buffer.readableBytesView))
+                try StandardOutput.write(Array(buffer.readableBytesView))
             }
         }
     }
@@ -69,7 +86,7 @@ struct InstallPhases {
         return Task {
             try? await client.consoleLog(name, tail: nil, follow: true) { buffer in
                 try Task.checkCancellation()
-                FileHandle.standardOutput.write(Data(buffer.readableBytesView))
+                try StandardOutput.write(Array(buffer.readableBytesView))
             }
         }
     }

@@ -56,6 +56,16 @@ struct DomainsController<Context: RequestContext> {
             try hypervisor.catalog.setKickstart(name, String(decoding: body.readableBytesView, as: UTF8.self))
             return Response(status: .noContent)
         }
+        group.put("domains/:name/next") { request, context in
+            let name = try context.parameters.require("name")
+            let body = try await JSONResponse.decode(NextDefinitionBody.self, from: request)
+            try hypervisor.catalog.setNextDefinition(name, body.spec, start: body.start)
+            return Response(status: .noContent)
+        }
+        group.delete("domains/:name/next") { _, context in
+            try hypervisor.catalog.setNextDefinition(try context.parameters.require("name"), nil, start: false)
+            return Response(status: .noContent)
+        }
         for action in ["start", "shutdown", "destroy", "reboot", "suspend", "resume"] {
             group.post("domains/:name/\(action)") { request, context in
                 try await perform(action, request: request, name: try context.parameters.require("name"))
@@ -164,4 +174,10 @@ struct HostController<Context: RequestContext> {
 /// `PUT /v1/domains/{name}/autostart`.
 struct AutostartBody: Codable {
     var autostart: Bool
+}
+
+/// `PUT /v1/domains/{name}/next`: the definition that takes over at the guest's next power-off.
+public struct NextDefinitionBody: Codable, Sendable {
+    public var spec: DomainSpec
+    public var start: Bool
 }

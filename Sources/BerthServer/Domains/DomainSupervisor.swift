@@ -241,6 +241,14 @@ actor DomainSupervisor {
             if spec?.onCrash == .restart { queueRestart() }
             return
         }
+        if !rebootRequested, ["guest-reset", "guest-shutdown"].contains(reason),
+            let start = try? catalog.applyNextDefinition(name)
+        {
+            observe(.shutoff)
+            publish("redefined", detail: "the guest's next definition took over after \(reason)")
+            if start { queueRestart() }
+            return
+        }
         switch reason {
         case "guest-reset", "host-qmp-system-reset":
             if rebootRequested || spec?.onReboot == .restart {
