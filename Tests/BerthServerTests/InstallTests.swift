@@ -173,9 +173,12 @@ import Testing
         #expect(run.stderr.contains("-> http://10.0.2.2:\(daemon.port)/kickstarts/iso1.ks"))
         _ = base
         #expect(run.stderr.contains("Fetched images/pxeboot/initrd.img"))
+        #expect(run.stderr.contains("is the installer's CD-ROM"))
         _ = try await daemon.waitForLog("iso1", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
         let info = try await daemon.client.info("iso1")
         #expect(info.spec.bootloader != nil)
+        // The CD-ROM was the installer's only: the installed system keeps just its disk.
+        #expect(info.spec.disks.map(\.path) == [disk])
         print("ISO install timing: \(String(format: "%.1f", run.seconds)) s")
     }
 

@@ -135,9 +135,18 @@ struct Installer {
             removeDisks(created)
             throw BerthError(.invalidArgument, "This request has no install phase.", remedy: "Use 'berth define' for --import.")
         }
-        if !isNetworkURL(location) {
-            // A host directory or ISO is not reachable from the guest over its path: the installer
-            // gets it from berthd's media server when registered, else only its kernel and initrd.
+        var isoFile: Bool {
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: location, isDirectory: &isDirectory) && !isDirectory.boolValue
+        }
+        if !isNetworkURL(location), isoFile {
+            // As virt-install did: the installer also sees the ISO as its CD-ROM, where an installer
+            // finds its packages without any network.
+            installer.disks.append(DiskSpec(path: location, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
+            InstallOutput.err("The ISO \(location) is the installer's CD-ROM (read-only).")
+        } else if !isNetworkURL(location) {
+            // A host directory is not reachable from the guest over its path: the installer gets it
+            // from berthd's media server when registered, else only its kernel and initrd.
             InstallOutput.err(
                 "note: the installer boots \(pair.kernel) from \(location); it must fetch packages itself (register the tree with 'berth media add' to serve it).")
         }
