@@ -21,8 +21,9 @@ import Testing
         _ = try await daemon.client.define(spec)
         let started = try await daemon.client.perform(.start, on: "fromdisk")
         #expect(started.state == .running)
-        let log = try await daemon.waitForLog("fromdisk", "BERTH-GUEST-READY")
-        #expect(log.contains("BERTH-GUEST-MARKER FROM-DISK"))
+        // The init prints its marker line right after READY: wait for the marker itself.
+        let log = try await daemon.waitForLog("fromdisk", "BERTH-GUEST-MARKER FROM-DISK")
+        #expect(log.contains("BERTH-GUEST-READY"))
         _ = try await daemon.client.perform(.destroy, on: "fromdisk")
 
         // Choosing the menu's second entry (it powers off after its marker).

@@ -27,8 +27,9 @@ import Testing
         let defined = try await daemon.client.define(parsed.spec)
         #expect(defined.spec.nics.first?.mac == MACAddress("00:50:56:78:0a:1b"))
         _ = try await daemon.client.perform(.start, on: "devel1")
-        let log = try await daemon.waitForLog("devel1", "BERTH-GUEST-READY")
-        #expect(log.contains("BERTH-GUEST-MARKER FROM-XL"))
+        // The init prints its marker line right after READY: wait for the marker itself.
+        let log = try await daemon.waitForLog("devel1", "BERTH-GUEST-MARKER FROM-XL")
+        #expect(log.contains("BERTH-GUEST-READY"))
 
         // What `berth dumpxml` prints reads back to the same domain.
         let stored = try await daemon.client.info("devel1").spec
