@@ -75,9 +75,13 @@ import Testing
         _ = try await client.perform(.start, on: "crash")
         let crashed = try await daemon.waitForState("crash", .crashed)
         #expect(crashed.lastError?.contains("panic") == true)
-        // on_crash=destroy: the QEMU process is gone.
-        try await Task.sleep(for: .seconds(1))
+        // on_crash=destroy: the QEMU process goes (give a loaded machine time to end it).
+        let deadline = Date().addingTimeInterval(20)
+        while try await client.info("crash").pid != nil, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
         #expect(try await client.info("crash").pid == nil)
+        #expect(qemuProcesses(uuid: crashed.spec.uuid).isEmpty)
 
         var restarting = try GuestFixture.spec("phoenix", mode: "panic")
         restarting.onCrash = .restart
