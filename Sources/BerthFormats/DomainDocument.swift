@@ -109,7 +109,8 @@ public enum DomainDocument {
         return out.isEmpty ? "the document" : "'\(out)'"
     }
 
-    static func describe(_ error: DecodingError, source: String) -> BerthError {
+    /// A JSON decoding failure as a user error naming the field (shared with berthd's API).
+    public static func describe(_ error: DecodingError, source: String) -> BerthError {
         switch error {
         case .keyNotFound(let key, let context):
             let field = path(context.codingPath + [key])

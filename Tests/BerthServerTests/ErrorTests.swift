@@ -77,7 +77,7 @@ import Testing
         #expect(bad.body.contains("memory"))
         let missing = try await raw(daemon, method: "POST", path: "/v1/domains", body: #"{"memory":256}"#)
         #expect(missing.status == 400)
-        #expect(missing.body.contains("missing field 'name'"))
+        #expect(missing.body.contains("required field 'name' is missing"))
         #expect(try await daemon.client.list().isEmpty)
     }
 

@@ -1,3 +1,4 @@
+import BerthFormats
 import BerthModel
 import Foundation
 import Hummingbird
@@ -92,31 +93,11 @@ enum JSONResponse {
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
-            throw BerthError(.invalidArgument, "Malformed JSON: \(describe(error))", remedy: "Fix the field named and send it again.")
+            throw DomainDocument.describe(error, source: "request body")
         } catch let error as BerthError {
             throw error
         } catch {
             throw BerthError(.invalidArgument, "Malformed JSON: \(error)", remedy: "Send a JSON object.")
-        }
-    }
-
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let joined = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-            return joined.isEmpty ? "the document" : "field '\(joined)'"
-        }
-        switch error {
-        case .keyNotFound(let key, let context):
-            let parent = path(context)
-            return "missing field '\(key.stringValue)'" + (context.codingPath.isEmpty ? "" : " in \(parent)")
-        case .typeMismatch(let type, let context):
-            return "\(path(context)) should be \(type)"
-        case .valueNotFound(let type, let context):
-            return "\(path(context)) should be \(type), not null"
-        case .dataCorrupted(let context):
-            return "\(path(context)): \(context.debugDescription)"
-        @unknown default:
-            return "\(error)"
         }
     }
 }
