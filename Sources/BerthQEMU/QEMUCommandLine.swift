@@ -15,6 +15,24 @@ public struct BootFiles: Sendable, Equatable {
     }
 }
 
+/// A host file or socket that berthd opens and QEMU inherits as descriptor `number`.
+public struct PassedDescriptor: Sendable, Equatable {
+    public enum Access: Sendable, Equatable {
+        case readOnly, readWrite
+        /// Write-only, appending, created 0600 if missing (the console log).
+        case append
+    }
+
+    public enum Source: Sendable, Equatable {
+        /// A unix socket berthd binds and listens on; QEMU accepts on it.
+        case listeningSocket(path: String)
+        case file(path: String, access: Access)
+    }
+
+    public var source: Source
+    public var number: Int32
+}
+
 /// QEMU's argument array for one domain (argv without argv[0]; never a shell string).
 public struct QEMUCommandLine: Sendable, Equatable {
     public var arguments: [String]
@@ -27,6 +45,10 @@ public struct QEMUCommandLine: Sendable, Equatable {
     /// Set it over QMP (`change-vnc-password`) once QEMU runs: a password on the command line
     /// would be readable by every user in /proc/PID/cmdline. `QEMUProcess.launch` does this.
     public var vncPassword: String?
+    /// What berthd opens and hands to QEMU as descriptors 3, 4, …: QEMU itself opens no host
+    /// path (it runs as an unprivileged user that could not), and a guest cannot make it open
+    /// another file by rewriting anything (CVE-2008-2004).
+    public var descriptors: [PassedDescriptor]
 
     /// Builds the command line.
     ///
@@ -37,13 +59,14 @@ public struct QEMUCommandLine: Sendable, Equatable {
     ///   - boot: a kernel overriding the spec's (the bootloader case).
     ///   - taps: tap interface names by NIC index, prepared by the host networking code, for
     ///     NICs that are not user-mode.
-    ///   - diskFormat: the format of a disk (default: the spec's, else detected from its magic).
     ///   - tscKHz: the host TSC rate, given to a microvm guest under TCG (`HostTSC`).
-    /// - Throws: `BerthError` for settings QEMU cannot take or Berth does not support yet.
+    ///   - isBlockDevice: whether a disk path is a block device (QEMU's `host_device` driver).
+    /// - Throws: `BerthError` for settings QEMU cannot take, and for a disk whose format was
+    ///   never recorded (formats are decided at define time, never guessed at start).
     public init(
         spec: DomainSpec, accel: Accelerator, paths: RuntimePaths, boot: BootFiles? = nil,
-        taps: [Int: String] = [:], diskFormat: (DiskSpec) throws -> DiskSpec.Format = DiskFormat.resolve,
-        tscKHz: Int? = HostTSC.kHz
+        taps: [Int: String] = [:], tscKHz: Int? = HostTSC.kHz,
+        isBlockDevice: (String) -> Bool = DiskFormat.isBlockDevice
     ) throws {
         guard accel != .auto else {
             throw BerthError(
@@ -62,7 +85,15 @@ public struct QEMUCommandLine: Sendable, Equatable {
         self.name = spec.name
         self.uuid = spec.uuid
 
+        var table = DescriptorTable()
+        // The control and console sockets first: berthd binds them, QEMU only accepts.
+        let qmpFD = table.add(.listeningSocket(path: paths.qmpSocket))
+        let consoleFD = table.add(.listeningSocket(path: paths.consoleSocket))
+        let logFD = table.add(.file(path: paths.consoleLog, access: .append))
+
         var args: [String] = []
+        // seccomp: no exec, no privilege change, no obsolete or host-resource syscalls.
+        args += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
         args += ["-name", "guest=\(Self.escape(spec.name))"]
         args += ["-uuid", spec.uuid.uuidString.lowercased()]
         var machineOptions = [machine]
@@ -85,8 +116,11 @@ public struct QEMUCommandLine: Sendable, Equatable {
         // Direct kernel boot.
         let kernel = boot?.kernel ?? spec.kernel
         if let kernel {
-            args += ["-kernel", kernel]
-            if let initrd = boot == nil ? spec.initrd : boot?.initrd { args += ["-initrd", initrd] }
+            // QEMU reads the kernel with plain open(): /proc/self/fd/N reopens the passed file.
+            args += ["-kernel", "/proc/self/fd/\(table.add(.file(path: kernel, access: .readOnly)))"]
+            if let initrd = boot == nil ? spec.initrd : boot?.initrd {
+                args += ["-initrd", "/proc/self/fd/\(table.add(.file(path: initrd, access: .readOnly)))"]
+            }
             var cmdline = (boot == nil ? spec.cmdline : boot?.cmdline) ?? ""
             // The serial console is the only console Berth records.
             if !cmdline.contains("console=") { cmdline = Self.join(cmdline, "console=ttyS0") }
@@ -99,7 +133,7 @@ public struct QEMUCommandLine: Sendable, Equatable {
             args += ["-append", cmdline]
         }
 
-        args += try Self.diskArguments(spec.disks, family: family, diskFormat: diskFormat)
+        args += try Self.diskArguments(spec.disks, family: family, table: &table, isBlockDevice: isBlockDevice)
         args += try Self.nicArguments(spec.nics, family: family, taps: taps)
 
         // Display.
@@ -113,10 +147,14 @@ public struct QEMUCommandLine: Sendable, Equatable {
                 throw BerthError(
                     .unavailable, "SPICE graphics are not supported yet.", remedy: "Use \"kind\": \"vnc\".")
             }
-            let listen = graphics.listen ?? "127.0.0.1"
-            let host = listen.contains(":") && !listen.hasPrefix("[") ? "[\(listen)]" : listen
             var vnc: String
-            if let port = graphics.port {
+            if graphics.listen == nil, graphics.port == nil {
+                // A unix socket in QEMU's working directory (RuntimePaths.displayDirectory): no
+                // TCP port that a guest reaching the host's loopback could connect to.
+                vnc = "unix:\(RuntimePaths.vncSocketName)"
+            } else if let port = graphics.port {
+                let listen = graphics.listen ?? "127.0.0.1"
+                let host = listen.contains(":") && !listen.hasPrefix("[") ? "[\(listen)]" : listen
                 guard (5900...65535).contains(port) else {
                     throw BerthError(
                         .invalidArgument, "VNC port \(port) is out of range.",
@@ -124,6 +162,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
                 }
                 vnc = "\(host):\(port - 5900)"
             } else {
+                let listen = graphics.listen ?? "127.0.0.1"
+                let host = listen.contains(":") && !listen.hasPrefix("[") ? "[\(listen)]" : listen
                 // First free display from :0 to :99.
                 vnc = "\(host):0,to=99"
             }
@@ -144,15 +184,15 @@ public struct QEMUCommandLine: Sendable, Equatable {
         // Control and console sockets; the console chardev writes its own log, so output is kept
         // while no one is attached and while the daemon is down.
         args += [
-            "-chardev", "socket,id=qmp,path=\(Self.escape(paths.qmpSocket)),server=on,wait=off",
+            "-add-fd", "fd=\(logFD),set=\(logFD)",
+            "-chardev", "socket,id=qmp,fd=\(qmpFD),server=on,wait=off",
             "-mon", "chardev=qmp,mode=control",
             "-chardev",
-            "socket,id=console0,path=\(Self.escape(paths.consoleSocket)),server=on,wait=off,logfile=\(Self.escape(paths.consoleLog)),logappend=on",
+            "socket,id=console0,fd=\(consoleFD),server=on,wait=off,logfile=/dev/fdset/\(logFD),logappend=on",
             "-serial", "chardev:console0",
         ]
-        // Its own session, parent exits when set-up is done (so errors come back synchronously).
-        args += ["-daemonize", "-pidfile", paths.pidFile]
         arguments = args
+        descriptors = table.descriptors
     }
 
     /// `microvm` boots faster (no firmware, no PCI scan); Berth picks it for guests that boot
@@ -189,7 +229,7 @@ public struct QEMUCommandLine: Sendable, Equatable {
     }
 
     static func diskArguments(
-        _ disks: [DiskSpec], family: MachineFamily, diskFormat: (DiskSpec) throws -> DiskSpec.Format
+        _ disks: [DiskSpec], family: MachineFamily, table: inout DescriptorTable, isBlockDevice: (String) -> Bool
     ) throws -> [String] {
         var args: [String] = []
         var ideSlot = 0
@@ -198,11 +238,28 @@ public struct QEMUCommandLine: Sendable, Equatable {
         var ahciAdded = false
         for (index, disk) in disks.enumerated() {
             let id = "disk\(index)"
-            let format = try diskFormat(disk)
-            var drive = ["file=\(escape(disk.path))", "if=none", "id=\(id)", "format=\(format.rawValue)"]
-            if disk.readOnly || disk.device == .cdrom { drive.append("readonly=on") }
-            if disk.device == .cdrom { drive.append("media=cdrom") }
-            args += ["-drive", drive.joined(separator: ",")]
+            guard let format = disk.format else {
+                throw BerthError(
+                    .invalidArgument, "Disk '\(disk.path)' has no recorded format.",
+                    remedy: "Redefine the domain ('berth define --update'); Berth records each disk's format when it is defined.")
+            }
+            let readOnly = disk.readOnly || disk.device == .cdrom
+            let fd = table.add(.file(path: disk.path, access: readOnly ? .readOnly : .readWrite))
+            let protocolDriver = isBlockDevice(disk.path) ? "host_device" : "file"
+            // Two nodes as libvirt builds them: the protocol node on the passed descriptor, the
+            // format node on top with an explicit (empty) backing chain, so a guest that writes
+            // a qcow2 header naming a backing file gains nothing.
+            let roFlag = readOnly ? "true" : "false"
+            args += ["-add-fd", "fd=\(fd),set=\(fd)"]
+            args += [
+                "-blockdev",
+                #"{"driver":"\#(protocolDriver)","filename":"/dev/fdset/\#(fd)","node-name":"\#(id)-file","read-only":\#(roFlag),"auto-read-only":false}"#,
+            ]
+            let backing = format == .qcow2 ? #","backing":null"# : ""
+            args += [
+                "-blockdev",
+                #"{"driver":"\#(format.rawValue)","file":"\#(id)-file","node-name":"\#(id)","read-only":\#(roFlag)\#(backing)}"#,
+            ]
 
             // A virtio cdrom does not exist: put it on virtio-scsi.
             let bus = disk.device == .cdrom && disk.bus == .virtio ? .scsi : disk.bus
@@ -244,6 +301,17 @@ public struct QEMUCommandLine: Sendable, Equatable {
             }
         }
         return args
+    }
+
+    /// Hands out descriptor numbers 3, 4, … in the order things are added.
+    struct DescriptorTable {
+        private(set) var descriptors: [PassedDescriptor] = []
+
+        mutating func add(_ source: PassedDescriptor.Source) -> Int32 {
+            let number = Int32(3 + descriptors.count)
+            descriptors.append(PassedDescriptor(source: source, number: number))
+            return number
+        }
     }
 
     private static func tooMany(_ bus: String, _ count: Int) -> BerthError {

@@ -34,24 +34,27 @@ public struct QEMUProcess: Sendable {
 
     /// Starts QEMU and returns once it runs and QMP is connected.
     ///
-    /// QEMU's `-daemonize` foreground process exits only after set-up (files opened, sockets
-    /// listening), so configuration errors arrive here, before this returns, as a `BerthError`
-    /// carrying QEMU's own message.
+    /// berthd opens every file and socket the command line names (`descriptors`) and QEMU
+    /// inherits them; with an `identity`, QEMU runs as that unprivileged user under
+    /// `-sandbox` (no exec, no privilege change), in its own session so it outlives berthd.
+    /// QEMU's set-up is complete when it greets on QMP; if it exits first, its own message
+    /// (from `paths.qemuLog`) is the error.
     ///
     /// - Parameters:
     ///   - binary: path of `qemu-system-x86_64` (`QEMUBinary.locate()`).
+    ///   - identity: the guest's own user (berthd as root); nil runs QEMU as berthd's user.
     ///   - logRotation: rotate the console log first when it exceeds `maxBytes`, keeping `keep`.
-    ///   - timeout: for QEMU's set-up and for the QMP greeting.
+    ///   - timeout: for QEMU's set-up and the QMP greeting.
     /// - Throws: `BerthError` (`.wrongState` if this domain's QEMU already runs).
     public static func launch(
-        _ commandLine: QEMUCommandLine, binary: String, paths: RuntimePaths,
+        _ commandLine: QEMUCommandLine, binary: String, paths: RuntimePaths, identity: GuestIdentity? = nil,
         logRotation: (maxBytes: UInt64, keep: Int) = (1 << 20, 5), timeout: Duration = .seconds(30)
     ) async throws -> QEMUProcess {
         let uuid = commandLine.uuid
-        guard commandLine.arguments.contains(paths.pidFile), commandLine.arguments.contains("-daemonize") else {
+        guard commandLine.descriptors.contains(.init(source: .listeningSocket(path: paths.qmpSocket), number: 3)) else {
             throw BerthError(.internal, "The QEMU command line was built for other runtime paths.")
         }
-        try paths.prepare()
+        try paths.prepare(owner: identity)
         if let pid = runningPID(uuid: uuid, paths: paths) {
             throw BerthError(
                 .wrongState, "Domain '\(commandLine.name)' is already running (QEMU PID \(pid)).",
@@ -61,26 +64,33 @@ public struct QEMUProcess: Sendable {
         paths.removeRuntimeFiles()
         try paths.rotateConsoleLog(maxBytes: logRotation.maxBytes, keep: logRotation.keep)
 
-        let outcome = try await Spawn.run([binary] + commandLine.arguments, timeout: timeout)
-        guard outcome.status == 0, !outcome.timedOut else {
-            // A set-up that hung may have left a daemonized child behind.
-            if let pid = runningPID(uuid: uuid, paths: paths) { kill(pid, SIGKILL) }
-            paths.removeRuntimeFiles()
-            throw launchError(name: commandLine.name, outcome: outcome, timeout: timeout)
-        }
-        guard let pid = runningPID(uuid: uuid, paths: paths) else {
+        let opened = try openDescriptors(commandLine)
+        defer { opened.forEach { close($0) } }
+        let qemuLog = open(paths.qemuLog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard qemuLog >= 0 else {
             throw BerthError(
-                .internal,
-                "QEMU for '\(commandLine.name)' reported success but no running QEMU with its UUID was found (pidfile \(paths.pidFile)). Output: \(outcome.output.prefix(500))",
-                remedy: "See the console log \(paths.consoleLog) for what the guest did.")
+                .unavailable, "Cannot write \(paths.qemuLog): \(String(cString: strerror(errno)))",
+                remedy: "Check that \(paths.logDirectory) is writable by berthd.")
         }
+        defer { close(qemuLog) }
+        let argv = try (identity.map(GuestIdentity.setprivArguments) ?? []) + [binary] + commandLine.arguments
+        let pid = try Spawn.launch(argv, passing: opened, output: qemuLog, directory: paths.displayDirectory)
+        try writePIDFile(pid, path: paths.pidFile)
+
         let qmp: QMP.Client
         do {
             qmp = try await QMP.Client.connect(path: paths.qmpSocket, timeout: timeout)
         } catch {
-            kill(pid, SIGKILL)
+            // QEMU exited during set-up (its listening socket closed with it) or hung.
+            let exited = await waitForExit(pid: pid, uuid: uuid, timeout: .seconds(2))
+            if !exited {
+                kill(pid, SIGKILL)
+                _ = await waitForExit(pid: pid, uuid: uuid, timeout: .seconds(5))
+            }
             paths.removeRuntimeFiles()
-            throw (error as? QMP.Error)?.berthError ?? error
+            let message = readCapped(paths.qemuLog, maxBytes: 8192)
+            throw launchError(
+                name: commandLine.name, message: message, timedOut: !exited && message.isEmpty, timeout: timeout)
         }
         let process = QEMUProcess(pid: pid, uuid: uuid, paths: paths, qmp: qmp)
         if let password = commandLine.vncPassword {
@@ -96,13 +106,79 @@ public struct QEMUProcess: Sendable {
         return process
     }
 
-    static func launchError(name: String, outcome: Spawn.Outcome, timeout: Duration) -> BerthError {
-        if outcome.timedOut {
+    /// Opens what the command line names, in descriptor order (the caller closes them).
+    static func openDescriptors(_ commandLine: QEMUCommandLine) throws -> [Int32] {
+        var opened: [Int32] = []
+        do {
+            for descriptor in commandLine.descriptors {
+                guard descriptor.number == Int32(3 + opened.count) else {
+                    throw BerthError(.internal, "QEMU descriptors are not numbered 3, 4, … in order.")
+                }
+                switch descriptor.source {
+                case .listeningSocket(let path):
+                    opened.append(try UnixSocketConnection.listen(path: path))
+                case .file(let path, let access):
+                    let flags: Int32 =
+                        switch access {
+                        case .readOnly: O_RDONLY
+                        case .readWrite: O_RDWR
+                        case .append: O_WRONLY | O_APPEND | O_CREAT
+                        }
+                    let fd = open(path, flags | O_CLOEXEC | O_NOCTTY, 0o600)
+                    guard fd >= 0 else {
+                        let code = errno
+                        throw BerthError(
+                            code == ENOENT ? .notFound : .unavailable,
+                            "QEMU could not start '\(commandLine.name)': cannot open \(path): \(String(cString: strerror(code)))",
+                            remedy: code == ENOENT
+                                ? "Check that the kernel, initrd and disk paths of '\(commandLine.name)' exist on the host."
+                                : "Make the file readable (and disks writable) by berthd's user.")
+                    }
+                    opened.append(fd)
+                }
+            }
+        } catch {
+            opened.forEach { close($0) }
+            throw error
+        }
+        return opened
+    }
+
+    static func writePIDFile(_ pid: Int32, path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else {
+            kill(pid, SIGKILL)
+            throw BerthError(.unavailable, "Cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        let bytes = Array("\(pid)\n".utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+
+    /// At most `maxBytes` of a small text file (QEMU's messages).
+    static func readCapped(_ path: String, maxBytes: Int) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        let data = (try? handle.read(upToCount: maxBytes)) ?? Data()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func waitForExit(pid: Int32, uuid: UUID, timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while isAlive(pid: pid, uuid: uuid) {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+
+    static func launchError(name: String, message output: String, timedOut: Bool, timeout: Duration) -> BerthError {
+        if timedOut {
             return BerthError(
                 .timeout, "QEMU for '\(name)' did not finish starting within \(timeout.seconds) s.",
                 remedy: "The host may be overloaded; try again, or check the disks are reachable.")
         }
-        let lines = outcome.output.split(separator: "\n").map { line -> String in
+        let lines = output.split(separator: "\n").map { line -> String in
             var text = String(line)
             // QEMU prefixes its messages with its name: `qemu-system-x86_64: ` or `qemu: `.
             if text.hasPrefix("qemu"), let colon = text.range(of: ": ") {
@@ -110,7 +186,7 @@ public struct QEMUProcess: Sendable {
             }
             return text
         }
-        let message = lines.isEmpty ? "exit status \(outcome.status) and no message" : lines.joined(separator: "; ")
+        let message = lines.isEmpty ? "it exited without a message" : lines.joined(separator: "; ")
         let (code, remedy): (BerthError.Code, String) =
             if message.contains("No such file or directory") {
                 (.notFound, "Check that the kernel, initrd and disk paths of '\(name)' exist on the host.")

@@ -12,6 +12,13 @@ public struct RuntimePaths: Sendable, Equatable {
     public var pidFile: String
     public var consoleLog: String
     public var logDirectory: String
+    /// QEMU's own messages (its stdout and stderr), as libvirt keeps `qemu/NAME.log`.
+    public var qemuLog: String
+    /// QEMU's working directory, the one place it may create files (its VNC socket); owned by
+    /// the guest's user when berthd runs as root.
+    public var displayDirectory: String
+    public var vncSocket: String { displayDirectory + "/" + Self.vncSocketName }
+    public static let vncSocketName = "vnc.sock"
 
     /// - Parameters:
     ///   - runtimeRoot: such as `/run/berth`.
@@ -23,14 +30,17 @@ public struct RuntimePaths: Sendable, Equatable {
         pidFile = directory + "/qemu.pid"
         logDirectory = logRoot
         consoleLog = logRoot + "/" + name + ".log"
+        qemuLog = logRoot + "/" + name + ".qemu.log"
+        displayDirectory = directory + "/display"
     }
 
-    /// Creates the directories (mode 0700 for the runtime one: its sockets control the guest)
-    /// and checks that the socket paths fit in a `sockaddr_un`.
+    /// Creates the directories (mode 0700 for the runtime one: its sockets control the guest;
+    /// the display directory owned by `owner`, where QEMU runs) and checks that the socket
+    /// paths fit in a `sockaddr_un`.
     ///
     /// - Throws: `BerthError` naming the path that could not be made or is too long.
-    public func prepare() throws {
-        for socket in [qmpSocket, consoleSocket] where socket.utf8.count >= UnixSocketConnection.maxPathBytes {
+    public func prepare(owner: GuestIdentity? = nil) throws {
+        for socket in [qmpSocket, consoleSocket, vncSocket] where socket.utf8.count >= UnixSocketConnection.maxPathBytes {
             throw BerthError(
                 .invalidArgument,
                 "Socket path '\(socket)' is \(socket.utf8.count) bytes; Unix sockets allow at most \(UnixSocketConnection.maxPathBytes - 1).",
@@ -41,18 +51,37 @@ public struct RuntimePaths: Sendable, Equatable {
             try fm.createDirectory(
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             try fm.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+            try fm.createDirectory(
+                atPath: displayDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
             throw BerthError(
                 .unavailable, "Cannot create Berth's runtime or log directory: \(error.localizedDescription)",
                 remedy: "Check that \(directory) and \(logDirectory) are writable by the daemon's user.")
+        }
+        // A directory left by an earlier run may belong to another user: take it back first.
+        for path in [directory, displayDirectory] {
+            var info = stat()
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+                throw BerthError(.unavailable, "\(path) is not a directory.", remedy: "Remove it and start the guest again.")
+            }
+        }
+        if let owner {
+            guard chown(displayDirectory, owner.uid, owner.gid) == 0 else {
+                throw BerthError(
+                    .unavailable, "Cannot hand \(displayDirectory) to the guest's user: \(String(cString: strerror(errno)))",
+                    remedy: "berthd must run as root to run guests under their own users.")
+            }
         }
     }
 
     /// Removes the sockets and pidfile a QEMU left behind (it does not remove its sockets when
     /// killed), and the directory too if asked. Call only when no QEMU for this domain runs.
     public func removeRuntimeFiles(includingDirectory: Bool = false) {
-        for path in [qmpSocket, consoleSocket, pidFile] { unlink(path) }
-        if includingDirectory { rmdir(directory) }
+        for path in [qmpSocket, consoleSocket, pidFile, vncSocket] { unlink(path) }
+        if includingDirectory {
+            rmdir(displayDirectory)
+            rmdir(directory)
+        }
     }
 
     /// Rotates the console log when it has grown past `maxBytes`: `<name>.log` becomes
@@ -77,6 +106,49 @@ public struct RuntimePaths: Sendable, Equatable {
             }
         }
         guard rename(consoleLog, "\(consoleLog).1") == 0 else { throw rotationError(consoleLog) }
+        return true
+    }
+
+    /// Keeps a running guest's console log under `maxBytes`: when it is over, its bytes move to
+    /// `<name>.log.1` (older ones shift up, as in `rotateConsoleLog`) and the live file is
+    /// truncated in place. QEMU holds the log open with O_APPEND, so its next write lands at the
+    /// new end of the same file, which `berth log -f` keeps following. Output written between
+    /// the copy and the truncation (microseconds) is lost; a guest flooding its console loses
+    /// far more to the cap itself.
+    ///
+    /// - Returns: whether the log was cut.
+    @discardableResult
+    public func capConsoleLog(maxBytes: UInt64, keep: Int) throws -> Bool {
+        let fd = open(consoleLog, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, UInt64(info.st_size) > maxBytes else {
+            return false
+        }
+        if keep > 0 {
+            let fm = FileManager.default
+            unlink("\(consoleLog).\(keep)")
+            for n in stride(from: keep - 1, through: 1, by: -1) where fm.fileExists(atPath: "\(consoleLog).\(n)") {
+                guard rename("\(consoleLog).\(n)", "\(consoleLog).\(n + 1)") == 0 else {
+                    throw rotationError("\(consoleLog).\(n)")
+                }
+            }
+            let copy = open("\(consoleLog).1", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard copy >= 0 else { throw rotationError("\(consoleLog).1") }
+            defer { close(copy) }
+            // Only the last `maxBytes`: a flood between two checks must not make `.1` huge.
+            var offset = off_t(UInt64(info.st_size) - maxBytes)
+            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { break }
+                guard buffer.withUnsafeBytes({ write(copy, $0.baseAddress, n) }) == n else { throw rotationError("\(consoleLog).1") }
+                offset += off_t(n)
+            }
+        }
+        guard ftruncate(fd, 0) == 0 else { throw rotationError(consoleLog) }
         return true
     }
 

@@ -5,64 +5,132 @@ import Foundation
     import Glibc
 #endif
 
-/// Runs a short-lived host program with an argument array (never a shell) and collects its
-/// output. Used for `qemu-system-x86_64 --version` and for QEMU's `-daemonize` start, whose
-/// foreground process exits once the guest is set up.
-enum Spawn {
-    struct Outcome: Sendable {
+/// Berth's one process runner: host programs run from an argument array (never a shell),
+/// with a scrubbed environment, default signal handling, and none of berthd's descriptors
+/// except those named (the daemon's listening sockets must not leak into guests).
+///
+/// `run` waits for a short-lived program and collects its output (`qemu --version`, `nft`,
+/// the bootloader); `launch` starts a long-lived one (a guest's QEMU) in its own session.
+public enum Spawn {
+    public struct Outcome: Sendable {
         /// Exit status, or 128 + signal number.
-        var status: Int32
+        public var status: Int32
         /// stdout and stderr together, capped at `maxOutput`.
-        var output: String
+        public var output: String
+        /// stdout alone, capped at `maxOutput` (stderr goes to `output` only).
+        public var stdout: [UInt8]
         /// Whether it ran past the time allowed and was killed.
-        var timedOut: Bool
+        public var timedOut: Bool
     }
 
-    static let maxOutput = 64 * 1024
+    public static let maxOutput = 64 * 1024
+
+    /// What a child sees of the environment: enough to find programs, nothing of berthd's.
+    public static let cleanEnvironment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
 
     /// Runs `argv` (argv[0] an absolute path) and waits for it and for its output to end.
     ///
-    /// The child gets stdin from /dev/null, default signal handling and an empty signal mask
-    /// (the daemon may ignore SIGPIPE; QEMU must not inherit that), and none of our other
-    /// descriptors: the daemon's listening sockets must not leak into long-lived guests.
-    static func run(_ argv: [String], timeout: Duration) async throws -> Outcome {
+    /// - Parameters:
+    ///   - stdin: a descriptor the child gets as its standard input (default /dev/null); the
+    ///     bootloader reads the guest's disk from it, so it never opens a host path itself.
+    ///   - environment: `KEY=value` entries (default `cleanEnvironment`).
+    public static func run(
+        _ argv: [String], timeout: Duration, stdin: Int32? = nil, environment: [String] = cleanEnvironment
+    ) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
-                continuation.resume(with: Result { try runBlocking(argv, timeout: timeout) })
+                continuation.resume(
+                    with: Result { try runBlocking(argv, timeout: timeout, stdin: stdin, environment: environment) })
             }
             thread.name = "berth-spawn"
             thread.start()
         }
     }
 
-    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    /// Starts `argv` in its own session (so it outlives berthd and no terminal signal reaches
+    /// it) and returns its PID at once. A thread reaps it when it exits, so it never lingers
+    /// as a zombie while berthd runs.
+    ///
+    /// - Parameters:
+    ///   - passing: descriptors the child gets as 3, 4, 5, … in this order (QEMU's `fd=`,
+    ///     `-add-fd` and `/proc/self/fd/N` arguments refer to those numbers).
+    ///   - output: where the child's stdout and stderr go.
+    ///   - directory: the child's working directory, entered before exec (so it need not be
+    ///     able to reach that directory by path).
+    public static func launch(
+        _ argv: [String], passing: [Int32], output: Int32, directory: String? = nil,
+        environment: [String] = cleanEnvironment
+    ) throws -> Int32 {
+        let pid = try spawn(
+            argv, stdin: nil, stdout: output, stderr: output, passing: passing, directory: directory,
+            newSession: true, environment: environment)
+        let reaper = Thread {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        }
+        reaper.name = "berth-reaper"
+        reaper.start()
+        return pid
+    }
 
-    /// glibc ≥ 2.34 has it; Swift's Glibc module does not import it, so look it up.
+    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>)
+        -> Int32
+
+    /// glibc ≥ 2.34 and ≥ 2.29 have them; Swift's Glibc module does not import them, so look them up.
     private static let addCloseFrom: AddCloseFrom? = {
         guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
         return unsafeBitCast(symbol, to: AddCloseFrom.self)
     }()
+    private static let addChdir: AddChdir? = {
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addchdir_np") else { return nil }
+        return unsafeBitCast(symbol, to: AddChdir.self)
+    }()
+    /// glibc's POSIX_SPAWN_SETSID (2.26+), which Swift's Glibc module does not carry.
+    private static let spawnSetSID: Int32 = 0x80
 
-    private static func runBlocking(_ argv: [String], timeout: Duration) throws -> Outcome {
-        var pipeFDs: [Int32] = [-1, -1]
-        // pipe2 is not in Swift's Glibc module; set close-on-exec right after.
-        guard pipe(&pipeFDs) == 0 else {
-            throw BerthError(.internal, "pipe failed: \(String(cString: strerror(errno)))")
+    private static func spawn(
+        _ argv: [String], stdin: Int32?, stdout: Int32, stderr: Int32, passing: [Int32], directory: String?,
+        newSession: Bool, environment: [String]
+    ) throws -> pid_t {
+        guard passing.count < 64 else { throw BerthError(.internal, "Too many descriptors to pass to \(argv[0]).") }
+        // Copies above every target number, so a dup2 onto 3, 4, … never overwrites a source.
+        var sources: [Int32] = []
+        defer { sources.forEach { close($0) } }
+        for fd in passing {
+            let copy = fcntl(fd, F_DUPFD_CLOEXEC, 100)
+            guard copy >= 0 else {
+                throw BerthError(.internal, "Cannot pass descriptor \(fd) to \(argv[0]): \(String(cString: strerror(errno)))")
+            }
+            sources.append(copy)
         }
-        for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        let (readEnd, writeEnd) = (pipeFDs[0], pipeFDs[1])
-        defer { close(readEnd) }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+        if let stdin {
+            posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        for (index, source) in sources.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, source, Int32(3 + index))
+        }
+        let firstClosed = Int32(3 + sources.count)
         if let addCloseFrom {
-            _ = addCloseFrom(&actions, 3)
+            _ = addCloseFrom(&actions, firstClosed)
         } else if let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
-            for fd in fds.compactMap({ Int32($0) }) where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+            for fd in fds.compactMap({ Int32($0) }) where fd >= firstClosed && !sources.contains(fd) {
+                posix_spawn_file_actions_addclose(&actions, fd)
+            }
+        }
+        if let directory {
+            guard let addChdir else {
+                throw BerthError(.unavailable, "This C library cannot set a child's directory (glibc 2.29 or later needed).")
+            }
+            _ = addChdir(&actions, directory)
         }
 
         var attributes = posix_spawnattr_t()
@@ -71,49 +139,91 @@ enum Spawn {
         var noSignals = sigset_t()
         sigemptyset(&noSignals)
         posix_spawnattr_setsigmask(&attributes, &noSignals)
+        // The daemon may ignore SIGPIPE; its children must not inherit that.
         var allSignals = sigset_t()
         sigemptyset(&allSignals)
         for signal in 1..<32 where signal != SIGKILL && signal != SIGSTOP { sigaddset(&allSignals, Int32(signal)) }
         posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        if newSession { flags |= spawnSetSID }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
 
         let cArgs = argv.map { strdup($0) }
         defer { cArgs.forEach { free($0) } }
+        let cEnv = environment.map { strdup($0) }
+        defer { cEnv.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs + [nil], environ)
-        close(writeEnd)
+        let spawned = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs + [nil], cEnv + [nil])
         guard spawned == 0 else {
             throw BerthError(
                 .unavailable, "Cannot run \(argv[0]): \(String(cString: strerror(spawned)))",
                 remedy: "Check that the file exists and is executable.")
         }
+        return pid
+    }
 
-        // Read until end-of-file (every holder of the write end is gone: QEMU's daemonized child
-        // points its stdout/stderr at /dev/null when its set-up is done) or the deadline.
+    private static func runBlocking(_ argv: [String], timeout: Duration, stdin: Int32?, environment: [String]) throws
+        -> Outcome
+    {
+        // Two pipes: stdout alone (a result to parse) and stderr (messages); both feed `output`.
+        var outFDs: [Int32] = [-1, -1]
+        var errFDs: [Int32] = [-1, -1]
+        guard pipe(&outFDs) == 0 else { throw BerthError(.internal, "pipe failed: \(String(cString: strerror(errno)))") }
+        guard pipe(&errFDs) == 0 else {
+            outFDs.forEach { close($0) }
+            throw BerthError(.internal, "pipe failed: \(String(cString: strerror(errno)))")
+        }
+        // pipe2 is not in Swift's Glibc module; set close-on-exec right after.
+        for fd in outFDs + errFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        defer { close(outFDs[0]); close(errFDs[0]) }
+
+        let pid: pid_t
+        do {
+            pid = try spawn(
+                argv, stdin: stdin, stdout: outFDs[1], stderr: errFDs[1], passing: [], directory: nil,
+                newSession: false, environment: environment)
+        } catch {
+            close(outFDs[1])
+            close(errFDs[1])
+            throw error
+        }
+        close(outFDs[1])
+        close(errFDs[1])
+
+        // Read until end-of-file on both (every holder of the write ends is gone) or the deadline.
         let deadline = ContinuousClock.now + timeout
         var output: [UInt8] = []
+        var stdout: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 8192)
+        var open = [outFDs[0], errFDs[0]]
         var timedOut = false
-        while true {
+        while !open.isEmpty {
             let remaining = ContinuousClock.now.duration(to: deadline)
             if remaining <= .zero {
                 timedOut = true
                 break
             }
-            var pfd = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, Int32(min(remaining.seconds * 1000 + 1, 60000)))
+            var pfds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&pfds, nfds_t(pfds.count), Int32(min(remaining.seconds * 1000 + 1, 60000)))
             if ready < 0, errno == EINTR { continue }
             if ready <= 0 { continue }
-            let n = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            if n <= 0 { break }
-            if output.count < maxOutput { output += chunk[0..<min(n, maxOutput - output.count)] }
+            for pfd in pfds where pfd.revents != 0 {
+                let n = chunk.withUnsafeMutableBytes { read(pfd.fd, $0.baseAddress, $0.count) }
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 {
+                    open.removeAll { $0 == pfd.fd }
+                    continue
+                }
+                if output.count < maxOutput { output += chunk[0..<min(n, maxOutput - output.count)] }
+                if pfd.fd == outFDs[0], stdout.count < maxOutput { stdout += chunk[0..<min(n, maxOutput - stdout.count)] }
+            }
         }
         if timedOut { kill(pid, SIGKILL) }
 
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0, errno == EINTR {}
         let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Outcome(status: exitStatus, output: String(decoding: output, as: UTF8.self), timedOut: timedOut)
+        return Outcome(
+            status: exitStatus, output: String(decoding: output, as: UTF8.self), stdout: stdout, timedOut: timedOut)
     }
 }

@@ -1,3 +1,4 @@
+import BerthModel
 import Foundation
 import Synchronization
 
@@ -27,12 +28,7 @@ final class UnixSocketConnection: Sendable {
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .transport("socket(): \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in pathBytes.enumerated() { raw[i] = byte }
-            raw[pathBytes.count] = 0
-        }
+        var address = Self.address(pathBytes)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -44,6 +40,46 @@ final class UnixSocketConnection: Sendable {
             throw .transport("connect to \(path): \(why)")
         }
         return UnixSocketConnection(fd: fd)
+    }
+
+    /// A listening socket at `path` (any stale file there is replaced), close-on-exec, for a
+    /// child to inherit by `Spawn.launch`: QEMU accepts on it without creating it, so QEMU
+    /// needs no write access to the runtime directory.
+    ///
+    /// - Returns: the descriptor; the caller closes it once the child holds it.
+    static func listen(path: String) throws -> Int32 {
+        let pathBytes = Array(path.utf8)
+        guard pathBytes.count < maxPathBytes else {
+            throw BerthError(
+                .invalidArgument, "Socket path '\(path)' is longer than \(maxPathBytes - 1) bytes.",
+                remedy: "Use a shorter runtime directory (for example /run/berth).")
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw BerthError(.internal, "socket(): \(String(cString: strerror(errno)))") }
+        unlink(path)
+        var address = Self.address(pathBytes)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard bound == 0, Glibc.listen(fd, 16) == 0 else {
+            let why = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw BerthError(
+                .unavailable, "Cannot listen on \(path): \(why).", remedy: "Check the runtime directory's permissions.")
+        }
+        return fd
+    }
+
+    private static func address(_ pathBytes: [UInt8]) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in pathBytes.enumerated() { raw[i] = byte }
+            raw[pathBytes.count] = 0
+        }
+        return address
     }
 
     /// Writes all of `bytes`. MSG_NOSIGNAL: a peer that went away must give EPIPE, not kill the

@@ -67,7 +67,9 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
         do {
             try await Daemon.run(
                 configuration: configuration, driver: driver,
-                bootPreparer: BootPreparer.fromGuestDisk(directory: configuration.bootDirectory), logger: logger)
+                bootPreparer: BootPreparer.fromGuestDisk(
+                    directory: configuration.bootDirectory, bootloader: BootPreparer.bootloaderBesideDaemon()),
+                logger: logger)
         } catch let error as BerthError {
             FileHandle.standardError.write(Data("berthd: \(error.message)\n  \(error.remedy ?? "")\n".utf8))
             throw ExitCode(error.code.exitCode)

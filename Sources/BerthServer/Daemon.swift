@@ -29,9 +29,14 @@ public enum Daemon {
         let lock = try DaemonLock(path: configuration.runtimeDirectory + "/berthd.pid")
         let token = try loadOrCreateToken(at: configuration.tokenPath)
         let catalog = try Catalog(path: configuration.catalogPath)
-        let hypervisor = Hypervisor(
+        let hypervisor = try Hypervisor(
             catalog: catalog, driver: driver, bootPreparer: bootPreparer,
             stateDirectory: configuration.stateDirectory)
+        if let block = hypervisor.guestIDBlock {
+            // Before any guest runs (re-attached ones included): guests reach only the media.
+            try await GuestFirewall(guestIDBlock: block, mediaPorts: configuration.guestReachablePorts)
+                .apply(runtimeDirectory: configuration.runtimeDirectory)
+        }
         await hypervisor.recoverAll()
 
         unlink(configuration.socketPath)  // a stale socket; the lock proves no daemon owns it

@@ -15,6 +15,10 @@ public struct DaemonConfiguration: Sendable {
     public var accelOverride: String?
     public var qemuBinary: String?
 
+    /// Host TCP ports guests may connect to (the install-media listener); nothing else on the
+    /// host is reachable from a guest when berthd runs as root (`GuestFirewall`).
+    public var guestReachablePorts: [Int] { [] }
+
     public var catalogPath: String { stateDirectory + "/catalog.sqlite" }
     public var tokenPath: String { stateDirectory + "/api-token" }
     public var logDirectory: String { stateDirectory + "/logs" }

@@ -73,6 +73,10 @@ public struct Catalog: Sendable {
             try db.execute(sql: "ALTER TABLE domain ADD COLUMN nextSpec TEXT")
             try db.execute(sql: "ALTER TABLE domain ADD COLUMN nextStart INTEGER NOT NULL DEFAULT 0")
         }
+        // Host-wide values berthd chooses once and keeps (the guest ID block).
+        migrator.registerMigration("v4-settings") { db in
+            try db.execute(sql: "CREATE TABLE setting (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        }
         return migrator
     }
 }

@@ -25,7 +25,7 @@ import Testing
 
     @Test func directKernelGuestOnTCG() throws {
         // Without a host TSC rate, a TCG guest gets pc (microvm would hang calibrating).
-        let line = try QEMUCommandLine(spec: spec(), accel: .tcg, paths: paths, diskFormat: { _ in .raw }, tscKHz: nil)
+        let line = try QEMUCommandLine(spec: spec(), accel: .tcg, paths: paths, tscKHz: nil)
         let args = line.arguments
         #expect(line.machine == "pc")
         #expect(values(args, "-name") == ["guest=devel1"])
@@ -36,21 +36,32 @@ import Testing
         #expect(!args.contains("host"))
         #expect(values(args, "-m") == ["1200M"])
         #expect(values(args, "-smp") == ["2"])
-        #expect(values(args, "-kernel") == ["/boot/vmlinuz"])
-        #expect(values(args, "-initrd") == ["/boot/initrd.img"])
+        // QEMU opens nothing by path: berthd passes every file, QEMU reopens /proc/self/fd/N.
+        #expect(values(args, "-kernel") == ["/proc/self/fd/6"])
+        #expect(values(args, "-initrd") == ["/proc/self/fd/7"])
+        #expect(
+            line.descriptors == [
+                .init(source: .listeningSocket(path: "/run/berth/6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b/qmp.sock"), number: 3),
+                .init(source: .listeningSocket(path: "/run/berth/6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b/console.sock"), number: 4),
+                .init(source: .file(path: "/var/log/berth/devel1.log", access: .append), number: 5),
+                .init(source: .file(path: "/boot/vmlinuz", access: .readOnly), number: 6),
+                .init(source: .file(path: "/boot/initrd.img", access: .readOnly), number: 7),
+            ])
+        #expect(values(args, "-sandbox") == ["on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"])
         #expect(values(args, "-append") == ["root=/dev/vda1 console=ttyS0"])
         #expect(values(args, "-display") == ["none"])
         #expect(args.contains("-no-reboot"))
         #expect(!args.contains("-no-shutdown"))
-        #expect(!args.contains("-nographic"))  // QEMU refuses it with -daemonize
         #expect(values(args, "-action") == ["panic=shutdown"])
         #expect(values(args, "-device").contains("pvpanic"))
-        #expect(args.contains("-daemonize"))
-        #expect(values(args, "-pidfile") == ["/run/berth/6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b/qemu.pid"])
+        // berthd is QEMU's parent and writes the pidfile itself.
+        #expect(!args.contains("-daemonize"))
+        #expect(values(args, "-pidfile").isEmpty)
+        #expect(values(args, "-add-fd") == ["fd=5,set=5"])
         #expect(
             values(args, "-chardev") == [
-                "socket,id=qmp,path=/run/berth/6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b/qmp.sock,server=on,wait=off",
-                "socket,id=console0,path=/run/berth/6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b/console.sock,server=on,wait=off,logfile=/var/log/berth/devel1.log,logappend=on",
+                "socket,id=qmp,fd=3,server=on,wait=off",
+                "socket,id=console0,fd=4,server=on,wait=off,logfile=/dev/fdset/5,logappend=on",
             ])
         #expect(values(args, "-mon") == ["chardev=qmp,mode=control"])
         #expect(values(args, "-serial") == ["chardev:console0"])
@@ -62,13 +73,13 @@ import Testing
         s.initrd = nil
         s.cmdline = nil
         s.bootloader = BootloaderSpec()
-        s.disks = [DiskSpec(path: "/dev/vg/devel1")]
+        s.disks = [DiskSpec(path: "/dev/vg/devel1", format: .raw)]
         let boot = BootFiles(
             kernel: "/run/berth/k", initrd: "/run/berth/i", cmdline: "ro root=/dev/VolGroup00/LogVol00 console=hvc0")
-        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, boot: boot, diskFormat: { _ in .raw })
+        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, boot: boot)
             .arguments
-        #expect(values(args, "-kernel") == ["/run/berth/k"])
-        #expect(values(args, "-initrd") == ["/run/berth/i"])
+        #expect(values(args, "-kernel") == ["/proc/self/fd/6"])
+        #expect(values(args, "-initrd") == ["/proc/self/fd/7"])
         // A console= the guest chose is kept as it is.
         #expect(values(args, "-append") == ["ro root=/dev/VolGroup00/LogVol00 console=hvc0"])
     }
@@ -78,35 +89,50 @@ import Testing
             $0.kernel = nil
             $0.initrd = nil
             $0.cmdline = nil
-            $0.disks = [DiskSpec(path: "/var/lib/berth/a.qcow2")]
+            $0.disks = [DiskSpec(path: "/var/lib/berth/a.qcow2", format: .qcow2)]
         }
-        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .qcow2 }).arguments
+        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths).arguments
         #expect(values(args, "-kernel").isEmpty)
         #expect(values(args, "-append").isEmpty)
-        #expect(values(args, "-drive") == ["file=/var/lib/berth/a.qcow2,if=none,id=disk0,format=qcow2"])
+        // The format is explicit and the backing chain is empty: never what the image header says.
+        #expect(
+            values(args, "-blockdev") == [
+                #"{"driver":"file","filename":"/dev/fdset/6","node-name":"disk0-file","read-only":false,"auto-read-only":false}"#,
+                #"{"driver":"qcow2","file":"disk0-file","node-name":"disk0","read-only":false,"backing":null}"#,
+            ])
+        // A disk whose format was never recorded is refused, not probed.
+        let unrecorded = spec { $0.disks = [DiskSpec(path: "/var/lib/berth/a.img")] }
+        #expect(throws: BerthError.self) { try QEMUCommandLine(spec: unrecorded, accel: .tcg, paths: paths) }
     }
 
     @Test func disksOnEveryBus() throws {
         let s = spec {
             $0.disks = [
-                DiskSpec(path: "/dev/xenspace/devel1"),
-                DiskSpec(path: "/srv/iso/centos,6.iso", device: .cdrom, bus: .ide, readOnly: true),
+                DiskSpec(path: "/dev/xenspace/devel1", format: .raw),
+                DiskSpec(path: "/srv/iso/centos,6.iso", format: .raw, device: .cdrom, bus: .ide, readOnly: true),
                 DiskSpec(path: "/srv/data.img", format: .raw, bus: .scsi, readOnly: true),
-                DiskSpec(path: "/srv/old.img", bus: .ide),
-                DiskSpec(path: "/srv/sata.img", bus: .sata),
-                DiskSpec(path: "/srv/boot.iso", device: .cdrom, bus: .virtio),
+                DiskSpec(path: "/srv/old.img", format: .raw, bus: .ide),
+                DiskSpec(path: "/srv/sata.img", format: .raw, bus: .sata),
+                DiskSpec(path: "/srv/boot.iso", format: .raw, device: .cdrom, bus: .virtio),
             ]
         }
-        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw }).arguments
+        let line = try QEMUCommandLine(
+            spec: s, accel: .tcg, paths: paths, isBlockDevice: { $0.hasPrefix("/dev/") })
+        let args = line.arguments
         #expect(
-            values(args, "-drive") == [
-                "file=/dev/xenspace/devel1,if=none,id=disk0,format=raw",
-                "file=/srv/iso/centos,,6.iso,if=none,id=disk1,format=raw,readonly=on,media=cdrom",
-                "file=/srv/data.img,if=none,id=disk2,format=raw,readonly=on",
-                "file=/srv/old.img,if=none,id=disk3,format=raw",
-                "file=/srv/sata.img,if=none,id=disk4,format=raw",
-                "file=/srv/boot.iso,if=none,id=disk5,format=raw,readonly=on,media=cdrom",
+            line.descriptors.dropFirst(5).map(\.source) == [
+                .file(path: "/dev/xenspace/devel1", access: .readWrite),
+                .file(path: "/srv/iso/centos,6.iso", access: .readOnly),
+                .file(path: "/srv/data.img", access: .readOnly),
+                .file(path: "/srv/old.img", access: .readWrite),
+                .file(path: "/srv/sata.img", access: .readWrite),
+                .file(path: "/srv/boot.iso", access: .readOnly),
             ])
+        let blockdevs = values(args, "-blockdev")
+        #expect(blockdevs.count == 12)
+        #expect(blockdevs[0].contains(#""driver":"host_device","filename":"/dev/fdset/8""#))
+        #expect(blockdevs[2].contains(#""driver":"file","filename":"/dev/fdset/9""#))
+        #expect(blockdevs[3] == #"{"driver":"raw","file":"disk1-file","node-name":"disk1","read-only":true}"#)
         #expect(
             values(args, "-device").filter { $0 != "pvpanic" } == [
                 "virtio-blk-pci,drive=disk0",
@@ -133,21 +159,31 @@ import Testing
         #expect(FileManager.default.createFile(atPath: raw, contents: Data(count: 4096)))
         #expect(try DiskFormat.detect(path: qcow2) == .qcow2)
         #expect(try DiskFormat.detect(path: raw) == .raw)
+        #expect(try DiskFormat.recorded(DiskSpec(path: qcow2)).format == .qcow2)
         // An explicit format wins over the magic.
-        #expect(try DiskFormat.resolve(DiskSpec(path: qcow2, format: .raw)) == .raw)
+        #expect(try DiskFormat.recorded(DiskSpec(path: qcow2, format: .raw)).format == .raw)
         let missing = #expect(throws: BerthError.self) { try DiskFormat.detect(path: dir + "/missing.img") }
         #expect(missing?.code == .notFound)
         #expect(missing?.message.contains("missing.img") == true)
 
-        let s = spec { $0.disks = [DiskSpec(path: qcow2), DiskSpec(path: raw)] }
-        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths).arguments
-        #expect(values(args, "-drive").map { $0.contains("format=qcow2") } == [true, false])
+        // A qcow2 overlay naming a host file as its backing file (CVE-2008-2004's shape) is refused.
+        let overlay = dir + "/overlay.qcow2"
+        let made2 = try Process.run(
+            URL(fileURLWithPath: "/usr/bin/qemu-img"),
+            arguments: ["create", "-q", "-f", "qcow2", "-b", raw, "-F", "raw", overlay, "16M"])
+        made2.waitUntilExit()
+        #expect(try DiskFormat.probe(path: overlay).backingFile == raw)
+        let refused = #expect(throws: BerthError.self) { try DiskFormat.recorded(DiskSpec(path: overlay)) }
+        #expect(refused?.message.contains(raw) == true)
+        #expect(refused?.remedy?.contains("qemu-img convert") == true)
+        // Declared raw, the same bytes are just raw data: nothing is followed.
+        #expect(try DiskFormat.recorded(DiskSpec(path: overlay, format: .raw)).format == .raw)
     }
 
     @Test func userNICWithTheSpecMAC() throws {
         let mac = try #require(MACAddress("00:0C:29:1A:98:D5"))
         let s = spec { $0.nics = [NICSpec(mac: mac), NICSpec(model: "e1000")] }
-        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw }).arguments
+        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths).arguments
         #expect(values(args, "-netdev") == ["user,id=net0", "user,id=net1"])
         #expect(values(args, "-device").contains("virtio-net-pci,netdev=net0,mac=00:0c:29:1a:98:d5"))
         #expect(values(args, "-device").contains("e1000,netdev=net1"))
@@ -156,12 +192,12 @@ import Testing
     @Test func bridgedNICNeedsATap() throws {
         let s = spec { $0.nics = [NICSpec(mode: .bridge, bridge: "xenbr0")] }
         let error = #expect(throws: BerthError.self) {
-            try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw })
+            try QEMUCommandLine(spec: s, accel: .tcg, paths: paths)
         }
         #expect(error?.code == .unavailable)
         #expect(error?.remedy?.contains("user") == true)
         let args = try QEMUCommandLine(
-            spec: s, accel: .tcg, paths: paths, taps: [0: "berth-tap0"], diskFormat: { _ in .raw }
+            spec: s, accel: .tcg, paths: paths, taps: [0: "berth-tap0"]
         ).arguments
         #expect(values(args, "-netdev") == ["tap,id=net0,ifname=berth-tap0,script=no,downscript=no"])
     }
@@ -169,19 +205,23 @@ import Testing
     @Test func hostileNICModelIsRefused() {
         let s = spec { $0.nics = [NICSpec(model: "e1000,romfile=/etc/shadow")] }
         #expect(throws: BerthError.self) {
-            try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw })
+            try QEMUCommandLine(spec: s, accel: .tcg, paths: paths)
         }
     }
 
     @Test func vncWithPasswordKeepsThePasswordOffTheCommandLine() throws {
         let s = spec { $0.graphics = GraphicsSpec(kind: .vnc, listen: "0.0.0.0", port: 5901, password: "s3cret") }
-        let line = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw })
+        let line = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths)
         #expect(values(line.arguments, "-vnc") == ["0.0.0.0:1,password=on"])
         #expect(values(line.arguments, "-display").isEmpty)
         #expect(!line.arguments.joined(separator: " ").contains("s3cret"))
         #expect(line.vncPassword == "s3cret")
+        // Without a listen address or port, VNC is a unix socket in QEMU's working directory.
         let auto = try QEMUCommandLine(spec: spec { $0.graphics = GraphicsSpec() }, accel: .tcg, paths: paths)
-        #expect(values(auto.arguments, "-vnc") == ["127.0.0.1:0,to=99"])
+        #expect(values(auto.arguments, "-vnc") == ["unix:vnc.sock"])
+        let onLoopback = try QEMUCommandLine(
+            spec: spec { $0.graphics = GraphicsSpec(listen: "127.0.0.1", password: "pw") }, accel: .tcg, paths: paths)
+        #expect(values(onLoopback.arguments, "-vnc") == ["127.0.0.1:0,to=99,password=on"])
         #expect(throws: BerthError.self) {
             try QEMUCommandLine(spec: spec { $0.graphics = GraphicsSpec(kind: .spice) }, accel: .tcg, paths: paths)
         }
@@ -213,10 +253,10 @@ import Testing
 
     @Test func microvmArguments() throws {
         let s = spec {
-            $0.disks = [DiskSpec(path: "/x.img")]
+            $0.disks = [DiskSpec(path: "/x.img", format: .raw)]
             $0.nics = [NICSpec()]
         }
-        let line = try QEMUCommandLine(spec: s, accel: .kvm, paths: paths, diskFormat: { _ in .raw })
+        let line = try QEMUCommandLine(spec: s, accel: .kvm, paths: paths)
         #expect(line.machine == "microvm")
         #expect(values(line.arguments, "-machine") == ["microvm,acpi=on"])
         #expect(values(line.arguments, "-append") == ["root=/dev/vda1 console=ttyS0 reboot=t"])
@@ -224,7 +264,7 @@ import Testing
         #expect(values(line.arguments, "-device").contains("virtio-net-device,netdev=net0"))
         #expect(values(line.arguments, "-device").contains("pvpanic"))
 
-        let tcg = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, diskFormat: { _ in .raw }, tscKHz: 2_596_122)
+        let tcg = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, tscKHz: 2_596_122)
         #expect(tcg.machine == "microvm")
         #expect(values(tcg.arguments, "-machine") == ["microvm,acpi=on"])
         #expect(values(tcg.arguments, "-append") == ["root=/dev/vda1 console=ttyS0 reboot=t tsc_early_khz=2596122"])
@@ -238,10 +278,10 @@ import Testing
 
         let ide = spec {
             $0.machine = "microvm"
-            $0.disks = [DiskSpec(path: "/x.img", bus: .ide)]
+            $0.disks = [DiskSpec(path: "/x.img", format: .raw, bus: .ide)]
         }
         #expect(throws: BerthError.self) {
-            try QEMUCommandLine(spec: ide, accel: .kvm, paths: paths, diskFormat: { _ in .raw })
+            try QEMUCommandLine(spec: ide, accel: .kvm, paths: paths)
         }
     }
 
@@ -268,7 +308,7 @@ import Testing
             $0.acpi = false
             $0.machine = "pc"
         }
-        let args = try QEMUCommandLine(spec: s, accel: .kvm, paths: paths, diskFormat: { _ in .raw }).arguments
+        let args = try QEMUCommandLine(spec: s, accel: .kvm, paths: paths).arguments
         #expect(args.contains("-no-shutdown"))
         #expect(values(args, "-action") == ["panic=pause"])
         #expect(values(args, "-machine") == ["pc,acpi=off"])

@@ -232,7 +232,7 @@ struct GuestTests {
         #expect(error?.code == .notFound)
         #expect(
             error?.message
-                == "QEMU could not start 'bq-nokernel': could not open kernel file '/nonexistent/vmlinuz': No such file or directory"
+                == "QEMU could not start 'bq-nokernel': cannot open /nonexistent/vmlinuz: No such file or directory"
         )
         #expect(error?.message.contains("bq-nokernel") == true)
         #expect(error?.remedy?.contains("kernel") == true)

@@ -36,9 +36,11 @@ struct LaunchBenchmark {
                     launchReturned.append((clock.now - start).seconds)
                 } else {
                     try paths.prepare()
-                    // posix_spawn and waitpid, nothing else (Foundation's Process blocks a
-                    // cooperative thread in waitUntilExit).
-                    _ = try await Spawn.run([binary] + line.arguments, timeout: .seconds(30))
+                    // The same descriptors and posix_spawn, nothing else (no QMP, no pidfile).
+                    let opened = try QEMUProcess.openDescriptors(line)
+                    let pid = try Spawn.launch([binary] + line.arguments, passing: opened, output: 2)
+                    opened.forEach { close($0) }
+                    try QEMUProcess.writePIDFile(pid, path: paths.pidFile)
                 }
                 let marker = await waitFor("BERTH-GUEST-READY", in: paths.consoleLog, timeout: .seconds(30))
                 let elapsed = clock.now - start

@@ -11,9 +11,9 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let driver = await QEMUGuestDriver(runtimeRoot: directory + "/run", logRoot: directory + "/logs")
-        let hypervisor = Hypervisor(
+        let hypervisor = try Hypervisor(
             catalog: try Catalog(path: directory + "/catalog.sqlite"), driver: driver,
-            bootPreparer: BootPreparer { _ in nil }, stateDirectory: directory)
+            bootPreparer: BootPreparer { _, _ in nil }, stateDirectory: directory, isolateGuests: false)
         let served = Set(
             Daemon.router(hypervisor: hypervisor, token: nil).routes.map { route in
                 "\(route.method.rawValue) " + "\(route.path)".replacing(/:(\w+)/) { "{\($0.1)}" }

@@ -59,11 +59,11 @@ struct DomainsController<Context: RequestContext> {
         group.put("domains/:name/next") { request, context in
             let name = try context.parameters.require("name")
             let body = try await JSONResponse.decode(NextDefinitionBody.self, from: request)
-            try hypervisor.catalog.setNextDefinition(name, body.spec, start: body.start)
+            try hypervisor.setNextDefinition(name, body.spec, start: body.start)
             return Response(status: .noContent)
         }
         group.delete("domains/:name/next") { _, context in
-            try hypervisor.catalog.setNextDefinition(try context.parameters.require("name"), nil, start: false)
+            try hypervisor.setNextDefinition(try context.parameters.require("name"), nil, start: false)
             return Response(status: .noContent)
         }
         for action in ["start", "shutdown", "destroy", "reboot", "suspend", "resume"] {

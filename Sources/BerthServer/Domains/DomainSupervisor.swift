@@ -13,6 +13,11 @@ actor DomainSupervisor {
     private let driver: any GuestDriver
     private let hub: EventHub
     private let bootPreparer: BootPreparer
+    /// The unprivileged user this domain's processes run as (nil: berthd's own user).
+    private let identity: @Sendable () throws -> GuestIdentity?
+    /// When berthd itself started the guest again without being asked (on_crash, on_reboot,
+    /// on_poweroff, autostart), most recent last; see `RestartThrottle`.
+    private var throttle = RestartThrottle()
 
     private var instance: (any GuestInstance)?
     /// Set by shutdown/destroy so the coming exit is not taken for a crash.
@@ -23,12 +28,16 @@ actor DomainSupervisor {
     private var lastShutdownReason: String?
     private var queueTail: Task<Void, Never>?
 
-    init(name: String, catalog: Catalog, driver: any GuestDriver, hub: EventHub, bootPreparer: BootPreparer) {
+    init(
+        name: String, catalog: Catalog, driver: any GuestDriver, hub: EventHub, bootPreparer: BootPreparer,
+        identity: @escaping @Sendable () throws -> GuestIdentity?
+    ) {
         self.name = name
         self.catalog = catalog
         self.driver = driver
         self.hub = hub
         self.bootPreparer = bootPreparer
+        self.identity = identity
     }
 
     var isRunning: Bool { instance != nil }
@@ -47,8 +56,13 @@ actor DomainSupervisor {
     // MARK: - Operations
 
     func start() async throws {
-        try await serialized { try await self.performStart() }
+        try await serialized {
+            try await self.performStart()
+            await self.resetThrottle()
+        }
     }
+
+    private func resetThrottle() { throttle = RestartThrottle() }
 
     func shutdown(timeout: Duration) async throws {
         try await serialized { try await self.performShutdown(timeout: timeout) }
@@ -81,6 +95,15 @@ actor DomainSupervisor {
                 return
             }
             guard record.state != .crashed else { return }
+            if record.state == .starting {
+                // A start that never finished may be what ended the last berthd: settle it and
+                // leave it off, never run it again blindly (not even for autostart).
+                let reason = "berthd stopped while this domain was starting; it was not started again. Start it with 'berth start \(name)' once the cause is fixed."
+                observe(.shutoff, lastError: reason)
+                try? catalog.setDesiredState(name, .shutoff)
+                publish("stopped", detail: reason)
+                return
+            }
             let reason = "QEMU (pid \(record.pid.map(String.init) ?? "?")) exited while berthd was not running."
             observe(.crashed, lastError: reason)
             publish("crashed", detail: reason)
@@ -108,8 +131,9 @@ actor DomainSupervisor {
         let spec = record.spec
         let started: any GuestInstance
         do {
-            let boot = try await bootPreparer.prepare(spec)
-            started = try await driver.start(spec, boot: boot)
+            let identity = try identity()
+            let boot = try await bootPreparer.prepare(spec, identity)
+            started = try await driver.start(spec, boot: boot, identity: identity)
         } catch {
             let message = (error as? BerthError)?.description ?? "\(error)"
             observe(.shutoff, lastError: "Start failed: \(message)")
@@ -275,13 +299,31 @@ actor DomainSupervisor {
         }
     }
 
+    /// Starts the guest again on berthd's own initiative, unless it has been restarted too
+    /// often lately (a crash loop, or a start that keeps failing): then it stays off and says why.
     private func queueRestart() {
+        guard throttle.allow(now: ContinuousClock.now) else {
+            let reason = "Restarted \(RestartThrottle.limit) times within \(RestartThrottle.window.components.seconds) s; berthd stopped restarting it. Fix the cause (see 'berth log \(name)'), then start it with 'berth start \(name)'."
+            let state = (try? catalog.domain(named: name).state) == .crashed ? DomainState.crashed : .shutoff
+            observe(state, lastError: reason)
+            try? catalog.setDesiredState(name, .shutoff)
+            publish("restart-refused", detail: reason)
+            return
+        }
         Task { [weak self] in
             guard let self else { return }
-            do { try await self.start() } catch {
+            do { try await self.serialized { try await self.performStart() } } catch {
                 await self.publish("start-failed", detail: "\(error)")
+                await self.restartAfterFailedStart()
             }
         }
+    }
+
+    /// An automatic start that failed is retried under the same throttle when the domain is
+    /// meant to come back by itself (on_crash=restart or autostart).
+    private func restartAfterFailedStart() {
+        guard let spec = try? catalog.domain(named: name).spec, spec.onCrash == .restart || spec.autostart else { return }
+        queueRestart()
     }
 
     /// Polls until `target` has exited and been settled, or `timeout` passes.
@@ -314,12 +356,28 @@ actor DomainSupervisor {
     }
 }
 
-/// Turns a domain with `bootloader` into boot files extracted from its disk; direct-kernel
-/// domains pass through unchanged (nil).
+/// Turns a domain with `bootloader` into boot files extracted from its disk (as the guest's
+/// user, when given); direct-kernel domains pass through unchanged (nil).
 public struct BootPreparer: Sendable {
-    public let prepare: @Sendable (DomainSpec) async throws -> BootFiles?
+    public let prepare: @Sendable (DomainSpec, GuestIdentity?) async throws -> BootFiles?
 
-    public init(prepare: @escaping @Sendable (DomainSpec) async throws -> BootFiles?) {
+    public init(prepare: @escaping @Sendable (DomainSpec, GuestIdentity?) async throws -> BootFiles?) {
         self.prepare = prepare
+    }
+}
+
+/// xend refused to restart a domain again within 20 s of its last restart, and libvirt backs
+/// off; Berth allows `limit` automatic restarts in any `window`, then leaves the domain off
+/// with the reason. A start the user asks for resets it.
+struct RestartThrottle {
+    static let limit = 5
+    static let window = Duration.seconds(60)
+    private var recent: [ContinuousClock.Instant] = []
+
+    mutating func allow(now: ContinuousClock.Instant) -> Bool {
+        recent.removeAll { now - $0 > Self.window }
+        guard recent.count < Self.limit else { return false }
+        recent.append(now)
+        return true
     }
 }

@@ -1,4 +1,5 @@
 import BerthModel
+import BerthQEMU
 import BerthStore
 import Foundation
 import Synchronization
@@ -12,12 +13,24 @@ public final class Hypervisor: Sendable {
     private let bootPreparer: BootPreparer
     private let supervisors = Mutex<[String: DomainSupervisor]>([:])
     public let stateDirectory: String
+    /// The first of this daemon's guest user IDs; nil when berthd cannot switch users (not root).
+    let guestIDBlock: UInt32?
 
-    public init(catalog: Catalog, driver: any GuestDriver, bootPreparer: BootPreparer, stateDirectory: String) {
+    public init(
+        catalog: Catalog, driver: any GuestDriver, bootPreparer: BootPreparer, stateDirectory: String,
+        isolateGuests: Bool = GuestIdentity.canSwitch
+    ) throws {
         self.catalog = catalog
         self.driver = driver
         self.bootPreparer = bootPreparer
         self.stateDirectory = stateDirectory
+        self.guestIDBlock = isolateGuests ? try catalog.guestIDBlock() : nil
+    }
+
+    /// The user a domain's QEMU and bootloader run as.
+    func identity(of name: String) throws -> GuestIdentity? {
+        guard let guestIDBlock else { return nil }
+        return GuestIdentity(block: guestIDBlock, domainID: try catalog.domainID(named: name))
     }
 
     /// The supervisor of a defined domain (created on first use).
@@ -26,13 +39,15 @@ public final class Hypervisor: Sendable {
         return supervisors.withLock { table in
             if let existing = table[name] { return existing }
             let created = DomainSupervisor(
-                name: name, catalog: catalog, driver: driver, hub: hub, bootPreparer: bootPreparer)
+                name: name, catalog: catalog, driver: driver, hub: hub, bootPreparer: bootPreparer,
+                identity: { [weak self] in try self?.identity(of: name) })
             table[name] = created
             return created
         }
     }
 
     public func define(_ spec: DomainSpec) throws -> DomainInfo {
+        let spec = try recordedForCatalog(spec)
         try checkAgainstHost(spec)
         let stored = try catalog.define(spec)
         hub.publish(LifecycleEvent(domain: stored.name, kind: "defined", state: .shutoff))
@@ -40,6 +55,7 @@ public final class Hypervisor: Sendable {
     }
 
     public func update(_ spec: DomainSpec) throws -> DomainInfo {
+        let spec = try recordedForCatalog(spec)
         try checkAgainstHost(spec)
         let stored = try catalog.update(spec)
         hub.publish(LifecycleEvent(domain: stored.name, kind: "updated", state: try catalog.domain(named: stored.name).state))
@@ -81,8 +97,56 @@ public final class Hypervisor: Sendable {
             running: summaries.filter { $0.state == .running || $0.state == .paused }.count)
     }
 
+    /// The definition as the catalog keeps it: every disk's format decided now, from the disk's
+    /// first bytes when the definition gives none, and never guessed again at a start
+    /// (CVE-2008-2004); a VNC display on TCP gets a password when it has none.
+    func recordedForCatalog(_ spec: DomainSpec) throws -> DomainSpec {
+        var spec = spec
+        for index in spec.disks.indices {
+            do {
+                spec.disks[index] = try DiskFormat.recorded(spec.disks[index])
+            } catch let error as BerthError where error.code == .notFound {
+                throw BerthError(
+                    .notFound, "The disk \(spec.disks[index].path) does not exist.",
+                    remedy: "Create it first (qemu-img create -f qcow2 \(spec.disks[index].path) 10G), or let 'berth install --disk size=' create it.")
+            }
+        }
+        if var graphics = spec.graphics, graphics.listen != nil || graphics.port != nil, graphics.password == nil {
+            // An open TCP display on the host is reachable by anything on that address.
+            var generator = SystemRandomNumberGenerator()
+            let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+            // VNC's own authentication uses at most 8 characters.
+            graphics.password = String((0..<8).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
+            spec.graphics = graphics
+            spec.notes.append("VNC on TCP got a generated password (see 'berth dumpconfig \(spec.name) --format json').")
+        }
+        return spec
+    }
+
+    /// The stored next definition of an install, recorded as `define` records (formats decided).
+    public func setNextDefinition(_ name: String, _ spec: DomainSpec?, start: Bool) throws {
+        try catalog.setNextDefinition(name, try spec.map(recordedForCatalog), start: start)
+    }
+
+    /// Catalogs written before formats were recorded: decide each disk's format once, from its
+    /// content now, and say so in the domain's notes.
+    func recordMissingFormats() {
+        guard let records = try? catalog.allDomains() else { return }
+        for record in records where record.spec.disks.contains(where: { $0.format == nil }) {
+            var spec = record.spec
+            for index in spec.disks.indices where spec.disks[index].format == nil {
+                guard let format = try? DiskFormat.detect(path: spec.disks[index].path) else { continue }
+                spec.disks[index].format = format
+                spec.notes.append(
+                    "Disk \(spec.disks[index].path): format \(format.rawValue) recorded from its content by berthd; set \"format\" if that is wrong.")
+            }
+            if spec != record.spec { _ = try? catalog.update(spec) }
+        }
+    }
+
     /// Re-attaches to guests left running, settles those that died, starts autostart domains.
     public func recoverAll() async {
+        recordMissingFormats()
         guard let records = try? catalog.allDomains() else { return }
         await withTaskGroup(of: Void.self) { group in
             for record in records {

@@ -9,13 +9,18 @@ public struct QEMUGuestDriver: GuestDriver {
     let binary: String?
     let verdict: AcceleratorVerdict
     let version: String?
+    /// The console log's size cap, enforced while the guest runs (a guest printing without
+    /// end must not fill the state disk), and how many rotated logs are kept.
+    let consoleLogCap: (maxBytes: UInt64, keep: Int)
 
     /// Probes the host once: the accelerator verdict and QEMU's binary and version.
-    public init(runtimeRoot: String, logRoot: String, qemuOverride: String? = nil, accelOverride: Accelerator? = nil)
-        async
-    {
+    public init(
+        runtimeRoot: String, logRoot: String, qemuOverride: String? = nil, accelOverride: Accelerator? = nil,
+        consoleLogCap: (maxBytes: UInt64, keep: Int) = (1 << 20, 5)
+    ) async {
         self.runtimeRoot = runtimeRoot
         self.logRoot = logRoot
+        self.consoleLogCap = consoleLogCap
         let (verdict, qemu) = await AcceleratorProbe.hostCheck(qemuOverride: qemuOverride)
         var chosen = verdict
         if let accelOverride, accelOverride != .auto {
@@ -31,13 +36,15 @@ public struct QEMUGuestDriver: GuestDriver {
         RuntimePaths(runtimeRoot: runtimeRoot, logRoot: logRoot, name: spec.name, uuid: spec.uuid)
     }
 
-    public func start(_ spec: DomainSpec, boot: BootFiles?) async throws -> any GuestInstance {
+    public func start(_ spec: DomainSpec, boot: BootFiles?, identity: GuestIdentity?) async throws -> any GuestInstance {
         let binary = try binary ?? QEMUBinary.locate()
         let accel = try AcceleratorProbe.resolve(spec.accel, verdict: verdict)
         let paths = paths(spec)
         let commandLine = try QEMUCommandLine(spec: spec, accel: accel, paths: paths, boot: boot)
-        let process = try await QEMUProcess.launch(commandLine, binary: binary, paths: paths)
-        return QEMUGuest(process: process, accel: accel)
+        let process = try await QEMUProcess.launch(
+            commandLine, binary: binary, paths: paths, identity: identity,
+            logRotation: (consoleLogCap.maxBytes, consoleLogCap.keep))
+        return QEMUGuest(process: process, accel: accel, logCap: consoleLogCap)
     }
 
     public func reattach(_ spec: DomainSpec) async -> (any GuestInstance)? {
@@ -46,7 +53,7 @@ public struct QEMUGuestDriver: GuestDriver {
             let process = try? await QEMUProcess.attach(uuid: spec.uuid, paths: paths)
         else { return nil }
         let accel = Self.accelerator(ofPID: process.pid)
-        return QEMUGuest(process: process, accel: accel)
+        return QEMUGuest(process: process, accel: accel, logCap: consoleLogCap)
     }
 
     public func consoleLogPath(_ spec: DomainSpec) -> String { paths(spec).consoleLog }
@@ -73,12 +80,19 @@ struct QEMUGuest: GuestInstance {
     let accel: Accelerator
     let events: AsyncStream<GuestEvent>
 
-    init(process: QEMUProcess, accel: Accelerator) {
+    init(process: QEMUProcess, accel: Accelerator, logCap: (maxBytes: UInt64, keep: Int)) {
         self.process = process
         self.accel = accel
         let (stream, continuation) = AsyncStream<GuestEvent>.makeStream()
         self.events = stream
         let qmpEvents = process.qmp.events
+        // The console log is capped while the guest runs, not only at its next start.
+        let watcher = Task {
+            while !Task.isCancelled {
+                _ = try? process.paths.capConsoleLog(maxBytes: logCap.maxBytes, keep: logCap.keep)
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
         Task {
             for await event in qmpEvents {
                 switch event.kind {
@@ -93,6 +107,7 @@ struct QEMUGuest: GuestInstance {
             }
             // The QMP stream ends when the socket closes; the process may linger a moment.
             await process.waitForExit()
+            watcher.cancel()
             process.paths.removeRuntimeFiles(includingDirectory: true)
             continuation.yield(.exited)
             continuation.finish()

@@ -120,6 +120,16 @@ final class TestDaemon: @unchecked Sendable {
                 kill(pid, SIGKILL)
             }
         }
+        // berthd leaves its guest firewall in place for guests that outlive it; the test's goes.
+        if let table = try? String(contentsOfFile: runtime + "/guest-firewall.table", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines), table.hasPrefix("berthd_")
+        {
+            let nft = Process()
+            nft.executableURL = URL(fileURLWithPath: "/usr/sbin/nft")
+            nft.arguments = ["delete", "table", "inet", table]
+            try? nft.run()
+            nft.waitUntilExit()
+        }
         // BERTH_TEST_KEEP=1 keeps the state directory (berthd.log, console logs) for a post-mortem.
         if ProcessInfo.processInfo.environment["BERTH_TEST_KEEP"] == nil {
             try? FileManager.default.removeItem(atPath: stateDirectory)
