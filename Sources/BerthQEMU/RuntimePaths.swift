@@ -139,9 +139,10 @@ public struct RuntimePaths: Sendable, Equatable {
             defer { close(copy) }
             // Only the last `maxBytes`: a flood between two checks must not make `.1` huge.
             var offset = off_t(UInt64(info.st_size) - maxBytes)
+            let end = off_t(info.st_size)
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
+            while offset < end {
+                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, min($0.count, Int(end - offset)), offset) }
                 if n < 0, errno == EINTR { continue }
                 guard n > 0 else { break }
                 guard buffer.withUnsafeBytes({ write(copy, $0.baseAddress, n) }) == n else { throw rotationError("\(consoleLog).1") }

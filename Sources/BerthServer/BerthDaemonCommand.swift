@@ -22,6 +22,8 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
     var accel: Accelerator = .auto
     @Option(help: "The qemu-system-x86_64 binary to use.")
     var qemu: String?
+    @Option(help: "Largest size of a guest's console log in bytes; over it, the log is rotated while the guest runs (5 old logs are kept).")
+    var consoleLogMax: UInt64 = 1 << 20
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -62,7 +64,7 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
         configuration.qemuBinary = qemu
         let driver = await QEMUGuestDriver(
             runtimeRoot: configuration.runtimeDirectory, logRoot: configuration.logDirectory, qemuOverride: qemu,
-            accelOverride: accel)
+            accelOverride: accel, consoleLogCap: (max(consoleLogMax, 4096), 5))
         logger.info("accelerator: \(driver.acceleratorVerdict().chosen.rawValue) — \(driver.acceleratorVerdict().reason)")
         do {
             try await Daemon.run(

@@ -39,7 +39,7 @@ import Testing
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let disk = daemon.stateDirectory + "/empty.img"
-        FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20))
+        #expect(FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)))
         _ = try await daemon.client.define(
             DomainSpec(name: "blank", bootloader: BootloaderSpec(), disks: [DiskSpec(path: disk, format: .raw)]))
         do {

@@ -9,6 +9,8 @@ final class TestDaemon: @unchecked Sendable {
     let stateDirectory: String
     private(set) var port: Int
     private(set) var process: Process?
+    /// More berthd options, such as `--console-log-max`.
+    let extraArguments: [String]
 
     var socketPath: String { stateDirectory + "/run/berthd.sock" }
     var client: BerthClient { BerthClient(endpoint: .unix(path: socketPath)) }
@@ -17,7 +19,8 @@ final class TestDaemon: @unchecked Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
     }
 
-    init() async throws {
+    init(extraArguments: [String] = []) async throws {
+        self.extraArguments = extraArguments
         // Unix socket paths are limited to 108 bytes: keep the directory short.
         stateDirectory = "/tmp/berth-test-" + String(UUID().uuidString.prefix(8)).lowercased()
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
@@ -53,7 +56,8 @@ final class TestDaemon: @unchecked Sendable {
         unlink(socketPath)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--state-dir", stateDirectory, "--listen", "127.0.0.1:\(port)", "--log-level", "warning"]
+        process.arguments =
+            ["--state-dir", stateDirectory, "--listen", "127.0.0.1:\(port)", "--log-level", "warning"] + extraArguments
         let log = FileHandle(forWritingAtPath: stateDirectory + "/berthd.log") ?? {
             _ = FileManager.default.createFile(atPath: stateDirectory + "/berthd.log", contents: nil)
             return FileHandle(forWritingAtPath: stateDirectory + "/berthd.log")

@@ -1,0 +1,172 @@
+import BerthClient
+import BerthModel
+import Foundation
+import Testing
+
+/// Guests are hostile: each attack from the isolation issue, end to end against a real berthd
+/// and real QEMU guests. Each failed before the fix it checks.
+@Suite(.serialized) struct IsolationTests {
+    /// The output of the guest's `berth.run=` command (between its BEGIN and END lines).
+    static func runOutput(_ log: String) -> String {
+        guard let begin = log.range(of: "BERTH-GUEST-RUN-BEGIN\r\n") ?? log.range(of: "BERTH-GUEST-RUN-BEGIN\n"),
+            let end = log.range(of: "BERTH-GUEST-RUN-END", range: begin.upperBound..<log.endIndex)
+        else { return "" }
+        return String(log[begin.upperBound..<end.lowerBound])
+    }
+
+    static func status(_ pid: Int32) -> [String: String] {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return fields
+    }
+
+    @Test func qemuRunsAsTheGuestsOwnUserUnderSeccomp() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        _ = try await daemon.client.define(try GuestFixture.spec("iso-a"))
+        _ = try await daemon.client.define(try GuestFixture.spec("iso-b"))
+        let a = try #require(try await daemon.client.perform(.start, on: "iso-a").pid)
+        let b = try #require(try await daemon.client.perform(.start, on: "iso-b").pid)
+        _ = try await daemon.waitForLog("iso-a", "BERTH-GUEST-READY")
+        let statusA = Self.status(a)
+        let statusB = Self.status(b)
+        // seccomp filter mode (2) and no way back to privileges, whoever runs berthd.
+        #expect(statusA["Seccomp"] == "2")
+        #expect(statusA["NoNewPrivs"] == "1")
+        let uidA = statusA["Uid"]?.split(separator: "\t").map(String.init) ?? []
+        let uidB = statusB["Uid"]?.split(separator: "\t").map(String.init) ?? []
+        if getuid() == 0 {
+            // Real, effective, saved and filesystem IDs: none is root, and each guest has its own.
+            #expect(uidA.count == 4 && !uidA.contains("0"))
+            #expect(Set(uidA).count == 1 && Set(uidB).count == 1 && uidA != uidB)
+            #expect(statusA["Groups"] == "")
+            #expect(statusA["CapEff"] == "0000000000000000")
+        } else {
+            #expect(uidA.first == String(getuid()))
+        }
+        // Its parent is berthd (no -daemonize), in a session of its own so it outlives berthd.
+        #expect(getsid(a) == a)
+    }
+
+    @Test func aQcow2HeaderWrittenOntoARawDiskStaysRawBytes() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let dir = daemon.stateDirectory
+        let disk = dir + "/data.img"
+        let secret = dir + "/secret"
+        try "HOST-SECRET-\(UUID().uuidString)\n".write(toFile: secret, atomically: true, encoding: .utf8)
+        #expect(FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)))
+        var spec = try GuestFixture.spec("rawdisk")
+        spec.disks = [DiskSpec(path: disk)]  // no format: decided once, at define
+        spec.cmdline = (spec.cmdline ?? "") + #" berth.run="head -c 4 /dev/vda; echo; grep -c HOST-SEC""RET /dev/vda""#
+        let defined = try await daemon.client.define(spec)
+        #expect(defined.spec.disks.first?.format == .raw)
+
+        // What a guest would write into its own disk: a qcow2 header whose backing file is a
+        // host file (CVE-2008-2004), then a reboot.
+        let header = dir + "/header.qcow2"
+        try run("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", header, "1M"])
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: header))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: disk))
+        try handle.write(contentsOf: bytes)
+        try handle.close()
+
+        _ = try await daemon.client.perform(.start, on: "rawdisk")
+        let log = try await daemon.waitForLog("rawdisk", "BERTH-GUEST-RUN-END")
+        let seen = Self.runOutput(log)
+        #expect(seen.hasPrefix("QFI"), "the guest reads its own bytes: \(seen)")
+        #expect(seen.contains("\n0") || seen.contains("\r\n0"), "the host file is not the disk: \(seen)")
+        #expect(!seen.contains("HOST-SECRET"))
+        #expect(try await daemon.client.info("rawdisk").spec.disks.first?.format == .raw)
+    }
+
+    @Test func aQcow2OverlayOnAHostFileIsRefusedAtDefine() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let overlay = daemon.stateDirectory + "/overlay.qcow2"
+        try run(
+            "/usr/bin/qemu-img",
+            ["create", "-q", "-f", "qcow2", "-b", daemon.stateDirectory + "/api-token", "-F", "raw", overlay, "1M"])
+        var spec = try GuestFixture.spec("overlay")
+        spec.disks = [DiskSpec(path: overlay)]
+        let error = await #expect(throws: BerthError.self) { _ = try await daemon.client.define(spec) }
+        #expect(error?.message.contains("api-token") == true)
+        #expect(error?.remedy?.contains("qemu-img convert") == true)
+        #expect(try await daemon.client.list().isEmpty)
+    }
+
+    @Test func aConsoleFloodIsCappedWhileTheGuestRuns() async throws {
+        let cap = 65_536
+        let daemon = try await TestDaemon(extraArguments: ["--console-log-max", String(cap)])
+        defer { daemon.tearDown() }
+        var spec = try GuestFixture.spec("flood")
+        // About 2 MB of output, far past the cap, then a last line to wait for.
+        spec.cmdline =
+            (spec.cmdline ?? "")
+            + #" berth.run="i=0; while [ $i -lt 20000 ]; do echo flood-line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done""#
+        _ = try await daemon.client.define(spec)
+        _ = try await daemon.client.perform(.start, on: "flood")
+        let info = try await daemon.client.info("flood")
+        let path = try #require(info.consoleLog)
+        let deadline = Date().addingTimeInterval(180)
+        var largest: UInt64 = 0
+        var rotated = false
+        while Date() < deadline {
+            let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.uint64Value ?? 0
+            largest = max(largest, size)
+            rotated = rotated || FileManager.default.fileExists(atPath: path + ".1")
+            if (try? String(contentsOfFile: path, encoding: .utf8))?.contains("BERTH-GUEST-RUN-END") == true { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(rotated, "the log was rotated while the guest ran")
+        // Checked once a second: it may overshoot by what a guest prints in a second, never grow without end.
+        #expect(largest < UInt64(cap) * 8, "largest log seen: \(largest) bytes")
+        let old = ((try? FileManager.default.attributesOfItem(atPath: path + ".1"))?[.size] as? NSNumber)?.uint64Value ?? 0
+        #expect(old <= UInt64(cap))
+        #expect(try await daemon.client.info("flood").state == .running)
+    }
+
+    @Test func aDomainFoundStartingIsSettledOffAndNotRunAgain() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        var spec = try GuestFixture.spec("halfway")
+        spec.autostart = true
+        _ = try await daemon.client.define(spec)
+        daemon.stop()
+        // What a berthd killed in the middle of a start leaves in its catalog.
+        try run(
+            "/usr/bin/sqlite3",
+            [daemon.stateDirectory + "/catalog.sqlite", "UPDATE domain SET state = 'starting' WHERE name = 'halfway'"])
+        try await daemon.start()
+        let info = try await daemon.client.info("halfway")
+        #expect(info.state == .shutoff)
+        #expect(info.lastError?.contains("was starting") == true)
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await daemon.client.info("halfway").state == .shutoff)
+    }
+}
+
+/// Runs a host tool and fails the test with its output when it fails.
+func run(_ tool: String, _ arguments: [String]) throws {
+    guard FileManager.default.isExecutableFile(atPath: tool) else {
+        Issue.record("\(tool) is missing: run scripts/install-host-deps")
+        throw BerthError(.notFound, "\(tool) missing")
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tool)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        Issue.record("\(tool) \(arguments.joined(separator: " ")) failed: \(String(decoding: output, as: UTF8.self))")
+        throw BerthError(.internal, "\(tool) failed")
+    }
+}
