@@ -89,31 +89,56 @@ class Daemon:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def raw_argv(argv, log, disk_from=None, disk_to=None, kernel=None, initrd=None, append=None):
-    """berthd's QEMU arguments for a plain foreground run: same machine, CPU, memory, devices."""
+def fd_paths(pid):
+    """What a running QEMU's inherited descriptors are: {number: host path}."""
+    paths = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            paths[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass
+    return paths
+
+
+def disk_format(argv):
+    """The format driver of the first disk in berthd's -blockdev arguments."""
+    for i, a in enumerate(argv[:-1]):
+        if a == "-blockdev" and '"node-name":"disk0"' in argv[i + 1]:
+            return json.loads(argv[i + 1])["driver"]
+    return "raw"
+
+
+def raw_argv(argv, log, fds, disk_from=None, disk_to=None, kernel=None, initrd=None, append=None):
+    """berthd's QEMU arguments for a plain foreground run: same machine, CPU, memory, devices,
+    with the files berthd passed as descriptors (`fds`, from fd_paths) named by path again."""
+    def path_of(reference):
+        number = int(reference.rsplit("/", 1)[1])
+        path = fds[number]
+        return disk_to if disk_from and path == disk_from else path
+
     fixed, skip = [], False
     for i, a in enumerate(argv):
         if skip:
             skip = False
             continue
-        if a == "-daemonize":
-            continue
-        if a in ("-pidfile", "-mon"):
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if a in ("-add-fd", "-mon"):
             skip = True
             continue
-        nxt = argv[i + 1] if i + 1 < len(argv) else ""
         if a == "-chardev":
             skip = True
             if nxt.startswith("socket,id=console0"):
                 fixed += ["-chardev", f"file,id=console0,path={log}"]
             continue
-        if a == "-drive" and disk_from and disk_from in nxt:
-            fixed += [a, nxt.replace(f"file={disk_from},", f"file={disk_to},")]
+        if a == "-blockdev" and "/dev/fdset/" in nxt:
+            node = json.loads(nxt)
+            node["filename"] = path_of(node["filename"])
+            fixed += [a, json.dumps(node)]
             skip = True
             continue
         for opt, value in (("-kernel", kernel), ("-initrd", initrd), ("-append", append)):
-            if a == opt and value is not None:
-                fixed += [a, value]
+            if a == opt:
+                fixed += [a, value if value is not None else (path_of(nxt) if nxt.startswith("/proc/self/fd/") else nxt)]
                 skip = True
                 break
         else:
@@ -148,9 +173,10 @@ def bench_start(daemon, runs):
             times.append(wait_for(log, MARKER, start=start))
             info = daemon.request("GET", f"/v1/domains/{name}")
             argv = open(f"/proc/{info['pid']}/cmdline", "rb").read().split(b"\0")[:-1]
+            fds = fd_paths(info["pid"])
             daemon.request("POST", f"/v1/domains/{name}/destroy?wait=true")
-        results[label] = (statistics.median(times), argv)
-    for label, (median, _) in results.items():
+        results[label] = (statistics.median(times), argv, fds)
+    for label, (median, _, _) in results.items():
         print(f"  {label:32s} {median:6.3f} s")
 
     # Raw QEMU with the same arguments berthd used (own paths, same everything else).
@@ -160,7 +186,7 @@ def bench_start(daemon, runs):
         for _ in range(runs):
             work = tempfile.mkdtemp(prefix="bq-", dir="/tmp")
             log = f"{work}/console.log"
-            fixed = raw_argv(argv, log)
+            fixed = raw_argv(argv, log, results[label][2])
             start = time.monotonic()
             proc = subprocess.Popen(fixed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             raw.append(wait_for(log, MARKER, start=start))
@@ -170,7 +196,7 @@ def bench_start(daemon, runs):
         median = statistics.median(raw)
         berth_median = results[label][0]
         print(f"  raw qemu, same arguments as {label:10s} {median:6.3f} s   berth/raw = {berth_median / median:5.3f}")
-        results["raw " + label] = (median, None)
+        results["raw " + label] = (median, None, None)
     pc = results.get("raw berth -M pc", (None,))[0]
     if pc:
         print(f"  berth default machine vs raw -M pc: {results['berth (default machine)'][0] / pc:5.3f} (below 1 is faster)")

@@ -22,7 +22,7 @@ import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.dont_write_bytecode = True  # importing foundation.py must leave no __pycache__ in the repo
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from foundation import Daemon, raw_argv, wait_for  # noqa: E402  (same daemon harness as the foundation bench)
+from foundation import Daemon, disk_format, fd_paths, raw_argv, wait_for  # noqa: E402  (same daemon harness as the foundation bench)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 READY = b"BERTH-GUEST-READY"
@@ -87,11 +87,13 @@ def berth_install(daemon, tree, run, work):
         return running_pid(daemon, name)
     pid = until(started, interval=0.01, what="the installer to start")
     installer = cmdline(pid)
-    # The installer's kernel and initrd as berthd started them, kept for the raw run.
+    installer_fds = fd_paths(pid)
+    # The installer's kernel and initrd as berthd started them (QEMU holds them as
+    # descriptors), kept for the raw run.
     files = {}
     for opt in ("-kernel", "-initrd"):
         files[opt] = f"{work}/installer{opt}-{run}"
-        shutil.copyfile(option(installer, opt), files[opt])
+        shutil.copyfile(f"/proc/{pid}/fd/{option(installer, opt).rsplit('/', 1)[1]}", files[opt])
     until(lambda: not alive(pid), what="the installer to power off")
     phase1 = time.monotonic() - start
     log = domain(daemon, name)["consoleLog"]
@@ -102,21 +104,21 @@ def berth_install(daemon, tree, run, work):
         raise RuntimeError(f"berth install exited {proc.returncode}:\n{err.decode()}")
     if b"BERTH-INSTALLER-DONE" not in open(log, "rb").read():
         raise RuntimeError(f"the installer did not finish; see {log}")
-    guest = cmdline(running_pid(daemon, name, not_pid=pid))
+    guest_pid = running_pid(daemon, name, not_pid=pid)
+    guest = (cmdline(guest_pid), fd_paths(guest_pid))
     daemon.request("POST", f"/v1/domains/{name}/destroy?wait=true")
-    return phase1, phase2, installer, guest, disk, files
+    return phase1, phase2, (installer, installer_fds), guest, disk, files
 
 
 def raw_install(bin_dir, installer, guest, berth_disk, files, work, run):
     """The same install with qemu-img, two foreground QEMU runs and berth-bootloader."""
     disk = f"{work}/raw{run}.img"
-    drive = next(a for a in installer if a.startswith(f"file={berth_disk},"))
-    fmt = next((p.split("=", 1)[1] for p in drive.split(",") if p.startswith("format=")), "raw")
+    fmt = disk_format(installer[0])
     log1, log2 = f"{work}/raw{run}-installer.log", f"{work}/raw{run}-guest.log"
 
     start = time.monotonic()
     subprocess.run(["qemu-img", "create", "-q", "-f", fmt, disk, "1G"], check=True)
-    argv = raw_argv(installer, log1, berth_disk, disk, kernel=files["-kernel"], initrd=files["-initrd"])
+    argv = raw_argv(installer[0], log1, installer[1], berth_disk, disk, kernel=files["-kernel"], initrd=files["-initrd"])
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=TIMEOUT, check=True)
     phase1 = time.monotonic() - start
     if b"BERTH-INSTALLER-DONE" not in open(log1, "rb").read():
@@ -131,7 +133,8 @@ def raw_install(bin_dir, installer, guest, berth_disk, files, work, run):
     append = boot.get("args", "")
     if "console=" not in append:
         append = (append + " console=ttyS0").strip()
-    argv = raw_argv(guest, log2, berth_disk, disk, kernel=boot["kernel"], initrd=boot.get("ramdisk"), append=append)
+    argv = raw_argv(guest[0], log2, guest[1], berth_disk, disk, kernel=boot["kernel"], initrd=boot.get("ramdisk"),
+                    append=append)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(log2, READY, timeout=TIMEOUT, start=start)
