@@ -80,6 +80,10 @@ func guestSpec(name: String, cmdline: String = "console=ttyS0", kernel: String =
 func withGuest(
     _ spec: DomainSpec, _ body: (QEMUProcess, RuntimePaths) async throws -> Void
 ) async throws {
+    guard GuestFixture.available else {
+        Issue.record("The test guest is missing at \(GuestFixture.directory): run fixtures/guest/build.sh")
+        throw BerthError(.notFound, "guest fixture missing")
+    }
     let scratch = Scratch()
     let paths = scratch.paths(for: spec)
     defer { scratch.remove() }
@@ -103,7 +107,8 @@ func withGuest(
     #expect(!process.isAlive)
 }
 
-@Suite(.serialized, .enabled(if: GuestFixture.available, "guest fixture not built (fixtures/guest/build.sh)"))
+// A missing guest fixture fails each test (in withGuest) with the command that builds it.
+@Suite(.serialized)
 struct GuestTests {
     /// The default machine for this guest is microvm; pc is what disk-booted guests get.
     @Test(arguments: ["pc", "microvm"])

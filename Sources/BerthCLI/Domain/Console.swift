@@ -25,6 +25,8 @@ struct Log: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
+        // A follow otherwise notices a reader that went away only at the guest's next line.
+        if follow { StandardOutput.exitWhenReaderLeaves() }
         do {
             try await connection.run { client in
                 try await client.consoleLog(name, tail: tail, follow: follow) { buffer in
@@ -147,6 +149,19 @@ enum ConsoleAttachment {
 /// SIGPIPE, so a reader that quits early would otherwise crash the CLI.
 enum StandardOutput {
     struct Closed: Error {}
+
+    /// Ends the process as soon as standard output's reader closes it (`berth log -f demo |
+    /// sed /READY/q`): a pipe's write end reports POLLERR then, without anything written.
+    static func exitWhenReaderLeaves() {
+        let watcher = Thread {
+            while true {
+                var pfd = pollfd(fd: STDOUT_FILENO, events: 0, revents: 0)
+                if poll(&pfd, 1, 250) > 0, pfd.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { exit(0) }
+            }
+        }
+        watcher.name = "berth-stdout-watch"
+        watcher.start()
+    }
 
     static func write(_ bytes: [UInt8]) throws {
         var offset = 0
