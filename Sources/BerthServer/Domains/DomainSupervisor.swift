@@ -99,13 +99,13 @@ actor DomainSupervisor {
                 // A start that never finished may be what ended the last berthd: settle it and
                 // leave it off, never run it again blindly (not even for autostart).
                 let reason = "berthd stopped while this domain was starting; it was not started again. Start it with 'berth start \(name)' once the cause is fixed."
-                observe(.shutoff, lastError: reason)
-                try? catalog.setDesiredState(name, .shutoff)
+                report { try self.observe(.shutoff, lastError: reason) }
+                report { try self.catalog.setDesiredState(self.name, .shutoff) }
                 publish("stopped", detail: reason)
                 return
             }
             let reason = "QEMU (pid \(record.pid.map(String.init) ?? "?")) exited while berthd was not running."
-            observe(.crashed, lastError: reason)
+            report { try self.observe(.crashed, lastError: reason) }
             publish("crashed", detail: reason)
             if record.spec.onCrash == .restart {
                 queueRestart()
@@ -127,7 +127,7 @@ actor DomainSupervisor {
         }
         let record = try catalog.domain(named: name)
         try catalog.setDesiredState(name, .running)
-        observe(.starting)
+        try observe(.starting)
         let spec = record.spec
         let started: any GuestInstance
         do {
@@ -136,8 +136,8 @@ actor DomainSupervisor {
             started = try await driver.start(spec, boot: boot, identity: identity)
         } catch {
             let message = (error as? BerthError)?.description ?? "\(error)"
-            observe(.shutoff, lastError: "Start failed: \(message)")
-            try? catalog.setDesiredState(name, .shutoff)
+            report { try self.observe(.shutoff, lastError: "Start failed: \(message)") }
+            report { try self.catalog.setDesiredState(self.name, .shutoff) }
             throw error
         }
         stopRequested = false
@@ -158,18 +158,18 @@ actor DomainSupervisor {
         }
         stopRequested = true
         try catalog.setDesiredState(name, .shutoff)
-        observe(.shuttingDown, pid: instance.pid, accel: instance.accel)
+        try observe(.shuttingDown, pid: instance.pid, accel: instance.accel)
         publish("shutdown-requested")
         do {
             try await instance.powerdown()
         } catch {
             stopRequested = false
-            observe(.running, pid: instance.pid, accel: instance.accel)
+            try observe(.running, pid: instance.pid, accel: instance.accel)
             throw error
         }
         if await waitForExit(of: instance, timeout: timeout) { return }
         stopRequested = false
-        observe(.running, pid: instance.pid, accel: instance.accel)
+        try observe(.running, pid: instance.pid, accel: instance.accel)
         throw BerthError(
             .timeout,
             "Domain '\(name)' did not power off within \(timeout.components.seconds) s of the ACPI power button.",
@@ -206,7 +206,7 @@ actor DomainSupervisor {
     private func performPause(_ pause: Bool) async throws {
         guard let instance else { throw notRunning() }
         if pause { try await instance.pause() } else { try await instance.resume() }
-        observe(pause ? .paused : .running, pid: instance.pid, accel: instance.accel)
+        try observe(pause ? .paused : .running, pid: instance.pid, accel: instance.accel)
         publish(pause ? "suspended" : "resumed")
     }
 
@@ -218,7 +218,7 @@ actor DomainSupervisor {
 
     private func attach(_ started: any GuestInstance, spec: DomainSpec, state: DomainState) {
         instance = started
-        observe(state, pid: started.pid, accel: started.accel, startedAt: Date())
+        report { try self.observe(state, pid: started.pid, accel: started.accel, startedAt: Date()) }
         Task { [weak self] in
             for await event in started.events {
                 await self?.handle(event, from: started)
@@ -231,15 +231,15 @@ actor DomainSupervisor {
         guard let instance, instance.pid == source.pid else { return }
         switch event {
         case .paused:
-            if !panicked { observe(.paused, pid: instance.pid, accel: instance.accel) }
+            if !panicked { report { try self.observe(.paused, pid: instance.pid, accel: instance.accel) } }
         case .resumed:
-            observe(.running, pid: instance.pid, accel: instance.accel)
+            report { try self.observe(.running, pid: instance.pid, accel: instance.accel) }
         case .powerdownRequested, .reset:
             break
         case .panicked:
             panicked = true
             let policy = (try? catalog.domain(named: name).spec.onCrash) ?? .destroy
-            observe(.crashed, pid: instance.pid, accel: instance.accel, lastError: "The guest kernel panicked.")
+            report { try self.observe(.crashed, pid: instance.pid, accel: instance.accel, lastError: "The guest kernel panicked.") }
             publish("crashed", detail: "guest panic; on_crash=\(policy.rawValue)")
             if policy != .preserve { await instance.terminate() }
         case .shutdown(let reason):
@@ -256,19 +256,19 @@ actor DomainSupervisor {
         let spec = try? catalog.domain(named: name).spec
         let reason = lastShutdownReason ?? "none"
         if stopRequested {
-            observe(.shutoff)
+            report { try self.observe(.shutoff) }
             publish("stopped", detail: "requested")
             return
         }
         if panicked {
-            observe(.crashed, lastError: "The guest kernel panicked.")
+            report { try self.observe(.crashed, lastError: "The guest kernel panicked.") }
             if spec?.onCrash == .restart { queueRestart() }
             return
         }
         if !rebootRequested, ["guest-reset", "guest-shutdown"].contains(reason),
-            let start = try? catalog.applyNextDefinition(name)
+            let start = reporting({ try self.catalog.applyNextDefinition(self.name) }) ?? nil
         {
-            observe(.shutoff)
+            report { try self.observe(.shutoff) }
             publish("redefined", detail: "the guest's next definition took over after \(reason)")
             if start { queueRestart() }
             return
@@ -277,10 +277,10 @@ actor DomainSupervisor {
         case "guest-reset", "host-qmp-system-reset":
             if rebootRequested || spec?.onReboot == .restart {
                 publish("rebooted")
-                observe(.starting)
+                report { try self.observe(.starting) }
                 queueRestart()
             } else {
-                observe(.shutoff)
+                report { try self.observe(.shutoff) }
                 publish("stopped", detail: "guest rebooted; on_reboot=\(spec?.onReboot.rawValue ?? "destroy")")
             }
         case "guest-shutdown":
@@ -288,12 +288,12 @@ actor DomainSupervisor {
                 publish("restarting", detail: "guest powered off; on_poweroff=restart")
                 queueRestart()
             } else {
-                observe(.shutoff)
+                report { try self.observe(.shutoff) }
                 publish("stopped", detail: "guest powered off")
             }
         default:
             let message = "QEMU exited unexpectedly (shutdown reason: \(reason)); see 'berth log \(name)'."
-            observe(.crashed, lastError: message)
+            report { try self.observe(.crashed, lastError: message) }
             publish("crashed", detail: message)
             if spec?.onCrash == .restart { queueRestart() }
         }
@@ -305,8 +305,8 @@ actor DomainSupervisor {
         guard throttle.allow(now: ContinuousClock.now) else {
             let reason = "Restarted \(RestartThrottle.limit) times within \(RestartThrottle.window.components.seconds) s; berthd stopped restarting it. Fix the cause (see 'berth log \(name)'), then start it with 'berth start \(name)'."
             let state = (try? catalog.domain(named: name).state) == .crashed ? DomainState.crashed : .shutoff
-            observe(state, lastError: reason)
-            try? catalog.setDesiredState(name, .shutoff)
+            report { try self.observe(state, lastError: reason) }
+            report { try self.catalog.setDesiredState(self.name, .shutoff) }
             publish("restart-refused", detail: reason)
             return
         }
@@ -338,16 +338,34 @@ actor DomainSupervisor {
 
     // MARK: - Catalog and events
 
+    /// Runs a catalog write that has no caller to throw to (exit handling, recovery): a failure
+    /// is published as a `catalog-error` event, never dropped.
+    private func report(_ write: () throws -> Void) {
+        _ = reporting(write)
+    }
+
+    private func reporting<T>(_ write: () throws -> T) -> T? {
+        do {
+            return try write()
+        } catch {
+            hub.publish(
+                LifecycleEvent(
+                    domain: name, kind: "catalog-error", state: .crashed,
+                    detail: "berthd could not record this domain's state: \(error)"))
+            return nil
+        }
+    }
+
     private func observe(
         _ state: DomainState, pid: Int32? = nil, accel: Accelerator? = nil, lastError: String? = nil,
         startedAt: Date? = nil
-    ) {
+    ) throws {
         let previous = try? catalog.domain(named: name)
         let observed = ObservedState(
             state: state, pid: pid, accel: accel,
             lastError: lastError ?? (state == .running ? nil : previous?.lastError),
             startedAt: startedAt ?? (pid == nil ? nil : previous?.startedAt))
-        try? catalog.setObserved(name, observed)
+        try catalog.setObserved(name, observed)
     }
 
     private func publish(_ kind: String, detail: String? = nil) {
