@@ -92,6 +92,9 @@ public enum Extraction {
             do {
                 try file.fs.stream(file.path, limit: limit) { chunk in
                     try checkTime()
+                    // The readers honour `limit`; this holds the cap even if one did not.
+                    let (sum, overflow) = fileBytes.addingReportingOverflow(chunk.count)
+                    guard !overflow, sum <= limit else { throw BootError.tooLarge(total: UInt64(clamping: sum), limit: budget) }
                     switch chunk {
                     case .bytes(let bytes): try writeAll(fd, bytes, path: directory + "/" + name, checkTime: checkTime)
                     case .file(let range): try copyRange(range, to: fd, path: directory + "/" + name, checkTime: checkTime)
