@@ -107,6 +107,83 @@ public struct Sandbox: Sendable, Equatable {
         else { throw fail("the new identity did not take", EPERM) }
         // The proof: with every id dropped, root cannot be had back.
         if setuid(0) == 0 || setgid(0) == 0 { throw fail("setuid(0) still succeeds after dropping root", EPERM) }
+        try Self.installSeccompFilter()
+    }
+
+    // MARK: seccomp
+
+    /// x86_64 system calls the bootloader never makes and an exploit would want: networking,
+    /// new programs and processes, other processes' memory, the kernel's own state. Reading a
+    /// disk and writing two files needs none of them.
+    static let deniedSystemCalls: [(name: String, number: UInt32)] = [
+        ("socket", 41), ("connect", 42), ("accept", 43), ("sendto", 44), ("sendmsg", 46), ("bind", 49),
+        ("listen", 50), ("socketpair", 53), ("accept4", 288),
+        ("fork", 57), ("vfork", 58), ("execve", 59), ("execveat", 322), ("clone3", 435),
+        ("ptrace", 101), ("process_vm_readv", 310), ("process_vm_writev", 311),
+        ("mount", 165), ("umount2", 166), ("pivot_root", 155), ("chroot", 161), ("swapon", 167), ("swapoff", 168),
+        ("reboot", 169), ("init_module", 175), ("finit_module", 313), ("delete_module", 176),
+        ("kexec_load", 246), ("kexec_file_load", 320), ("unshare", 272), ("setns", 308),
+        ("add_key", 248), ("request_key", 249), ("keyctl", 250), ("bpf", 321), ("perf_event_open", 298),
+        ("userfaultfd", 323), ("open_by_handle_at", 304), ("name_to_handle_at", 303),
+        ("io_uring_setup", 425), ("io_uring_enter", 426), ("io_uring_register", 427),
+    ]
+    static let cloneNumber: UInt32 = 56
+    static let cloneThread: UInt32 = 0x0001_0000
+    static let auditArchX86_64: UInt32 = 0xC000_003E
+
+    /// The classic-BPF program (`struct sock_filter[]`, 8 bytes each, little-endian): the
+    /// architecture must be x86_64 (else another ABI's numbers would slip through), x32
+    /// numbers (bit 30) are refused, `clone` is allowed only for a thread, and each denied
+    /// call kills the whole process (SECCOMP_RET_KILL_PROCESS, SIGSYS).
+    static func seccompProgram() -> [UInt8] {
+        let ldAbs: UInt16 = 0x20, jeq: UInt16 = 0x15, jge: UInt16 = 0x35, jset: UInt16 = 0x45, ret: UInt16 = 0x06
+        let allow: UInt32 = 0x7FFF_0000, killProcess: UInt32 = 0x8000_0000
+        var program: [(code: UInt16, jt: UInt8, jf: UInt8, k: UInt32)] = []
+        let denied = deniedSystemCalls.count
+        // Layout: 0 ld arch, 1 jeq, 2 ld nr, 3 jge x32, 4 jeq clone, 5… denied, A allow,
+        // A+1 ld args[0], A+2 jset CLONE_THREAD, A+3 allow, A+4 kill.
+        let allowAt = 5 + denied
+        let killAt = allowAt + 4
+        func to(_ target: Int, from pc: Int) -> UInt8 { UInt8(target - pc - 1) }
+        program.append((ldAbs, 0, 0, 4))
+        program.append((jeq, 0, to(killAt, from: 1), auditArchX86_64))
+        program.append((ldAbs, 0, 0, 0))
+        program.append((jge, to(killAt, from: 3), 0, 0x4000_0000))
+        program.append((jeq, to(allowAt + 1, from: 4), 0, cloneNumber))
+        for (k, call) in deniedSystemCalls.enumerated() {
+            program.append((jeq, to(killAt, from: 5 + k), 0, call.number))
+        }
+        program.append((ret, 0, 0, allow))
+        program.append((ldAbs, 0, 0, 16))  // args[0], low 32 bits: clone's flags
+        program.append((jset, 0, to(killAt, from: allowAt + 2), cloneThread))
+        program.append((ret, 0, 0, allow))
+        program.append((ret, 0, 0, killProcess))
+        var bytes: [UInt8] = []
+        for insn in program {
+            bytes += [UInt8(truncatingIfNeeded: insn.code), UInt8(truncatingIfNeeded: insn.code >> 8), insn.jt, insn.jf]
+            bytes += withUnsafeBytes(of: insn.k.littleEndian, Array.init)
+        }
+        return bytes
+    }
+
+    /// Loads `seccompProgram` (after NO_NEW_PRIVS, so no privilege is needed). x86_64 only:
+    /// the system call numbers differ per architecture; elsewhere the filter is not installed.
+    static func installSeccompFilter() throws {
+        #if arch(x86_64)
+            guard let prctl else { throw BootError.sandbox(step: "looking up prctl", errno: ENOSYS) }
+            let program = seccompProgram()
+            let count = program.count / 8
+            let rc: Int32 = program.withUnsafeBytes { filter in
+                // struct sock_fprog { unsigned short len; struct sock_filter *filter; }: len at 0, pointer at 8.
+                var fprog = [UInt64](repeating: 0, count: 2)
+                fprog[0] = UInt64(count)
+                fprog[1] = UInt64(UInt(bitPattern: filter.baseAddress))
+                return fprog.withUnsafeBytes { prog in
+                    prctl(prSetSeccomp, seccompModeFilter, UInt(bitPattern: prog.baseAddress), 0, 0)
+                }
+            }
+            guard rc == 0 else { throw BootError.sandbox(step: "prctl(PR_SET_SECCOMP)", errno: errno) }
+        #endif
     }
 
     /// glibc's prctl, looked up by name (it is variadic in C, so Swift does not import it; all
@@ -114,6 +191,8 @@ public struct Sandbox: Sendable, Equatable {
     /// From <linux/prctl.h>, which Swift's Glibc module does not include.
     static let prSetDumpable: Int32 = 4
     static let prSetNoNewPrivs: Int32 = 38
+    static let prSetSeccomp: Int32 = 22
+    static let seccompModeFilter: UInt = 2
     typealias Prctl = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
     static let prctl: Prctl? = dlsym(nil, "prctl").map { unsafeBitCast($0, to: Prctl.self) }
     /// glibc declares the set/getres[ug]id family only under _GNU_SOURCE, which Swift's Glibc

@@ -300,6 +300,9 @@ import Testing
         #expect(groups.map { $0.dropFirst(7).allSatisfy { $0 == " " || $0 == "\t" } } == true)
         #expect(status.contains("NoNewPrivs:\t1"))
         #expect(status.contains("CapEff:\t0000000000000000"))
+        #if arch(x86_64)
+            #expect(status.contains("Seccomp:\t2"))
+        #endif
         func limit(_ name: String) -> [String] {
             guard let line = limits.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return [] }
             return line.dropFirst(name.count).split(separator: " ").prefix(2).map(String.init)
@@ -311,6 +314,59 @@ import Testing
         #expect(limit("Max cpu time") == ["25", "26"])
         #expect(limit("Max address space") == ["\(256 << 20)", "\(256 << 20)"])
         #expect(run.status == 1)
+    }
+
+    /// The seccomp program, loaded in a forked child of this test: each denied call ends the
+    /// child with SIGSYS; ordinary calls and the child's own exit still work.
+    @Test(arguments: ["getpid", "socket", "fork", "execve", "ptrace", "mount", "x32"])
+    func seccompFilterKillsForbiddenCalls(_ call: String) throws {
+        #if arch(x86_64)
+            guard let prctl = Sandbox.prctl else {
+                Issue.record("prctl not found in libc")
+                return
+            }
+            // Everything the child touches is made before fork: it only makes system calls.
+            let program = Sandbox.seccompProgram()
+            let filter = UnsafeMutableRawPointer.allocate(byteCount: program.count, alignment: 8)
+            defer { filter.deallocate() }
+            program.withUnsafeBytes { filter.copyMemory(from: $0.baseAddress!, byteCount: program.count) }
+            let fprog = UnsafeMutablePointer<UInt64>.allocate(capacity: 2)
+            defer { fprog.deallocate() }
+            fprog[0] = UInt64(program.count / 8)
+            fprog[1] = UInt64(UInt(bitPattern: filter))
+            guard let devNull = strdup("/dev/null") else { return }
+            defer { free(devNull) }
+            let sys = syscallFunction()
+            let pid = fork()
+            try #require(pid >= 0)
+            if pid == 0 {
+                guard prctl(Sandbox.prSetNoNewPrivs, 1, 0, 0, 0) == 0,
+                    prctl(Sandbox.prSetSeccomp, Sandbox.seccompModeFilter, UInt(bitPattern: fprog), 0, 0) == 0
+                else { _exit(3) }
+                // Straight to the kernel: libc wrappers may take another path (fork is clone).
+                let raw = UInt(bitPattern: devNull)
+                switch call {
+                case "socket": _ = sys?(41, UInt(AF_INET), 1, 0)
+                case "fork": _ = sys?(57, 0, 0, 0)
+                case "execve": _ = sys?(59, raw, 0, 0)
+                case "ptrace": _ = sys?(101, 0, 0, 0)
+                case "mount": _ = sys?(165, raw, raw, 0)
+                case "x32": _ = sys?(0x4000_0000 | 39, 0, 0, 0)  // getpid through the x32 ABI
+                default:
+                    _ = getpid()
+                    _ = open(devNull, O_RDONLY)
+                }
+                _exit(0)
+            }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            let signal = status & 0x7f
+            if call == "getpid" {
+                #expect(signal == 0 && (status >> 8) & 0xff == 0, "status \(status)")
+            } else {
+                #expect(signal == SIGSYS, "\(call): status \(status)")
+            }
+        #endif
     }
 
     /// /proc/PID/limits reports size 0 to stat: read it until the end.
@@ -343,3 +399,10 @@ import Testing
         return pid
     }
 }
+
+#if arch(x86_64)
+    /// libc's `syscall(n, a, b, c)` (it is variadic, so Swift does not import it).
+    func syscallFunction() -> (@convention(c) (Int, UInt, UInt, UInt) -> Int)? {
+        dlsym(nil, "syscall").map { unsafeBitCast($0, to: (@convention(c) (Int, UInt, UInt, UInt) -> Int).self) }
+    }
+#endif
