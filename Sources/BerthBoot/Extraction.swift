@@ -55,7 +55,9 @@ public enum Extraction {
             let info: FileInfo
             do { info = try file.fs.stat(file.path) } catch FileSystemError.notFound { throw BootError.fileMissing(path: file.path) }
             guard info.kind == .file else { throw BootError.fileMissing(path: file.path) }
-            total = total.addingReportingOverflow(info.size).partialValue
+            // Sizes come from the guest's inodes: a sum that wraps is over any limit, not small.
+            let (sum, overflow) = total.addingReportingOverflow(info.size)
+            total = overflow ? .max : sum
             if total > limits.maxTotalBytes { throw BootError.tooLarge(total: total, limit: limits.maxTotalBytes) }
         }
 
