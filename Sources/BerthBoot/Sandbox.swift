@@ -74,8 +74,8 @@ public struct Sandbox: Sendable, Equatable {
     }
 
     /// Limits, no new privileges, not dumpable, then the identity `uid`:`gid` with no
-    /// supplementary groups; finally proves root cannot be regained. Any failure throws, and
-    /// the caller must stop: it never continues unsandboxed.
+    /// supplementary groups; proves root cannot be regained; last, on x86_64, the seccomp
+    /// filter. Any failure throws, and the caller must stop: it never continues unsandboxed.
     /// - Throws: `BootError.sandbox` naming the step and its errno.
     public func apply(_ extraction: ExtractionLimits) throws {
         func fail(_ step: String, _ code: Int32 = errno) -> BootError { .sandbox(step: step, errno: code) }
@@ -105,6 +105,10 @@ public struct Sandbox: Sendable, Equatable {
         guard getresuid(&r, &e, &s) == 0, getresgid(&rg, &eg, &sg) == 0, [r, e, s] == [uid, uid, uid], [rg, eg, sg] == [gid, gid, gid],
             getgroups(0, nil) == 0
         else { throw fail("the new identity did not take", EPERM) }
+        // Changing the uid resets "dumpable" to the fs.suid_dumpable sysctl, which a host may
+        // have set to 1 or 2: clear it again, and check that it stuck.
+        guard prctl(Self.prSetDumpable, 0, 0, 0, 0) == 0 else { throw fail("prctl(PR_SET_DUMPABLE, 0) after the uid change") }
+        guard prctl(Self.prGetDumpable, 0, 0, 0, 0) == 0 else { throw fail("the process is still dumpable", EPERM) }
         // The proof: with every id dropped, root cannot be had back.
         if setuid(0) == 0 || setgid(0) == 0 { throw fail("setuid(0) still succeeds after dropping root", EPERM) }
         try Self.installSeccompFilter()
@@ -189,6 +193,7 @@ public struct Sandbox: Sendable, Equatable {
     /// glibc's prctl, looked up by name (it is variadic in C, so Swift does not import it; all
     /// its arguments are integers, which the C calling convention passes alike).
     /// From <linux/prctl.h>, which Swift's Glibc module does not include.
+    static let prGetDumpable: Int32 = 3
     static let prSetDumpable: Int32 = 4
     static let prSetNoNewPrivs: Int32 = 38
     static let prSetSeccomp: Int32 = 22
