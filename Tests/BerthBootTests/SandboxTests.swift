@@ -190,6 +190,31 @@ import Testing
         #expect(bad.status == 1 && bad.stderr == "berth-bootloader: cannot open fd:900: Bad file descriptor\n")
     }
 
+    /// berthd's usual disk is a block device (an LV, a loop device): its size comes from
+    /// BLKGETSIZE64, since fstat gives 0. A read-only loop device over the boot disk.
+    @Test(.enabled(if: geteuid() == 0, "needs root to attach a loop device"))
+    func imageFDOnABlockDevice() throws {
+        let disk = try requireBootDisk()
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let pid = try Self.spawnAs(["losetup", "--find", "--show", "--read-only", disk], in: dir)
+        let attach = Self.wait(pid, in: dir)
+        try #require(attach.status == 0, "losetup: \(attach.stderr)")
+        let device = attach.text.trimmingTrailingNewline
+        defer { _ = runTool(["losetup", "--detach", device]) }
+        let fd = open(device, O_RDONLY | O_CLOEXEC)
+        try #require(fd >= 0, "open \(device): \(errno)")
+        defer { close(fd) }
+        var st = stat()
+        #expect(fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFBLK)
+        let source = try FileSource(descriptor: fd, name: "fd:\(fd)")
+        #expect(source.size == 64 << 20)
+        #expect(try source.read(at: source.size - 512, count: 512) == FileSource(path: disk).read(at: source.size - 512, count: 512))
+        let byPath = try BootloaderCommand.execute(try Options(parsing: ["-q", "-n", disk]))
+        let byFD = try BootloaderCommand.execute(try Options(parsing: ["-q", "-n", "--image-fd=\(fd)"]))
+        #expect(byFD == byPath && !byFD.result.isEmpty)
+    }
+
     // MARK: --sandbox
 
     @Test func sandboxedRunExtractsAsTheUnprivilegedUser() throws {
@@ -426,3 +451,11 @@ import Testing
         dlsym(nil, "syscall").map { unsafeBitCast($0, to: (@convention(c) (Int, UInt, UInt, UInt) -> Int).self) }
     }
 #endif
+
+extension String {
+    var trimmingTrailingNewline: String {
+        var s = self
+        while s.hasSuffix("\n") { s.removeLast() }
+        return s
+    }
+}
