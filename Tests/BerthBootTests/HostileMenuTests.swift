@@ -88,6 +88,20 @@ import Testing
         #expect(status == 1)
     }
 
+    /// The crash inputs kept as fuzz seeds, through the built binary: an exit status, never
+    /// a signal (132 was SIGILL from an overflow trap, 139 SIGSEGV from the stack overflow).
+    @Test(arguments: [
+        ("crash-grub2-positional-int-min.cfg", 1, "has no boot entries"),
+        ("crash-extlinux-timeout-int-max.conf", 0, ""),
+        ("crash-grub2-submenu-function-recursion.cfg", 1, "nest more than 64 deep"),
+    ])
+    func crashSeedsEndWithAnExitStatus(_ seed: String, _ status: Int32, _ message: String) throws {
+        let path = SandboxTests.packageRoot + "/fuzz/seeds/Menus/" + seed
+        let run = try SandboxTests().run(["-q", "--isconfig", path])
+        #expect(run.status == status, "\(run.stderr)")
+        #expect(run.stderr.contains(message))
+    }
+
     @Test func nestingWithinTheLimitStillWorks() throws {
         // Submenus made by functions, three deep, with entries at each level.
         let text = """
