@@ -5,6 +5,7 @@
 # Each fuzz/targets/NAME.swift names in its header
 #   // modules: BerthDisk BerthBoot     the modules whose sources are compiled with it
 #   // corpus: DIR|GLOB [...]           seeds, relative to the package root: directories or file globs
+# and fuzz/targets/NAME.dict, if present, is passed as the libFuzzer dictionary (-dict=).
 # The modules' sources and the target are compiled as ONE module (imports of Berth modules
 # are stripped from a copy of the sources), with -sanitize=fuzzer,address. Not run in CI.
 set -euo pipefail
@@ -64,11 +65,13 @@ for file in "${targets[@]}"; do
     artifacts="$work/crashes-$name/"
     mkdir -p "$artifacts"
     before=$(find "$artifacts" -type f | wc -l)
-    echo "== $name: fuzzing for ${seconds}s (seeds: ${corpus:-none})"
+    dict=()
+    [ -f "$root/fuzz/targets/$name.dict" ] && dict=("-dict=$root/fuzz/targets/$name.dict")
+    echo "== $name: fuzzing for ${seconds}s (seeds: ${corpus:-none}; dictionary: ${dict[*]:-none})"
     set +e
     # Swift's own crash backtracer races ASan's report; let libFuzzer see the crash.
     SWIFT_BACKTRACE=enable=no "$binary" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
-        -artifact_prefix="$artifacts" "$live" "${seeds[@]}" > "$work/$name.log" 2>&1
+        -artifact_prefix="$artifacts" "${dict[@]}" "$live" "${seeds[@]}" > "$work/$name.log" 2>&1
     rc=$?
     set -e
     execs=$(sed -n 's/^stat::number_of_executed_units:[[:space:]]*//p' "$work/$name.log" | tail -1)

@@ -130,6 +130,7 @@ public enum BootError: Error, CustomStringConvertible, Sendable, Equatable {
     case menuTooComplex(path: String, reason: String)
     case usage(String)
     case badValue(option: String, value: String, reason: String)
+    case sandbox(step: String, errno: Int32)
 
     public var description: String {
         switch self {
@@ -159,6 +160,8 @@ public enum BootError: Error, CustomStringConvertible, Sendable, Equatable {
             "\(path): \(reason) — this is not a real boot menu; check the guest image"
         case .usage(let text): text
         case .badValue(let option, let value, let reason): "\(option)=\(value): \(reason)"
+        case .sandbox(let step, let errno):
+            "cannot enter the sandbox: \(step) failed: \(errnoText(errno)) — --sandbox needs root (CAP_SETUID, CAP_SETGID); nothing was read"
         }
     }
 }

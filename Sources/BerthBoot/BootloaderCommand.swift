@@ -12,9 +12,11 @@ public enum BootloaderCommand {
         Usage: berth-bootloader [-q|--quiet] [-i|--interactive] [-l|--list-entries] [-n|--not-really]
                [--output=FILE] [--kernel=PATH] [--ramdisk=PATH] [--args=ARGS] [--entry=N|TITLE|ID]
                [--output-directory=DIR] [--output-format=sxp|simple|simple0] [--offset=BYTES]
-               [--isconfig] [--max-bytes=N] [--time-limit=SECONDS] IMAGE
+               [--isconfig] [--max-bytes=N] [--time-limit=SECONDS] [--sandbox=UID:GID] IMAGE | --image-fd=N
         Reads the boot menu of a guest disk IMAGE (or, with --isconfig, the menu file IMAGE),
         copies the chosen kernel and initrd into the output directory and prints where they are.
+        --image-fd=N reads the image from the open, read-only descriptor N instead of a path.
+        --sandbox=UID:GID (as root) drops to UID:GID with tight resource limits before reading anything.
         """
 
     public enum OutputFormat: String, Sendable { case sxp, simple, simple0 }
@@ -34,6 +36,11 @@ public enum BootloaderCommand {
         public var args: String?
         public var offset: UInt64?
         public var limits = ExtractionLimits()
+        /// `--image-fd=N`: the image (or, with --isconfig, the menu) is this open descriptor;
+        /// `image` is then only its name in messages, `fd:N`.
+        public var imageFD: Int32?
+        /// `--sandbox=UID:GID`: applied by `run` before anything is opened or read.
+        public var sandbox: Sandbox?
 
         public init() {}
 
@@ -44,7 +51,7 @@ public enum BootloaderCommand {
             var k = 0
             let takesValue: Set<String> = [
                 "output", "output-format", "output-directory", "offset", "runas", "entry", "kernel", "ramdisk", "args",
-                "max-bytes", "time-limit",
+                "max-bytes", "time-limit", "image-fd", "sandbox",
             ]
             let flags: Set<String> = ["quiet", "interactive", "list-entries", "not-really", "help", "isconfig", "debug"]
             while k < arguments.count {
@@ -98,6 +105,14 @@ public enum BootloaderCommand {
                 }
             }
             if help { return }
+            if let imageFD {
+                // One source of bytes only: a path beside the descriptor would leave it unclear which was read.
+                guard positional.isEmpty else {
+                    throw BootError.usage("give either IMAGE or --image-fd, not both\n" + BootloaderCommand.usage)
+                }
+                image = "fd:\(imageFD)"
+                return
+            }
             guard let image = positional.first else { throw BootError.usage("no IMAGE given\n" + BootloaderCommand.usage) }
             self.image = image
         }
@@ -131,8 +146,18 @@ public enum BootloaderCommand {
                 guard let n = UInt64(v), n > 0 else { throw BootError.badValue(option: "--max-bytes", value: v, reason: "must be a positive byte count") }
                 limits.maxTotalBytes = n
             case "time-limit":
-                guard let n = Int(v), n > 0 else { throw BootError.badValue(option: "--time-limit", value: v, reason: "must be a positive number of seconds") }
+                // A day at most: the value feeds alarm(), RLIMIT_CPU and a Double deadline.
+                guard let n = Int(v), n > 0, n <= 86_400 else {
+                    throw BootError.badValue(option: "--time-limit", value: v, reason: "must be 1…86400 seconds")
+                }
                 limits.seconds = n
+            case "image-fd":
+                guard v.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int32(v) else {
+                    throw BootError.badValue(option: "--image-fd", value: v, reason: "must be an open descriptor number")
+                }
+                imageFD = n
+            case "sandbox":
+                sandbox = try Sandbox(parsing: v)
             default:
                 throw BootError.usage("unknown option --\(name)")
             }
@@ -154,6 +179,8 @@ public enum BootloaderCommand {
                 writeAll(1, Array((usage + "\n").utf8))
                 return 0
             }
+            // Before any file is opened or byte of the guest read; a failure ends the run here.
+            try options.sandbox?.apply(options.limits)
             // Like PyGRUB: the caller (libxl) made this file or FIFO; never create it. Opened
             // first so that a bad path fails before anything is extracted.
             var resultFD: Int32 = 1
@@ -176,7 +203,7 @@ public enum BootloaderCommand {
     public static func execute(_ options: Options, open: FileSystemOpener = BootDisk.open) throws -> Output {
         var output = Output()
         if options.isConfig {
-            let bytes = try readHostMenu(options.image)
+            let bytes = try readHostMenu(try openImage(options), name: options.image)
             let format = MenuSearch.detectFormat(bytes, path: options.image)
             // The host path means nothing inside the guest: read the menu as if it sat at its
             // format's usual place, so relative paths resolve as they would on the disk.
@@ -199,7 +226,7 @@ public enum BootloaderCommand {
             return output
         }
 
-        let image = try FileSource(path: options.image)
+        let image = try openImage(options)
         let filesystems: [any FileSystem]
         do { filesystems = try open(image, options.offset) } catch BootError.noFileSystem(_, let reason) {
             throw BootError.noFileSystem(image: options.image, reason: reason)
@@ -234,8 +261,13 @@ public enum BootloaderCommand {
         return output
     }
 
-    static func readHostMenu(_ path: String) throws -> [UInt8] {
-        let source = try FileSource(path: path)
+    /// The image (or `--isconfig` menu): `--image-fd` if given, else the IMAGE path.
+    static func openImage(_ options: Options) throws -> FileSource {
+        if let fd = options.imageFD { return try FileSource(descriptor: fd, name: options.image) }
+        return try FileSource(path: options.image)
+    }
+
+    static func readHostMenu(_ source: FileSource, name path: String) throws -> [UInt8] {
         guard source.size <= UInt64(BootLimits.maxMenuBytes) else { throw BootError.menuTooLarge(path: path, size: source.size) }
         return try source.read(at: 0, count: Int(source.size))
     }

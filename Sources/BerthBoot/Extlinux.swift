@@ -71,7 +71,7 @@ public enum Extlinux {
             case "ontimeout":
                 onTimeout = words(value).first
             case "timeout":
-                timeout = Int(value).map { $0 == 0 ? -1 : ($0 + 9) / 10 }
+                timeout = Int(words(value).first ?? "").flatMap(timeoutSeconds)
             case "menu":
                 let sub = words(value)
                 switch sub.first?.lowercased() {
@@ -103,6 +103,15 @@ public enum Extlinux {
         return BootMenu(
             format: .extlinux, path: path, entries: entries, defaultIndex: defaultIndex, timeout: timeout,
             hidden: hidden, hasPassword: hasPassword)
+    }
+
+    /// SYSLINUX's `TIMEOUT` is in tenths of a second, 0 meaning wait forever; rounded up to
+    /// whole seconds without `n + 9`, which traps at `TIMEOUT 9223372036854775807`. A negative
+    /// value is no timeout at all.
+    static func timeoutSeconds(_ tenths: Int) -> Int? {
+        if tenths == 0 { return -1 }
+        guard tenths > 0 else { return nil }
+        return tenths / 10 + (tenths % 10 == 0 ? 0 : 1)
     }
 
     /// Lines with `INCLUDE file` and `MENU INCLUDE file` replaced by the file's lines, with

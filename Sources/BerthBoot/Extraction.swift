@@ -55,7 +55,9 @@ public enum Extraction {
             let info: FileInfo
             do { info = try file.fs.stat(file.path) } catch FileSystemError.notFound { throw BootError.fileMissing(path: file.path) }
             guard info.kind == .file else { throw BootError.fileMissing(path: file.path) }
-            total = total.addingReportingOverflow(info.size).partialValue
+            // Sizes come from the guest's inodes: a sum that wraps is over any limit, not small.
+            let (sum, overflow) = total.addingReportingOverflow(info.size)
+            total = overflow ? .max : sum
             if total > limits.maxTotalBytes { throw BootError.tooLarge(total: total, limit: limits.maxTotalBytes) }
         }
 
@@ -92,6 +94,9 @@ public enum Extraction {
             do {
                 try file.fs.stream(file.path, limit: limit) { chunk in
                     try checkTime()
+                    // The readers honour `limit`; this holds the cap even if one did not.
+                    let (sum, overflow) = fileBytes.addingReportingOverflow(chunk.count)
+                    guard !overflow, sum <= limit else { throw BootError.tooLarge(total: UInt64(clamping: sum), limit: budget) }
                     switch chunk {
                     case .bytes(let bytes): try writeAll(fd, bytes, path: directory + "/" + name, checkTime: checkTime)
                     case .file(let range): try copyRange(range, to: fd, path: directory + "/" + name, checkTime: checkTime)

@@ -20,7 +20,7 @@ public enum Grub2 {
         try machine.run(nodes, items: &items, depth: 0)
         var entries: [BootEntry] = []
         let defaultValue = machine.env["default"] ?? ""
-        let defaultIndex = try machine.flatten(items, submenus: [], into: &entries, selector: defaultValue)
+        let defaultIndex = try machine.flatten(items, submenus: [], into: &entries, selector: defaultValue, depth: 0)
         let timeout = machine.env["timeout"].flatMap { Int($0.trimmedSpaces) }
         let hidden = machine.env["timeout_style"] == "hidden" || machine.env["hiddenmenu"] != nil
         var fallback: Int?
@@ -112,8 +112,19 @@ public enum Grub2 {
             }
         }
 
+        /// Refuses to go one level deeper than `BootLimits.maxNesting`. Blocks, function calls,
+        /// `source`, submenus and entry bodies all share this one depth, carried through `run`,
+        /// `flatten` and `evaluate`: a guest's `function f { submenu x { f } }; f` alternates
+        /// between them and, counted apart, would recurse until the host's stack overflows.
+        func checkDepth(_ depth: Int) throws {
+            guard depth <= BootLimits.maxNesting else {
+                throw BootError.menuTooComplex(
+                    path: path, reason: "blocks, submenus and function calls nest more than \(BootLimits.maxNesting) deep")
+            }
+        }
+
         mutating func run(_ nodes: [Grub2Script.Node], items: inout [Item], depth: Int) throws {
-            guard depth < BootLimits.maxNesting else { return }
+            try checkDepth(depth)
             for node in nodes {
                 if returning { return }
                 try step()
@@ -150,9 +161,11 @@ public enum Grub2 {
         }
 
         func value(_ name: String) -> String {
-            if let index = Int(name) {
-                if index == 0 { return "" }
-                return positional.indices.contains(index - 1) ? positional[index - 1] : ""
+            // `$1`…`$N` are digits only: `${-9223372036854775808}` or `${+1}` is no positional
+            // parameter (and `Int.min - 1` would trap). A number past Int.max names none either.
+            if let first = name.utf8.first, first >= 0x30 && first <= 0x39 {
+                guard name.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let index = Int(name), index > 0 else { return "" }
+                return index <= positional.count ? positional[index - 1] : ""
             }
             switch name {
             case "#": return String(positional.count)
@@ -551,7 +564,9 @@ public enum Grub2 {
         }
 
         /// Runs an entry's body the way GRUB does when the entry is booted.
-        mutating func evaluate(title: String, id: String?, positional args: [String], body: [Grub2Script.Node], submenus: [String]) -> BootEntry {
+        mutating func evaluate(
+            title: String, id: String?, positional args: [String], body: [Grub2Script.Node], submenus: [String], depth: Int
+        ) -> BootEntry {
             let savedEnv = env
             let savedPositional = positional
             let savedStatus = status
@@ -561,7 +576,8 @@ public enum Grub2 {
             multiboot = false
             modules = []
             var scratch: [Item] = []
-            do { try run(body, items: &scratch, depth: 1) } catch {}
+            // A body that fails part-way (too many steps, too deep) still yields what it set.
+            do { try run(body, items: &scratch, depth: depth) } catch {}
             returning = false
             var result = boot ?? BootEntry(title: title, id: id, submenus: submenus)
             if result.root == nil { result.root = env["root"] }
@@ -575,8 +591,9 @@ public enum Grub2 {
         /// Flattens the menu tree into `out` (PyGRUB's order) and returns the flat index of the
         /// entry GRUB's `default` selects: a number, a title, an id, or a `>` path of those.
         mutating func flatten(
-            _ items: [Item], submenus: [String], into out: inout [BootEntry], selector: String
+            _ items: [Item], submenus: [String], into out: inout [BootEntry], selector: String, depth: Int
         ) throws -> Int? {
+            try checkDepth(depth)
             let (head, rest) = splitSelector(selector)
             let chosen = resolve(head, in: items)
             var result: Int?
@@ -588,17 +605,18 @@ public enum Grub2 {
                     entry.submenus = submenus
                     out.append(entry)
                 case .entry(let title, let id, let positional, let body):
-                    out.append(evaluate(title: title, id: id, positional: positional, body: body, submenus: submenus))
+                    out.append(evaluate(title: title, id: id, positional: positional, body: body, submenus: submenus, depth: depth + 1))
                 case .submenu(let title, let id, let body):
                     // Entering a submenu opens a new context that sees only exported variables.
                     let savedEnv = env
                     let visible = exported
                     env = env.filter { visible.contains($0.key) }
                     var inner: [Item] = []
-                    try run(body, items: &inner, depth: 1)
+                    try run(body, items: &inner, depth: depth + 1)
                     returning = false
                     let innerSelector = rest ?? (env["default"] ?? "")
-                    let innerDefault = try flatten(inner, submenus: submenus + [title], into: &out, selector: innerSelector)
+                    let innerDefault = try flatten(
+                        inner, submenus: submenus + [title], into: &out, selector: innerSelector, depth: depth + 1)
                     env = savedEnv
                     _ = id
                     if index == chosen { result = innerDefault ?? (out.count > start ? start : nil) }

@@ -26,6 +26,8 @@ public enum ByteSourceError: Error, CustomStringConvertible, Sendable, Equatable
     case outOfBounds(offset: UInt64, count: Int, size: UInt64)
     case readTooLarge(count: Int)
     case ioError(offset: UInt64, errno: Int32)
+    case notReadOnly(path: String)
+    case notSeekable(path: String)
 
     public var description: String {
         switch self {
@@ -37,6 +39,10 @@ public enum ByteSourceError: Error, CustomStringConvertible, Sendable, Equatable
             "read of \(count) bytes exceeds the \(ByteSourceLimits.maxReadLength)-byte limit"
         case .ioError(let offset, let errno):
             "I/O error at offset \(offset): \(String(cString: strerror(errno)))"
+        case .notReadOnly(let path):
+            "\(path) is open for writing; pass the image read-only (O_RDONLY)"
+        case .notSeekable(let path):
+            "\(path) is neither a regular file nor a block device; pass the image itself, not a pipe"
         }
     }
 }
@@ -91,6 +97,52 @@ public final class FileSource: ByteSource {
         self.fd = fd
         self.size = UInt64(end)
     }
+
+    /// Reads an image from a descriptor someone else opened: berthd (root) opens the guest's
+    /// disk and passes it to a deprivileged `berth-bootloader` that could not open it itself.
+    ///
+    /// The descriptor is duplicated (close-on-exec), so the caller keeps its own; it must be
+    /// open for reading only, on a regular file or a block device (reads use `pread`, so its
+    /// file offset does not matter and is not moved).
+    /// - Parameters:
+    ///   - descriptor: an open descriptor, e.g. 0 for standard input.
+    ///   - name: what messages call the image (`fd:0`).
+    public init(descriptor: Int32, name: String) throws {
+        let flags = fcntl(descriptor, F_GETFL)
+        guard flags >= 0 else { throw ByteSourceError.cannotOpen(path: name, errno: errno) }
+        // A writable disk handed to the sandbox would let a compromised reader change the guest.
+        guard flags & O_ACCMODE == O_RDONLY else { throw ByteSourceError.notReadOnly(path: name) }
+        var st = stat()
+        guard fstat(descriptor, &st) == 0 else { throw ByteSourceError.cannotOpen(path: name, errno: errno) }
+        let kind = st.st_mode & S_IFMT
+        guard kind == S_IFREG || kind == S_IFBLK else { throw ByteSourceError.notSeekable(path: name) }
+        let fd = fcntl(descriptor, F_DUPFD_CLOEXEC, 3)
+        guard fd >= 0 else { throw ByteSourceError.cannotOpen(path: name, errno: errno) }
+        var size: UInt64 = 0
+        if kind == S_IFREG {
+            size = UInt64(clamping: st.st_size)
+        } else if ioctl(fd, FileSource.blkGetSize64, &size) != 0 {
+            // BLKGETSIZE64 missing (an old or foreign kernel): the end of a block device is its size.
+            let end = lseek(fd, 0, SEEK_END)
+            guard end >= 0 else {
+                let err = errno
+                close(fd)
+                throw ByteSourceError.cannotOpen(path: name, errno: err)
+            }
+            size = UInt64(end)
+        }
+        // pread takes an off_t: a size past Int64.max could not be read, and no disk is that large.
+        guard size <= UInt64(Int64.max) else {
+            close(fd)
+            throw ByteSourceError.cannotOpen(path: name, errno: EFBIG)
+        }
+        self.path = name
+        self.fd = fd
+        self.size = size
+    }
+
+    /// `_IOR(0x12, 114, size_t)` from <linux/fs.h>: a block device's size in bytes.
+    static let blkGetSize64: UInt = 0x8008_1272
 
     deinit { close(fd) }
 

@@ -96,5 +96,6 @@ import Testing
         #expect(try kernel.read(at: 0, count: 6) == Array("KERNEL".utf8))
         #expect(BootloaderCommand.run(arguments: ["-q", "--entry=9", "-n", image.path]) == 1)
         for name in try listDirectory(out) { unlink(out + "/" + name) }
+        rmdir(out)  // else the image's directory, which holds it, is left behind in /tmp
     }
 }

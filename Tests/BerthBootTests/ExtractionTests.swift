@@ -45,6 +45,47 @@ import Testing
         #expect(try listDirectory(tmp.path).isEmpty)
     }
 
+    /// A guest's inode sizes that sum past 2^64 once wrapped to a small total and passed.
+    @Test func sizesThatOverflowTheSumAreRefusedBeforeWriting() throws {
+        struct LyingSizes: FileSystem {
+            var kind: String { "lying" }
+            let sizes: [String: UInt64]
+            func stat(_ path: String) throws -> FileInfo {
+                guard let size = sizes[path] else { throw FileSystemError.notFound(path: path) }
+                return FileInfo(kind: .file, size: size)
+            }
+            func list(_ path: String) throws -> [String] { throw FileSystemError.notFound(path: path) }
+            func read(_ path: String, limit: Int) throws -> [UInt8] { [UInt8](repeating: 0, count: 100) }
+        }
+        let fs = LyingSizes(sizes: ["/k": 100, "/i": UInt64.max - 49])
+        let tmp = TemporaryDirectory()
+        defer { tmp.remove() }
+        #expect(throws: BootError.tooLarge(total: .max, limit: 1000)) {
+            try Extraction.extract(
+                kernel: GuestFile(fs: fs, path: "/k"), initrds: [GuestFile(fs: fs, path: "/i")], to: tmp.path,
+                limits: ExtractionLimits(maxTotalBytes: 1000))
+        }
+        #expect(try listDirectory(tmp.path).isEmpty)
+    }
+
+    /// A reader that hands over more than its `limit` (stat says small, the data is not):
+    /// the copy stops at the cap and leaves nothing behind.
+    @Test func aReaderStreamingPastItsLimitIsStopped() throws {
+        struct Overlong: FileSystem {
+            var kind: String { "overlong" }
+            func stat(_ path: String) throws -> FileInfo { FileInfo(kind: .file, size: 10) }
+            func list(_ path: String) throws -> [String] { [] }
+            func read(_ path: String, limit: Int) throws -> [UInt8] { [UInt8](repeating: 7, count: 5000) }
+        }
+        let tmp = TemporaryDirectory()
+        defer { tmp.remove() }
+        #expect(throws: BootError.tooLarge(total: 5000, limit: 1000)) {
+            try Extraction.extract(
+                kernel: GuestFile(fs: Overlong(), path: "/k"), initrds: [], to: tmp.path, limits: ExtractionLimits(maxTotalBytes: 1000))
+        }
+        #expect(try listDirectory(tmp.path).isEmpty)
+    }
+
     @Test func timeLimitStopsAndCleansUp() throws {
         let fs = MemoryFileSystem(bytes: ["/k": [UInt8](repeating: 1, count: 100)])
         let tmp = TemporaryDirectory()

@@ -1,5 +1,5 @@
 // modules: BerthDisk BerthBoot
-// corpus: Tests/BerthBootTests/Fixtures
+// corpus: Tests/BerthBootTests/Fixtures fuzz/seeds/Menus
 //
 // Boot menus are hostile guest data (CVE-2007-4993): every parser must return or throw on
 // any input, within its limits, and every answer must render without letting menu text
