@@ -125,7 +125,7 @@ public enum Extraction {
     typealias CopyFileRange = @convention(c) (
         Int32, UnsafeMutablePointer<Int64>?, Int32, UnsafeMutablePointer<Int64>?, Int, UInt32
     ) -> Int
-    nonisolated(unsafe) static let copyFileRange: CopyFileRange? = dlsym(nil, "copy_file_range").map {
+    static let copyFileRange: CopyFileRange? = dlsym(nil, "copy_file_range").map {
         unsafeBitCast($0, to: CopyFileRange.self)
     }
 

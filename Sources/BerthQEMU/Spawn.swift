@@ -33,14 +33,18 @@ public enum Spawn {
     /// - Parameters:
     ///   - stdin: a descriptor the child gets as its standard input (default /dev/null); the
     ///     bootloader reads the guest's disk from it, so it never opens a host path itself.
+    ///   - directory: the child's working directory, entered before exec.
     ///   - environment: `KEY=value` entries (default `cleanEnvironment`).
     public static func run(
-        _ argv: [String], timeout: Duration, stdin: Int32? = nil, environment: [String] = cleanEnvironment
+        _ argv: [String], timeout: Duration, stdin: Int32? = nil, directory: String? = nil,
+        environment: [String] = cleanEnvironment
     ) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
                 continuation.resume(
-                    with: Result { try runBlocking(argv, timeout: timeout, stdin: stdin, environment: environment) })
+                    with: Result {
+                        try runBlocking(argv, timeout: timeout, stdin: stdin, directory: directory, environment: environment)
+                    })
             }
             thread.name = "berth-spawn"
             thread.start()
@@ -162,9 +166,9 @@ public enum Spawn {
         return pid
     }
 
-    private static func runBlocking(_ argv: [String], timeout: Duration, stdin: Int32?, environment: [String]) throws
-        -> Outcome
-    {
+    private static func runBlocking(
+        _ argv: [String], timeout: Duration, stdin: Int32?, directory: String?, environment: [String]
+    ) throws -> Outcome {
         // Two pipes: stdout alone (a result to parse) and stderr (messages); both feed `output`.
         var outFDs: [Int32] = [-1, -1]
         var errFDs: [Int32] = [-1, -1]
@@ -180,7 +184,7 @@ public enum Spawn {
         let pid: pid_t
         do {
             pid = try spawn(
-                argv, stdin: stdin, stdout: outFDs[1], stderr: errFDs[1], passing: [], directory: nil,
+                argv, stdin: stdin, stdout: outFDs[1], stderr: errFDs[1], passing: [], directory: directory,
                 newSession: false, environment: environment)
         } catch {
             close(outFDs[1])

@@ -170,3 +170,49 @@ func run(_ tool: String, _ arguments: [String]) throws {
         throw BerthError(.internal, "\(tool) failed")
     }
 }
+
+extension IsolationTests {
+    /// The three menus that crashed the bootloader (an overflow trap twice, a stack overflow),
+    /// each on a guest's own disk: the guest does not start and says why; berthd and a guest
+    /// already running are untouched. Before, berthd parsed these menus itself and died.
+    @Test func hostileBootMenusCostOnlyThatGuestsStart() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        _ = try await daemon.client.define(try GuestFixture.spec("bystander"))
+        let bystander = try #require(try await daemon.client.perform(.start, on: "bystander").pid)
+        let menus = [
+            // Read past the trap, the menu's entry is chosen and its (fake) kernel reaches QEMU.
+            ("trap-grub", "boot/grub/grub.cfg", "echo ${-9223372036854775808}\nmenuentry 'x' { linux /vmlinuz }\n",
+             "invalid kernel header"),
+            ("trap-extlinux", "boot/extlinux/extlinux.conf", "TIMEOUT 9223372036854775807\nLABEL x\n  KERNEL /vmlinuz\n",
+             "invalid kernel header"),
+            // Endless nesting is refused by the bootloader.
+            ("trap-recursion", "boot/grub/grub.cfg", "function f { submenu x { f } }\nf\nmenuentry 'y' { linux /vmlinuz }\n",
+             "nest more than"),
+        ]
+        for (name, path, text, why) in menus {
+            let tree = daemon.stateDirectory + "/\(name)-tree"
+            let file = tree + "/" + path
+            try FileManager.default.createDirectory(
+                atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            try "not a kernel".write(toFile: tree + "/vmlinuz", atomically: true, encoding: .utf8)
+            let image = daemon.stateDirectory + "/\(name).img"
+            try run("/usr/sbin/mke2fs", ["-q", "-F", "-t", "ext4", "-d", tree, image, "16M"])
+            _ = try await daemon.client.define(
+                DomainSpec(name: name, bootloader: BootloaderSpec(), disks: [DiskSpec(path: image, format: .raw)]))
+            let error = await #expect(throws: BerthError.self) { _ = try await daemon.client.perform(.start, on: name) }
+            // Refused for what the menu holds, not for anything about the host.
+            let message = error?.message ?? "started"
+            #expect(message.contains(why), "\(name): \(message)")
+            #expect(!message.contains("Permission denied") && !message.contains("signal"), "\(name): \(message)")
+            let info = try await daemon.client.info(name)
+            #expect(info.state == .shutoff)
+            #expect(info.lastError?.contains(why) == true)
+        }
+        // berthd answered every request above and is still the same process; the bystander too.
+        #expect(daemon.process?.isRunning == true)
+        let after = try await daemon.client.info("bystander")
+        #expect(after.state == .running && after.pid == bystander)
+    }
+}

@@ -44,13 +44,13 @@ extension BootPreparer {
             }
             defer { close(image) }
 
-            var arguments = [
-                bootloader, "--image-fd=0", "--output-directory=\(output)", "--output-format=simple0", "--quiet",
-            ]
+            // The guest's user cannot reach `output` by its path (the state directory is root's),
+            // so the bootloader starts inside it.
+            var arguments = [bootloader, "--image-fd=0", "--output-directory=.", "--output-format=simple0", "--quiet"]
             if let entry = choice.entry { arguments.append("--entry=\(entry)") }
             if let extra = choice.extraArgs, !extra.isEmpty { arguments.append("--args=\(extra)") }
             if let identity { arguments.append("--sandbox=\(identity.uid):\(identity.gid)") }
-            let outcome = try await Spawn.run(arguments, timeout: timeout, stdin: image)
+            let outcome = try await Spawn.run(arguments, timeout: timeout, stdin: image, directory: output)
             // Whatever the bootloader left is now root's: nothing running as the guest's user
             // can swap a file in between this check and QEMU opening it.
             if identity != nil { chown(output, 0, 0) }
@@ -90,7 +90,8 @@ extension BootPreparer {
             fields[String(text[..<space])] = String(text[text.index(after: space)...])
         }
         func inside(_ path: String) throws -> String {
-            let name = path.hasPrefix(directory + "/") ? String(path.dropFirst(directory.count + 1)) : ""
+            // The bootloader ran in `directory` with `--output-directory=.`.
+            let name = path.hasPrefix("./") ? String(path.dropFirst(2)) : ""
             var info = stat()
             guard !name.isEmpty, !name.contains("/"), name != "..", name != ".",
                 lstat(directory + "/" + name, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG
