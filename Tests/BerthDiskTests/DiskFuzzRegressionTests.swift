@@ -3,7 +3,7 @@ import Testing
 
 /// Inputs found by the fuzz targets in `fuzz/targets/` (and their close relatives), kept as
 /// crafted images so that each stays fixed.
-@Suite(.enabled(if: DiskFixture.available, "run fixtures/disk/build-images.sh first"))
+@Suite
 struct DiskFuzzRegressionTests {
     static func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * UInt32($0))) } }
     static func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
@@ -60,7 +60,7 @@ struct DiskFuzzRegressionTests {
 
 /// Crafted LVM metadata on the head of a real PV: the label and metadata area header are
 /// pvcreate's, the text is ours (with its checksums recomputed).
-@Suite(.enabled(if: DiskFixture.hasLVM, "run fixtures/disk/build-images.sh as root first"))
+@Suite
 struct LVMCraftedTests {
     static func pv(withText text: String) throws -> MemorySource {
         var bytes = try DiskFixture.bytes(ofFile: DiskFixture.path("corpus/lvm/pv-head.img"))

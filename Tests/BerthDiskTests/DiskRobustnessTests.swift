@@ -5,7 +5,7 @@ import Testing
 /// Hostile-image robustness in the regular suite: byte flips aimed at the structures a clean
 /// walk reads, and truncations. Every iteration must end in a result or an error — a crash
 /// would take the test process down, a hang would blow the time budget.
-@Suite(.enabled(if: DiskFixture.available, "run fixtures/disk/build-images.sh first"))
+@Suite
 struct DiskRobustnessTests {
     struct Outcome {
         var errors = 0
@@ -67,7 +67,7 @@ struct DiskRobustnessTests {
 
     @Test("random byte flips over every structure read", arguments: images.enumerated().map { ($0.offset, $0.element) })
     func byteFlips(seed: Int, image: String) throws {
-        guard FileSource.exists(DiskFixture.path(image)) else { return }
+        try DiskFixture.require(image)
         let recording = RecordingSource(try DiskFixture.image(image))
         let clean = Self.exercise(recording)
         #expect(clean.files > 10, "the clean image must be readable")
@@ -101,7 +101,7 @@ struct DiskRobustnessTests {
 
     @Test("truncated images", arguments: images.enumerated().map { ($0.offset, $0.element) })
     func truncation(seed: Int, image: String) throws {
-        guard FileSource.exists(DiskFixture.path(image)) else { return }
+        try DiskFixture.require(image)
         let recording = RecordingSource(try DiskFixture.image(image))
         let clean = Self.exercise(recording)
         var rng = SeededRandom(seed: 0x7E_0000 + UInt64(seed))

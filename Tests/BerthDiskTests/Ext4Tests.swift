@@ -2,7 +2,7 @@ import BerthDisk
 import Foundation
 import Testing
 
-@Suite(.enabled(if: DiskFixture.available, "run fixtures/disk/build-images.sh first"))
+@Suite
 struct Ext4Tests {
     static let images: [(image: String, tree: String, kind: String)] = [
         ("ext2.img", "ext2", "ext2"),

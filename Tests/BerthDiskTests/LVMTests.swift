@@ -1,7 +1,7 @@
 import BerthDisk
 import Testing
 
-@Suite(.enabled(if: DiskFixture.hasLVM, "run fixtures/disk/build-images.sh as root first (LVM needs loop devices)"))
+@Suite
 struct LVMTests {
     static let mib: UInt64 = 1 << 20
 
@@ -86,7 +86,7 @@ struct LVMTests {
 }
 
 @Suite struct LVMConfigTests {
-    @Test("the metadata text of a real vgcfgbackup file", .enabled(if: DiskFixture.hasLVM))
+    @Test("the metadata text of a real vgcfgbackup file")
     func backupFile() throws {
         let config = try LVM.parseConfig(DiskFixture.bytes(ofFile: DiskFixture.path("lvm-vg.txt")))
         #expect(config["contents"]?.string == "Text Format Volume Group")

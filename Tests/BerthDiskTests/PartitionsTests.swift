@@ -1,7 +1,7 @@
 import BerthDisk
 import Testing
 
-@Suite(.enabled(if: DiskFixture.available, "run fixtures/disk/build-images.sh first"))
+@Suite
 struct PartitionsTests {
     static let mib: UInt64 = 1 << 20
 

@@ -1,7 +1,7 @@
 import BerthDisk
 import Testing
 
-@Suite(.enabled(if: DiskFixture.available, "run fixtures/disk/build-images.sh first"))
+@Suite
 struct VolumesTests {
     static func which(_ volume: Volumes.Volume) throws -> String? {
         guard let fs = volume.filesystem else { return nil }
@@ -37,7 +37,7 @@ struct VolumesTests {
         #expect(throws: ByteSourceError.self) { try Volumes.discover(DiskFixture.image("mbr.img"), offset: 1 << 40) }
     }
 
-    @Test("LVM: visible logical volumes stand in for the PV partition", .enabled(if: DiskFixture.hasLVM))
+    @Test("LVM: visible logical volumes stand in for the PV partition")
     func lvm() throws {
         let (volumes, problems) = try Volumes.discover(DiskFixture.image("lvm.img"))
         #expect(problems.isEmpty)
