@@ -13,7 +13,9 @@ public struct Berth: AsyncParsableCommand {
             List.self, Define.self, Undefine.self, Start.self, Shutdown.self, Destroy.self, Reboot.self,
             Suspend.self, Resume.self, DomInfo.self, DomState.self, Console.self, Log.self, Autostart.self,
             Events.self, HostCheck.self, Bootloader.self, Create.self, Convert.self, DumpXML.self, DumpConfig.self,
-            KickstartCommand.self, Install.self, Reinstall.self, Media.self,
+            KickstartCommand.self, Install.self, Reinstall.self, Media.self, NetDefine.self, NetUndefine.self,
+            NetStart.self, NetDestroy.self, NetList.self, NetInfo.self, NetDumpXML.self, NetAutostart.self,
+            NetDHCPLeases.self, NetUpdate.self,
         ])
 
     public init() {}

@@ -7,7 +7,7 @@ import Synchronization
 /// Typed client of berthd's HTTP API (`docs/openapi.yaml`).
 public struct BerthClient: Sendable {
     public let endpoint: Endpoint
-    private let transport: HTTPTransport
+    let transport: HTTPTransport
 
     public init(endpoint: Endpoint) {
         self.endpoint = endpoint
@@ -55,7 +55,7 @@ public struct BerthClient: Sendable {
         }
     }
 
-    private func check(_ reply: HTTPTransport.Reply) throws {
+    func check(_ reply: HTTPTransport.Reply) throws {
         guard !(200..<300).contains(reply.status) else { return }
         struct ErrorBody: Decodable { var error: BerthError }
         if let body = try? Self.decoder.decode(ErrorBody.self, from: reply.body) { throw body.error }
@@ -69,7 +69,7 @@ public struct BerthClient: Sendable {
         return decoder
     }()
 
-    private static func escape(_ name: String) -> String {
+    static func escape(_ name: String) -> String {
         name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? name
     }
 

@@ -77,6 +77,12 @@ extension DomainSpec {
                 throw BerthError(
                     .invalidArgument, "A bridged NIC needs a bridge name.", remedy: "Add \"bridge\": \"br0\" to the NIC.")
             }
+            if let ip = nic.ip, nic.mode == .network, IPv4Address(ip) == nil {
+                throw BerthError(
+                    .invalidArgument, "NIC address '\(ip)' is not an IPv4 address.",
+                    remedy: "Write it as 192.168.122.50 (inside the network's subnet).")
+            }
+            if let bridge = nic.bridge, nic.mode == .bridge { try NetworkSpec.validateInterfaceName(bridge) }
             if nic.mode == .network, nic.network == nil {
                 throw BerthError(
                     .invalidArgument, "A network NIC needs a network name.",

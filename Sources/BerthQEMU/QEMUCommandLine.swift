@@ -27,6 +27,9 @@ public struct PassedDescriptor: Sendable, Equatable {
         /// A unix socket berthd binds and listens on; QEMU accepts on it.
         case listeningSocket(path: String)
         case file(path: String, access: Access)
+        /// A descriptor berthd already holds (a tap it made and attached to a bridge); it is
+        /// duplicated for QEMU, and the holder keeps and closes its own.
+        case open(fd: Int32, what: String)
     }
 
     public var source: Source
@@ -57,15 +60,16 @@ public struct QEMUCommandLine: Sendable, Equatable {
     ///   - accel: `.kvm` or `.tcg`, already resolved with `AcceleratorProbe.resolve`.
     ///   - paths: where the sockets, pidfile and console log go.
     ///   - boot: a kernel overriding the spec's (the bootloader case).
-    ///   - taps: tap interface names by NIC index, prepared by the host networking code, for
-    ///     NICs that are not user-mode.
+    ///   - taps: open tap descriptors by NIC index, made and attached to their bridge by the
+    ///     host networking code, for NICs that are not user-mode. QEMU gets them as `fd=N`:
+    ///     it needs no network privilege and opens nothing itself.
     ///   - tscKHz: the host TSC rate, given to a microvm guest under TCG (`HostTSC`).
     ///   - isBlockDevice: whether a disk path is a block device (QEMU's `host_device` driver).
     /// - Throws: `BerthError` for settings QEMU cannot take, and for a disk whose format was
     ///   never recorded (formats are decided at define time, never guessed at start).
     public init(
         spec: DomainSpec, accel: Accelerator, paths: RuntimePaths, boot: BootFiles? = nil,
-        taps: [Int: String] = [:], tscKHz: Int? = HostTSC.kHz,
+        taps: [Int: Int32] = [:], tscKHz: Int? = HostTSC.kHz,
         isBlockDevice: (String) -> Bool = DiskFormat.isBlockDevice
     ) throws {
         guard accel != .auto else {
@@ -134,7 +138,7 @@ public struct QEMUCommandLine: Sendable, Equatable {
         }
 
         args += try Self.diskArguments(spec.disks, family: family, table: &table, isBlockDevice: isBlockDevice)
-        args += try Self.nicArguments(spec.nics, family: family, taps: taps)
+        args += try Self.nicArguments(spec.nics, family: family, taps: taps, table: &table)
 
         // Display.
         if let graphics = spec.graphics {
@@ -320,21 +324,21 @@ public struct QEMUCommandLine: Sendable, Equatable {
             remedy: "Put the other disks on \"bus\": \"virtio\" or \"scsi\".")
     }
 
-    static func nicArguments(_ nics: [NICSpec], family: MachineFamily, taps: [Int: String]) throws -> [String] {
+    static func nicArguments(
+        _ nics: [NICSpec], family: MachineFamily, taps: [Int: Int32], table: inout DescriptorTable
+    ) throws -> [String] {
         var args: [String] = []
         for (index, nic) in nics.enumerated() {
             let id = "net\(index)"
             if nic.mode == .user {
                 args += ["-netdev", "user,id=\(id)"]
             } else if let tap = taps[index] {
-                guard tap.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), tap.utf8.count < 16 else {
-                    throw BerthError(.internal, "Tap name '\(tap)' is not a valid interface name.")
-                }
-                args += ["-netdev", "tap,id=\(id),ifname=\(tap),script=no,downscript=no"]
+                // No vhost: /dev/vhost-net would be one more host path QEMU opens.
+                args += ["-netdev", "tap,id=\(id),fd=\(table.add(.open(fd: tap, what: "the tap of NIC \(index)")))"]
             } else {
                 throw BerthError(
-                    .unavailable, "NIC \(index) uses \(nic.mode.rawValue) networking, which is not supported yet.",
-                    remedy: "Use \"mode\": \"user\" for now (outbound access through QEMU's user-mode network).")
+                    .internal, "NIC \(index) (\(nic.mode.rawValue)) reached QEMU without its tap.",
+                    remedy: "This is a bug in berthd; start the domain again.")
             }
             var model = nic.model ?? "virtio-net-\(family.virtioSuffix)"
             if model == "virtio" || model == "virtio-net" { model = "virtio-net-\(family.virtioSuffix)" }

@@ -117,6 +117,14 @@ public struct QEMUProcess: Sendable {
                 switch descriptor.source {
                 case .listeningSocket(let path):
                     opened.append(try UnixSocketConnection.listen(path: path))
+                case .open(let fd, let what):
+                    let copy = fcntl(fd, F_DUPFD_CLOEXEC, 3)
+                    guard copy >= 0 else {
+                        throw BerthError(
+                            .internal, "Cannot pass \(what) to QEMU: \(String(cString: strerror(errno)))",
+                            remedy: "Start '\(commandLine.name)' again.")
+                    }
+                    opened.append(copy)
                 case .file(let path, let access):
                     let flags: Int32 =
                         switch access {

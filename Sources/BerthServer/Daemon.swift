@@ -17,6 +17,7 @@ public enum Daemon {
         let v1 = router.group("v1")
         DomainsController(hypervisor: hypervisor).add(to: v1)
         HostController(hypervisor: hypervisor).add(to: v1)
+        NetworksController(networks: hypervisor.networks).add(to: v1)
         MediaController(library: MediaLibrary(stateDirectory: hypervisor.stateDirectory)).add(to: router)
         return router
     }
@@ -31,12 +32,15 @@ public enum Daemon {
         let catalog = try Catalog(path: configuration.catalogPath)
         let hypervisor = try Hypervisor(
             catalog: catalog, driver: driver, bootPreparer: bootPreparer,
-            stateDirectory: configuration.stateDirectory)
+            stateDirectory: configuration.stateDirectory, runtimeDirectory: configuration.runtimeDirectory,
+            guestReachablePorts: configuration.guestReachablePorts)
         if let block = hypervisor.guestIDBlock {
             // Before any guest runs (re-attached ones included): guests reach only the media.
             try await GuestFirewall(guestIDBlock: block, mediaPorts: configuration.guestReachablePorts)
                 .apply(runtimeDirectory: configuration.runtimeDirectory)
         }
+        // Networks before guests: re-attached guests keep their bridges, autostart guests find theirs.
+        for message in await hypervisor.networks.recover() { logger.warning("\(message)") }
         await hypervisor.recoverAll()
 
         unlink(configuration.socketPath)  // a stale socket; the lock proves no daemon owns it

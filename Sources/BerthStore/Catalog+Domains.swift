@@ -69,6 +69,7 @@ extension Catalog {
             }
             try db.execute(sql: "DELETE FROM nic WHERE domainId = ?", arguments: [id])
             try db.execute(sql: "DELETE FROM disk WHERE domainId = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM dhcp_host WHERE domainId = ?", arguments: [id])
             try assignMACs(&spec, db: db, excluding: id)
             try checkDisks(spec, db: db, excluding: id)
             try db.execute(
@@ -246,6 +247,7 @@ extension Catalog {
                 sql: "INSERT INTO disk (path, domainId, readOnly) VALUES (?, ?, ?)",
                 arguments: [disk.path, id, disk.readOnly])
         }
+        try claimAddresses(spec, domainID: id, db: db)
     }
 
     static func json(_ spec: DomainSpec) throws -> String {

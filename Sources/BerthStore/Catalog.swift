@@ -77,6 +77,37 @@ public struct Catalog: Sendable {
         migrator.registerMigration("v4-settings") { db in
             try db.execute(sql: "CREATE TABLE setting (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         }
+        // Networks and their DHCP reservations; a domain NIC's reserved address is a row
+        // that goes with the domain.
+        migrator.registerMigration("v5-networks") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE network (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        name TEXT NOT NULL UNIQUE,
+                        uuid TEXT NOT NULL UNIQUE,
+                        mode TEXT NOT NULL CHECK (mode IN ('nat', 'routed', 'isolated', 'bridge')),
+                        bridge TEXT NOT NULL,
+                        spec TEXT NOT NULL,
+                        autostart INTEGER NOT NULL DEFAULT 0,
+                        active INTEGER NOT NULL DEFAULT 0,
+                        createdAt DATETIME NOT NULL,
+                        updatedAt DATETIME NOT NULL
+                    );
+                    -- A bridge Berth makes belongs to one network; bridge-mode networks may share a host bridge.
+                    CREATE UNIQUE INDEX network_bridge ON network(bridge) WHERE mode != 'bridge';
+                    CREATE TABLE dhcp_host (
+                        networkId INTEGER NOT NULL REFERENCES network(id) ON DELETE CASCADE,
+                        mac TEXT NOT NULL,
+                        ip TEXT NOT NULL,
+                        name TEXT,
+                        domainId INTEGER REFERENCES domain(id) ON DELETE CASCADE,
+                        UNIQUE (networkId, mac),
+                        UNIQUE (networkId, ip)
+                    );
+                    CREATE INDEX dhcp_host_domain ON dhcp_host(domainId);
+                    """)
+        }
         return migrator
     }
 }

@@ -189,17 +189,17 @@ import Testing
         #expect(values(args, "-device").contains("e1000,netdev=net1"))
     }
 
-    @Test func bridgedNICNeedsATap() throws {
+    @Test func aBridgedNICGetsItsTapAsAPassedDescriptor() throws {
         let s = spec { $0.nics = [NICSpec(mode: .bridge, bridge: "xenbr0")] }
         let error = #expect(throws: BerthError.self) {
             try QEMUCommandLine(spec: s, accel: .tcg, paths: paths)
         }
-        #expect(error?.code == .unavailable)
-        #expect(error?.remedy?.contains("user") == true)
-        let args = try QEMUCommandLine(
-            spec: s, accel: .tcg, paths: paths, taps: [0: "berth-tap0"]
-        ).arguments
-        #expect(values(args, "-netdev") == ["tap,id=net0,ifname=berth-tap0,script=no,downscript=no"])
+        #expect(error?.code == .internal)
+        let line = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths, taps: [0: 42])
+        // QEMU opens no tap itself (no ifname=, no script): berthd's open tap arrives as a descriptor.
+        let tap = try #require(line.descriptors.last)
+        #expect(tap.source == .open(fd: 42, what: "the tap of NIC 0"))
+        #expect(values(line.arguments, "-netdev") == ["tap,id=net0,fd=\(tap.number)"])
     }
 
     @Test func hostileNICModelIsRefused() {

@@ -15,6 +15,8 @@ actor DomainSupervisor {
     private let bootPreparer: BootPreparer
     /// The unprivileged user this domain's processes run as (nil: berthd's own user).
     private let identity: @Sendable () throws -> GuestIdentity?
+    /// Makes a tap on its bridge for each NIC that is not user-mode.
+    private let prepareTaps: @Sendable (DomainSpec) async throws -> [Int: TapDevice]
     /// When berthd itself started the guest again without being asked (on_crash, on_reboot,
     /// on_poweroff, autostart), most recent last; see `RestartThrottle`.
     private var throttle = RestartThrottle()
@@ -30,8 +32,10 @@ actor DomainSupervisor {
 
     init(
         name: String, catalog: Catalog, driver: any GuestDriver, hub: EventHub, bootPreparer: BootPreparer,
-        identity: @escaping @Sendable () throws -> GuestIdentity?
+        identity: @escaping @Sendable () throws -> GuestIdentity?,
+        prepareTaps: @escaping @Sendable (DomainSpec) async throws -> [Int: TapDevice] = { _ in [:] }
     ) {
+        self.prepareTaps = prepareTaps
         self.name = name
         self.catalog = catalog
         self.driver = driver
@@ -133,7 +137,11 @@ actor DomainSupervisor {
         do {
             let identity = try identity()
             let boot = try await bootPreparer.prepare(spec, identity)
-            started = try await driver.start(spec, boot: boot, identity: identity)
+            // berthd's copies of the taps are closed once QEMU holds its own (or failed to start:
+            // then the taps vanish with them).
+            let taps = try await prepareTaps(spec)
+            defer { taps.values.forEach { $0.close() } }
+            started = try await driver.start(spec, boot: boot, taps: taps.mapValues(\.fd), identity: identity)
         } catch {
             let message = (error as? BerthError)?.description ?? "\(error)"
             report { try self.observe(.shutoff, lastError: "Start failed: \(message)") }

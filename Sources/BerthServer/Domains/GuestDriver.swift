@@ -18,9 +18,11 @@ public enum GuestEvent: Sendable, Equatable {
 /// Starts and re-attaches guests. The QEMU implementation is `QEMUGuestDriver`; the
 /// seam exists so the supervisor's policy logic reads apart from process handling.
 public protocol GuestDriver: Sendable {
-    /// Launches the guest, as `identity`'s user when given; returns once QEMU runs and its
+    /// Launches the guest, as `identity`'s user when given, with `taps` (open tap descriptors
+    /// by NIC index) for the NICs that are not user-mode; returns once QEMU runs and its
     /// control channel is connected.
-    func start(_ spec: DomainSpec, boot: BootFiles?, identity: GuestIdentity?) async throws -> any GuestInstance
+    func start(_ spec: DomainSpec, boot: BootFiles?, taps: [Int: Int32], identity: GuestIdentity?) async throws
+        -> any GuestInstance
     /// Finds a guest left running by an earlier daemon, checking that its PID still
     /// belongs to this domain's UUID.
     func reattach(_ spec: DomainSpec) async -> (any GuestInstance)?

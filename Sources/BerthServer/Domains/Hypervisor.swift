@@ -15,16 +15,25 @@ public final class Hypervisor: Sendable {
     public let stateDirectory: String
     /// The first of this daemon's guest user IDs; nil when berthd cannot switch users (not root).
     let guestIDBlock: UInt32?
+    /// Bridges, dnsmasq, nftables and taps.
+    let networks: NetworkManager
 
+    /// - Parameters:
+    ///   - runtimeDirectory: where networks keep their dnsmasq files (default `<state>/run`).
+    ///   - guestReachablePorts: host TCP ports guests on a network may reach (the media listener).
     public init(
         catalog: Catalog, driver: any GuestDriver, bootPreparer: BootPreparer, stateDirectory: String,
-        isolateGuests: Bool = GuestIdentity.canSwitch
+        isolateGuests: Bool = GuestIdentity.canSwitch, runtimeDirectory: String? = nil, guestReachablePorts: [Int] = []
     ) throws {
         self.catalog = catalog
         self.driver = driver
         self.bootPreparer = bootPreparer
         self.stateDirectory = stateDirectory
-        self.guestIDBlock = isolateGuests ? try catalog.guestIDBlock() : nil
+        let block = isolateGuests ? try catalog.guestIDBlock() : nil
+        self.guestIDBlock = block
+        self.networks = NetworkManager(
+            catalog: catalog, runtimeDirectory: runtimeDirectory ?? stateDirectory + "/run", guestIDBlock: block,
+            mediaPorts: guestReachablePorts, privileged: getuid() == 0)
     }
 
     /// The user a domain's QEMU and bootloader run as.
@@ -38,9 +47,11 @@ public final class Hypervisor: Sendable {
         _ = try catalog.domain(named: name)
         return supervisors.withLock { table in
             if let existing = table[name] { return existing }
+            let networks = networks
             let created = DomainSupervisor(
                 name: name, catalog: catalog, driver: driver, hub: hub, bootPreparer: bootPreparer,
-                identity: { [weak self] in try self?.identity(of: name) })
+                identity: { [weak self] in try self?.identity(of: name) },
+                prepareTaps: { spec in try await networks.prepareTaps(for: spec) })
             table[name] = created
             return created
         }
@@ -50,6 +61,7 @@ public final class Hypervisor: Sendable {
         let spec = try recordedForCatalog(spec)
         try checkAgainstHost(spec)
         let stored = try catalog.define(spec)
+        networks.refreshReservations(Self.reservedOn(stored))
         hub.publish(LifecycleEvent(domain: stored.name, kind: "defined", state: .shutoff))
         return try info(stored.name)
     }
@@ -57,7 +69,9 @@ public final class Hypervisor: Sendable {
     public func update(_ spec: DomainSpec) throws -> DomainInfo {
         let spec = try recordedForCatalog(spec)
         try checkAgainstHost(spec)
+        let previous = try? catalog.domain(named: spec.name).spec
         let stored = try catalog.update(spec)
+        networks.refreshReservations(Self.reservedOn(stored).union(previous.map(Self.reservedOn) ?? []))
         hub.publish(LifecycleEvent(domain: stored.name, kind: "updated", state: try catalog.domain(named: stored.name).state))
         return try info(stored.name)
     }
@@ -71,12 +85,18 @@ public final class Hypervisor: Sendable {
                 remedy: "Stop it with 'berth shutdown \(name)' or 'berth destroy \(name)' before undefining it.")
         }
         try catalog.undefine(name)
+        networks.refreshReservations(Self.reservedOn(record.spec))
         supervisors.withLock { _ = $0.removeValue(forKey: name) }
         if !keepLogs {
             let log = driver.consoleLogPath(record.spec)
             for path in [log] + (1...9).map({ "\(log).\($0)" }) { unlink(path) }
         }
         hub.publish(LifecycleEvent(domain: name, kind: "undefined", state: .shutoff))
+    }
+
+    /// The networks on which a domain's NICs reserve addresses.
+    static func reservedOn(_ spec: DomainSpec) -> Set<String> {
+        Set(spec.nics.filter { $0.mode == .network && $0.ip != nil }.compactMap(\.network))
     }
 
     public func info(_ name: String) throws -> DomainInfo {

@@ -36,11 +36,13 @@ public struct QEMUGuestDriver: GuestDriver {
         RuntimePaths(runtimeRoot: runtimeRoot, logRoot: logRoot, name: spec.name, uuid: spec.uuid)
     }
 
-    public func start(_ spec: DomainSpec, boot: BootFiles?, identity: GuestIdentity?) async throws -> any GuestInstance {
+    public func start(_ spec: DomainSpec, boot: BootFiles?, taps: [Int: Int32], identity: GuestIdentity?) async throws
+        -> any GuestInstance
+    {
         let binary = try binary ?? QEMUBinary.locate()
         let accel = try AcceleratorProbe.resolve(spec.accel, verdict: verdict)
         let paths = paths(spec)
-        let commandLine = try QEMUCommandLine(spec: spec, accel: accel, paths: paths, boot: boot)
+        let commandLine = try QEMUCommandLine(spec: spec, accel: accel, paths: paths, boot: boot, taps: taps)
         let process = try await QEMUProcess.launch(
             commandLine, binary: binary, paths: paths, identity: identity,
             logRotation: (consoleLogCap.maxBytes, consoleLogCap.keep))

@@ -1,0 +1,335 @@
+import Foundation
+
+/// A virtual network guests attach to (libvirt's networks): a bridge, and for Berth-made
+/// bridges an IPv4 subnet with DHCP and DNS (dnsmasq) and the host's forwarding policy.
+///
+/// JSON (only `name` and, except for `bridge` mode, `address` are required):
+/// `{"name": "default", "mode": "nat", "address": "192.168.122.1/24",
+///   "dhcpStart": "192.168.122.2", "dhcpEnd": "192.168.122.254",
+///   "hosts": [{"mac": "52:54:00:00:00:01", "ip": "192.168.122.50", "name": "web"}]}`
+public struct NetworkSpec: Codable, Sendable, Equatable {
+    public enum Mode: String, Codable, Sendable, CaseIterable {
+        /// A Berth-made bridge, DHCP and DNS on it, masquerade to the host's uplinks.
+        case nat
+        /// The same bridge and DHCP without NAT: the subnet is routed to this host.
+        case routed
+        /// Guests reach each other and the host (DHCP, DNS), nothing else.
+        case isolated
+        /// An existing host bridge (`br0`, `xenbr0`); the LAN's own DHCP server serves it.
+        case bridge
+    }
+
+    public var name: String
+    public var uuid: UUID
+    public var mode: Mode
+    /// The bridge's interface name: made by Berth (chosen at define time when left out) or,
+    /// in `bridge` mode, the existing bridge.
+    public var bridge: String?
+    /// The host's address on the bridge with the prefix length (`192.168.122.1/24`).
+    public var address: String?
+    /// The dynamic DHCP pool; left out, everything in the subnet after the host's address.
+    public var dhcpStart: String?
+    public var dhcpEnd: String?
+    /// Reservations MAC → IP (and host name); on read they include those made by domain NICs.
+    public var hosts: [DHCPHost]
+    public var autostart: Bool
+
+    public init(
+        name: String, uuid: UUID = UUID(), mode: Mode = .nat, bridge: String? = nil, address: String? = nil,
+        dhcpStart: String? = nil, dhcpEnd: String? = nil, hosts: [DHCPHost] = [], autostart: Bool = false
+    ) {
+        self.name = name
+        self.uuid = uuid
+        self.mode = mode
+        self.bridge = bridge
+        self.address = address
+        self.dhcpStart = dhcpStart
+        self.dhcpEnd = dhcpEnd
+        self.hosts = hosts
+        self.autostart = autostart
+    }
+
+    enum CodingKeys: String, CodingKey { case name, uuid, mode, bridge, address, dhcpStart, dhcpEnd, hosts, autostart }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name))
+        uuid = try c.decodeIfPresent(UUID.self, forKey: .uuid) ?? uuid
+        mode = try c.decodeIfPresent(Mode.self, forKey: .mode) ?? .nat
+        bridge = try c.decodeIfPresent(String.self, forKey: .bridge)
+        address = try c.decodeIfPresent(String.self, forKey: .address)
+        dhcpStart = try c.decodeIfPresent(String.self, forKey: .dhcpStart)
+        dhcpEnd = try c.decodeIfPresent(String.self, forKey: .dhcpEnd)
+        hosts = try c.decodeIfPresent([DHCPHost].self, forKey: .hosts) ?? []
+        autostart = try c.decodeIfPresent(Bool.self, forKey: .autostart) ?? false
+    }
+
+    /// Whether Berth makes (and removes) the bridge, runs dnsmasq and loads nft rules.
+    public var ownsBridge: Bool { mode != .bridge }
+
+    /// The host address and subnet, parsed; nil in `bridge` mode.
+    public var subnet: IPv4Subnet? { address.flatMap(IPv4Subnet.init) }
+
+    /// The DHCP pool, defaults applied.
+    public var dhcpPool: ClosedRange<IPv4Address>? {
+        guard let subnet else { return nil }
+        let start = dhcpStart.flatMap(IPv4Address.init) ?? IPv4Address(subnet.host.value &+ 1)
+        let end = dhcpEnd.flatMap(IPv4Address.init) ?? subnet.lastHost
+        return start <= end ? start...end : nil
+    }
+
+    public static let maxInterfaceName = 15
+
+    /// Interface names reach `ip` and nft: keep them to what the kernel accepts and no quote.
+    public static func validateInterfaceName(_ name: String) throws {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        guard !name.isEmpty, name.utf8.count <= maxInterfaceName, name.allSatisfy(allowed.contains), name != ".",
+            name != ".."
+        else {
+            throw BerthError(
+                .invalidArgument, "'\(name)' is not a valid interface name.",
+                remedy: "Use 1–\(maxInterfaceName) letters, digits, '.', '_' or '-' (such as virbr1 or br0).")
+        }
+    }
+
+    /// Checks what can be checked without the host or the catalog.
+    public func validate() throws {
+        do {
+            try DomainSpec.validateName(name)
+        } catch {
+            throw BerthError(
+                .invalidArgument, "'\(name)' is not a valid network name.",
+                remedy: "Use 1–\(DomainSpec.maxNameLength) letters, digits, '.', '_' or '-', starting with a letter or digit.")
+        }
+        if let bridge { try Self.validateInterfaceName(bridge) }
+        if mode == .bridge {
+            guard bridge != nil else {
+                throw BerthError(
+                    .invalidArgument, "A bridge-mode network needs the host bridge to attach guests to.",
+                    remedy: "Add \"bridge\": \"br0\" (an existing bridge; 'ip link show type bridge' lists them).")
+            }
+            if address != nil || !hosts.isEmpty {
+                throw BerthError(
+                    .invalidArgument, "Network '\(name)' is in bridge mode, where the LAN's router hands out addresses.",
+                    remedy: "Remove \"address\" and \"hosts\", and make the reservations on the LAN's DHCP server.")
+            }
+            return
+        }
+        guard let address else {
+            throw BerthError(
+                .invalidArgument, "Network '\(name)' (\(mode.rawValue)) needs the host's address on it.",
+                remedy: "Add \"address\": \"192.168.100.1/24\".")
+        }
+        guard let subnet = IPv4Subnet(address) else {
+            throw BerthError(
+                .invalidArgument, "'\(address)' is not an IPv4 address with a prefix length.",
+                remedy: "Write it as 192.168.100.1/24 (prefix 8 to 30).")
+        }
+        guard (8...30).contains(subnet.prefix), subnet.host != subnet.network, subnet.host != subnet.broadcast else {
+            throw BerthError(
+                .invalidArgument, "'\(address)' cannot be the host's address on a network.",
+                remedy: "Use a host address (not the network or broadcast address) with a prefix from 8 to 30.")
+        }
+        for (field, value) in [("dhcpStart", dhcpStart), ("dhcpEnd", dhcpEnd)] {
+            guard let value else { continue }
+            guard let ip = IPv4Address(value), subnet.containsHost(ip) else {
+                throw BerthError(
+                    .invalidArgument, "\(field) '\(value)' is not an address inside \(subnet.cidr).",
+                    remedy: "Give host addresses of \(subnet.cidr) for the DHCP pool.")
+            }
+        }
+        guard dhcpPool != nil else {
+            throw BerthError(
+                .invalidArgument, "The DHCP pool of '\(name)' is empty (dhcpStart is after dhcpEnd).",
+                remedy: "Swap dhcpStart and dhcpEnd.")
+        }
+        var macs = Set<MACAddress>()
+        var ips = Set<IPv4Address>()
+        for host in hosts {
+            try host.validate(in: subnet)
+            guard macs.insert(host.mac).inserted else {
+                throw BerthError(
+                    .alreadyExists, "MAC \(host.mac) has two reservations on '\(name)'.",
+                    remedy: "Keep one dhcp-host per MAC.")
+            }
+            guard let ip = IPv4Address(host.ip), ips.insert(ip).inserted else {
+                throw BerthError(
+                    .alreadyExists, "\(host.ip) is reserved twice on '\(name)'.", remedy: "Give each MAC its own address.")
+            }
+        }
+    }
+}
+
+/// A DHCP reservation: the guest with this MAC always gets `ip` (libvirt's `<host>`).
+public struct DHCPHost: Codable, Sendable, Equatable, Hashable {
+    public var mac: MACAddress
+    public var ip: String
+    public var name: String?
+    /// The domain whose NIC asked for this address (read-only; nil for reservations made on
+    /// the network itself).
+    public var domain: String?
+
+    public init(mac: MACAddress, ip: String, name: String? = nil, domain: String? = nil) {
+        self.mac = mac
+        self.ip = ip
+        self.name = name
+        self.domain = domain
+    }
+
+    /// virsh's `net-update … dhcp-host` value as Berth spells it: `MAC,IP[,HOSTNAME]`; libvirt's
+    /// `<host mac='…' ip='…' name='…'/>` is accepted too.
+    public init(parsing text: String) throws {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        var fields: [String]
+        if trimmed.hasPrefix("<") {
+            func attribute(_ key: String) -> String? {
+                guard let range = trimmed.range(of: #"\b\#(key)\s*=\s*['"]([^'"]*)['"]"#, options: .regularExpression) else {
+                    return nil
+                }
+                let match = trimmed[range]
+                guard let quote = match.firstIndex(where: { $0 == "'" || $0 == "\"" }) else { return nil }
+                return String(match[match.index(after: quote)...].dropLast())
+            }
+            fields = [attribute("mac") ?? "", attribute("ip") ?? ""] + (attribute("name").map { [$0] } ?? [])
+        } else {
+            fields = trimmed.split(separator: ",", omittingEmptySubsequences: false).map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+        }
+        guard (2...3).contains(fields.count), let mac = MACAddress(fields[0]), IPv4Address(fields[1]) != nil else {
+            throw BerthError(
+                .invalidArgument, "'\(text)' is not a dhcp-host.",
+                remedy: "Write it as MAC,IP[,HOSTNAME]: 52:54:00:12:34:56,192.168.122.50,web.")
+        }
+        self.init(mac: mac, ip: fields[1], name: fields.count == 3 && !fields[2].isEmpty ? fields[2] : nil)
+    }
+
+    /// Host names reach dnsmasq's hosts file: a DNS label's alphabet, nothing else.
+    public func validate(in subnet: IPv4Subnet) throws {
+        if mac.isMulticast {
+            throw BerthError(.invalidArgument, "MAC \(mac) is a multicast address.", remedy: "The first byte must be even.")
+        }
+        guard let address = IPv4Address(ip), subnet.containsHost(address), address != subnet.host else {
+            throw BerthError(
+                .invalidArgument, "\(ip) (for \(mac)) is outside \(subnet.cidr) or is the host's own address.",
+                remedy: "Reserve an address inside \(subnet.cidr) other than \(subnet.host).")
+        }
+        if let name {
+            let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+            guard !name.isEmpty, name.count <= 63, name.allSatisfy(allowed.contains), name.first != "-" else {
+                throw BerthError(
+                    .invalidArgument, "'\(name)' is not a host name.",
+                    remedy: "Use 1–63 letters, digits or '-' (a DNS label).")
+            }
+        }
+    }
+}
+
+/// A network as the API shows it.
+public struct NetworkInfo: Codable, Sendable, Equatable {
+    public var spec: NetworkSpec
+    public var active: Bool
+    /// dnsmasq's PID while the network runs (not in bridge mode).
+    public var dnsmasqPID: Int32?
+    /// Running domains with a NIC on this network.
+    public var domains: [String]
+
+    public init(spec: NetworkSpec, active: Bool, dnsmasqPID: Int32? = nil, domains: [String] = []) {
+        self.spec = spec
+        self.active = active
+        self.dnsmasqPID = dnsmasqPID
+        self.domains = domains
+    }
+}
+
+/// A live DHCP lease, from dnsmasq's leases file.
+public struct DHCPLease: Codable, Sendable, Equatable {
+    public var mac: MACAddress
+    public var ip: String
+    public var hostname: String?
+    public var expires: Date?
+
+    public init(mac: MACAddress, ip: String, hostname: String?, expires: Date?) {
+        self.mac = mac
+        self.ip = ip
+        self.hostname = hostname
+        self.expires = expires
+    }
+}
+
+/// An IPv4 address as a 32-bit number.
+public struct IPv4Address: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let value: UInt32
+
+    public init(_ value: UInt32) { self.value = value }
+
+    /// Parses dotted quads only (`192.168.122.1`): no shorthand, no leading zeros.
+    public init?(_ text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var value: UInt32 = 0
+        for part in parts {
+            guard (1...3).contains(part.count), part.allSatisfy(\.isASCII), part.allSatisfy(\.isNumber),
+                part.count == 1 || part.first != "0", let byte = UInt8(part)
+            else { return nil }
+            value = value << 8 | UInt32(byte)
+        }
+        self.value = value
+    }
+
+    public var description: String {
+        [24, 16, 8, 0].map { String((value >> UInt32($0)) & 0xff) }.joined(separator: ".")
+    }
+
+    public static func < (lhs: IPv4Address, rhs: IPv4Address) -> Bool { lhs.value < rhs.value }
+}
+
+/// A host address with its prefix: `192.168.122.1/24`.
+public struct IPv4Subnet: Hashable, Sendable, CustomStringConvertible {
+    public let host: IPv4Address
+    public let prefix: Int
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let host = IPv4Address(String(parts[0])), parts[1].allSatisfy(\.isNumber),
+            let prefix = Int(parts[1]), (0...32).contains(prefix)
+        else { return nil }
+        self.init(host: host, prefix: prefix)
+    }
+
+    public init(host: IPv4Address, prefix: Int) {
+        self.host = host
+        self.prefix = min(max(prefix, 0), 32)
+    }
+
+    public var mask: UInt32 { prefix == 0 ? 0 : UInt32.max << UInt32(32 - prefix) }
+    public var network: IPv4Address { IPv4Address(host.value & mask) }
+    public var broadcast: IPv4Address { IPv4Address(host.value | ~mask) }
+    public var lastHost: IPv4Address { IPv4Address(broadcast.value &- 1) }
+    public var netmask: IPv4Address { IPv4Address(mask) }
+    /// `192.168.122.0/24`.
+    public var cidr: String { "\(network)/\(prefix)" }
+    /// `192.168.122.1/24`.
+    public var description: String { "\(host)/\(prefix)" }
+
+    public func contains(_ address: IPv4Address) -> Bool { address.value & mask == network.value }
+    /// Inside, and neither the network nor the broadcast address.
+    public func containsHost(_ address: IPv4Address) -> Bool {
+        contains(address) && address != network && address != broadcast
+    }
+    public func overlaps(_ other: IPv4Subnet) -> Bool {
+        let shorter = min(prefix, other.prefix)
+        let mask: UInt32 = shorter == 0 ? 0 : UInt32.max << UInt32(32 - shorter)
+        return host.value & mask == other.host.value & mask
+    }
+}
+
+extension BerthError {
+    public static func unknownNetwork(_ name: String) -> BerthError {
+        BerthError(.notFound, "No network named '\(name)'.", remedy: "List networks with 'berth net-list --all'.")
+    }
+
+    public static func networkInactive(_ name: String) -> BerthError {
+        BerthError(.wrongState, "Network '\(name)' is not active.", remedy: "Start it with 'berth net-start \(name)'.")
+    }
+}

@@ -1,0 +1,148 @@
+import BerthModel
+import BerthQEMU
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The host programs and kernel interfaces networks are made of: `ip` (iproute2), `nft`,
+/// `dnsmasq`, `/dev/net/tun`, and sysfs to look.
+enum HostLinks {
+    /// Finds a host program, or says which Debian package provides it.
+    static func tool(_ name: String, package: String) throws -> String {
+        for directory in ["/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin"] {
+            let path = directory + "/" + name
+            if access(path, X_OK) == 0 { return path }
+        }
+        throw BerthError(
+            .unavailable, "\(name) is not installed; Berth's networks need it.",
+            remedy: "Install it with 'apt-get install \(package)' (or scripts/install-host-deps).")
+    }
+
+    /// Runs `ip ARGS`; a failure is an error naming the command and what `ip` said.
+    @discardableResult
+    static func ip(_ arguments: [String]) async throws -> String {
+        let ip = try tool("ip", package: "iproute2")
+        let outcome = try await Spawn.run([ip] + arguments, timeout: .seconds(20))
+        guard outcome.status == 0 else {
+            throw BerthError(
+                .unavailable, "'ip \(arguments.joined(separator: " "))' failed: \(outcome.output.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300))",
+                remedy: "Check that berthd runs as root (CAP_NET_ADMIN) and that the interface names are free.")
+        }
+        return String(decoding: outcome.stdout, as: UTF8.self)
+    }
+
+    static func exists(_ interface: String) -> Bool { access("/sys/class/net/\(interface)", F_OK) == 0 }
+    static func isBridge(_ interface: String) -> Bool { access("/sys/class/net/\(interface)/bridge", F_OK) == 0 }
+
+    /// The interfaces enslaved to a bridge.
+    static func ports(of bridge: String) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net/\(bridge)/brif")) ?? []
+    }
+
+    /// The name prefix of the taps berthd makes (the kernel numbers them: `btap0`, `btap1`, …).
+    static let tapPrefix = "btap"
+
+    /// Berth's taps on this host (in berthd's network namespace).
+    static func berthTaps() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []).filter {
+            $0.hasPrefix(tapPrefix) && $0.dropFirst(tapPrefix.count).allSatisfy(\.isNumber)
+                && access("/sys/class/net/\($0)/tun_flags", F_OK) == 0
+        }
+    }
+
+    /// IPv4 prefixes the host already routes (every table), with the interface they go to.
+    static func routes() async throws -> [(subnet: IPv4Subnet, device: String?)] {
+        let text = try await ip(["-j", "-4", "route", "show", "table", "all"])
+        guard let entries = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] else {
+            return []
+        }
+        return entries.compactMap { entry in
+            guard let dst = entry["dst"] as? String, dst != "default" else { return nil }
+            let subnet = IPv4Subnet(dst.contains("/") ? dst : dst + "/32")
+            return subnet.map { ($0, entry["dev"] as? String) }
+        }
+    }
+
+    /// `/proc/sys/net/ipv4/ip_forward` (per network namespace).
+    static var ipForwarding: Bool {
+        get { (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8))?.hasPrefix("1") == true }
+    }
+
+    static func setIPForwarding(_ on: Bool) throws {
+        let fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw BerthError(
+                .unavailable, "Cannot turn IP forwarding \(on ? "on" : "off"): \(String(cString: strerror(errno))).",
+                remedy: "berthd must run as root to route or NAT guests.")
+        }
+        defer { close(fd) }
+        let byte: [UInt8] = [on ? 0x31 : 0x30, 0x0A]
+        _ = write(fd, byte, 2)
+    }
+}
+
+/// A tap device berthd made: the open descriptor keeps it alive. Taps are not persistent, so
+/// the kernel removes one as soon as the last holder (the guest's QEMU, once berthd has
+/// closed its own copy) is gone: a stopped or killed guest leaves no tap behind, even while
+/// berthd is down.
+final class TapDevice: Sendable {
+    let name: String
+    let fd: Int32
+    private let closed = Atomic(false)
+
+    private init(name: String, fd: Int32) {
+        self.name = name
+        self.fd = fd
+    }
+
+    deinit { close() }
+
+    /// Creates a tap (`IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`), named by the kernel after
+    /// `HostLinks.tapPrefix`, attaches it to `bridge` and brings it up.
+    static func make(attachingTo bridge: String) async throws -> TapDevice {
+        let fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw BerthError(
+                .unavailable, "Cannot open /dev/net/tun: \(String(cString: strerror(code))).",
+                remedy: code == ENOENT
+                    ? "Load the tun module ('modprobe tun')." : "Tap networking needs berthd to run as root.")
+        }
+        // struct ifreq: a 16-byte name, then the flags as a short (the rest of the 40 bytes unused).
+        var request = [UInt8](repeating: 0, count: 40)
+        let pattern = Array((HostLinks.tapPrefix + "%d").utf8)
+        request.replaceSubrange(0..<pattern.count, with: pattern)
+        let flags: UInt16 = 0x0002 | 0x1000 | 0x4000  // IFF_TAP | IFF_NO_PI | IFF_VNET_HDR
+        request[16] = UInt8(flags & 0xff)
+        request[17] = UInt8(flags >> 8)
+        let tunsetiff: UInt = 0x4004_54ca  // _IOW('T', 202, int)
+        let result = request.withUnsafeMutableBytes { buffer -> Int32 in
+            guard let pointer = buffer.baseAddress else { return -1 }
+            return ioctl(fd, tunsetiff, pointer)
+        }
+        guard result == 0 else {
+            let code = errno
+            _ = Glibc.close(fd)
+            throw BerthError(
+                .unavailable, "Cannot create a tap device: \(String(cString: strerror(code))).",
+                remedy: "Tap networking needs berthd to run as root (CAP_NET_ADMIN).")
+        }
+        let name = String(decoding: request[0..<16].prefix { $0 != 0 }, as: UTF8.self)
+        let tap = TapDevice(name: name, fd: fd)
+        do {
+            try await HostLinks.ip(["link", "set", "dev", name, "master", bridge, "up"])
+        } catch {
+            tap.close()
+            throw error
+        }
+        return tap
+    }
+
+    /// Drops berthd's copy; the tap lives on while QEMU holds its own.
+    func close() {
+        if !closed.exchange(true, ordering: .relaxed) { _ = Glibc.close(fd) }
+    }
+}
