@@ -70,11 +70,18 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
     /// The host address and subnet, parsed; nil in `bridge` mode.
     public var subnet: IPv4Subnet? { address.flatMap(IPv4Subnet.init) }
 
-    /// The DHCP pool, defaults applied.
+    /// The DHCP pool, defaults applied: left out, the larger side of the subnet around the
+    /// host's address (after it for `.1`, before it for `.254`).
     public var dhcpPool: ClosedRange<IPv4Address>? {
         guard let subnet else { return nil }
-        let start = dhcpStart.flatMap(IPv4Address.init) ?? IPv4Address(subnet.host.value &+ 1)
-        let end = dhcpEnd.flatMap(IPv4Address.init) ?? subnet.lastHost
+        let below = subnet.host.value &- subnet.network.value &- 1
+        let above = subnet.lastHost.value &- subnet.host.value
+        let (defaultStart, defaultEnd) =
+            above >= below
+            ? (IPv4Address(subnet.host.value &+ 1), subnet.lastHost)
+            : (IPv4Address(subnet.network.value &+ 1), IPv4Address(subnet.host.value &- 1))
+        let start = dhcpStart.flatMap(IPv4Address.init) ?? defaultStart
+        let end = dhcpEnd.flatMap(IPv4Address.init) ?? defaultEnd
         return start <= end ? start...end : nil
     }
 

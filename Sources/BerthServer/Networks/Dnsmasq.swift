@@ -44,7 +44,7 @@ struct Dnsmasq: Sendable {
             log-facility=-
             user=nobody
             group=nogroup
-
+            \(spec.mode == .isolated ? "# No router: an isolated network is no way out (libvirt does the same).\ndhcp-option=3\n" : "")
             """
     }
 

@@ -11,6 +11,9 @@ final class TestDaemon: @unchecked Sendable {
     private(set) var process: Process?
     /// More berthd options, such as `--console-log-max`.
     let extraArguments: [String]
+    /// The network namespace berthd (and so its guests, taps, bridges and dnsmasq) runs in;
+    /// nil: the host's. Every networking test gives one.
+    let namespace: TestNamespace?
 
     var socketPath: String { stateDirectory + "/run/berthd.sock" }
     var client: BerthClient { BerthClient(endpoint: .unix(path: socketPath)) }
@@ -19,8 +22,9 @@ final class TestDaemon: @unchecked Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
     }
 
-    init(extraArguments: [String] = []) async throws {
+    init(extraArguments: [String] = [], namespace: TestNamespace? = nil) async throws {
         self.extraArguments = extraArguments
+        self.namespace = namespace
         // Unix socket paths are limited to 108 bytes: keep the directory short.
         stateDirectory = "/tmp/berth-test-" + String(UUID().uuidString.prefix(8)).lowercased()
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
@@ -55,9 +59,16 @@ final class TestDaemon: @unchecked Sendable {
         }
         unlink(socketPath)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments =
-            ["--state-dir", stateDirectory, "--listen", "127.0.0.1:\(port)", "--log-level", "warning"] + extraArguments
+        let arguments = ["--state-dir", stateDirectory, "--listen", "127.0.0.1:\(port)", "--log-level", "warning"] + extraArguments
+        if let namespace {
+            // `ip netns exec` enters the namespace and execs berthd (same PID); the unix socket
+            // in the state directory reaches it from the test's namespace.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["ip", "netns", "exec", namespace.name, Self.binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = arguments
+        }
         let log = FileHandle(forWritingAtPath: stateDirectory + "/berthd.log") ?? {
             _ = FileManager.default.createFile(atPath: stateDirectory + "/berthd.log", contents: nil)
             return FileHandle(forWritingAtPath: stateDirectory + "/berthd.log")
@@ -124,8 +135,9 @@ final class TestDaemon: @unchecked Sendable {
                 kill(pid, SIGKILL)
             }
         }
-        // berthd leaves its guest firewall in place for guests that outlive it; the test's goes.
-        if let table = try? String(contentsOfFile: runtime + "/guest-firewall.table", encoding: .utf8)
+        // berthd leaves its guest firewall in place for guests that outlive it; the test's goes
+        // (a namespaced daemon's goes with its namespace, deleted by the test).
+        if namespace == nil, let table = try? String(contentsOfFile: runtime + "/guest-firewall.table", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines), table.hasPrefix("berthd_")
         {
             let nft = Process()

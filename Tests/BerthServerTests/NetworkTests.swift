@@ -1,0 +1,298 @@
+import BerthClient
+import BerthModel
+import Foundation
+import Testing
+
+/// Guests on real networks, end to end: a real berthd in a network namespace of the test's
+/// own, real QEMU guests, real bridges, taps, dnsmasq and nftables; other namespaces joined by
+/// veth pairs play the outside, the router and the LAN. Nothing touches the machine's own
+/// interfaces, routes or nft tables.
+@Suite(.serialized) struct NetworkTests {
+    /// A guest that takes DHCP on every NIC, then runs `command`.
+    static func guest(_ name: String, nics: [NICSpec], run command: String? = nil) throws -> DomainSpec {
+        var spec = try GuestFixture.spec(name)
+        spec.cmdline = (spec.cmdline ?? "") + " berth.net=dhcp" + (command.map { " berth.run=\"\($0)\"" } ?? "")
+        spec.nics = nics
+        return spec
+    }
+
+    /// Repeats `ping` inside the guest until `address` answers (the other guest may still boot).
+    static func waitFor(_ address: String) -> String {
+        "i=0; while [ $i -lt 40 ]; do ping -c1 -W1 \(address) >/dev/null && break; i=$((i+1)); done"
+    }
+
+    /// Asks the address server at `host` (busybox's wget crashes in the test guest; nc does not).
+    static func fetch(_ host: String, timeout: Int) -> String {
+        "(echo GET /cgi-bin/addr HTTP/1.0; echo) | nc -w \(timeout) \(host) 8080 | grep SEEN"
+    }
+
+    /// An HTTP server in `namespace` whose /cgi-bin/addr answers `SEEN <client address>`.
+    static func addressServer(in namespace: TestNamespace, listen: String, directory: String) throws {
+        let cgi = directory + "/www/cgi-bin"
+        try FileManager.default.createDirectory(atPath: cgi, withIntermediateDirectories: true)
+        try "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"SEEN $REMOTE_ADDR\"\n"
+            .write(toFile: cgi + "/addr", atomically: true, encoding: .utf8)
+        chmod(cgi + "/addr", 0o755)
+        try namespace.daemon(
+            ["busybox", "httpd", "-f", "-p", listen, "-h", directory + "/www"], log: directory + "/httpd-\(namespace.name).log")
+    }
+
+    static func networkSpec(_ json: String) throws -> NetworkSpec {
+        try JSONDecoder().decode(NetworkSpec.self, from: Data(json.utf8))
+    }
+
+    /// What `net-destroy` must leave: no bridge, no tap, no dnsmasq, no nft table of Berth's
+    /// networks (the daemon's own guest firewall stays, as it does for user-mode guests).
+    static func expectNothingLeft(in namespace: TestNamespace, links expected: Set<String>) {
+        let links = Set(namespace.links())
+        #expect(links == expected, "links left: \(links)")
+        let dnsmasqs = namespace.pids().filter {
+            ((try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8)) ?? "").hasPrefix("dnsmasq")
+        }
+        #expect(dnsmasqs.isEmpty, "dnsmasq still runs: \(dnsmasqs)")
+        #expect(!namespace.nftTables().contains { $0.contains("berthnet_") }, "\(namespace.nftTables())")
+    }
+
+    @Test func natGuestsGetTheirReservedAddressesReachEachOtherAndGoOutMasqueraded() async throws {
+        let host = try TestNamespace("host")
+        let outside = try TestNamespace("out")
+        defer {
+            host.destroy()
+            outside.destroy()
+        }
+        try host.link("h-out", "10.77.0.1/24", to: outside, "o-host", "10.77.0.2/24")
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        try Self.addressServer(in: outside, listen: "10.77.0.2:8080", directory: daemon.stateDirectory)
+        // A service of the host's own, which guests must not reach.
+        try Self.addressServer(in: host, listen: "8080", directory: daemon.stateDirectory)
+
+        let client = daemon.client
+        // One reservation made on the network, one by a domain NIC's "ip".
+        let defined = try await client.defineNetwork(
+            try Self.networkSpec(
+                #"{"name": "lan", "mode": "nat", "address": "10.50.0.1/24", "hosts": [{"mac": "52:54:00:aa:00:01", "ip": "10.50.0.10", "name": "a"}]}"#
+            ))
+        #expect(defined.spec.bridge == "virbr0" || defined.spec.bridge == "virbr1")
+        _ = try await client.startNetwork("lan")
+        let a = try Self.guest(
+            "nat-a", nics: [NICSpec(mode: .network, mac: MACAddress("52:54:00:aa:00:01"), network: "lan")],
+            run: Self.waitFor("10.50.0.11")
+                + "; ping -c1 -W2 10.50.0.11 >/dev/null && echo PEER-OK; ping -c1 -W2 10.50.0.1 >/dev/null && echo HOST-OK"
+                + "; " + Self.fetch("10.77.0.2", timeout: 5)
+                + "; " + Self.fetch("10.50.0.1", timeout: 3) + " || echo HOST-SERVICE-BLOCKED")
+        let b = try Self.guest(
+            "nat-b", nics: [NICSpec(mode: .network, mac: MACAddress("52:54:00:aa:00:02"), network: "lan", ip: "10.50.0.11")])
+        _ = try await client.define(a)
+        _ = try await client.define(b)
+        #expect(try await client.network("lan").spec.hosts.contains { $0.ip == "10.50.0.11" && $0.domain == "nat-b" })
+        _ = try await client.perform(.start, on: "nat-b")
+        _ = try await client.perform(.start, on: "nat-a")
+
+        let logB = try await daemon.waitForLog("nat-b", "BERTH-GUEST-NET", timeout: 120)
+        #expect(logB.contains("BERTH-GUEST-NET eth0 10.50.0.11/24"))
+        let logA = try await daemon.waitForLog("nat-a", "BERTH-GUEST-RUN-END", timeout: 180)
+        #expect(logA.contains("BERTH-GUEST-NET eth0 10.50.0.10/24"))
+        let seen = IsolationTests.runOutput(logA)
+        #expect(seen.contains("PEER-OK"), "\(seen)")
+        #expect(seen.contains("HOST-OK"), "\(seen)")
+        // The outside saw the host's own address: masquerade.
+        #expect(seen.contains("SEEN 10.77.0.1"), "\(seen)")
+        #expect(seen.contains("HOST-SERVICE-BLOCKED"), "\(seen)")
+
+        let leases = try await client.leases("lan")
+        #expect(Set(leases.map(\.ip)) == ["10.50.0.10", "10.50.0.11"])
+        let info = try await client.network("lan")
+        #expect(Set(info.domains) == ["nat-a", "nat-b"])
+        // A reservation added while the network runs reaches dnsmasq by SIGHUP: same process.
+        let pid = try #require(info.dnsmasqPID)
+        _ = try await client.addReservation(try DHCPHost(parsing: "52:54:00:aa:00:03,10.50.0.12,c"), network: "lan")
+        let hostsFile = daemon.stateDirectory + "/run/networks/lan/dhcp-hosts"
+        #expect(try String(contentsOfFile: hostsFile, encoding: .utf8).contains("52:54:00:aa:00:03,10.50.0.12,c"))
+        #expect(try await client.network("lan").dnsmasqPID == pid)
+
+        _ = try await client.perform(.destroy, on: "nat-a")
+        _ = try await client.perform(.destroy, on: "nat-b")
+        _ = try await client.destroyNetwork("lan")
+        Self.expectNothingLeft(in: host, links: ["lo", "h-out"])
+        #expect(try host.run(["cat", "/proc/sys/net/ipv4/ip_forward"]).hasPrefix("0"))
+    }
+
+    @Test func routedGuestsAreReachedByTheirOwnAddressIsolatedOnesStayInside() async throws {
+        let host = try TestNamespace("host")
+        let outside = try TestNamespace("out")
+        defer {
+            host.destroy()
+            outside.destroy()
+        }
+        try host.link("h-out", "10.78.0.1/24", to: outside, "o-host", "10.78.0.2/24")
+        try outside.run(["ip", "route", "add", "10.52.0.0/24", "via", "10.78.0.1"])
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        try Self.addressServer(in: outside, listen: "10.78.0.2:8080", directory: daemon.stateDirectory)
+        let client = daemon.client
+        _ = try await client.defineNetwork(try Self.networkSpec(#"{"name": "public", "mode": "routed", "address": "10.52.0.1/24"}"#))
+        _ = try await client.defineNetwork(try Self.networkSpec(#"{"name": "private", "mode": "isolated", "address": "10.53.0.1/24"}"#))
+        _ = try await client.startNetwork("public")
+        _ = try await client.startNetwork("private")
+
+        // Two NICs, public and private, as the seed's front-end guests had.
+        let r = try Self.guest(
+            "routed", nics: [NICSpec(mode: .network, network: "public", ip: "10.52.0.10"), NICSpec(mode: .network, network: "private", ip: "10.53.0.10")],
+            run: Self.fetch("10.78.0.2", timeout: 5))
+        // An isolated guest given a way out by hand still gets nowhere.
+        let i = try Self.guest(
+            "isolated", nics: [NICSpec(mode: .network, network: "private", ip: "10.53.0.20")],
+            run: Self.waitFor("10.53.0.10")
+                + "; ping -c1 -W2 10.53.0.10 >/dev/null && echo PEER-OK; ip route add default via 10.53.0.1"
+                + "; " + Self.fetch("10.78.0.2", timeout: 3) + " || echo OUTSIDE-BLOCKED")
+        _ = try await client.define(r)
+        _ = try await client.define(i)
+        _ = try await client.perform(.start, on: "routed")
+        _ = try await client.perform(.start, on: "isolated")
+
+        let logR = try await daemon.waitForLog("routed", "BERTH-GUEST-RUN-END", timeout: 180)
+        #expect(logR.contains("BERTH-GUEST-NET eth0 10.52.0.10/24"))
+        #expect(logR.contains("BERTH-GUEST-NET eth1 10.53.0.10/24"))
+        // No masquerade: the outside sees the guest's own address, and reaches it by that address.
+        #expect(IsolationTests.runOutput(logR).contains("SEEN 10.52.0.10"), "\(IsolationTests.runOutput(logR))")
+        #expect(outside.attempt(["busybox", "ping", "-c1", "-W3", "10.52.0.10"]).status == 0)
+        // The private network is not routed from outside.
+        #expect(outside.attempt(["busybox", "ping", "-c1", "-W2", "10.53.0.10"]).status != 0)
+
+        let logI = try await daemon.waitForLog("isolated", "BERTH-GUEST-RUN-END", timeout: 180)
+        let seen = IsolationTests.runOutput(logI)
+        #expect(seen.contains("PEER-OK"), "\(seen)")
+        #expect(seen.contains("OUTSIDE-BLOCKED") && !seen.contains("SEEN"), "\(seen)")
+
+        _ = try await client.perform(.destroy, on: "routed")
+        _ = try await client.perform(.destroy, on: "isolated")
+        _ = try await client.destroyNetwork("public")
+        _ = try await client.destroyNetwork("private")
+        Self.expectNothingLeft(in: host, links: ["lo", "h-out"])
+    }
+
+    @Test func theSeedsBridgedVifGetsItsAddressFromTheLANsRouterByMAC() async throws {
+        let host = try TestNamespace("host")
+        let router = try TestNamespace("rtr")
+        defer {
+            host.destroy()
+            router.destroy()
+        }
+        // The host's xenbr0 with its LAN port; the router holds the seed's reservation.
+        try host.run(["ip", "link", "add", "xenbr0", "type", "bridge"])
+        try host.run(["ip", "link", "set", "xenbr0", "up"])
+        try host.link("lan0", nil, to: router, "rt0", "10.60.0.1/24")
+        try host.run(["ip", "link", "set", "lan0", "master", "xenbr0"])
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        let dnsmasq = ["/usr/sbin/dnsmasq", "/sbin/dnsmasq"].first { (path: String) in access(path, X_OK) == 0 } ?? "dnsmasq"
+        try router.daemon(
+            [
+                dnsmasq, "--keep-in-foreground", "--no-resolv", "--port=0", "--interface=rt0", "--bind-interfaces",
+                "--dhcp-range=10.60.0.100,10.60.0.200,255.255.255.0", "--dhcp-host=00:50:56:78:0a:1b,10.60.0.50",
+                "--dhcp-leasefile=\(daemon.stateDirectory)/router.leases", "--pid-file=", "--user=root", "--log-facility=-",
+            ], log: daemon.stateDirectory + "/router-dnsmasq.log")
+
+        let config = daemon.stateDirectory + "/seed.cfg"
+        try """
+            name = "seed"
+            memory = 256
+            kernel = "\(GuestFixture.kernel)"
+            ramdisk = "\(GuestFixture.initrd)"
+            extra = "console=ttyS0 berth.net=dhcp"
+            vif = [ "mac=00:50:56:78:0a:1b,bridge=xenbr0,script=vif-bridge" ]
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let defined = try await BerthRun.run(["define", config], state: daemon.stateDirectory)
+        #expect(defined.status == 0, "\(defined.stderr)")
+        _ = try await daemon.client.perform(.start, on: "seed")
+        let log = try await daemon.waitForLog("seed", "BERTH-GUEST-NET", timeout: 120)
+        #expect(log.contains("BERTH-GUEST-NET eth0 10.60.0.50/24"))
+
+        // The same bridge as a Berth network in bridge mode; a missing bridge is named.
+        _ = try await daemon.client.defineNetwork(try Self.networkSpec(#"{"name": "seedlan", "mode": "bridge", "bridge": "xenbr0"}"#))
+        #expect(try await daemon.client.startNetwork("seedlan").active)
+        _ = try await daemon.client.defineNetwork(try Self.networkSpec(#"{"name": "nolan", "mode": "bridge", "bridge": "nobr0"}"#))
+        let error = await #expect(throws: BerthError.self) { _ = try await daemon.client.startNetwork("nolan") }
+        #expect(error?.code == .notFound && error?.message.contains("nobr0") == true)
+        _ = try await daemon.client.perform(.destroy, on: "seed")
+        #expect(!host.links().contains { $0.hasPrefix("btap") })
+    }
+
+    @Test func aRestartedBerthdAdoptsDnsmasqAndTheGuestsKeepTheirNetwork() async throws {
+        let host = try TestNamespace("host")
+        defer { host.destroy() }
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        _ = try await client.defineNetwork(try Self.networkSpec(#"{"name": "adopt", "mode": "nat", "address": "10.54.0.1/24"}"#))
+        _ = try await client.startNetwork("adopt")
+        _ = try await client.define(try Self.guest("keeper", nics: [NICSpec(mode: .network, network: "adopt", ip: "10.54.0.10")]))
+        _ = try await client.perform(.start, on: "keeper")
+        _ = try await daemon.waitForLog("keeper", "BERTH-GUEST-NET eth0 10.54.0.10/24", timeout: 120)
+        let firstPID = try #require(try await client.network("adopt").dnsmasqPID)
+
+        // berthd dies; the guest, its tap and dnsmasq stay; the next berthd adopts them.
+        daemon.stop(signal: SIGKILL)
+        #expect(kill(firstPID, 0) == 0)
+        #expect(host.attempt(["busybox", "ping", "-c1", "-W3", "10.54.0.10"]).status == 0)
+        try await daemon.start()
+        #expect(try await client.network("adopt").dnsmasqPID == firstPID)
+        #expect(try await client.info("keeper").state == .running)
+        #expect(host.attempt(["busybox", "ping", "-c1", "-W3", "10.54.0.10"]).status == 0)
+
+        // dnsmasq dies while berthd is down: the next berthd starts another.
+        daemon.stop(signal: SIGKILL)
+        kill(firstPID, SIGKILL)
+        try await Task.sleep(for: .milliseconds(200))
+        try await daemon.start()
+        let secondPID = try #require(try await client.network("adopt").dnsmasqPID)
+        #expect(secondPID != firstPID)
+
+        // What users get told.
+        let inUse = await #expect(throws: BerthError.self) { try await client.undefineNetwork("adopt") }
+        #expect(inUse?.code == .wrongState && inUse?.message.contains("keeper") == true)
+        _ = try await client.defineNetwork(try Self.networkSpec(#"{"name": "idle", "mode": "isolated", "address": "10.55.0.1/24"}"#))
+        _ = try await client.define(try Self.guest("stranded", nics: [NICSpec(mode: .network, network: "idle")]))
+        let inactive = await #expect(throws: BerthError.self) { _ = try await client.perform(.start, on: "stranded") }
+        #expect(inactive?.message.contains("not active") == true)
+        #expect(inactive?.remedy?.contains("berth net-start idle") == true)
+
+        _ = try await client.perform(.destroy, on: "keeper")
+        _ = try await client.destroyNetwork("adopt")
+        Self.expectNothingLeft(in: host, links: ["lo"])
+        try await client.undefineNetwork("adopt")
+    }
+
+    @Test func mistakesAreRefusedWithWhatToDoNext() async throws {
+        let host = try TestNamespace("host")
+        defer { host.destroy() }
+        try host.run(["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+        try host.run(["ip", "addr", "add", "10.90.0.1/24", "dev", "d0"])
+        try host.run(["ip", "link", "set", "d0", "up"])
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        func refusal(_ body: () async throws -> Void) async -> BerthError? {
+            await #expect(throws: BerthError.self) { try await body() }
+        }
+        _ = try await client.defineNetwork(try Self.networkSpec(#"{"name": "one", "address": "10.91.0.1/24"}"#))
+        let overlap = await refusal { _ = try await client.defineNetwork(try Self.networkSpec(#"{"name": "two", "address": "10.91.0.129/25"}"#)) }
+        #expect(overlap?.code == .alreadyExists && overlap?.message.contains("'one'") == true)
+        // A subnet the host already routes is refused at start, naming the route.
+        _ = try await client.defineNetwork(try Self.networkSpec(#"{"name": "clash", "address": "10.90.0.254/24"}"#))
+        let routed = await refusal { _ = try await client.startNetwork("clash") }
+        #expect(routed?.message.contains("d0") == true && routed?.remedy != nil)
+        #expect(!host.links().contains { $0.hasPrefix("virbr") })
+        let outside = await refusal { _ = try await client.addReservation(try DHCPHost(parsing: "52:54:00:00:00:09,10.92.0.5"), network: "one") }
+        #expect(outside?.code == .invalidArgument && outside?.remedy?.contains("10.91.0.0/24") == true)
+        _ = try await client.define(try Self.guest("first", nics: [NICSpec(mode: .network, network: "one", ip: "10.91.0.20")]))
+        let claimed = await refusal {
+            _ = try await client.define(try Self.guest("second", nics: [NICSpec(mode: .network, network: "one", ip: "10.91.0.20")]))
+        }
+        #expect(claimed?.code == .alreadyExists && claimed?.message.contains("first") == true)
+        let notXML = await refusal { _ = try await client.network("nosuch") }
+        #expect(notXML?.remedy?.contains("net-list") == true)
+    }
+}
