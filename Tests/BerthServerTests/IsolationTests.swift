@@ -1,4 +1,5 @@
 import BerthClient
+@testable import BerthServer
 import BerthModel
 import Foundation
 import Testing
@@ -214,5 +215,32 @@ extension IsolationTests {
         #expect(daemon.process?.isRunning == true)
         let after = try await daemon.client.info("bystander")
         #expect(after.state == .running && after.pid == bystander)
+    }
+}
+
+extension IsolationTests {
+    /// A guest that panics at every boot with on_crash=restart is restarted five times, then
+    /// left crashed with the reason, instead of burning the host's CPU forever.
+    @Test func aCrashLoopStopsBeingRestarted() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        var spec = try GuestFixture.spec("crashloop", mode: "panic")
+        spec.onCrash = .restart
+        _ = try await daemon.client.define(spec)
+        _ = try await daemon.client.perform(.start, on: "crashloop")
+        let deadline = Date().addingTimeInterval(150)
+        var info = try await daemon.client.info("crashloop")
+        while Date() < deadline {
+            info = try await daemon.client.info("crashloop")
+            if info.lastError?.contains("stopped restarting") == true { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(info.lastError?.contains("stopped restarting") == true, "last error: \(info.lastError ?? "none")")
+        #expect(info.state == .crashed)
+        // 1 start + 5 restarts: six boots, then quiet.
+        let boots = try await daemon.log("crashloop").components(separatedBy: "BERTH-GUEST-PANIC").count - 1
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await daemon.client.info("crashloop").state == .crashed)
+        #expect(boots == RestartThrottle.limit + 1, "boots: \(boots)")
     }
 }
