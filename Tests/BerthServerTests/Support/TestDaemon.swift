@@ -8,6 +8,10 @@ final class TestDaemon: @unchecked Sendable {
     // Mutated only by the test that owns it, from one task at a time.
     let stateDirectory: String
     private(set) var port: Int
+    /// The media listener's port (`--media-listen 127.0.0.1:PORT`): install media, no token.
+    private(set) var mediaPort: Int
+    /// More berthd arguments (e.g. `--idle-timeout 1`).
+    let extraArguments: [String]
     private(set) var process: Process?
 
     var socketPath: String { stateDirectory + "/run/berthd.sock" }
@@ -17,20 +21,28 @@ final class TestDaemon: @unchecked Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
     }
 
-    init() async throws {
+    init(extraArguments: [String] = []) async throws {
         // Unix socket paths are limited to 108 bytes: keep the directory short.
         stateDirectory = "/tmp/berth-test-" + String(UUID().uuidString.prefix(8)).lowercased()
+        self.extraArguments = extraArguments
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         // Below Linux's ephemeral range (32768+), where outgoing connections take their ports.
-        port = Int.random(in: 10000...32000)
+        (port, mediaPort) = Self.twoPorts()
         for attempt in 1...5 {
             do {
                 try await start()
                 break
             } catch let error as BerthError where attempt < 5 && error.code == .alreadyExists {
-                port = Int.random(in: 10000...32000)  // taken by another test's daemon: try another
+                (port, mediaPort) = Self.twoPorts()  // taken by another test's daemon: try others
             }
         }
+    }
+
+    static func twoPorts() -> (Int, Int) {
+        let api = Int.random(in: 10000...32000)
+        var media = Int.random(in: 10000...32000)
+        while media == api { media = Int.random(in: 10000...32000) }
+        return (api, media)
     }
 
     static var binary: String {
@@ -53,7 +65,11 @@ final class TestDaemon: @unchecked Sendable {
         unlink(socketPath)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--state-dir", stateDirectory, "--listen", "127.0.0.1:\(port)", "--log-level", "warning"]
+        process.arguments =
+            [
+                "--state-dir", stateDirectory, "--listen", "127.0.0.1:\(port)", "--media-listen", "127.0.0.1:\(mediaPort)",
+                "--log-level", "warning",
+            ] + extraArguments
         let log = FileHandle(forWritingAtPath: stateDirectory + "/berthd.log") ?? {
             _ = FileManager.default.createFile(atPath: stateDirectory + "/berthd.log", contents: nil)
             return FileHandle(forWritingAtPath: stateDirectory + "/berthd.log")
