@@ -47,6 +47,12 @@ struct InstallPhases {
             if background {
                 InstallOutput.err(
                     "Installer started in the background. When it powers off, '\(name)' boots from its own disk\(noReboot ? " at its next 'berth start'" : " by itself"). Follow it with 'berth log -f \(name)'; wait for it with --wait.")
+                if let publishedKickstart {
+                    // The installer fetches it after this command returns; nobody here knows when
+                    // it is done with it.
+                    InstallOutput.err(
+                        "The kickstart stays published at \(publishedKickstart.path) for the installer; remove it when the install is over (rm \(publishedKickstart.path)).")
+                }
                 return
             }
             InstallOutput.err("Installer started; waiting for it to finish\(waitMinutes.map { $0 >= 0 ? " (at most \($0) min)" : "" } ?? "").")
