@@ -94,6 +94,17 @@ import Testing
             #expect(status == 503, "stream 65 on \(path) answered \(status)")
             let reply = try Self.curl(daemon, "GET", path, timeout: 3)
             #expect(reply.body.contains(kind) && reply.body.contains("limit"), "\(reply.body)")
+            // Clients that went away free their slots.
+            for fd in open { close(fd) }
+            open.removeAll()
+            var freed = false
+            for _ in 0..<100 where !freed {
+                let (fd, status) = try UnixHTTP.openStream(daemon.socketPath, path)
+                open.append(fd)
+                freed = status == 200
+                if !freed { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(freed, "\(path): slots of closed connections were not freed within 20 s")
         }
         #expect(try await daemon.client.info("cap").state == .shutoff)
     }

@@ -128,6 +128,7 @@ struct DomainsController<Context: RequestContext> {
             body: ResponseBody { writer in
                 defer { withExtendedLifetime(lease) {} }
                 var offset: UInt64 = 0
+                var idlePolls = 0
                 if let handle = FileHandle(forReadingAtPath: path) {
                     let size = (try? handle.seekToEnd()) ?? 0
                     offset = tail.map { size > UInt64($0) ? size - UInt64($0) : 0 } ?? 0
@@ -141,6 +142,7 @@ struct DomainsController<Context: RequestContext> {
                             try handle.seek(toOffset: offset)
                             let chunk = handle.readData(ofLength: Int(min(size - offset, 1 << 20)))
                             offset += UInt64(chunk.count)
+                            idlePolls = 0
                             try await writer.write(ByteBuffer(bytes: chunk))
                         }
                         try? handle.close()
@@ -148,6 +150,13 @@ struct DomainsController<Context: RequestContext> {
                     // A follower must not hold up berthd's graceful shutdown.
                     guard follow, !Task.isShuttingDownGracefully else { break }
                     try await Task.sleep(for: .milliseconds(100))
+                    idlePolls += 1
+                    if idlePolls >= 20 {
+                        // An empty write fails once the client has gone, which ends this loop and
+                        // frees the follower's slot; a quiet console would otherwise hold it forever.
+                        idlePolls = 0
+                        try await writer.write(ByteBuffer())
+                    }
                 }
                 try await writer.finish(nil)
             })
@@ -177,7 +186,29 @@ struct HostController<Context: RequestContext> {
                 status: .ok, headers: headers,
                 body: ResponseBody { writer in
                     defer { withExtendedLifetime(lease) {} }
-                    for await event in stream.cancelOnGracefulShutdown() {
+                    // Events, and every 2 s a heartbeat (nil): its empty write fails once the
+                    // client has gone, which ends the stream and frees its slot even when no
+                    // event comes.
+                    let (items, sink) = AsyncStream<LifecycleEvent?>.makeStream()
+                    let forward = Task {
+                        for await event in stream { sink.yield(event) }
+                        sink.finish()
+                    }
+                    let heartbeat = Task {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .seconds(2))
+                            sink.yield(nil)
+                        }
+                    }
+                    defer {
+                        forward.cancel()
+                        heartbeat.cancel()
+                    }
+                    for await item in items.cancelOnGracefulShutdown() {
+                        guard let event = item else {
+                            try await writer.write(ByteBuffer())
+                            continue
+                        }
                         var data = try JSONResponse.encoder.encode(event)
                         data.append(0x0A)
                         try await writer.write(ByteBuffer(bytes: data))
