@@ -1,5 +1,6 @@
 import BerthModel
 import Foundation
+import Hummingbird
 import Testing
 
 @testable import BerthServer
@@ -132,6 +133,21 @@ import Testing
             #expect(n == 0, "port \(port): the idle connection was not closed (recv \(n), errno \(errno))")
             #expect(Date().timeIntervalSince(started) < 8)
         }
+    }
+}
+
+/// Which Host headers the media listener serves (the live check is in MediaServerTests).
+@Suite struct HostCheckTests {
+    @Test func namesAndAddresses() {
+        let loopback = HostCheckMiddleware<BasicRequestContext>(listenHost: "127.0.0.1", port: 8001)
+        #expect(loopback.accepts("127.0.0.1:8001") && loopback.accepts("10.0.2.2:8001") && loopback.accepts("[::1]:8001"))
+        #expect(!loopback.accepts("192.168.1.5:8001"), "an address the listener is not bound to")
+        #expect(!loopback.accepts("evil.example:8001") && !loopback.accepts("127.0.0.1:8000"))
+        let configured = HostCheckMiddleware<BasicRequestContext>(listenHost: "192.168.1.5", port: 8001)
+        #expect(configured.accepts("192.168.1.5:8001") && !configured.accepts("192.168.1.6:8001"))
+        let everywhere = HostCheckMiddleware<BasicRequestContext>(listenHost: "0.0.0.0", port: 8001)
+        #expect(everywhere.accepts("192.168.1.5:8001") && everywhere.accepts("[fe80::1]:8001"))
+        #expect(!everywhere.accepts("evil.example:8001") && !everywhere.accepts("1.2.3.4.nip.io:8001"))
     }
 }
 

@@ -134,15 +134,25 @@ struct HostCheckMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Lower-case host names (IPv6 in brackets) the listener serves.
     let names: Set<String>
     let port: Int
+    /// Listening on every interface, guests on bridged networks reach the host by one of its
+    /// addresses: any IP literal is then served (DNS rebinding needs a name, never an address).
+    let acceptsAddresses: Bool
 
     init(listenHost: String, port: Int) {
         var names: Set<String> = ["127.0.0.1", "localhost", "[::1]", "10.0.2.2"]
         let host = listenHost.lowercased()
-        if !host.isEmpty, host != "0.0.0.0", host != "::" {
+        acceptsAddresses = host.isEmpty || host == "0.0.0.0" || host == "::"
+        if !acceptsAddresses {
             names.insert(host.contains(":") ? "[\(host)]" : host)
         }
         self.names = names
         self.port = port
+    }
+
+    static func isAddress(_ name: String) -> Bool {
+        var buffer = in6_addr()
+        if name.hasPrefix("["), name.hasSuffix("]") { return inet_pton(AF_INET6, String(name.dropFirst().dropLast()), &buffer) == 1 }
+        return inet_pton(AF_INET, name, &buffer) == 1
     }
 
     /// Whether `authority` (a Host header: `name`, `name:port`, `[v6]:port`) is one we serve.
@@ -164,7 +174,7 @@ struct HostCheckMiddleware<Context: RequestContext>: RouterMiddleware {
             givenPort = value[value.index(after: colon)...]
         }
         if let givenPort, Int(givenPort) != port { return false }
-        return names.contains(name)
+        return names.contains(name) || (acceptsAddresses && Self.isAddress(name))
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
