@@ -80,7 +80,8 @@ final class TestDaemon: @unchecked Sendable {
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(20)
-        while !Self.accepts(socketPath) {
+        // All three listeners: the unix socket can be up before the TCP ones are bound.
+        while !Self.accepts(socketPath) || !Self.acceptsTCP(port) || !Self.acceptsTCP(mediaPort) {
             guard Date() < deadline, process.isRunning else {
                 let log = (try? String(contentsOfFile: stateDirectory + "/berthd.log", encoding: .utf8)) ?? ""
                 if log.contains("in use") { throw BerthError(.alreadyExists, "port \(port) in use") }
@@ -106,6 +107,19 @@ final class TestDaemon: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
             }
+        }
+    }
+
+    /// Whether something listens on 127.0.0.1:`port`.
+    static func acceptsTCP(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
 
