@@ -15,6 +15,9 @@ struct InstallPhases {
     let noReboot: Bool
     /// Disks this run created: removed if the installer never started (nothing written yet).
     let createdDisks: [String]
+    /// The kickstart copied for the media listener: removed when the installer is over (run
+    /// here when the command waits for it; see the report for the background case).
+    var publishedKickstart: PublishedKickstart? = nil
 
     func step(_ text: String) {
         if debug { InstallOutput.err("[debug] \(text)") }
@@ -44,6 +47,12 @@ struct InstallPhases {
             if background {
                 InstallOutput.err(
                     "Installer started in the background. When it powers off, '\(name)' boots from its own disk\(noReboot ? " at its next 'berth start'" : " by itself"). Follow it with 'berth log -f \(name)'; wait for it with --wait.")
+                if let publishedKickstart {
+                    // The installer fetches it after this command returns; nobody here knows when
+                    // it is done with it.
+                    InstallOutput.err(
+                        "The kickstart stays published at \(publishedKickstart.path) for the installer; remove it when the install is over (rm \(publishedKickstart.path)).")
+                }
                 return
             }
             InstallOutput.err("Installer started; waiting for it to finish\(waitMinutes.map { $0 >= 0 ? " (at most \($0) min)" : "" } ?? "").")
@@ -51,6 +60,7 @@ struct InstallPhases {
             defer { follower?.cancel() }
             let final = try await waitForShutoff(deadline: waitMinutes.flatMap { $0 >= 0 ? Date().addingTimeInterval(Double($0) * 60) : nil })
             follower?.cancel()
+            publishedKickstart?.remove()
             if final.state == .crashed {
                 throw BerthError(.wrongState, "The installer crashed\(final.lastError.map { ": \($0)" } ?? "").", remedy: "See its console with 'berth log \(name)'.")
             }
@@ -107,6 +117,7 @@ struct InstallPhases {
 
     /// Leaves the permanent definition with the reason in its description.
     func fail(_ error: Error, installed: DomainSpec, removeDisks: Bool) async {
+        publishedKickstart?.remove()
         let reason = (error as? BerthError)?.message ?? "\(error)"
         step("install failed: \(reason)")
         if let info = try? await client.info(name), info.state != .shutoff {
