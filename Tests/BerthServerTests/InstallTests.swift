@@ -152,12 +152,17 @@ import Testing
         let during = try await daemon.client.info("bg")
         #expect(during.spec.kernel != nil)
         #expect(!(try await daemon.log("bg")).contains("BERTH-INSTALLER-DONE"))
+        let published = try FileManager.default.contentsOfDirectory(atPath: daemon.stateDirectory + "/kickstarts")
+        #expect(published.contains { $0.hasPrefix("bg-") }, "\(published)")
         _ = try await daemon.waitForLog("bg", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
         let after = try await daemon.client.info("bg")
         #expect(after.spec.bootloader != nil && after.spec.kernel == nil)
         #expect(after.spec.uuid == during.spec.uuid)
         #expect(after.spec.nics == during.spec.nics)
         #expect(after.state == .running)
+        // The kickstart was served only while the installer ran: berthd withdrew it at the hand-over.
+        let left = try FileManager.default.contentsOfDirectory(atPath: daemon.stateDirectory + "/kickstarts")
+        #expect(!left.contains { $0.hasPrefix("bg-") }, "\(left)")
         _ = try await daemon.client.perform(.destroy, on: "bg")
     }
 

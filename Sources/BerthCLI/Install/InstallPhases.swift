@@ -15,8 +15,8 @@ struct InstallPhases {
     let noReboot: Bool
     /// Disks this run created: removed if the installer never started (nothing written yet).
     let createdDisks: [String]
-    /// The kickstart copied for the media listener: removed when the installer is over (run
-    /// here when the command waits for it; see the report for the background case).
+    /// The kickstart copied for the media listener: removed when the installer is over (here
+    /// when the command waits for it; by berthd at the hand-over in the background case).
     var publishedKickstart: PublishedKickstart? = nil
 
     func step(_ text: String) {
@@ -47,11 +47,10 @@ struct InstallPhases {
             if background {
                 InstallOutput.err(
                     "Installer started in the background. When it powers off, '\(name)' boots from its own disk\(noReboot ? " at its next 'berth start'" : " by itself"). Follow it with 'berth log -f \(name)'; wait for it with --wait.")
-                if let publishedKickstart {
-                    // The installer fetches it after this command returns; nobody here knows when
-                    // it is done with it.
-                    InstallOutput.err(
-                        "The kickstart stays published at \(publishedKickstart.path) for the installer; remove it when the install is over (rm \(publishedKickstart.path)).")
+                if publishedKickstart != nil {
+                    // The installer fetches it after this command returns: berthd withdraws it
+                    // when the installer hands over to the installed system.
+                    InstallOutput.err("Its kickstart is served until the installer powers off.")
                 }
                 return
             }
