@@ -142,7 +142,7 @@ import Testing
         defer { daemon.tearDown() }
         let disk = daemon.stateDirectory + "/bg.img"
         var line = Self.seedLine(
-            name: "bg", disk: "path=\(disk),size=1", location: "\(base)/install/centos6/", ks: "\(base)/kickstarts/a.ks",
+            name: "bg", disk: "path=\(disk),size=1", location: "\(base)/install/centos6/", ks: InstallFixture.kickstart("a.ks"),
             mac: "52:54:00:00:00:0b")
         line.removeAll { $0 == "--wait=-1" }
         let run = try await BerthRun.run(line, state: daemon.stateDirectory)
