@@ -133,7 +133,7 @@ public struct BerthClient: Sendable {
         try check(try await transport.send(method: .DELETE, path: "/v1/domains/\(Self.escape(name))/next"))
     }
 
-    public enum Action: String, Sendable, CaseIterable { case start, shutdown, destroy, reboot, suspend, resume }
+    public typealias Action = DomainAction
 
     /// Runs a lifecycle action and waits for it to finish.
     public func perform(_ action: Action, on name: String, timeout: Int? = nil, force: Bool = false) async throws

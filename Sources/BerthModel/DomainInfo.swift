@@ -62,14 +62,29 @@ public struct DomainSummary: Codable, Sendable, Equatable {
 
 /// A lifecycle event on the event stream (`GET /v1/events`).
 public struct LifecycleEvent: Codable, Sendable, Equatable {
+    /// What happened; the JSON value is the raw string (`"shutdown-requested"`).
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        case defined, updated, undefined
+        case started, stopped, crashed, rebooted, restarting, suspended, resumed
+        case shutdownRequested = "shutdown-requested"
+        /// A restarted berthd found the guest still running.
+        case reattached
+        /// An installer handed over to the installed system's definition.
+        case redefined
+        case startFailed = "start-failed"
+        /// Restarted too often (`RestartThrottle`); left off.
+        case restartRefused = "restart-refused"
+        /// berthd could not record the domain's state in its catalog.
+        case catalogError = "catalog-error"
+    }
+
     public var domain: String
-    /// `defined`, `undefined`, `started`, `stopped`, `crashed`, `rebooted`, `suspended`, `resumed`, `shutdown-requested`.
-    public var kind: String
+    public var kind: Kind
     public var state: DomainState
     public var detail: String?
     public var time: Date
 
-    public init(domain: String, kind: String, state: DomainState, detail: String? = nil, time: Date = Date()) {
+    public init(domain: String, kind: Kind, state: DomainState, detail: String? = nil, time: Date = Date()) {
         self.domain = domain
         self.kind = kind
         self.state = state
@@ -154,4 +169,10 @@ public struct HostInfo: Codable, Sendable, Equatable {
         self.mediaAddress = mediaAddress
         self.mediaPort = mediaPort
     }
+}
+
+/// A lifecycle action on a domain: `POST /v1/domains/{name}/{action}`, the same enum on both
+/// sides of the API.
+public enum DomainAction: String, Codable, Sendable, CaseIterable {
+    case start, shutdown, destroy, reboot, suspend, resume
 }

@@ -54,7 +54,7 @@ struct Events: AsyncParsableCommand {
                     encoder.dateEncodingStrategy = .iso8601
                     print(String(decoding: try encoder.encode(event), as: UTF8.self))
                 } else {
-                    print("\(event.time) \(event.domain) \(event.kind) (\(event.state.rawValue))\(event.detail.map { ": \($0)" } ?? "")")
+                    print("\(event.time) \(event.domain) \(event.kind.rawValue) (\(event.state.rawValue))\(event.detail.map { ": \($0)" } ?? "")")
                 }
                 fflush(nil)
             }

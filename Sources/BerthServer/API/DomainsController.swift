@@ -71,8 +71,8 @@ struct DomainsController<Context: RequestContext> {
             try hypervisor.setNextDefinition(try context.parameters.require("name"), nil, start: false)
             return Response(status: .noContent)
         }
-        for action in ["start", "shutdown", "destroy", "reboot", "suspend", "resume"] {
-            group.post("domains/:name/\(action)") { request, context in
+        for action in DomainAction.allCases {
+            group.post("domains/:name/\(action.rawValue)") { request, context in
                 try await perform(action, request: request, name: try context.parameters.require("name"))
             }
         }
@@ -88,20 +88,20 @@ struct DomainsController<Context: RequestContext> {
 
     /// Runs a lifecycle action as an operation. With `?wait=true` the answer comes when it is
     /// done (the domain's info, or its error); otherwise 202 with the operation to poll.
-    private func perform(_ action: String, request: Request, name: String) async throws -> Response {
+    private func perform(_ action: DomainAction, request: Request, name: String) async throws -> Response {
         let query = request.query
         let timeout = Duration.seconds(try query.integer("timeout", in: 0...Self.maximumWait) ?? 60)
         let force = try query.bool("force")
         let wait = try query.bool("wait")
         let supervisor = try hypervisor.supervisor(name)
-        let operation = hypervisor.operations.run(domain: name, action: action) {
+        let operation = hypervisor.operations.run(domain: name, action: action.rawValue) {
             switch action {
-            case "start": try await supervisor.start()
-            case "shutdown": try await force ? supervisor.destroy() : supervisor.shutdown(timeout: timeout)
-            case "destroy": try await supervisor.destroy()
-            case "reboot": try await supervisor.reboot()
-            case "suspend": try await supervisor.suspend()
-            default: try await supervisor.resume()
+            case .start: try await supervisor.start()
+            case .shutdown: try await force ? supervisor.destroy() : supervisor.shutdown(timeout: timeout)
+            case .destroy: try await supervisor.destroy()
+            case .reboot: try await supervisor.reboot()
+            case .suspend: try await supervisor.suspend()
+            case .resume: try await supervisor.resume()
             }
         }
         guard wait else {

@@ -96,7 +96,7 @@ actor DomainSupervisor {
         if [.running, .paused, .starting, .shuttingDown, .crashed].contains(record.state) {
             if let found = await driver.reattach(record.spec) {
                 attach(found, spec: record.spec, state: record.state == .paused ? .paused : .running)
-                publish("reattached", detail: "pid \(found.pid)")
+                publish(.reattached, detail: "pid \(found.pid)")
                 return
             }
             guard record.state != .crashed else { return }
@@ -106,12 +106,12 @@ actor DomainSupervisor {
                 let reason = "berthd stopped while this domain was starting; it was not started again. Start it with 'berth start \(name)' once the cause is fixed."
                 report { try self.observe(.shutoff, lastError: reason) }
                 report { try self.catalog.setDesiredState(self.name, .shutoff) }
-                publish("stopped", detail: reason)
+                publish(.stopped, detail: reason)
                 return
             }
             let reason = "QEMU (pid \(record.pid.map(String.init) ?? "?")) exited while berthd was not running."
             report { try self.observe(.crashed, lastError: reason) }
-            publish("crashed", detail: reason)
+            publish(.crashed, detail: reason)
             if record.spec.onCrash == .restart {
                 queueRestart()
                 return
@@ -150,7 +150,7 @@ actor DomainSupervisor {
         panicked = false
         lastShutdownReason = nil
         attach(started, spec: spec, state: .running)
-        publish("started", detail: "pid \(started.pid), \(started.accel.rawValue)")
+        publish(.started, detail: "pid \(started.pid), \(started.accel.rawValue)")
     }
 
     private func performShutdown(timeout: Duration) async throws {
@@ -164,7 +164,7 @@ actor DomainSupervisor {
         stopRequested = true
         try catalog.setDesiredState(name, .shutoff)
         try observe(.shuttingDown, pid: instance.pid, accel: instance.accel)
-        publish("shutdown-requested")
+        publish(.shutdownRequested)
         do {
             try await instance.powerdown()
         } catch {
@@ -212,7 +212,7 @@ actor DomainSupervisor {
         guard let instance else { throw notRunning() }
         if pause { try await instance.pause() } else { try await instance.resume() }
         try observe(pause ? .paused : .running, pid: instance.pid, accel: instance.accel)
-        publish(pause ? "suspended" : "resumed")
+        publish(pause ? .suspended : .resumed)
     }
 
     private func notRunning() -> BerthError {
@@ -245,7 +245,7 @@ actor DomainSupervisor {
             panicked = true
             let policy = (try? catalog.domain(named: name).spec.onCrash) ?? .destroy
             report { try self.observe(.crashed, pid: instance.pid, accel: instance.accel, lastError: "The guest kernel panicked.") }
-            publish("crashed", detail: "guest panic; on_crash=\(policy.rawValue)")
+            publish(.crashed, detail: "guest panic; on_crash=\(policy.rawValue)")
             if policy != .preserve { await instance.terminate() }
         case .shutdown(let reason):
             lastShutdownReason = reason
@@ -262,7 +262,7 @@ actor DomainSupervisor {
         let reason = lastShutdownReason ?? "none"
         if stopRequested {
             report { try self.observe(.shutoff) }
-            publish("stopped", detail: "requested")
+            publish(.stopped, detail: "requested")
             return
         }
         if panicked {
@@ -275,32 +275,32 @@ actor DomainSupervisor {
         {
             report { try self.observe(.shutoff) }
             installFinished()
-            publish("redefined", detail: "the guest's next definition took over after \(reason)")
+            publish(.redefined, detail: "the guest's next definition took over after \(reason)")
             if start { queueRestart() }
             return
         }
         switch reason {
         case "guest-reset", "host-qmp-system-reset":
             if rebootRequested || spec?.onReboot == .restart {
-                publish("rebooted")
+                publish(.rebooted)
                 report { try self.observe(.starting) }
                 queueRestart()
             } else {
                 report { try self.observe(.shutoff) }
-                publish("stopped", detail: "guest rebooted; on_reboot=\(spec?.onReboot.rawValue ?? "destroy")")
+                publish(.stopped, detail: "guest rebooted; on_reboot=\(spec?.onReboot.rawValue ?? "destroy")")
             }
         case "guest-shutdown":
             if spec?.onPoweroff == .restart {
-                publish("restarting", detail: "guest powered off; on_poweroff=restart")
+                publish(.restarting, detail: "guest powered off; on_poweroff=restart")
                 queueRestart()
             } else {
                 report { try self.observe(.shutoff) }
-                publish("stopped", detail: "guest powered off")
+                publish(.stopped, detail: "guest powered off")
             }
         default:
             let message = "QEMU exited unexpectedly (shutdown reason: \(reason)); see 'berth log \(name)'."
             report { try self.observe(.crashed, lastError: message) }
-            publish("crashed", detail: message)
+            publish(.crashed, detail: message)
             if spec?.onCrash == .restart { queueRestart() }
         }
     }
@@ -313,13 +313,13 @@ actor DomainSupervisor {
             let state = (try? catalog.domain(named: name).state) == .crashed ? DomainState.crashed : .shutoff
             report { try self.observe(state, lastError: reason) }
             report { try self.catalog.setDesiredState(self.name, .shutoff) }
-            publish("restart-refused", detail: reason)
+            publish(.restartRefused, detail: reason)
             return
         }
         Task { [weak self] in
             guard let self else { return }
             do { try await self.serialized { try await self.performStart() } } catch {
-                await self.publish("start-failed", detail: "\(error)")
+                await self.publish(.startFailed, detail: "\(error)")
                 await self.restartAfterFailedStart()
             }
         }
@@ -356,7 +356,7 @@ actor DomainSupervisor {
         } catch {
             hub.publish(
                 LifecycleEvent(
-                    domain: name, kind: "catalog-error", state: .crashed,
+                    domain: name, kind: .catalogError, state: .crashed,
                     detail: "berthd could not record this domain's state: \(error)"))
             return nil
         }
@@ -374,7 +374,7 @@ actor DomainSupervisor {
         try catalog.setObserved(name, observed)
     }
 
-    private func publish(_ kind: String, detail: String? = nil) {
+    private func publish(_ kind: LifecycleEvent.Kind, detail: String? = nil) {
         let state = (try? catalog.domain(named: name).state) ?? .shutoff
         hub.publish(LifecycleEvent(domain: name, kind: kind, state: state, detail: detail))
     }

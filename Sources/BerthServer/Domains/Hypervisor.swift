@@ -63,7 +63,7 @@ public final class Hypervisor: Sendable {
         let spec = try recordedForCatalog(spec)
         try checkAgainstHost(spec)
         let stored = try catalog.define(spec)
-        hub.publish(LifecycleEvent(domain: stored.name, kind: "defined", state: .shutoff))
+        hub.publish(LifecycleEvent(domain: stored.name, kind: .defined, state: .shutoff))
         return try info(stored.name)
     }
 
@@ -71,7 +71,7 @@ public final class Hypervisor: Sendable {
         let spec = try recordedForCatalog(spec)
         try checkAgainstHost(spec)
         let stored = try catalog.update(spec)
-        hub.publish(LifecycleEvent(domain: stored.name, kind: "updated", state: try catalog.domain(named: stored.name).state))
+        hub.publish(LifecycleEvent(domain: stored.name, kind: .updated, state: try catalog.domain(named: stored.name).state))
         return try info(stored.name)
     }
 
@@ -89,7 +89,7 @@ public final class Hypervisor: Sendable {
             let log = driver.consoleLogPath(record.spec)
             for path in [log] + (1...9).map({ "\(log).\($0)" }) { unlink(path) }
         }
-        hub.publish(LifecycleEvent(domain: name, kind: "undefined", state: .shutoff))
+        hub.publish(LifecycleEvent(domain: name, kind: .undefined, state: .shutoff))
     }
 
     public func info(_ name: String) throws -> DomainInfo {
