@@ -133,10 +133,15 @@ public struct HostInfo: Codable, Sendable, Equatable {
     public var stateDirectory: String
     public var domains: Int
     public var running: Int
+    /// The install media listener as `HOST:PORT` (`[::1]:8001` for IPv6); nil when berthd serves
+    /// no media (`--media-listen none`).
+    public var mediaAddress: String?
+    /// Its port: guests on user-mode networking fetch media from `http://10.0.2.2:PORT/`.
+    public var mediaPort: Int?
 
     public init(
         hostname: String, cpus: Int, memoryMiB: Int, qemuVersion: String?, accelerator: AcceleratorVerdict,
-        stateDirectory: String, domains: Int, running: Int
+        stateDirectory: String, domains: Int, running: Int, mediaAddress: String? = nil, mediaPort: Int? = nil
     ) {
         self.hostname = hostname
         self.cpus = cpus
@@ -146,5 +151,7 @@ public struct HostInfo: Codable, Sendable, Equatable {
         self.stateDirectory = stateDirectory
         self.domains = domains
         self.running = running
+        self.mediaAddress = mediaAddress
+        self.mediaPort = mediaPort
     }
 }

@@ -77,16 +77,25 @@ struct Installer {
 
         // 4. The kickstart: fetched, validated and kept, as anaconda-ks.cfg would be.
         var kickstartText: String?
+        var published: PublishedKickstart?
         if let ks = Self.kickstartArgument(in: request.extraArgs) {
             let text = try await checkKickstart(ks, disks: disks)
             kickstartText = text
             if !isNetworkURL(ks) {
                 // A host file is out of the guest's reach: berthd's media server hands it out.
-                let published = try Self.publishKickstart(text, name: name, state: state, client: client)
-                InstallOutput.err("ks=: \(ks) -> \(published) (served by berthd from \(state)/kickstarts/)")
-                extraArgs = extraArgs.map { Reinstall.replacing(key: "ks", in: $0, with: published, appendIfMissing: false) }
+                let publication = try Self.publishKickstart(
+                    text, name: name, state: state, mediaURL: try Self.mediaURL(host: host))
+                published = publication
+                InstallOutput.err("ks=: \(ks) -> \(publication.guestURL) (served by berthd from \(state)/kickstarts/)")
+                extraArgs = extraArgs.map {
+                    Reinstall.replacing(key: "ks", in: $0, with: publication.guestURL, appendIfMissing: false)
+                }
             }
         }
+
+        // Until the phases own it, a refusal or failure below takes the published kickstart away.
+        var handedOver = false
+        defer { if !handedOver { published?.remove() } }
 
         // 5. Installer kernel and initrd into <state>/install/<name>/.
         let directory = state + "/install/" + name
@@ -168,7 +177,9 @@ struct Installer {
             try? await client.setKickstart(name, kickstartText)
         }
         let phases = InstallPhases(client: client, name: name, debug: debug, autoconsole: request.autoconsole,
-            waitMinutes: request.waitMinutes, noReboot: request.noReboot, createdDisks: created)
+            waitMinutes: request.waitMinutes, noReboot: request.noReboot, createdDisks: created,
+            publishedKickstart: published)
+        handedOver = true
         try await phases.run(installer: installer, installed: installed)
     }
 
@@ -439,21 +450,34 @@ struct Installer {
         return text
     }
 
-    /// Copies a kickstart into `<state>/kickstarts/NAME.ks` and returns its URL as the guest sees
-    /// berthd: `BERTH_MEDIA_URL`, else 10.0.2.2 on the daemon's TCP port (8000, xend's, by default).
-    static func publishKickstart(_ text: String, name: String, state: String, client: BerthClient) throws -> String {
+    /// Copies a kickstart into `<state>/kickstarts/NAME-<32 random hex>.ks`, mode 0600: the media
+    /// listener serves it without a token, so its name is what keeps other guests from fetching it
+    /// (kickstarts hold root passwords). The installer removes it when the install is over.
+    static func publishKickstart(_ text: String, name: String, state: String, mediaURL base: String) throws -> PublishedKickstart {
         let directory = state + "/kickstarts"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: directory + "/\(name).ks"), options: .atomic)
-        return mediaURL(client: client) + "/kickstarts/\(name).ks"
+        var generator = SystemRandomNumberGenerator()
+        let secret = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let file = "\(name)-\(secret).ks"
+        let path = directory + "/" + file
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw BerthError(.unavailable, "Cannot write the kickstart to \(path).", remedy: "Check the state directory's permissions.")
+        }
+        return PublishedKickstart(path: path, guestURL: base + "/kickstarts/" + file)
     }
 
-    static func mediaURL(client: BerthClient) -> String {
+    /// berthd's media listener as a guest on user-mode networking sees it: `BERTH_MEDIA_URL`, else
+    /// 10.0.2.2 on the media port the daemon reports (8001 by default).
+    static func mediaURL(host: HostInfo) throws -> String {
         if let url = ProcessInfo.processInfo.environment["BERTH_MEDIA_URL"], !url.isEmpty {
             return url.hasSuffix("/") ? String(url.dropLast()) : url
         }
-        if case .tcp(_, let port, _) = client.endpoint { return "http://\(guestHostAddress):\(port)" }
-        return "http://\(guestHostAddress):8000"
+        guard let port = host.mediaPort else {
+            throw BerthError(
+                .unavailable, "berthd serves no install media (it runs with --media-listen none), so the guest cannot fetch the kickstart.",
+                remedy: "Restart berthd with --media-listen 127.0.0.1:8001, set BERTH_MEDIA_URL, or give ks= as an http:// URL.")
+        }
+        return "http://\(guestHostAddress):\(port)"
     }
 
     static func readKickstart(_ url: String) throws -> String {
@@ -528,6 +552,15 @@ struct Installer {
         let lower = text.lowercased()
         return lower.hasPrefix("http://") || lower.hasPrefix("https://") || lower.hasPrefix("ftp://")
     }
+}
+
+/// A kickstart copied under `<state>/kickstarts/` for the installer to fetch.
+struct PublishedKickstart: Sendable {
+    var path: String
+    var guestURL: String
+
+    /// Once the installer has read it, nobody else may.
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// stderr lines and a download meter.

@@ -15,6 +15,9 @@ actor DomainSupervisor {
     private let bootPreparer: BootPreparer
     /// The unprivileged user this domain's processes run as (nil: berthd's own user).
     private let identity: @Sendable () throws -> GuestIdentity?
+    /// Called when an installer hands over to the installed system (its kickstart, which may
+    /// hold a root password, is withdrawn from the media listener then).
+    private let installFinished: @Sendable () -> Void
     /// When berthd itself started the guest again without being asked (on_crash, on_reboot,
     /// on_poweroff, autostart), most recent last; see `RestartThrottle`.
     private var throttle = RestartThrottle()
@@ -30,8 +33,10 @@ actor DomainSupervisor {
 
     init(
         name: String, catalog: Catalog, driver: any GuestDriver, hub: EventHub, bootPreparer: BootPreparer,
-        identity: @escaping @Sendable () throws -> GuestIdentity?
+        identity: @escaping @Sendable () throws -> GuestIdentity?,
+        installFinished: @escaping @Sendable () -> Void = {}
     ) {
+        self.installFinished = installFinished
         self.name = name
         self.catalog = catalog
         self.driver = driver
@@ -279,6 +284,7 @@ actor DomainSupervisor {
             let start = reporting({ try self.catalog.applyNextDefinition(self.name) }) ?? nil
         {
             report { try self.observe(.shutoff) }
+            installFinished()
             publish("redefined", detail: "the guest's next definition took over after \(reason)")
             if start { queueRestart() }
             return

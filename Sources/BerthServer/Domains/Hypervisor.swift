@@ -30,6 +30,18 @@ public final class Hypervisor: Sendable {
         self.guestIDBlock = isolateGuests ? try catalog.guestIDBlock() : nil
     }
 
+    /// Removes the kickstarts `berth install` published for `name` (`NAME-<32 hex>.ks`): they
+    /// are served only while the install runs.
+    static func withdrawKickstarts(of name: String, stateDirectory: String) {
+        let directory = stateDirectory + "/kickstarts"
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for file in files where file.hasPrefix(name + "-") && file.hasSuffix(".ks") {
+            let token = file.dropFirst(name.count + 1).dropLast(3)
+            guard token.count == 32, token.allSatisfy(\.isHexDigit) else { continue }
+            unlink(directory + "/" + file)
+        }
+    }
+
     /// The user a domain's QEMU and bootloader run as.
     func identity(of name: String) throws -> GuestIdentity? {
         guard let guestIDBlock else { return nil }
@@ -43,7 +55,8 @@ public final class Hypervisor: Sendable {
             if let existing = table[name] { return existing }
             let created = DomainSupervisor(
                 name: name, catalog: catalog, driver: driver, hub: hub, bootPreparer: bootPreparer,
-                identity: { [weak self] in try self?.identity(of: name) })
+                identity: { [weak self] in try self?.identity(of: name) },
+                installFinished: { [stateDirectory] in Self.withdrawKickstarts(of: name, stateDirectory: stateDirectory) })
             table[name] = created
             return created
         }
