@@ -44,7 +44,7 @@ extension Hypervisor {
             spec.target = URL(fileURLWithPath: target).standardizedFileURL.path
         case .logical:
             throw BerthError(
-                .unavailable, "Logical (LVM) pools are not supported yet.",
+                .invalidArgument, "Logical (LVM) pools are not supported yet.",
                 remedy: "Use a dir pool, or give the LV's path (/dev/VG/LV) as a domain's disk.")
         }
         try catalog.definePool(spec)
@@ -79,8 +79,12 @@ extension Hypervisor {
         let pool = try catalog.pool(named: name)
         let target = pool.spec.target ?? ""
         do {
-            try FileManager.default.createDirectory(
-                atPath: target, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
+            // Only the last component: a mistyped target must not grow a tree of directories.
+            var isDirectory: ObjCBool = false
+            if !(FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) && isDirectory.boolValue) {
+                try FileManager.default.createDirectory(
+                    atPath: target, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o711])
+            }
         } catch {
             throw BerthError(
                 .unavailable, "Cannot create \(target): \(error.localizedDescription)",
@@ -191,6 +195,7 @@ extension Hypervisor {
             guard capacity > 0 else {
                 throw BerthError(.invalidArgument, "A volume needs a size above 0.", remedy: "Give a size such as 10G.")
             }
+            try Self.checkCapacity(capacity)
             if format == .raw { try checkSpace(record, needed: capacity, what: "a \(ByteSize.describe(capacity)) raw volume") }
             try await placed(at: path) { temporary in
                 try await QEMUImg.run(["create", "-q", "-f", format.rawValue] + arguments + [temporary, String(capacity)])
@@ -289,6 +294,7 @@ extension Hypervisor {
                     "\(ByteSize.describe(size)) is smaller than \(volume.key) (\(ByteSize.describe(volume.capacity))); shrinking destroys its last \(ByteSize.describe(volume.capacity - size)).",
                     remedy: "Shrink the guest's filesystem and partitions first, then run again with --shrink; or give a larger size.")
             }
+            try Self.checkCapacity(size)
             if size == volume.capacity { return try volumeInfo(of: volume) }
             let users = try catalog.allDomains().filter { $0.spec.disks.contains { $0.path == volume.path } }
             let record = try catalog.pool(named: pool)
@@ -454,11 +460,23 @@ extension Hypervisor {
             remedy: "Check the permissions of the pool's directory.")
     }
 
+    /// The largest volume Berth makes (qcow2's practical limit is far above what a host holds).
+    static let maxCapacity: UInt64 = 64 << 40
+
+    static func checkCapacity(_ bytes: UInt64) throws {
+        guard bytes <= maxCapacity else {
+            throw BerthError(
+                .invalidArgument, "\(ByteSize.describe(bytes)) is larger than Berth's volume limit of 64 TiB.",
+                remedy: "Give a smaller size.")
+        }
+    }
+
     func checkSpace(_ pool: PoolRecord, needed: UInt64, what: String) throws {
         let free = space(of: pool).available
         guard needed <= free else {
+            // 409: the request is fine, the pool's state (its free space) does not allow it.
             throw BerthError(
-                .unavailable, "Pool '\(pool.spec.name)' has \(ByteSize.describe(free)) free; \(what) needs \(ByteSize.describe(needed)).",
+                .wrongState, "Pool '\(pool.spec.name)' has \(ByteSize.describe(free)) free; \(what) needs \(ByteSize.describe(needed)).",
                 remedy: "Free space in \(pool.spec.target ?? "the pool"), choose a smaller size, or use qcow2 (allocated as the guest writes).")
         }
     }
