@@ -79,8 +79,11 @@ import Testing
         await Self.expectError(.alreadyExists, containing: "already exists") {
             _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "r1", capacity: 1 << 20))
         }
-        await Self.expectError(.unavailable, containing: "free") {
-            _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "huge", capacity: 1 << 60))
+        await Self.expectError(.wrongState, containing: "free") {
+            _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "huge", capacity: 60 << 40))
+        }
+        await Self.expectError(.invalidArgument, containing: "64 TiB") {
+            _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "huge", capacity: 1 << 60, format: .qcow2))
         }
         #expect(!FileManager.default.fileExists(atPath: images + "/huge"))
 
