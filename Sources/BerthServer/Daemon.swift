@@ -20,6 +20,7 @@ public enum Daemon {
         let v1 = router.group("v1")
         DomainsController(hypervisor: hypervisor, limits: limits).add(to: v1)
         HostController(hypervisor: hypervisor, media: media, limits: limits).add(to: v1)
+        StorageController(hypervisor: hypervisor).add(to: v1)
         return router
     }
 
@@ -57,6 +58,12 @@ public enum Daemon {
             try await GuestFirewall(guestIDBlock: block, mediaPorts: configuration.guestReachablePorts)
                 .apply(runtimeDirectory: configuration.runtimeDirectory)
         }
+        do {
+            try hypervisor.ensureDefaultPool()
+        } catch {
+            logger.warning("The default storage pool could not be made: \(error)")
+        }
+        hypervisor.autostartPools()
         await hypervisor.recoverAll()
 
         unlink(configuration.socketPath)  // a stale socket; the lock proves no daemon owns it

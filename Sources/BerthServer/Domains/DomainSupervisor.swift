@@ -60,6 +60,16 @@ actor DomainSupervisor {
 
     // MARK: - Operations
 
+    /// Grows disk `index` of the running guest (QMP `block_resize` on its format node).
+    /// - Returns: false when the guest is not running (the caller resizes the file instead).
+    func blockResize(index: Int, bytes: UInt64) async throws -> Bool {
+        try await serialized {
+            guard let instance = await self.instance else { return false }
+            try await instance.blockResize(node: "disk\(index)", bytes: bytes)
+            return true
+        }
+    }
+
     func start() async throws {
         try await serialized {
             try await self.performStart()

@@ -12,6 +12,9 @@ public final class Hypervisor: Sendable {
     let operations = OperationRegistry()
     private let bootPreparer: BootPreparer
     private let supervisors = Mutex<[String: DomainSupervisor]>([:])
+    /// Volumes a storage operation is working on (`POOL/NAME`): a second one waits its turn by
+    /// failing with a message, never interleaves its writes.
+    let busyVolumes = Mutex<Set<String>>([])
     public let stateDirectory: String
     /// The first of this daemon's guest user IDs; nil when berthd cannot switch users (not root).
     let guestIDBlock: UInt32?
@@ -116,6 +119,7 @@ public final class Hypervisor: Sendable {
     func recordedForCatalog(_ spec: DomainSpec) throws -> DomainSpec {
         var spec = spec
         for index in spec.disks.indices {
+            spec.disks[index] = try resolveVolume(spec.disks[index])
             do {
                 spec.disks[index] = try DiskFormat.recorded(spec.disks[index])
             } catch let error as BerthError where error.code == .notFound {
