@@ -76,6 +76,12 @@ public struct LifecycleEvent: Codable, Sendable, Equatable {
         case restartRefused = "restart-refused"
         /// berthd could not record the domain's state in its catalog.
         case catalogError = "catalog-error"
+        /// Storage (the event's `domain` is empty, `detail` names the pool or volume).
+        case poolDefined = "pool-defined"
+        case volumeCreated = "volume-created"
+        case volumeDeleted = "volume-deleted"
+        /// A running guest's disk grew (`vol-resize` of an attached volume).
+        case diskResized = "disk-resized"
     }
 
     public var domain: String

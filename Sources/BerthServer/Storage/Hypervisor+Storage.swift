@@ -21,7 +21,7 @@ extension Hypervisor {
         try FileManager.default.createDirectory(
             atPath: target, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
         if try catalog.createDefaultPoolOnce(target: target) {
-            hub.publish(LifecycleEvent(domain: "", kind: "pool-defined", state: .shutoff, detail: "pool default"))
+            hub.publish(LifecycleEvent(domain: "", kind: .poolDefined, state: .shutoff, detail: "pool default"))
         }
     }
 
@@ -203,7 +203,7 @@ extension Hypervisor {
                 try catalog.addVolume(
                     VolumeRecord(pool: pool, name: request.name, path: path, format: format, capacity: capacity, backing: backing))
             }
-            hub.publish(LifecycleEvent(domain: "", kind: "volume-created", state: .shutoff, detail: key))
+            hub.publish(LifecycleEvent(domain: "", kind: .volumeCreated, state: .shutoff, detail: key))
             return try volumeInfo(pool: pool, name: request.name)
         }
     }
@@ -220,7 +220,7 @@ extension Hypervisor {
                 }
             }
         }
-        hub.publish(LifecycleEvent(domain: "", kind: "volume-deleted", state: .shutoff, detail: "\(pool)/\(name)"))
+        hub.publish(LifecycleEvent(domain: "", kind: .volumeDeleted, state: .shutoff, detail: "\(pool)/\(name)"))
     }
 
     /// `vol-wipe`: the volume's content becomes zeros (same size, same format, same backing).
@@ -271,7 +271,7 @@ extension Hypervisor {
                 try catalog.addVolume(
                     VolumeRecord(pool: pool, name: newName, path: path, format: source.format, capacity: source.capacity))
             }
-            hub.publish(LifecycleEvent(domain: "", kind: "volume-created", state: .shutoff, detail: key))
+            hub.publish(LifecycleEvent(domain: "", kind: .volumeCreated, state: .shutoff, detail: key))
             return try volumeInfo(pool: pool, name: newName)
         }
     }
@@ -320,7 +320,7 @@ extension Hypervisor {
                 // The guest's own QEMU resizes the image it holds open; its node is diskN.
                 if try await supervisor(name).blockResize(index: index, bytes: size) {
                     try catalog.setVolumeCapacity(pool: pool, name: volume.name, capacity: size)
-                    hub.publish(LifecycleEvent(domain: name, kind: "disk-resized", state: .running, detail: "\(volume.key) \(size)"))
+                    hub.publish(LifecycleEvent(domain: name, kind: .diskResized, state: .running, detail: "\(volume.key) \(size)"))
                     return try volumeInfo(pool: pool, name: volume.name)
                 }
             }
