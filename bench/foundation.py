@@ -53,9 +53,11 @@ class Daemon:
         self.dir = tempfile.mkdtemp(prefix="bb-", dir="/tmp")
         self.bin = bin_dir
         self.port = 20000 + os.getpid() % 20000
+        self.media_port = self.port + 1  # install media have a listener of their own
         self.env = dict(os.environ, BERTH_STATE_DIR=self.dir)
         self.proc = subprocess.Popen(
-            [f"{bin_dir}/berthd", "--state-dir", self.dir, "--listen", f"127.0.0.1:{self.port}", "--log-level", "error"],
+            [f"{bin_dir}/berthd", "--state-dir", self.dir, "--listen", f"127.0.0.1:{self.port}",
+             "--media-listen", f"127.0.0.1:{self.media_port}", "--log-level", "error"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.socket = f"{self.dir}/run/berthd.sock"
         for _ in range(200):

@@ -75,7 +75,7 @@ def berth_install(daemon, tree, run, work):
     """One `berth install`; returns (phase1 s, phase2 s, installer argv, guest argv, disk, files)."""
     name = f"bench-install-{run}"
     disk = f"{work}/d{run}.img"
-    base = f"http://127.0.0.1:{daemon.port}"
+    base = f"http://127.0.0.1:{daemon.media_port}"
     command = [f"{daemon.bin}/berth", "install", f"--name={name}", "--arch=x86_64", "--vcpus=1", "--ram=256",
                "--disk", f"path={disk},size=1", "--os-variant=rhel6", f"--location={base}/install/{tree}/",
                "-x", f"ks={base}/kickstarts/a.ks", "--nographics", "--noautoconsole"]

@@ -133,7 +133,7 @@ public struct BerthClient: Sendable {
         try check(try await transport.send(method: .DELETE, path: "/v1/domains/\(Self.escape(name))/next"))
     }
 
-    public enum Action: String, Sendable, CaseIterable { case start, shutdown, destroy, reboot, suspend, resume }
+    public typealias Action = DomainAction
 
     /// Runs a lifecycle action and waits for it to finish.
     public func perform(_ action: Action, on name: String, timeout: Int? = nil, force: Bool = false) async throws
@@ -163,6 +163,71 @@ public struct BerthClient: Sendable {
         let reply = try await transport.send(
             method: .GET, path: "/v1/domains/\(Self.escape(name))/console?\(query)", onChunk: onChunk)
         try check(reply)
+    }
+
+    // MARK: - Storage
+
+    public func pools() async throws -> [PoolInfo] { try await call(.GET, "/v1/pools", as: [PoolInfo].self) }
+
+    public func definePool(_ spec: PoolSpec) async throws -> PoolInfo {
+        try await call(.POST, "/v1/pools", body: spec, as: PoolInfo.self)
+    }
+
+    public func pool(_ name: String) async throws -> PoolInfo {
+        try await call(.GET, "/v1/pools/\(Self.escape(name))", as: PoolInfo.self)
+    }
+
+    public enum PoolAction: String, Sendable, CaseIterable { case start, build, destroy, refresh }
+
+    public func perform(_ action: PoolAction, pool name: String) async throws -> PoolInfo {
+        try await call(.POST, "/v1/pools/\(Self.escape(name))/\(action.rawValue)", as: PoolInfo.self)
+    }
+
+    public func setPoolAutostart(_ name: String, _ enabled: Bool) async throws -> PoolInfo {
+        struct Body: Encodable { var autostart: Bool }
+        return try await call(.PUT, "/v1/pools/\(Self.escape(name))/autostart", body: Body(autostart: enabled), as: PoolInfo.self)
+    }
+
+    public func undefinePool(_ name: String) async throws {
+        try check(try await transport.send(method: .DELETE, path: "/v1/pools/\(Self.escape(name))"))
+    }
+
+    public func volumes(pool: String) async throws -> [VolumeInfo] {
+        try await call(.GET, "/v1/pools/\(Self.escape(pool))/volumes", as: [VolumeInfo].self)
+    }
+
+    public func createVolume(pool: String, _ request: VolumeCreateRequest) async throws -> VolumeInfo {
+        try await call(.POST, "/v1/pools/\(Self.escape(pool))/volumes", body: request, as: VolumeInfo.self)
+    }
+
+    public func volume(pool: String, name: String) async throws -> VolumeInfo {
+        try await call(.GET, volumePath(pool, name), as: VolumeInfo.self)
+    }
+
+    /// The volume whose host path is `path`.
+    public func volume(path: String) async throws -> VolumeInfo {
+        let query = path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? path
+        return try await call(.GET, "/v1/volumes?path=\(query)", as: VolumeInfo.self)
+    }
+
+    public func deleteVolume(pool: String, name: String) async throws {
+        try check(try await transport.send(method: .DELETE, path: volumePath(pool, name)))
+    }
+
+    public func wipeVolume(pool: String, name: String) async throws -> VolumeInfo {
+        try await call(.POST, volumePath(pool, name) + "/wipe", as: VolumeInfo.self)
+    }
+
+    public func cloneVolume(pool: String, name: String, to newName: String) async throws -> VolumeInfo {
+        try await call(.POST, volumePath(pool, name) + "/clone", body: VolumeCloneRequest(name: newName), as: VolumeInfo.self)
+    }
+
+    public func resizeVolume(pool: String, name: String, _ request: VolumeResizeRequest) async throws -> VolumeInfo {
+        try await call(.POST, volumePath(pool, name) + "/resize", body: request, as: VolumeInfo.self)
+    }
+
+    private func volumePath(_ pool: String, _ name: String) -> String {
+        "/v1/pools/\(Self.escape(pool))/volumes/\(Self.escape(name))"
     }
 
     /// Lifecycle events as they happen, until the handler throws or the connection ends.

@@ -256,11 +256,20 @@ private struct LibvirtReader {
             keep(node, "<disk device='\(deviceText)'>", reason: "only disk and cdrom devices are supported")
             return nil
         }
+        let source = node.child("source")
+        if type == "volume", let pool = source?.attributes["pool"], let volume = source?.attributes["volume"] {
+            // A storage volume: berthd resolves it to its path when the domain is defined.
+            var disk = DiskSpec(path: "", device: device, bus: device == .cdrom ? .ide : .virtio, volume: "\(pool)/\(volume)")
+            disk.readOnly = node.child("readonly") != nil || device == .cdrom
+            if let driverType = node.child("driver")?.attributes["type"] { disk.format = DiskSpec.Format(rawValue: driverType) }
+            disk.target = node.child("target")?.attributes["dev"]
+            if let dev = disk.target { disk.bus = dev.hasPrefix("hd") ? .ide : dev.hasPrefix("sd") ? .scsi : .virtio }
+            return disk
+        }
         guard type == "file" || type == "block" else {
             keep(node, "<disk type='\(type)'>", reason: "only file and block disks are supported; attach the storage on the host and give its path")
             return nil
         }
-        let source = node.child("source")
         guard let path = source?.attributes["file"] ?? source?.attributes["dev"], !path.isEmpty else {
             if device == .cdrom {
                 keep(node, "empty CD-ROM drive \(node.child("target")?.attributes["dev"] ?? "")", reason: "attach media with a cdrom disk that names an ISO file")
@@ -417,9 +426,25 @@ extension LibvirtXML {
         out += "  <devices>\n"
         for disk in spec.disks {
             let block = disk.path.hasPrefix("/dev/")
-            out += "    <disk type='\(block ? "block" : "file")' device='\(disk.device.rawValue)'>\n"
+            let volume = disk.volume.flatMap { key -> (String, String)? in
+                let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
+                return parts.count == 2 ? (parts[0], parts[1]) : nil
+            }
+            out += "    <disk type='\(volume != nil ? "volume" : block ? "block" : "file")' device='\(disk.device.rawValue)'>\n"
             out += "      <driver name='qemu'\(disk.format.map { " type='\($0.rawValue)'" } ?? "")/>\n"
-            out += "      <source \(block ? "dev" : "file")='\(e(disk.path))'/>\n"
+            if let (pool, name) = volume {
+                // libvirt's volume disk; the path berthd resolved it to, for the reader.
+                out += "      <source pool='\(e(pool))' volume='\(e(name))'/>\n"
+                if !disk.path.isEmpty { out += "      <!-- \(e(disk.path).replacingOccurrences(of: "--", with: "&#45;&#45;")) -->\n" }
+            } else {
+                out += "      <source \(block ? "dev" : "file")='\(e(disk.path))'/>\n"
+            }
+            if let backing = disk.backing {
+                out += "      <backingStore type='\(backing.path.hasPrefix("/dev/") ? "block" : "file")'>\n"
+                out += "        <format type='\(backing.format.rawValue)'/>\n"
+                out += "        <source \(backing.path.hasPrefix("/dev/") ? "dev" : "file")='\(e(backing.path))'/>\n"
+                out += "      </backingStore>\n"
+            }
             out += "      <target\(disk.target.map { " dev='\(e($0))'" } ?? "") bus='\(disk.bus.rawValue)'/>\n"
             if disk.readOnly { out += "      <readonly/>\n" }
             out += "    </disk>\n"

@@ -724,6 +724,15 @@ private struct XLDomainReader {
         }
         if let autostart = try bool("berth_autostart") { spec.autostart = autostart }
         if let kept = try strings("berth_notes") { spec.notes = kept }
+        for entry in try strings("berth_volumes") ?? [] {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let index = Int(parts[0]), spec.disks.indices.contains(index) else {
+                throw BerthError.syntax(
+                    source, position("berth_volumes"), "berth_volumes entry '\(entry)' is not INDEX=POOL/NAME for a disk.",
+                    remedy: "Write \"0=default/devel1\" for the first disk, or remove the line.")
+            }
+            spec.disks[index].volume = parts[1]
+        }
         used.insert("berth_vnc_port")
     }
 }
@@ -841,6 +850,10 @@ extension XLDomain {
         if spec.accel != .auto { line("berth_accel", .string(spec.accel.rawValue)) }
         if spec.autostart { line("berth_autostart", .number(1)) }
         if !spec.notes.isEmpty { line("berth_notes", .list(spec.notes.map { .string($0) })) }
+        // Disks that are storage volumes: xl has no pools, so the path stays in `disk` and the
+        // volume each one is (by index) is kept here for Berth to read back.
+        let volumes = spec.disks.enumerated().compactMap { index, disk in disk.volume.map { "\(index)=\($0)" } }
+        if !volumes.isEmpty { line("berth_volumes", .list(volumes.map { .string($0) })) }
         return out
     }
 

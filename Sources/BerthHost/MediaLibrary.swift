@@ -95,8 +95,9 @@ public struct MediaLibrary: Sendable {
 
     /// What a request path names.
     public enum Item: Sendable {
-        /// A regular host file inside a registered directory (or the kickstart directory).
-        case file(path: String, size: UInt64)
+        /// A regular host file inside a registered directory (or the kickstart directory), opened
+        /// once: every byte served comes from this descriptor.
+        case file(OpenHostFile)
         /// A regular file inside a registered ISO.
         case isoFile(ISO9660FileSystem.OpenFile)
         /// A directory: its entry names (directories end in `/`).
@@ -125,7 +126,12 @@ public struct MediaLibrary: Sendable {
         guard let entry = try entry(named: name) else { throw MediaError.notFound("/install/\(name)/") }
         switch entry.kind {
         case .directory:
-            return try Self.hostItem(root: entry.path, components: components)
+            // The registered root itself is the administrator's choice and may be reached through
+            // symlinks; nothing below it is.
+            let root = open(entry.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard root >= 0 else { throw MediaError.notFound("/install/\(name)/") }
+            defer { close(root) }
+            return try Self.hostItem(beneath: root, components: components)
         case .iso:
             let source = try FileSource(path: entry.path)
             let fileSystem = try ISO9660FileSystem(source: source)
@@ -153,41 +159,81 @@ public struct MediaLibrary: Sendable {
         }
     }
 
-    /// A kickstart file served from `<state>/kickstarts/`.
+    /// A kickstart file served from `<state>/kickstarts/` (itself not followed if a symlink).
     public func kickstart(components: [String]) throws -> Item {
-        guard components.count == 1 else { throw MediaError.notFound("/kickstarts/" + components.joined(separator: "/")) }
-        return try Self.hostItem(root: kickstartDirectory, components: components)
+        let path = "/kickstarts/" + components.joined(separator: "/")
+        guard components.count == 1 else { throw MediaError.notFound(path) }
+        let state = open(stateDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard state >= 0 else { throw MediaError.notFound(path) }
+        defer { close(state) }
+        let directory = openat(state, "kickstarts", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard directory >= 0 else { throw MediaError.notFound(path) }
+        defer { close(directory) }
+        let item = try Self.hostItem(beneath: directory, components: components)
+        guard case .file = item else { throw MediaError.notFound(path) }
+        return item
     }
 
-    /// A host file or directory below `root`, refusing symlinks that lead out of it.
-    static func hostItem(root: String, components: [String]) throws -> Item {
-        guard let realRoot = realPath(root) else { throw MediaError.notFound("/") }
-        let joined = ([realRoot] + components).joined(separator: "/")
-        guard let real = realPath(joined) else { throw MediaError.notFound("/" + components.joined(separator: "/")) }
-        let prefix = realRoot.hasSuffix("/") ? realRoot : realRoot + "/"
-        guard real == realRoot || real.hasPrefix(prefix) else {
-            throw MediaError.unsafePath("/" + components.joined(separator: "/"))
+    /// A host file or directory below the directory `root`, opened one component at a time with
+    /// `openat(…, O_NOFOLLOW)`: a symlink anywhere below the root is never followed (ELOOP), so
+    /// neither a symlink placed in a tree nor one swapped in between two checks (the race a
+    /// realpath-then-open check has) leads out of it.
+    static func hostItem(beneath root: Int32, components: [String]) throws -> Item {
+        let shown = "/" + components.joined(separator: "/")
+        var fd = dup(root)
+        guard fd >= 0 else { throw MediaError.notFound(shown) }
+        for (index, component) in components.enumerated() {
+            guard !component.isEmpty, !component.contains("/") else {
+                close(fd)
+                throw MediaError.unsafePath(shown)
+            }
+            // O_NONBLOCK on the last component: a FIFO planted in a tree must not hang the server.
+            let last = index == components.count - 1
+            let flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | (last ? O_NONBLOCK : O_DIRECTORY)
+            let next = openat(fd, component, flags)
+            close(fd)
+            guard next >= 0 else { throw MediaError.notFound(shown) }
+            fd = next
         }
         var info = stat()
-        guard stat(real, &info) == 0 else { throw MediaError.notFound("/" + components.joined(separator: "/")) }
+        guard fstat(fd, &info) == 0 else {
+            close(fd)
+            throw MediaError.notFound(shown)
+        }
         switch info.st_mode & S_IFMT {
-        case S_IFREG: return .file(path: real, size: UInt64(info.st_size))
+        case S_IFREG:
+            return .file(OpenHostFile(descriptor: fd, size: UInt64(info.st_size)))
         case S_IFDIR:
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: real)) ?? []
-            return .directory(
-                names.sorted().map { name in
-                    var isDirectory: ObjCBool = false
-                    _ = FileManager.default.fileExists(atPath: real + "/" + name, isDirectory: &isDirectory)
-                    return isDirectory.boolValue ? name + "/" : name
-                })
-        default: throw MediaError.notFound("/" + components.joined(separator: "/"))
+            return .directory(listing(of: fd))
+        default:
+            close(fd)
+            throw MediaError.notFound(shown)
         }
     }
 
-    static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
+    /// The regular files and directories in the directory `fd` (consumed), sorted; symlinks and
+    /// special files are left out, as they are never served.
+    static func listing(of fd: Int32) -> [String] {
+        guard let directory = fdopendir(fd) else {
+            close(fd)
+            return []
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard name != ".", name != ".." else { continue }
+            var info = stat()
+            guard fstatat(dirfd(directory), name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR: names.append(name + "/")
+            case S_IFREG: names.append(name)
+            default: continue
+            }
+        }
+        return names.sorted()
     }
 
     /// A Content-Type for a served file, by extension.
@@ -205,6 +251,38 @@ public struct MediaLibrary: Sendable {
             if lower.hasSuffix("/.treeinfo") || lower == ".treeinfo" || lower.hasSuffix("/treeinfo") { return "text/plain; charset=utf-8" }
             return "application/octet-stream"
         }
+    }
+}
+
+/// A host file opened once beneath its media root; reads are `pread`s on its descriptor, which
+/// is closed when the last response using it is done.
+public final class OpenHostFile: Sendable {
+    public let size: UInt64
+    private let descriptor: Int32
+
+    init(descriptor: Int32, size: UInt64) {
+        self.descriptor = descriptor
+        self.size = size
+    }
+
+    deinit { close(descriptor) }
+
+    /// Up to `count` bytes at `offset`; fewer only at the end of the file.
+    public func read(at offset: UInt64, count: Int) throws -> [UInt8] {
+        guard count > 0, offset <= UInt64(Int64.max) else { return [] }
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = bytes.withUnsafeMutableBytes { buffer -> Int in
+                guard let base = buffer.baseAddress else { return 0 }
+                return pread(descriptor, base + done, count - done, off_t(offset) + off_t(done))
+            }
+            if n < 0, errno == EINTR { continue }
+            if n < 0 { throw MediaError.notFound("read failed: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            done += n
+        }
+        return Array(bytes[..<done])
     }
 }
 

@@ -54,7 +54,8 @@ extension DomainSpec {
                 .invalidArgument, "The bootloader needs a disk to read the kernel from.",
                 remedy: "Add a disk that holds /boot, or give \"kernel\" instead.")
         }
-        for path in [kernel, initrd].compactMap({ $0 }) + disks.map(\.path) where !path.hasPrefix("/") {
+        for path in [kernel, initrd].compactMap({ $0 }) + disks.filter({ $0.volume == nil || !$0.path.isEmpty }).map(\.path)
+        where !path.hasPrefix("/") {
             throw BerthError(
                 .invalidArgument, "'\(path)' is not an absolute path.",
                 remedy: "Give host paths starting with '/'; the daemon does not share the CLI's working directory.")

@@ -142,8 +142,15 @@ public struct DiskSpec: Codable, Sendable, Equatable {
     public enum Device: String, Codable, Sendable, CaseIterable { case disk, cdrom }
     public enum Bus: String, Codable, Sendable, CaseIterable { case virtio, ide, scsi, sata }
 
-    /// A file or block device on the host (a logical volume such as `/dev/vg/lv`).
+    /// A file or block device on the host (a logical volume such as `/dev/vg/lv`). For a disk
+    /// that names a `volume`, berthd fills it in at define time from the volume's record.
     public var path: String
+    /// A storage volume, `POOL/NAME` (`default/devel1`), resolved to `path` by berthd when the
+    /// domain is defined.
+    public var volume: String?
+    /// The backing file of a qcow2 overlay, recorded from the catalog's volume record at define
+    /// time: the only backing file QEMU is ever given for this disk (never the image's header).
+    public var backing: DiskBacking?
     /// nil: let QEMU's probing be avoided by guessing from the file (qcow2 magic, else raw).
     public var format: Format?
     public var device: Device
@@ -154,9 +161,11 @@ public struct DiskSpec: Codable, Sendable, Equatable {
 
     public init(
         path: String, format: Format? = nil, device: Device = .disk, bus: Bus = .virtio,
-        readOnly: Bool = false, target: String? = nil
+        readOnly: Bool = false, target: String? = nil, volume: String? = nil, backing: DiskBacking? = nil
     ) {
         self.path = path
+        self.volume = volume
+        self.backing = backing
         self.format = format
         self.device = device
         self.bus = bus
@@ -164,16 +173,34 @@ public struct DiskSpec: Codable, Sendable, Equatable {
         self.target = target
     }
 
-    enum CodingKeys: String, CodingKey { case path, format, device, bus, readOnly, target }
+    enum CodingKeys: String, CodingKey { case path, format, device, bus, readOnly, target, volume, backing }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(path: try c.decode(String.self, forKey: .path))
+        let volume = try c.decodeIfPresent(String.self, forKey: .volume)
+        // A disk naming a volume needs no path: berthd resolves it.
+        let path = volume == nil ? try c.decode(String.self, forKey: .path) : try c.decodeIfPresent(String.self, forKey: .path) ?? ""
+        self.init(path: path, volume: volume)
+        backing = try c.decodeIfPresent(DiskBacking.self, forKey: .backing)
         format = try c.decodeIfPresent(Format.self, forKey: .format)
         device = try c.decodeIfPresent(Device.self, forKey: .device) ?? .disk
         bus = try c.decodeIfPresent(Bus.self, forKey: .bus) ?? (device == .cdrom ? .ide : .virtio)
         readOnly = try c.decodeIfPresent(Bool.self, forKey: .readOnly) ?? (device == .cdrom)
         target = try c.decodeIfPresent(String.self, forKey: .target)
+    }
+}
+
+/// The one backing file a qcow2 overlay disk may have: a volume berthd created it on.
+public struct DiskBacking: Codable, Sendable, Equatable {
+    public var path: String
+    public var format: DiskSpec.Format
+    /// The backing volume, `POOL/NAME`.
+    public var volume: String?
+
+    public init(path: String, format: DiskSpec.Format, volume: String? = nil) {
+        self.path = path
+        self.format = format
+        self.volume = volume
     }
 }
 

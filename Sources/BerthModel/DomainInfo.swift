@@ -62,14 +62,35 @@ public struct DomainSummary: Codable, Sendable, Equatable {
 
 /// A lifecycle event on the event stream (`GET /v1/events`).
 public struct LifecycleEvent: Codable, Sendable, Equatable {
+    /// What happened; the JSON value is the raw string (`"shutdown-requested"`).
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        case defined, updated, undefined
+        case started, stopped, crashed, rebooted, restarting, suspended, resumed
+        case shutdownRequested = "shutdown-requested"
+        /// A restarted berthd found the guest still running.
+        case reattached
+        /// An installer handed over to the installed system's definition.
+        case redefined
+        case startFailed = "start-failed"
+        /// Restarted too often (`RestartThrottle`); left off.
+        case restartRefused = "restart-refused"
+        /// berthd could not record the domain's state in its catalog.
+        case catalogError = "catalog-error"
+        /// Storage (the event's `domain` is empty, `detail` names the pool or volume).
+        case poolDefined = "pool-defined"
+        case volumeCreated = "volume-created"
+        case volumeDeleted = "volume-deleted"
+        /// A running guest's disk grew (`vol-resize` of an attached volume).
+        case diskResized = "disk-resized"
+    }
+
     public var domain: String
-    /// `defined`, `undefined`, `started`, `stopped`, `crashed`, `rebooted`, `suspended`, `resumed`, `shutdown-requested`.
-    public var kind: String
+    public var kind: Kind
     public var state: DomainState
     public var detail: String?
     public var time: Date
 
-    public init(domain: String, kind: String, state: DomainState, detail: String? = nil, time: Date = Date()) {
+    public init(domain: String, kind: Kind, state: DomainState, detail: String? = nil, time: Date = Date()) {
         self.domain = domain
         self.kind = kind
         self.state = state
@@ -133,10 +154,15 @@ public struct HostInfo: Codable, Sendable, Equatable {
     public var stateDirectory: String
     public var domains: Int
     public var running: Int
+    /// The install media listener as `HOST:PORT` (`[::1]:8001` for IPv6); nil when berthd serves
+    /// no media (`--media-listen none`).
+    public var mediaAddress: String?
+    /// Its port: guests on user-mode networking fetch media from `http://10.0.2.2:PORT/`.
+    public var mediaPort: Int?
 
     public init(
         hostname: String, cpus: Int, memoryMiB: Int, qemuVersion: String?, accelerator: AcceleratorVerdict,
-        stateDirectory: String, domains: Int, running: Int
+        stateDirectory: String, domains: Int, running: Int, mediaAddress: String? = nil, mediaPort: Int? = nil
     ) {
         self.hostname = hostname
         self.cpus = cpus
@@ -146,5 +172,13 @@ public struct HostInfo: Codable, Sendable, Equatable {
         self.stateDirectory = stateDirectory
         self.domains = domains
         self.running = running
+        self.mediaAddress = mediaAddress
+        self.mediaPort = mediaPort
     }
+}
+
+/// A lifecycle action on a domain: `POST /v1/domains/{name}/{action}`, the same enum on both
+/// sides of the API.
+public enum DomainAction: String, Codable, Sendable, CaseIterable {
+    case start, shutdown, destroy, reboot, suspend, resume
 }

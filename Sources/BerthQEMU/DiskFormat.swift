@@ -28,8 +28,9 @@ public enum DiskFormat {
     }
 
     /// The disk with its format recorded: the spec's own when it has one, else what its first
-    /// bytes show. A qcow2 image that names a backing file is refused: the definition cannot
-    /// list one, and following it would open a host file the definition never named.
+    /// bytes show. A qcow2 image that names a backing file is refused unless it is exactly the
+    /// backing volume berthd recorded for it (`disk.backing`): following any other would open a
+    /// host file the definition never named.
     ///
     /// - Throws: `BerthError(.notFound)` when the file cannot be read; `.invalidArgument` for a
     ///   qcow2 image with a backing file.
@@ -38,9 +39,22 @@ public enum DiskFormat {
         let probe = try probe(path: disk.path)
         if disk.format == nil { disk.format = probe.format }
         if disk.format == .qcow2, let backing = probe.backingFile {
+            // An overlay berthd made: its header names exactly the backing volume the catalog
+            // recorded, and QEMU is given that file (as a descriptor) and nothing else.
+            if let recorded = disk.backing, recorded.path == backing { return disk }
+            if let recorded = disk.backing {
+                throw BerthError(
+                    .invalidArgument,
+                    "Disk '\(disk.path)' names the backing file '\(backing)', but its volume record says '\(recorded.path)'.",
+                    remedy: "The image was changed outside Berth; recreate the overlay with 'berth vol-create-as POOL NAME SIZE --backing-vol VOL'.")
+            }
             throw BerthError(
                 .invalidArgument, "Disk '\(disk.path)' is a qcow2 overlay on the backing file '\(backing)'.",
-                remedy: "Berth opens qcow2 images without their backing chain. Flatten it first: 'qemu-img convert -O qcow2 \(disk.path) NEW.qcow2', and define NEW.qcow2.")
+                remedy: "Berth opens qcow2 images without their backing chain. Flatten it first: 'qemu-img convert -O qcow2 \(disk.path) NEW.qcow2', and define NEW.qcow2, or make the overlay a volume with 'berth vol-create-as POOL NAME SIZE --backing-vol VOL'.")
+        }
+        if disk.backing != nil, probe.backingFile == nil {
+            // The recorded chain no longer matches the file: give QEMU no backing at all.
+            disk.backing = nil
         }
         return disk
     }

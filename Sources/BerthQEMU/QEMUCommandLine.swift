@@ -259,7 +259,24 @@ public struct QEMUCommandLine: Sendable, Equatable {
                 "-blockdev",
                 #"{"driver":"\#(protocolDriver)","filename":"/dev/fdset/\#(fd)","node-name":"\#(id)-file","read-only":\#(roFlag),"auto-read-only":false}"#,
             ]
-            let backing = format == .qcow2 ? #","backing":null"# : ""
+            var backing = format == .qcow2 ? #","backing":null"# : ""
+            if format == .qcow2, let chain = disk.backing {
+                // The overlay's one backing file, recorded by berthd from the volume catalog and
+                // passed as a descriptor like every other file: never the name in the header.
+                let backingFD = table.add(.file(path: chain.path, access: .readOnly))
+                args += ["-add-fd", "fd=\(backingFD),set=\(backingFD)"]
+                let backingProtocol = isBlockDevice(chain.path) ? "host_device" : "file"
+                args += [
+                    "-blockdev",
+                    #"{"driver":"\#(backingProtocol)","filename":"/dev/fdset/\#(backingFD)","node-name":"\#(id)-backing-file","read-only":true,"auto-read-only":false}"#,
+                ]
+                let chainEnd = chain.format == .qcow2 ? #","backing":null"# : ""
+                args += [
+                    "-blockdev",
+                    #"{"driver":"\#(chain.format.rawValue)","file":"\#(id)-backing-file","node-name":"\#(id)-backing","read-only":true\#(chainEnd)}"#,
+                ]
+                backing = #","backing":"\#(id)-backing""#
+            }
             args += [
                 "-blockdev",
                 #"{"driver":"\#(format.rawValue)","file":"\#(id)-file","node-name":"\#(id)","read-only":\#(roFlag)\#(backing)}"#,

@@ -10,12 +10,16 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "berthd",
         abstract: "The Berth daemon: owns the catalog, runs and supervises guests, serves the API.",
-        discussion: "Listens on a unix socket in the runtime directory and on 127.0.0.1:8000 (xend's port), where every request needs the token from <state-dir>/api-token. Guests keep running when berthd stops; a restarted berthd re-attaches to them.")
+        discussion: "Serves the API on a unix socket in the runtime directory and on 127.0.0.1:8000 (xend's port), where every request needs the token from <state-dir>/api-token, and install media (/install/…, /kickstarts/…, read-only, no token) on a listener of their own, 127.0.0.1:8001, the only port guests may reach. Guests keep running when berthd stops; a restarted berthd re-attaches to them.")
 
     @Option(help: "State directory (catalog, token, logs). Default: /var/lib/berth as root, else the XDG state directory.")
     var stateDir: String?
     @Option(help: "TCP address to listen on as HOST:PORT; 'none' disables TCP. Default 127.0.0.1:8000.")
     var listen: String?
+    @Option(help: "Install media listener as HOST:PORT (guests fetch /install/… and /kickstarts/… here); 'none' disables it. Default 127.0.0.1:8001.")
+    var mediaListen: String?
+    @Option(help: "Seconds an idle connection is kept open (1...3600).")
+    var idleTimeout: Int = 60
     @Option(help: "A xend-config.sxp (or Berth config in the same syntax): xend-http-server, xend-port, xend-address, xend-unix-server, xend-unix-path.", completion: .file())
     var config: String?
     @Option(help: "Accelerator for domains that say 'auto': auto (probe), kvm or tcg.")
@@ -50,17 +54,18 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
         var logger = Logger(label: "berthd")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         if let config { try apply(config, to: &configuration, logger: logger) }
-        if listen == "none" {
-            configuration.tcpHost = nil
-        } else if let listen {
-            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
-                (0...65535).contains(port)
-            else {
-                throw ValidationError("--listen takes HOST:PORT (127.0.0.1:8000) or 'none'.")
-            }
-            configuration.tcpHost = String(listen[..<colon])
-            configuration.tcpPort = port
+        if let listen {
+            let address = try Self.address(listen, option: "--listen", example: "127.0.0.1:8000")
+            configuration.tcpHost = address?.host
+            if let address { configuration.tcpPort = address.port }
         }
+        if let mediaListen {
+            let address = try Self.address(mediaListen, option: "--media-listen", example: "127.0.0.1:8001")
+            configuration.mediaHost = address?.host
+            if let address { configuration.mediaPort = address.port }
+        }
+        guard (1...3600).contains(idleTimeout) else { throw ValidationError("--idle-timeout takes 1...3600 seconds.") }
+        configuration.idleTimeout = .seconds(idleTimeout)
         configuration.qemuBinary = qemu
         let driver = await QEMUGuestDriver(
             runtimeRoot: configuration.runtimeDirectory, logRoot: configuration.logDirectory, qemuOverride: qemu,
@@ -80,6 +85,18 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
 }
 
 extension BerthDaemonCommand {
+    /// `HOST:PORT` (`[::1]:PORT` for IPv6), or nil for `none`.
+    static func address(_ text: String, option: String, example: String) throws -> (host: String, port: Int)? {
+        if text == "none" { return nil }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port)
+        else {
+            throw ValidationError("\(option) takes HOST:PORT (\(example)) or 'none'.")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+
     /// Takes the listener settings from a xend-config.sxp, as xend did.
     func apply(_ path: String, to configuration: inout DaemonConfiguration, logger: Logger) throws {
         guard let data = FileManager.default.contents(atPath: path) else {

@@ -6,20 +6,39 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 
-/// berthd: the catalog, the supervisors, and the HTTP API on a unix socket and on
-/// 127.0.0.1:8000 (with a token).
+/// berthd: the catalog, the supervisors, the HTTP API on a unix socket and on 127.0.0.1:8000
+/// (with a token), and install media on a listener of their own (127.0.0.1:8001, no token).
 public enum Daemon {
-    /// Builds the router shared by both listeners; `token` set means every request must carry it.
-    static func router(hypervisor: Hypervisor, token: String?) -> Router<BasicRequestContext> {
+    /// The API router shared by the unix socket and the TCP listener; `token` set means every
+    /// request must carry it. Install media are not served here: see `mediaRouter`.
+    static func router(
+        hypervisor: Hypervisor, token: String?, media: (address: String, port: Int)? = nil, limits: StreamLimits = StreamLimits()
+    ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: ErrorMappingMiddleware())
         if let token { router.add(middleware: TokenMiddleware(token: token)) }
         let v1 = router.group("v1")
-        DomainsController(hypervisor: hypervisor).add(to: v1)
-        HostController(hypervisor: hypervisor).add(to: v1)
+        DomainsController(hypervisor: hypervisor, limits: limits).add(to: v1)
+        HostController(hypervisor: hypervisor, media: media, limits: limits).add(to: v1)
+        StorageController(hypervisor: hypervisor).add(to: v1)
         NetworksController(networks: hypervisor.networks).add(to: v1)
-        MediaController(library: MediaLibrary(stateDirectory: hypervisor.stateDirectory)).add(to: router)
         return router
+    }
+
+    /// The media listener's router: read-only install media and kickstarts, nothing else, for
+    /// the names the listener is reached by (see `HostCheckMiddleware`).
+    static func mediaRouter(stateDirectory: String, listenHost: String, port: Int) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: ErrorMappingMiddleware())
+        router.add(middleware: HostCheckMiddleware(listenHost: listenHost, port: port))
+        MediaController(library: MediaLibrary(stateDirectory: stateDirectory)).add(to: router)
+        return router
+    }
+
+    /// `HOST:PORT`, with brackets around an IPv6 host.
+    static func display(_ host: String, _ port: Int) -> String {
+        let name = host.isEmpty ? "0.0.0.0" : host
+        return name.contains(":") ? "[\(name)]:\(port)" : "\(name):\(port)"
     }
 
     /// Runs until SIGTERM/SIGINT. Guests keep running after the daemon stops.
@@ -27,6 +46,8 @@ public enum Daemon {
         configuration: DaemonConfiguration, driver: any GuestDriver, bootPreparer: BootPreparer, logger: Logger
     ) async throws {
         try prepareDirectories(configuration)
+        try checkStateDirectory(configuration.stateDirectory)
+        try prepareSocketDirectory(configuration.socketPath)
         let lock = try DaemonLock(path: configuration.runtimeDirectory + "/berthd.pid")
         let token = try loadOrCreateToken(at: configuration.tokenPath)
         let catalog = try Catalog(path: configuration.catalogPath)
@@ -39,44 +60,141 @@ public enum Daemon {
             try await GuestFirewall(guestIDBlock: block, mediaPorts: configuration.guestReachablePorts)
                 .apply(runtimeDirectory: configuration.runtimeDirectory)
         }
+        do {
+            try hypervisor.ensureDefaultPool()
+        } catch {
+            logger.warning("The default storage pool could not be made: \(error)")
+        }
+        hypervisor.autostartPools()
         // Networks before guests: re-attached guests keep their bridges, autostart guests find theirs.
         for message in await hypervisor.networks.recover() { logger.warning("\(message)") }
         await hypervisor.recoverAll()
 
         unlink(configuration.socketPath)  // a stale socket; the lock proves no daemon owns it
         let socketPath = configuration.socketPath
+        let media = configuration.mediaHost.map {
+            (address: display($0, configuration.mediaPort), port: configuration.mediaPort)
+        }
+        let limits = StreamLimits()
+        // Read-idle connections are closed; a request in progress (an event stream, a console
+        // follower, a large download) is not idle.
+        let idle = Int64(configuration.idleTimeout.components.seconds)
         var services: [any Service] = [
-            Application(
-                router: router(hypervisor: hypervisor, token: nil),
-                configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "berthd"),
-                onServerRunning: { _ in chmod(socketPath, 0o660) },
-                logger: logger)
+            Listener(
+                Application(
+                    router: router(hypervisor: hypervisor, token: nil, media: media, limits: limits), server: .http1(configuration: .init(idleTimeout: .seconds(idle))),
+                    configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "berthd"),
+                    onServerRunning: { _ in chmod(socketPath, 0o660) },
+                    logger: logger),
+                address: "the unix socket \(socketPath)",
+                remedy: "Check that the directory \((socketPath as NSString).deletingLastPathComponent) is writable by berthd, or set xend-unix-path (--config) to a writable place.")
         ]
         if let host = configuration.tcpHost {
             if host.isEmpty || host == "0.0.0.0" || host == "::" {
                 logger.warning("Listening on all interfaces (port \(configuration.tcpPort)); every request needs the API token.")
             }
             services.append(
-                Application(
-                    router: router(hypervisor: hypervisor, token: token),
-                    configuration: .init(
-                        address: .hostname(host.isEmpty ? "0.0.0.0" : host, port: configuration.tcpPort),
-                        serverName: "berthd"),
-                    logger: logger))
+                Listener(
+                    Application(
+                        router: router(hypervisor: hypervisor, token: token, media: media, limits: limits), server: .http1(configuration: .init(idleTimeout: .seconds(idle))),
+                        configuration: .init(
+                            address: .hostname(host.isEmpty ? "0.0.0.0" : host, port: configuration.tcpPort),
+                            serverName: "berthd"),
+                        logger: logger),
+                    address: "the API address \(display(host, configuration.tcpPort))",
+                    remedy: "Stop the program using it (another berthd, or xend?), or start berthd with --listen HOST:PORT for another port, or --listen none."))
+        }
+        if let host = configuration.mediaHost {
+            if host.isEmpty || host == "0.0.0.0" || host == "::" {
+                logger.warning("Serving install media on all interfaces (port \(configuration.mediaPort)), without a token.")
+            }
+            services.append(
+                Listener(
+                    Application(
+                        router: mediaRouter(
+                            stateDirectory: configuration.stateDirectory, listenHost: host, port: configuration.mediaPort),
+                        server: .http1(configuration: .init(idleTimeout: .seconds(idle))),
+                        configuration: .init(
+                            address: .hostname(host.isEmpty ? "0.0.0.0" : host, port: configuration.mediaPort),
+                            serverName: "berthd"),
+                        logger: logger),
+                    address: "the media address \(display(host, configuration.mediaPort))",
+                    remedy: "Stop the program using it, or start berthd with --media-listen HOST:PORT for another port, or --media-listen none."))
         }
         logger.info(
-            "berthd ready: socket \(socketPath)\(configuration.tcpHost.map { ", http://\($0):\(configuration.tcpPort)" } ?? "")")
+            "berthd ready: socket \(socketPath)\(configuration.tcpHost.map { ", API http://\(display($0, configuration.tcpPort))" } ?? "")\(media.map { ", media http://\($0.address)" } ?? "")")
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do {
-            try await group.run()
-        } catch where "\(error)".contains("Address already in use") {
-            throw BerthError(
-                .alreadyExists,
-                "Port \(configuration.tcpPort) on \(configuration.tcpHost ?? "") is already in use (another berthd, or xend?).",
-                remedy: "Stop that program, or start berthd with --listen HOST:PORT for another port, or --listen none.")
-        }
+        try await group.run()
         withExtendedLifetime(lock) {}
+    }
+
+    /// Creates the unix socket's directory when missing, mode 0755 as xend did for
+    /// /var/lib/xend (the socket itself is 0660).
+    static func prepareSocketDirectory(_ socketPath: String) throws {
+        let directory = (socketPath as NSString).deletingLastPathComponent
+        guard !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) else { return }
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        } catch {
+            throw BerthError(
+                .unavailable, "Cannot create \(directory) for the unix socket \(socketPath): \(error.localizedDescription)",
+                remedy: "Run berthd as root, create \(directory) (mode 0755), or set xend-unix-path to a writable place.")
+        }
+    }
+
+    /// The state directory holds the catalog and the API token: refuse one that is a symlink, is
+    /// someone else's, or that others may write to (they could replace the token or catalog).
+    /// 0711 is fine: unprivileged guest processes may need to traverse it.
+    static func checkStateDirectory(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            throw BerthError(.unavailable, "Cannot inspect the state directory \(path).", remedy: "Check that it exists and is readable by berthd.")
+        }
+        let uid = geteuid()
+        guard info.st_mode & S_IFMT != S_IFLNK else {
+            throw BerthError(
+                .unavailable, "The state directory \(path) is a symlink; berthd does not follow it.",
+                remedy: "Give the real directory with --state-dir (readlink -f \(path)).")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw BerthError(.unavailable, "The state directory \(path) is not a directory.", remedy: "Move it away, or give another --state-dir.")
+        }
+        guard info.st_uid == uid else {
+            throw BerthError(
+                .unavailable, "The state directory \(path) is owned by uid \(info.st_uid), not berthd's uid \(uid).",
+                remedy: "Run: chown \(uid) \(path)")
+        }
+        guard info.st_mode & 0o022 == 0 else {
+            throw BerthError(
+                .unavailable,
+                "The state directory \(path) is writable by its group or others (mode \(String(info.st_mode & 0o7777, radix: 8))).",
+                remedy: "Run: chmod go-w \(path)")
+        }
+    }
+
+    /// The token file, when present, must be a regular file of ours that nobody else can read.
+    static func checkTokenFile(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        let uid = geteuid()
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw BerthError(
+                .unavailable, "The API token \(path) is not a regular file (a symlink?).",
+                remedy: "Remove it (rm \(path)); berthd writes a new one.")
+        }
+        guard info.st_uid == uid else {
+            throw BerthError(
+                .unavailable, "The API token \(path) is owned by uid \(info.st_uid), not berthd's uid \(uid).",
+                remedy: "Run: chown \(uid) \(path)")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw BerthError(
+                .unavailable,
+                "The API token \(path) can be read or written by others (mode \(String(info.st_mode & 0o7777, radix: 8))).",
+                remedy: "Run: chmod 600 \(path)")
+        }
     }
 
     static func prepareDirectories(_ configuration: DaemonConfiguration) throws {
@@ -97,6 +215,7 @@ public enum Daemon {
 
     /// The TCP listener's token, created once with mode 0600.
     static func loadOrCreateToken(at path: String) throws -> String {
+        try checkTokenFile(path)
         if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
             !existing.isEmpty
         {
@@ -104,7 +223,7 @@ public enum Daemon {
         }
         var generator = SystemRandomNumberGenerator()
         let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw BerthError(.unavailable, "Cannot write the API token to \(path).", remedy: "Check the state directory's permissions.")
         }
@@ -139,4 +258,32 @@ final class DaemonLock: Sendable {
     }
 
     deinit { close(fd) }
+}
+
+/// One listener: a bind failure becomes an error naming the address and the fix, and ends the
+/// whole daemon (the service group stops the listeners already up), never a half-started one.
+struct Listener: Service {
+    let application: any Service
+    let address: String
+    let remedy: String
+
+    init(_ application: any Service, address: String, remedy: String) {
+        self.application = application
+        self.address = address
+        self.remedy = remedy
+    }
+
+    func run() async throws {
+        do {
+            try await application.run()
+        } catch let error as BerthError {
+            throw error
+        } catch {
+            let text = "\(error)"
+            let reason =
+                text.contains("Address already in use") || text.contains("EADDRINUSE")
+                ? "it is already in use" : text
+            throw BerthError(.unavailable, "Cannot listen on \(address): \(reason).", remedy: remedy)
+        }
+    }
 }

@@ -11,13 +11,20 @@ public struct DaemonConfiguration: Sendable {
     /// TCP listener (xend's 127.0.0.1:8000); nil disables it.
     public var tcpHost: String?
     public var tcpPort: Int
+    /// The install media listener (read-only `/install/…` and `/kickstarts/…`, no token), apart
+    /// from the API so that guests, which reach the host's loopback as 10.0.2.2, are let through
+    /// to this port only; nil disables it.
+    public var mediaHost: String?
+    public var mediaPort: Int
+    /// A connection that sends nothing for this long (no request in progress) is closed.
+    public var idleTimeout: Duration
     /// The accelerator used when a domain says `auto`: nil probes the host.
     public var accelOverride: String?
     public var qemuBinary: String?
 
     /// Host TCP ports guests may connect to (the install-media listener); nothing else on the
     /// host is reachable from a guest when berthd runs as root (`GuestFirewall`).
-    public var guestReachablePorts: [Int] { [] }
+    public var guestReachablePorts: [Int] { mediaHost == nil ? [] : [mediaPort] }
 
     public var catalogPath: String { stateDirectory + "/catalog.sqlite" }
     public var tokenPath: String { stateDirectory + "/api-token" }
@@ -26,13 +33,17 @@ public struct DaemonConfiguration: Sendable {
 
     public init(
         stateDirectory: String, runtimeDirectory: String, socketPath: String? = nil, tcpHost: String? = "127.0.0.1",
-        tcpPort: Int = 8000, accelOverride: String? = nil, qemuBinary: String? = nil
+        tcpPort: Int = 8000, mediaHost: String? = "127.0.0.1", mediaPort: Int = 8001, idleTimeout: Duration = .seconds(60),
+        accelOverride: String? = nil, qemuBinary: String? = nil
     ) {
         self.stateDirectory = stateDirectory
         self.runtimeDirectory = runtimeDirectory
         self.socketPath = socketPath ?? runtimeDirectory + "/berthd.sock"
         self.tcpHost = tcpHost
         self.tcpPort = tcpPort
+        self.mediaHost = mediaHost
+        self.mediaPort = mediaPort
+        self.idleTimeout = idleTimeout
         self.accelOverride = accelOverride
         self.qemuBinary = qemuBinary
     }

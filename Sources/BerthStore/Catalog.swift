@@ -108,6 +108,37 @@ public struct Catalog: Sendable {
                     CREATE INDEX dhcp_host_domain ON dhcp_host(domainId);
                     """)
         }
+        // Storage pools and their volumes (dir pools of image files, logical pools of LVs).
+        migrator.registerMigration("v6-storage") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE pool (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        name TEXT NOT NULL UNIQUE,
+                        type TEXT NOT NULL CHECK (type IN ('dir', 'logical')),
+                        target TEXT NOT NULL,
+                        sourceName TEXT,
+                        active INTEGER NOT NULL DEFAULT 0,
+                        autostart INTEGER NOT NULL DEFAULT 0,
+                        createdAt DATETIME NOT NULL
+                    );
+                    CREATE TABLE volume (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        poolId INTEGER NOT NULL REFERENCES pool(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL,
+                        path TEXT NOT NULL UNIQUE,
+                        format TEXT NOT NULL CHECK (format IN ('raw', 'qcow2')),
+                        capacity INTEGER NOT NULL CHECK (capacity >= 0),
+                        -- A qcow2 overlay's one backing file: a volume that cannot go while it is used.
+                        backingId INTEGER REFERENCES volume(id) ON DELETE RESTRICT,
+                        extentDevice TEXT,
+                        extentOffset INTEGER,
+                        extentSize INTEGER,
+                        UNIQUE (poolId, name)
+                    );
+                    CREATE INDEX volume_backing ON volume(backingId);
+                    """)
+        }
         return migrator
     }
 }

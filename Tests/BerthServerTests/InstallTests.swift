@@ -24,7 +24,7 @@ import Testing
     static func setUp() async throws -> (TestDaemon, String) {
         try InstallFixture.require()
         let daemon = try await TestDaemon()
-        let base = "http://127.0.0.1:\(daemon.port)"
+        let base = "http://127.0.0.1:\(daemon.mediaPort)"
         let kickstarts = daemon.stateDirectory + "/kickstarts"
         try FileManager.default.createDirectory(atPath: kickstarts, withIntermediateDirectories: true)
         for ks in ["a.ks", "b.ks"] {
@@ -57,8 +57,8 @@ import Testing
             state: daemon.stateDirectory)
         #expect(run.status == 0, "stderr:\n\(run.stderr)")
         // What the CLI told the user: the rewrite to 10.0.2.2, the tree, the disk, each step (--debug).
-        #expect(run.stderr.contains("-> http://10.0.2.2:\(daemon.port)/install/centos6/"))
-        #expect(run.stderr.contains("ks=: \(base)/kickstarts/a.ks -> http://10.0.2.2:\(daemon.port)/kickstarts/a.ks"))
+        #expect(run.stderr.contains("-> http://10.0.2.2:\(daemon.mediaPort)/install/centos6/"))
+        #expect(run.stderr.contains("ks=: \(base)/kickstarts/a.ks -> http://10.0.2.2:\(daemon.mediaPort)/kickstarts/a.ks"))
         #expect(run.stderr.contains("Install tree: CentOS 6"))
         #expect(run.stderr.contains("Created disk \(disk)"))
         #expect(run.stderr.contains("[debug] qemu-img create"))
@@ -142,7 +142,7 @@ import Testing
         defer { daemon.tearDown() }
         let disk = daemon.stateDirectory + "/bg.img"
         var line = Self.seedLine(
-            name: "bg", disk: "path=\(disk),size=1", location: "\(base)/install/centos6/", ks: "\(base)/kickstarts/a.ks",
+            name: "bg", disk: "path=\(disk),size=1", location: "\(base)/install/centos6/", ks: InstallFixture.kickstart("a.ks"),
             mac: "52:54:00:00:00:0b")
         line.removeAll { $0 == "--wait=-1" }
         let run = try await BerthRun.run(line, state: daemon.stateDirectory)
@@ -152,12 +152,17 @@ import Testing
         let during = try await daemon.client.info("bg")
         #expect(during.spec.kernel != nil)
         #expect(!(try await daemon.log("bg")).contains("BERTH-INSTALLER-DONE"))
+        let published = try FileManager.default.contentsOfDirectory(atPath: daemon.stateDirectory + "/kickstarts")
+        #expect(published.contains { $0.hasPrefix("bg-") }, "\(published)")
         _ = try await daemon.waitForLog("bg", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
         let after = try await daemon.client.info("bg")
         #expect(after.spec.bootloader != nil && after.spec.kernel == nil)
         #expect(after.spec.uuid == during.spec.uuid)
         #expect(after.spec.nics == during.spec.nics)
         #expect(after.state == .running)
+        // The kickstart was served only while the installer ran: berthd withdrew it at the hand-over.
+        let left = try FileManager.default.contentsOfDirectory(atPath: daemon.stateDirectory + "/kickstarts")
+        #expect(!left.contains { $0.hasPrefix("bg-") }, "\(left)")
         _ = try await daemon.client.perform(.destroy, on: "bg")
     }
 
@@ -165,12 +170,20 @@ import Testing
         let (daemon, base) = try await Self.setUp()
         defer { daemon.tearDown() }
         let disk = daemon.stateDirectory + "/iso1.img"
-        // A kickstart FILE: published under <state>/kickstarts/ and given to the guest by URL.
+        // A kickstart FILE: published under <state>/kickstarts/ as iso1-<32 random hex>.ks and given
+        // to the guest on the media port berthd reports in GET /v1/host; gone once installed.
         let run = try await BerthRun.run(
             Self.seedLine(name: "iso1", disk: "path=\(disk),size=1", location: InstallFixture.iso, ks: InstallFixture.kickstart("a.ks")),
-            state: daemon.stateDirectory, environment: ["BERTH_MEDIA_URL": "http://10.0.2.2:\(daemon.port)"])
+            state: daemon.stateDirectory)
         #expect(run.status == 0, "stderr:\n\(run.stderr)")
-        #expect(run.stderr.contains("-> http://10.0.2.2:\(daemon.port)/kickstarts/iso1.ks"))
+        let published = try #require(
+            run.stderr.firstMatch(of: #/-> http://10\.0\.2\.2:(\d+)/kickstarts/(iso1-[0-9a-f]{32}\.ks)\s/#))
+        #expect(Int(published.1) == daemon.mediaPort)
+        let kickstarts = try FileManager.default.contentsOfDirectory(atPath: daemon.stateDirectory + "/kickstarts")
+        #expect(!kickstarts.contains(String(published.2)), "the published kickstart outlived the install: \(kickstarts)")
+        #expect(!kickstarts.contains { $0.hasPrefix("iso1") })
+        // Its URL no longer serves it.
+        #expect(try RawHTTP.request(port: daemon.mediaPort, "GET", "/kickstarts/\(published.2)").status == 404)
         _ = base
         #expect(run.stderr.contains("Fetched images/pxeboot/initrd.img"))
         #expect(run.stderr.contains("is the installer's CD-ROM"))

@@ -1,4 +1,5 @@
 import BerthClient
+@testable import BerthServer
 import BerthModel
 import Foundation
 import Testing
@@ -214,5 +215,103 @@ extension IsolationTests {
         #expect(daemon.process?.isRunning == true)
         let after = try await daemon.client.info("bystander")
         #expect(after.state == .running && after.pid == bystander)
+    }
+}
+
+extension IsolationTests {
+    /// A guest that panics at every boot with on_crash=restart is restarted five times, then
+    /// left crashed with the reason, instead of burning the host's CPU forever.
+    @Test func aCrashLoopStopsBeingRestarted() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        var spec = try GuestFixture.spec("crashloop", mode: "panic")
+        spec.onCrash = .restart
+        _ = try await daemon.client.define(spec)
+        _ = try await daemon.client.perform(.start, on: "crashloop")
+        let deadline = Date().addingTimeInterval(150)
+        var info = try await daemon.client.info("crashloop")
+        while Date() < deadline {
+            info = try await daemon.client.info("crashloop")
+            if info.lastError?.contains("stopped restarting") == true { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(info.lastError?.contains("stopped restarting") == true, "last error: \(info.lastError ?? "none")")
+        #expect(info.state == .crashed)
+        // 1 start + 5 restarts: six boots, then quiet.
+        let boots = try await daemon.log("crashloop").components(separatedBy: "BERTH-GUEST-PANIC").count - 1
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await daemon.client.info("crashloop").state == .crashed)
+        #expect(boots == RestartThrottle.limit + 1, "boots: \(boots)")
+    }
+}
+
+extension IsolationTests {
+    /// From inside a user-mode guest (the host's loopback is 10.0.2.2 to it): its install
+    /// media download, while berthd's API, another guest's VNC display and a kickstart under
+    /// a guessable name are out of reach.
+    @Test func aUserModeGuestReachesItsMediaAndNothingElseOnTheHost() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let tree = daemon.stateDirectory + "/tree"
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
+        try "MEDIA-CONTENT-OK\n".write(toFile: tree + "/hello.txt", atomically: true, encoding: .utf8)
+        #expect(try await BerthRun.run(["media", "add", "mytree", tree], state: daemon.stateDirectory).status == 0)
+        try FileManager.default.createDirectory(
+            atPath: daemon.stateDirectory + "/kickstarts", withIntermediateDirectories: true)
+        // A kickstart as `berth install` publishes it: under a name nobody can guess.
+        let published = "devel1-\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()).ks"
+        try "rootpw secret\n".write(
+            toFile: daemon.stateDirectory + "/kickstarts/" + published, atomically: true, encoding: .utf8)
+
+        // Another guest with a VNC display on the host's loopback (a password, as berthd insists).
+        let vncPort = Int.random(in: 5910...5990)
+        var shown = try GuestFixture.spec("shown")
+        shown.machine = "pc"
+        shown.graphics = GraphicsSpec(kind: .vnc, listen: "127.0.0.1", port: vncPort)
+        _ = try await daemon.client.define(shown)
+        _ = try await daemon.client.perform(.start, on: "shown")
+        // The test itself (not a guest) reaches that display: it is there to be reached.
+        #expect(try RawTCP.banner(port: vncPort).hasPrefix("RFB"))
+
+        func fetch(_ port: Int, _ path: String) -> String {
+            #"printf 'GET \#(path) HTTP/1.0\r\nHost: 10.0.2.2:\#(port)\r\n\r\n' | nc -w 5 10.0.2.2 \#(port)"#
+        }
+        let probes = [
+            "echo MEDIA=$(\(fetch(daemon.mediaPort, "/install/mytree/hello.txt")) | tail -1)",
+            "echo API=$(\(fetch(daemon.port, "/v1/host")) | head -1)",
+            "echo VNC=$(nc -w 5 10.0.2.2 \(vncPort) </dev/null | head -c 3)",
+            "echo KS=$(\(fetch(daemon.mediaPort, "/kickstarts/devel1.ks")) | head -1)",
+            "echo KSLIST=$(\(fetch(daemon.mediaPort, "/kickstarts/")) | grep -c devel1-)",
+        ]
+        var spec = try GuestFixture.spec("inside")
+        spec.nics = [NICSpec()]
+        spec.cmdline = (spec.cmdline ?? "") + " berth.net=dhcp berth.run=\"\(probes.joined(separator: "; "))\""
+        _ = try await daemon.client.define(spec)
+        _ = try await daemon.client.perform(.start, on: "inside")
+        let log = try await daemon.waitForLog("inside", "BERTH-GUEST-RUN-END", timeout: 120)
+        let seen = Self.runOutput(log)
+        #expect(seen.contains("MEDIA=MEDIA-CONTENT-OK"), "\(seen)")
+        #expect(!seen.contains("API=HTTP"), "\(seen)")
+        #expect(!seen.contains("VNC=RFB"), "\(seen)")
+        // The media listener answers, but a guessable kickstart name is nothing, and the
+        // directory lists nothing.
+        #expect(seen.contains("KS=HTTP/1.1 404"), "\(seen)")
+        #expect(seen.contains("KSLIST=0"), "\(seen)")
+        if getuid() != 0 {
+            Issue.record("Run as root: without it berthd cannot run guests under their own users, so the API stays reachable.")
+        }
+    }
+}
+
+/// The first bytes a TCP server sends on connect (a VNC server's `RFB 003.008`).
+enum RawTCP {
+    static func banner(port: Int) throws -> String {
+        let fd = try RawHTTP.connect(port: port)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 12)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, 12) }
+        return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
     }
 }

@@ -54,7 +54,7 @@ struct Events: AsyncParsableCommand {
                     encoder.dateEncodingStrategy = .iso8601
                     print(String(decoding: try encoder.encode(event), as: UTF8.self))
                 } else {
-                    print("\(event.time) \(event.domain) \(event.kind) (\(event.state.rawValue))\(event.detail.map { ": \($0)" } ?? "")")
+                    print("\(event.time) \(event.domain) \(event.kind.rawValue) (\(event.state.rawValue))\(event.detail.map { ": \($0)" } ?? "")")
                 }
                 fflush(nil)
             }
@@ -166,7 +166,7 @@ enum StandardOutput {
     static func write(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { raw in Glibc.write(STDOUT_FILENO, raw.baseAddress! + offset, bytes.count - offset) }
+            let n = bytes.withUnsafeBytes { raw in Glibc.write(STDOUT_FILENO, raw.baseAddress.map { $0 + offset }, bytes.count - offset) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw Closed()

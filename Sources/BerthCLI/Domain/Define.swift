@@ -59,7 +59,10 @@ enum DocumentLoader {
         }
         spec.kernel = absolute(spec.kernel)
         spec.initrd = absolute(spec.initrd)
-        for index in spec.disks.indices { spec.disks[index].path = absolute(spec.disks[index].path) ?? "" }
+        // A disk naming a volume has no path yet: berthd resolves it.
+        for index in spec.disks.indices where !(spec.disks[index].volume != nil && spec.disks[index].path.isEmpty) {
+            spec.disks[index].path = absolute(spec.disks[index].path) ?? ""
+        }
         return spec
     }
 }

@@ -24,7 +24,9 @@ struct DomInfo: AsyncParsableCommand {
         if let cmdline = spec.cmdline { rows.append(("Command line", cmdline)) }
         if spec.bootloader != nil { rows.append(("Bootloader", "berth (kernel from the guest's disk)")) }
         for (index, disk) in spec.disks.enumerated() {
-            rows.append(("Disk \(index)", "\(disk.path) (\(disk.format?.rawValue ?? "auto"), \(disk.device.rawValue), \(disk.bus.rawValue)\(disk.readOnly ? ", read-only" : ""))"))
+            let volume = disk.volume.map { "volume \($0), " } ?? ""
+            let backing = disk.backing.map { ", overlay on \($0.volume ?? $0.path)" } ?? ""
+            rows.append(("Disk \(index)", "\(disk.path) (\(volume)\(disk.format?.rawValue ?? "auto"), \(disk.device.rawValue), \(disk.bus.rawValue)\(disk.readOnly ? ", read-only" : "")\(backing))"))
         }
         for (index, nic) in spec.nics.enumerated() {
             rows.append(("NIC \(index)", "\(nic.mode.rawValue) \(nic.mac?.description ?? "")\(nic.bridge.map { " bridge=\($0)" } ?? "")"))

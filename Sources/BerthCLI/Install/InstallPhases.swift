@@ -15,6 +15,9 @@ struct InstallPhases {
     let noReboot: Bool
     /// Disks this run created: removed if the installer never started (nothing written yet).
     let createdDisks: [String]
+    /// The kickstart copied for the media listener: removed when the installer is over (here
+    /// when the command waits for it; by berthd at the hand-over in the background case).
+    var publishedKickstart: PublishedKickstart? = nil
 
     func step(_ text: String) {
         if debug { InstallOutput.err("[debug] \(text)") }
@@ -44,6 +47,11 @@ struct InstallPhases {
             if background {
                 InstallOutput.err(
                     "Installer started in the background. When it powers off, '\(name)' boots from its own disk\(noReboot ? " at its next 'berth start'" : " by itself"). Follow it with 'berth log -f \(name)'; wait for it with --wait.")
+                if publishedKickstart != nil {
+                    // The installer fetches it after this command returns: berthd withdraws it
+                    // when the installer hands over to the installed system.
+                    InstallOutput.err("Its kickstart is served until the installer powers off.")
+                }
                 return
             }
             InstallOutput.err("Installer started; waiting for it to finish\(waitMinutes.map { $0 >= 0 ? " (at most \($0) min)" : "" } ?? "").")
@@ -51,6 +59,7 @@ struct InstallPhases {
             defer { follower?.cancel() }
             let final = try await waitForShutoff(deadline: waitMinutes.flatMap { $0 >= 0 ? Date().addingTimeInterval(Double($0) * 60) : nil })
             follower?.cancel()
+            publishedKickstart?.remove()
             if final.state == .crashed {
                 throw BerthError(.wrongState, "The installer crashed\(final.lastError.map { ": \($0)" } ?? "").", remedy: "See its console with 'berth log \(name)'.")
             }
@@ -107,6 +116,7 @@ struct InstallPhases {
 
     /// Leaves the permanent definition with the reason in its description.
     func fail(_ error: Error, installed: DomainSpec, removeDisks: Bool) async {
+        publishedKickstart?.remove()
         let reason = (error as? BerthError)?.message ?? "\(error)"
         step("install failed: \(reason)")
         if let info = try? await client.info(name), info.state != .shutoff {

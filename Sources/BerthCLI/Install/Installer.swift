@@ -2,6 +2,7 @@ import BerthClient
 import BerthFormats
 import BerthHost
 import BerthModel
+import BerthQEMU
 import Foundation
 import Synchronization
 
@@ -77,16 +78,25 @@ struct Installer {
 
         // 4. The kickstart: fetched, validated and kept, as anaconda-ks.cfg would be.
         var kickstartText: String?
+        var published: PublishedKickstart?
         if let ks = Self.kickstartArgument(in: request.extraArgs) {
             let text = try await checkKickstart(ks, disks: disks)
             kickstartText = text
             if !isNetworkURL(ks) {
                 // A host file is out of the guest's reach: berthd's media server hands it out.
-                let published = try Self.publishKickstart(text, name: name, state: state, client: client)
-                InstallOutput.err("ks=: \(ks) -> \(published) (served by berthd from \(state)/kickstarts/)")
-                extraArgs = extraArgs.map { Reinstall.replacing(key: "ks", in: $0, with: published, appendIfMissing: false) }
+                let publication = try Self.publishKickstart(
+                    text, name: name, state: state, mediaURL: try Self.mediaURL(host: host))
+                published = publication
+                InstallOutput.err("ks=: \(ks) -> \(publication.guestURL) (served by berthd from \(state)/kickstarts/)")
+                extraArgs = extraArgs.map {
+                    Reinstall.replacing(key: "ks", in: $0, with: publication.guestURL, appendIfMissing: false)
+                }
             }
         }
+
+        // Until the phases own it, a refusal or failure below takes the published kickstart away.
+        var handedOver = false
+        defer { if !handedOver { published?.remove() } }
 
         // 5. Installer kernel and initrd into <state>/install/<name>/.
         let directory = state + "/install/" + name
@@ -102,7 +112,7 @@ struct Installer {
         var createdByIndex: [Int: String] = [:]
         for disk in disks where disk.create {
             do {
-                try createDisk(disk)
+                try await createDisk(disk)
             } catch {
                 removeDisks(created)
                 throw error
@@ -168,7 +178,9 @@ struct Installer {
             try? await client.setKickstart(name, kickstartText)
         }
         let phases = InstallPhases(client: client, name: name, debug: debug, autoconsole: request.autoconsole,
-            waitMinutes: request.waitMinutes, noReboot: request.noReboot, createdDisks: created)
+            waitMinutes: request.waitMinutes, noReboot: request.noReboot, createdDisks: created,
+            publishedKickstart: published)
+        handedOver = true
         try await phases.run(installer: installer, installed: installed)
     }
 
@@ -375,18 +387,13 @@ struct Installer {
 
     // MARK: - Disks
 
-    func createDisk(_ disk: PlannedDisk) throws {
+    func createDisk(_ disk: PlannedDisk) async throws {
         guard let size = disk.sizeBytes else { return }
         try FileManager.default.createDirectory(
             atPath: (disk.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let arguments = ["create", "-q", "-f", disk.format.rawValue, disk.path, "\(size >> 20)M"]
         step("qemu-img \(arguments.joined(separator: " "))")
-        let result = try HostCommand.run("qemu-img", arguments)
-        guard result.status == 0 else {
-            throw BerthError(
-                .unavailable, "qemu-img could not create \(disk.path): \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))",
-                remedy: "Check the directory's permissions and free space.")
-        }
+        try await QEMUImg.run(arguments, timeout: .seconds(600))
         InstallOutput.err("Created disk \(disk.path) (\(size >> 20) MiB \(disk.format.rawValue)).")
     }
 
@@ -439,21 +446,34 @@ struct Installer {
         return text
     }
 
-    /// Copies a kickstart into `<state>/kickstarts/NAME.ks` and returns its URL as the guest sees
-    /// berthd: `BERTH_MEDIA_URL`, else 10.0.2.2 on the daemon's TCP port (8000, xend's, by default).
-    static func publishKickstart(_ text: String, name: String, state: String, client: BerthClient) throws -> String {
+    /// Copies a kickstart into `<state>/kickstarts/NAME-<32 random hex>.ks`, mode 0600: the media
+    /// listener serves it without a token, so its name is what keeps other guests from fetching it
+    /// (kickstarts hold root passwords). The installer removes it when the install is over.
+    static func publishKickstart(_ text: String, name: String, state: String, mediaURL base: String) throws -> PublishedKickstart {
         let directory = state + "/kickstarts"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: directory + "/\(name).ks"), options: .atomic)
-        return mediaURL(client: client) + "/kickstarts/\(name).ks"
+        var generator = SystemRandomNumberGenerator()
+        let secret = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let file = "\(name)-\(secret).ks"
+        let path = directory + "/" + file
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw BerthError(.unavailable, "Cannot write the kickstart to \(path).", remedy: "Check the state directory's permissions.")
+        }
+        return PublishedKickstart(path: path, guestURL: base + "/kickstarts/" + file)
     }
 
-    static func mediaURL(client: BerthClient) -> String {
+    /// berthd's media listener as a guest on user-mode networking sees it: `BERTH_MEDIA_URL`, else
+    /// 10.0.2.2 on the media port the daemon reports (8001 by default).
+    static func mediaURL(host: HostInfo) throws -> String {
         if let url = ProcessInfo.processInfo.environment["BERTH_MEDIA_URL"], !url.isEmpty {
             return url.hasSuffix("/") ? String(url.dropLast()) : url
         }
-        if case .tcp(_, let port, _) = client.endpoint { return "http://\(guestHostAddress):\(port)" }
-        return "http://\(guestHostAddress):8000"
+        guard let port = host.mediaPort else {
+            throw BerthError(
+                .unavailable, "berthd serves no install media (it runs with --media-listen none), so the guest cannot fetch the kickstart.",
+                remedy: "Restart berthd with --media-listen 127.0.0.1:8001, set BERTH_MEDIA_URL, or give ks= as an http:// URL.")
+        }
+        return "http://\(guestHostAddress):\(port)"
     }
 
     static func readKickstart(_ url: String) throws -> String {
@@ -530,6 +550,15 @@ struct Installer {
     }
 }
 
+/// A kickstart copied under `<state>/kickstarts/` for the installer to fetch.
+struct PublishedKickstart: Sendable {
+    var path: String
+    var guestURL: String
+
+    /// Once the installer has read it, nobody else may.
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
 /// stderr lines and a download meter.
 enum InstallOutput {
     static func err(_ line: String) {
@@ -556,30 +585,5 @@ final class ProgressMeter: Sendable {
         let text = String(format: "  %@: %.1f", label, Double(done) / 1_048_576) + (total.map { String(format: " of %.1f MiB", Double($0) / 1_048_576) } ?? " MiB")
         FileHandle.standardError.write(Data((isTerminal ? "\r" + text : text + "\n").utf8))
         if isTerminal, done == total { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-}
-
-/// Host tools run with argument arrays, never a shell string.
-enum HostCommand {
-    struct Result {
-        var status: Int32
-        var output: String
-    }
-
-    static func run(_ tool: String, _ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [tool] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do {
-            try process.run()
-        } catch {
-            throw BerthError(.unavailable, "Cannot run \(tool): \(error)", remedy: "Install it (qemu-utils for qemu-img).")
-        }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
     }
 }

@@ -8,11 +8,11 @@ import Foundation
 struct Reinstall: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Reinstall a guest installed with 'berth install' (same disks, MAC and UUID).",
-        discussion: "A kickstart FILE is copied to <state>/kickstarts/NAME.ks and given to the installer through berthd's media server (--media-url).")
+        discussion: "A kickstart FILE is copied to <state>/kickstarts/NAME-<random>.ks, given to the installer through berthd's media listener (--media-url) and removed when the install is over.")
 
     @Argument(help: "Domain name.") var name: String
     @Option(help: "The kickstart to install with: an http(s) URL or a file.") var kickstart: String?
-    @Option(help: "berthd's media server as the guest sees it, for a kickstart FILE (default: http://10.0.2.2:PORT, PORT the daemon's).")
+    @Option(help: "berthd's media server as the guest sees it, for a kickstart FILE (default: http://10.0.2.2:PORT, PORT the daemon's media port).")
     var mediaURL: String?
     @Flag(help: "Do not follow the console.") var noautoconsole = false
     @Flag(help: "Leave the guest shut off after the install.") var noreboot = false
@@ -24,7 +24,8 @@ struct Reinstall: AsyncParsableCommand {
     func run() async throws {
         let client = try connection.client()
         let info = try await connection.run { try await $0.info(name) }
-        let state = try await client.host().stateDirectory
+        let host = try await client.host()
+        let state = host.stateDirectory
         if info.state != .shutoff {
             guard force else {
                 throw BerthError(
@@ -52,6 +53,7 @@ struct Reinstall: AsyncParsableCommand {
 
         // The kickstart: the host fetches it to check it; the guest gets a URL it can reach.
         var hostKickstart: String?
+        var published: PublishedKickstart?
         if let kickstart {
             let guestURL: String
             if Installer.isNetworkURL(kickstart) {
@@ -59,15 +61,20 @@ struct Reinstall: AsyncParsableCommand {
                 guestURL = Installer.guestURL(kickstart) ?? kickstart
             } else {
                 let text = try Installer.readKickstart(kickstart)
-                _ = try Installer.publishKickstart(text, name: name, state: state, client: client)
-                hostKickstart = state + "/kickstarts/\(name).ks"
-                guestURL = (mediaURL ?? Installer.mediaURL(client: client)) + "/kickstarts/\(name).ks"
+                let base = try mediaURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? Installer.mediaURL(host: host)
+                let publication = try Installer.publishKickstart(text, name: name, state: state, mediaURL: base)
+                published = publication
+                hostKickstart = publication.path
+                guestURL = publication.guestURL
             }
             if guestURL != kickstart { InstallOutput.err("ks=: \(kickstart) -> \(guestURL)") }
             cmdline = Self.replacing(key: "ks", in: cmdline, with: guestURL)
         } else if let current = Installer.kickstartArgument(in: [cmdline]) {
             hostKickstart = Self.hostURL(current)
         }
+        // Until the phases own it, a refusal below takes the published kickstart away.
+        var handedOver = false
+        defer { if !handedOver { published?.remove() } }
         if let hostKickstart {
             let text = try Installer.readKickstart(hostKickstart)
             if let parsed = try? Kickstart.parse(text, source: hostKickstart) {
@@ -92,9 +99,10 @@ struct Reinstall: AsyncParsableCommand {
         installer.onReboot = .destroy
         installer.autostart = false
         if debug { InstallOutput.err("[debug] installer cmdline: \(cmdline)") }
+        handedOver = true
         let phases = InstallPhases(
             client: client, name: name, debug: debug, autoconsole: !noautoconsole, waitMinutes: wait,
-            noReboot: noreboot, createdDisks: [])
+            noReboot: noreboot, createdDisks: [], publishedKickstart: published)
         try await phases.run(installer: installer, installed: installed)
     }
 

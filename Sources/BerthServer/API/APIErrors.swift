@@ -37,16 +37,15 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Requires `Authorization: Bearer <token>` on the TCP listener (xend's port 8000). The unix
-/// socket relies on its file permissions instead.
+/// Requires `Authorization: Bearer <token>` on the TCP listener (xend's port 8000), on every
+/// path: install media are not served here but on the media listener. The unix socket relies
+/// on its file permissions instead.
 struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        // Install media are read-only and fetched by guests, which carry no token.
-        if MediaController<Context>.isPublic(request.uri.path, method: request.method) { return try await next(request, context) }
         let given = request.headers[.authorization].flatMap { header in
             header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : nil
         }

@@ -6,6 +6,11 @@ import ServiceLifecycle
 /// `/v1/domains…`: definitions, lifecycle actions, the console log.
 struct DomainsController<Context: RequestContext> {
     let hypervisor: Hypervisor
+    var limits = StreamLimits()
+    /// The longest an action's `timeout` and an operation's `wait` may be.
+    static var maximumWait: Int { 3600 }
+    /// The most console bytes `tail` may ask for.
+    static var maximumTail: Int { 1 << 30 }
 
     func add(to group: RouterGroup<Context>) {
         group.get("domains") { _, _ in try JSONResponse.make(try hypervisor.catalog.summaries()) }
@@ -28,7 +33,7 @@ struct DomainsController<Context: RequestContext> {
         }
         group.delete("domains/:name") { request, context in
             let name = try context.parameters.require("name")
-            let keepLogs = request.uri.queryParameters.get("keepLogs").map { $0 == "true" || $0 == "1" } ?? false
+            let keepLogs = try request.query.bool("keepLogs")
             try await hypervisor.undefine(name, keepLogs: keepLogs)
             return Response(status: .noContent)
         }
@@ -66,8 +71,8 @@ struct DomainsController<Context: RequestContext> {
             try hypervisor.setNextDefinition(try context.parameters.require("name"), nil, start: false)
             return Response(status: .noContent)
         }
-        for action in ["start", "shutdown", "destroy", "reboot", "suspend", "resume"] {
-            group.post("domains/:name/\(action)") { request, context in
+        for action in DomainAction.allCases {
+            group.post("domains/:name/\(action.rawValue)") { request, context in
                 try await perform(action, request: request, name: try context.parameters.require("name"))
             }
         }
@@ -75,31 +80,31 @@ struct DomainsController<Context: RequestContext> {
             try consoleLog(request: request, name: try context.parameters.require("name"))
         }
         group.get("operations/:id") { request, context in
-            let wait = request.uri.queryParameters.get("wait").flatMap(Double.init) ?? 0
-            let info = try await hypervisor.operations.get(
-                try context.parameters.require("id"), wait: .milliseconds(Int(min(wait, 3600) * 1000)))
+            let wait = try request.query.seconds("wait", in: 0...Double(Self.maximumWait)) ?? .zero
+            let info = try await hypervisor.operations.get(try context.parameters.require("id"), wait: wait)
             return try JSONResponse.make(info)
         }
     }
 
     /// Runs a lifecycle action as an operation. With `?wait=true` the answer comes when it is
     /// done (the domain's info, or its error); otherwise 202 with the operation to poll.
-    private func perform(_ action: String, request: Request, name: String) async throws -> Response {
-        let query = request.uri.queryParameters
+    private func perform(_ action: DomainAction, request: Request, name: String) async throws -> Response {
+        let query = request.query
+        let timeout = Duration.seconds(try query.integer("timeout", in: 0...Self.maximumWait) ?? 60)
+        let force = try query.bool("force")
+        let wait = try query.bool("wait")
         let supervisor = try hypervisor.supervisor(name)
-        let timeout = query.get("timeout").flatMap(Int.init).map { Duration.seconds(max(0, min($0, 3600))) } ?? .seconds(60)
-        let force = query.get("force").map { $0 == "true" || $0 == "1" } ?? false
-        let operation = hypervisor.operations.run(domain: name, action: action) {
+        let operation = hypervisor.operations.run(domain: name, action: action.rawValue) {
             switch action {
-            case "start": try await supervisor.start()
-            case "shutdown": try await force ? supervisor.destroy() : supervisor.shutdown(timeout: timeout)
-            case "destroy": try await supervisor.destroy()
-            case "reboot": try await supervisor.reboot()
-            case "suspend": try await supervisor.suspend()
-            default: try await supervisor.resume()
+            case .start: try await supervisor.start()
+            case .shutdown: try await force ? supervisor.destroy() : supervisor.shutdown(timeout: timeout)
+            case .destroy: try await supervisor.destroy()
+            case .reboot: try await supervisor.reboot()
+            case .suspend: try await supervisor.suspend()
+            case .resume: try await supervisor.resume()
             }
         }
-        guard query.get("wait").map({ $0 == "true" || $0 == "1" }) ?? false else {
+        guard wait else {
             return try JSONResponse.make(operation, status: .accepted)
         }
         let done = try await hypervisor.operations.get(operation.id, wait: timeout + .seconds(30))
@@ -112,15 +117,18 @@ struct DomainsController<Context: RequestContext> {
     private func consoleLog(request: Request, name: String) throws -> Response {
         let info = try hypervisor.info(name)
         guard let path = info.consoleLog else { throw BerthError(.notFound, "Domain '\(name)' has no console log.") }
-        let query = request.uri.queryParameters
-        let tail = query.get("tail").flatMap(Int.init)
-        let follow = query.get("follow").map { $0 == "true" || $0 == "1" } ?? false
+        let tail = try request.query.integer("tail", in: 0...Self.maximumTail)
+        let follow = try request.query.bool("follow")
+        // Held by the body until the follower goes away.
+        let lease = follow ? try limits.consoleFollowers.acquire() : nil
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; charset=utf-8"
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
+                defer { withExtendedLifetime(lease) {} }
                 var offset: UInt64 = 0
+                var idlePolls = 0
                 if let handle = FileHandle(forReadingAtPath: path) {
                     let size = (try? handle.seekToEnd()) ?? 0
                     offset = tail.map { size > UInt64($0) ? size - UInt64($0) : 0 } ?? 0
@@ -134,6 +142,7 @@ struct DomainsController<Context: RequestContext> {
                             try handle.seek(toOffset: offset)
                             let chunk = handle.readData(ofLength: Int(min(size - offset, 1 << 20)))
                             offset += UInt64(chunk.count)
+                            idlePolls = 0
                             try await writer.write(ByteBuffer(bytes: chunk))
                         }
                         try? handle.close()
@@ -141,6 +150,13 @@ struct DomainsController<Context: RequestContext> {
                     // A follower must not hold up berthd's graceful shutdown.
                     guard follow, !Task.isShuttingDownGracefully else { break }
                     try await Task.sleep(for: .milliseconds(100))
+                    idlePolls += 1
+                    if idlePolls >= 20 {
+                        // An empty write fails once the client has gone, which ends this loop and
+                        // frees the follower's slot; a quiet console would otherwise hold it forever.
+                        idlePolls = 0
+                        try await writer.write(ByteBuffer())
+                    }
                 }
                 try await writer.finish(nil)
             })
@@ -150,17 +166,49 @@ struct DomainsController<Context: RequestContext> {
 /// `/v1/host` and `/v1/events`.
 struct HostController<Context: RequestContext> {
     let hypervisor: Hypervisor
+    /// The media listener's address, as clients should use it (`HOST:PORT`), and its port.
+    var media: (address: String, port: Int)?
+    var limits = StreamLimits()
 
     func add(to group: RouterGroup<Context>) {
-        group.get("host") { _, _ in try JSONResponse.make(try hypervisor.hostInfo()) }
+        group.get("host") { _, _ in
+            var info = try hypervisor.hostInfo()
+            info.mediaAddress = media?.address
+            info.mediaPort = media?.port
+            return try JSONResponse.make(info)
+        }
         group.get("events") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "application/x-ndjson"
+            let lease = try limits.events.acquire()
             let stream = hypervisor.events()
             return Response(
                 status: .ok, headers: headers,
                 body: ResponseBody { writer in
-                    for await event in stream.cancelOnGracefulShutdown() {
+                    defer { withExtendedLifetime(lease) {} }
+                    // Events, and every 2 s a heartbeat (nil): its empty write fails once the
+                    // client has gone, which ends the stream and frees its slot even when no
+                    // event comes.
+                    let (items, sink) = AsyncStream<LifecycleEvent?>.makeStream()
+                    let forward = Task {
+                        for await event in stream { sink.yield(event) }
+                        sink.finish()
+                    }
+                    let heartbeat = Task {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .seconds(2))
+                            sink.yield(nil)
+                        }
+                    }
+                    defer {
+                        forward.cancel()
+                        heartbeat.cancel()
+                    }
+                    for await item in items.cancelOnGracefulShutdown() {
+                        guard let event = item else {
+                            try await writer.write(ByteBuffer())
+                            continue
+                        }
                         var data = try JSONResponse.encoder.encode(event)
                         data.append(0x0A)
                         try await writer.write(ByteBuffer(bytes: data))

@@ -4,21 +4,15 @@ import Foundation
 import Hummingbird
 
 /// The install media server: `GET|HEAD /install/<name>/<path>` from trees and ISOs registered
-/// with `berth media add`, and `/kickstarts/<file>` from `<state>/kickstarts/`. Read-only and
-/// served without the API token, because guests fetch from it (10.0.2.2:8000 under user-mode
-/// networking). Paths never leave their root: see `MediaLibrary.components(ofRawPath:)`.
+/// with `berth media add`, and `/kickstarts/<file>` from `<state>/kickstarts/`. Read-only, served
+/// without a token on a listener of its own (127.0.0.1:8001, 10.0.2.2:8001 to a guest on
+/// user-mode networking): guests are hostile, and this port is the only one of the host's they
+/// may reach. Paths never leave their root: see `MediaLibrary.components(ofRawPath:)` and
+/// `MediaLibrary.hostItem(beneath:components:)`.
 struct MediaController<Context: RequestContext> {
     let library: MediaLibrary
     /// Bytes read per chunk of a response body.
     static var chunkSize: Int { 1 << 20 }
-
-    /// Paths that `TokenMiddleware` lets through: read-only install media.
-    /// Defence in depth: a path with `..`, `.` or an encoded separator is never exempt, whatever
-    /// the router would make of it.
-    static func isPublic(_ path: String, method: HTTPRequest.Method) -> Bool {
-        (method == .get || method == .head) && (path.hasPrefix("/install/") || path.hasPrefix("/kickstarts/"))
-            && !path.contains("?") && (try? MediaLibrary.components(ofRawPath: path)) != nil
-    }
 
     func add(to router: Router<Context>) {
         for method in [HTTPRequest.Method.get, .head] {
@@ -53,9 +47,10 @@ struct MediaController<Context: RequestContext> {
         switch item {
         case .directory(let names):
             return listing(names, request: request)
-        case .file(let path, let size):
-            return try ranged(request, size: size, contentType: MediaLibrary.contentType(for: fileName)) { offset, count in
-                try Self.readHostFile(path, offset: offset, count: count)
+        case .file(let file):
+            // Every chunk from the one descriptor opened beneath the root, never the path again.
+            return try ranged(request, size: file.size, contentType: MediaLibrary.contentType(for: fileName)) { offset, count in
+                try file.read(at: offset, count: count)
             }
         case .isoFile(let file):
             return try ranged(request, size: file.size, contentType: MediaLibrary.contentType(for: fileName)) { offset, count in
@@ -129,22 +124,70 @@ struct MediaController<Context: RequestContext> {
         guard let last = UInt64(b), last >= first else { return nil }
         return (first, min(last, size - 1))
     }
+}
 
-    static func readHostFile(_ path: String, offset: UInt64, count: Int) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw BerthError(.notFound, "\(path) is gone.") }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let n = bytes.withUnsafeMutableBytes { buffer -> Int in
-                guard let base = buffer.baseAddress else { return 0 }
-                return pread(fd, base + done, count - done, off_t(offset) + off_t(done))
-            }
-            if n < 0, errno == EINTR { continue }
-            if n <= 0 { break }
-            done += n
+/// Answers media requests only for the names the media listener is reached by: a page on
+/// `evil.example` that re-resolves its name to 127.0.0.1 (DNS rebinding) sends its own name in
+/// `Host` and is refused, so a browser cannot be used to read install media (or kickstarts, which
+/// hold root passwords) across origins.
+struct HostCheckMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Lower-case host names (IPv6 in brackets) the listener serves.
+    let names: Set<String>
+    let port: Int
+    /// Listening on every interface, guests on bridged networks reach the host by one of its
+    /// addresses: any IP literal is then served (DNS rebinding needs a name, never an address).
+    let acceptsAddresses: Bool
+
+    init(listenHost: String, port: Int) {
+        var names: Set<String> = ["127.0.0.1", "localhost", "[::1]", "10.0.2.2"]
+        let host = listenHost.lowercased()
+        acceptsAddresses = host.isEmpty || host == "0.0.0.0" || host == "::"
+        if !acceptsAddresses {
+            names.insert(host.contains(":") ? "[\(host)]" : host)
         }
-        return Array(bytes[..<done])
+        self.names = names
+        self.port = port
+    }
+
+    static func isAddress(_ name: String) -> Bool {
+        var buffer = in6_addr()
+        if name.hasPrefix("["), name.hasSuffix("]") { return inet_pton(AF_INET6, String(name.dropFirst().dropLast()), &buffer) == 1 }
+        return inet_pton(AF_INET, name, &buffer) == 1
+    }
+
+    /// Whether `authority` (a Host header: `name`, `name:port`, `[v6]:port`) is one we serve.
+    /// No port means the client did not say; a name of ours on another port is still refused.
+    func accepts(_ authority: String) -> Bool {
+        let value = authority.lowercased()
+        var name = value
+        var givenPort: Substring?
+        if value.hasPrefix("[") {
+            guard let close = value.firstIndex(of: "]") else { return false }
+            name = String(value[...close])
+            let rest = value[value.index(after: close)...]
+            if !rest.isEmpty {
+                guard rest.hasPrefix(":") else { return false }
+                givenPort = rest.dropFirst()
+            }
+        } else if let colon = value.firstIndex(of: ":") {
+            name = String(value[..<colon])
+            givenPort = value[value.index(after: colon)...]
+        }
+        if let givenPort, Int(givenPort) != port { return false }
+        return names.contains(name) || (acceptsAddresses && Self.isAddress(name))
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        // Host arrives as the request's authority; an HTTP/1.0 client may send none.
+        if let authority = request.head.authority, !accepts(authority) {
+            let error = BerthError(
+                .invalidArgument,
+                "This media server does not serve the host '\(authority)' (it answers to 127.0.0.1, localhost, [::1] and 10.0.2.2 on port \(port)).",
+                remedy: "Fetch install media by address, e.g. http://10.0.2.2:\(port)/install/NAME/ from a guest or http://127.0.0.1:\(port)/install/NAME/ on the host.")
+            return try JSONResponse.make(ErrorBody(error: error), status: .misdirectedRequest)
+        }
+        return try await next(request, context)
     }
 }

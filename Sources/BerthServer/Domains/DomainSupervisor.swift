@@ -15,6 +15,9 @@ actor DomainSupervisor {
     private let bootPreparer: BootPreparer
     /// The unprivileged user this domain's processes run as (nil: berthd's own user).
     private let identity: @Sendable () throws -> GuestIdentity?
+    /// Called when an installer hands over to the installed system (its kickstart, which may
+    /// hold a root password, is withdrawn from the media listener then).
+    private let installFinished: @Sendable () -> Void
     /// Makes a tap on its bridge for each NIC that is not user-mode.
     private let prepareTaps: @Sendable (DomainSpec) async throws -> [Int: TapDevice]
     /// When berthd itself started the guest again without being asked (on_crash, on_reboot,
@@ -33,8 +36,10 @@ actor DomainSupervisor {
     init(
         name: String, catalog: Catalog, driver: any GuestDriver, hub: EventHub, bootPreparer: BootPreparer,
         identity: @escaping @Sendable () throws -> GuestIdentity?,
+        installFinished: @escaping @Sendable () -> Void = {},
         prepareTaps: @escaping @Sendable (DomainSpec) async throws -> [Int: TapDevice] = { _ in [:] }
     ) {
+        self.installFinished = installFinished
         self.prepareTaps = prepareTaps
         self.name = name
         self.catalog = catalog
@@ -58,6 +63,16 @@ actor DomainSupervisor {
     }
 
     // MARK: - Operations
+
+    /// Grows disk `index` of the running guest (QMP `block_resize` on its format node).
+    /// - Returns: false when the guest is not running (the caller resizes the file instead).
+    func blockResize(index: Int, bytes: UInt64) async throws -> Bool {
+        try await serialized {
+            guard let instance = await self.instance else { return false }
+            try await instance.blockResize(node: "disk\(index)", bytes: bytes)
+            return true
+        }
+    }
 
     func start() async throws {
         try await serialized {
@@ -95,7 +110,7 @@ actor DomainSupervisor {
         if [.running, .paused, .starting, .shuttingDown, .crashed].contains(record.state) {
             if let found = await driver.reattach(record.spec) {
                 attach(found, spec: record.spec, state: record.state == .paused ? .paused : .running)
-                publish("reattached", detail: "pid \(found.pid)")
+                publish(.reattached, detail: "pid \(found.pid)")
                 return
             }
             guard record.state != .crashed else { return }
@@ -105,12 +120,12 @@ actor DomainSupervisor {
                 let reason = "berthd stopped while this domain was starting; it was not started again. Start it with 'berth start \(name)' once the cause is fixed."
                 report { try self.observe(.shutoff, lastError: reason) }
                 report { try self.catalog.setDesiredState(self.name, .shutoff) }
-                publish("stopped", detail: reason)
+                publish(.stopped, detail: reason)
                 return
             }
             let reason = "QEMU (pid \(record.pid.map(String.init) ?? "?")) exited while berthd was not running."
             report { try self.observe(.crashed, lastError: reason) }
-            publish("crashed", detail: reason)
+            publish(.crashed, detail: reason)
             if record.spec.onCrash == .restart {
                 queueRestart()
                 return
@@ -153,7 +168,7 @@ actor DomainSupervisor {
         panicked = false
         lastShutdownReason = nil
         attach(started, spec: spec, state: .running)
-        publish("started", detail: "pid \(started.pid), \(started.accel.rawValue)")
+        publish(.started, detail: "pid \(started.pid), \(started.accel.rawValue)")
     }
 
     private func performShutdown(timeout: Duration) async throws {
@@ -167,7 +182,7 @@ actor DomainSupervisor {
         stopRequested = true
         try catalog.setDesiredState(name, .shutoff)
         try observe(.shuttingDown, pid: instance.pid, accel: instance.accel)
-        publish("shutdown-requested")
+        publish(.shutdownRequested)
         do {
             try await instance.powerdown()
         } catch {
@@ -215,7 +230,7 @@ actor DomainSupervisor {
         guard let instance else { throw notRunning() }
         if pause { try await instance.pause() } else { try await instance.resume() }
         try observe(pause ? .paused : .running, pid: instance.pid, accel: instance.accel)
-        publish(pause ? "suspended" : "resumed")
+        publish(pause ? .suspended : .resumed)
     }
 
     private func notRunning() -> BerthError {
@@ -248,7 +263,7 @@ actor DomainSupervisor {
             panicked = true
             let policy = (try? catalog.domain(named: name).spec.onCrash) ?? .destroy
             report { try self.observe(.crashed, pid: instance.pid, accel: instance.accel, lastError: "The guest kernel panicked.") }
-            publish("crashed", detail: "guest panic; on_crash=\(policy.rawValue)")
+            publish(.crashed, detail: "guest panic; on_crash=\(policy.rawValue)")
             if policy != .preserve { await instance.terminate() }
         case .shutdown(let reason):
             lastShutdownReason = reason
@@ -265,7 +280,7 @@ actor DomainSupervisor {
         let reason = lastShutdownReason ?? "none"
         if stopRequested {
             report { try self.observe(.shutoff) }
-            publish("stopped", detail: "requested")
+            publish(.stopped, detail: "requested")
             return
         }
         if panicked {
@@ -277,32 +292,33 @@ actor DomainSupervisor {
             let start = reporting({ try self.catalog.applyNextDefinition(self.name) }) ?? nil
         {
             report { try self.observe(.shutoff) }
-            publish("redefined", detail: "the guest's next definition took over after \(reason)")
+            installFinished()
+            publish(.redefined, detail: "the guest's next definition took over after \(reason)")
             if start { queueRestart() }
             return
         }
         switch reason {
         case "guest-reset", "host-qmp-system-reset":
             if rebootRequested || spec?.onReboot == .restart {
-                publish("rebooted")
+                publish(.rebooted)
                 report { try self.observe(.starting) }
                 queueRestart()
             } else {
                 report { try self.observe(.shutoff) }
-                publish("stopped", detail: "guest rebooted; on_reboot=\(spec?.onReboot.rawValue ?? "destroy")")
+                publish(.stopped, detail: "guest rebooted; on_reboot=\(spec?.onReboot.rawValue ?? "destroy")")
             }
         case "guest-shutdown":
             if spec?.onPoweroff == .restart {
-                publish("restarting", detail: "guest powered off; on_poweroff=restart")
+                publish(.restarting, detail: "guest powered off; on_poweroff=restart")
                 queueRestart()
             } else {
                 report { try self.observe(.shutoff) }
-                publish("stopped", detail: "guest powered off")
+                publish(.stopped, detail: "guest powered off")
             }
         default:
             let message = "QEMU exited unexpectedly (shutdown reason: \(reason)); see 'berth log \(name)'."
             report { try self.observe(.crashed, lastError: message) }
-            publish("crashed", detail: message)
+            publish(.crashed, detail: message)
             if spec?.onCrash == .restart { queueRestart() }
         }
     }
@@ -315,13 +331,13 @@ actor DomainSupervisor {
             let state = (try? catalog.domain(named: name).state) == .crashed ? DomainState.crashed : .shutoff
             report { try self.observe(state, lastError: reason) }
             report { try self.catalog.setDesiredState(self.name, .shutoff) }
-            publish("restart-refused", detail: reason)
+            publish(.restartRefused, detail: reason)
             return
         }
         Task { [weak self] in
             guard let self else { return }
             do { try await self.serialized { try await self.performStart() } } catch {
-                await self.publish("start-failed", detail: "\(error)")
+                await self.publish(.startFailed, detail: "\(error)")
                 await self.restartAfterFailedStart()
             }
         }
@@ -358,7 +374,7 @@ actor DomainSupervisor {
         } catch {
             hub.publish(
                 LifecycleEvent(
-                    domain: name, kind: "catalog-error", state: .crashed,
+                    domain: name, kind: .catalogError, state: .crashed,
                     detail: "berthd could not record this domain's state: \(error)"))
             return nil
         }
@@ -376,7 +392,7 @@ actor DomainSupervisor {
         try catalog.setObserved(name, observed)
     }
 
-    private func publish(_ kind: String, detail: String? = nil) {
+    private func publish(_ kind: LifecycleEvent.Kind, detail: String? = nil) {
         let state = (try? catalog.domain(named: name).state) ?? .shutoff
         hub.publish(LifecycleEvent(domain: name, kind: kind, state: state, detail: detail))
     }

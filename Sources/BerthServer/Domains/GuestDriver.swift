@@ -49,4 +49,13 @@ public protocol GuestInstance: Sendable {
     func resume() async throws
     /// Ends the process: SIGTERM, then SIGKILL after a grace period. Returns when it is gone.
     func terminate() async
+    /// Grows a disk while the guest runs (QMP `block_resize` on the disk's format node
+    /// `diskN`); the guest sees the new size at once.
+    func blockResize(node: String, bytes: UInt64) async throws
+}
+
+extension GuestInstance {
+    public func blockResize(node: String, bytes: UInt64) async throws {
+        throw BerthError(.unavailable, "This guest driver cannot resize disks live.", remedy: "Shut the domain off and resize then.")
+    }
 }

@@ -12,6 +12,9 @@ public final class Hypervisor: Sendable {
     let operations = OperationRegistry()
     private let bootPreparer: BootPreparer
     private let supervisors = Mutex<[String: DomainSupervisor]>([:])
+    /// Volumes a storage operation is working on (`POOL/NAME`): a second one waits its turn by
+    /// failing with a message, never interleaves its writes.
+    let busyVolumes = Mutex<Set<String>>([])
     public let stateDirectory: String
     /// The first of this daemon's guest user IDs; nil when berthd cannot switch users (not root).
     let guestIDBlock: UInt32?
@@ -36,6 +39,18 @@ public final class Hypervisor: Sendable {
             mediaPorts: guestReachablePorts, privileged: getuid() == 0)
     }
 
+    /// Removes the kickstarts `berth install` published for `name` (`NAME-<32 hex>.ks`): they
+    /// are served only while the install runs.
+    static func withdrawKickstarts(of name: String, stateDirectory: String) {
+        let directory = stateDirectory + "/kickstarts"
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for file in files where file.hasPrefix(name + "-") && file.hasSuffix(".ks") {
+            let token = file.dropFirst(name.count + 1).dropLast(3)
+            guard token.count == 32, token.allSatisfy(\.isHexDigit) else { continue }
+            unlink(directory + "/" + file)
+        }
+    }
+
     /// The user a domain's QEMU and bootloader run as.
     func identity(of name: String) throws -> GuestIdentity? {
         guard let guestIDBlock else { return nil }
@@ -51,6 +66,7 @@ public final class Hypervisor: Sendable {
             let created = DomainSupervisor(
                 name: name, catalog: catalog, driver: driver, hub: hub, bootPreparer: bootPreparer,
                 identity: { [weak self] in try self?.identity(of: name) },
+                installFinished: { [stateDirectory] in Self.withdrawKickstarts(of: name, stateDirectory: stateDirectory) },
                 prepareTaps: { spec in try await networks.prepareTaps(for: spec) })
             table[name] = created
             return created
@@ -62,7 +78,7 @@ public final class Hypervisor: Sendable {
         try checkAgainstHost(spec)
         let stored = try catalog.define(spec)
         networks.refreshReservations(Self.reservedOn(stored))
-        hub.publish(LifecycleEvent(domain: stored.name, kind: "defined", state: .shutoff))
+        hub.publish(LifecycleEvent(domain: stored.name, kind: .defined, state: .shutoff))
         return try info(stored.name)
     }
 
@@ -72,7 +88,7 @@ public final class Hypervisor: Sendable {
         let previous = try? catalog.domain(named: spec.name).spec
         let stored = try catalog.update(spec)
         networks.refreshReservations(Self.reservedOn(stored).union(previous.map(Self.reservedOn) ?? []))
-        hub.publish(LifecycleEvent(domain: stored.name, kind: "updated", state: try catalog.domain(named: stored.name).state))
+        hub.publish(LifecycleEvent(domain: stored.name, kind: .updated, state: try catalog.domain(named: stored.name).state))
         return try info(stored.name)
     }
 
@@ -91,7 +107,7 @@ public final class Hypervisor: Sendable {
             let log = driver.consoleLogPath(record.spec)
             for path in [log] + (1...9).map({ "\(log).\($0)" }) { unlink(path) }
         }
-        hub.publish(LifecycleEvent(domain: name, kind: "undefined", state: .shutoff))
+        hub.publish(LifecycleEvent(domain: name, kind: .undefined, state: .shutoff))
     }
 
     /// The networks on which a domain's NICs reserve addresses.
@@ -123,6 +139,7 @@ public final class Hypervisor: Sendable {
     func recordedForCatalog(_ spec: DomainSpec) throws -> DomainSpec {
         var spec = spec
         for index in spec.disks.indices {
+            spec.disks[index] = try resolveVolume(spec.disks[index])
             do {
                 spec.disks[index] = try DiskFormat.recorded(spec.disks[index])
             } catch let error as BerthError where error.code == .notFound {

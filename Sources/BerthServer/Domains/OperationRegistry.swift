@@ -8,6 +8,8 @@ final class OperationRegistry: Sendable {
         var info: OperationInfo
         var task: Task<Void, Never>
         var finishedAt: Date?
+        /// `get` callers waiting for the end, resumed by `finish` or by their own cancellation.
+        var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     }
 
     private let entries = Mutex<[String: Entry]>([:])
@@ -38,20 +40,43 @@ final class OperationRegistry: Sendable {
     }
 
     private func finish(_ info: OperationInfo) {
-        entries.withLock { table in
+        let waiters = entries.withLock { table -> [CheckedContinuation<Void, Never>] in
             table[info.id]?.info = info
             table[info.id]?.finishedAt = Date()
+            let waiters = table[info.id].map { Array($0.waiters.values) } ?? []
+            table[info.id]?.waiters = [:]
+            return waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns when the operation has finished, or as soon as the calling task is cancelled
+    /// (`await task.value` would not: it ignores cancellation, so a `wait` could never end early).
+    private func finished(_ id: String) async {
+        let key = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waiting = entries.withLock { table -> Bool in
+                    guard let entry = table[id], entry.finishedAt == nil, !Task.isCancelled else { return false }
+                    table[id]?.waiters[key] = continuation
+                    return true
+                }
+                if !waiting { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = entries.withLock { $0[id]?.waiters.removeValue(forKey: key) }
+            waiter?.resume()
         }
     }
 
     /// The operation's state, after waiting up to `wait` for it to finish.
     func get(_ id: String, wait: Duration) async throws -> OperationInfo {
-        guard let task = entries.withLock({ $0[id]?.task }) else {
+        guard entries.withLock({ $0[id] != nil }) else {
             throw BerthError(.notFound, "No operation \(id).", remedy: "Operations are kept for 10 minutes after they end.")
         }
         if wait > .zero {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await task.value }
+                group.addTask { await self.finished(id) }
                 group.addTask { try? await Task.sleep(for: wait) }
                 await group.next()
                 group.cancelAll()

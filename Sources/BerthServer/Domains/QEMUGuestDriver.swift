@@ -124,6 +124,18 @@ struct QEMUGuest: GuestInstance {
     func resume() async throws { try await execute("cont") }
     func terminate() async { await process.stop(grace: .seconds(3)) }
 
+    func blockResize(node: String, bytes: UInt64) async throws {
+        guard bytes <= UInt64(Int64.max) else { throw BerthError(.invalidArgument, "\(bytes) bytes is too large.") }
+        do {
+            try await process.qmp.execute(
+                "block_resize", arguments: ["node-name": .string(node), "size": .int(Int64(bytes))], timeout: .seconds(60))
+        } catch let error as QMP.Error {
+            throw BerthError(
+                .unavailable, "QEMU could not resize \(node): \(error)",
+                remedy: "The size must be a multiple of 512 bytes and not below the current size; see 'berth log' for the guest's side.")
+        }
+    }
+
     private func execute(_ command: String) async throws {
         do {
             try await process.qmp.execute(command, timeout: .seconds(10))

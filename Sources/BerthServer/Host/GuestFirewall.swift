@@ -29,8 +29,12 @@ struct GuestFirewall: Sendable {
     /// The ruleset, replacing this daemon's table atomically (create, delete, create again in
     /// one `nft -f` transaction, so there is no moment without the rule).
     var ruleset: String {
-        let guests = "meta skuid \(firstUID)-\(lastUID) fib daddr type local"
-        var rules = mediaPorts.map { "        \(guests) tcp dport \($0) accept\n" }
+        let owners = "meta skuid \(firstUID)-\(lastUID)"
+        let guests = "\(owners) fib daddr type local"
+        // Answers on connections others opened to a guest (a VNC display on TCP) pass; only
+        // what a guest's QEMU opens itself is judged.
+        var rules = ["        \(owners) ct state established,related accept\n"]
+        rules += mediaPorts.map { "        \(guests) tcp dport \($0) accept\n" }
         rules.append("        \(guests) udp dport 53 accept\n")
         rules.append("        \(guests) meta l4proto tcp counter reject with tcp reset\n")
         rules.append("        \(guests) counter reject\n")

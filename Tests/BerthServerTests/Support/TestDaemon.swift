@@ -8,12 +8,14 @@ final class TestDaemon: @unchecked Sendable {
     // Mutated only by the test that owns it, from one task at a time.
     let stateDirectory: String
     private(set) var port: Int
-    private(set) var process: Process?
-    /// More berthd options, such as `--console-log-max`.
+    /// The media listener's port (`--media-listen 127.0.0.1:PORT`): install media, no token.
+    private(set) var mediaPort: Int
+    /// More berthd arguments (e.g. `--idle-timeout 1`).
     let extraArguments: [String]
     /// The network namespace berthd (and so its guests, taps, bridges and dnsmasq) runs in;
     /// nil: the host's. Every networking test gives one.
     let namespace: TestNamespace?
+    private(set) var process: Process?
 
     var socketPath: String { stateDirectory + "/run/berthd.sock" }
     var client: BerthClient { BerthClient(endpoint: .unix(path: socketPath)) }
@@ -23,21 +25,28 @@ final class TestDaemon: @unchecked Sendable {
     }
 
     init(extraArguments: [String] = [], namespace: TestNamespace? = nil) async throws {
-        self.extraArguments = extraArguments
         self.namespace = namespace
         // Unix socket paths are limited to 108 bytes: keep the directory short.
         stateDirectory = "/tmp/berth-test-" + String(UUID().uuidString.prefix(8)).lowercased()
+        self.extraArguments = extraArguments
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         // Below Linux's ephemeral range (32768+), where outgoing connections take their ports.
-        port = Int.random(in: 10000...32000)
+        (port, mediaPort) = Self.twoPorts()
         for attempt in 1...5 {
             do {
                 try await start()
                 break
             } catch let error as BerthError where attempt < 5 && error.code == .alreadyExists {
-                port = Int.random(in: 10000...32000)  // taken by another test's daemon: try another
+                (port, mediaPort) = Self.twoPorts()  // taken by another test's daemon: try others
             }
         }
+    }
+
+    static func twoPorts() -> (Int, Int) {
+        let api = Int.random(in: 10000...32000)
+        var media = Int.random(in: 10000...32000)
+        while media == api { media = Int.random(in: 10000...32000) }
+        return (api, media)
     }
 
     static var binary: String {
@@ -59,7 +68,11 @@ final class TestDaemon: @unchecked Sendable {
         }
         unlink(socketPath)
         let process = Process()
-        let arguments = ["--state-dir", stateDirectory, "--listen", "127.0.0.1:\(port)", "--log-level", "warning"] + extraArguments
+        let arguments =
+            [
+                "--state-dir", stateDirectory, "--listen", "127.0.0.1:\(port)", "--media-listen", "127.0.0.1:\(mediaPort)",
+                "--log-level", "warning",
+            ] + extraArguments
         if let namespace {
             // `ip netns exec` enters the namespace and execs berthd (same PID); the unix socket
             // in the state directory reaches it from the test's namespace.
@@ -79,7 +92,8 @@ final class TestDaemon: @unchecked Sendable {
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(20)
-        while !Self.accepts(socketPath) {
+        // All three listeners: the unix socket can be up before the TCP ones are bound.
+        while !Self.accepts(socketPath) || !Self.acceptsTCP(port) || !Self.acceptsTCP(mediaPort) {
             guard Date() < deadline, process.isRunning else {
                 let log = (try? String(contentsOfFile: stateDirectory + "/berthd.log", encoding: .utf8)) ?? ""
                 if log.contains("in use") { throw BerthError(.alreadyExists, "port \(port) in use") }
@@ -105,6 +119,19 @@ final class TestDaemon: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
             }
+        }
+    }
+
+    /// Whether something listens on 127.0.0.1:`port`.
+    static func acceptsTCP(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
 

@@ -1,0 +1,79 @@
+import BerthModel
+import Foundation
+import Hummingbird
+
+/// `/v1/pools…`: storage pools and their volumes. Every change goes through the `Hypervisor`.
+struct StorageController<Context: RequestContext> {
+    let hypervisor: Hypervisor
+
+    func add(to group: RouterGroup<Context>) {
+        group.get("pools") { _, _ in try JSONResponse.make(try hypervisor.pools()) }
+        group.post("pools") { request, _ in
+            let spec = try await JSONResponse.decode(PoolSpec.self, from: request)
+            return try JSONResponse.make(try hypervisor.definePool(spec), status: .created)
+        }
+        group.get("pools/:pool") { _, context in
+            try JSONResponse.make(try hypervisor.poolInfo(try context.parameters.require("pool")))
+        }
+        group.delete("pools/:pool") { _, context in
+            try hypervisor.undefinePool(try context.parameters.require("pool"))
+            return Response(status: .noContent)
+        }
+        group.post("pools/:pool/start") { _, context in
+            try JSONResponse.make(try hypervisor.startPool(try context.parameters.require("pool")))
+        }
+        group.post("pools/:pool/build") { _, context in
+            try JSONResponse.make(try hypervisor.buildPool(try context.parameters.require("pool")))
+        }
+        group.post("pools/:pool/destroy") { _, context in
+            try JSONResponse.make(try hypervisor.destroyPool(try context.parameters.require("pool")))
+        }
+        group.post("pools/:pool/refresh") { _, context in
+            try JSONResponse.make(try await hypervisor.refreshPool(try context.parameters.require("pool")))
+        }
+        group.put("pools/:pool/autostart") { request, context in
+            let body = try await JSONResponse.decode(AutostartBody.self, from: request)
+            return try JSONResponse.make(try hypervisor.setPoolAutostart(try context.parameters.require("pool"), body.autostart))
+        }
+        group.get("pools/:pool/volumes") { _, context in
+            try JSONResponse.make(try hypervisor.volumes(pool: try context.parameters.require("pool")))
+        }
+        group.post("pools/:pool/volumes") { request, context in
+            let body = try await JSONResponse.decode(VolumeCreateRequest.self, from: request)
+            let info = try await hypervisor.createVolume(pool: try context.parameters.require("pool"), body)
+            return try JSONResponse.make(info, status: .created)
+        }
+        group.get("pools/:pool/volumes/:volume") { _, context in
+            try JSONResponse.make(
+                try hypervisor.volumeInfo(pool: try context.parameters.require("pool"), name: try context.parameters.require("volume")))
+        }
+        group.delete("pools/:pool/volumes/:volume") { _, context in
+            try await hypervisor.deleteVolume(
+                pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"))
+            return Response(status: .noContent)
+        }
+        group.post("pools/:pool/volumes/:volume/wipe") { _, context in
+            try JSONResponse.make(
+                try await hypervisor.wipeVolume(
+                    pool: try context.parameters.require("pool"), name: try context.parameters.require("volume")))
+        }
+        group.post("pools/:pool/volumes/:volume/clone") { request, context in
+            let body = try await JSONResponse.decode(VolumeCloneRequest.self, from: request)
+            let info = try await hypervisor.cloneVolume(
+                pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"), to: body.name)
+            return try JSONResponse.make(info, status: .created)
+        }
+        group.post("pools/:pool/volumes/:volume/resize") { request, context in
+            let body = try await JSONResponse.decode(VolumeResizeRequest.self, from: request)
+            return try JSONResponse.make(
+                try await hypervisor.resizeVolume(
+                    pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"), body))
+        }
+        group.get("volumes") { request, _ in
+            guard let path = request.uri.queryParameters.get("path") else {
+                throw BerthError(.invalidArgument, "GET /v1/volumes needs ?path=.", remedy: "Give the volume's host path.")
+            }
+            return try JSONResponse.make(try hypervisor.volumeInfo(path: path))
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import BerthClient
+import BerthModel
+import Foundation
+import Testing
+
+/// Storage pools and volumes end to end: a real berthd, real qemu-img, real QEMU guests.
+@Suite(.serialized) struct StorageTests {
+    /// qemu-img must be there (Debian qemu-utils); its absence fails with the install command.
+    static func requireQEMUImg() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-img") else {
+            Issue.record("qemu-img is missing: run scripts/install-host-deps (apt-get install qemu-utils).")
+            throw BerthError(.unavailable, "qemu-img missing")
+        }
+    }
+
+    static func expectError(_ code: BerthError.Code, containing text: String, _ body: () async throws -> Void) async {
+        do {
+            try await body()
+            Issue.record("expected a \(code.rawValue) error containing '\(text)'")
+        } catch let error as BerthError {
+            #expect(error.code == code, "\(error)")
+            #expect(error.message.contains(text), "\(error.message)")
+            #expect(error.remedy?.isEmpty == false, "every error says what to do next: \(error)")
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    /// Nothing half-made: no hidden temporary files left in a pool's directory.
+    static func leftovers(_ directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix(".") }
+    }
+
+    static func virtualSize(_ path: String, format: String) throws -> UInt64 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-img")
+        process.arguments = ["info", "-U", "-f", format, "--output=json", path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        return (object?["virtual-size"] as? NSNumber)?.uint64Value ?? 0
+    }
+
+    /// Pools and volumes as a user drives them: the default pool from the first run, virsh's
+    /// pool and volume life cycle, qemu-img's view agreeing with the catalog's, and every
+    /// refusal saying what to do, with nothing left behind.
+    @Test func poolAndVolumeLifecycle() async throws {
+        try Self.requireQEMUImg()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let images = daemon.stateDirectory + "/images"
+
+        // The default dir pool exists, active and autostarted, from the first run.
+        let pools = try await client.pools()
+        let pool = try #require(pools.first { $0.spec.name == "default" })
+        #expect(pool.active && pool.spec.autostart && pool.spec.target == images && pool.capacity > 0)
+
+        // A pool whose directory is missing says how to make it; pool-build does.
+        let extra = daemon.stateDirectory + "/extra"
+        _ = try await client.definePool(PoolSpec(name: "extra", type: .dir, target: extra))
+        await Self.expectError(.notFound, containing: "does not exist") { _ = try await client.perform(.start, pool: "extra") }
+        _ = try await client.perform(.build, pool: "extra")
+        #expect(try await client.perform(.start, pool: "extra").active)
+        await Self.expectError(.alreadyExists, containing: "already exists") {
+            _ = try await client.definePool(PoolSpec(name: "extra", type: .dir, target: "/tmp/other"))
+        }
+        await Self.expectError(.wrongState, containing: "active") { try await client.undefinePool("extra") }
+
+        // Volumes: raw and qcow2 by qemu-img, sizes as qemu-img sees them.
+        let raw = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "r1", capacity: 64 << 20))
+        #expect(raw.format == .raw && raw.path == images + "/r1")
+        #expect(try Self.virtualSize(raw.path, format: "raw") == 64 << 20)
+        let q = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "q1", capacity: 1 << 30, format: .qcow2))
+        #expect(try Self.virtualSize(q.path, format: "qcow2") == 1 << 30)
+        await Self.expectError(.alreadyExists, containing: "already exists") {
+            _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "r1", capacity: 1 << 20))
+        }
+        await Self.expectError(.wrongState, containing: "free") {
+            _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "huge", capacity: 60 << 40))
+        }
+        await Self.expectError(.invalidArgument, containing: "64 TiB") {
+            _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "huge", capacity: 1 << 60, format: .qcow2))
+        }
+        #expect(!FileManager.default.fileExists(atPath: images + "/huge"))
+
+        // Resize: growing is plain, shrinking needs the flag and says what it destroys.
+        #expect(try await client.resizeVolume(pool: "default", name: "q1", VolumeResizeRequest(capacity: 2 << 30)).capacity == 2 << 30)
+        #expect(try Self.virtualSize(q.path, format: "qcow2") == 2 << 30)
+        await Self.expectError(.invalidArgument, containing: "destroys its last") {
+            _ = try await client.resizeVolume(pool: "default", name: "r1", VolumeResizeRequest(capacity: 32 << 20))
+        }
+        _ = try await client.resizeVolume(pool: "default", name: "r1", VolumeResizeRequest(capacity: 32 << 20, shrink: true))
+        #expect(try Self.virtualSize(raw.path, format: "raw") == 32 << 20)
+
+        // Clone is a full copy with the same content; wipe zeroes it.
+        let marker = Data("BERTH-CLONE-MARK".utf8)
+        let handle = try #require(FileHandle(forWritingAtPath: raw.path))
+        try handle.write(contentsOf: marker)
+        try handle.close()
+        let copy = try await client.cloneVolume(pool: "default", name: "r1", to: "r1-copy")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: copy.path)).prefix(marker.count) == marker)
+        _ = try await client.wipeVolume(pool: "default", name: "r1-copy")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: copy.path)).prefix(marker.count) == Data(count: marker.count))
+        #expect(try Self.virtualSize(copy.path, format: "raw") == 32 << 20)
+
+        // pool-refresh: a file made outside Berth appears, with its format read once.
+        let outside = Process()
+        outside.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-img")
+        outside.arguments = ["create", "-q", "-f", "qcow2", images + "/outside", "128M"]
+        try outside.run()
+        outside.waitUntilExit()
+        _ = try await client.perform(.refresh, pool: "default")
+        let found = try await client.volume(pool: "default", name: "outside")
+        #expect(found.format == .qcow2 && found.capacity == 128 << 20)
+        #expect(try await client.volume(path: images + "/outside").name == "outside")
+
+        // Delete: file and record go together.
+        try await client.deleteVolume(pool: "default", name: "r1-copy")
+        #expect(!FileManager.default.fileExists(atPath: copy.path))
+        await Self.expectError(.notFound, containing: "No volume") { _ = try await client.volume(pool: "default", name: "r1-copy") }
+        // An inactive pool refuses volume work and says how to start it.
+        _ = try await client.perform(.destroy, pool: "extra")
+        await Self.expectError(.wrongState, containing: "not active") {
+            _ = try await client.createVolume(pool: "extra", VolumeCreateRequest(name: "v", capacity: 1 << 20))
+        }
+        try await client.undefinePool("extra")
+        #expect(Self.leftovers(images).isEmpty, "temporary files left: \(Self.leftovers(images))")
+    }
+
+    /// A qcow2 overlay made with --backing-vol boots with exactly the backing file the catalog
+    /// recorded (passed as a descriptor, referenced by node name), the domain's disk names its
+    /// volume, the volume grows live with QMP block_resize and the guest sees the new size,
+    /// and volumes in use cannot be deleted (the message names the domain).
+    @Test func overlayVolumeBootsAndGrowsLive() async throws {
+        try Self.requireQEMUImg()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+
+        let base = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "base", capacity: 64 << 20))
+        let handle = try #require(FileHandle(forWritingAtPath: base.path))
+        try handle.write(contentsOf: Data("BERTH-BACKING-MARK".utf8))
+        try handle.close()
+        let overlay = try await client.createVolume(
+            pool: "default", VolumeCreateRequest(name: "ov", capacity: 0, backingVolume: "base"))
+        #expect(overlay.format == .qcow2 && overlay.backingVolume == "default/base" && overlay.capacity == 64 << 20)
+
+        var spec = try GuestFixture.spec("stor")
+        spec.disks = [DiskSpec(path: "", volume: "default/ov")]
+        // The guest prints its disk's size (in 512-byte sectors) every second, after the bytes
+        // it reads through the overlay from the backing volume.
+        spec.cmdline =
+            (spec.cmdline ?? "")
+            + #" berth.run="head -c 18 /dev/vda; echo; i=0; while [ $i -lt 90 ]; do echo size=$(cat /sys/block/vda/size); sleep 1; i=$((i+1)); done""#
+        let defined = try await client.define(spec)
+        let disk = try #require(defined.spec.disks.first)
+        #expect(disk.path == overlay.path && disk.volume == "default/ov" && disk.format == .qcow2)
+        #expect(disk.backing == DiskBacking(path: base.path, format: .raw, volume: "default/base"))
+
+        let started = try await client.perform(.start, on: "stor")
+        let pid = try #require(started.pid)
+        let argv = try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8).split(separator: "\0").map(String.init)
+        #expect(argv.contains { $0.contains(#""node-name":"disk0","read-only":false,"backing":"disk0-backing""#) })
+        #expect(argv.contains { $0.contains(#""node-name":"disk0-backing-file""#) && $0.contains("/dev/fdset/") })
+        #expect(!argv.contains { $0.contains(daemon.stateDirectory + "/images") }, "QEMU is given no host path")
+
+        _ = try await daemon.waitForLog("stor", "size=131072")
+        #expect(try await daemon.log("stor").contains("BERTH-BACKING-MARK"))
+
+        // Live growth: QEMU resizes the image it holds; the guest sees it without a restart.
+        let grown = try await client.resizeVolume(pool: "default", name: "ov", VolumeResizeRequest(capacity: 96 << 20))
+        #expect(grown.capacity == 96 << 20)
+        _ = try await daemon.waitForLog("stor", "size=196608", timeout: 30)
+        #expect(try await client.info("stor").pid == pid, "the same QEMU, not a restart")
+        await Self.expectError(.wrongState, containing: "can only grow") {
+            _ = try await client.resizeVolume(pool: "default", name: "ov", VolumeResizeRequest(capacity: 32 << 20, shrink: true))
+        }
+
+        // In use: refused, naming the domain; the backing volume is held by its overlay.
+        await Self.expectError(.wrongState, containing: "'stor'") { try await client.deleteVolume(pool: "default", name: "ov") }
+        await Self.expectError(.wrongState, containing: "backing volume") { try await client.deleteVolume(pool: "default", name: "base") }
+        await Self.expectError(.wrongState, containing: "'stor'") { _ = try await client.wipeVolume(pool: "default", name: "ov") }
+
+        _ = try await client.perform(.destroy, on: "stor")
+        #expect(try Self.virtualSize(overlay.path, format: "qcow2") == 96 << 20)
+
+        // A qcow2 naming a backing file the catalog did not record is still refused at define.
+        let foreign = daemon.stateDirectory + "/foreign.qcow2"
+        let make = Process()
+        make.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-img")
+        make.arguments = ["create", "-q", "-f", "qcow2", "-b", base.path, "-F", "raw", foreign]
+        try make.run()
+        make.waitUntilExit()
+        var other = try GuestFixture.spec("foreign")
+        other.disks = [DiskSpec(path: foreign, backing: DiskBacking(path: base.path, format: .raw))]
+        await Self.expectError(.invalidArgument, containing: "backing file") { _ = try await client.define(other) }
+    }
+}

@@ -1,0 +1,105 @@
+import BerthModel
+import BerthQEMU
+import Foundation
+import Synchronization
+
+@testable import BerthServer
+
+/// A `GuestDriver` without QEMU: each start makes a `FakeGuest` whose lifecycle events the test
+/// sends, so the supervisor's policies run in milliseconds. End-to-end tests keep what only
+/// QEMU can show.
+final class FakeGuestDriver: GuestDriver {
+    struct State {
+        var nextPID: Int32 = 1000
+        var started: [FakeGuest] = []
+        /// Guests an earlier daemon "left running", by domain name, for `reattach`.
+        var leftRunning: [String: FakeGuest] = [:]
+        /// Makes the next starts fail with this error.
+        var startError: BerthError?
+        /// How long a start takes (to overlap concurrent operations).
+        var startDelay: Duration = .zero
+    }
+
+    let state = Mutex(State())
+
+    var started: [FakeGuest] { state.withLock { $0.started } }
+    var lastGuest: FakeGuest? { started.last }
+
+    func start(_ spec: DomainSpec, boot: BootFiles?, taps: [Int: Int32], identity: GuestIdentity?) async throws
+        -> any GuestInstance
+    {
+        let delay = state.withLock { $0.startDelay }
+        if delay > .zero { try await Task.sleep(for: delay) }
+        return try state.withLock { state in
+            if let error = state.startError { throw error }
+            state.nextPID += 1
+            let guest = FakeGuest(pid: state.nextPID, spec: spec)
+            state.started.append(guest)
+            return guest
+        }
+    }
+
+    func reattach(_ spec: DomainSpec) async -> (any GuestInstance)? {
+        state.withLock { $0.leftRunning.removeValue(forKey: spec.name) }
+    }
+
+    func consoleLogPath(_ spec: DomainSpec) -> String { "/nonexistent/\(spec.name).log" }
+    func consoleSocketPath(_ spec: DomainSpec) -> String { "/nonexistent/\(spec.name).sock" }
+    func acceleratorVerdict() -> AcceleratorVerdict { AcceleratorVerdict(chosen: .tcg, reason: "fake", checks: []) }
+    func qemuVersion() -> String? { nil }
+}
+
+/// One fake running guest. `emit` plays QEMU's side; `terminate` ends it as SIGTERM would.
+final class FakeGuest: GuestInstance {
+    let pid: Int32
+    let spec: DomainSpec
+    let accel = Accelerator.tcg
+    let events: AsyncStream<GuestEvent>
+    private let continuation: AsyncStream<GuestEvent>.Continuation
+    private let calls = Mutex<[String]>([])
+
+    init(pid: Int32, spec: DomainSpec) {
+        self.pid = pid
+        self.spec = spec
+        (events, continuation) = AsyncStream<GuestEvent>.makeStream()
+    }
+
+    /// What the supervisor asked of this guest, in order (`powerdown`, `reset`, …).
+    var requests: [String] { calls.withLock { $0 } }
+
+    func emit(_ event: GuestEvent) { continuation.yield(event) }
+
+    /// QEMU exiting with `reason` (`guest-shutdown`, `guest-reset`, `guest-panic`, …).
+    func exit(reason: String) {
+        continuation.yield(.shutdown(reason: reason))
+        continuation.yield(.exited)
+        continuation.finish()
+    }
+
+    func powerdown() async throws {
+        calls.withLock { $0.append("powerdown") }
+        // A guest with ACPI powers off.
+        exit(reason: "guest-shutdown")
+    }
+
+    func reset() async throws {
+        calls.withLock { $0.append("reset") }
+        // -no-reboot: QEMU exits on reset.
+        exit(reason: "host-qmp-system-reset")
+    }
+
+    func pause() async throws {
+        calls.withLock { $0.append("pause") }
+        emit(.paused)
+    }
+
+    func resume() async throws {
+        calls.withLock { $0.append("resume") }
+        emit(.resumed)
+    }
+
+    func terminate() async {
+        calls.withLock { $0.append("terminate") }
+        exit(reason: "host-signal")
+    }
+}
