@@ -12,39 +12,39 @@ struct NetworksController<Context: RequestContext> {
             let spec = try await JSONResponse.decode(NetworkSpec.self, from: request)
             return try JSONResponse.make(try await networks.define(spec), status: .created)
         }
-        group.get("networks/:name") { _, context in
-            try JSONResponse.make(try networks.info(try context.parameters.require("name")))
+        group.get("networks/:network") { _, context in
+            try JSONResponse.make(try networks.info(try context.parameters.require("network")))
         }
-        group.delete("networks/:name") { _, context in
-            try await networks.undefine(try context.parameters.require("name"))
+        group.delete("networks/:network") { _, context in
+            try await networks.undefine(try context.parameters.require("network"))
             return Response(status: .noContent)
         }
-        group.post("networks/:name/start") { _, context in
-            try JSONResponse.make(try await networks.start(try context.parameters.require("name")))
+        group.post("networks/:network/start") { _, context in
+            try JSONResponse.make(try await networks.start(try context.parameters.require("network")))
         }
-        group.post("networks/:name/destroy") { _, context in
-            try JSONResponse.make(try await networks.destroy(try context.parameters.require("name")))
+        group.post("networks/:network/destroy") { _, context in
+            try JSONResponse.make(try await networks.destroy(try context.parameters.require("network")))
         }
-        group.put("networks/:name/autostart") { request, context in
+        group.put("networks/:network/autostart") { request, context in
             let body = try await JSONResponse.decode(AutostartBody.self, from: request)
             return try JSONResponse.make(
-                try await networks.setAutostart(try context.parameters.require("name"), body.autostart))
+                try await networks.setAutostart(try context.parameters.require("network"), body.autostart))
         }
-        group.get("networks/:name/leases") { _, context in
-            try JSONResponse.make(try networks.leases(try context.parameters.require("name")))
+        group.get("networks/:network/leases") { _, context in
+            try JSONResponse.make(try networks.leases(try context.parameters.require("network")))
         }
-        group.post("networks/:name/dhcp-hosts") { request, context in
+        group.post("networks/:network/dhcp-hosts") { request, context in
             let host = try await JSONResponse.decode(DHCPHost.self, from: request)
             return try JSONResponse.make(
-                try networks.addReservation(host, network: try context.parameters.require("name")), status: .created)
+                try networks.addReservation(host, network: try context.parameters.require("network")), status: .created)
         }
-        group.delete("networks/:name/dhcp-hosts/:mac") { _, context in
+        group.delete("networks/:network/dhcp-hosts/:mac") { _, context in
             let text = try context.parameters.require("mac")
             guard let mac = MACAddress(text) else {
                 throw BerthError(
                     .invalidArgument, "'\(text)' is not a MAC address.", remedy: "Give it as 52:54:00:12:34:56.")
             }
-            return try JSONResponse.make(try networks.removeReservation(mac: mac, network: try context.parameters.require("name")))
+            return try JSONResponse.make(try networks.removeReservation(mac: mac, network: try context.parameters.require("network")))
         }
     }
 }

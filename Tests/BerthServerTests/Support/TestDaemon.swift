@@ -92,8 +92,9 @@ final class TestDaemon: @unchecked Sendable {
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(20)
-        // All three listeners: the unix socket can be up before the TCP ones are bound.
-        while !Self.accepts(socketPath) || !Self.acceptsTCP(port) || !Self.acceptsTCP(mediaPort) {
+        // All three listeners: the unix socket can be up before the TCP ones are bound. A
+        // namespaced daemon's TCP listeners are on its namespace's loopback, out of reach here.
+        while !Self.accepts(socketPath) || namespace == nil && (!Self.acceptsTCP(port) || !Self.acceptsTCP(mediaPort)) {
             guard Date() < deadline, process.isRunning else {
                 let log = (try? String(contentsOfFile: stateDirectory + "/berthd.log", encoding: .utf8)) ?? ""
                 if log.contains("in use") { throw BerthError(.alreadyExists, "port \(port) in use") }
