@@ -17,6 +17,7 @@ public struct Berth: AsyncParsableCommand {
             PoolDefineAs.self, PoolList.self, PoolInfoCommand.self, PoolStart.self, PoolBuild.self, PoolDestroy.self,
             PoolRefresh.self, PoolAutostart.self, PoolUndefine.self, VolCreateAs.self, VolList.self, VolInfo.self,
             VolPath.self, VolDelete.self, VolWipe.self, VolClone.self, VolResize.self,
+            DomDisplay.self, VNCDisplay.self, DomStatsCommand.self, Top.self,
         ])
 
     public init() {}

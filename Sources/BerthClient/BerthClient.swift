@@ -85,6 +85,21 @@ public struct BerthClient: Sendable {
         try await call(.GET, "/v1/domains/\(Self.escape(name))", as: DomainInfo.self)
     }
 
+    /// Where a running domain's graphical console is.
+    public func display(_ name: String) async throws -> DisplayInfo {
+        try await call(.GET, "/v1/domains/\(Self.escape(name))/display", as: DisplayInfo.self)
+    }
+
+    /// A running domain's counters (process CPU time and memory, disk I/O).
+    public func stats(_ name: String) async throws -> DomainStats {
+        try await call(.GET, "/v1/domains/\(Self.escape(name))/stats", as: DomainStats.self)
+    }
+
+    /// Every running domain's counters.
+    public func allStats() async throws -> [DomainStats] {
+        try await call(.GET, "/v1/stats", as: [DomainStats].self)
+    }
+
     public func define(_ spec: DomainSpec) async throws -> DomainInfo {
         try await call(.POST, "/v1/domains", body: spec, as: DomainInfo.self)
     }

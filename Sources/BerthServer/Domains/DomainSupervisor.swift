@@ -46,6 +46,8 @@ actor DomainSupervisor {
     }
 
     var isRunning: Bool { instance != nil }
+    /// The running guest, for read-only queries that need not wait for queued operations.
+    var runningInstance: (any GuestInstance)? { instance }
 
     /// Runs `operation` after every operation queued before it.
     func serialized<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {

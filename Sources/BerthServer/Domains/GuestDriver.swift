@@ -1,5 +1,6 @@
 import BerthModel
 import BerthQEMU
+import Foundation
 
 /// What a running guest reports to its supervisor.
 public enum GuestEvent: Sendable, Equatable {
@@ -28,6 +29,8 @@ public protocol GuestDriver: Sendable {
     func consoleLogPath(_ spec: DomainSpec) -> String
     /// The live console socket of a running domain.
     func consoleSocketPath(_ spec: DomainSpec) -> String
+    /// The default VNC display's unix socket of a running domain.
+    func vncSocketPath(_ spec: DomainSpec) -> String
     /// The accelerator verdict for this host.
     func acceleratorVerdict() -> AcceleratorVerdict
     /// QEMU's version, nil when QEMU is not installed.
@@ -50,9 +53,22 @@ public protocol GuestInstance: Sendable {
     /// Grows a disk while the guest runs (QMP `block_resize` on the disk's format node
     /// `diskN`); the guest sees the new size at once.
     func blockResize(node: String, bytes: UInt64) async throws
+    /// A read-only QMP query (`query-blockstats`, `query-vnc`), answered while other
+    /// operations run.
+    func query(_ command: String) async throws -> QMP.Value
+}
+
+extension GuestDriver {
+    public func vncSocketPath(_ spec: DomainSpec) -> String {
+        (consoleSocketPath(spec) as NSString).deletingLastPathComponent + "/display/" + RuntimePaths.vncSocketName
+    }
 }
 
 extension GuestInstance {
+    public func query(_ command: String) async throws -> QMP.Value {
+        throw BerthError(.unavailable, "This guest driver has no QMP.", remedy: "Use the QEMU driver.")
+    }
+
     public func blockResize(node: String, bytes: UInt64) async throws {
         throw BerthError(.unavailable, "This guest driver cannot resize disks live.", remedy: "Shut the domain off and resize then.")
     }

@@ -58,6 +58,7 @@ public struct QEMUGuestDriver: GuestDriver {
 
     public func consoleLogPath(_ spec: DomainSpec) -> String { paths(spec).consoleLog }
     public func consoleSocketPath(_ spec: DomainSpec) -> String { paths(spec).consoleSocket }
+    public func vncSocketPath(_ spec: DomainSpec) -> String { paths(spec).vncSocket }
     public func acceleratorVerdict() -> AcceleratorVerdict { verdict }
     public func qemuVersion() -> String? { version }
 
@@ -131,6 +132,14 @@ struct QEMUGuest: GuestInstance {
             throw BerthError(
                 .unavailable, "QEMU could not resize \(node): \(error)",
                 remedy: "The size must be a multiple of 512 bytes and not below the current size; see 'berth log' for the guest's side.")
+        }
+    }
+
+    func query(_ command: String) async throws -> QMP.Value {
+        do {
+            return try await process.qmp.execute(command, timeout: .seconds(5))
+        } catch {
+            throw BerthError(.unavailable, "QEMU did not answer \(command): \(error)", remedy: "See 'berth log' and the domain's QEMU log.")
         }
     }
 
