@@ -97,7 +97,7 @@ struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
         -> Response
     {
         let path = request.uri.path
-        if path == "/ui" || path == "/ui/login" || path.hasPrefix("/ui/login?") {
+        if path == "/ui/login" {
             return try await next(request, context)  // the login page itself, and the form's POST
         }
         let given = request.headers[.authorization].flatMap { header in
@@ -110,7 +110,7 @@ struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
             try Self.checkSessionRequest(request, session: session)
             return try await next(request, context)
         }
-        if path.hasPrefix("/ui/") {
+        if path == "/ui" || path.hasPrefix("/ui/") {
             return WebSessions.redirect(to: "/ui/login")
         }
         throw BerthError(

@@ -31,7 +31,6 @@ struct WebUI<Context: RequestContext> {
     }
 
     func add(to router: Router<Context>) {
-        router.get("ui") { _, _ in WebSessions.redirect(to: "/ui/") }
         router.get("ui/login") { _, _ in try Self.page("login.html", replacing: ["{{ERROR}}": ""]) }
         router.post("ui/login") { request, _ in try await login(request) }
         router.post("ui/logout") { request, _ in

@@ -189,7 +189,7 @@ async function openSerial(name) {
   const holder = document.getElementById('terminal');
   if (!window.Terminal) { showMessage(await missingLibrary('/ui/xterm-bundle.js')); return; }
   if (!terminal) {
-    terminal = new window.Terminal({ cols: 100, rows: 30, rendererType: 'dom', convertEol: false });
+    terminal = new window.Terminal({ cols: 100, rows: 30, rendererType: 'dom', theme: { foreground: '#e8e8e8', background: '#000000' } });
     terminal.open(holder);
     terminal.on('data', data => {
       if (terminalSocket && terminalSocket.readyState === WebSocket.OPEN) terminalSocket.send(new TextEncoder().encode(data));
