@@ -70,14 +70,26 @@ import Testing
         _ = try await daemon.client.define(try GuestFixture.spec("web2"))
         let noCSRF = try await HTTP.post(base + "/v1/domains/web2/start", body: "", headers: ["Cookie": session])
         #expect(noCSRF.status == 401 && noCSRF.body.contains("X-Berth-CSRF"))
-        // A WebSocket upgrade without a token or session is refused; with a token, a guest
-        // that is off gets the API's error naming the state.
+        // A WebSocket upgrade without a token or session is refused (no 101); with the token
+        // it is switched to the guest's console. A plain GET of the path says it is a WebSocket.
         let upgrade = ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="]
-        #expect(try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: upgrade).status == 401)
-        let off = try await HTTP.get(base + "/v1/domains/web2/vnc", headers: upgrade.merging(["Authorization": "Bearer \(daemon.token)"]) { $1 })
-        #expect(off.status == 409 && off.body.contains("no graphical console"))
-        let plain = try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: ["Authorization": "Bearer \(daemon.token)"])
+        let bearer = ["Authorization": "Bearer \(daemon.token)"]
+        let offline = try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: upgrade.merging(bearer) { $1 })
+        #expect(offline.status == 400, "a console of a guest that is off")
+        _ = try await daemon.client.perform(.start, on: "web2")
+        #expect(try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: upgrade).status == 400)
+        let crossSite = upgrade.merging(["Cookie": session, "Origin": "http://evil.example"]) { $1 }
+        #expect(try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: crossSite).status == 400)
+        let switched = try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: upgrade.merging(bearer) { $1 })
+        #expect(switched.status == 101)
+        let sameSite = upgrade.merging(["Cookie": session, "Origin": base]) { $1 }
+        #expect(try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: sameSite).status == 101)
+        let plain = try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: bearer)
         #expect(plain.status == 400 && plain.body.contains("WebSocket"))
+        // No graphics: the display says how to add them.
+        let display = try await HTTP.get(base + "/v1/domains/web2/display", headers: bearer)
+        #expect(display.status == 409 && display.body.contains("graphics"), "\(display.body)")
+        _ = try await daemon.client.perform(.destroy, on: "web2")
     }
 
     @Test func domstatsTopAndMetricsShowABusyGuestsCPU() async throws {
@@ -188,6 +200,7 @@ enum HTTP {
             let text = String(decoding: received, as: UTF8.self)
             if let split = text.range(of: "\r\n\r\n") {
                 let head = text[..<split.lowerBound].lowercased()
+                if head.hasPrefix("http/1.1 101") { break }
                 if let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
                     let length = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)),
                     text[split.upperBound...].utf8.count >= length
