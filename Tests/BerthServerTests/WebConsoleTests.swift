@@ -107,13 +107,15 @@ import Testing
         try await Task.sleep(for: .seconds(2))
         let second = try await daemon.client.stats("spin")
         let busy = (second.cpuSeconds - first.cpuSeconds) / second.time.timeIntervalSince(first.time)
-        #expect(busy > 0.5, "a spinning guest used \(busy * 100) % of a core")
+        // An idle TCG test guest uses about 1 % of a core; a spinning one all it gets, which on a
+        // shared 2-core machine running other tests at once can be a third: 15 % tells them apart.
+        #expect(busy > 0.15, "a spinning guest used \(busy * 100) % of a core")
         #expect(second.rssBytes > 16 << 20)
 
         let top = try await BerthRun.run(["top", "--batch", "--iterations", "2", "--delay", "1"], state: daemon.stateDirectory)
         let row = top.stdout.split(separator: "\n").last { $0.hasPrefix("spin") }.map(String.init) ?? ""
         let percent = row.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.flatMap { Double($0) } ?? 0
-        #expect(percent > 50, "berth top: \(top.stdout)")
+        #expect(percent > 15, "berth top: \(top.stdout)")
 
         let domstats = try await BerthRun.run(["domstats", "spin"], state: daemon.stateDirectory)
         #expect(domstats.stdout.contains("cpu.time=") && domstats.stdout.contains("memory.rss="))
