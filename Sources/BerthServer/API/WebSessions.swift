@@ -97,8 +97,8 @@ struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
         -> Response
     {
         let path = request.uri.path
-        if path == "/ui/login" {
-            return try await next(request, context)  // the login page itself, and the form's POST
+        if path == "/ui/login" || path == "/ui/style.css" {
+            return try await next(request, context)  // the login page, its form's POST and its style
         }
         let given = request.headers[.authorization].flatMap { header in
             header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : nil
