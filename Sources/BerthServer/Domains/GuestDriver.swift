@@ -24,6 +24,10 @@ public protocol GuestDriver: Sendable {
     /// Finds a guest left running by an earlier daemon, checking that its PID still
     /// belongs to this domain's UUID.
     func reattach(_ spec: DomainSpec) async -> (any GuestInstance)?
+    /// Launches the guest with its vCPUs stopped (`-S`); with `incoming`, waiting for its state
+    /// (`-incoming defer`) for `GuestInstance.restore` to fill in.
+    func startPaused(_ spec: DomainSpec, boot: BootFiles?, identity: GuestIdentity?, incoming: Bool) async throws
+        -> any GuestInstance
     /// Where the domain's serial console is logged.
     func consoleLogPath(_ spec: DomainSpec) -> String
     /// The live console socket of a running domain.
@@ -50,9 +54,40 @@ public protocol GuestInstance: Sendable {
     /// Grows a disk while the guest runs (QMP `block_resize` on the disk's format node
     /// `diskN`); the guest sees the new size at once.
     func blockResize(node: String, bytes: UInt64) async throws
+    /// Writes the (paused) guest's memory and device state to `descriptor`, from its offset.
+    func save(to descriptor: Int32, progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws
+    /// Loads state written by `save` from `descriptor` into a guest from `startIncoming`; the
+    /// guest stays paused.
+    func restore(from descriptor: Int32, length: UInt64, progress: @escaping @Sendable (UInt64, UInt64) -> Void)
+        async throws
+    /// Runs an internal snapshot job: `snapshot-save`, `snapshot-load` or `snapshot-delete`
+    /// on format nodes `devices`, with the memory state in `vmstate`.
+    func snapshot(_ command: String, tag: String, vmstate: String?, devices: [String]) async throws
+}
+
+extension GuestDriver {
+    public func startPaused(_ spec: DomainSpec, boot: BootFiles?, identity: GuestIdentity?, incoming: Bool) async throws
+        -> any GuestInstance
+    {
+        throw BerthError(.unavailable, "This guest driver cannot restore saved guests.")
+    }
 }
 
 extension GuestInstance {
+    public func save(to descriptor: Int32, progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws {
+        throw BerthError(.unavailable, "This guest driver cannot save guests.")
+    }
+
+    public func restore(
+        from descriptor: Int32, length: UInt64, progress: @escaping @Sendable (UInt64, UInt64) -> Void
+    ) async throws {
+        throw BerthError(.unavailable, "This guest driver cannot restore saved guests.")
+    }
+
+    public func snapshot(_ command: String, tag: String, vmstate: String?, devices: [String]) async throws {
+        throw BerthError(.unavailable, "This guest driver cannot take snapshots.")
+    }
+
     public func blockResize(node: String, bytes: UInt64) async throws {
         throw BerthError(.unavailable, "This guest driver cannot resize disks live.", remedy: "Shut the domain off and resize then.")
     }
