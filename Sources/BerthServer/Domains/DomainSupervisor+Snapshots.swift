@@ -74,11 +74,11 @@ extension DomainSupervisor {
             var done: [String] = []
             do {
                 for disk in disks {
-                    try await QEMUImg.run(["snapshot", "-c", request.name, "-f", "qcow2", disk.path])
+                    try await QEMUImg.run(["snapshot", "-c", request.name] + Self.imageOptions(disk.path))
                     done.append(disk.path)
                 }
             } catch {
-                for path in done { _ = try? await QEMUImg.run(["snapshot", "-d", request.name, "-f", "qcow2", path]) }
+                for path in done { _ = try? await QEMUImg.run(["snapshot", "-d", request.name] + Self.imageOptions(path)) }
                 throw error
             }
             memory = false
@@ -155,7 +155,7 @@ extension DomainSupervisor {
                     "Snapshot '\(snapshot)' holds disks only (it was taken while '\(name)' was shut off), and the guest is running on them.",
                     remedy: "Stop it first ('berth destroy \(name)'), then revert.")
             }
-            for disk in disks { try await QEMUImg.run(["snapshot", "-a", snapshot, "-f", "qcow2", disk.path]) }
+            for disk in disks { try await QEMUImg.run(["snapshot", "-a", snapshot] + Self.imageOptions(disk.path)) }
         }
         publish(.snapshotReverted, detail: snapshot)
     }
@@ -168,15 +168,21 @@ extension DomainSupervisor {
         publish(.snapshotDeleted, detail: snapshot)
     }
 
+    /// `qemu-img snapshot` has no `-f`: name the recorded format with `--image-opts`, so the
+    /// image is never probed (a guest-written header must not choose the driver).
+    static func imageOptions(_ path: String) -> [String] {
+        ["--image-opts", "driver=qcow2,file.driver=file,file.filename=" + path.replacingOccurrences(of: ",", with: ",,")]
+    }
+
     private func removeFromImages(_ snapshot: String, disks: [(path: String, node: String)]) async throws {
         if let instance {
             try await instance.snapshot("snapshot-delete", tag: snapshot, vmstate: nil, devices: disks.map(\.node))
         } else {
             for disk in disks {
-                let listing = try await QEMUImg.run(["snapshot", "-l", "-f", "qcow2", disk.path])
+                let listing = try await QEMUImg.run(["snapshot", "-l"] + Self.imageOptions(disk.path))
                 // An image that lacks it (removed by hand) is fine: the goal is that it is gone.
                 guard listing.output.split(separator: "\n").contains(where: { $0.split(separator: " ").dropFirst().first.map(String.init) == snapshot }) else { continue }
-                try await QEMUImg.run(["snapshot", "-d", snapshot, "-f", "qcow2", disk.path])
+                try await QEMUImg.run(["snapshot", "-d", snapshot] + Self.imageOptions(disk.path))
             }
         }
     }
