@@ -163,7 +163,7 @@ public enum Extraction {
         while offset < bytes.count {
             try checkTime()
             let count = min(chunk, bytes.count - offset)
-            let n = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress! + offset, count) }
+            let n = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress.map { $0 + offset }, count) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw BootError.write(path: path, errno: errno)

@@ -153,7 +153,7 @@ public final class FileSource: ByteSource {
         let buffer = [UInt8](unsafeUninitializedCapacity: count) { raw, initialized in
             var done = 0
             while done < count {
-                let got = pread(fd, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                let got = pread(fd, raw.baseAddress.map { $0 + done }, count - done, off_t(offset) + off_t(done))
                 if got < 0 {
                     if errno == EINTR { continue }
                     failure = .ioError(offset: offset + UInt64(done), errno: errno)

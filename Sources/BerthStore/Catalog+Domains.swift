@@ -47,36 +47,39 @@ extension Catalog {
     @discardableResult
     public func update(_ spec: DomainSpec) throws -> DomainSpec {
         try spec.validate()
-        return try writer.write { db in
-            var spec = spec
-            guard
-                let row = try Row.fetchOne(
-                    db, sql: "SELECT id, uuid, spec FROM domain WHERE name = ?", arguments: [spec.name])
-            else { throw BerthError.unknownDomain(spec.name) }
-            let id: Int64 = row["id"]
-            let uuid: String = row["uuid"]
-            // A NIC given without a MAC keeps the one it had (as the install phases rely on):
-            // a guest's address must not change because its definition was edited.
-            if let old = try? JSONDecoder().decode(DomainSpec.self, from: Data((row["spec"] as String).utf8)) {
-                for index in spec.nics.indices where spec.nics[index].mac == nil && index < old.nics.count {
-                    spec.nics[index].mac = old.nics[index].mac
-                }
+        return try writer.write { db in try replace(spec, db: db) }
+    }
+
+    /// `update`'s work inside a transaction the caller holds.
+    private func replace(_ spec: DomainSpec, db: Database) throws -> DomainSpec {
+        var spec = spec
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT id, uuid, spec FROM domain WHERE name = ?", arguments: [spec.name])
+        else { throw BerthError.unknownDomain(spec.name) }
+        let id: Int64 = row["id"]
+        let uuid: String = row["uuid"]
+        // A NIC given without a MAC keeps the one it had (as the install phases rely on):
+        // a guest's address must not change because its definition was edited.
+        if let old = try? JSONDecoder().decode(DomainSpec.self, from: Data((row["spec"] as String).utf8)) {
+            for index in spec.nics.indices where spec.nics[index].mac == nil && index < old.nics.count {
+                spec.nics[index].mac = old.nics[index].mac
             }
-            guard uuid == spec.uuid.uuidString else {
-                throw BerthError(
-                    .invalidArgument, "The new definition of '\(spec.name)' has another UUID (\(spec.uuid)).",
-                    remedy: "Keep the UUID \(uuid) or leave 'uuid' out.")
-            }
-            try db.execute(sql: "DELETE FROM nic WHERE domainId = ?", arguments: [id])
-            try db.execute(sql: "DELETE FROM disk WHERE domainId = ?", arguments: [id])
-            try assignMACs(&spec, db: db, excluding: id)
-            try checkDisks(spec, db: db, excluding: id)
-            try db.execute(
-                sql: "UPDATE domain SET spec = ?, memory = ?, vcpus = ?, autostart = ?, updatedAt = ? WHERE id = ?",
-                arguments: [try Self.json(spec), spec.memory, spec.vcpus, spec.autostart, Date(), id])
-            try insertClaims(spec, id: id, db: db)
-            return spec
         }
+        guard uuid == spec.uuid.uuidString else {
+            throw BerthError(
+                .invalidArgument, "The new definition of '\(spec.name)' has another UUID (\(spec.uuid)).",
+                remedy: "Keep the UUID \(uuid) or leave 'uuid' out.")
+        }
+        try db.execute(sql: "DELETE FROM nic WHERE domainId = ?", arguments: [id])
+        try db.execute(sql: "DELETE FROM disk WHERE domainId = ?", arguments: [id])
+        try assignMACs(&spec, db: db, excluding: id)
+        try checkDisks(spec, db: db, excluding: id)
+        try db.execute(
+            sql: "UPDATE domain SET spec = ?, memory = ?, vcpus = ?, autostart = ?, updatedAt = ? WHERE id = ?",
+            arguments: [try Self.json(spec), spec.memory, spec.vcpus, spec.autostart, Date(), id])
+        try insertClaims(spec, id: id, db: db)
+        return spec
     }
 
     /// Removes a domain and frees its name, MACs and disks.
@@ -185,16 +188,22 @@ extension Catalog {
 
     /// Replaces the definition with the stored next one, if any, and clears it.
     /// - Returns: whether the domain should start now; nil when there was none.
+    /// One transaction: a berthd killed at any point has either switched and cleared the next
+    /// definition, or done neither (never switched twice, never lost the switch).
     public func applyNextDefinition(_ name: String) throws -> Bool? {
-        let pending = try writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT nextSpec, nextStart FROM domain WHERE name = ?", arguments: [name])
+        try writer.write { db in
+            guard
+                let pending = try Row.fetchOne(
+                    db, sql: "SELECT uuid, nextSpec, nextStart FROM domain WHERE name = ?", arguments: [name])
+            else { throw BerthError.unknownDomain(name) }
+            guard let text = pending["nextSpec"] as String? else { return nil }
+            var spec = try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
+            if let uuid = UUID(uuidString: pending["uuid"]) { spec.uuid = uuid }
+            try spec.validate()
+            _ = try replace(spec, db: db)
+            try db.execute(sql: "UPDATE domain SET nextSpec = NULL, nextStart = 0 WHERE name = ?", arguments: [name])
+            return pending["nextStart"] as Bool
         }
-        guard let pending, let text = pending["nextSpec"] as String? else { return nil }
-        var spec = try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
-        spec.uuid = try domain(named: name).spec.uuid
-        try update(spec)
-        try setNextDefinition(name, nil, start: false)
-        return pending["nextStart"] as Bool
     }
 
     // MARK: - Helpers

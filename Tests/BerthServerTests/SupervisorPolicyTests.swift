@@ -190,3 +190,23 @@ import Testing
         #expect(try host.state("c") == .shutoff)
     }
 }
+
+extension SupervisorPolicyTests {
+    /// A catalog from before formats were recorded: each disk's format is read once from its
+    /// content when berthd starts, and the domain's notes say so.
+    @Test func oldCatalogsGetTheirDiskFormatsRecordedOnce() async throws {
+        let host = try Host()
+        defer { host.remove() }
+        let raw = host.directory + "/old.img"
+        #expect(FileManager.default.createFile(atPath: raw, contents: Data(count: 4096)))
+        var spec = DomainSpec(name: "old", memory: 128)
+        spec.disks = [DiskSpec(path: raw)]
+        _ = try host.hypervisor.catalog.define(spec)  // as an older berthd stored it: no format
+        #expect(try host.hypervisor.catalog.domain(named: "old").spec.disks.first?.format == nil)
+
+        await host.hypervisor.recoverAll()
+        let recorded = try host.hypervisor.catalog.domain(named: "old").spec
+        #expect(recorded.disks.first?.format == .raw)
+        #expect(recorded.notes.contains { $0.contains("format raw recorded") })
+    }
+}

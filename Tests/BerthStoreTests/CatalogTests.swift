@@ -99,3 +99,33 @@ struct TemporaryCatalog {
         #expect(try reopened.summaries().first?.autostart == true)
     }
 }
+
+extension CatalogTests {
+    /// The switch to an install's next definition is one transaction: when it fails part way
+    /// (a crash simulated by a trigger that aborts the clearing of `nextSpec`), nothing of it
+    /// is kept; the old definition stays with its next one pending, to be applied exactly once.
+    @Test func applyingTheNextDefinitionIsAllOrNothing() throws {
+        let store = try TemporaryCatalog()
+        var installer = spec("devel1")
+        installer.cmdline = "installer"
+        let stored = try store.catalog.define(installer)
+        var installed = stored
+        installed.cmdline = "installed"
+        try store.catalog.setNextDefinition("devel1", installed, start: true)
+
+        try store.catalog.writer.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER crash_before_clear BEFORE UPDATE OF nextSpec ON domain
+                    WHEN NEW.nextSpec IS NULL BEGIN SELECT RAISE(ABORT, 'simulated crash'); END
+                    """)
+        }
+        #expect(throws: (any Error).self) { try store.catalog.applyNextDefinition("devel1") }
+        #expect(try store.catalog.domain(named: "devel1").spec.cmdline == "installer")
+
+        try store.catalog.writer.write { db in try db.execute(sql: "DROP TRIGGER crash_before_clear") }
+        #expect(try store.catalog.applyNextDefinition("devel1") == true)
+        #expect(try store.catalog.domain(named: "devel1").spec.cmdline == "installed")
+        #expect(try store.catalog.applyNextDefinition("devel1") == nil)
+    }
+}

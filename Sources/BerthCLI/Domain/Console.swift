@@ -166,7 +166,7 @@ enum StandardOutput {
     static func write(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { raw in Glibc.write(STDOUT_FILENO, raw.baseAddress! + offset, bytes.count - offset) }
+            let n = bytes.withUnsafeBytes { raw in Glibc.write(STDOUT_FILENO, raw.baseAddress.map { $0 + offset }, bytes.count - offset) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw Closed()

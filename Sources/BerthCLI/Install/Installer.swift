@@ -2,6 +2,7 @@ import BerthClient
 import BerthFormats
 import BerthHost
 import BerthModel
+import BerthQEMU
 import Foundation
 import Synchronization
 
@@ -111,7 +112,7 @@ struct Installer {
         var createdByIndex: [Int: String] = [:]
         for disk in disks where disk.create {
             do {
-                try createDisk(disk)
+                try await createDisk(disk)
             } catch {
                 removeDisks(created)
                 throw error
@@ -386,18 +387,13 @@ struct Installer {
 
     // MARK: - Disks
 
-    func createDisk(_ disk: PlannedDisk) throws {
+    func createDisk(_ disk: PlannedDisk) async throws {
         guard let size = disk.sizeBytes else { return }
         try FileManager.default.createDirectory(
             atPath: (disk.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let arguments = ["create", "-q", "-f", disk.format.rawValue, disk.path, "\(size >> 20)M"]
         step("qemu-img \(arguments.joined(separator: " "))")
-        let result = try HostCommand.run("qemu-img", arguments)
-        guard result.status == 0 else {
-            throw BerthError(
-                .unavailable, "qemu-img could not create \(disk.path): \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))",
-                remedy: "Check the directory's permissions and free space.")
-        }
+        try await QEMUImg.run(arguments, timeout: .seconds(600))
         InstallOutput.err("Created disk \(disk.path) (\(size >> 20) MiB \(disk.format.rawValue)).")
     }
 
@@ -589,30 +585,5 @@ final class ProgressMeter: Sendable {
         let text = String(format: "  %@: %.1f", label, Double(done) / 1_048_576) + (total.map { String(format: " of %.1f MiB", Double($0) / 1_048_576) } ?? " MiB")
         FileHandle.standardError.write(Data((isTerminal ? "\r" + text : text + "\n").utf8))
         if isTerminal, done == total { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-}
-
-/// Host tools run with argument arrays, never a shell string.
-enum HostCommand {
-    struct Result {
-        var status: Int32
-        var output: String
-    }
-
-    static func run(_ tool: String, _ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [tool] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do {
-            try process.run()
-        } catch {
-            throw BerthError(.unavailable, "Cannot run \(tool): \(error)", remedy: "Install it (qemu-utils for qemu-img).")
-        }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
     }
 }
