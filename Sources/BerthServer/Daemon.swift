@@ -27,6 +27,7 @@ public enum Daemon {
         StorageController(hypervisor: hypervisor).add(to: v1)
         MetricsController(hypervisor: hypervisor).add(to: router)
         WebUI(sessions: sessions, token: token).add(to: router)
+        SavesController(hypervisor: hypervisor).add(to: v1)
         return router
     }
 
@@ -47,7 +48,8 @@ public enum Daemon {
         return name.contains(":") ? "[\(name)]:\(port)" : "\(name):\(port)"
     }
 
-    /// Runs until SIGTERM/SIGINT. Guests keep running after the daemon stops.
+    /// Runs until SIGTERM/SIGINT. Guests keep running after the daemon stops, unless
+    /// `onShutdown` is `.save`: then each is saved and resumed by the next berthd.
     public static func run(
         configuration: DaemonConfiguration, driver: any GuestDriver, bootPreparer: BootPreparer, logger: Logger
     ) async throws {
@@ -135,6 +137,10 @@ public enum Daemon {
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        if configuration.onShutdown == .save {
+            // The listeners are closed: nothing starts a guest while they are being saved.
+            await hypervisor.saveRunningGuests { logger.notice("\($0)") }
+        }
         withExtendedLifetime(lock) {}
     }
 
