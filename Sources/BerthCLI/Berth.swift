@@ -19,6 +19,9 @@ public struct Berth: AsyncParsableCommand {
             VolPath.self, VolDelete.self, VolWipe.self, VolClone.self, VolResize.self, NetDefine.self, NetUndefine.self,
             NetStart.self, NetDestroy.self, NetList.self, NetInfo.self, NetDumpXML.self, NetAutostart.self,
             NetDHCPLeases.self, NetUpdate.self,
+            DomDisplay.self, VNCDisplay.self, DomStatsCommand.self, Top.self,
+            Save.self, Restore.self, ManagedSave.self, ManagedSaveRemove.self, SnapshotCreateAs.self,
+            SnapshotList.self, SnapshotInfoCommand.self, SnapshotRevert.self, SnapshotDelete.self,
         ])
 
     public init() {}

@@ -17,7 +17,21 @@ final class OperationRegistry: Sendable {
     private let retention: TimeInterval = 600
 
     func run(domain: String, action: String, _ body: @escaping @Sendable () async throws -> Void) -> OperationInfo {
+        runWithProgress(domain: domain, action: action) { _ in try await body() }
+    }
+
+    /// Like `run`, for operations that move data: `body` reports bytes done and the total,
+    /// which `get` shows as the operation's `progress`.
+    func runWithProgress(
+        domain: String, action: String,
+        _ body: @escaping @Sendable (_ progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws -> Void
+    ) -> OperationInfo {
         let id = UUID().uuidString.lowercased()
+        let progress: @Sendable (UInt64, UInt64) -> Void = { [weak self] bytes, total in
+            self?.entries.withLock { table in
+                table[id]?.info.progress = OperationProgress(bytes: bytes, total: total)
+            }
+        }
         let info = OperationInfo(id: id, domain: domain, action: action, status: .running)
         // Registered under the lock before the task can finish, so its result is never lost.
         entries.withLock { table in
@@ -26,10 +40,12 @@ final class OperationRegistry: Sendable {
             let task = Task {
                 var result = info
                 do {
-                    try await body()
+                    try await body(progress)
+                    result.progress = self.entries.withLock { $0[id]?.info.progress }
                     result.status = .succeeded
                 } catch {
                     result.status = .failed
+                    result.progress = self.entries.withLock { $0[id]?.info.progress }
                     result.error = (error as? BerthError) ?? BerthError(.internal, "\(error)")
                 }
                 self.finish(result)
