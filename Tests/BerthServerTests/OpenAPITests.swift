@@ -51,16 +51,21 @@ import Testing
     /// left out (a stream that never ends by itself); media paths are another listener's.
     @Test func fuzzedRequestsNeverMakeA5xx() async throws {
         guard let schemathesis = Self.tool("schemathesis") else { return }
-        let daemon = try await TestDaemon()
+        // As root, in a network namespace of its own: the fuzzer may define and start networks
+        // (bridges, nft tables, IP forwarding), which must never reach the machine's own.
+        let namespace = getuid() == 0 ? try TestNamespace("fuzz") : nil
+        defer { namespace?.destroy() }
+        let daemon = try await TestDaemon(namespace: namespace)
         defer { daemon.tearDown() }
+        let (tool, prefix) = namespace.map { ("/usr/bin/env", ["ip", "netns", "exec", $0.name, schemathesis]) } ?? (schemathesis, [])
         let started = Date()
         let result = try await withCheckedThrowingContinuation { continuation in
             Thread {
                 continuation.resume(
                     with: Result {
                         try Self.run(
-                            schemathesis,
-                            [
+                            tool,
+                            prefix + [
                                 "run", Self.document, "--url", "http://127.0.0.1:\(daemon.port)",
                                 "-H", "Authorization: Bearer \(daemon.token)", "--checks", "not_a_server_error",
                                 "--include-path-regex", "^/v1/", "--exclude-path", "/v1/events", "--max-examples", "25",
