@@ -92,9 +92,7 @@ public enum Daemon {
         var services: [any Service] = [
             Listener(
                 Application(
-                    router: unixRouter, server: .http1WebSocketUpgrade(
-                        webSocketRouter: unixRouter,
-                        configuration: .init(http1: .init(idleTimeout: .seconds(idle)), ws: .init(maxFrameSize: 1 << 20))),
+                    router: unixRouter, server: .apiServer(webSocketRouter: unixRouter, idle: .seconds(idle)),
                     configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "berthd"),
                     onServerRunning: { _ in chmod(socketPath, 0o660) },
                     logger: logger),
@@ -109,9 +107,7 @@ public enum Daemon {
             services.append(
                 Listener(
                     Application(
-                        router: tcpRouter, server: .http1WebSocketUpgrade(
-                        webSocketRouter: tcpRouter,
-                        configuration: .init(http1: .init(idleTimeout: .seconds(idle)), ws: .init(maxFrameSize: 1 << 20))),
+                        router: tcpRouter, server: .apiServer(webSocketRouter: tcpRouter, idle: .seconds(idle)),
                         configuration: .init(
                             address: .hostname(host.isEmpty ? "0.0.0.0" : host, port: configuration.tcpPort),
                             serverName: "berthd"),
