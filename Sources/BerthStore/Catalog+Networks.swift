@@ -151,8 +151,10 @@ extension Catalog {
     /// A domain NIC that names its address (`{"network": "default", "ip": "…"}`) reserves it
     /// on that network, in the same transaction as the domain's definition.
     func claimAddresses(_ spec: DomainSpec, domainID: Int64, db: Database) throws {
-        for nic in spec.nics where nic.mode == .network {
-            guard let ip = nic.ip, let name = nic.network, let mac = nic.mac else { continue }
+        for nic in spec.nics where nic.mode == .network || nic.mode == .route {
+            guard let ip = nic.ip, let mac = nic.mac else { continue }
+            // A Xen vif-route NIC with ip= and no network: the routed network holding that address.
+            guard let name = try nic.network ?? Self.routedNetwork(containing: ip, db: db) else { continue }
             guard let record = try? Self.networkRow(named: name, db: db) else {
                 throw BerthError(
                     .notFound, "Domain '\(spec.name)' reserves \(ip) on network '\(name)', which is not defined.",
@@ -167,6 +169,16 @@ extension Catalog {
             try Self.insertReservation(
                 host, networkID: try Self.networkID(name, db: db), network: record.spec, domainID: domainID, db: db)
         }
+    }
+
+    /// The routed network whose subnet holds `ip` (where a Xen `vif-route` NIC belongs).
+    public func routedNetwork(containing ip: String) throws -> String? {
+        try writer.read { db in try Self.routedNetwork(containing: ip, db: db) }
+    }
+
+    static func routedNetwork(containing ip: String, db: Database) throws -> String? {
+        guard let address = IPv4Address(ip) else { return nil }
+        return try networkRows(db).first { $0.spec.mode == .routed && $0.spec.subnet?.contains(address) == true }?.spec.name
     }
 
     // MARK: - Helpers

@@ -138,7 +138,9 @@ import Testing
 
         // Two NICs, public and private, as the seed's front-end guests had.
         let r = try Self.guest(
-            "routed", nics: [NICSpec(mode: .network, network: "public", ip: "10.52.0.10"), NICSpec(mode: .network, network: "private", ip: "10.53.0.10")],
+            // The public NIC as a Xen vif-route line imports (`script=vif-route,ip=…`): the routed
+            // network holding its address takes it.
+            "routed", nics: [NICSpec(mode: .route, ip: "10.52.0.10"), NICSpec(mode: .network, network: "private", ip: "10.53.0.10")],
             run: Self.fetch("10.78.0.2", timeout: 5))
         // An isolated guest given a way out by hand still gets nowhere.
         let i = try Self.guest(

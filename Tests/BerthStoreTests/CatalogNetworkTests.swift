@@ -32,6 +32,14 @@ import Testing
         #expect(try store.catalog.network(named: "lan").spec.hosts.isEmpty)
     }
 
+    @Test func aXenVifRouteNICReservesOnTheRoutedNetworkHoldingItsAddress() throws {
+        let store = try TemporaryCatalog()
+        try store.catalog.defineNetwork(NetworkSpec(name: "public", mode: .routed, bridge: "virbr3", address: "10.7.0.1/24"))
+        try store.catalog.define(DomainSpec(name: "front", kernel: "/k", nics: [NICSpec(mode: .route, ip: "10.7.0.20")]))
+        #expect(try store.catalog.network(named: "public").spec.hosts.map(\.ip) == ["10.7.0.20"])
+        #expect(try store.catalog.routedNetwork(containing: "10.8.0.1") == nil)
+    }
+
     @Test func reservationsAreCheckedAgainstTheSubnetAndEachOther() throws {
         let store = try TemporaryCatalog()
         try store.catalog.defineNetwork(network("lan", "10.1.0.1/24", bridge: "virbr0"))

@@ -77,7 +77,7 @@ public final class Hypervisor: Sendable {
         let spec = try recordedForCatalog(spec)
         try checkAgainstHost(spec)
         let stored = try catalog.define(spec)
-        networks.refreshReservations(Self.reservedOn(stored))
+        networks.refreshReservations(reservedOn(stored))
         hub.publish(LifecycleEvent(domain: stored.name, kind: .defined, state: .shutoff))
         return try info(stored.name)
     }
@@ -87,7 +87,7 @@ public final class Hypervisor: Sendable {
         try checkAgainstHost(spec)
         let previous = try? catalog.domain(named: spec.name).spec
         let stored = try catalog.update(spec)
-        networks.refreshReservations(Self.reservedOn(stored).union(previous.map(Self.reservedOn) ?? []))
+        networks.refreshReservations(reservedOn(stored).union(previous.map { reservedOn($0) } ?? []))
         hub.publish(LifecycleEvent(domain: stored.name, kind: .updated, state: try catalog.domain(named: stored.name).state))
         return try info(stored.name)
     }
@@ -102,7 +102,7 @@ public final class Hypervisor: Sendable {
         }
         let managed = try catalog.managedSave(name)
         try catalog.undefine(name)
-        networks.refreshReservations(Self.reservedOn(record.spec))
+        networks.refreshReservations(reservedOn(record.spec))
         supervisors.withLock { _ = $0.removeValue(forKey: name) }
         // Its saved state can never be restored without the definition (the catalog row went with it).
         if let managed { unlink(managed.path) }
@@ -114,8 +114,10 @@ public final class Hypervisor: Sendable {
     }
 
     /// The networks on which a domain's NICs reserve addresses.
-    static func reservedOn(_ spec: DomainSpec) -> Set<String> {
-        Set(spec.nics.filter { $0.mode == .network && $0.ip != nil }.compactMap(\.network))
+    func reservedOn(_ spec: DomainSpec) -> Set<String> {
+        Set(spec.nics.filter { $0.ip != nil }.compactMap { nic in
+            nic.network ?? (nic.mode == .route ? nic.ip.flatMap { try? catalog.routedNetwork(containing: $0) } : nil)
+        })
     }
 
     public func info(_ name: String) throws -> DomainInfo {

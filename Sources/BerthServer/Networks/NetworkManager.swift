@@ -279,10 +279,12 @@ actor NetworkManager {
                             remedy: "Create it, or attach the NIC to a network ({\"network\": \"default\"}); 'ip link show type bridge' lists bridges.")
                     }
                 } else {
-                    guard let name = Self.networkName(of: nic) else {
+                    let routed = nic.mode == .route ? try nic.ip.flatMap(catalog.routedNetwork(containing:)) : nil
+                    guard let name = Self.networkName(of: nic) ?? routed else {
                         throw BerthError(
-                            .invalidArgument, "NIC \(index) of '\(spec.name)' (\(nic.mode.rawValue)) names no network.",
-                            remedy: "Define a routed network and give the NIC {\"network\": NAME}.")
+                            .invalidArgument,
+                            "NIC \(index) of '\(spec.name)' (Xen vif-route\(nic.ip.map { ", ip=\($0)" } ?? "")) belongs to no routed network.",
+                            remedy: "Define a routed network whose subnet holds its address ('berth net-define' with \"mode\": \"routed\"), or give the NIC {\"network\": NAME}.")
                     }
                     let record: NetworkRecord
                     do {
