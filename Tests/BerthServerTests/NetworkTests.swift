@@ -263,6 +263,13 @@ import Testing
 
         _ = try await client.perform(.destroy, on: "keeper")
         _ = try await client.destroyNetwork("adopt")
+        // An autostart network comes up with berthd.
+        _ = try await client.setNetworkAutostart("idle", true)
+        daemon.stop()
+        try await daemon.start()
+        #expect(try await client.network("idle").active)
+        #expect(try await client.network("adopt").active == false)
+        _ = try await client.destroyNetwork("idle")
         Self.expectNothingLeft(in: host, links: ["lo"])
         try await client.undefineNetwork("adopt")
     }
@@ -272,10 +279,15 @@ import Testing
         defer { host.destroy() }
         try host.run(["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"])
         try host.run(["ip", "addr", "add", "10.90.0.1/24", "dev", "d0"])
+        try host.run(["ip", "addr", "add", "192.168.122.7/24", "dev", "d0"])
         try host.run(["ip", "link", "set", "d0", "up"])
         let daemon = try await TestDaemon(namespace: host)
         defer { daemon.tearDown() }
         let client = daemon.client
+        // libvirt's `default`, defined at the first start as root, moved off a routed 192.168.122.0/24.
+        let defaultNetwork = try await client.network("default")
+        #expect(defaultNetwork.spec.mode == .nat && defaultNetwork.spec.subnet?.cidr == "192.168.123.0/24")
+        #expect(!defaultNetwork.active && !defaultNetwork.spec.autostart)
         func refusal(_ body: () async throws -> Void) async -> BerthError? {
             await #expect(throws: BerthError.self) { try await body() }
         }
