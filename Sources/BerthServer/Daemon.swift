@@ -21,6 +21,7 @@ public enum Daemon {
         DomainsController(hypervisor: hypervisor, limits: limits).add(to: v1)
         HostController(hypervisor: hypervisor, media: media, limits: limits).add(to: v1)
         StorageController(hypervisor: hypervisor).add(to: v1)
+        InstallController(hypervisor: hypervisor, mediaPort: media?.port).add(to: v1)
         return router
     }
 

@@ -18,6 +18,9 @@ actor DomainSupervisor {
     /// Called when an installer hands over to the installed system (its kickstart, which may
     /// hold a root password, is withdrawn from the media listener then).
     private let installFinished: @Sendable () -> Void
+    /// The installer's own failure report from its console, when an install is being watched:
+    /// then the guest's power-off must not hand over to a disk that holds nothing.
+    private let installerFailure: @Sendable () -> String?
     /// When berthd itself started the guest again without being asked (on_crash, on_reboot,
     /// on_poweroff, autostart), most recent last; see `RestartThrottle`.
     private var throttle = RestartThrottle()
@@ -34,9 +37,11 @@ actor DomainSupervisor {
     init(
         name: String, catalog: Catalog, driver: any GuestDriver, hub: EventHub, bootPreparer: BootPreparer,
         identity: @escaping @Sendable () throws -> GuestIdentity?,
-        installFinished: @escaping @Sendable () -> Void = {}
+        installFinished: @escaping @Sendable () -> Void = {},
+        installerFailure: @escaping @Sendable () -> String? = { nil }
     ) {
         self.installFinished = installFinished
+        self.installerFailure = installerFailure
         self.name = name
         self.catalog = catalog
         self.driver = driver
@@ -278,6 +283,15 @@ actor DomainSupervisor {
         if panicked {
             report { try self.observe(.crashed, lastError: "The guest kernel panicked.") }
             if spec?.onCrash == .restart { queueRestart() }
+            return
+        }
+        if !rebootRequested, ["guest-reset", "guest-shutdown"].contains(reason),
+            (try? catalog.hasNextDefinition(name)) == true, let words = installerFailure()
+        {
+            report { try self.catalog.setNextDefinition(self.name, nil, start: false) }
+            report { try self.observe(.shutoff, lastError: "The installer failed: \(words)") }
+            installFinished()
+            publish(.installFailed, detail: words)
             return
         }
         if !rebootRequested, ["guest-reset", "guest-shutdown"].contains(reason),

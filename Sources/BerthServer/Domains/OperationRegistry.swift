@@ -17,6 +17,11 @@ final class OperationRegistry: Sendable {
     private let retention: TimeInterval = 600
 
     func run(domain: String, action: String, _ body: @escaping @Sendable () async throws -> Void) -> OperationInfo {
+        run(domain: domain, action: action) { (_: String) in try await body() }
+    }
+
+    /// Runs `body` with the operation's id, which `note` takes to add progress lines.
+    func run(domain: String, action: String, _ body: @escaping @Sendable (String) async throws -> Void) -> OperationInfo {
         let id = UUID().uuidString.lowercased()
         let info = OperationInfo(id: id, domain: domain, action: action, status: .running)
         // Registered under the lock before the task can finish, so its result is never lost.
@@ -26,7 +31,7 @@ final class OperationRegistry: Sendable {
             let task = Task {
                 var result = info
                 do {
-                    try await body()
+                    try await body(id)
                     result.status = .succeeded
                 } catch {
                     result.status = .failed
@@ -39,8 +44,19 @@ final class OperationRegistry: Sendable {
         return info
     }
 
+    /// Adds a progress line to a running operation (kept with it, returned by `get`).
+    func note(_ id: String, _ message: OperationMessage) {
+        entries.withLock { table in
+            guard var entry = table[id] else { return }
+            entry.info.messages = (entry.info.messages ?? []) + [message]
+            table[id] = entry
+        }
+    }
+
     private func finish(_ info: OperationInfo) {
         let waiters = entries.withLock { table -> [CheckedContinuation<Void, Never>] in
+            var info = info
+            info.messages = table[info.id]?.info.messages
             table[info.id]?.info = info
             table[info.id]?.finishedAt = Date()
             let waiters = table[info.id].map { Array($0.waiters.values) } ?? []

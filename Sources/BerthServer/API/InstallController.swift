@@ -1,0 +1,27 @@
+import BerthModel
+import Foundation
+import Hummingbird
+
+/// `POST /v1/domains/{name}/install`: `berth install` as one request. The plan is checked at
+/// once (a refusal is the answer, and changes nothing); the install itself runs as an
+/// operation whose `messages` say what it is doing.
+struct InstallController<Context: RequestContext> {
+    let hypervisor: Hypervisor
+    /// The media listener's port: a kickstart sent with the plan is served to the guest there.
+    let mediaPort: Int?
+
+    func add(to group: RouterGroup<Context>) {
+        group.post("domains/:name/install") { request, context in
+            let name = try context.parameters.require("name")
+            // Kickstart and --initrd-inject files travel inline.
+            let plan = try await JSONResponse.decode(InstallPlan.self, from: request, limit: 64 << 20)
+            try hypervisor.checkInstall(plan, name: name, mediaPort: mediaPort)
+            let operation = hypervisor.operations.run(domain: name, action: "install") { (id: String) in
+                try await hypervisor.install(plan, mediaPort: mediaPort) { message in
+                    hypervisor.operations.note(id, message)
+                }
+            }
+            return try JSONResponse.make(operation, status: .accepted)
+        }
+    }
+}
