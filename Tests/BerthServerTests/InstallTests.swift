@@ -231,10 +231,93 @@ import Testing
         #expect(failed.status != 0)
         let log = try await daemon.log("xfs")
         #expect(log.contains("BERTH-INSTALLER-FAILED"))
+        // The operation ended with the installer's own words; berthd did not hand over to a
+        // disk that holds nothing.
+        #expect(failed.stderr.contains("BERTH-INSTALLER-FAILED fstype xfs"), "\(failed.stderr)")
         let xfsInfo = try await daemon.client.info("xfs")
+        #expect(xfsInfo.state == .shutoff)
+        #expect(xfsInfo.spec.bootloader != nil && xfsInfo.spec.kernel == nil, "the installed definition stays")
+        #expect(xfsInfo.lastError?.contains("BERTH-INSTALLER-FAILED fstype xfs") == true, "\(xfsInfo.lastError ?? "-")")
+        #expect(xfsInfo.lastError?.contains("Console log, last lines:") == true)
         #expect(xfsInfo.spec.description?.contains("berth install failed") == true, "\(String(describing: xfsInfo.spec.description))")
         #expect(FileManager.default.fileExists(atPath: disk2))
         print("failed install stderr tail: \(failed.stderr.suffix(400))")
+    }
+
+    /// The seed's line against berthd's TCP listener with the token, from a client that shares
+    /// nothing with berthd but the URL: a kickstart FILE travels with the plan, `--disk size=1`
+    /// alone becomes a volume in the default pool, and the progress comes from the operation.
+    @Test func installOverTCPWithTheToken() async throws {
+        let (daemon, _) = try await Self.setUp()
+        defer { daemon.tearDown() }
+        let elsewhere = "/tmp/berth-client-" + String(UUID().uuidString.prefix(8))
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: elsewhere) }
+        let ks = elsewhere + "/client.ks"
+        try FileManager.default.copyItem(atPath: InstallFixture.kickstart("a.ks"), toPath: ks)
+        let connect = "http://127.0.0.1:\(daemon.port)"
+        var line = Self.seedLine(
+            name: "tcp1", disk: "size=1", location: "http://127.0.0.1:\(daemon.mediaPort)/install/centos6/", ks: ks,
+            mac: "52:54:00:00:00:21")
+        line.insert(contentsOf: ["--connect", connect], at: 1)
+
+        // Without the token the daemon refuses, and nothing changes.
+        let refused = try await BerthRun.run(line, state: elsewhere, environment: ["BERTH_TOKEN": "wrong"])
+        #expect(refused.status == 7, "\(refused.stderr)")
+
+        let run = try await BerthRun.run(line, state: elsewhere, environment: ["BERTH_TOKEN": daemon.token])
+        #expect(run.status == 0, "stderr:\n\(run.stderr)")
+        #expect(run.stderr.contains("Install tree: CentOS 6"))
+        #expect(run.stderr.contains(#/ks=: .*client\.ks -> http://10\.0\.2\.2:\d+/kickstarts/tcp1-[0-9a-f]{32}\.ks/#))
+        #expect(run.stderr.contains("Created disk \(daemon.stateDirectory)/images/tcp1.qcow2"), "\(run.stderr)")
+        #expect(run.stderr.contains("Installer finished in"))
+        #expect(run.stderr.contains("installed and started from its own disk"))
+        _ = try await daemon.waitForLog("tcp1", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
+        let info = try await daemon.client.info("tcp1")
+        #expect(info.spec.disks.first?.volume == "default/tcp1.qcow2")
+        #expect(info.spec.disks.first?.format == .qcow2)
+        #expect(try await daemon.client.kickstart("tcp1").contains("#berth.marker alpha"))
+        // The client's directory got nothing of berthd's.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: elsewhere) == ["client.ks"])
+        _ = try await daemon.client.perform(.destroy, on: "tcp1")
+    }
+
+    /// An installer that reports its failure and then sits (anaconda at its exception dialog):
+    /// berthd notices its words on the console, stops it, and ends the install failed with them,
+    /// instead of waiting for a power-off that never comes.
+    @Test func anInstallerThatFailsAndSitsEndsTheInstall() async throws {
+        let (daemon, base) = try await Self.setUp()
+        defer { daemon.tearDown() }
+        let initrd = InstallFixture.tree + "/images/pxeboot/initrd.img"
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/bin/sh")
+        probe.arguments = ["-c", "gzip -dc \"$0\" | grep -aq berth.fail", initrd]
+        try probe.run()
+        probe.waitUntilExit()
+        guard probe.terminationStatus == 0 else {
+            Issue.record("The fixture installer predates '#berth.fail': rerun fixtures/install/build-tree.sh.")
+            return
+        }
+        let ks = daemon.stateDirectory + "/kickstarts/fail.ks"
+        let text = try String(contentsOfFile: InstallFixture.kickstart("a.ks"), encoding: .utf8)
+            + "#berth.fail Unable to allocate requested partition scheme.\n"
+        try text.write(toFile: ks, atomically: true, encoding: .utf8)
+        let disk = daemon.stateDirectory + "/sits.img"
+        let run = try await BerthRun.run(
+            Self.seedLine(name: "sits", disk: "path=\(disk),size=1", location: "\(base)/install/centos6/", ks: ks, mac: "52:54:00:00:00:31"),
+            state: daemon.stateDirectory)
+        #expect(run.status == 6, "\(run.stderr)")
+        #expect(run.stderr.contains("An unknown error has occurred"))
+        #expect(run.stderr.contains("StorageError: Unable to allocate requested partition scheme."))
+        #expect(run.stderr.contains("berth dominfo sits"))
+        let info = try await daemon.client.info("sits")
+        #expect(info.state == .shutoff, "the sitting installer was stopped")
+        #expect(info.lastError?.contains("StorageError: Unable to allocate requested partition scheme.") == true, "\(info.lastError ?? "-")")
+        #expect(info.spec.bootloader != nil && info.spec.kernel == nil)
+        // Its kickstart is no longer served.
+        let left = try FileManager.default.contentsOfDirectory(atPath: daemon.stateDirectory + "/kickstarts")
+        #expect(!left.contains { $0.hasPrefix("sits-") }, "\(left)")
+        print("failing installer noticed in \(String(format: "%.1f", run.seconds)) s")
     }
 
     @Test func dryRunPrintsThePlanAndChangesNothing() async throws {

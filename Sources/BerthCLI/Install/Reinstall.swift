@@ -77,14 +77,13 @@ struct Reinstall: AsyncParsableCommand {
         defer { if !handedOver { published?.remove() } }
         if let hostKickstart {
             let text = try Installer.readKickstart(hostKickstart)
-            if let parsed = try? Kickstart.parse(text, source: hostKickstart) {
-                let problems = parsed.validate()
-                for problem in problems { InstallOutput.err("kickstart \(hostKickstart): \(problem)") }
-                if problems.contains(where: { $0.severity == .error }), !force {
-                    throw BerthError(
-                        .invalidArgument, "The kickstart \(hostKickstart) has errors; the install would fail.",
-                        remedy: "Fix them, or add --force.")
-                }
+            // The same check as berthd's install: parse errors and a disk too small refuse.
+            let diskBytes = installed.disks.filter { $0.device == .disk }.reduce(UInt64(0)) { total, disk in
+                var st = stat()
+                return total + (stat(disk.path, &st) == 0 ? UInt64(st.st_size) : 0)
+            }
+            for line in try KickstartCheck.check(text, source: hostKickstart, diskBytes: diskBytes, force: force) {
+                InstallOutput.err(line)
             }
             try await client.setKickstart(name, text)
         }

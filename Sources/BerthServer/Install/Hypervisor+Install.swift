@@ -208,7 +208,8 @@ private struct InstallRun {
     var createdPaths: [String] = []
     var createdVolumes: [(pool: String, name: String)] = []
     var published: String?
-    var defined = false
+    /// The installed definition once stored: what a failure leaves behind.
+    var defined: DomainSpec?
 
     init(hypervisor: Hypervisor, plan: InstallPlan, mediaPort: Int?, note: @escaping @Sendable (OperationMessage) -> Void) {
         self.hypervisor = hypervisor
@@ -384,7 +385,7 @@ private struct InstallRun {
         installed.notes.append("installer-cmdline: \(cmdline)")
         installed.notes.append("install-location: \(location)")
         let stored = try hypervisor.define(installed).spec
-        defined = true
+        defined = stored
         if let kickstartText { try hypervisor.catalog.setKickstart(name, kickstartText) }
         say("Domain '\(name)' defined.", .defined)
 
@@ -495,26 +496,17 @@ private struct InstallRun {
         Hypervisor.withdrawKickstarts(of: name, stateDirectory: state)
         for path in createdPaths { unlink(path) }
         for volume in createdVolumes { try? await hypervisor.deleteVolume(pool: volume.pool, name: volume.name) }
-        guard defined else { return }
+        guard var spec = defined else { return }
         let reason = (error as? BerthError)?.message ?? "\(error)"
         if let supervisor = try? hypervisor.supervisor(name), await supervisor.isRunning {
             try? hypervisor.setNextDefinition(name, nil, start: false)
             try? await supervisor.destroy()
         }
         try? hypervisor.setNextDefinition(name, nil, start: false)
-        if var spec = try? hypervisor.catalog.domain(named: name).spec {
-            // The installed definition is what stays ('berth reinstall' runs the installer again).
-            spec.bootloader = plan.domain.bootloader
-            spec.kernel = plan.domain.kernel
-            spec.initrd = plan.domain.initrd
-            spec.cmdline = plan.domain.cmdline
-            spec.onReboot = plan.domain.onReboot
-            spec.autostart = plan.domain.autostart
-            spec.disks.removeAll { $0.device == .cdrom && !plan.domain.disks.contains($0) }
-            let note = "berth install failed: \(reason.split(separator: "\n").first.map(String.init) ?? reason)"
-            spec.description = spec.description.map { $0 + " — " + note } ?? note
-            _ = try? hypervisor.catalog.update(spec)
-        }
+        // The installed definition is what stays ('berth reinstall' runs the installer again).
+        let failure = "berth install failed: \(reason.split(separator: "\n").first.map(String.init) ?? reason)"
+        spec.description = spec.description.map { $0 + " — " + failure } ?? failure
+        _ = try? hypervisor.catalog.update(spec)
         let tail = hypervisor.consoleTail(name)
         let lastError = "berth install failed: \(reason)" + (tail.isEmpty ? "" : "\nConsole log, last lines:\n\(tail)")
         try? hypervisor.catalog.setObserved(name, ObservedState(state: .shutoff, pid: nil, accel: nil, lastError: lastError, startedAt: nil))
