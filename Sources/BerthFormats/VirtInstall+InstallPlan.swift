@@ -45,7 +45,9 @@ extension VirtInstallRequest {
             if let path = disks[index].path { disks[index].path = absolute(path) }
             guard disks[index].device == .disk, let size = disks[index].sizeGiB else { continue }
             let bytes = UInt64((size * 1024).rounded()) << 20
-            let format = disks[index].format ?? (disks[index].path == nil ? .qcow2 : .raw)
+            // raw unless --disk format= says otherwise: Berth's bootloader reads the installed
+            // system's boot menu from raw images only.
+            let format = (request.disks.isEmpty ? nil : disks[index].format) ?? .raw
             disks[index].format = format
             newDisks.append(.init(index: index, sizeBytes: bytes, format: format))
             if disks[index].path == nil {
@@ -69,6 +71,21 @@ extension VirtInstallRequest {
             source: source, domain: domains.installed, newDisks: newDisks, extraArgs: extraArgs,
             sourceArgument: effectiveOSInfo.sourceArgument, serialConsole: isHeadless, kickstart: nil,
             initrdInjections: [], noReboot: noReboot, force: force)
+    }
+
+    /// `KEY=…` (or `inst.KEY=…`) given `value` in an installer command line; added in front
+    /// when absent and `appendIfMissing`.
+    public static func replacingArgument(key: String, in text: String, with value: String, appendIfMissing: Bool = false) -> String {
+        var found = false
+        var tokens = text.split(separator: " ", omittingEmptySubsequences: false).map { token -> String in
+            for candidate in [key + "=", "inst." + key + "="] where token.hasPrefix(candidate) {
+                found = true
+                return candidate + value
+            }
+            return String(token)
+        }
+        if !found, appendIfMissing { tokens.insert(key + "=" + value, at: 0) }
+        return tokens.joined(separator: " ")
     }
 
     /// The `ks=` (or `inst.ks=`) value in installer arguments.

@@ -92,6 +92,22 @@ public struct InstallPlan: Codable, Sendable, Equatable {
     }
 }
 
+/// `POST /v1/domains/{name}/reinstall`: the installer the domain was installed with, again, on
+/// the same disks, MAC and UUID.
+public struct ReinstallRequest: Codable, Sendable, Equatable {
+    /// Another kickstart; nil reuses the one stored with the domain.
+    public var kickstart: InstallPlan.KickstartInput?
+    public var noReboot: Bool
+    /// Destroy a running guest first; go on despite kickstart errors.
+    public var force: Bool
+
+    public init(kickstart: InstallPlan.KickstartInput? = nil, noReboot: Bool = false, force: Bool = false) {
+        self.kickstart = kickstart
+        self.noReboot = noReboot
+        self.force = force
+    }
+}
+
 /// One line of an operation's progress, as `berth install` prints it.
 public struct OperationMessage: Codable, Sendable, Equatable {
     public enum Level: String, Codable, Sendable { case info, warning, debug }

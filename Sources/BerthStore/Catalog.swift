@@ -108,6 +108,22 @@ public struct Catalog: Sendable {
                     CREATE INDEX volume_backing ON volume(backingId);
                     """)
         }
+        // How a domain was installed (`berth install`'s plan and the installer it booted), so
+        // that `reinstall` runs the same installer again without reading notes.
+        migrator.registerMigration("v8-install") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE install (
+                        domainId INTEGER PRIMARY KEY REFERENCES domain(id) ON DELETE CASCADE,
+                        plan TEXT NOT NULL,
+                        installerCmdline TEXT NOT NULL,
+                        kernel TEXT NOT NULL,
+                        initrd TEXT NOT NULL,
+                        cdrom TEXT,
+                        updatedAt DATETIME NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 }

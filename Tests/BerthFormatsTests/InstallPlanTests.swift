@@ -8,7 +8,7 @@ import Testing
 @Suite struct InstallPlanTests {
     @Test func theSeedLineBecomesOnePlan() throws {
         let request = try VirtInstallRequest.parse(arguments: [
-            "--name=devel1", "--vcpus=2", "--ram=1200", "--disk", "path=disks/devel1.img,size=8", "--disk", "size=2",
+            "--name=devel1", "--vcpus=2", "--ram=1200", "--disk", "path=/srv/disks/devel1.img,size=8", "--disk", "size=2",
             "--mac=00:0C:29:1A:98:D5", "--os-variant=rhel6", "--location=http://127.0.0.1:8001/install/centos6/",
             "-x", "ks=/root/centos-6.ks", "--nographics", "--noreboot",
         ])
@@ -16,10 +16,10 @@ import Testing
         #expect(plan.source == .location(url: "http://127.0.0.1:8001/install/centos6/", kernel: nil, initrd: nil))
         #expect(plan.domain.name == "devel1" && plan.domain.memory == 1200 && plan.domain.vcpus == 2)
         #expect(plan.domain.bootloader != nil && plan.domain.kernel == nil)
-        // A relative path is made absolute where the CLI runs; size= alone is a pool volume.
+        // size= alone is a volume in the default pool, named after the guest.
         #expect(plan.domain.disks[0].path == "/srv/disks/devel1.img")
-        #expect(plan.domain.disks[1].path == "" && plan.domain.disks[1].volume == "default/devel1-2.qcow2")
-        #expect(plan.newDisks == [.init(index: 0, sizeBytes: 8 << 30, format: .raw), .init(index: 1, sizeBytes: 2 << 30, format: .qcow2)])
+        #expect(plan.domain.disks[1].path == "" && plan.domain.disks[1].volume == "default/devel1-2.img")
+        #expect(plan.newDisks == [.init(index: 0, sizeBytes: 8 << 30, format: .raw), .init(index: 1, sizeBytes: 2 << 30, format: .raw)])
         #expect(plan.domain.nics.first?.mac?.description.lowercased() == "00:0c:29:1a:98:d5")
         #expect(plan.extraArgs == ["ks=/root/centos-6.ks"] && plan.sourceArgument == "method")
         #expect(plan.serialConsole && plan.noReboot)

@@ -58,11 +58,29 @@ struct Installer {
         try await follow(operation, client: client, name: name)
     }
 
-    /// Prints the operation's progress until it ends, or (with --noautoconsole and no --wait)
-    /// until the installer runs; follows the console unless --noautoconsole.
     func follow(_ operation: OperationInfo, client: BerthClient, name: String) async throws {
-        let background = !request.autoconsole && request.waitMinutes == nil
-        let deadline = request.waitMinutes.flatMap { $0 >= 0 ? Date().addingTimeInterval(Double($0) * 60) : nil }
+        let follower = InstallFollower(
+            autoconsole: request.autoconsole, waitMinutes: request.waitMinutes, noReboot: request.noReboot, debug: debug,
+            kickstart: VirtInstallRequest.kickstartArgument(in: request.extraArgs) != nil)
+        try await follower.follow(operation, client: client, name: name)
+    }
+}
+
+/// Prints an install operation's progress until it ends, or (with --noautoconsole and no
+/// --wait) until the installer runs; follows the console unless --noautoconsole. Shared by
+/// `install` and `reinstall`.
+struct InstallFollower {
+    var autoconsole: Bool
+    /// virt-install's --wait: minutes; negative waits forever.
+    var waitMinutes: Int?
+    var noReboot: Bool
+    var debug: Bool
+    /// The installer fetches a kickstart (said in the background case).
+    var kickstart: Bool
+
+    func follow(_ operation: OperationInfo, client: BerthClient, name: String) async throws {
+        let background = !autoconsole && waitMinutes == nil
+        let deadline = waitMinutes.flatMap { $0 >= 0 ? Date().addingTimeInterval(Double($0) * 60) : nil }
         var printed = 0
         var follower: Task<Void, Never>?
         defer { follower?.cancel() }
@@ -71,20 +89,18 @@ struct Installer {
             let messages = info.messages ?? []
             for message in messages.dropFirst(printed) {
                 switch message.level {
-                case .debug: step(message.text)
+                case .debug: if debug { InstallOutput.err("[debug] \(message.text)") }
                 case .info, .warning: InstallOutput.err(message.text)
                 }
                 guard message.phase == .installerRunning else { continue }
                 if background {
                     InstallOutput.err(
-                        "Installer started in the background. When it powers off, '\(name)' boots from its own disk\(request.noReboot ? " at its next 'berth start'" : " by itself"). Follow it with 'berth log -f \(name)'; wait for it with --wait.")
-                    if request.extraArgs.contains(where: { $0.contains("ks=") }) {
-                        InstallOutput.err("Its kickstart is served until the installer powers off.")
-                    }
+                        "Installer started in the background. When it powers off, '\(name)' boots from its own disk\(noReboot ? " at its next 'berth start'" : " by itself"). Follow it with 'berth log -f \(name)'; wait for it with --wait.")
+                    if kickstart { InstallOutput.err("Its kickstart is served until the installer powers off.") }
                     return
                 }
-                InstallOutput.err("Installer started; waiting for it to finish\(request.waitMinutes.map { $0 >= 0 ? " (at most \($0) min)" : "" } ?? "").")
-                if request.autoconsole { follower = Self.followConsole(client: client, name: name) }
+                InstallOutput.err("Installer started; waiting for it to finish\(waitMinutes.map { $0 >= 0 ? " (at most \($0) min)" : "" } ?? "").")
+                if autoconsole { follower = Self.followConsole(client: client, name: name) }
             }
             printed = messages.count
             switch info.status {
@@ -98,7 +114,7 @@ struct Installer {
                 throw info.error ?? BerthError(.internal, "The install of '\(name)' failed without a reason.")
             case .succeeded:
                 follower?.cancel()
-                if request.autoconsole, !request.noReboot {
+                if autoconsole, !noReboot {
                     try? await client.consoleLog(name, tail: nil, follow: true) { buffer in
                         try StandardOutput.write(Array(buffer.readableBytesView))
                     }
@@ -117,6 +133,9 @@ struct Installer {
         }
     }
 
+}
+
+extension Installer {
     // MARK: - Dry run
 
     func dryRun(name: String) async throws {
@@ -160,22 +179,6 @@ struct Installer {
             }
         }
         return nil
-    }
-
-    /// Copies a kickstart into `<state>/kickstarts/NAME-<32 random hex>.ks`, mode 0600: the media
-    /// listener serves it without a token, so its name is what keeps other guests from fetching it
-    /// (kickstarts hold root passwords). The installer removes it when the install is over.
-    static func publishKickstart(_ text: String, name: String, state: String, mediaURL base: String) throws -> PublishedKickstart {
-        let directory = state + "/kickstarts"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var generator = SystemRandomNumberGenerator()
-        let secret = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        let file = "\(name)-\(secret).ks"
-        let path = directory + "/" + file
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw BerthError(.unavailable, "Cannot write the kickstart to \(path).", remedy: "Check the state directory's permissions.")
-        }
-        return PublishedKickstart(path: path, guestURL: base + "/kickstarts/" + file)
     }
 
     /// berthd's media listener as a guest on user-mode networking sees it: `BERTH_MEDIA_URL`, else
@@ -246,15 +249,6 @@ struct Installer {
         let lower = text.lowercased()
         return lower.hasPrefix("http://") || lower.hasPrefix("https://") || lower.hasPrefix("ftp://")
     }
-}
-
-/// A kickstart copied under `<state>/kickstarts/` for the installer to fetch.
-struct PublishedKickstart: Sendable {
-    var path: String
-    var guestURL: String
-
-    /// Once the installer has read it, nobody else may.
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// stderr lines and a download meter.

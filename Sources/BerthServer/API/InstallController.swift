@@ -23,5 +23,16 @@ struct InstallController<Context: RequestContext> {
             }
             return try JSONResponse.make(operation, status: .accepted)
         }
+        group.post("domains/:name/reinstall") { request, context in
+            let name = try context.parameters.require("name")
+            let body = try await JSONResponse.decode(ReinstallRequest.self, from: request, limit: 4 << 20)
+            let record = try await hypervisor.checkReinstall(name, body, mediaPort: mediaPort)
+            let operation = hypervisor.operations.run(domain: name, action: "reinstall") { (id: String) in
+                try await hypervisor.reinstall(name, body, record: record, mediaPort: mediaPort) { message in
+                    hypervisor.operations.note(id, message)
+                }
+            }
+            return try JSONResponse.make(operation, status: .accepted)
+        }
     }
 }

@@ -134,6 +134,46 @@ extension Hypervisor {
         try await run.go()
     }
 
+    /// What can refuse a reinstall at once: an unknown or running domain, one berthd did not
+    /// install, a kickstart the guest could not be given.
+    func checkReinstall(_ name: String, _ request: ReinstallRequest, mediaPort: Int?) async throws -> InstallRecord {
+        let record = try catalog.domain(named: name)
+        guard let install = try catalog.install(name) else {
+            throw BerthError(
+                .invalidArgument, "Domain '\(name)' was not installed by 'berth install': there is no installer to run again.",
+                remedy: "Install it with 'berth install' (after 'berth undefine \(name)').")
+        }
+        let running = try await supervisor(name).isRunning
+        if running || record.state != .shutoff, !request.force {
+            throw BerthError(
+                .wrongState, "Domain '\(name)' is \(record.state.rawValue).",
+                remedy: "Shut it down first ('berth shutdown \(name)'), or add --force to destroy it.")
+        }
+        if let kickstart = request.kickstart {
+            if kickstart.text != nil, mediaPort == nil {
+                throw BerthError(
+                    .unavailable, "berthd serves no install media (--media-listen none), so the guest cannot fetch the kickstart.",
+                    remedy: "Restart berthd with --media-listen 127.0.0.1:8001, or give --kickstart an http:// URL.")
+            }
+            if kickstart.text == nil, !Self.isNetworkURL(kickstart.origin) {
+                throw BerthError(.invalidArgument, "The kickstart \(kickstart.origin) is neither a URL nor sent with the request.", remedy: "Give an http:// URL or a file.")
+            }
+        }
+        return install
+    }
+
+    /// `reinstall`, run as an operation.
+    func reinstall(
+        _ name: String, _ request: ReinstallRequest, record: InstallRecord, mediaPort: Int?,
+        note: @escaping @Sendable (OperationMessage) -> Void
+    ) async throws {
+        var plan = record.plan
+        plan.noReboot = request.noReboot
+        plan.force = request.force
+        var run = InstallRun(hypervisor: self, plan: plan, mediaPort: mediaPort, note: note)
+        try await run.reinstall(record, kickstart: request.kickstart)
+    }
+
     static func isNetworkURL(_ text: String) -> Bool {
         let lower = text.lowercased()
         return lower.hasPrefix("http://") || lower.hasPrefix("https://") || lower.hasPrefix("ftp://")
@@ -332,7 +372,7 @@ private struct InstallRun {
             } else {
                 guestKickstart = guestURL(kickstart.origin, what: "ks=")
             }
-            extraArgs = extraArgs.map { Self.replacing(key: "ks", in: $0, with: guestKickstart) }
+            extraArgs = extraArgs.map { VirtInstallRequest.replacingArgument(key: "ks", in: $0, with: guestKickstart) }
         }
 
         // 3. The installer's kernel and initrd into <state>/install/<name>/.
@@ -381,12 +421,12 @@ private struct InstallRun {
             extraArgs: extraArgs, networkLocation: network ? guestURL(location, what: "--location") : nil,
             sourceArgument: tree.sourceArgument ?? plan.sourceArgument, serialConsole: plan.serialConsole)
         debug("installer cmdline: \(cmdline)")
-        installed.notes.removeAll { $0.hasPrefix("installer-cmdline: ") || $0.hasPrefix("install-location: ") }
-        installed.notes.append("installer-cmdline: \(cmdline)")
-        installed.notes.append("install-location: \(location)")
         let stored = try hypervisor.define(installed).spec
         defined = stored
         if let kickstartText { try hypervisor.catalog.setKickstart(name, kickstartText) }
+        try hypervisor.catalog.setInstall(
+            name,
+            InstallRecord(plan: plan, installerCmdline: cmdline, kernel: kernelPath, initrd: initrdPath, cdrom: isISO ? location : nil))
         say("Domain '\(name)' defined.", .defined)
 
         var installer = stored
@@ -404,8 +444,84 @@ private struct InstallRun {
         } else if !network {
             say("note: the installer boots \(pair.kernel) from \(location); it must fetch packages itself (register the tree with 'berth media add' to serve it).")
         }
+        try await boot(installer: installer, installed: stored)
+    }
+
+    /// `reinstall`: the stored installer again, on the same disks, MAC and UUID, with the
+    /// stored kickstart or another one (checked as `install` checks it).
+    mutating func reinstall(_ record: InstallRecord, kickstart: InstallPlan.KickstartInput?) async throws {
+        do {
+            var installed = try hypervisor.catalog.domain(named: name).spec
+            if let description = installed.description, let range = description.range(of: "berth install failed: ") {
+                let kept = String(description[..<range.lowerBound]).replacingOccurrences(of: " — ", with: "")
+                    .trimmingCharacters(in: .whitespaces)
+                installed.description = kept.isEmpty ? nil : kept
+            }
+            defined = installed
+            let supervisor = try hypervisor.supervisor(name)
+            if await supervisor.isRunning {
+                say("Destroying the running guest first (--force).")
+                try await supervisor.destroy()
+            }
+            var cmdline = record.installerCmdline
+            let stored = try hypervisor.catalog.kickstart(name)
+            let input =
+                kickstart
+                ?? record.plan.kickstart.map { old in
+                    // A kickstart file published for the first install is gone: publish it again.
+                    old.text == nil ? old : InstallPlan.KickstartInput(origin: old.origin, text: stored ?? old.text)
+                }
+            if let input {
+                let text = try await Self.kickstartText(input)
+                let diskBytes = installed.disks.filter { $0.device == .disk }.reduce(UInt64(0)) {
+                    $0 + (Hypervisor.fileSize($1.path) ?? 0)
+                }
+                for line in try KickstartCheck.check(text, source: input.origin, diskBytes: diskBytes, force: plan.force) {
+                    warn(line)
+                }
+                let guestKickstart: String
+                if input.text != nil {
+                    guestKickstart = try publish(text)
+                    say("ks=: \(input.origin) -> \(guestKickstart) (served by berthd from \(state)/kickstarts/)", .kickstart)
+                } else {
+                    guestKickstart = guestURL(input.origin, what: "ks=")
+                }
+                cmdline = VirtInstallRequest.replacingArgument(key: "ks", in: cmdline, with: guestKickstart, appendIfMissing: true)
+                try hypervisor.catalog.setKickstart(name, text)
+            }
+            for path in [record.kernel, record.initrd] where access(path, R_OK) != 0 {
+                throw BerthError(
+                    .notFound, "The installer's \(path) is gone.", remedy: "Run 'berth undefine \(name)' and 'berth install' again.")
+            }
+            debug("installer cmdline: \(cmdline)")
+            _ = try hypervisor.update(installed)
+            var updated = record
+            updated.installerCmdline = cmdline
+            updated.plan.noReboot = plan.noReboot
+            if let kickstart { updated.plan.kickstart = kickstart }
+            try hypervisor.catalog.setInstall(name, updated)
+            var installer = installed
+            installer.bootloader = nil
+            installer.kernel = record.kernel
+            installer.initrd = record.initrd
+            installer.cmdline = cmdline
+            installer.autostart = false
+            installer.onReboot = .destroy
+            if let cdrom = record.cdrom {
+                installer.disks.append(DiskSpec(path: cdrom, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
+            }
+            try await boot(installer: installer, installed: installed)
+        } catch {
+            await fail(error)
+            throw error
+        }
+    }
+
+    /// Boots the installer with the installed definition waiting as the next one, and follows
+    /// it to the hand-over and the first boot.
+    mutating func boot(installer: DomainSpec, installed: DomainSpec) async throws {
         _ = try hypervisor.update(installer)
-        try hypervisor.setNextDefinition(name, stored, start: !plan.noReboot)
+        try hypervisor.setNextDefinition(name, installed, start: !plan.noReboot)
 
         // 6. The installer runs; berthd hands over when it powers off.
         let events = hypervisor.hub.subscribe()
@@ -594,16 +710,6 @@ private struct InstallRun {
         if Hypervisor.isNetworkURL(location) { return try HTTPInstallTree(location: location) }
         if FileManager.default.isDirectory(location) { return LocalDirectoryInstallTree(root: location, location: location) }
         return try ISOInstallTree(path: location, location: location)
-    }
-
-    /// `ks=…` (or `inst.ks=…`) replaced in one argument string.
-    static func replacing(key: String, in text: String, with value: String) -> String {
-        text.split(separator: " ", omittingEmptySubsequences: false).map { token -> String in
-            for candidate in [key + "=", "inst." + key + "="] where token.hasPrefix(candidate) {
-                return candidate + value
-            }
-            return String(token)
-        }.joined(separator: " ")
     }
 }
 
