@@ -213,7 +213,8 @@ extension Hypervisor {
         let path = driver.consoleLogPath(record.spec)
         let size = Self.fileSize(path) ?? 0
         let text = Self.readLog(path, from: size > UInt64(bytes) ? size - UInt64(bytes) : 0, limit: bytes)
-        return text.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(size > UInt64(bytes) ? 1 : 0)
+        // A serial console ends its lines with "\r\n", one Character in Swift: split on isNewline.
+        return text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).dropFirst(size > UInt64(bytes) ? 1 : 0)
             .joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
