@@ -27,6 +27,9 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
         ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthStore"],
         [
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -42,6 +45,9 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
 let executables: [(name: String, uses: String)] = [
     ("berth", "BerthCLI"), ("berthd", "BerthServer"), ("berth-bootloader", "BerthBoot"),
 ]
+
+// The web console's own files (plain HTML/CSS/JS, no build step), served by berthd.
+let resources: [String: [Resource]] = ["BerthServer": [.copy("UI")]]
 
 // Tests that need more than their own module (end-to-end tests drive berthd and the CLI).
 let testExtras: [String: [String]] = [
@@ -71,6 +77,7 @@ for module in modules where wanted(module.name) {
         .target(
             name: module.name,
             dependencies: module.uses.map { .target(name: $0) } + module.products,
+            resources: resources[module.name],
             swiftSettings: settings))
     let testName = module.name + "Tests"
     let extras = (testExtras[testName] ?? []).filter(wanted)
@@ -108,6 +115,7 @@ let package = Package(
             .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
             .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
             .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+            .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
             .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
             .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         ] : [],

@@ -17,6 +17,9 @@ public struct Berth: AsyncParsableCommand {
             PoolDefineAs.self, PoolList.self, PoolInfoCommand.self, PoolStart.self, PoolBuild.self, PoolDestroy.self,
             PoolRefresh.self, PoolAutostart.self, PoolUndefine.self, VolCreateAs.self, VolList.self, VolInfo.self,
             VolPath.self, VolDelete.self, VolWipe.self, VolClone.self, VolResize.self,
+            DomDisplay.self, VNCDisplay.self, DomStatsCommand.self, Top.self,
+            Save.self, Restore.self, ManagedSave.self, ManagedSaveRemove.self, SnapshotCreateAs.self,
+            SnapshotList.self, SnapshotInfoCommand.self, SnapshotRevert.self, SnapshotDelete.self,
         ])
 
     public init() {}

@@ -85,6 +85,21 @@ public struct BerthClient: Sendable {
         try await call(.GET, "/v1/domains/\(Self.escape(name))", as: DomainInfo.self)
     }
 
+    /// Where a running domain's graphical console is.
+    public func display(_ name: String) async throws -> DisplayInfo {
+        try await call(.GET, "/v1/domains/\(Self.escape(name))/display", as: DisplayInfo.self)
+    }
+
+    /// A running domain's counters (process CPU time and memory, disk I/O).
+    public func stats(_ name: String) async throws -> DomainStats {
+        try await call(.GET, "/v1/domains/\(Self.escape(name))/stats", as: DomainStats.self)
+    }
+
+    /// Every running domain's counters.
+    public func allStats() async throws -> [DomainStats] {
+        try await call(.GET, "/v1/stats", as: [DomainStats].self)
+    }
+
     public func define(_ spec: DomainSpec) async throws -> DomainInfo {
         try await call(.POST, "/v1/domains", body: spec, as: DomainInfo.self)
     }
@@ -162,6 +177,68 @@ public struct BerthClient: Sendable {
 
     public func operation(_ id: String, wait seconds: Double = 0) async throws -> OperationInfo {
         try await call(.GET, "/v1/operations/\(id)?wait=\(seconds)", as: OperationInfo.self)
+    }
+
+    // MARK: - Saves and snapshots
+
+    /// Starts saving a guest's state to `file` on berthd's host; poll the operation for progress.
+    public func beginSave(_ name: String, _ request: SaveRequest) async throws -> OperationInfo {
+        try await call(.POST, "/v1/domains/\(Self.escape(name))/save", body: request, as: OperationInfo.self)
+    }
+
+    /// Starts restoring a file written by `save`; the operation's `domain` is the one it names.
+    public func beginRestore(_ request: RestoreRequest) async throws -> OperationInfo {
+        try await call(.POST, "/v1/restore", body: request, as: OperationInfo.self)
+    }
+
+    public func beginManagedSave(_ name: String) async throws -> OperationInfo {
+        try await call(.POST, "/v1/domains/\(Self.escape(name))/managedsave", as: OperationInfo.self)
+    }
+
+    public func removeManagedSave(_ name: String) async throws {
+        try check(try await transport.send(method: .DELETE, path: "/v1/domains/\(Self.escape(name))/managedsave"))
+    }
+
+    public func snapshots(_ name: String) async throws -> [SnapshotInfo] {
+        try await call(.GET, "/v1/domains/\(Self.escape(name))/snapshots", as: [SnapshotInfo].self)
+    }
+
+    public func snapshot(_ name: String, _ snapshot: String) async throws -> SnapshotInfo {
+        try await call(
+            .GET, "/v1/domains/\(Self.escape(name))/snapshots/\(Self.escape(snapshot))", as: SnapshotInfo.self)
+    }
+
+    /// Takes a snapshot and waits for it.
+    public func createSnapshot(_ name: String, _ request: SnapshotRequest) async throws -> SnapshotInfo {
+        try await call(
+            .POST, "/v1/domains/\(Self.escape(name))/snapshots?wait=true", body: request, as: SnapshotInfo.self)
+    }
+
+    /// Reverts to a snapshot and waits for it.
+    public func revertSnapshot(_ name: String, _ snapshot: String) async throws -> DomainInfo {
+        try await call(
+            .POST, "/v1/domains/\(Self.escape(name))/snapshots/\(Self.escape(snapshot))/revert?wait=true",
+            as: DomainInfo.self)
+    }
+
+    public func deleteSnapshot(_ name: String, _ snapshot: String) async throws {
+        try check(
+            try await transport.send(
+                method: .DELETE, path: "/v1/domains/\(Self.escape(name))/snapshots/\(Self.escape(snapshot))"))
+    }
+
+    /// Polls an operation until it ends, calling `progress` on the way; throws its error.
+    @discardableResult
+    public func finish(_ operation: OperationInfo, progress: (OperationProgress) -> Void = { _ in }) async throws
+        -> OperationInfo
+    {
+        var current = operation
+        while current.status == .running {
+            current = try await self.operation(current.id, wait: 0.5)
+            if let value = current.progress { progress(value) }
+        }
+        if let error = current.error { throw error }
+        return current
     }
 
     /// The console log: the last `tail` bytes, then new output while `follow`.

@@ -25,11 +25,15 @@ public struct DomainInfo: Codable, Sendable, Equatable {
     /// The live console socket, while running.
     public var consoleSocket: String?
     public var startedAt: Date?
+    /// A managed save waits for the next `start` (`berth managedsave`, `berthd --on-shutdown save`).
+    public var managedSave: ManagedSaveInfo?
 
     public init(
         spec: DomainSpec, state: DomainState, pid: Int32? = nil, accel: Accelerator? = nil,
-        lastError: String? = nil, consoleLog: String? = nil, consoleSocket: String? = nil, startedAt: Date? = nil
+        lastError: String? = nil, consoleLog: String? = nil, consoleSocket: String? = nil, startedAt: Date? = nil,
+        managedSave: ManagedSaveInfo? = nil
     ) {
+        self.managedSave = managedSave
         self.spec = spec
         self.state = state
         self.pid = pid
@@ -86,6 +90,13 @@ public struct LifecycleEvent: Codable, Sendable, Equatable {
         case installProgress = "install-progress"
         /// The installer said it failed (its words in `detail`); the install stopped.
         case installFailed = "install-failed"
+        /// The guest's state went to a file (`detail`: the file) and its QEMU ended.
+        case saved
+        /// The guest came back from a saved file (`detail`: the file).
+        case restored
+        case snapshotCreated = "snapshot-created"
+        case snapshotReverted = "snapshot-reverted"
+        case snapshotDeleted = "snapshot-deleted"
     }
 
     public var domain: String
@@ -113,6 +124,8 @@ public struct OperationInfo: Codable, Sendable, Equatable {
     public var error: BerthError?
     /// What the operation has done so far (an install's fetch, disk, installer … lines).
     public var messages: [OperationMessage]?
+    /// Bytes done so far, for operations that move data (save, restore).
+    public var progress: OperationProgress?
 
     public init(
         id: String, domain: String, action: String, status: Status, error: BerthError? = nil,

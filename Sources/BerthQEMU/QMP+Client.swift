@@ -65,7 +65,19 @@ extension QMP {
         public func execute(
             _ command: String, arguments: [String: Value]? = nil, timeout: Duration? = .seconds(30)
         ) async throws -> Value {
-            try await core.execute(command, arguments: arguments, timeout: timeout)
+            try await core.execute(command, arguments: arguments, passing: nil, timeout: timeout)
+        }
+
+        /// Runs a QMP command with `descriptor` attached (SCM_RIGHTS), as `getfd` and `add-fd`
+        /// need: QEMU keeps its own copy; the caller still owns and closes `descriptor`.
+        ///
+        /// - Throws: as `execute(_:arguments:timeout:)`.
+        @discardableResult
+        public func execute(
+            _ command: String, arguments: [String: Value]? = nil, passing descriptor: Int32,
+            timeout: Duration? = .seconds(30)
+        ) async throws -> Value {
+            try await core.execute(command, arguments: arguments, passing: descriptor, timeout: timeout)
         }
 
         /// Closes the socket. Pending commands fail with `.closed`; `events` finishes.
@@ -204,7 +216,9 @@ extension QMP.Client {
                 "no QMP greeting within \(timeout.seconds) s: another client may hold the QMP socket, or QEMU is hung")
         }
 
-        func execute(_ command: String, arguments: [String: QMP.Value]?, timeout: Duration?) async throws -> QMP.Value {
+        func execute(
+            _ command: String, arguments: [String: QMP.Value]?, passing descriptor: Int32?, timeout: Duration?
+        ) async throws -> QMP.Value {
             let id = state.withLock { s in
                 defer { s.nextID += 1 }
                 return s.nextID
@@ -233,7 +247,11 @@ extension QMP.Client {
                         return
                     }
                     do {
-                        try connection.send(line)
+                        if let descriptor {
+                            try connection.send(line, passing: descriptor)
+                        } else {
+                            try connection.send(line)
+                        }
                     } catch {
                         fail(id: id, with: error)
                     }

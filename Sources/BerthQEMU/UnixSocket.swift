@@ -103,6 +103,63 @@ final class UnixSocketConnection: Sendable {
         if let failure { throw failure }
     }
 
+    /// Writes `bytes` with `descriptor` attached as SCM_RIGHTS ancillary data (QMP `getfd`,
+    /// `add-fd`): QEMU, which opens no host path, gets a file berthd opened. The descriptor
+    /// travels with the first byte; the rest of the line follows with plain `send`.
+    func send(_ bytes: [UInt8], passing descriptor: Int32) throws(QMP.Error) {
+        guard !bytes.isEmpty else { return }
+        let failure: QMP.Error? = closed.withLock { isClosed in
+            if isClosed { return .closed }
+            let space = Self.controlSpace(descriptors: 1)
+            var control = [UInt8](repeating: 0, count: space)
+            var sent = -1
+            while true {
+                sent = bytes.withUnsafeBytes { raw -> Int in
+                    control.withUnsafeMutableBytes { controlRaw -> Int in
+                        var iov = iovec(
+                            iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress), iov_len: 1)
+                        guard let controlBase = controlRaw.baseAddress else { return -1 }
+                        return withUnsafeMutablePointer(to: &iov) { iovPointer in
+                            var message = msghdr()
+                            message.msg_iov = iovPointer
+                            message.msg_iovlen = 1
+                            message.msg_control = controlBase
+                            message.msg_controllen = space
+                            // cmsghdr: length, level, type, then the descriptor (aligned).
+                            let header = controlBase.assumingMemoryBound(to: cmsghdr.self)
+                            header.pointee.cmsg_len = Self.controlLength(descriptors: 1)
+                            header.pointee.cmsg_level = SOL_SOCKET
+                            header.pointee.cmsg_type = Int32(SCM_RIGHTS)
+                            let dataOffset = Self.align(MemoryLayout<cmsghdr>.size)
+                            controlRaw.storeBytes(of: descriptor, toByteOffset: dataOffset, as: Int32.self)
+                            return Glibc.sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
+                        }
+                    }
+                }
+                if sent < 0, errno == EINTR { continue }
+                break
+            }
+            if sent < 0 { return .transport("sendmsg: \(String(cString: strerror(errno)))") }
+            return nil
+        }
+        if let failure { throw failure }
+        if bytes.count > 1 { try send(Array(bytes[1...])) }
+    }
+
+    private static func align(_ length: Int) -> Int {
+        let word = MemoryLayout<Int>.size
+        return (length + word - 1) & ~(word - 1)
+    }
+
+    /// CMSG_SPACE and CMSG_LEN for `descriptors` Int32s (the C macros are not imported).
+    static func controlSpace(descriptors: Int) -> Int {
+        align(MemoryLayout<cmsghdr>.size) + align(descriptors * MemoryLayout<Int32>.size)
+    }
+
+    static func controlLength(descriptors: Int) -> Int {
+        align(MemoryLayout<cmsghdr>.size) + descriptors * MemoryLayout<Int32>.size
+    }
+
     /// Ends the connection: the reader sees end-of-file and finishes.
     func shutdown() {
         closed.withLock { isClosed in

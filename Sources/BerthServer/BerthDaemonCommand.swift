@@ -28,6 +28,8 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
     var qemu: String?
     @Option(help: "Largest size of a guest's console log in bytes; over it, the log is rotated while the guest runs (5 old logs are kept).")
     var consoleLogMax: UInt64 = 1 << 20
+    @Option(help: "What to do with running guests when berthd stops: 'leave' them running (re-attached at the next start), or 'save' each (a managed save) and resume them when berthd starts again, as libvirt-guests does.")
+    var onShutdown: DaemonConfiguration.OnShutdown = .leave
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -67,6 +69,7 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
         guard (1...3600).contains(idleTimeout) else { throw ValidationError("--idle-timeout takes 1...3600 seconds.") }
         configuration.idleTimeout = .seconds(idleTimeout)
         configuration.qemuBinary = qemu
+        configuration.onShutdown = onShutdown
         let driver = await QEMUGuestDriver(
             runtimeRoot: configuration.runtimeDirectory, logRoot: configuration.logDirectory, qemuOverride: qemu,
             accelOverride: accel, consoleLogCap: (max(consoleLogMax, 4096), 5))
@@ -83,6 +86,8 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension DaemonConfiguration.OnShutdown: ExpressibleByArgument {}
 
 extension BerthDaemonCommand {
     /// `HOST:PORT` (`[::1]:PORT` for IPv6), or nil for `none`.

@@ -3,6 +3,7 @@ import BerthModel
 import BerthStore
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
 
@@ -10,20 +11,27 @@ import ServiceLifecycle
 /// (with a token), and install media on a listener of their own (127.0.0.1:8001, no token).
 public enum Daemon {
     /// The API router shared by the unix socket and the TCP listener; `token` set means every
-    /// request must carry it. Install media are not served here: see `mediaRouter`.
+    /// request must carry it (or the web console's session). Install media are not served
+    /// here: see `mediaRouter`. The same router answers WebSocket upgrades (the consoles).
     static func router(
-        hypervisor: Hypervisor, token: String?, media: (address: String, port: Int)? = nil, limits: StreamLimits = StreamLimits()
-    ) -> Router<BasicRequestContext> {
-        let router = Router()
+        hypervisor: Hypervisor, token: String?, media: (address: String, port: Int)? = nil, limits: StreamLimits = StreamLimits(),
+        sessions: WebSessions = WebSessions()
+    ) -> Router<BasicWebSocketRequestContext> {
+        let router = Router(context: BasicWebSocketRequestContext.self)
         router.add(middleware: ErrorMappingMiddleware())
-        if let token { router.add(middleware: TokenMiddleware(token: token)) }
+        if let token { router.add(middleware: TokenMiddleware(token: token, sessions: sessions)) }
         let v1 = router.group("v1")
         DomainsController(hypervisor: hypervisor, limits: limits).add(to: v1)
+        ConsoleController(hypervisor: hypervisor, limits: limits).add(to: v1)
         HostController(hypervisor: hypervisor, media: media, limits: limits).add(to: v1)
         StorageController(hypervisor: hypervisor).add(to: v1)
         InstallController(hypervisor: hypervisor, mediaPort: media?.port).add(to: v1)
+        MetricsController(hypervisor: hypervisor).add(to: router)
+        WebUI(sessions: sessions, token: token).add(to: router)
+        SavesController(hypervisor: hypervisor).add(to: v1)
         return router
     }
+
 
     /// The media listener's router: read-only install media and kickstarts, nothing else, for
     /// the names the listener is reached by (see `HostCheckMiddleware`).
@@ -41,7 +49,8 @@ public enum Daemon {
         return name.contains(":") ? "[\(name)]:\(port)" : "\(name):\(port)"
     }
 
-    /// Runs until SIGTERM/SIGINT. Guests keep running after the daemon stops.
+    /// Runs until SIGTERM/SIGINT. Guests keep running after the daemon stops, unless
+    /// `onShutdown` is `.save`: then each is saved and resumed by the next berthd.
     public static func run(
         configuration: DaemonConfiguration, driver: any GuestDriver, bootPreparer: BootPreparer, logger: Logger
     ) async throws {
@@ -76,10 +85,11 @@ public enum Daemon {
         // Read-idle connections are closed; a request in progress (an event stream, a console
         // follower, a large download) is not idle.
         let idle = Int64(configuration.idleTimeout.components.seconds)
+        let unixRouter = router(hypervisor: hypervisor, token: nil, media: media, limits: limits)
         var services: [any Service] = [
             Listener(
                 Application(
-                    router: router(hypervisor: hypervisor, token: nil, media: media, limits: limits), server: .http1(configuration: .init(idleTimeout: .seconds(idle))),
+                    router: unixRouter, server: .apiServer(webSocketRouter: unixRouter, idle: .seconds(idle)),
                     configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "berthd"),
                     onServerRunning: { _ in chmod(socketPath, 0o660) },
                     logger: logger),
@@ -90,10 +100,11 @@ public enum Daemon {
             if host.isEmpty || host == "0.0.0.0" || host == "::" {
                 logger.warning("Listening on all interfaces (port \(configuration.tcpPort)); every request needs the API token.")
             }
+            let tcpRouter = router(hypervisor: hypervisor, token: token, media: media, limits: limits)
             services.append(
                 Listener(
                     Application(
-                        router: router(hypervisor: hypervisor, token: token, media: media, limits: limits), server: .http1(configuration: .init(idleTimeout: .seconds(idle))),
+                        router: tcpRouter, server: .apiServer(webSocketRouter: tcpRouter, idle: .seconds(idle)),
                         configuration: .init(
                             address: .hostname(host.isEmpty ? "0.0.0.0" : host, port: configuration.tcpPort),
                             serverName: "berthd"),
@@ -123,6 +134,10 @@ public enum Daemon {
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        if configuration.onShutdown == .save {
+            // The listeners are closed: nothing starts a guest while they are being saved.
+            await hypervisor.saveRunningGuests { logger.notice("\($0)") }
+        }
         withExtendedLifetime(lock) {}
     }
 

@@ -21,6 +21,16 @@ public struct DaemonConfiguration: Sendable {
     /// The accelerator used when a domain says `auto`: nil probes the host.
     public var accelOverride: String?
     public var qemuBinary: String?
+    /// What berthd does with running guests when it stops (SIGTERM/SIGINT).
+    public var onShutdown: OnShutdown = .leave
+
+    /// libvirt-guests' ON_SHUTDOWN, for berthd.
+    public enum OnShutdown: String, Sendable, CaseIterable {
+        /// Guests keep running; the next berthd re-attaches to them.
+        case leave
+        /// Each running guest is saved (a managed save) and resumed when berthd starts again.
+        case save
+    }
 
     /// Host TCP ports guests may connect to (the install-media listener); nothing else on the
     /// host is reachable from a guest when berthd runs as root (`GuestFirewall`).

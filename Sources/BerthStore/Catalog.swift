@@ -108,6 +108,31 @@ public struct Catalog: Sendable {
                     CREATE INDEX volume_backing ON volume(backingId);
                     """)
         }
+        // Managed saves (one per domain, resumed at its next start) and internal snapshots.
+        migrator.registerMigration("v7-saves") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE managedSave (
+                        domainId INTEGER PRIMARY KEY REFERENCES domain(id) ON DELETE CASCADE,
+                        path TEXT NOT NULL UNIQUE,
+                        savedAt DATETIME NOT NULL,
+                        runState TEXT NOT NULL CHECK (runState IN ('running', 'paused')),
+                        resumeAtDaemonStart INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE TABLE snapshot (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        domainId INTEGER NOT NULL REFERENCES domain(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL,
+                        description TEXT,
+                        createdAt DATETIME NOT NULL,
+                        state TEXT NOT NULL,
+                        memory INTEGER NOT NULL,
+                        -- The definition when taken: a memory snapshot only loads into the same machine.
+                        spec TEXT NOT NULL,
+                        UNIQUE (domainId, name)
+                    );
+                    """)
+        }
         // How a domain was installed (`berth install`'s plan and the installer it booted), so
         // that `reinstall` runs the same installer again without reading notes.
         migrator.registerMigration("v8-install") { db in

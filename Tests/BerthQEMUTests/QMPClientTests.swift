@@ -141,6 +141,34 @@ import Testing
         #expect(why.contains("no QMP greeting"))
     }
 
+    @Test func descriptorTravelsWithTheCommand() async throws {
+        // berthd opens the file; QEMU (here the stub) writes through the descriptor it got.
+        let file = NSTemporaryDirectory() + "berth-getfd-\(UUID().uuidString.prefix(8))"
+        let fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        #expect(fd >= 0)
+        defer {
+            close(fd)
+            unlink(file)
+        }
+        let server = try StubQMPServer { peer in
+            peer.handshake()
+            guard let command = peer.readCommandWithDescriptor() else { return }
+            if let received = command.descriptor {
+                _ = Array("written by the peer".utf8).withUnsafeBytes { write(received, $0.baseAddress, $0.count) }
+                close(received)
+                peer.send(#"{"return": {"execute": "\#(command.execute)"}, "id": \#(command.id)}"#)
+            } else {
+                peer.send(#"{"error": {"class": "GenericError", "desc": "No file descriptor supplied via SCM_RIGHTS"}, "id": \#(command.id)}"#)
+            }
+            _ = peer.readLine()
+        }
+        let client = try await QMP.Client.connect(path: server.path, timeout: .seconds(5))
+        defer { client.close() }
+        let reply = try await client.execute("getfd", arguments: ["fdname": .string("save")], passing: fd)
+        #expect(reply["execute"]?.string == "getfd")
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "written by the peer")
+    }
+
     @Test func missingSocketIsATransportError() async throws {
         let error = await #expect(throws: QMP.Error.self) {
             try await QMP.Client.connect(path: "/nonexistent/berth/qmp.sock")

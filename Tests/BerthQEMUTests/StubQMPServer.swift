@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
 
+@testable import BerthQEMU
+
 /// An in-process QMP peer for error paths: listens on a unix socket, accepts one client and
 /// runs a script against it on its own thread.
 final class StubQMPServer: Sendable {
@@ -83,5 +85,42 @@ final class StubQMPServer: Sendable {
     deinit {
         close(listener)
         unlink(path)
+    }
+}
+
+extension StubQMPServer.Peer {
+    /// Reads a command sent with a descriptor attached (SCM_RIGHTS): the descriptor and the
+    /// command's `execute` and `id`.
+    func readCommandWithDescriptor() -> (descriptor: Int32?, execute: String, id: String)? {
+        var first: UInt8 = 0
+        let space = UnixSocketConnection.controlSpace(descriptors: 1)
+        var control = [UInt8](repeating: 0, count: space)
+        let received = withUnsafeMutablePointer(to: &first) { byte -> Int in
+            control.withUnsafeMutableBytes { controlRaw -> Int in
+                var iov = iovec(iov_base: UnsafeMutableRawPointer(byte), iov_len: 1)
+                return withUnsafeMutablePointer(to: &iov) { iovPointer in
+                    var message = msghdr()
+                    message.msg_iov = iovPointer
+                    message.msg_iovlen = 1
+                    message.msg_control = controlRaw.baseAddress
+                    message.msg_controllen = space
+                    return recvmsg(fd, &message, 0)
+                }
+            }
+        }
+        guard received == 1 else { return nil }
+        var descriptor: Int32?
+        control.withUnsafeBytes { raw in
+            let level = raw.load(fromByteOffset: MemoryLayout<Int>.size, as: Int32.self)
+            let type = raw.load(fromByteOffset: MemoryLayout<Int>.size + 4, as: Int32.self)
+            if level == SOL_SOCKET, type == Int32(SCM_RIGHTS) {
+                descriptor = raw.load(fromByteOffset: MemoryLayout<cmsghdr>.size, as: Int32.self)
+            }
+        }
+        guard let rest = readLine(),
+            let object = try? JSONSerialization.jsonObject(with: Data(([first] + Array(rest.utf8)))) as? [String: Any],
+            let execute = object["execute"] as? String
+        else { return nil }
+        return (descriptor, execute, (object["id"] as? Int).map(String.init) ?? "null")
     }
 }

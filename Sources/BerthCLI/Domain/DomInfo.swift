@@ -33,6 +33,7 @@ struct DomInfo: AsyncParsableCommand {
         }
         if let log = info.consoleLog { rows.append(("Console log", log)) }
         if let error = info.lastError { rows.append(("Last error", error)) }
+        rows.append(("Managed save", info.managedSave.map { "yes (\($0.path), resumes \($0.state.rawValue))" } ?? "no"))
         if let description = spec.description { rows.append(("Description", description)) }
         for note in spec.notes { rows.append(("Note", note)) }
         let width = (rows.map(\.0.count).max() ?? 0) + 2

@@ -37,34 +37,6 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Requires `Authorization: Bearer <token>` on the TCP listener (xend's port 8000), on every
-/// path: install media are not served here but on the media listener. The unix socket relies
-/// on its file permissions instead.
-struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
-    let token: String
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
-        -> Response
-    {
-        let given = request.headers[.authorization].flatMap { header in
-            header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : nil
-        }
-        guard let given, constantTimeEqual(given, token) else {
-            throw BerthError(
-                .unauthorized, given == nil ? "This request carries no API token." : "The API token is wrong.",
-                remedy: "Send 'Authorization: Bearer <token>' with the token in the state directory's api-token file (the berth CLI reads it by itself).")
-        }
-        return try await next(request, context)
-    }
-
-    private func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8)
-        let y = Array(b.utf8)
-        guard x.count == y.count else { return false }
-        return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
-    }
-}
-
 enum JSONResponse {
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()

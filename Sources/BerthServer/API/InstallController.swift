@@ -16,7 +16,7 @@ struct InstallController<Context: RequestContext> {
             // Kickstart and --initrd-inject files travel inline.
             let plan = try await JSONResponse.decode(InstallPlan.self, from: request, limit: 64 << 20)
             try hypervisor.checkInstall(plan, name: name, mediaPort: mediaPort)
-            let operation = hypervisor.operations.run(domain: name, action: "install") { (id: String) in
+            let operation = hypervisor.operations.runNoting(domain: name, action: "install") { id in
                 try await hypervisor.install(plan, mediaPort: mediaPort) { message in
                     hypervisor.operations.note(id, message)
                 }
@@ -27,7 +27,7 @@ struct InstallController<Context: RequestContext> {
             let name = try context.parameters.require("name")
             let body = try await JSONResponse.decode(ReinstallRequest.self, from: request, limit: 4 << 20)
             let record = try await hypervisor.checkReinstall(name, body, mediaPort: mediaPort)
-            let operation = hypervisor.operations.run(domain: name, action: "reinstall") { (id: String) in
+            let operation = hypervisor.operations.runNoting(domain: name, action: "reinstall") { id in
                 try await hypervisor.reinstall(name, body, record: record, mediaPort: mediaPort) { message in
                     hypervisor.operations.note(id, message)
                 }

@@ -99,4 +99,6 @@ final class StreamLimit: Sendable {
 struct StreamLimits: Sendable {
     var events = StreamLimit(kind: "event streams", maximum: 64)
     var consoleFollowers = StreamLimit(kind: "console followers", maximum: 64)
+    /// Serial and VNC consoles over WebSocket.
+    var webSockets = StreamLimit(kind: "WebSocket consoles", maximum: 64)
 }

@@ -9,12 +9,14 @@ import Foundation
 /// records what happened and, by policy, queues a restart.
 actor DomainSupervisor {
     let name: String
-    private let catalog: Catalog
-    private let driver: any GuestDriver
+    let catalog: Catalog
+    let driver: any GuestDriver
     private let hub: EventHub
-    private let bootPreparer: BootPreparer
+    let bootPreparer: BootPreparer
+    /// Where managed saves go (`<state>/save`).
+    let saveDirectory: String
     /// The unprivileged user this domain's processes run as (nil: berthd's own user).
-    private let identity: @Sendable () throws -> GuestIdentity?
+    let identity: @Sendable () throws -> GuestIdentity?
     /// Called when an installer hands over to the installed system (its kickstart, which may
     /// hold a root password, is withdrawn from the media listener then).
     private let installFinished: @Sendable () -> Void
@@ -25,21 +27,24 @@ actor DomainSupervisor {
     /// on_poweroff, autostart), most recent last; see `RestartThrottle`.
     private var throttle = RestartThrottle()
 
-    private var instance: (any GuestInstance)?
+    var instance: (any GuestInstance)?
     /// Set by shutdown/destroy so the coming exit is not taken for a crash.
-    private var stopRequested = false
+    var stopRequested = false
+    /// The event a requested stop publishes (a save publishes `saved`, not `stopped`).
+    var requestedStopEvent: (kind: LifecycleEvent.Kind, detail: String) = (.stopped, "requested")
     /// Set by `berth reboot`: restart whatever `on_reboot` says.
-    private var rebootRequested = false
-    private var panicked = false
-    private var lastShutdownReason: String?
+    var rebootRequested = false
+    var panicked = false
+    var lastShutdownReason: String?
     private var queueTail: Task<Void, Never>?
 
     init(
         name: String, catalog: Catalog, driver: any GuestDriver, hub: EventHub, bootPreparer: BootPreparer,
-        identity: @escaping @Sendable () throws -> GuestIdentity?,
+        saveDirectory: String, identity: @escaping @Sendable () throws -> GuestIdentity?,
         installFinished: @escaping @Sendable () -> Void = {},
         installerFailure: @escaping @Sendable () -> String? = { nil }
     ) {
+        self.saveDirectory = saveDirectory
         self.installFinished = installFinished
         self.installerFailure = installerFailure
         self.name = name
@@ -51,6 +56,8 @@ actor DomainSupervisor {
     }
 
     var isRunning: Bool { instance != nil }
+    /// The running guest, for read-only queries that need not wait for queued operations.
+    var runningInstance: (any GuestInstance)? { instance }
 
     /// Runs `operation` after every operation queued before it.
     func serialized<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
@@ -132,18 +139,23 @@ actor DomainSupervisor {
                 return
             }
         }
-        if record.spec.autostart, instance == nil {
+        if instance == nil, record.spec.autostart || (try? catalog.managedSave(name))?.resumeAtDaemonStart == true {
             queueRestart()
         }
     }
 
     // MARK: - Implementation
 
-    private func performStart() async throws {
+    func performStart() async throws {
         if instance != nil {
             throw BerthError(
                 .wrongState, "Domain '\(name)' is already running.",
                 remedy: "Stop it first with 'berth shutdown \(name)' or 'berth destroy \(name)'.")
+        }
+        // A managed save is where the guest left off: resume it rather than boot afresh.
+        if let managed = try catalog.managedSave(name) {
+            try await resumeManagedSave(managed)
+            return
         }
         let record = try catalog.domain(named: name)
         try catalog.setDesiredState(name, .running)
@@ -230,13 +242,13 @@ actor DomainSupervisor {
         publish(pause ? .suspended : .resumed)
     }
 
-    private func notRunning() -> BerthError {
+    func notRunning() -> BerthError {
         BerthError(.wrongState, "Domain '\(name)' is not running.", remedy: "Start it with 'berth start \(name)'.")
     }
 
     // MARK: - Watching the guest
 
-    private func attach(_ started: any GuestInstance, spec: DomainSpec, state: DomainState) {
+    func attach(_ started: any GuestInstance, spec: DomainSpec, state: DomainState) {
         instance = started
         report { try self.observe(state, pid: started.pid, accel: started.accel, startedAt: Date()) }
         Task { [weak self] in
@@ -270,14 +282,15 @@ actor DomainSupervisor {
     }
 
     /// Settles the catalog after QEMU exits and applies the domain's lifecycle policy.
-    private func finishExit(of gone: any GuestInstance) {
+    func finishExit(of gone: any GuestInstance) {
         guard instance?.pid == gone.pid else { return }
         instance = nil
         let spec = try? catalog.domain(named: name).spec
         let reason = lastShutdownReason ?? "none"
         if stopRequested {
             report { try self.observe(.shutoff) }
-            publish(.stopped, detail: "requested")
+            publish(requestedStopEvent.kind, detail: requestedStopEvent.detail)
+            requestedStopEvent = (.stopped, "requested")
             return
         }
         if panicked {
@@ -357,7 +370,7 @@ actor DomainSupervisor {
     }
 
     /// Polls until `target` has exited and been settled, or `timeout` passes.
-    private func waitForExit(of target: any GuestInstance, timeout: Duration) async -> Bool {
+    func waitForExit(of target: any GuestInstance, timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while instance?.pid == target.pid {
             if ContinuousClock.now >= deadline { return false }
@@ -370,11 +383,11 @@ actor DomainSupervisor {
 
     /// Runs a catalog write that has no caller to throw to (exit handling, recovery): a failure
     /// is published as a `catalog-error` event, never dropped.
-    private func report(_ write: () throws -> Void) {
+    func report(_ write: () throws -> Void) {
         _ = reporting(write)
     }
 
-    private func reporting<T>(_ write: () throws -> T) -> T? {
+    func reporting<T>(_ write: () throws -> T) -> T? {
         do {
             return try write()
         } catch {
@@ -386,7 +399,7 @@ actor DomainSupervisor {
         }
     }
 
-    private func observe(
+    func observe(
         _ state: DomainState, pid: Int32? = nil, accel: Accelerator? = nil, lastError: String? = nil,
         startedAt: Date? = nil
     ) throws {
@@ -398,7 +411,7 @@ actor DomainSupervisor {
         try catalog.setObserved(name, observed)
     }
 
-    private func publish(_ kind: LifecycleEvent.Kind, detail: String? = nil) {
+    func publish(_ kind: LifecycleEvent.Kind, detail: String? = nil) {
         let state = (try? catalog.domain(named: name).state) ?? .shutoff
         hub.publish(LifecycleEvent(domain: name, kind: kind, state: state, detail: detail))
     }

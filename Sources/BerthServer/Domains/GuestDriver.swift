@@ -1,5 +1,6 @@
 import BerthModel
 import BerthQEMU
+import Foundation
 
 /// What a running guest reports to its supervisor.
 public enum GuestEvent: Sendable, Equatable {
@@ -28,6 +29,12 @@ public protocol GuestDriver: Sendable {
     func consoleLogPath(_ spec: DomainSpec) -> String
     /// The live console socket of a running domain.
     func consoleSocketPath(_ spec: DomainSpec) -> String
+    /// Launches the guest with its vCPUs stopped (`-S`); with `incoming`, waiting for its state
+    /// (`-incoming defer`) for `GuestInstance.restore` to fill in.
+    func startPaused(_ spec: DomainSpec, boot: BootFiles?, identity: GuestIdentity?, incoming: Bool) async throws
+        -> any GuestInstance
+    /// The default VNC display's unix socket of a running domain.
+    func vncSocketPath(_ spec: DomainSpec) -> String
     /// The accelerator verdict for this host.
     func acceleratorVerdict() -> AcceleratorVerdict
     /// QEMU's version, nil when QEMU is not installed.
@@ -50,9 +57,51 @@ public protocol GuestInstance: Sendable {
     /// Grows a disk while the guest runs (QMP `block_resize` on the disk's format node
     /// `diskN`); the guest sees the new size at once.
     func blockResize(node: String, bytes: UInt64) async throws
+    /// A read-only QMP query (`query-blockstats`, `query-vnc`), answered while other
+    /// operations run.
+    func query(_ command: String) async throws -> QMP.Value
+    /// Writes the (paused) guest's memory and device state to `descriptor`, from its offset.
+    func save(to descriptor: Int32, progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws
+    /// Loads state written by `save` from `descriptor` into a guest from `startIncoming`; the
+    /// guest stays paused.
+    func restore(from descriptor: Int32, length: UInt64, progress: @escaping @Sendable (UInt64, UInt64) -> Void)
+        async throws
+    /// Runs an internal snapshot job: `snapshot-save`, `snapshot-load` or `snapshot-delete`
+    /// on format nodes `devices`, with the memory state in `vmstate`.
+    func snapshot(_ command: String, tag: String, vmstate: String?, devices: [String]) async throws
+}
+
+extension GuestDriver {
+    public func vncSocketPath(_ spec: DomainSpec) -> String {
+        (consoleSocketPath(spec) as NSString).deletingLastPathComponent + "/display/" + RuntimePaths.vncSocketName
+    }
+
+    public func startPaused(_ spec: DomainSpec, boot: BootFiles?, identity: GuestIdentity?, incoming: Bool) async throws
+        -> any GuestInstance
+    {
+        throw BerthError(.unavailable, "This guest driver cannot restore saved guests.")
+    }
 }
 
 extension GuestInstance {
+    public func query(_ command: String) async throws -> QMP.Value {
+        throw BerthError(.unavailable, "This guest driver has no QMP.", remedy: "Use the QEMU driver.")
+    }
+
+    public func save(to descriptor: Int32, progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws {
+        throw BerthError(.unavailable, "This guest driver cannot save guests.")
+    }
+
+    public func restore(
+        from descriptor: Int32, length: UInt64, progress: @escaping @Sendable (UInt64, UInt64) -> Void
+    ) async throws {
+        throw BerthError(.unavailable, "This guest driver cannot restore saved guests.")
+    }
+
+    public func snapshot(_ command: String, tag: String, vmstate: String?, devices: [String]) async throws {
+        throw BerthError(.unavailable, "This guest driver cannot take snapshots.")
+    }
+
     public func blockResize(node: String, bytes: UInt64) async throws {
         throw BerthError(.unavailable, "This guest driver cannot resize disks live.", remedy: "Shut the domain off and resize then.")
     }

@@ -57,7 +57,7 @@ public final class Hypervisor: Sendable {
             if let existing = table[name] { return existing }
             let created = DomainSupervisor(
                 name: name, catalog: catalog, driver: driver, hub: hub, bootPreparer: bootPreparer,
-                identity: { [weak self] in try self?.identity(of: name) },
+                saveDirectory: stateDirectory + "/save", identity: { [weak self] in try self?.identity(of: name) },
                 installFinished: { [stateDirectory] in Self.withdrawKickstarts(of: name, stateDirectory: stateDirectory) },
                 installerFailure: { [weak self] in self?.installerFailure(name) })
             table[name] = created
@@ -89,8 +89,11 @@ public final class Hypervisor: Sendable {
                 .wrongState, "Domain '\(name)' is running.",
                 remedy: "Stop it with 'berth shutdown \(name)' or 'berth destroy \(name)' before undefining it.")
         }
+        let managed = try catalog.managedSave(name)
         try catalog.undefine(name)
         supervisors.withLock { _ = $0.removeValue(forKey: name) }
+        // Its saved state can never be restored without the definition (the catalog row went with it).
+        if let managed { unlink(managed.path) }
         if !keepLogs {
             let log = driver.consoleLogPath(record.spec)
             for path in [log] + (1...9).map({ "\(log).\($0)" }) { unlink(path) }
@@ -104,7 +107,8 @@ public final class Hypervisor: Sendable {
         return DomainInfo(
             spec: record.spec, state: record.state, pid: record.pid, accel: record.accel,
             lastError: record.lastError, consoleLog: driver.consoleLogPath(record.spec),
-            consoleSocket: live ? driver.consoleSocketPath(record.spec) : nil, startedAt: record.startedAt)
+            consoleSocket: live ? driver.consoleSocketPath(record.spec) : nil, startedAt: record.startedAt,
+            managedSave: try catalog.managedSave(name))
     }
 
     public func hostInfo() throws -> HostInfo {
@@ -177,6 +181,54 @@ public final class Hypervisor: Sendable {
     }
 
     func events() -> AsyncStream<LifecycleEvent> { hub.subscribe() }
+
+    /// Restores a file written by `save` onto the domain it names (by name and UUID).
+    func restore(_ path: String, state: SavedRunState?, progress: @escaping ProgressSink) async throws -> String {
+        let opened = try SaveImage.open(path)
+        let header = opened.header
+        let supervisor: DomainSupervisor
+        do {
+            let record = try catalog.domain(named: header.domain)
+            guard record.spec.uuid == header.uuid else {
+                throw BerthError(
+                    .wrongState,
+                    "\(path) was saved from another domain named '\(header.domain)' (UUID \(header.uuid.uuidString.lowercased())); this one was defined since.",
+                    remedy: "Start '\(header.domain)' afresh with 'berth start', or define the saved guest under its old UUID.")
+            }
+            supervisor = try self.supervisor(header.domain)
+        } catch {
+            close(opened.descriptor)
+            if let error = error as? BerthError, error.code == .notFound {
+                throw BerthError(
+                    .notFound, "\(path) belongs to domain '\(header.domain)', which is not defined.",
+                    remedy: "Define '\(header.domain)' again with the definition it was saved with, then restore.")
+            }
+            throw error
+        }
+        try await supervisor.restore(opened, path: path, state: state, progress: progress)
+        return header.domain
+    }
+
+    /// The domain a save file belongs to, for the operation's name (nil when unreadable).
+    func savedDomain(_ path: String) -> String? {
+        guard let opened = try? SaveImage.open(path) else { return nil }
+        close(opened.descriptor)
+        return opened.header.domain
+    }
+
+    /// `berthd --on-shutdown save`: every running guest to a managed save, resumed when berthd
+    /// starts again (libvirt-guests' ON_SHUTDOWN=suspend). One at a time: they share the disk.
+    public func saveRunningGuests(log: @Sendable (String) -> Void) async {
+        let all = supervisors.withLock { Array($0.values) }
+        for supervisor in all where await supervisor.isRunning {
+            do {
+                try await supervisor.managedSave(resumeAtDaemonStart: true) { _, _ in }
+                log("saved '\(supervisor.name)' for the next start")
+            } catch {
+                log("could not save '\(supervisor.name)' (it keeps running): \(error)")
+            }
+        }
+    }
 
     /// What only the host can tell: files the domain names exist and are readable, and it
     /// does not ask for more memory than the host has.

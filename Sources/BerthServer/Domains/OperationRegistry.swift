@@ -17,12 +17,34 @@ final class OperationRegistry: Sendable {
     private let retention: TimeInterval = 600
 
     func run(domain: String, action: String, _ body: @escaping @Sendable () async throws -> Void) -> OperationInfo {
-        run(domain: domain, action: action) { (_: String) in try await body() }
+        runWithProgress(domain: domain, action: action) { _ in try await body() }
     }
 
-    /// Runs `body` with the operation's id, which `note` takes to add progress lines.
-    func run(domain: String, action: String, _ body: @escaping @Sendable (String) async throws -> Void) -> OperationInfo {
+    /// Like `run`, for operations that move data: `body` reports bytes done and the total,
+    /// which `get` shows as the operation's `progress`.
+    func runWithProgress(
+        domain: String, action: String,
+        _ body: @escaping @Sendable (_ progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws -> Void
+    ) -> OperationInfo {
+        runWithID(domain: domain, action: action) { _, progress in try await body(progress) }
+    }
+
+    /// Like `run`, for operations that say what they do: `body` gets the operation's id, which
+    /// `note` takes to add progress lines (an install's steps).
+    func runNoting(domain: String, action: String, _ body: @escaping @Sendable (_ id: String) async throws -> Void) -> OperationInfo {
+        runWithID(domain: domain, action: action) { id, _ in try await body(id) }
+    }
+
+    private func runWithID(
+        domain: String, action: String,
+        _ body: @escaping @Sendable (_ id: String, _ progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws -> Void
+    ) -> OperationInfo {
         let id = UUID().uuidString.lowercased()
+        let progress: @Sendable (UInt64, UInt64) -> Void = { [weak self] bytes, total in
+            self?.entries.withLock { table in
+                table[id]?.info.progress = OperationProgress(bytes: bytes, total: total)
+            }
+        }
         let info = OperationInfo(id: id, domain: domain, action: action, status: .running)
         // Registered under the lock before the task can finish, so its result is never lost.
         entries.withLock { table in
@@ -31,10 +53,12 @@ final class OperationRegistry: Sendable {
             let task = Task {
                 var result = info
                 do {
-                    try await body(id)
+                    try await body(id, progress)
+                    result.progress = self.entries.withLock { $0[id]?.info.progress }
                     result.status = .succeeded
                 } catch {
                     result.status = .failed
+                    result.progress = self.entries.withLock { $0[id]?.info.progress }
                     result.error = (error as? BerthError) ?? BerthError(.internal, "\(error)")
                 }
                 self.finish(result)

@@ -37,10 +37,27 @@ public struct QEMUGuestDriver: GuestDriver {
     }
 
     public func start(_ spec: DomainSpec, boot: BootFiles?, identity: GuestIdentity?) async throws -> any GuestInstance {
+        try await launch(spec, boot: boot, identity: identity, paused: false, incoming: false)
+    }
+
+    public func startPaused(_ spec: DomainSpec, boot: BootFiles?, identity: GuestIdentity?, incoming: Bool) async throws
+        -> any GuestInstance
+    {
+        try await launch(spec, boot: boot, identity: identity, paused: true, incoming: incoming)
+    }
+
+    private func launch(
+        _ spec: DomainSpec, boot: BootFiles?, identity: GuestIdentity?, paused: Bool, incoming: Bool
+    ) async throws
+        -> any GuestInstance
+    {
         let binary = try binary ?? QEMUBinary.locate()
         let accel = try AcceleratorProbe.resolve(spec.accel, verdict: verdict)
         let paths = paths(spec)
-        let commandLine = try QEMUCommandLine(spec: spec, accel: accel, paths: paths, boot: boot)
+        var commandLine = try QEMUCommandLine(spec: spec, accel: accel, paths: paths, boot: boot)
+        // vCPUs stopped (-S), and waiting for `migrate-incoming` with a descriptor berthd passes.
+        if paused { commandLine.arguments.append("-S") }
+        if incoming { commandLine.arguments += ["-incoming", "defer"] }
         let process = try await QEMUProcess.launch(
             commandLine, binary: binary, paths: paths, identity: identity,
             logRotation: (consoleLogCap.maxBytes, consoleLogCap.keep))
@@ -58,6 +75,7 @@ public struct QEMUGuestDriver: GuestDriver {
 
     public func consoleLogPath(_ spec: DomainSpec) -> String { paths(spec).consoleLog }
     public func consoleSocketPath(_ spec: DomainSpec) -> String { paths(spec).consoleSocket }
+    public func vncSocketPath(_ spec: DomainSpec) -> String { paths(spec).vncSocket }
     public func acceleratorVerdict() -> AcceleratorVerdict { verdict }
     public func qemuVersion() -> String? { version }
 
@@ -132,6 +150,28 @@ struct QEMUGuest: GuestInstance {
                 .unavailable, "QEMU could not resize \(node): \(error)",
                 remedy: "The size must be a multiple of 512 bytes and not below the current size; see 'berth log' for the guest's side.")
         }
+    }
+
+    func query(_ command: String) async throws -> QMP.Value {
+        do {
+            return try await process.qmp.execute(command, timeout: .seconds(5))
+        } catch {
+            throw BerthError(.unavailable, "QEMU did not answer \(command): \(error)", remedy: "See 'berth log' and the domain's QEMU log.")
+        }
+    }
+
+    func save(to descriptor: Int32, progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws {
+        try await process.migrateOut(to: descriptor, progress: progress)
+    }
+
+    func restore(from descriptor: Int32, length: UInt64, progress: @escaping @Sendable (UInt64, UInt64) -> Void)
+        async throws
+    {
+        try await process.migrateIn(from: descriptor, total: length, progress: progress)
+    }
+
+    func snapshot(_ command: String, tag: String, vmstate: String?, devices: [String]) async throws {
+        try await process.snapshotJob(command, tag: tag, vmstate: vmstate, devices: devices)
     }
 
     private func execute(_ command: String) async throws {

@@ -83,18 +83,33 @@ enum RawHTTP {
         var body: [UInt8]
     }
 
-    static func request(port: Int, _ method: String, _ path: String, headers: [String: String] = [:]) throws -> Reply {
+    /// A TCP connection to 127.0.0.1:`port` (the caller closes it), with a receive buffer of
+    /// `receiveBuffer` bytes when given (set before connecting, so the window is small from the start).
+    static func connect(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw BerthError(.connection, "socket") }
-        defer { close(fd) }
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
-        guard connected == 0 else { throw BerthError(.connection, "connect") }
+        guard connected == 0 else {
+            close(fd)
+            throw BerthError(.connection, "connect to 127.0.0.1:\(port)")
+        }
+        return fd
+    }
+
+    static func request(port: Int, _ method: String, _ path: String, headers: [String: String] = [:]) throws -> Reply {
+        let fd = try connect(port: port)
+        defer { close(fd) }
         var text = "\(method) \(path) HTTP/1.1\r\nHost: \(headers["Host"] ?? "127.0.0.1:\(port)")\r\nConnection: close\r\n"
         for (key, value) in headers where key != "Host" { text += "\(key): \(value)\r\n" }
         text += "\r\n"
@@ -126,20 +141,9 @@ enum RawHTTP {
     /// GET `path`, read `pauseAfter` bytes of the response, call `pause` while the server waits
     /// on a full socket, then read the rest. Returns the body (Content-Length framed).
     static func streaming(port: Int, _ path: String, pauseAfter: Int, pause: () -> Void) throws -> [UInt8] {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BerthError(.connection, "socket") }
-        defer { close(fd) }
         // A small receive buffer, so the server is held up early in the transfer.
-        var small: Int32 = 32 << 10
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw BerthError(.connection, "connect") }
+        let fd = try connect(port: port, receiveBuffer: 32 << 10)
+        defer { close(fd) }
         let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var response: [UInt8] = []

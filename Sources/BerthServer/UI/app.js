@@ -1,0 +1,244 @@
+// Berth's web console: plain JavaScript over berthd's own API (/v1/…), with the session
+// cookie for authentication and X-Berth-CSRF on every change.
+const csrf = document.querySelector('meta[name="berth-csrf"]').content;
+const rows = new Map();   // domain name → <tr>
+const lastStats = new Map(); // domain name → previous DomainStats (for CPU %)
+let selected = null;
+let terminal = null, terminalSocket = null, rfb = null;
+
+function showMessage(text) {
+  const box = document.getElementById('message');
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+// Every API call: a missing or expired session goes back to the login page.
+async function api(path, options = {}) {
+  const headers = Object.assign({ 'X-Berth-CSRF': csrf }, options.headers || {});
+  const response = await fetch(path, Object.assign({}, options, { headers, credentials: 'same-origin' }));
+  if (response.status === 401) { location.href = '/ui/login'; throw new Error('not logged in'); }
+  return response;
+}
+
+async function explain(response) {
+  try {
+    const body = await response.json();
+    return body.error ? body.error.message + (body.error.remedy ? '\n' + body.error.remedy : '') : response.statusText;
+  } catch { return response.status + ' ' + response.statusText; }
+}
+
+function mib(bytes) { return (bytes / 1048576).toFixed(0) + ' MiB'; }
+
+async function loadDomains() {
+  const response = await api('/v1/domains');
+  if (!response.ok) { showMessage(await explain(response)); return; }
+  const domains = await response.json();
+  const body = document.querySelector('#domains tbody');
+  const seen = new Set();
+  for (const d of domains) {
+    seen.add(d.name);
+    let row = rows.get(d.name);
+    if (!row) {
+      row = document.createElement('tr');
+      row.dataset.name = d.name;
+      row.innerHTML = '<td><a class="name"></a></td><td class="state"></td><td class="vcpus"></td><td class="memory"></td>' +
+        '<td class="cpu"></td><td class="rss"></td><td class="actions"></td>';
+      row.querySelector('.name').textContent = d.name;
+      row.querySelector('.name').onclick = () => select(d.name);
+      for (const action of ['start', 'shutdown', 'destroy', 'reboot', 'suspend', 'resume']) {
+        const button = document.createElement('button');
+        button.textContent = action;
+        button.dataset.action = action;
+        button.onclick = () => act(d.name, action);
+        row.querySelector('.actions').appendChild(button);
+      }
+      body.appendChild(row);
+      rows.set(d.name, row);
+    }
+    setState(d.name, d.state);
+    row.querySelector('.vcpus').textContent = d.vcpus;
+    row.querySelector('.memory').textContent = d.memory + ' MiB';
+  }
+  for (const [name, row] of rows) if (!seen.has(name)) { row.remove(); rows.delete(name); }
+}
+
+function setState(name, state) {
+  const row = rows.get(name);
+  if (!row) return;
+  const cell = row.querySelector('.state');
+  cell.textContent = state;
+  cell.className = 'state state-' + state.replace(' ', '-');
+  row.dataset.state = state;
+  if (state === 'shut off') { row.querySelector('.cpu').textContent = ''; row.querySelector('.rss').textContent = ''; }
+}
+
+async function act(name, action) {
+  showMessage('');
+  const response = await api(`/v1/domains/${encodeURIComponent(name)}/${action}`, { method: 'POST' });
+  if (!response.ok) { showMessage(await explain(response)); return; }
+  const operation = await response.json();
+  // The list changes through the event stream; a failure is told here.
+  const done = await api(`/v1/operations/${operation.id}?wait=120`);
+  if (done.ok) {
+    const info = await done.json();
+    if (info.status === 'failed' && info.error) showMessage(info.error.message + '\n' + (info.error.remedy || ''));
+  }
+}
+
+// Live state from the NDJSON event stream, read with fetch streaming; reconnects.
+async function followEvents() {
+  const live = document.getElementById('live');
+  for (;;) {
+    try {
+      const response = await api('/v1/events');
+      if (!response.ok) throw new Error(await explain(response));
+      live.textContent = '● live'; live.className = 'on';
+      await loadDomains();
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffered = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffered += decoder.decode(value, { stream: true });
+        let newline;
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, newline).trim();
+          buffered = buffered.slice(newline + 1);
+          if (!line) continue;
+          const event = JSON.parse(line);
+          if (!event.domain) continue;
+          if (!rows.has(event.domain) || event.kind === 'undefined' || event.kind === 'defined') await loadDomains();
+          else setState(event.domain, event.state);
+          if (event.domain === selected) refreshDetails();
+        }
+      }
+    } catch (error) {
+      if (String(error).includes('not logged in')) return;
+    }
+    live.textContent = '○ reconnecting'; live.className = '';
+    await new Promise(resolve => setTimeout(resolve, 2000));
+  }
+}
+
+async function pollStats() {
+  for (;;) {
+    try {
+      const response = await api('/v1/stats');
+      if (response.ok) {
+        for (const s of await response.json()) {
+          const row = rows.get(s.name);
+          if (!row) continue;
+          const before = lastStats.get(s.name);
+          if (before && before.pid === s.pid) {
+            const seconds = (Date.parse(s.time) - Date.parse(before.time)) / 1000;
+            if (seconds > 0) row.querySelector('.cpu').textContent = (100 * (s.cpuSeconds - before.cpuSeconds) / seconds).toFixed(1) + ' %';
+          }
+          row.querySelector('.rss').textContent = mib(s.rssBytes);
+          lastStats.set(s.name, s);
+        }
+      }
+    } catch (error) {
+      if (String(error).includes('not logged in')) return;
+    }
+    await new Promise(resolve => setTimeout(resolve, 2000));
+  }
+}
+
+function select(name) {
+  selected = name;
+  document.getElementById('domain').hidden = false;
+  document.getElementById('domain-name').textContent = name;
+  showTab('details');
+}
+
+async function refreshDetails() {
+  if (!selected) return;
+  const response = await api(`/v1/domains/${encodeURIComponent(selected)}`);
+  document.getElementById('details').textContent = response.ok ? JSON.stringify(await response.json(), null, 2) : await explain(response);
+}
+
+function closeConsoles() {
+  if (terminalSocket) { terminalSocket.close(); terminalSocket = null; }
+  if (rfb) { rfb.disconnect(); rfb = null; }
+}
+
+async function showTab(tab) {
+  closeConsoles();
+  for (const element of document.querySelectorAll('.tab')) element.hidden = element.id !== 'tab-' + tab;
+  for (const button of document.querySelectorAll('#domain nav button')) button.classList.toggle('active', button.dataset.tab === tab);
+  const name = encodeURIComponent(selected);
+  if (tab === 'details') await refreshDetails();
+  if (tab === 'log') {
+    const response = await api(`/v1/domains/${name}/console?tail=65536`);
+    document.getElementById('log').textContent = response.ok ? await response.text() : await explain(response);
+  }
+  if (tab === 'serial') await openSerial(name);
+  if (tab === 'vnc') await openVNC(name);
+}
+
+// A library the page needs failed to load: berthd's answer names the Debian package.
+async function missingLibrary(url) {
+  const response = await fetch(url, { credentials: 'same-origin' });
+  return response.ok ? `${url} did not load.` : await explain(response);
+}
+
+function socketURL(path) { return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + path; }
+
+async function openSerial(name) {
+  const holder = document.getElementById('terminal');
+  if (!window.Terminal) { showMessage(await missingLibrary('/ui/xterm-bundle.js')); return; }
+  if (!terminal) {
+    terminal = new window.Terminal({ cols: 100, rows: 30, rendererType: 'dom', theme: { foreground: '#e8e8e8', background: '#000000' } });
+    terminal.open(holder);
+    terminal.on('data', data => {
+      if (terminalSocket && terminalSocket.readyState === WebSocket.OPEN) terminalSocket.send(new TextEncoder().encode(data));
+    });
+  }
+  terminal.reset();
+  // What the guest printed before: the log's tail, then the live line.
+  const log = await api(`/v1/domains/${name}/console?tail=2048`);
+  if (log.ok) terminal.write((await log.text()).replace(/\r?\n/g, '\r\n'));
+  const decoder = new TextDecoder();
+  const socket = new WebSocket(socketURL(`/v1/domains/${name}/console/ws`));
+  socket.binaryType = 'arraybuffer';
+  socket.onmessage = event => terminal.write(decoder.decode(new Uint8Array(event.data), { stream: true }));
+  socket.onclose = event => { if (terminalSocket === socket) terminal.write(`\r\n[console closed${event.reason ? ': ' + event.reason : ''}]\r\n`); };
+  socket.onerror = () => showMessage('The serial console could not be opened: is the domain running?');
+  terminalSocket = socket;
+  terminal.focus();
+}
+
+async function openVNC(name) {
+  const status = document.getElementById('vnc-status');
+  const screen = document.getElementById('screen');
+  screen.textContent = '';
+  const display = await api(`/v1/domains/${name}/display`);
+  if (!display.ok) { status.textContent = await explain(display); return; }
+  let RFB;
+  try {
+    RFB = (await import('/ui/lib/novnc/core/rfb.js')).default;
+  } catch {
+    status.textContent = await missingLibrary('/ui/lib/novnc/core/rfb.js');
+    return;
+  }
+  status.textContent = 'connecting…';
+  rfb = new RFB(screen, socketURL(`/v1/domains/${name}/vnc`), { wsProtocols: ['binary'] });
+  rfb.scaleViewport = false;
+  rfb.addEventListener('connect', () => { status.textContent = 'connected'; });
+  rfb.addEventListener('disconnect', event => { status.textContent = event.detail.clean ? 'disconnected' : 'the display closed'; });
+  rfb.addEventListener('credentialsrequired', () => {
+    const password = prompt('VNC password for ' + decodeURIComponent(name));
+    if (password !== null) rfb.sendCredentials({ password });
+  });
+}
+
+for (const button of document.querySelectorAll('#domain nav button')) button.onclick = () => showTab(button.dataset.tab);
+document.getElementById('logout-form').addEventListener('submit', event => {
+  event.preventDefault();
+  api('/ui/logout', { method: 'POST' }).finally(() => { location.href = '/ui/login'; });
+});
+api('/v1/host').then(async r => { if (r.ok) { const h = await r.json(); document.getElementById('host').textContent = h.hostname || ''; } }).catch(() => {});
+loadDomains();
+followEvents();
+pollStats();

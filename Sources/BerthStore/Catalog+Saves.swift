@@ -1,0 +1,117 @@
+import BerthModel
+import Foundation
+import GRDB
+
+/// Managed saves and snapshots (`v7-saves`).
+extension Catalog {
+    public func managedSave(_ name: String) throws -> ManagedSaveInfo? {
+        try writer.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: "SELECT m.* FROM managedSave m JOIN domain d ON d.id = m.domainId WHERE d.name = ?",
+                    arguments: [name])
+            else { return nil }
+            return ManagedSaveInfo(
+                path: row["path"], savedAt: row["savedAt"],
+                state: SavedRunState(rawValue: row["runState"]) ?? .running,
+                resumeAtDaemonStart: row["resumeAtDaemonStart"])
+        }
+    }
+
+    /// Records (or replaces) a domain's managed save.
+    public func setManagedSave(_ name: String, _ save: ManagedSaveInfo) throws {
+        try writer.write { db in
+            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [name]) else {
+                throw BerthError.unknownDomain(name)
+            }
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO managedSave (domainId, path, savedAt, runState, resumeAtDaemonStart)
+                    VALUES (?, ?, ?, ?, ?)
+                    """,
+                arguments: [id, save.path, save.savedAt, save.state.rawValue, save.resumeAtDaemonStart])
+        }
+    }
+
+    public func removeManagedSave(_ name: String) throws {
+        try writer.write { db in
+            try db.execute(
+                sql: "DELETE FROM managedSave WHERE domainId = (SELECT id FROM domain WHERE name = ?)", arguments: [name])
+        }
+    }
+
+    public func snapshots(_ name: String) throws -> [SnapshotRecord] {
+        try writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT s.* FROM snapshot s JOIN domain d ON d.id = s.domainId
+                    WHERE d.name = ? ORDER BY s.createdAt, s.id
+                    """, arguments: [name]
+            ).map(Self.snapshotRecord)
+        }
+    }
+
+    public func snapshot(_ name: String, _ snapshot: String) throws -> SnapshotRecord {
+        guard let found = try snapshots(name).first(where: { $0.info.name == snapshot }) else {
+            _ = try domain(named: name)
+            throw BerthError(
+                .notFound, "Domain '\(name)' has no snapshot '\(snapshot)'.",
+                remedy: "List them with 'berth snapshot-list \(name)'.")
+        }
+        return found
+    }
+
+    public func addSnapshot(_ name: String, _ record: SnapshotRecord) throws {
+        try writer.write { db in
+            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [name]) else {
+                throw BerthError.unknownDomain(name)
+            }
+            do {
+                try db.execute(
+                    sql: """
+                        INSERT INTO snapshot (domainId, name, description, createdAt, state, memory, spec)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        id, record.info.name, record.info.description, record.info.createdAt, record.info.state.rawValue,
+                        record.info.memory, try Self.json(record.spec),
+                    ])
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                throw BerthError(
+                    .alreadyExists, "Domain '\(name)' already has a snapshot '\(record.info.name)'.",
+                    remedy: "Choose another name, or delete it first with 'berth snapshot-delete \(name) \(record.info.name)'.")
+            }
+        }
+    }
+
+    public func removeSnapshot(_ name: String, _ snapshot: String) throws {
+        try writer.write { db in
+            try db.execute(
+                sql: "DELETE FROM snapshot WHERE name = ? AND domainId = (SELECT id FROM domain WHERE name = ?)",
+                arguments: [snapshot, name])
+        }
+    }
+
+    static func snapshotRecord(_ row: Row) throws -> SnapshotRecord {
+        let text: String = row["spec"]
+        let spec = try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
+        let info = SnapshotInfo(
+            name: row["name"], description: row["description"], createdAt: row["createdAt"],
+            state: DomainState(rawValue: row["state"]) ?? .shutoff, memory: row["memory"],
+            disks: spec.disks.filter { !$0.readOnly && $0.device == .disk }.map(\.path))
+        return SnapshotRecord(info: info, spec: spec)
+    }
+}
+
+/// A snapshot as the catalog keeps it: what the API shows, and the definition when taken.
+public struct SnapshotRecord: Sendable, Equatable {
+    public var info: SnapshotInfo
+    public var spec: DomainSpec
+
+    public init(info: SnapshotInfo, spec: DomainSpec) {
+        self.info = info
+        self.spec = spec
+    }
+}

@@ -1,0 +1,265 @@
+import BerthClient
+import BerthModel
+import Foundation
+import Testing
+
+/// The web console in a real browser (headless Chromium over the DevTools protocol, driven
+/// by Tests/Browser/webui.py) against a real berthd and a real TCG guest, and the display
+/// and statistics commands.
+@Suite(.serialized) struct WebConsoleTests {
+    /// What the browser test needs from Debian, with the command that installs it.
+    static func requireBrowserTools() throws {
+        let needed: [(path: String, package: String)] = [
+            ("/usr/bin/chromium", "chromium"), ("/usr/share/novnc/core/rfb.js", "novnc"),
+            ("/usr/share/javascript/xterm/xterm.css", "libjs-xterm"), ("/usr/share/nodejs/xterm/lib/public/Terminal.js", "node-xterm"),
+        ]
+        let missing = needed.filter { !FileManager.default.fileExists(atPath: $0.path) }.map(\.package)
+        guard missing.isEmpty else {
+            Issue.record("The browser test needs \(missing.joined(separator: ", ")): run 'apt-get install \(missing.joined(separator: " "))' (or scripts/install-host-deps).")
+            throw BerthError(.unavailable, "browser test tools missing")
+        }
+    }
+
+    static var artifacts: String {
+        ProcessInfo.processInfo.environment["BERTH_TEST_ARTIFACTS"]
+            ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/test-artifacts/webui").path
+    }
+
+    @Test func browserLogsInUsesBothConsolesAndSeesStateChangeLive() async throws {
+        try Self.requireBrowserTools()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        var spec = try GuestFixture.spec("web1")
+        spec.machine = "pc"
+        spec.graphics = GraphicsSpec(kind: .vnc)
+        _ = try await daemon.client.define(spec)
+        _ = try await daemon.client.perform(.start, on: "web1")
+        _ = try await daemon.waitForLog("web1", "berth-guest# ")
+
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Browser/webui.py").path
+        try? FileManager.default.removeItem(atPath: Self.artifacts)
+        let run = try await BerthRun.command(
+            ["/usr/bin/python3", script, "http://127.0.0.1:\(daemon.port)", daemon.token, "web1", Self.artifacts], timeout: 150)
+        #expect(run.status == 0, "webui.py: \(run.stdout)\(run.stderr)")
+        for step in ["login page", "listed as running", "BERTH-GUEST-READY", "read hi-42", "lit pixels", "without a reload"] {
+            #expect(run.stdout.contains(step), "missing step '\(step)': \(run.stdout)")
+        }
+        for shot in ["login-wrong-token.png", "list.png", "serial.png", "vnc.png", "stopped.png"] {
+            #expect(FileManager.default.fileExists(atPath: Self.artifacts + "/" + shot), "no screenshot \(shot)")
+        }
+        #expect(try await daemon.client.info("web1").state == .shutoff)
+    }
+
+    @Test func webSocketsAndUIRequireAuthentication() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let base = "http://127.0.0.1:\(daemon.port)"
+        // No session: the UI answers with the login page, never the API's JSON.
+        let page = try await HTTP.get(base + "/ui/")
+        #expect(page.status == 303 && page.headers["location"] == "/ui/login")
+        let wrong = try await HTTP.post(base + "/ui/login", body: "token=nope")
+        #expect(wrong.status == 401 && wrong.body.contains("<form") && wrong.body.contains("login-error"))
+        let login = try await HTTP.post(base + "/ui/login", body: "token=\(daemon.token)")
+        let cookie = try #require(login.headers["set-cookie"])
+        #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+        let session = String(cookie.prefix { $0 != ";" })
+        // The session reads the API; a change needs the page's CSRF header as well.
+        #expect(try await HTTP.get(base + "/v1/domains", headers: ["Cookie": session]).status == 200)
+        _ = try await daemon.client.define(try GuestFixture.spec("web2"))
+        let noCSRF = try await HTTP.post(base + "/v1/domains/web2/start", body: "", headers: ["Cookie": session])
+        #expect(noCSRF.status == 401 && noCSRF.body.contains("X-Berth-CSRF"))
+        // A WebSocket upgrade without a token or session is refused (no 101); with the token
+        // it is switched to the guest's console. A plain GET of the path says it is a WebSocket.
+        let upgrade = ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="]
+        let bearer = ["Authorization": "Bearer \(daemon.token)"]
+        let offline = try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: upgrade.merging(bearer) { $1 })
+        #expect(offline.status == 400, "a console of a guest that is off")
+        _ = try await daemon.client.perform(.start, on: "web2")
+        #expect(try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: upgrade).status == 400)
+        let crossSite = upgrade.merging(["Cookie": session, "Origin": "http://evil.example"]) { $1 }
+        #expect(try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: crossSite).status == 400)
+        let switched = try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: upgrade.merging(bearer) { $1 })
+        #expect(switched.status == 101)
+        let sameSite = upgrade.merging(["Cookie": session, "Origin": base]) { $1 }
+        #expect(try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: sameSite).status == 101)
+        let plain = try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: bearer)
+        #expect(plain.status == 400 && plain.body.contains("WebSocket"))
+        // No graphics: the display says how to add them.
+        let display = try await HTTP.get(base + "/v1/domains/web2/display", headers: bearer)
+        #expect(display.status == 409 && display.body.contains("graphics"), "\(display.body)")
+        _ = try await daemon.client.perform(.destroy, on: "web2")
+    }
+
+    @Test func domstatsTopAndMetricsShowABusyGuestsCPU() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        var spec = try GuestFixture.spec("spin")
+        spec.cmdline = (spec.cmdline ?? "") + " berth.run=\"while :; do :; done >/dev/null 2>&1 &\""
+        spec.graphics = GraphicsSpec(kind: .vnc, listen: "127.0.0.1")
+        spec.machine = "pc"
+        _ = try await daemon.client.define(spec)
+        _ = try await daemon.client.perform(.start, on: "spin")
+        _ = try await daemon.waitForLog("spin", "BERTH-GUEST-RUN-END")
+
+        let first = try await daemon.client.stats("spin")
+        try await Task.sleep(for: .seconds(2))
+        let second = try await daemon.client.stats("spin")
+        let busy = (second.cpuSeconds - first.cpuSeconds) / second.time.timeIntervalSince(first.time)
+        // An idle TCG test guest uses about 1 % of a core; a spinning one all it gets, which on a
+        // shared 2-core machine running other tests at once can be a third: 15 % tells them apart.
+        #expect(busy > 0.15, "a spinning guest used \(busy * 100) % of a core")
+        #expect(second.rssBytes > 16 << 20)
+
+        let top = try await BerthRun.run(["top", "--batch", "--iterations", "2", "--delay", "1"], state: daemon.stateDirectory)
+        let row = top.stdout.split(separator: "\n").last { $0.hasPrefix("spin") }.map(String.init) ?? ""
+        let percent = row.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.flatMap { Double($0) } ?? 0
+        #expect(percent > 15, "berth top: \(top.stdout)")
+
+        let domstats = try await BerthRun.run(["domstats", "spin"], state: daemon.stateDirectory)
+        #expect(domstats.stdout.contains("cpu.time=") && domstats.stdout.contains("memory.rss="))
+
+        let metrics = try await HTTP.get(
+            "http://127.0.0.1:\(daemon.port)/metrics", headers: ["Authorization": "Bearer \(daemon.token)"])
+        let line = metrics.body.split(separator: "\n").first { $0.hasPrefix("berth_domain_cpu_seconds_total{domain=\"spin\"}") }
+        let seconds = line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        #expect(seconds >= second.cpuSeconds, "\(metrics.body)")
+        #expect(metrics.body.contains("berth_domains{state=\"running\"} 1"))
+
+        // A TCP display: vnc://HOST:PORT, with the generated password on request.
+        let display = try await BerthRun.run(["domdisplay", "spin"], state: daemon.stateDirectory)
+        #expect(display.stdout.hasPrefix("vnc://127.0.0.1:59"), "\(display.stdout)\(display.stderr)")
+        let withPassword = try await BerthRun.run(["vncdisplay", "spin"], state: daemon.stateDirectory)
+        #expect(withPassword.stdout == display.stdout)
+        let none = try await BerthRun.run(["domdisplay", "nothing"], state: daemon.stateDirectory)
+        #expect(none.status == 3)
+        _ = try await daemon.client.perform(.destroy, on: "spin")
+        let off = try await BerthRun.run(["domstats", "spin"], state: daemon.stateDirectory)
+        #expect(off.status == 5 && off.stderr.contains("berth start spin"))
+    }
+}
+
+/// A plain HTTP/1.1 client on one socket (URLSession on Linux would follow redirects and
+/// refuse to send Upgrade).
+enum HTTP {
+    struct Answer {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+    }
+
+    static func get(_ url: String, headers: [String: String] = [:]) async throws -> Answer {
+        try await request("GET", url, body: nil, headers: headers)
+    }
+
+    static func post(_ url: String, body: String, headers: [String: String] = [:]) async throws -> Answer {
+        try await request("POST", url, body: body, headers: headers)
+    }
+
+    static func request(_ method: String, _ url: String, body: String?, headers: [String: String]) async throws -> Answer {
+        let components = try #require(URLComponents(string: url))
+        let port = try #require(components.port)
+        var text = "\(method) \(components.percentEncodedPath) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+        var all = headers
+        if let body {
+            all["Content-Length"] = "\(body.utf8.count)"
+            all["Content-Type"] = all["Content-Type"] ?? "application/x-www-form-urlencoded"
+        }
+        if all["Upgrade"] == nil { all["Connection"] = "close" }
+        for (key, value) in all { text += "\(key): \(value)\r\n" }
+        text += "\r\n" + (body ?? "")
+        let request = text
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result { try exchange(request, port: port) })
+            }.start()
+        }
+    }
+
+    private static func exchange(_ request: String, port: Int) throws -> Answer {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw BerthError(.connection, "cannot connect to 127.0.0.1:\(port)") }
+        let bytes = Array(request.utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count <= 0 { break }
+            received += buffer[0..<count]
+            // An answer with a length (or a refused upgrade) is complete once that many bytes came.
+            let text = String(decoding: received, as: UTF8.self)
+            if let split = text.range(of: "\r\n\r\n") {
+                let head = text[..<split.lowerBound].lowercased()
+                if head.hasPrefix("http/1.1 101") { break }
+                if let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+                    let length = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)),
+                    text[split.upperBound...].utf8.count >= length
+                {
+                    break
+                }
+            }
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        let parts = text.components(separatedBy: "\r\n\r\n")
+        let lines = parts[0].components(separatedBy: "\r\n")
+        let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return Answer(status: status, headers: headers, body: parts.dropFirst().joined(separator: "\r\n\r\n"))
+    }
+}
+
+extension BerthRun {
+    /// Runs any program (here the browser driver), ended after `timeout` seconds.
+    static func command(_ arguments: [String], timeout: Double) async throws -> BerthRun {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(
+                    with: Result {
+                        let process = Process()
+                        process.executableURL = URL(fileURLWithPath: arguments[0])
+                        process.arguments = Array(arguments.dropFirst())
+                        let out = Pipe()
+                        let err = Pipe()
+                        process.standardOutput = out
+                        process.standardError = err
+                        let started = Date()
+                        try process.run()
+                        let killer = DispatchWorkItem { process.terminate() }
+                        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+                        let outData = Collector()
+                        let errData = Collector()
+                        let group = DispatchGroup()
+                        for (pipe, sink) in [(out, outData), (err, errData)] {
+                            group.enter()
+                            DispatchQueue.global().async {
+                                sink.append(Array(pipe.fileHandleForReading.readDataToEndOfFile()))
+                                group.leave()
+                            }
+                        }
+                        process.waitUntilExit()
+                        killer.cancel()
+                        group.wait()
+                        return BerthRun(
+                            status: process.terminationStatus, stdout: outData.text, stderr: errData.text,
+                            seconds: Date().timeIntervalSince(started))
+                    })
+            }.start()
+        }
+    }
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Drives Berth's web console in headless Chromium over the DevTools protocol
+(--remote-debugging-pipe: NUL-separated JSON on fds 3 and 4), standard library only.
+
+Usage: webui.py BASE_URL TOKEN DOMAIN ARTIFACT_DIR
+Prints one line per step; exits non-zero with the reason at the first failed step.
+Screenshots go to ARTIFACT_DIR (login-wrong-token.png, list.png, serial.png, vnc.png, stopped.png).
+"""
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+base, token, domain, artifacts = sys.argv[1:5]
+os.makedirs(artifacts, exist_ok=True)
+
+
+class Browser:
+    def __init__(self):
+        self.profile = tempfile.mkdtemp(prefix="berth-chromium-")
+        to_child_r, self.to_child = os.pipe()
+        self.from_child, from_child_w = os.pipe()
+
+        # Chromium reads commands on fd 3 and answers on fd 4.
+        self.process = subprocess.Popen(
+            ["sh", "-c", f'exec "$@" 3<&{to_child_r} 4>&{from_child_w}', "sh",
+             shutil.which("chromium") or "chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+             "--no-first-run", "--user-data-dir=" + self.profile, "--window-size=1280,1000", "about:blank"],
+            pass_fds=(to_child_r, from_child_w),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self.buffer = b""
+        self.next_id = 0
+        self.session = None
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self.call("Page.enable")
+        self.call("Runtime.enable")
+
+    def call(self, method, params=None, timeout=30):
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params or {}}
+        if self.session:
+            message["sessionId"] = self.session
+        os.write(self.to_child, json.dumps(message).encode() + b"\0")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            while b"\0" in self.buffer:
+                raw, self.buffer = self.buffer.split(b"\0", 1)
+                answer = json.loads(raw)
+                if answer.get("id") == self.next_id:
+                    if "error" in answer:
+                        raise RuntimeError(f"{method}: {answer['error']}")
+                    return answer.get("result", {})
+            chunk = os.read(self.from_child, 1 << 20)
+            if not chunk:
+                raise RuntimeError("chromium exited")
+            self.buffer += chunk
+        raise RuntimeError(f"{method}: no answer in {timeout} s")
+
+    def evaluate(self, expression):
+        result = self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True})
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait(self, expression, what, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if self.evaluate(expression):
+                    return
+            except RuntimeError:
+                pass  # the page is navigating
+            time.sleep(0.25)
+        self.screenshot("failure.png")
+        text = self.evaluate("document.body ? document.body.innerText.slice(0, 800) : ''")
+        raise SystemExit(f"FAIL: {what} (not seen in {timeout} s; page text: {text!r})")
+
+    def screenshot(self, name):
+        data = self.call("Page.captureScreenshot", {"format": "png"})["data"]
+        with open(os.path.join(artifacts, name), "wb") as f:
+            f.write(base64.b64decode(data))
+
+    def navigate(self, url):
+        self.call("Page.navigate", {"url": url})
+
+    def type(self, text):
+        for ch in text:
+            if ch == "\r":
+                params = {"key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "text": "\r"}
+            else:
+                params = {"key": ch, "text": ch}
+            self.call("Input.dispatchKeyEvent", dict(params, type="keyDown"))
+            self.call("Input.dispatchKeyEvent", dict(params, type="keyUp"))
+
+    def close(self):
+        self.process.kill()
+        self.process.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def step(text):
+    print("ok:", text, flush=True)
+
+
+browser = Browser()
+try:
+    started = time.time()
+    browser.navigate(base + "/ui/")
+    browser.wait("location.pathname === '/ui/login' && !!document.querySelector('#token')", "the login page without a session")
+    step("no session: the login page")
+
+    browser.evaluate("document.querySelector('#token').value = 'wrong-token'; document.querySelector('form').submit(); true")
+    browser.wait("!!document.querySelector('#login-error')", "the login page again after a wrong token")
+    browser.screenshot("login-wrong-token.png")
+    step("wrong token: the login page, with the error")
+
+    browser.evaluate(f"document.querySelector('#token').value = {json.dumps(token)}; document.querySelector('form').submit(); true")
+    row = f"document.querySelector('tr[data-name={json.dumps(domain)}]')"
+    browser.wait(f"{row} && {row}.dataset.state === 'running'", "the guest listed as running")
+    browser.wait("document.querySelector('#live').className === 'on'", "the event stream connected")
+    browser.evaluate("window.berthMarker = 'same page'; true")
+    browser.screenshot("list.png")
+    step("logged in: the guest is listed as running")
+
+    browser.evaluate(f"{row}.querySelector('a.name').click(); true")
+    browser.wait("!document.querySelector('#domain').hidden", "the domain's details")
+    browser.evaluate("document.querySelector('button[data-tab=serial]').click(); true")
+    rows_text = "(document.querySelector('#terminal .xterm-rows') || {textContent: ''}).textContent"
+    browser.wait(f"{rows_text}.includes('BERTH-GUEST-READY')", "the guest's READY line in the terminal")
+    step("serial console: BERTH-GUEST-READY in the terminal")
+    time.sleep(1)  # the WebSocket opens after the log's tail is drawn
+    browser.evaluate("document.querySelector('#terminal textarea').focus(); true")
+    browser.type("echo hi-$((6*7))\r")
+    browser.wait(f"{rows_text}.includes('hi-42')", "the answer hi-42 to a typed command")
+    browser.screenshot("serial.png")
+    step("serial console: typed 'echo hi-$((6*7))', read hi-42")
+
+    browser.evaluate("document.querySelector('button[data-tab=vnc]').click(); true")
+    browser.wait("document.querySelector('#vnc-status').textContent === 'connected'", "noVNC connected through berthd", timeout=30)
+    # The canvas shows the guest's text console: count pixels that are not the background.
+    lit = ("(() => { const c = document.querySelector('#screen canvas'); if (!c || !c.width) return 0;"
+           " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+           " for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 60) n++; return n; })()")
+    browser.wait(f"{lit} > 500", "a VNC canvas that is not blank", timeout=40)
+    time.sleep(1)
+    browser.screenshot("vnc.png")
+    step(f"VNC console: {browser.evaluate(lit)} lit pixels on the canvas")
+
+    browser.evaluate(f"{row}.querySelector('button[data-action=destroy]').click(); true")
+    browser.wait(f"{row}.dataset.state === 'shut off'", "the list showing the guest shut off")
+    if browser.evaluate("window.berthMarker") != "same page":
+        raise SystemExit("FAIL: the page reloaded to show the new state")
+    browser.screenshot("stopped.png")
+    step("destroy from the page: the list shows 'shut off' without a reload")
+    print(f"done in {time.time() - started:.1f} s", flush=True)
+finally:
+    browser.close()
