@@ -280,6 +280,19 @@ import Testing
         // The client's directory got nothing of berthd's.
         #expect(try FileManager.default.contentsOfDirectory(atPath: elsewhere) == ["client.ks"])
         _ = try await daemon.client.perform(.destroy, on: "tcp1")
+
+        // --import: the installed disk, defined as another guest and booted through the bootloader.
+        let installedDisk = try #require(info.spec.disks.first?.path)
+        try await daemon.client.undefine("tcp1", keepLogs: false)
+        let imported = try await BerthRun.run(
+            ["install", "--connect", connect, "--name", "imp1", "--ram", "256", "--import", "--disk", "path=\(installedDisk)",
+             "--nographics", "--noautoconsole", "--wait=-1"],
+            state: elsewhere, environment: ["BERTH_TOKEN": daemon.token])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(imported.stderr.contains("started from its own disk"))
+        _ = try await daemon.waitForLog("imp1", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
+        #expect(try await daemon.client.info("imp1").spec.bootloader != nil)
+        _ = try await daemon.client.perform(.destroy, on: "imp1")
     }
 
     /// An installer that reports its failure and then sits (anaconda at its exception dialog):
