@@ -78,10 +78,13 @@ struct InstallFollower {
     /// The installer fetches a kickstart (said in the background case).
     var kickstart: Bool
 
+    static let isTerminal = isatty(2) == 1
+
     func follow(_ operation: OperationInfo, client: BerthClient, name: String) async throws {
         let background = !autoconsole && waitMinutes == nil
         let deadline = waitMinutes.flatMap { $0 >= 0 ? Date().addingTimeInterval(Double($0) * 60) : nil }
         var printed = 0
+        var redrawn = false
         var follower: Task<Void, Never>?
         defer { follower?.cancel() }
         while true {
@@ -89,8 +92,15 @@ struct InstallFollower {
             let messages = info.messages ?? []
             for message in messages.dropFirst(printed) {
                 switch message.level {
+                case .debug where message.phase == .fetch && !debug && Self.isTerminal:
+                    // A download's progress: one line redrawn in place.
+                    FileHandle.standardError.write(Data(("\r" + message.text).utf8))
+                    redrawn = true
                 case .debug: if debug { InstallOutput.err("[debug] \(message.text)") }
-                case .info, .warning: InstallOutput.err(message.text)
+                case .info, .warning:
+                    if redrawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                    redrawn = false
+                    InstallOutput.err(message.text)
                 }
                 guard message.phase == .installerRunning else { continue }
                 if background {

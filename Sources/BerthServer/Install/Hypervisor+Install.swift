@@ -261,8 +261,9 @@ private struct InstallRun {
 
     func say(_ text: String, _ phase: OperationMessage.Phase? = nil) {
         note(OperationMessage(text, phase: phase))
+        let state = (try? hypervisor.catalog.domain(named: name).state) ?? .shutoff
         hypervisor.hub.publish(
-            LifecycleEvent(domain: name, kind: .installProgress, state: .shutoff, detail: (phase.map { "\($0.rawValue): " } ?? "") + text))
+            LifecycleEvent(domain: name, kind: .installProgress, state: state, detail: (phase.map { "\($0.rawValue): " } ?? "") + text))
     }
 
     func debug(_ text: String) { note(OperationMessage(text, level: .debug)) }
