@@ -163,6 +163,22 @@ import Testing
         // The kickstart was served only while the installer ran: berthd withdrew it at the hand-over.
         let left = try FileManager.default.contentsOfDirectory(atPath: daemon.stateDirectory + "/kickstarts")
         #expect(!left.contains { $0.hasPrefix("bg-") }, "\(left)")
+        // The install plan is in the catalog, not in the notes.
+        #expect(!after.spec.notes.contains { $0.hasPrefix("installer-cmdline") })
+
+        // reinstall refuses a running guest without --force, changing nothing.
+        let busy = try await BerthRun.run(["reinstall", "bg", "--noautoconsole", "--wait=-1"], state: daemon.stateDirectory)
+        #expect(busy.status == 5, "\(busy.stderr)")
+        #expect(busy.stderr.contains("--force"))
+        // With --force and no --kickstart: the stored plan and the kickstart kept in the catalog,
+        // published again under a new unguessable name (the first one was withdrawn).
+        let again = try await BerthRun.run(
+            ["reinstall", "bg", "--force", "--noautoconsole", "--wait=-1"], state: daemon.stateDirectory)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stderr.contains(#/ks=: .*a\.ks -> http://10\.0\.2\.2:\d+/kickstarts/bg-[0-9a-f]{32}\.ks/#), "\(again.stderr)")
+        #expect(again.stderr.contains("Installer finished in"))
+        _ = try await daemon.waitForLog("bg", "BERTH-GUEST-MARKER INSTALLED-alpha", count: 2, timeout: 120)
+        #expect(try await daemon.client.info("bg").spec == after.spec)
         _ = try await daemon.client.perform(.destroy, on: "bg")
     }
 
