@@ -42,6 +42,24 @@ extension Catalog {
         }
     }
 
+    /// Where the running installer's console output began; nil clears it (the installer is over).
+    public func setInstallLogOffset(_ name: String, _ offset: UInt64?) throws {
+        try writer.write { db in
+            try db.execute(
+                sql: "UPDATE install SET logOffset = ? WHERE domainId = (SELECT id FROM domain WHERE name = ?)",
+                arguments: [offset.map { Int64(clamping: $0) }, name])
+        }
+    }
+
+    public func installLogOffset(_ name: String) throws -> UInt64? {
+        try writer.read { db in
+            try Int64.fetchOne(
+                db, sql: "SELECT i.logOffset FROM install i JOIN domain d ON d.id = i.domainId WHERE d.name = ?",
+                arguments: [name]
+            ).map { UInt64(clamping: $0) }
+        }
+    }
+
     /// How `name` was installed; nil when it was not installed by berthd.
     public func install(_ name: String) throws -> InstallRecord? {
         try writer.read { db in

@@ -145,6 +145,9 @@ public struct Catalog: Sendable {
                         kernel TEXT NOT NULL,
                         initrd TEXT NOT NULL,
                         cdrom TEXT,
+                        -- While an installer runs: where its console output began, so that a
+                        -- restarted berthd still reads only its words for a failure report.
+                        logOffset INTEGER,
                         updatedAt DATETIME NOT NULL
                     );
                     """)

@@ -349,6 +349,41 @@ import Testing
         print("failing installer noticed in \(String(format: "%.1f", run.seconds)) s")
     }
 
+    /// berthd SIGKILLed while installers run: the restarted berthd re-attaches, hands a good
+    /// installer over to the installed system at its power-off, and refuses the hand-over for an
+    /// installer that reported a failure (its console watch is kept in the catalog).
+    @Test func berthdKilledWhileInstallersRun() async throws {
+        let (daemon, base) = try await Self.setUp()
+        defer { daemon.tearDown() }
+        let state = daemon.stateDirectory
+        let xfs = state + "/kickstarts/xfs.ks"
+        try String(contentsOfFile: InstallFixture.kickstart("a.ks"), encoding: .utf8)
+            .replacingOccurrences(of: "--fstype ext3", with: "--fstype xfs")
+            .write(toFile: xfs, atomically: true, encoding: .utf8)
+        for (name, ks, mac) in [("good", "a.ks", "52:54:00:00:00:41"), ("bad", "xfs.ks", "52:54:00:00:00:42")] {
+            var line = Self.seedLine(
+                name: name, disk: "path=\(state)/\(name).img,size=1", location: "\(base)/install/centos6/",
+                ks: "\(base)/kickstarts/\(ks)", mac: mac)
+            line.removeAll { $0 == "--wait=-1" }
+            let run = try await BerthRun.run(line, state: state)
+            #expect(run.status == 0, "\(run.stderr)")
+        }
+        daemon.stop(signal: SIGKILL)
+        try await daemon.start()
+        _ = try await daemon.waitForLog("good", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
+        let good = try await daemon.client.info("good")
+        #expect(good.spec.bootloader != nil && good.state == .running)
+        let bad = try await daemon.waitForState("bad", .shutoff, timeout: 120)
+        #expect(bad.spec.bootloader != nil && bad.spec.kernel == nil, "the installed definition, not started")
+        #expect(bad.lastError?.contains("BERTH-INSTALLER-FAILED fstype xfs") == true, "\(bad.lastError ?? "-")")
+        // reinstall can take it from there (with a kickstart that works).
+        let again = try await BerthRun.run(
+            ["reinstall", "bad", "--kickstart", "\(base)/kickstarts/a.ks", "--noautoconsole", "--wait=-1"], state: state)
+        #expect(again.status == 0, "\(again.stderr)")
+        _ = try await daemon.waitForLog("bad", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
+        for name in ["good", "bad"] { _ = try? await daemon.client.perform(.destroy, on: name) }
+    }
+
     @Test func dryRunPrintsThePlanAndChangesNothing() async throws {
         let state = "/tmp/berth-dry-" + String(UUID().uuidString.prefix(8))
         defer { try? FileManager.default.removeItem(atPath: state) }

@@ -301,7 +301,9 @@ actor DomainSupervisor {
         if !rebootRequested, ["guest-reset", "guest-shutdown"].contains(reason),
             (try? catalog.hasNextDefinition(name)) == true, let words = installerFailure()
         {
-            report { try self.catalog.setNextDefinition(self.name, nil, start: false) }
+            // The installed definition takes over, as after a good install, but is not started:
+            // its disk holds nothing to boot. 'berth reinstall' runs the installer again.
+            _ = reporting { try self.catalog.applyNextDefinition(self.name) }
             report { try self.observe(.shutoff, lastError: "The installer failed: \(words)") }
             installFinished()
             publish(.installFailed, detail: words)

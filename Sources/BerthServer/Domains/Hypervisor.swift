@@ -58,7 +58,7 @@ public final class Hypervisor: Sendable {
             let created = DomainSupervisor(
                 name: name, catalog: catalog, driver: driver, hub: hub, bootPreparer: bootPreparer,
                 saveDirectory: stateDirectory + "/save", identity: { [weak self] in try self?.identity(of: name) },
-                installFinished: { [stateDirectory] in Self.withdrawKickstarts(of: name, stateDirectory: stateDirectory) },
+                installFinished: { [weak self] in self?.installEnded(name) },
                 installerFailure: { [weak self] in self?.installerFailure(name) })
             table[name] = created
             return created

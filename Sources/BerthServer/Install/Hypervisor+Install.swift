@@ -195,14 +195,25 @@ extension Hypervisor {
 
     /// Where each running install's installer started writing its console log: only what it
     /// wrote is searched for a failure report (an earlier run's is not this one's).
+    /// Kept in the catalog too, so that a berthd restarted while the installer runs still
+    /// notices its failure at the power-off.
     func watchInstaller(_ name: String, from offset: UInt64?) {
         installWatches.withLock { $0[name] = offset }
+        try? catalog.setInstallLogOffset(name, offset)
+    }
+
+    /// The installer handed over (or failed): its kickstart is withdrawn, its console no longer watched.
+    func installEnded(_ name: String) {
+        Self.withdrawKickstarts(of: name, stateDirectory: stateDirectory)
+        watchInstaller(name, from: nil)
     }
 
     /// The installer's failure report, if the console log written since the install began holds
     /// one (`InstallerConsole`); nil when no install of `name` is being watched.
     func installerFailure(_ name: String) -> String? {
-        guard let offset = installWatches.withLock({ $0[name] }), let record = try? catalog.domain(named: name) else { return nil }
+        guard let offset = installWatches.withLock({ $0[name] }) ?? (try? catalog.installLogOffset(name)) ?? nil,
+            let record = try? catalog.domain(named: name)
+        else { return nil }
         let text = Self.readLog(driver.consoleLogPath(record.spec), from: offset, limit: 256 << 10)
         return InstallerConsole.failure(in: text)
     }
