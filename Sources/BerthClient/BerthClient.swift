@@ -165,6 +165,16 @@ public struct BerthClient: Sendable {
         try await call(.POST, "/v1/domains/\(Self.escape(name))/\(action.rawValue)", as: OperationInfo.self)
     }
 
+    /// `berth install`: berthd runs the plan as an operation; follow it with `operation(_:wait:)`.
+    public func install(_ plan: InstallPlan) async throws -> OperationInfo {
+        try await call(.POST, "/v1/domains/\(Self.escape(plan.domain.name))/install", body: plan, as: OperationInfo.self)
+    }
+
+    /// `berth reinstall`: the stored installer again, as an operation.
+    public func reinstall(_ name: String, _ request: ReinstallRequest) async throws -> OperationInfo {
+        try await call(.POST, "/v1/domains/\(Self.escape(name))/reinstall", body: request, as: OperationInfo.self)
+    }
+
     public func operation(_ id: String, wait seconds: Double = 0) async throws -> OperationInfo {
         try await call(.GET, "/v1/operations/\(id)?wait=\(seconds)", as: OperationInfo.self)
     }

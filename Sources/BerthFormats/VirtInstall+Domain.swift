@@ -70,17 +70,29 @@ extension VirtInstallRequest {
     /// the installer's text mode reaches Berth's serial console log.
     /// - Parameter sourceArgument: from tree recognition; nil uses the `--os-variant` table.
     public func installerCommandLine(sourceArgument: String? = nil) -> String {
+        Self.installerCommandLine(
+            extraArgs: extraArgs, networkLocation: isNetworkLocation ? location : nil,
+            sourceArgument: sourceArgument ?? effectiveOSInfo.sourceArgument, serialConsole: isHeadless)
+    }
+
+    /// The installer's kernel command line from its parts (berthd builds it from an `InstallPlan`):
+    /// the `-x` arguments, `ARGUMENT=URL` for a network tree unless the arguments name one, then
+    /// `console=ttyS0` for a guest without a display unless they name a console.
+    public static func installerCommandLine(
+        extraArgs: [String], networkLocation: String?, sourceArgument: String?, serialConsole: Bool
+    ) -> String {
         var parts: [String] = []
-        if let extra = extraArgsText { parts.append(extra) }
+        let extra = extraArgs.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
+        if !extra.isEmpty { parts.append(extra) }
         let existingKeys = Set(
             parts.joined(separator: " ").split(separator: " ").compactMap { $0.split(separator: "=").first.map(String.init) })
-        if isNetworkLocation, let location, let argument = sourceArgument ?? effectiveOSInfo.sourceArgument,
+        if let location = networkLocation, let argument = sourceArgument,
             !existingKeys.contains(argument), !existingKeys.contains("repo"), !existingKeys.contains("inst.repo"),
             !existingKeys.contains("method")
         {
             parts.append("\(argument)=\(location)")
         }
-        if isHeadless, !existingKeys.contains("console") {
+        if serialConsole, !existingKeys.contains("console") {
             parts.append("console=ttyS0")
         }
         return parts.joined(separator: " ")

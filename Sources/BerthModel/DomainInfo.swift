@@ -86,6 +86,10 @@ public struct LifecycleEvent: Codable, Sendable, Equatable {
         case volumeDeleted = "volume-deleted"
         /// A running guest's disk grew (`vol-resize` of an attached volume).
         case diskResized = "disk-resized"
+        /// A step of `berth install` (`detail` says which: fetch, disk, installer running …).
+        case installProgress = "install-progress"
+        /// The installer said it failed (its words in `detail`); the install stopped.
+        case installFailed = "install-failed"
         /// The guest's state went to a file (`detail`: the file) and its QEMU ended.
         case saved
         /// The guest came back from a saved file (`detail`: the file).
@@ -118,15 +122,21 @@ public struct OperationInfo: Codable, Sendable, Equatable {
     public var action: String
     public var status: Status
     public var error: BerthError?
+    /// What the operation has done so far (an install's fetch, disk, installer … lines).
+    public var messages: [OperationMessage]?
     /// Bytes done so far, for operations that move data (save, restore).
     public var progress: OperationProgress?
 
-    public init(id: String, domain: String, action: String, status: Status, error: BerthError? = nil) {
+    public init(
+        id: String, domain: String, action: String, status: Status, error: BerthError? = nil,
+        messages: [OperationMessage]? = nil
+    ) {
         self.id = id
         self.domain = domain
         self.action = action
         self.status = status
         self.error = error
+        self.messages = messages
     }
 }
 

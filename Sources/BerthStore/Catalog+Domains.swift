@@ -187,6 +187,13 @@ extension Catalog {
         }
     }
 
+    /// Whether `name` has a next definition waiting (an install in progress).
+    public func hasNextDefinition(_ name: String) throws -> Bool {
+        try writer.read { db in
+            try Bool.fetchOne(db, sql: "SELECT nextSpec IS NOT NULL FROM domain WHERE name = ?", arguments: [name]) ?? false
+        }
+    }
+
     /// Replaces the definition with the stored next one, if any, and clears it.
     /// - Returns: whether the domain should start now; nil when there was none.
     /// One transaction: a berthd killed at any point has either switched and cleared the next

@@ -164,6 +164,25 @@ public struct Catalog: Sendable {
                     );
                     """)
         }
+        // How a domain was installed (`berth install`'s plan and the installer it booted), so
+        // that `reinstall` runs the same installer again without reading notes.
+        migrator.registerMigration("v8-install") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE install (
+                        domainId INTEGER PRIMARY KEY REFERENCES domain(id) ON DELETE CASCADE,
+                        plan TEXT NOT NULL,
+                        installerCmdline TEXT NOT NULL,
+                        kernel TEXT NOT NULL,
+                        initrd TEXT NOT NULL,
+                        cdrom TEXT,
+                        -- While an installer runs: where its console output began, so that a
+                        -- restarted berthd still reads only its words for a failure report.
+                        logOffset INTEGER,
+                        updatedAt DATETIME NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 }

@@ -1,3 +1,4 @@
+import BerthFormats
 import Testing
 
 @testable import BerthCLI
@@ -19,11 +20,10 @@ import Testing
     }
 
     @Test func kickstartArgumentIsReplacedOrAdded() {
-        #expect(Reinstall.replacing(key: "ks", in: "ks=http://a/1.ks console=ttyS0", with: "http://b/2.ks") == "ks=http://b/2.ks console=ttyS0")
-        #expect(Reinstall.replacing(key: "ks", in: "inst.ks=x method=y", with: "z") == "inst.ks=z method=y")
-        #expect(Reinstall.replacing(key: "ks", in: "console=ttyS0", with: "z") == "ks=z console=ttyS0")
+        #expect(VirtInstallRequest.replacingArgument(key: "ks", in: "ks=http://a/1.ks console=ttyS0", with: "http://b/2.ks", appendIfMissing: true) == "ks=http://b/2.ks console=ttyS0")
+        #expect(VirtInstallRequest.replacingArgument(key: "ks", in: "inst.ks=x method=y", with: "z", appendIfMissing: true) == "inst.ks=z method=y")
+        #expect(VirtInstallRequest.replacingArgument(key: "ks", in: "console=ttyS0", with: "z", appendIfMissing: true) == "ks=z console=ttyS0")
         #expect(Installer.kickstartArgument(in: ["  ", "ks=http://h/a.ks ip=dhcp"]) == "http://h/a.ks")
-        #expect(Reinstall.hostURL("http://10.0.2.2:8000/kickstarts/a.ks") == "http://127.0.0.1:8000/kickstarts/a.ks")
     }
 
     @Test func connectIsTakenOutOfTheVirtInstallOptions() {

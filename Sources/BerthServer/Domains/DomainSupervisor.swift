@@ -22,6 +22,9 @@ actor DomainSupervisor {
     private let installFinished: @Sendable () -> Void
     /// Makes a tap on its bridge for each NIC that is not user-mode.
     let prepareTaps: @Sendable (DomainSpec) async throws -> [Int: TapDevice]
+    /// The installer's own failure report from its console, when an install is being watched:
+    /// then the guest's power-off must not hand over to a disk that holds nothing.
+    private let installerFailure: @Sendable () -> String?
     /// When berthd itself started the guest again without being asked (on_crash, on_reboot,
     /// on_poweroff, autostart), most recent last; see `RestartThrottle`.
     private var throttle = RestartThrottle()
@@ -41,11 +44,13 @@ actor DomainSupervisor {
         name: String, catalog: Catalog, driver: any GuestDriver, hub: EventHub, bootPreparer: BootPreparer,
         saveDirectory: String, identity: @escaping @Sendable () throws -> GuestIdentity?,
         installFinished: @escaping @Sendable () -> Void = {},
-        prepareTaps: @escaping @Sendable (DomainSpec) async throws -> [Int: TapDevice] = { _ in [:] }
+        prepareTaps: @escaping @Sendable (DomainSpec) async throws -> [Int: TapDevice] = { _ in [:] },
+        installerFailure: @escaping @Sendable () -> String? = { nil }
     ) {
         self.saveDirectory = saveDirectory
         self.installFinished = installFinished
         self.prepareTaps = prepareTaps
+        self.installerFailure = installerFailure
         self.name = name
         self.catalog = catalog
         self.driver = driver
@@ -299,6 +304,17 @@ actor DomainSupervisor {
         if panicked {
             report { try self.observe(.crashed, lastError: "The guest kernel panicked.") }
             if spec?.onCrash == .restart { queueRestart() }
+            return
+        }
+        if !rebootRequested, ["guest-reset", "guest-shutdown"].contains(reason),
+            (try? catalog.hasNextDefinition(name)) == true, let words = installerFailure()
+        {
+            // The installed definition takes over, as after a good install, but is not started:
+            // its disk holds nothing to boot. 'berth reinstall' runs the installer again.
+            _ = reporting { try self.catalog.applyNextDefinition(self.name) }
+            report { try self.observe(.shutoff, lastError: "The installer failed: \(words)") }
+            installFinished()
+            publish(.installFailed, detail: words)
             return
         }
         if !rebootRequested, ["guest-reset", "guest-shutdown"].contains(reason),

@@ -15,6 +15,8 @@ public final class Hypervisor: Sendable {
     /// Volumes a storage operation is working on (`POOL/NAME`): a second one waits its turn by
     /// failing with a message, never interleaves its writes.
     let busyVolumes = Mutex<Set<String>>([])
+    /// Installs in progress: where each installer's console output began (`watchInstaller`).
+    let installWatches = Mutex<[String: UInt64]>([:])
     public let stateDirectory: String
     /// The first of this daemon's guest user IDs; nil when berthd cannot switch users (not root).
     let guestIDBlock: UInt32?
@@ -66,8 +68,9 @@ public final class Hypervisor: Sendable {
             let created = DomainSupervisor(
                 name: name, catalog: catalog, driver: driver, hub: hub, bootPreparer: bootPreparer,
                 saveDirectory: stateDirectory + "/save", identity: { [weak self] in try self?.identity(of: name) },
-                installFinished: { [stateDirectory] in Self.withdrawKickstarts(of: name, stateDirectory: stateDirectory) },
-                prepareTaps: { spec in try await networks.prepareTaps(for: spec) })
+                installFinished: { [weak self] in self?.installEnded(name) },
+                prepareTaps: { spec in try await networks.prepareTaps(for: spec) },
+                installerFailure: { [weak self] in self?.installerFailure(name) })
             table[name] = created
             return created
         }

@@ -26,6 +26,19 @@ final class OperationRegistry: Sendable {
         domain: String, action: String,
         _ body: @escaping @Sendable (_ progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws -> Void
     ) -> OperationInfo {
+        runWithID(domain: domain, action: action) { _, progress in try await body(progress) }
+    }
+
+    /// Like `run`, for operations that say what they do: `body` gets the operation's id, which
+    /// `note` takes to add progress lines (an install's steps).
+    func runNoting(domain: String, action: String, _ body: @escaping @Sendable (_ id: String) async throws -> Void) -> OperationInfo {
+        runWithID(domain: domain, action: action) { id, _ in try await body(id) }
+    }
+
+    private func runWithID(
+        domain: String, action: String,
+        _ body: @escaping @Sendable (_ id: String, _ progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws -> Void
+    ) -> OperationInfo {
         let id = UUID().uuidString.lowercased()
         let progress: @Sendable (UInt64, UInt64) -> Void = { [weak self] bytes, total in
             self?.entries.withLock { table in
@@ -40,7 +53,7 @@ final class OperationRegistry: Sendable {
             let task = Task {
                 var result = info
                 do {
-                    try await body(progress)
+                    try await body(id, progress)
                     result.progress = self.entries.withLock { $0[id]?.info.progress }
                     result.status = .succeeded
                 } catch {
@@ -55,8 +68,19 @@ final class OperationRegistry: Sendable {
         return info
     }
 
+    /// Adds a progress line to a running operation (kept with it, returned by `get`).
+    func note(_ id: String, _ message: OperationMessage) {
+        entries.withLock { table in
+            guard var entry = table[id] else { return }
+            entry.info.messages = (entry.info.messages ?? []) + [message]
+            table[id] = entry
+        }
+    }
+
     private func finish(_ info: OperationInfo) {
         let waiters = entries.withLock { table -> [CheckedContinuation<Void, Never>] in
+            var info = info
+            info.messages = table[info.id]?.info.messages
             table[info.id]?.info = info
             table[info.id]?.finishedAt = Date()
             let waiters = table[info.id].map { Array($0.waiters.values) } ?? []

@@ -1,0 +1,734 @@
+import BerthFormats
+import BerthHost
+import BerthModel
+import BerthQEMU
+import BerthStore
+import Foundation
+import Synchronization
+
+/// `berth install` as berthd's operation (`POST /v1/domains/{name}/install`): recognise the tree,
+/// fetch the installer, check and publish the kickstart, create the disks, define the guest,
+/// boot the installer, and hand over to the installed definition — or end failed with the
+/// installer's own words.
+extension Hypervisor {
+    /// The host as a guest on user-mode networking reaches it.
+    static let guestHostAddress = "10.0.2.2"
+    static let kernelLimit = 256 << 20
+    static let initrdLimit = 2 << 30
+
+    /// Everything that can refuse the install without reading the tree: nothing changes when
+    /// this throws, and the API answers with the error at once (not as a failed operation).
+    func checkInstall(_ plan: InstallPlan, name: String, mediaPort: Int?) throws {
+        let spec = plan.domain
+        guard spec.name == name else {
+            throw BerthError(
+                .invalidArgument, "The plan installs '\(spec.name)' but the path names '\(name)'.",
+                remedy: "Send the plan to /v1/domains/\(spec.name)/install.")
+        }
+        try spec.validate()
+        if (try? catalog.domain(named: name)) != nil {
+            throw BerthError(
+                .alreadyExists, "Guest name '\(name)' is already in use.",
+                remedy: "Remove it with 'berth undefine \(name)', reinstall it with 'berth reinstall \(name)', or choose another --name.")
+        }
+        let others = try catalog.allDomains()
+        for nic in spec.nics {
+            guard let mac = nic.mac else { continue }
+            if let owner = others.first(where: { $0.spec.nics.contains { $0.mac == mac } }) {
+                throw BerthError(
+                    .alreadyExists, "MAC \(mac) is already used by domain '\(owner.spec.name)'.",
+                    remedy: "Give another --mac, or change '\(owner.spec.name)'.")
+            }
+        }
+        let creating = Dictionary(plan.newDisks.map { ($0.index, $0) }, uniquingKeysWith: { first, _ in first })
+        for (index, disk) in spec.disks.enumerated() {
+            if let volume = disk.volume, disk.path.isEmpty {
+                guard creating[index] != nil else {
+                    _ = try lookupVolume(volume, defaultPool: nil)
+                    continue
+                }
+                let parts = volume.split(separator: "/", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else {
+                    throw BerthError(.invalidArgument, "'\(volume)' is not POOL/NAME.", remedy: "Give pool=POOL in --disk.")
+                }
+                let pool = try activePool(parts[0])
+                let path = try volumePath(pool, parts[1])
+                if (try? catalog.volume(pool: parts[0], name: parts[1])) != nil || access(path, F_OK) == 0 {
+                    throw BerthError(
+                        .alreadyExists, "Volume \(volume) already exists.",
+                        remedy: "Remove it ('berth vol-delete \(volume)'), or give --disk path=… of your own.")
+                }
+                continue
+            }
+            if !disk.readOnly, let owner = others.first(where: { $0.spec.disks.contains { $0.path == disk.path && !$0.readOnly } }) {
+                throw BerthError(
+                    .alreadyExists, "Disk \(disk.path) is already in use by domain '\(owner.spec.name)'.",
+                    remedy: "Give another --disk path, or 'berth reinstall \(owner.spec.name)' to reinstall that guest.")
+            }
+            if access(disk.path, F_OK) == 0 { continue }
+            guard let new = creating[index] else {
+                throw BerthError(
+                    .invalidArgument, "Disk \(index + 1) (\(disk.path)) does not exist and has no size.",
+                    remedy: "Add size=GiB to create it, e.g. --disk path=\(disk.path),size=8, or create it first.")
+            }
+            let parent = (disk.path as NSString).deletingLastPathComponent
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw BerthError(
+                    .notFound, "The directory \(parent) for disk \(index + 1) does not exist on berthd's host.",
+                    remedy: "Create it, or give another path.")
+            }
+            var fs = statvfs()
+            if !plan.force, statvfs(parent, &fs) == 0 {
+                let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+                if free < new.sizeBytes {
+                    throw BerthError(
+                        .unavailable, "Disk \(index + 1) (\(disk.path)) would be \(new.sizeBytes >> 20) MiB but \(parent) has \(free >> 20) MiB free.",
+                        remedy: "Free space, choose a smaller size=, or add --force (the file is sparse).")
+                }
+            }
+        }
+        switch plan.source {
+        case .location(let url, _, _):
+            if Self.isNetworkURL(url) {
+                guard url.lowercased().hasPrefix("http") else {
+                    throw BerthError(
+                        .invalidArgument, "Only http:// and https:// install trees can be fetched, not \(url).",
+                        remedy: "Serve the tree over HTTP, or give a directory or ISO on berthd's host.")
+                }
+            } else if access(url, R_OK) != 0 {
+                throw BerthError(
+                    .notFound, "The install location \(url) does not exist on berthd's host.",
+                    remedy: "Give an install tree directory, an ISO file on that host, or an http:// URL.")
+            }
+        case .cdrom:
+            throw BerthError(
+                .unavailable, "--cdrom is not supported by berthd yet (the firmware boot path is still to come).",
+                remedy: "Give the ISO as --location ISO: Berth boots its installer kernel and attaches the ISO as the CD-ROM.")
+        case .importDisk:
+            guard spec.disks.contains(where: { $0.device == .disk }) else {
+                throw BerthError(.invalidArgument, "--import needs a disk that holds the system.", remedy: "Add --disk PATH.")
+            }
+        }
+        if let kickstart = plan.kickstart {
+            if let text = kickstart.text {
+                guard text.utf8.count <= KickstartCheck.limit else {
+                    throw BerthError(.invalidArgument, "The kickstart \(kickstart.origin) is over 1 MiB.", remedy: "Check ks=.")
+                }
+                guard mediaPort != nil else {
+                    throw BerthError(
+                        .unavailable, "berthd serves no install media (it runs with --media-listen none), so the guest cannot fetch the kickstart.",
+                        remedy: "Restart berthd with --media-listen 127.0.0.1:8001, or give ks= as an http:// URL.")
+                }
+            } else if !Self.isNetworkURL(kickstart.origin) {
+                throw BerthError(
+                    .invalidArgument, "The kickstart \(kickstart.origin) is neither a URL nor sent with the plan.",
+                    remedy: "Give ks= an http:// URL, or a file the CLI reads.")
+            }
+        }
+    }
+
+    /// The install, run as an operation: `note` adds the lines `berth install` prints.
+    func install(_ plan: InstallPlan, mediaPort: Int?, note: @escaping @Sendable (OperationMessage) -> Void) async throws {
+        var run = InstallRun(hypervisor: self, plan: plan, mediaPort: mediaPort, note: note)
+        try await run.go()
+    }
+
+    /// What can refuse a reinstall at once: an unknown or running domain, one berthd did not
+    /// install, a kickstart the guest could not be given.
+    func checkReinstall(_ name: String, _ request: ReinstallRequest, mediaPort: Int?) async throws -> InstallRecord {
+        let record = try catalog.domain(named: name)
+        guard let install = try catalog.install(name) else {
+            throw BerthError(
+                .invalidArgument, "Domain '\(name)' was not installed by 'berth install': there is no installer to run again.",
+                remedy: "Install it with 'berth install' (after 'berth undefine \(name)').")
+        }
+        let running = try await supervisor(name).isRunning
+        if running || record.state != .shutoff, !request.force {
+            throw BerthError(
+                .wrongState, "Domain '\(name)' is \(record.state.rawValue).",
+                remedy: "Shut it down first ('berth shutdown \(name)'), or add --force to destroy it.")
+        }
+        if let kickstart = request.kickstart {
+            if kickstart.text != nil, mediaPort == nil {
+                throw BerthError(
+                    .unavailable, "berthd serves no install media (--media-listen none), so the guest cannot fetch the kickstart.",
+                    remedy: "Restart berthd with --media-listen 127.0.0.1:8001, or give --kickstart an http:// URL.")
+            }
+            if kickstart.text == nil, !Self.isNetworkURL(kickstart.origin) {
+                throw BerthError(.invalidArgument, "The kickstart \(kickstart.origin) is neither a URL nor sent with the request.", remedy: "Give an http:// URL or a file.")
+            }
+        }
+        return install
+    }
+
+    /// `reinstall`, run as an operation.
+    func reinstall(
+        _ name: String, _ request: ReinstallRequest, record: InstallRecord, mediaPort: Int?,
+        note: @escaping @Sendable (OperationMessage) -> Void
+    ) async throws {
+        var plan = record.plan
+        plan.noReboot = request.noReboot
+        plan.force = request.force
+        var run = InstallRun(hypervisor: self, plan: plan, mediaPort: mediaPort, note: note)
+        try await run.reinstall(record, kickstart: request.kickstart)
+    }
+
+    static func isNetworkURL(_ text: String) -> Bool {
+        let lower = text.lowercased()
+        return lower.hasPrefix("http://") || lower.hasPrefix("https://") || lower.hasPrefix("ftp://")
+    }
+
+    /// Runs blocking work (URLSession behind a semaphore, ISO and file reads) on a thread of its
+    /// own, so no thread of Swift's cooperative pool ever waits on the network.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Result { try body() })
+            }
+            thread.name = "berthd-install-io"
+            thread.start()
+        }
+    }
+
+    // MARK: - The installer's console
+
+    /// Where each running install's installer started writing its console log: only what it
+    /// wrote is searched for a failure report (an earlier run's is not this one's).
+    /// Kept in the catalog too, so that a berthd restarted while the installer runs still
+    /// notices its failure at the power-off.
+    func watchInstaller(_ name: String, from offset: UInt64?) {
+        installWatches.withLock { $0[name] = offset }
+        try? catalog.setInstallLogOffset(name, offset)
+    }
+
+    /// The installer handed over (or failed): its kickstart is withdrawn, its console no longer watched.
+    func installEnded(_ name: String) {
+        Self.withdrawKickstarts(of: name, stateDirectory: stateDirectory)
+        watchInstaller(name, from: nil)
+    }
+
+    /// The installer's failure report, if the console log written since the install began holds
+    /// one (`InstallerConsole`); nil when no install of `name` is being watched.
+    func installerFailure(_ name: String) -> String? {
+        guard let offset = installWatches.withLock({ $0[name] }) ?? (try? catalog.installLogOffset(name)) ?? nil,
+            let record = try? catalog.domain(named: name)
+        else { return nil }
+        let text = Self.readLog(driver.consoleLogPath(record.spec), from: offset, limit: 256 << 10)
+        return InstallerConsole.failure(in: text)
+    }
+
+    /// The console log's last lines, for `dominfo`.
+    func consoleTail(_ name: String, bytes: Int = 1500) -> String {
+        guard let record = try? catalog.domain(named: name) else { return "" }
+        let path = driver.consoleLogPath(record.spec)
+        let size = Self.fileSize(path) ?? 0
+        let text = Self.readLog(path, from: size > UInt64(bytes) ? size - UInt64(bytes) : 0, limit: bytes)
+        // A serial console ends its lines with "\r\n", one Character in Swift: split on isNewline.
+        return text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).dropFirst(size > UInt64(bytes) ? 1 : 0)
+            .joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func readLog(_ path: String, from offset: UInt64, limit: Int) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        // A log rotated under the watch (--console-log-max) starts again at 0.
+        let start = size < offset ? 0 : offset
+        let from = size - start > UInt64(limit) ? size - UInt64(limit) : start
+        guard (try? handle.seek(toOffset: from)) != nil else { return "" }
+        let data = handle.readData(ofLength: limit)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func fileSize(_ path: String) -> UInt64? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return UInt64(st.st_size)
+    }
+}
+
+/// One install's state while it runs: what it created, so a failure can take it back.
+private struct InstallRun {
+    let hypervisor: Hypervisor
+    let plan: InstallPlan
+    let mediaPort: Int?
+    let note: @Sendable (OperationMessage) -> Void
+    var name: String { plan.domain.name }
+    var state: String { hypervisor.stateDirectory }
+
+    var createdPaths: [String] = []
+    var createdVolumes: [(pool: String, name: String)] = []
+    var published: String?
+    /// The installed definition once stored: what a failure leaves behind.
+    var defined: DomainSpec?
+
+    init(hypervisor: Hypervisor, plan: InstallPlan, mediaPort: Int?, note: @escaping @Sendable (OperationMessage) -> Void) {
+        self.hypervisor = hypervisor
+        self.plan = plan
+        self.mediaPort = mediaPort
+        self.note = note
+    }
+
+    func say(_ text: String, _ phase: OperationMessage.Phase? = nil) {
+        note(OperationMessage(text, phase: phase))
+        let state = (try? hypervisor.catalog.domain(named: name).state) ?? .shutoff
+        hypervisor.hub.publish(
+            LifecycleEvent(domain: name, kind: .installProgress, state: state, detail: (phase.map { "\($0.rawValue): " } ?? "") + text))
+    }
+
+    func debug(_ text: String) { note(OperationMessage(text, level: .debug)) }
+    func warn(_ text: String) { note(OperationMessage(text, level: .warning)) }
+
+    var usesUserNetworking: Bool { plan.domain.nics.isEmpty || plan.domain.nics.contains { $0.mode == .user } }
+
+    /// A URL naming this host, as a user-mode networking guest reaches it (10.0.2.2).
+    func guestURL(_ url: String, what: String) -> String {
+        guard usesUserNetworking, var components = URLComponents(string: url), let host = components.host?.lowercased(),
+            Self.localNames.contains(host)
+        else { return url }
+        components.host = Hypervisor.guestHostAddress
+        guard let rewritten = components.string, rewritten != url else { return url }
+        say("\(what): \(url) -> \(rewritten) (this host as the guest sees it under user-mode networking)")
+        return rewritten
+    }
+
+    func rewriteArguments(_ text: String) -> String {
+        text.split(separator: " ", omittingEmptySubsequences: false).map { token -> String in
+            guard let equals = token.firstIndex(of: "=") else { return String(token) }
+            let key = token[..<equals]
+            let value = String(token[token.index(after: equals)...])
+            guard Hypervisor.isNetworkURL(value), key != "ks", key != "inst.ks" else { return String(token) }
+            return "\(key)=\(guestURL(value, what: String(key) + "="))"
+        }.joined(separator: " ")
+    }
+
+    static let localNames: Set<String> = {
+        var names: Set<String> = ["localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0", "localhost.localdomain"]
+        let host = ProcessInfo.processInfo.hostName.lowercased()
+        if !host.isEmpty {
+            names.insert(host)
+            if let short = host.split(separator: ".").first { names.insert(String(short)) }
+        }
+        return names
+    }()
+
+    mutating func go() async throws {
+        if case .importDisk = plan.source {
+            try await importDisk()
+            return
+        }
+        guard case .location(let location, let kernelOverride, let initrdOverride) = plan.source else {
+            throw BerthError(.unavailable, "This install method is not supported by berthd yet.", remedy: "Use --location.")
+        }
+        do {
+            try await install(location: location, kernelOverride: kernelOverride, initrdOverride: initrdOverride)
+        } catch {
+            await fail(error)
+            throw error
+        }
+    }
+
+    /// `--import`: define from the existing disk and boot it through Berth's bootloader.
+    mutating func importDisk() async throws {
+        _ = try hypervisor.define(plan.domain)
+        say("Domain '\(name)' defined from its disk (--import).", .defined)
+        guard !plan.noReboot else { return }
+        try await hypervisor.supervisor(name).start()
+        say("Domain '\(name)' started from its own disk.", .firstBoot)
+    }
+
+    mutating func install(location: String, kernelOverride: String?, initrdOverride: String?) async throws {
+        // 1. The tree, as berthd sees it (its network, its files).
+        let arch = plan.domain.arch
+        let (source, tree, pair) = try await Hypervisor.offPool { () throws -> (any InstallTreeSource, InstallTree, InstallTree.KernelPair) in
+            do {
+                let source = try Self.treeSource(location)
+                let tree = try InstallTree.recognize(source, arch: arch)
+                let pair =
+                    if let kernelOverride, let initrdOverride {
+                        InstallTree.KernelPair(kernel: kernelOverride, initrd: initrdOverride)
+                    } else {
+                        try tree.resolveKernel(in: source)
+                    }
+                return (source, tree, pair)
+            } catch let error as InstallTreeError {
+                if case .cannotRead = error, Hypervisor.isNetworkURL(location) {
+                    throw BerthError(
+                        .unavailable, "berthd cannot read the install tree at \(location): \(error.description)",
+                        remedy: "berthd fetches the tree over its own host's network, not the CLI's: check that URL from berthd's host.")
+                }
+                throw error.berthError
+            }
+        }
+        say("Install tree: \(tree.name) (\(tree.evidence)); installer \(pair.kernel) + \(pair.initrd)")
+        let network = Hypervisor.isNetworkURL(location)
+        let isISO = !network && Hypervisor.fileSize(location) != nil && !FileManager.default.isDirectory(location)
+
+        // 2. The kickstart: fetched by berthd, checked once, kept in the catalog.
+        var extraArgs = plan.extraArgs.map(rewriteArguments)
+        var kickstartText: String?
+        if let kickstart = plan.kickstart {
+            let text = try await Self.kickstartText(kickstart)
+            let diskBytes = plan.domain.disks.indices.reduce(UInt64(0)) { total, index in
+                if let new = plan.newDisks.first(where: { $0.index == index }) { return total + new.sizeBytes }
+                return total + (plan.domain.disks[index].device == .disk ? Hypervisor.fileSize(plan.domain.disks[index].path) ?? 0 : 0)
+            }
+            for line in try KickstartCheck.check(text, source: kickstart.origin, diskBytes: diskBytes, force: plan.force) {
+                warn(line)
+            }
+            kickstartText = text
+            let guestKickstart: String
+            if kickstart.text != nil {
+                guestKickstart = try publish(text)
+                say("ks=: \(kickstart.origin) -> \(guestKickstart) (served by berthd from \(state)/kickstarts/)", .kickstart)
+            } else {
+                guestKickstart = guestURL(kickstart.origin, what: "ks=")
+            }
+            extraArgs = extraArgs.map { VirtInstallRequest.replacingArgument(key: "ks", in: $0, with: guestKickstart) }
+        }
+
+        // 3. The installer's kernel and initrd into <state>/install/<name>/.
+        let directory = state + "/install/" + name
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let kernelPath = directory + "/vmlinuz"
+        let initrdPath = directory + "/initrd.img"
+        try await fetch(source, pair.kernel, to: kernelPath, limit: Hypervisor.kernelLimit)
+        try await fetch(source, pair.initrd, to: initrdPath, limit: Hypervisor.initrdLimit)
+        if !plan.initrdInjections.isEmpty {
+            let files = plan.initrdInjections.map { InitrdInjection.File(name: $0.name, contents: [UInt8]($0.contents)) }
+            let appendix = try InitrdInjection.appendix(files)
+            guard let handle = FileHandle(forWritingAtPath: initrdPath) else {
+                throw BerthError(.internal, "Cannot append to \(initrdPath).")
+            }
+            defer { try? handle.close() }
+            handle.seekToEndOfFile()
+            handle.write(Data(appendix))
+            debug("injected \(files.map(\.name).joined(separator: ", ")) into \(initrdPath)")
+        }
+
+        // 4. New disks: volumes in a pool, or files at the given paths.
+        var installed = plan.domain
+        for new in plan.newDisks {
+            guard new.index < installed.disks.count else { continue }
+            let disk = installed.disks[new.index]
+            if let volume = disk.volume, disk.path.isEmpty {
+                let parts = volume.split(separator: "/", maxSplits: 1).map(String.init)
+                debug("vol-create-as \(parts[0]) \(parts[1]) \(new.sizeBytes) --format \(new.format.rawValue)")
+                let info = try await hypervisor.createVolume(
+                    pool: parts[0], VolumeCreateRequest(name: parts[1], capacity: new.sizeBytes, format: new.format))
+                createdVolumes.append((parts[0], parts[1]))
+                say("Created disk \(info.path) (volume \(volume), \(new.sizeBytes >> 20) MiB \(new.format.rawValue)).", .disk)
+            } else if access(disk.path, F_OK) != 0 {
+                let arguments = ["create", "-q", "-f", new.format.rawValue, disk.path, "\(new.sizeBytes >> 20)M"]
+                debug("qemu-img \(arguments.joined(separator: " "))")
+                try await QEMUImg.run(arguments, timeout: .seconds(600))
+                createdPaths.append(disk.path)
+                installed.disks[new.index].format = new.format
+                say("Created disk \(disk.path) (\(new.sizeBytes >> 20) MiB \(new.format.rawValue)).", .disk)
+            }
+        }
+
+        // 5. The two definitions; the installed one is stored first.
+        let cmdline = VirtInstallRequest.installerCommandLine(
+            extraArgs: extraArgs, networkLocation: network ? guestURL(location, what: "--location") : nil,
+            sourceArgument: tree.sourceArgument ?? plan.sourceArgument, serialConsole: plan.serialConsole)
+        debug("installer cmdline: \(cmdline)")
+        let stored = try hypervisor.define(installed).spec
+        defined = stored
+        if let kickstartText { try hypervisor.catalog.setKickstart(name, kickstartText) }
+        try hypervisor.catalog.setInstall(
+            name,
+            InstallRecord(plan: plan, installerCmdline: cmdline, kernel: kernelPath, initrd: initrdPath, cdrom: isISO ? location : nil))
+        say("Domain '\(name)' defined.", .defined)
+
+        var installer = stored
+        installer.bootloader = nil
+        installer.kernel = kernelPath
+        installer.initrd = initrdPath
+        installer.cmdline = cmdline
+        installer.autostart = false
+        // The installer's final reboot ends the install phase, never restarts the installer.
+        installer.onReboot = .destroy
+        if isISO {
+            // As virt-install did: the installer also sees the ISO as its CD-ROM.
+            installer.disks.append(DiskSpec(path: location, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
+            say("The ISO \(location) is the installer's CD-ROM (read-only).")
+        } else if !network {
+            say("note: the installer boots \(pair.kernel) from \(location); it must fetch packages itself (register the tree with 'berth media add' to serve it).")
+        }
+        try await boot(installer: installer, installed: stored)
+    }
+
+    /// `reinstall`: the stored installer again, on the same disks, MAC and UUID, with the
+    /// stored kickstart or another one (checked as `install` checks it).
+    mutating func reinstall(_ record: InstallRecord, kickstart: InstallPlan.KickstartInput?) async throws {
+        do {
+            var installed = try hypervisor.catalog.domain(named: name).spec
+            if let description = installed.description, let range = description.range(of: "berth install failed: ") {
+                let kept = String(description[..<range.lowerBound]).replacingOccurrences(of: " — ", with: "")
+                    .trimmingCharacters(in: .whitespaces)
+                installed.description = kept.isEmpty ? nil : kept
+            }
+            defined = installed
+            let supervisor = try hypervisor.supervisor(name)
+            if await supervisor.isRunning {
+                say("Destroying the running guest first (--force).")
+                try await supervisor.destroy()
+            }
+            var cmdline = record.installerCmdline
+            let stored = try hypervisor.catalog.kickstart(name)
+            let input =
+                kickstart
+                ?? record.plan.kickstart.map { old in
+                    // A kickstart file published for the first install is gone: publish it again.
+                    old.text == nil ? old : InstallPlan.KickstartInput(origin: old.origin, text: stored ?? old.text)
+                }
+            if let input {
+                let text = try await Self.kickstartText(input)
+                let diskBytes = installed.disks.filter { $0.device == .disk }.reduce(UInt64(0)) {
+                    $0 + (Hypervisor.fileSize($1.path) ?? 0)
+                }
+                for line in try KickstartCheck.check(text, source: input.origin, diskBytes: diskBytes, force: plan.force) {
+                    warn(line)
+                }
+                let guestKickstart: String
+                if input.text != nil {
+                    guestKickstart = try publish(text)
+                    say("ks=: \(input.origin) -> \(guestKickstart) (served by berthd from \(state)/kickstarts/)", .kickstart)
+                } else {
+                    guestKickstart = guestURL(input.origin, what: "ks=")
+                }
+                cmdline = VirtInstallRequest.replacingArgument(key: "ks", in: cmdline, with: guestKickstart, appendIfMissing: true)
+                try hypervisor.catalog.setKickstart(name, text)
+            }
+            for path in [record.kernel, record.initrd] where access(path, R_OK) != 0 {
+                throw BerthError(
+                    .notFound, "The installer's \(path) is gone.", remedy: "Run 'berth undefine \(name)' and 'berth install' again.")
+            }
+            debug("installer cmdline: \(cmdline)")
+            _ = try hypervisor.update(installed)
+            var updated = record
+            updated.installerCmdline = cmdline
+            updated.plan.noReboot = plan.noReboot
+            if let kickstart { updated.plan.kickstart = kickstart }
+            try hypervisor.catalog.setInstall(name, updated)
+            var installer = installed
+            installer.bootloader = nil
+            installer.kernel = record.kernel
+            installer.initrd = record.initrd
+            installer.cmdline = cmdline
+            installer.autostart = false
+            installer.onReboot = .destroy
+            if let cdrom = record.cdrom {
+                installer.disks.append(DiskSpec(path: cdrom, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
+            }
+            try await boot(installer: installer, installed: installed)
+        } catch {
+            await fail(error)
+            throw error
+        }
+    }
+
+    /// Boots the installer with the installed definition waiting as the next one, and follows
+    /// it to the hand-over and the first boot.
+    mutating func boot(installer: DomainSpec, installed: DomainSpec) async throws {
+        _ = try hypervisor.update(installer)
+        try hypervisor.setNextDefinition(name, installed, start: !plan.noReboot)
+
+        // 6. The installer runs; berthd hands over when it powers off.
+        let events = hypervisor.hub.subscribe()
+        let log = hypervisor.driver.consoleLogPath(installer)
+        hypervisor.watchInstaller(name, from: Hypervisor.fileSize(log) ?? 0)
+        let started = Date()
+        try await hypervisor.supervisor(name).start()
+        createdPaths = []  // the installer writes them now: they stay for inspection
+        createdVolumes = []
+        say("Installer started (its console: 'berth console \(name)', 'berth log -f \(name)').", .installerRunning)
+        try await follow(events, started: started)
+    }
+
+    /// Waits for the hand-over and the first boot, or the installer's failure.
+    func follow(_ events: AsyncStream<LifecycleEvent>, started: Date) async throws {
+        let seen = Mutex<[LifecycleEvent]>([])
+        let consumer = Task {
+            for await event in events where event.domain == name {
+                seen.withLock { $0.append(event) }
+            }
+        }
+        defer { consumer.cancel() }
+        var finished = false
+        var failureSince: Date?
+        while true {
+            try await Task.sleep(for: .milliseconds(200))
+            let batch = seen.withLock { events -> [LifecycleEvent] in
+                defer { events = [] }
+                return events
+            }
+            for event in batch {
+                switch event.kind {
+                case .redefined where !finished:
+                    finished = true
+                    hypervisor.watchInstaller(name, from: nil)
+                    say(String(format: "Installer finished in %.1f s.", Date().timeIntervalSince(started)), .installerFinished)
+                    if plan.noReboot {
+                        say("Domain '\(name)' installed; not started (--noreboot). Start it with 'berth start \(name)'.")
+                        return
+                    }
+                case .started where finished:
+                    say("Domain '\(name)' installed and started from its own disk.", .firstBoot)
+                    return
+                case .startFailed where finished:
+                    throw BerthError(
+                        .unavailable, "The installed system did not start: \(event.detail ?? "?")",
+                        remedy: "See 'berth dominfo \(name)' and 'berth log \(name)'; the installer may not have installed a boot menu.")
+                case .installFailed:
+                    throw installerFailed(event.detail ?? "the installer reported a failure")
+                case .stopped, .crashed:
+                    if !finished {
+                        let info = try? hypervisor.info(name)
+                        throw BerthError(
+                            .unavailable,
+                            "The installer stopped before it finished (\(event.detail ?? event.kind.rawValue))\(info?.lastError.map { ": \($0)" } ?? ".")",
+                            remedy: "See its console with 'berth log \(name)'; then 'berth reinstall \(name)' or 'berth undefine \(name)'.")
+                    }
+                default:
+                    break
+                }
+            }
+            // An installer that reports failure and then sits (anaconda's exception dialog,
+            // debian-installer's error screen) never powers off: stop it after a short grace.
+            if !finished, let words = hypervisor.installerFailure(name) {
+                let since = failureSince ?? Date()
+                failureSince = since
+                if Date().timeIntervalSince(since) > 3 {
+                    try? hypervisor.setNextDefinition(name, nil, start: false)
+                    try? await hypervisor.supervisor(name).destroy()
+                    throw installerFailed(words)
+                }
+            }
+        }
+    }
+
+    func installerFailed(_ words: String) -> BerthError {
+        BerthError(
+            .unavailable, "The installer of '\(name)' failed:\n\(words)",
+            remedy: "Fix the cause (the kickstart, the tree), then 'berth reinstall \(name)'; 'berth dominfo \(name)' shows the console's last lines.")
+    }
+
+    /// Takes back what this run did: created disks (nothing was written to them yet), the
+    /// published kickstart; a defined domain stays, with the reason in its description and
+    /// `lastError` (`berth dominfo`).
+    func fail(_ error: Error) async {
+        hypervisor.watchInstaller(name, from: nil)
+        if let published { unlink(published) }
+        Hypervisor.withdrawKickstarts(of: name, stateDirectory: state)
+        for path in createdPaths { unlink(path) }
+        for volume in createdVolumes { try? await hypervisor.deleteVolume(pool: volume.pool, name: volume.name) }
+        guard var spec = defined else { return }
+        let reason = (error as? BerthError)?.message ?? "\(error)"
+        if let supervisor = try? hypervisor.supervisor(name), await supervisor.isRunning {
+            try? hypervisor.setNextDefinition(name, nil, start: false)
+            try? await supervisor.destroy()
+        }
+        try? hypervisor.setNextDefinition(name, nil, start: false)
+        // The installed definition is what stays ('berth reinstall' runs the installer again).
+        let failure = "berth install failed: \(reason.split(separator: "\n").first.map(String.init) ?? reason)"
+        spec.description = spec.description.map { $0 + " — " + failure } ?? failure
+        _ = try? hypervisor.catalog.update(spec)
+        let tail = hypervisor.consoleTail(name)
+        let lastError = "berth install failed: \(reason)" + (tail.isEmpty ? "" : "\nConsole log, last lines:\n\(tail)")
+        try? hypervisor.catalog.setObserved(name, ObservedState(state: .shutoff, pid: nil, accel: nil, lastError: lastError, startedAt: nil))
+        note(OperationMessage("Domain '\(name)' is left defined; 'berth dominfo \(name)' shows why the install failed.", level: .warning))
+    }
+
+    func fetch(_ source: any InstallTreeSource, _ file: String, to destination: String, limit: Int) async throws {
+        debug("fetch \(file) -> \(destination)")
+        let started = Date()
+        let note = note
+        let label = (file as NSString).lastPathComponent
+        let meter = Mutex<Int64>(-1)
+        do {
+            try await Hypervisor.offPool {
+                try source.copy(file, to: destination, limit: limit) { done, total in
+                    // About ten progress lines per file.
+                    let step = max((total ?? 0) / 10, 8 << 20)
+                    let due = meter.withLock { last -> Bool in
+                        guard done - last >= step || done == total else { return false }
+                        last = done
+                        return true
+                    }
+                    guard due else { return }
+                    note(
+                        OperationMessage(
+                            String(format: "  %@: %.1f", label, Double(done) / 1_048_576)
+                                + (total.map { String(format: " of %.1f MiB", Double($0) / 1_048_576) } ?? " MiB"),
+                            level: .debug, phase: .fetch))
+                }
+            }
+        } catch let error as InstallTreeError {
+            throw error.berthError
+        }
+        let size = Hypervisor.fileSize(destination) ?? 0
+        say(String(format: "Fetched %@ (%.1f MiB) in %.1f s", file, Double(size) / 1_048_576, Date().timeIntervalSince(started)), .fetch)
+    }
+
+    /// Copies the kickstart to `<state>/kickstarts/NAME-<32 random hex>.ks` (0600): the media
+    /// listener serves it without a token, so the unguessable name is what keeps other guests
+    /// from fetching it (kickstarts hold root passwords). Withdrawn at the hand-over.
+    mutating func publish(_ text: String) throws -> String {
+        guard let mediaPort else {
+            throw BerthError(.unavailable, "berthd serves no install media.", remedy: "Restart berthd with --media-listen 127.0.0.1:8001.")
+        }
+        let directory = state + "/kickstarts"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var generator = SystemRandomNumberGenerator()
+        let secret = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let file = "\(name)-\(secret).ks"
+        let path = directory + "/" + file
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw BerthError(.unavailable, "Cannot write the kickstart to \(path).", remedy: "Check the state directory's permissions.")
+        }
+        published = path
+        return "http://\(Hypervisor.guestHostAddress):\(mediaPort)/kickstarts/\(file)"
+    }
+
+    static func kickstartText(_ input: InstallPlan.KickstartInput) async throws -> String {
+        if let text = input.text { return text }
+        guard let url = URL(string: input.origin) else {
+            throw BerthError(.invalidArgument, "'\(input.origin)' is not a URL.", remedy: "Check ks=.")
+        }
+        let origin = input.origin
+        let bytes = try await Hypervisor.offPool { () throws -> [UInt8] in
+            var bytes: [UInt8] = []
+            do {
+                let found = try HTTPDownload.get(url, limit: KickstartCheck.limit, timeout: 30, name: origin) { bytes += $0 }
+                guard found else {
+                    throw BerthError(.notFound, "The kickstart \(origin) does not exist (HTTP 404).", remedy: "Check ks= in -x/--extra-args.")
+                }
+            } catch let error as InstallTreeError {
+                throw BerthError(
+                    .unavailable, "berthd cannot fetch the kickstart: \(error.description)",
+                    remedy: "berthd fetches it over its own host's network: check ks= from there, or give a file.")
+            }
+            return bytes
+        }
+        guard let text = String(bytes: bytes, encoding: .utf8) else {
+            throw BerthError(.invalidArgument, "The kickstart \(origin) is not UTF-8 text.", remedy: "Check ks=.")
+        }
+        return text
+    }
+
+    static func treeSource(_ location: String) throws -> any InstallTreeSource {
+        if Hypervisor.isNetworkURL(location) { return try HTTPInstallTree(location: location) }
+        if FileManager.default.isDirectory(location) { return LocalDirectoryInstallTree(root: location, location: location) }
+        return try ISOInstallTree(path: location, location: location)
+    }
+}
+
+extension FileManager {
+    fileprivate func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+}
