@@ -1,9 +1,10 @@
+import BerthDisk
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import BerthDisk
 
 /// `berth-bootloader` / `berth bootloader`: PyGRUB's command line, so an xl/xm config's
 /// `bootloader = "berth-bootloader"` works unchanged.
@@ -143,7 +144,9 @@ public enum BootloaderCommand {
                 guard let n = UInt64(v) else { throw BootError.badValue(option: "--offset", value: v, reason: "must be a byte count") }
                 offset = n
             case "max-bytes":
-                guard let n = UInt64(v), n > 0 else { throw BootError.badValue(option: "--max-bytes", value: v, reason: "must be a positive byte count") }
+                guard let n = UInt64(v), n > 0 else {
+                    throw BootError.badValue(option: "--max-bytes", value: v, reason: "must be a positive byte count")
+                }
                 limits.maxTotalBytes = n
             case "time-limit":
                 // A day at most: the value feeds alarm(), RLIMIT_CPU and a Double deadline.
@@ -207,15 +210,18 @@ public enum BootloaderCommand {
             let format = MenuSearch.detectFormat(bytes, path: options.image)
             // The host path means nothing inside the guest: read the menu as if it sat at its
             // format's usual place, so relative paths resolve as they would on the disk.
-            let guestPath = ["grub2": "/boot/grub/grub.cfg", "extlinux": "/boot/extlinux.conf", "grub-legacy": "/boot/grub/menu.lst"][format.rawValue] ?? "/boot/loader/entries/entry.conf"
+            let guestPath =
+                ["grub2": "/boot/grub/grub.cfg", "extlinux": "/boot/extlinux.conf", "grub-legacy": "/boot/grub/menu.lst"][format.rawValue]
+                ?? "/boot/loader/entries/entry.conf"
             var menu = try MenuSearch.parse(bytes, path: guestPath, format: format)
             menu.path = options.image
             if options.listEntries { output.stdout += listing(menu) }
             guard !menu.entries.isEmpty else { throw BootError.emptyMenu(path: options.image) }
-            let index = try options.entry.map { selector in
-                guard let i = menu.index(of: selector) else { throw BootError.noSuchEntry(selector: selector, count: menu.entries.count) }
-                return i
-            } ?? menu.defaultIndex
+            let index =
+                try options.entry.map { selector in
+                    guard let i = menu.index(of: selector) else { throw BootError.noSuchEntry(selector: selector, count: menu.entries.count) }
+                    return i
+                } ?? menu.defaultIndex
             let entry = menu.entries[index]
             var args = entry.args
             if let extra = options.args, !extra.isEmpty { args += " " + extra }

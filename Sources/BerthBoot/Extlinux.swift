@@ -53,7 +53,9 @@ public enum Extlinux {
                 current?.kernel = target
                 // A .c32 module or a non-Linux loader is not a kernel QEMU can start.
                 let lower = (target ?? "").lowercased()
-                current?.comModule = keyword != "kernel" && keyword != "linux" || lower.hasSuffix(".c32") || lower.hasSuffix(".com") || lower.hasSuffix(".cbt") || lower.hasSuffix(".0") || lower.hasSuffix(".bin")
+                current?.comModule =
+                    keyword != "kernel" && keyword != "linux" || lower.hasSuffix(".c32") || lower.hasSuffix(".com") || lower.hasSuffix(".cbt")
+                    || lower.hasSuffix(".0") || lower.hasSuffix(".bin")
                 // `KERNEL vmlinuz args` is allowed; SYSLINUX treats trailing words as arguments.
                 let rest = words(value).dropFirst()
                 if !rest.isEmpty, current?.append == nil { current?.append = rest.joined(separator: " ") }

@@ -1,9 +1,10 @@
+import BerthDisk
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import BerthDisk
 
 /// Caps on one kernel/initrd extraction.
 public struct ExtractionLimits: Sendable, Equatable {
@@ -66,10 +67,12 @@ public enum Extraction {
         var created: [String] = []
         do {
             var budget = limits.maxTotalBytes
-            let kernelName = try writeFiles([kernel], prefix: "boot_kernel.", dirfd: dirfd, directory: directory, budget: &budget, created: &created, checkTime: checkTime)
+            let kernelName = try writeFiles(
+                [kernel], prefix: "boot_kernel.", dirfd: dirfd, directory: directory, budget: &budget, created: &created, checkTime: checkTime)
             var ramdiskName: String?
             if !initrds.isEmpty {
-                ramdiskName = try writeFiles(initrds, prefix: "boot_ramdisk.", dirfd: dirfd, directory: directory, budget: &budget, created: &created, checkTime: checkTime)
+                ramdiskName = try writeFiles(
+                    initrds, prefix: "boot_ramdisk.", dirfd: dirfd, directory: directory, budget: &budget, created: &created, checkTime: checkTime)
             }
             let base = directory.hasSuffix("/") ? directory : directory + "/"
             return (base + kernelName, ramdiskName.map { base + $0 })
@@ -122,9 +125,10 @@ public enum Extraction {
     }
 
     /// glibc's copy_file_range, looked up by name (Swift's Glibc module does not declare it).
-    typealias CopyFileRange = @convention(c) (
-        Int32, UnsafeMutablePointer<Int64>?, Int32, UnsafeMutablePointer<Int64>?, Int, UInt32
-    ) -> Int
+    typealias CopyFileRange =
+        @convention(c) (
+            Int32, UnsafeMutablePointer<Int64>?, Int32, UnsafeMutablePointer<Int64>?, Int, UInt32
+        ) -> Int
     static let copyFileRange: CopyFileRange? = dlsym(nil, "copy_file_range").map {
         unsafeBitCast($0, to: CopyFileRange.self)
     }

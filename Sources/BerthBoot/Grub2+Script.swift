@@ -271,7 +271,9 @@ enum Grub2Script {
             var nodes: [Node] = []
             while true {
                 skipSeparators()
-                if atEnd { throw SyntaxError(line: line, reason: "unexpected end of file, expected \(terminators.sorted().joined(separator: " or "))") }
+                if atEnd {
+                    throw SyntaxError(line: line, reason: "unexpected end of file, expected \(terminators.sorted().joined(separator: " or "))")
+                }
                 if let bare = peekBare, terminators.contains(bare) { return nodes }
                 if peekBare == "}" { throw SyntaxError(line: line, reason: "unexpected '}'") }
                 nodes.append(try parseCommand(depth: depth + 1))

@@ -8,7 +8,8 @@ public struct Berth: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "berth",
         abstract: "Manage virtual machines on this host (xm/virsh for QEMU).",
-        discussion: "Talks to berthd over its unix socket or http://127.0.0.1:8000. Exit codes: 0 ok, 2 bad input, 3 not found, 4 already exists, 5 wrong state, 6 host lacks something, 7 unauthorized, 8 timeout, 9 cannot reach berthd, 10 internal error.",
+        discussion:
+            "Talks to berthd over its unix socket or http://127.0.0.1:8000. Exit codes: 0 ok, 2 bad input, 3 not found, 4 already exists, 5 wrong state, 6 host lacks something, 7 unauthorized, 8 timeout, 9 cannot reach berthd, 10 internal error.",
         subcommands: [
             List.self, Define.self, Undefine.self, Start.self, Shutdown.self, Destroy.self, Reboot.self,
             Suspend.self, Resume.self, DomInfo.self, DomState.self, Console.self, Log.self, Autostart.self,

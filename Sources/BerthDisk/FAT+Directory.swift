@@ -66,8 +66,9 @@ extension FATFileSystem {
                 let cluster = bits == .fat32 ? UInt32(f.le16(at + 20)) << 16 | UInt32(f.le16(at + 26)) : UInt32(f.le16(at + 26))
                 seen += 1
                 guard seen <= FileSystemLimits.maxDirectoryEntries else { return false }
-                let entry = Entry(longName: longName?.isEmpty == false ? longName : nil, shortName: short,
-                                  attributes: attributes, cluster: cluster, size: f.le32(at + 28))
+                let entry = Entry(
+                    longName: longName?.isEmpty == false ? longName : nil, shortName: short,
+                    attributes: attributes, cluster: cluster, size: f.le32(at + 28))
                 if try !visit(entry) { return false }
             }
             return true
@@ -169,7 +170,9 @@ extension FATFileSystem: FSReaderPathWalker {
         let node = try resolve(path)
         guard kind(of: node) == .directory else { throw FileSystemError.notADirectory(path: path) }
         var names: [String] = []
-        try forEachEntry(node) { names.append($0.name); return true }
+        try forEachEntry(node) {
+            names.append($0.name); return true
+        }
         return names
     }
 

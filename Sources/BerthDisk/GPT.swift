@@ -22,7 +22,8 @@ public enum GPT {
                 raw.append(v)
             }
             // Text order to disk order: reverse the first three fields.
-            bytes = Array(raw[0..<4].reversed()) + Array(raw[4..<6].reversed()) + Array(raw[6..<8].reversed())
+            bytes =
+                Array(raw[0..<4].reversed()) + Array(raw[4..<6].reversed()) + Array(raw[6..<8].reversed())
                 + Array(raw[8..<16])
         }
 

@@ -199,7 +199,8 @@ extension ISO9660FileSystem {
             hops += 1
             total += ce.length
             guard hops <= Limits.maxContinuations, total <= Limits.maxSystemUseBytes else {
-                throw Error.badSystemUse(sector: sector, reason: "continuation areas exceed \(Limits.maxSystemUseBytes) bytes or \(Limits.maxContinuations) hops")
+                throw Error.badSystemUse(
+                    sector: sector, reason: "continuation areas exceed \(Limits.maxSystemUseBytes) bytes or \(Limits.maxContinuations) hops")
             }
             let (byteOffset, overflow) = (ce.lba * blockSize).addingReportingOverflow(ce.offset)
             guard !overflow else { throw Error.badSystemUse(sector: sector, reason: "continuation offset") }
@@ -259,7 +260,9 @@ extension ISO9660FileSystem: FSReaderPathWalker {
         let node = try resolve(path)
         guard node.kind == .directory else { throw FileSystemError.notADirectory(path: path) }
         var names: [String] = []
-        try forEachEntry(node) { names.append($0.name); return true }
+        try forEachEntry(node) {
+            names.append($0.name); return true
+        }
         return names
     }
 

@@ -52,7 +52,8 @@ extension XFSFileSystem {
             while b < end {
                 starts.append(b)
                 guard starts.count * dbs <= Limits.maxDirectoryBytes else {
-                    throw Error.badDirectory(inode: dir.number, offset: dir.offset, reason: "more than \(Limits.maxDirectoryBytes) bytes of directory blocks")
+                    throw Error.badDirectory(
+                        inode: dir.number, offset: dir.offset, reason: "more than \(Limits.maxDirectoryBytes) bytes of directory blocks")
                 }
                 b += dirBlocks
             }
@@ -100,7 +101,8 @@ extension XFSFileSystem {
                 if name == [0x2E] || name == [0x2E, 0x2E] { continue }
                 seen += 1
                 guard seen <= FileSystemLimits.maxDirectoryEntries else {
-                    throw Error.badDirectory(inode: dir.number, offset: dir.offset, reason: "more than \(FileSystemLimits.maxDirectoryEntries) entries")
+                    throw Error.badDirectory(
+                        inode: dir.number, offset: dir.offset, reason: "more than \(FileSystemLimits.maxDirectoryEntries) entries")
                 }
                 if try !visit(Entry(name: name, inode: ino)) { return }
             }
@@ -188,7 +190,9 @@ extension XFSFileSystem: FSReaderPathWalker {
         let node = try resolve(path)
         guard node.kind == .directory else { throw FileSystemError.notADirectory(path: path) }
         var names: [String] = []
-        try forEachEntry(node) { names.append(String(decoding: $0.name, as: UTF8.self)); return true }
+        try forEachEntry(node) {
+            names.append(String(decoding: $0.name, as: UTF8.self)); return true
+        }
         return names
     }
 

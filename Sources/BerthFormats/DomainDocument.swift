@@ -1,8 +1,9 @@
+import Foundation
+
 // Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
 #if canImport(BerthModel)
     import BerthModel
 #endif
-import Foundation
 
 /// A domain document of any format Berth reads, recognised by its content.
 public enum DomainDocument {

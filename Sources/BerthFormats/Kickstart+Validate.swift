@@ -37,7 +37,8 @@ enum KickstartGrammar {
             "halt": .init(flags: "eject kexec"), "shutdown": .init(flags: "eject kexec"),
             "firstboot": .init(flags: "enable enabled disable disabled reconfig"),
             "eula": .init(flags: "agreed"),
-            "url": .init("url mirrorlist metalink proxy sslcacert sslclientcert sslclientkey", flags: "noverifyssl", required: ["url|mirrorlist|metalink"]),
+            "url": .init(
+                "url mirrorlist metalink proxy sslcacert sslclientcert sslclientkey", flags: "noverifyssl", required: ["url|mirrorlist|metalink"]),
             "nfs": .init("server dir opts", required: ["server", "dir"]),
             "harddrive": .init("partition dir biospart", required: ["dir"]),
             "liveimg": .init("url proxy checksum", flags: "noverifyssl", required: ["url"]),
@@ -79,7 +80,9 @@ enum KickstartGrammar {
             "reqpart": .init(flags: "add-boot"),
             "services": .init("enabled disabled"),
             "logging": .init("host port level"),
-            "repo": .init("name baseurl mirrorlist metalink cost excludepkgs includepkgs proxy", flags: "noverifyssl install ignoregroups", required: ["name", "baseurl|mirrorlist|metalink"]),
+            "repo": .init(
+                "name baseurl mirrorlist metalink cost excludepkgs includepkgs proxy", flags: "noverifyssl install ignoregroups",
+                required: ["name", "baseurl|mirrorlist|metalink"]),
             "xconfig": .init("defaultdesktop driver resolution depth videoram hsync vsync monitor", flags: "startxonboot noprobe"),
             "monitor": .init("hsync vsync monitor", flags: "noprobe"),
             "mouse": .init("device", flags: "emulthree", positional: 0...1),
@@ -200,7 +203,10 @@ extension Kickstart {
         func warning(_ line: Int, _ message: String) { problems.append(Problem(line: line, severity: .warning, message: message)) }
 
         var seen: [String: Int] = [:]
-        let once: Set<String> = ["lang", "keyboard", "rootpw", "timezone", "bootloader", "clearpart", "selinux", "firewall", "url", "nfs", "autopart", "zerombr", "install", "upgrade"]
+        let once: Set<String> = [
+            "lang", "keyboard", "rootpw", "timezone", "bootloader", "clearpart", "selinux", "firewall", "url", "nfs", "autopart", "zerombr",
+            "install", "upgrade",
+        ]
         for command in commands {
             guard let grammar = KickstartGrammar.commands[command.name] else {
                 error(command.line, "unknown command '\(command.name)'")
@@ -217,9 +223,15 @@ extension Kickstart {
             let count = command.positionals.count
             if !grammar.positional.contains(count) {
                 if count < grammar.positional.lowerBound {
-                    error(command.line, "'\(command.name)' needs \(grammar.positional.lowerBound == 1 ? "an argument" : "\(grammar.positional.lowerBound) arguments")\(Self.argumentHint[command.name].map { " (\($0))" } ?? "")")
+                    error(
+                        command.line,
+                        "'\(command.name)' needs \(grammar.positional.lowerBound == 1 ? "an argument" : "\(grammar.positional.lowerBound) arguments")\(Self.argumentHint[command.name].map { " (\($0))" } ?? "")"
+                    )
                 } else {
-                    error(command.line, "'\(command.name)' takes at most \(grammar.positional.upperBound) argument\(grammar.positional.upperBound == 1 ? "" : "s"), found '\(command.positionals.joined(separator: " "))'")
+                    error(
+                        command.line,
+                        "'\(command.name)' takes at most \(grammar.positional.upperBound) argument\(grammar.positional.upperBound == 1 ? "" : "s"), found '\(command.positionals.joined(separator: " "))'"
+                    )
                 }
             }
             let names = Set(command.options.map(\.name))
@@ -264,13 +276,21 @@ extension Kickstart {
             if let drive, !drive.isEmpty {
                 let name = Self.driveName(drive)
                 if let cleared, !cleared.contains(name) {
-                    error(part.line, "'part \(mount)' is on \(name), but 'clearpart --drives' (line \(clearpart?.line ?? 0)) only clears \(cleared.joined(separator: ","))")
+                    error(
+                        part.line,
+                        "'part \(mount)' is on \(name), but 'clearpart --drives' (line \(clearpart?.line ?? 0)) only clears \(cleared.joined(separator: ","))"
+                    )
                 }
                 if ignored.contains(name) {
-                    error(part.line, "'part \(mount)' is on \(name), which 'ignoredisk --drives' (line \(ignoredisk?.line ?? 0)) hides from the installer")
+                    error(
+                        part.line,
+                        "'part \(mount)' is on \(name), which 'ignoredisk --drives' (line \(ignoredisk?.line ?? 0)) hides from the installer")
                 }
                 if let onlyUse, !onlyUse.contains(name) {
-                    error(part.line, "'part \(mount)' is on \(name), but 'ignoredisk --only-use' (line \(ignoredisk?.line ?? 0)) allows only \(onlyUse.joined(separator: ","))")
+                    error(
+                        part.line,
+                        "'part \(mount)' is on \(name), but 'ignoredisk --only-use' (line \(ignoredisk?.line ?? 0)) allows only \(onlyUse.joined(separator: ","))"
+                    )
                 }
             }
         }
@@ -310,11 +330,18 @@ extension Kickstart {
         for section in sections {
             switch section.name {
             case "packages":
-                for argument in section.arguments where !["--nobase", "--ignoremissing", "--excludedocs", "--default", "--resolvedeps", "--ignoredeps", "--nocore", "--instLangs", "--multilib", "--excludeWeakdeps", "--retries", "--timeout", "--inst-langs", "--exclude-weakdeps"].contains(where: { argument == $0 || argument.hasPrefix($0 + "=") }) {
+                for argument in section.arguments
+                where ![
+                    "--nobase", "--ignoremissing", "--excludedocs", "--default", "--resolvedeps", "--ignoredeps", "--nocore", "--instLangs",
+                    "--multilib", "--excludeWeakdeps", "--retries", "--timeout", "--inst-langs", "--exclude-weakdeps",
+                ].contains(where: { argument == $0 || argument.hasPrefix($0 + "=") }) {
                     error(section.line, "%packages has no option \(argument)")
                 }
             case "pre", "post", "pre-install", "traceback", "onerror":
-                for argument in section.arguments where !["--nochroot", "--interpreter", "--erroronfail", "--log"].contains(where: { argument == $0 || argument.hasPrefix($0 + "=") }) && !argument.hasPrefix("/") {
+                for argument in section.arguments
+                where !["--nochroot", "--interpreter", "--erroronfail", "--log"].contains(where: { argument == $0 || argument.hasPrefix($0 + "=") })
+                    && !argument.hasPrefix("/")
+                {
                     error(section.line, "%\(section.name) has no option \(argument)")
                 }
             case "addon", "anaconda": break

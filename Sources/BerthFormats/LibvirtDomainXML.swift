@@ -1,8 +1,9 @@
+import Foundation
+
 // Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
 #if canImport(BerthModel)
     import BerthModel
 #endif
-import Foundation
 
 /// libvirt domain XML (`virsh dumpxml`, `virsh define`) ⇄ `DomainSpec`.
 ///
@@ -143,7 +144,9 @@ private struct LibvirtReader {
         if !hasFeatures {
             // libvirt's meaning: no <acpi/> feature, no ACPI.
             spec.acpi = false
-            warnings.append(FormatWarning("no <features><acpi/></features>: the guest gets no ACPI, so it cannot be asked to shut down gracefully.", at: root.position))
+            warnings.append(
+                FormatWarning(
+                    "no <features><acpi/></features>: the guest gets no ACPI, so it cannot be asked to shut down gracefully.", at: root.position))
         }
         if let memory {
             if let current, current < memory {
@@ -216,7 +219,9 @@ private struct LibvirtReader {
                 if let arch = node.attributes["arch"] { spec.arch = arch }
                 spec.machine = node.attributes["machine"]
                 if node.trimmedText == "linux" || node.trimmedText == "xen" {
-                    warnings.append(FormatWarning("os type '\(node.trimmedText)' was a Xen PV guest; under QEMU its kernel must boot on a standard PC.", at: node.position))
+                    warnings.append(
+                        FormatWarning(
+                            "os type '\(node.trimmedText)' was a Xen PV guest; under QEMU its kernel must boot on a standard PC.", at: node.position))
                 }
             case "kernel": spec.kernel = node.trimmedText
             case "initrd": spec.initrd = node.trimmedText
@@ -227,7 +232,9 @@ private struct LibvirtReader {
         }
         if !(boots.isEmpty || boots == ["hd"]) {
             notes.append("boot order \(boots.joined(separator: ",")) (boot order is not supported; Berth boots the kernel, else the first disk)")
-            warnings.append(FormatWarning("boot order \(boots.joined(separator: ",")) is not supported: Berth boots the kernel, else the first disk.", at: os.position))
+            warnings.append(
+                FormatWarning(
+                    "boot order \(boots.joined(separator: ",")) is not supported: Berth boots the kernel, else the first disk.", at: os.position))
         }
     }
 
@@ -240,7 +247,9 @@ private struct LibvirtReader {
             case "serial", "console":
                 let type = node.attributes["type"] ?? "pty"
                 if type != "pty" {
-                    keep(node, "<\(node.name) type='\(type)'>", reason: "Berth's serial console is always logged to a file and attachable with 'berth console'")
+                    keep(
+                        node, "<\(node.name) type='\(type)'>",
+                        reason: "Berth's serial console is always logged to a file and attachable with 'berth console'")
                 }
             case "emulator", "input", "video", "controller", "memballoon":
                 break  // Berth supplies its own: these are honoured by its fixed choices
@@ -272,7 +281,9 @@ private struct LibvirtReader {
         }
         guard let path = source?.attributes["file"] ?? source?.attributes["dev"], !path.isEmpty else {
             if device == .cdrom {
-                keep(node, "empty CD-ROM drive \(node.child("target")?.attributes["dev"] ?? "")", reason: "attach media with a cdrom disk that names an ISO file")
+                keep(
+                    node, "empty CD-ROM drive \(node.child("target")?.attributes["dev"] ?? "")",
+                    reason: "attach media with a cdrom disk that names an ISO file")
                 return nil
             }
             throw bad(node, "<disk> has no <source file=…> or <source dev=…>.", remedy: "Add <source file='/path/disk.img'/>.")

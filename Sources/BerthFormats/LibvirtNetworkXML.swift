@@ -1,8 +1,9 @@
+import Foundation
+
 // Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
 #if canImport(BerthModel)
     import BerthModel
 #endif
-import Foundation
 
 /// Network documents: Berth's JSON (`NetworkSpec`) or libvirt network XML as `virsh
 /// net-dumpxml` prints it, recognised by content.

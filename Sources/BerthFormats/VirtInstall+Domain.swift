@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(BerthModel)
     import BerthModel
 #endif
-import Foundation
 
 /// The two definitions an install goes through, as virt-install wrote them for Xen.
 public struct VirtInstallDomains: Sendable, Equatable {
@@ -161,7 +162,8 @@ extension VirtInstallRequest {
 
         var installed = DomainSpec(
             name: name, uuid: domainUUID, memory: memory ?? os.defaultMemoryMiB, maxMemory: maxMemory,
-            vcpus: vcpus ?? 1, arch: arch ?? hostArch, bootloader: BootloaderSpec(), disks: diskSpecs, nics: nicSpecs, graphics: graphicsSpec, onPoweroff: .destroy, onReboot: .restart, onCrash: .destroy,
+            vcpus: vcpus ?? 1, arch: arch ?? hostArch, bootloader: BootloaderSpec(), disks: diskSpecs, nics: nicSpecs, graphics: graphicsSpec,
+            onPoweroff: .destroy, onReboot: .restart, onCrash: .destroy,
             autostart: autostart, description: description, notes: notes)
 
         var installer = installed

@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(BerthModel)
     import BerthModel
 #endif
-import Foundation
 
 extension VirtInstallRequest {
     /// The request as berthd's `POST /v1/domains/{name}/install` takes it. No I/O: the caller

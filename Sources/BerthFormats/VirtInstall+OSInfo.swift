@@ -94,10 +94,12 @@ public struct VirtInstallOSInfo: Sendable, Equatable, Hashable {
         }
         let rhelMinors = [2: 9, 3: 9, 4: 9, 5: 11, 6: 10, 7: 9, 8: 10, 9: 6, 10: 0]
         for (major, lastMinor) in rhelMinors {
-            anaconda("rhel\(major)", "Red Hat Enterprise Linux \(major)", family: .rhel, major: major,
+            anaconda(
+                "rhel\(major)", "Red Hat Enterprise Linux \(major)", family: .rhel, major: major,
                 version: "\(major)", newAfter: 7)
             for minor in 0...lastMinor {
-                anaconda("rhel\(major).\(minor)", "Red Hat Enterprise Linux \(major).\(minor)", family: .rhel,
+                anaconda(
+                    "rhel\(major).\(minor)", "Red Hat Enterprise Linux \(major).\(minor)", family: .rhel,
                     major: major, version: "\(major).\(minor)", newAfter: 7)
             }
         }
@@ -105,21 +107,25 @@ public struct VirtInstallOSInfo: Sendable, Equatable, Hashable {
         for (major, lastMinor) in [5: 11, 6: 10, 7: 0] {
             anaconda("centos\(major)", "CentOS \(major)", family: .rhel, major: major, version: "\(major)", newAfter: 7)
             for minor in 0...lastMinor {
-                anaconda("centos\(major).\(minor)", "CentOS \(major).\(minor)", family: .rhel, major: major,
+                anaconda(
+                    "centos\(major).\(minor)", "CentOS \(major).\(minor)", family: .rhel, major: major,
                     version: "\(major).\(minor)", newAfter: 7)
             }
         }
         anaconda("centos8", "CentOS 8", family: .rhel, major: 8, version: "8", newAfter: 7)
         for major in [8, 9, 10] {
-            anaconda("centos-stream\(major)", "CentOS Stream \(major)", family: .rhel, major: major,
+            anaconda(
+                "centos-stream\(major)", "CentOS Stream \(major)", family: .rhel, major: major,
                 version: "\(major)", newAfter: 7)
             for (prefix, name) in [("almalinux", "AlmaLinux"), ("rocky", "Rocky Linux")] {
-                anaconda("\(prefix)\(major)", "\(name) \(major)", family: .rhel, major: major, version: "\(major)",
+                anaconda(
+                    "\(prefix)\(major)", "\(name) \(major)", family: .rhel, major: major, version: "\(major)",
                     newAfter: 7)
             }
         }
         for major in 1...45 {
-            anaconda("fedora\(major)", "Fedora \(major)", family: .fedora, major: major, version: "\(major)",
+            anaconda(
+                "fedora\(major)", "Fedora \(major)", family: .fedora, major: major, version: "\(major)",
                 newAfter: 19)
         }
         for id in ["fedora-unknown", "fedora-rawhide"] {
@@ -160,13 +166,15 @@ public struct VirtInstallOSInfo: Sendable, Equatable, Hashable {
                     kickstartArgument: "url", defaultMemoryMiB: memory, defaultDiskGiB: memory >= 2048 ? 20 : 10))
         }
         for (major, codename) in VirtInstallOSInfo.debianCodenames {
-            debianInstaller("debian\(major)", "Debian \(major) (\(codename))", family: .debian, version: "\(major)",
+            debianInstaller(
+                "debian\(major)", "Debian \(major) (\(codename))", family: .debian, version: "\(major)",
                 memory: 1024)
         }
         debianInstaller("debiantesting", "Debian testing", family: .debian, version: nil, memory: 1024)
         for (version, codename) in VirtInstallOSInfo.ubuntuCodenames {
             let year = Int(version.prefix(2)) ?? 0
-            debianInstaller("ubuntu\(version)", "Ubuntu \(version) (\(codename))", family: .ubuntu, version: version,
+            debianInstaller(
+                "ubuntu\(version)", "Ubuntu \(version) (\(codename))", family: .ubuntu, version: version,
                 memory: year >= 20 ? 2048 : 1024)
         }
 

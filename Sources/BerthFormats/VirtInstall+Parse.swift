@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(BerthModel)
     import BerthModel
 #endif
-import Foundation
 
 extension VirtInstallRequest {
     /// How an option takes its value.

@@ -1,8 +1,9 @@
+import Foundation
+
 // Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
 #if canImport(BerthModel)
     import BerthModel
 #endif
-import Foundation
 
 /// A domain read from a foreign format, with everything Berth could not carry over exactly.
 public struct DomainImport: Sendable, Equatable {
@@ -289,7 +290,7 @@ private struct XLDomainReader {
                 dhcp ?? "off",
             ]
             parts.append("ip=" + fields.joined(separator: ":"))
-            warn("ip" , "xm's ip/dhcp/netmask/gateway/hostname settings became the kernel argument \(parts[0]).")
+            warn("ip", "xm's ip/dhcp/netmask/gateway/hostname settings became the kernel argument \(parts[0]).")
         }
         if let root, !root.isEmpty {
             parts.append(root.hasPrefix("root=") ? root : "root=" + root)
@@ -359,10 +360,14 @@ private struct XLDomainReader {
         spec.initrd = ramdisk
         spec.cmdline = cmdline
         if type == "pv" {
-            warn("kernel", "this was a Xen PV guest: its kernel must also boot on a standard PC under QEMU (a Xen-only domU kernel such as '-xenU' will not).")
+            warn(
+                "kernel",
+                "this was a Xen PV guest: its kernel must also boot on a standard PC under QEMU (a Xen-only domU kernel such as '-xenU' will not).")
         }
         if let cmdline, cmdline.contains("/dev/xvd") {
-            warn(config["cmdline"] != nil ? "cmdline" : "root", "the kernel arguments name /dev/xvd* disks; under QEMU virtio disks appear as /dev/vd* — use root=UUID= or root=LABEL= to be safe.")
+            warn(
+                config["cmdline"] != nil ? "cmdline" : "root",
+                "the kernel arguments name /dev/xvd* disks; under QEMU virtio disks appear as /dev/vd* — use root=UUID= or root=LABEL= to be safe.")
         }
     }
 
@@ -466,7 +471,9 @@ private struct XLDomainReader {
         }
         // Prefixes on the target: phy:, file:, tap:aio:, tap:qcow2:, raw:, qcow2:, …
         if var text = path {
-            let prefixes = ["phy", "file", "tap", "tap2", "tapdisk", "aio", "sync", "ioemu", "raw", "qcow2", "qcow", "vhd", "qed", "vmdk", "nbd", "iscsi", "drbd"]
+            let prefixes = [
+                "phy", "file", "tap", "tap2", "tapdisk", "aio", "sync", "ioemu", "raw", "qcow2", "qcow", "vhd", "qed", "vmdk", "nbd", "iscsi", "drbd",
+            ]
             while let colon = text.firstIndex(of: ":"), prefixes.contains(text[..<colon].lowercased()) {
                 let prefix = text[..<colon].lowercased()
                 text = String(text[text.index(after: colon)...])
@@ -479,7 +486,11 @@ private struct XLDomainReader {
                     throw bad("'\(prefix):' images are not supported (Berth reads raw and qcow2)")
                         .withRemedy("Convert the image with 'qemu-img convert -O qcow2 IN OUT' and use 'qcow2:'.")
                 case "nbd", "iscsi", "drbd":
-                    keep("disk", "disk[\(number)] '\(entry)'", reason: "\(prefix) network disks are not supported; attach the device on the host (e.g. nbd-client, iscsiadm) and give its /dev path with phy:")
+                    keep(
+                        "disk", "disk[\(number)] '\(entry)'",
+                        reason:
+                            "\(prefix) network disks are not supported; attach the device on the host (e.g. nbd-client, iscsiadm) and give its /dev path with phy:"
+                    )
                     return nil
                 default: kind = "tap"
                 }
@@ -602,7 +613,10 @@ private struct XLDomainReader {
                     nic.mode = .bridge
                     nic.bridge = bridge
                 } else if nic.mode == .user {
-                    warn("vif", "vif[\(number)] names no bridge: Xen would have used its default bridge; Berth gives user-mode networking (outbound only, no root). Add bridge=xenbr0 to bridge it.")
+                    warn(
+                        "vif",
+                        "vif[\(number)] names no bridge: Xen would have used its default bridge; Berth gives user-mode networking (outbound only, no root). Add bridge=xenbr0 to bridge it."
+                    )
                 }
             }
             if nic.mode != .network { nic.network = nil }
@@ -614,7 +628,10 @@ private struct XLDomainReader {
 
     mutating func readGraphics(into spec: inout DomainSpec) throws {
         var settings: [String: String] = [:]
-        for key in ["vnc", "vnclisten", "vncdisplay", "vncpasswd", "vncunused", "sdl", "nographic", "spice", "spicehost", "spiceport", "spicepasswd", "vncconsole", "display", "xauthority", "spicedisable_ticketing"] {
+        for key in [
+            "vnc", "vnclisten", "vncdisplay", "vncpasswd", "vncunused", "sdl", "nographic", "spice", "spicehost", "spiceport", "spicepasswd",
+            "vncconsole", "display", "xauthority", "spicedisable_ticketing",
+        ] {
             if let value = try string(key) { settings[key] = value }
         }
         if let vfbs = try strings("vfb") {
@@ -642,7 +659,9 @@ private struct XLDomainReader {
         }
         if on("vnc") || on("sdl") {
             if on("sdl") && !on("vnc") {
-                warn(config["sdl"] != nil ? "sdl" : "vfb", "sdl=1: Berth's guests run under a daemon with no X display, so a VNC display on 127.0.0.1 is set up instead.")
+                warn(
+                    config["sdl"] != nil ? "sdl" : "vfb",
+                    "sdl=1: Berth's guests run under a daemon with no X display, so a VNC display on 127.0.0.1 is set up instead.")
             }
             var graphics = GraphicsSpec(kind: .vnc)
             if let listen = settings["vnclisten"], !listen.isEmpty { graphics.listen = listen }
@@ -663,7 +682,9 @@ private struct XLDomainReader {
     mutating func readSerial() throws {
         guard let values = try strings("serial") else { return }
         for value in values where value != "pty" {
-            keep("serial", "serial = \(XLConfig.quote(value))", reason: "Berth's serial console is always logged to a file and attachable with 'berth console'")
+            keep(
+                "serial", "serial = \(XLConfig.quote(value))",
+                reason: "Berth's serial console is always logged to a file and attachable with 'berth console'")
         }
     }
 

@@ -492,7 +492,8 @@ struct XLParser {
                         count += 1
                     }
                     guard count == 2 else {
-                        throw fail("'\\x' must be followed by two hex digits.", at: escapeStart, remedy: "Write \\x41 for 'A', or \\\\x for a backslash.")
+                        throw fail(
+                            "'\\x' must be followed by two hex digits.", at: escapeStart, remedy: "Write \\x41 for 'A', or \\\\x for a backslash.")
                     }
                     appendScalar(value, to: &out)
                 case 0x30...0x37:  // \ooo

@@ -152,7 +152,8 @@ public struct XendConfig: Sendable, Equatable {
         if config.httpServer && config.listensOnAllInterfaces {
             config.warnings.append(
                 FormatWarning(
-                    "xend-address '\(config.address)' listens on all interfaces: every TCP client must present the API token. Set (xend-address localhost) to accept local clients only."))
+                    "xend-address '\(config.address)' listens on all interfaces: every TCP client must present the API token. Set (xend-address localhost) to accept local clients only."
+                ))
         }
         return config
     }

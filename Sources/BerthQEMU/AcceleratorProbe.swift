@@ -160,8 +160,7 @@ public enum AcceleratorProbe {
     public static func probe() -> AcceleratorVerdict { verdict(from: gather()) }
 
     /// Probes the host and adds a line for the QEMU binary: everything `berth host-check` prints.
-    public static func hostCheck(qemuOverride: String? = nil) async -> (verdict: AcceleratorVerdict, qemu: QEMUBinary?)
-    {
+    public static func hostCheck(qemuOverride: String? = nil) async -> (verdict: AcceleratorVerdict, qemu: QEMUBinary?) {
         var verdict = probe()
         if verdict.chosen == .tcg {
             verdict.checks.append(

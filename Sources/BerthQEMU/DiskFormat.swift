@@ -50,7 +50,9 @@ public enum DiskFormat {
             }
             throw BerthError(
                 .invalidArgument, "Disk '\(disk.path)' is a qcow2 overlay on the backing file '\(backing)'.",
-                remedy: "Berth opens qcow2 images without their backing chain. Flatten it first: 'qemu-img convert -O qcow2 \(disk.path) NEW.qcow2', and define NEW.qcow2, or make the overlay a volume with 'berth vol-create-as POOL NAME SIZE --backing-vol VOL'.")
+                remedy:
+                    "Berth opens qcow2 images without their backing chain. Flatten it first: 'qemu-img convert -O qcow2 \(disk.path) NEW.qcow2', and define NEW.qcow2, or make the overlay a volume with 'berth vol-create-as POOL NAME SIZE --backing-vol VOL'."
+            )
         }
         if disk.backing != nil, probe.backingFile == nil {
             // The recorded chain no longer matches the file: give QEMU no backing at all.

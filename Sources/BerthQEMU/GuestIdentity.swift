@@ -1,4 +1,5 @@
 import BerthModel
+
 #if canImport(Glibc)
     import Glibc
 #endif

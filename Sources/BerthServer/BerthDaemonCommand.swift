@@ -10,7 +10,9 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "berthd",
         abstract: "The Berth daemon: owns the catalog, runs and supervises guests, serves the API.",
-        discussion: "Serves the API on a unix socket in the runtime directory and on 127.0.0.1:8000 (xend's port), where every request needs the token from <state-dir>/api-token, and install media (/install/…, /kickstarts/…, read-only, no token) on a listener of their own, 127.0.0.1:8001, the only port guests may reach. Guests keep running when berthd stops; a restarted berthd re-attaches to them.")
+        discussion:
+            "Serves the API on a unix socket in the runtime directory and on 127.0.0.1:8000 (xend's port), where every request needs the token from <state-dir>/api-token, and install media (/install/…, /kickstarts/…, read-only, no token) on a listener of their own, 127.0.0.1:8001, the only port guests may reach. Guests keep running when berthd stops; a restarted berthd re-attaches to them."
+    )
 
     @Option(help: "State directory (catalog, token, logs). Default: /var/lib/berth as root, else the XDG state directory.")
     var stateDir: String?
@@ -20,7 +22,9 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
     var mediaListen: String?
     @Option(help: "Seconds an idle connection is kept open (1...3600).")
     var idleTimeout: Int = 60
-    @Option(help: "A xend-config.sxp (or Berth config in the same syntax): xend-http-server, xend-port, xend-address, xend-unix-server, xend-unix-path.", completion: .file())
+    @Option(
+        help: "A xend-config.sxp (or Berth config in the same syntax): xend-http-server, xend-port, xend-address, xend-unix-server, xend-unix-path.",
+        completion: .file())
     var config: String?
     @Option(help: "Accelerator for domains that say 'auto': auto (probe), kvm or tcg.")
     var accel: Accelerator = .auto
@@ -28,7 +32,10 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
     var qemu: String?
     @Option(help: "Largest size of a guest's console log in bytes; over it, the log is rotated while the guest runs (5 old logs are kept).")
     var consoleLogMax: UInt64 = 1 << 20
-    @Option(help: "What to do with running guests when berthd stops: 'leave' them running (re-attached at the next start), or 'save' each (a managed save) and resume them when berthd starts again, as libvirt-guests does.")
+    @Option(
+        help:
+            "What to do with running guests when berthd stops: 'leave' them running (re-attached at the next start), or 'save' each (a managed save) and resume them when berthd starts again, as libvirt-guests does."
+    )
     var onShutdown: DaemonConfiguration.OnShutdown = .leave
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"

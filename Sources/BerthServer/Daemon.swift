@@ -33,7 +33,6 @@ public enum Daemon {
         return router
     }
 
-
     /// The media listener's router: read-only install media and kickstarts, nothing else, for
     /// the names the listener is reached by (see `HostCheckMiddleware`).
     static func mediaRouter(stateDirectory: String, listenHost: String, port: Int) -> Router<BasicRequestContext> {
@@ -98,7 +97,9 @@ public enum Daemon {
                     onServerRunning: { _ in chmod(socketPath, 0o660) },
                     logger: logger),
                 address: "the unix socket \(socketPath)",
-                remedy: "Check that the directory \((socketPath as NSString).deletingLastPathComponent) is writable by berthd, or set xend-unix-path (--config) to a writable place.")
+                remedy:
+                    "Check that the directory \((socketPath as NSString).deletingLastPathComponent) is writable by berthd, or set xend-unix-path (--config) to a writable place."
+            )
         ]
         if let host = configuration.tcpHost {
             if host.isEmpty || host == "0.0.0.0" || host == "::" {
@@ -114,7 +115,9 @@ public enum Daemon {
                             serverName: "berthd"),
                         logger: logger),
                     address: "the API address \(display(host, configuration.tcpPort))",
-                    remedy: "Stop the program using it (another berthd, or xend?), or start berthd with --listen HOST:PORT for another port, or --listen none."))
+                    remedy:
+                        "Stop the program using it (another berthd, or xend?), or start berthd with --listen HOST:PORT for another port, or --listen none."
+                ))
         }
         if let host = configuration.mediaHost {
             if host.isEmpty || host == "0.0.0.0" || host == "::" {
@@ -134,7 +137,8 @@ public enum Daemon {
                     remedy: "Stop the program using it, or start berthd with --media-listen HOST:PORT for another port, or --media-listen none."))
         }
         logger.info(
-            "berthd ready: socket \(socketPath)\(configuration.tcpHost.map { ", API http://\(display($0, configuration.tcpPort))" } ?? "")\(media.map { ", media http://\($0.address)" } ?? "")")
+            "berthd ready: socket \(socketPath)\(configuration.tcpHost.map { ", API http://\(display($0, configuration.tcpPort))" } ?? "")\(media.map { ", media http://\($0.address)" } ?? "")"
+        )
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -67,4 +67,3 @@ public struct DaemonConfiguration: Sendable {
         return DaemonConfiguration(stateDirectory: state, runtimeDirectory: runtime)
     }
 }
-

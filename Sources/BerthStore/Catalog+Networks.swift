@@ -207,10 +207,14 @@ extension Catalog {
             let owner = (clash["domain"] as String?).map { "domain '\($0)'" } ?? "a reservation of the network"
             let (what, remedy) =
                 (clash["ip"] as String) == host.ip
-                ? ("\(host.ip) is already reserved on '\(network.name)' for \(clash["mac"] as String) (\(owner))",
-                    "Choose another address, or free it first ('berth net-update \(network.name) delete dhcp-host \(clash["mac"] as String)').")
-                : ("\(host.mac) already has a reservation on '\(network.name)' (\(clash["ip"] as String), \(owner))",
-                    "Delete that reservation first, or give this NIC another MAC.")
+                ? (
+                    "\(host.ip) is already reserved on '\(network.name)' for \(clash["mac"] as String) (\(owner))",
+                    "Choose another address, or free it first ('berth net-update \(network.name) delete dhcp-host \(clash["mac"] as String)')."
+                )
+                : (
+                    "\(host.mac) already has a reservation on '\(network.name)' (\(clash["ip"] as String), \(owner))",
+                    "Delete that reservation first, or give this NIC another MAC."
+                )
             throw BerthError(.alreadyExists, what + ".", remedy: remedy)
         }
         try db.execute(

@@ -215,13 +215,20 @@ extension Catalog {
             var added: [String] = []
             var removed: [String] = []
             for volume in found where !knownPaths.contains(volume.path) {
-                if try Bool.fetchOne(db, sql: "SELECT 1 FROM volume WHERE path = ? OR (name = ? AND poolId = (SELECT id FROM pool WHERE name = ?))", arguments: [volume.path, volume.name, pool]) == true { continue }
+                if try Bool.fetchOne(
+                    db, sql: "SELECT 1 FROM volume WHERE path = ? OR (name = ? AND poolId = (SELECT id FROM pool WHERE name = ?))",
+                    arguments: [volume.path, volume.name, pool]) == true
+                {
+                    continue
+                }
                 try insert(volume, db: db)
                 added.append(volume.key)
             }
             for volume in known where !foundPaths.contains(volume.path) {
                 let used = try String.fetchOne(db, sql: "SELECT 1 FROM disk WHERE path = ?", arguments: [volume.path]) != nil
-                let backs = try Bool.fetchOne(db, sql: "SELECT 1 FROM volume WHERE backingId = (SELECT id FROM volume WHERE path = ?)", arguments: [volume.path]) == true
+                let backs =
+                    try Bool.fetchOne(
+                        db, sql: "SELECT 1 FROM volume WHERE backingId = (SELECT id FROM volume WHERE path = ?)", arguments: [volume.path]) == true
                 if used || backs { continue }
                 try db.execute(sql: "DELETE FROM volume WHERE path = ?", arguments: [volume.path])
                 removed.append(volume.key)
@@ -253,7 +260,9 @@ extension Catalog {
         if !users.isEmpty {
             throw BerthError(
                 .wrongState, "Volume \(volume.key) is a disk of domain \(users.map { "'\($0)'" }.joined(separator: ", ")); it cannot be \(action).",
-                remedy: "Remove the disk from \(users.count == 1 ? "that domain" : "those domains") ('berth detach-disk \(users[0]) \(volume.path) --config'), or undefine it, first.")
+                remedy:
+                    "Remove the disk from \(users.count == 1 ? "that domain" : "those domains") ('berth detach-disk \(users[0]) \(volume.path) --config'), or undefine it, first."
+            )
         }
     }
 
@@ -344,6 +353,8 @@ extension BerthError {
     public static func volumeExists(_ key: String) -> BerthError {
         BerthError(
             .alreadyExists, "Volume \(key) already exists.",
-            remedy: "Choose another name, or delete it first with 'berth vol-delete \(key.split(separator: "/").last.map(String.init) ?? key) --pool \(key.split(separator: "/").first.map(String.init) ?? "")'.")
+            remedy:
+                "Choose another name, or delete it first with 'berth vol-delete \(key.split(separator: "/").last.map(String.init) ?? key) --pool \(key.split(separator: "/").first.map(String.init) ?? "")'."
+        )
     }
 }

@@ -1,9 +1,10 @@
+import BerthBoot
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import BerthBoot
 
 // A hard stop behind the library's own deadline: if a read inside a guest filesystem ever
 // hangs, SIGALRM's default action ends the process (XSA-443). `run` enters the --sandbox

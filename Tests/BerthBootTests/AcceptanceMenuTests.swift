@@ -45,7 +45,9 @@ import Testing
             defaultIndex: 0, kernel: "/vmlinuz-3.1.0-0.rc9.git0.0.fc16.x86_64",
             initrds: ["/initramfs-3.1.0-0.rc9.git0.0.fc16.x86_64.img"],
             // GRUB joins the linux command's words with single spaces ("rd.luks=0  KEYTABLE" loses one).
-            args: "root=/dev/mapper/VolGroup-lv_root ro rd.md=0 rd.dm=0 rd.lvm.lv=VolGroup/lv_swap quiet SYSFONT=latarcyrheb-sun16 rhgb rd.lvm.lv=VolGroup/lv_root rd.luks=0 KEYTABLE=uk LANG=en_US.UTF-8"),
+            args:
+                "root=/dev/mapper/VolGroup-lv_root ro rd.md=0 rd.dm=0 rd.lvm.lv=VolGroup/lv_swap quiet SYSFONT=latarcyrheb-sun16 rhgb rd.lvm.lv=VolGroup/lv_root rd.luks=0 KEYTABLE=uk LANG=en_US.UTF-8"
+        ),
         Expected(
             file: "fedora-19.grub2", format: .grub2, guestPath: "/grub2/grub.cfg",
             titles: [
@@ -53,7 +55,9 @@ import Testing
                 "Fedora, with Linux 0-rescue-8d62a0261d8147dc84eb89292ebc1666",
             ],
             defaultIndex: 0, kernel: "/vmlinuz-3.9.6-301.fc19.i686.PAE", initrds: ["/initramfs-3.9.6-301.fc19.i686.PAE.img"],
-            args: "root=/dev/mapper/fedora-root ro rd.lvm.lv=fedora/swap rd.md=0 rd.dm=0 vconsole.keymap=us rd.luks=0 vconsole.font=latarcyrheb-sun16 rd.lvm.lv=fedora/root"),
+            args:
+                "root=/dev/mapper/fedora-root ro rd.lvm.lv=fedora/swap rd.md=0 rd.dm=0 vconsole.keymap=us rd.luks=0 vconsole.font=latarcyrheb-sun16 rd.lvm.lv=fedora/root"
+        ),
         Expected(
             file: "rhel-7-beta.grub2", format: .grub2, guestPath: "/grub2/grub.cfg",
             titles: [
@@ -61,7 +65,9 @@ import Testing
                 "Red Hat Enterprise Linux Everything, with Linux 0-rescue-af34f0b8cf364cdbbe6d093f8228a37f",
             ],
             defaultIndex: 0, kernel: "/vmlinuz-3.10.0-54.0.1.el7.x86_64", initrds: ["/initramfs-3.10.0-54.0.1.el7.x86_64.img"],
-            args: "root=/dev/mapper/rhel-root ro rd.lvm.lv=rhel/swap vconsole.keymap=uk crashkernel=auto rd.lvm.lv=rhel/root vconsole.font=latarcyrheb-sun16 LANG=en_GB.UTF-8"),
+            args:
+                "root=/dev/mapper/rhel-root ro rd.lvm.lv=rhel/swap vconsole.keymap=uk crashkernel=auto rd.lvm.lv=rhel/root vconsole.font=latarcyrheb-sun16 LANG=en_GB.UTF-8"
+        ),
         Expected(
             file: "ubuntu-14.04-lts.grub2", format: .grub2, guestPath: "/boot/grub/grub.cfg",
             titles: [

@@ -1,16 +1,19 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import BerthDisk
 import Testing
 
 @testable import BerthBoot
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @Suite struct BootloaderCommandTests {
     typealias Options = BootloaderCommand.Options
 
     @Test func parsesPyGrubStyleArguments() throws {
-        let o = try Options(parsing: ["-qn", "--entry", "1", "--output-format=simple0", "/images/guest.img", "--args=console=hvc0", "--offset=1048576"])
+        let o = try Options(parsing: [
+            "-qn", "--entry", "1", "--output-format=simple0", "/images/guest.img", "--args=console=hvc0", "--offset=1048576",
+        ])
         #expect(o.image == "/images/guest.img")
         #expect(o.notReally)
         #expect(o.entry == "1")
@@ -73,10 +76,12 @@ import Testing
     }
 
     @Test func wholeRunOnARealImage() throws {
-        guard let image = Ext4Image([
-            "/boot/grub/grub.cfg": Array("menuentry 'Debian' { linux /boot/vmlinuz root=/dev/xvda1 ro\n initrd /boot/initrd.img }".utf8),
-            "/boot/vmlinuz": Array("KERNEL".utf8), "/boot/initrd.img": Array("INITRD".utf8),
-        ]) else {
+        guard
+            let image = Ext4Image([
+                "/boot/grub/grub.cfg": Array("menuentry 'Debian' { linux /boot/vmlinuz root=/dev/xvda1 ro\n initrd /boot/initrd.img }".utf8),
+                "/boot/vmlinuz": Array("KERNEL".utf8), "/boot/initrd.img": Array("INITRD".utf8),
+            ])
+        else {
             Issue.record("mke2fs -d failed: install e2fsprogs")
             return
         }
@@ -84,9 +89,12 @@ import Testing
         let list = try BootloaderCommand.execute(try Options(parsing: ["-l", image.path]))
         #expect(String(decoding: list.stdout, as: UTF8.self).hasPrefix("title: Debian\n  root: hd0\n  kernel: /boot/vmlinuz\n"))
         let dry = try BootloaderCommand.execute(try Options(parsing: ["-q", "-n", image.path]))
-        #expect(String(decoding: dry.result, as: UTF8.self) == "linux (kernel '<kernel:/boot/vmlinuz>')(ramdisk '<ramdisk:/boot/initrd.img>')(args 'root=/dev/xvda1 ro')")
+        #expect(
+            String(decoding: dry.result, as: UTF8.self)
+                == "linux (kernel '<kernel:/boot/vmlinuz>')(ramdisk '<ramdisk:/boot/initrd.img>')(args 'root=/dev/xvda1 ro')")
         let out = image.directory.path + "/out"
-        let run = try BootloaderCommand.execute(try Options(parsing: ["--output-format=simple0", "--output-directory=" + out, "--args=quiet", image.path]))
+        let run = try BootloaderCommand.execute(
+            try Options(parsing: ["--output-format=simple0", "--output-directory=" + out, "--args=quiet", image.path]))
         let fields = String(decoding: run.result, as: UTF8.self).split(separator: "\0").map(String.init)
         #expect(fields.count == 3)
         #expect(fields[0].hasPrefix("kernel " + out + "/boot_kernel."))

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import BerthDisk
 import Testing
 
 @testable import BerthBoot
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite struct ExtractionTests {
     func mode(_ path: String) -> mode_t? {
@@ -140,10 +141,12 @@ import Testing
             menuentry 'second' { linux /boot/vmlinuz-b root=/dev/vda ro
                 initrd /boot/initrd-b }
             """
-        guard let image = Ext4Image([
-            "/boot/grub/grub.cfg": Array(menu.utf8), "/boot/vmlinuz-a": [1], "/boot/vmlinuz-b": kernel,
-            "/boot/initrd-b": Array("INITRD".utf8),
-        ]) else {
+        guard
+            let image = Ext4Image([
+                "/boot/grub/grub.cfg": Array(menu.utf8), "/boot/vmlinuz-a": [1], "/boot/vmlinuz-b": kernel,
+                "/boot/initrd-b": Array("INITRD".utf8),
+            ])
+        else {
             Issue.record("mke2fs -d failed: install e2fsprogs")
             return
         }
@@ -177,12 +180,13 @@ func listDirectory(_ path: String) throws -> [String] {
 
 @Suite struct PartitionedDiskTests {
     @Test func separateBootPartitionOnARealMBRDisk() throws {
-        guard let dir = partitionedDisk(
-            boot: [
-                "/grub/grub.cfg": Array("menuentry 'Fedora' { linux /vmlinuz-6.5 root=/dev/vda2 ro\n initrd /initramfs-6.5.img }".utf8),
-                "/vmlinuz-6.5": Array("KERNEL65".utf8), "/initramfs-6.5.img": Array("INITRD65".utf8),
-            ],
-            root: ["/etc/fstab": Array("/dev/vda2 / ext4 defaults 0 1\n".utf8)])
+        guard
+            let dir = partitionedDisk(
+                boot: [
+                    "/grub/grub.cfg": Array("menuentry 'Fedora' { linux /vmlinuz-6.5 root=/dev/vda2 ro\n initrd /initramfs-6.5.img }".utf8),
+                    "/vmlinuz-6.5": Array("KERNEL65".utf8), "/initramfs-6.5.img": Array("INITRD65".utf8),
+                ],
+                root: ["/etc/fstab": Array("/dev/vda2 / ext4 defaults 0 1\n".utf8)])
         else {
             Issue.record("building the disk failed: install e2fsprogs and fdisk (sfdisk)")
             return

@@ -1,7 +1,8 @@
+import BerthDisk
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import BerthDisk
 
 /// The acceptance menus copied from Xen's pygrub examples into Fixtures/.
 enum Fixture {

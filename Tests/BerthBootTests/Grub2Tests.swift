@@ -132,33 +132,34 @@ import Testing
     @Test func blsEntriesFromBlscfgWithKernelopts() throws {
         let fs = MemoryFileSystem([
             "/boot/grub2/grub.cfg": """
-                load_env
-                set default="${saved_entry}"
-                if [ -z "${kernelopts}" ]; then set kernelopts="root=/dev/fallback ro"; fi
-                insmod blscfg
-                blscfg
-                """,
-            "/boot/grub2/grubenv": "# GRUB Environment Block\nsaved_entry=abc-5.14.0-70.el9.x86_64\nkernelopts=root=/dev/mapper/rl-root ro crashkernel=auto\n",
+            load_env
+            set default="${saved_entry}"
+            if [ -z "${kernelopts}" ]; then set kernelopts="root=/dev/fallback ro"; fi
+            insmod blscfg
+            blscfg
+            """,
+            "/boot/grub2/grubenv":
+                "# GRUB Environment Block\nsaved_entry=abc-5.14.0-70.el9.x86_64\nkernelopts=root=/dev/mapper/rl-root ro crashkernel=auto\n",
             "/boot/loader/entries/abc-5.14.0-70.el9.x86_64.conf": """
-                title Rocky Linux (5.14.0-70.el9.x86_64)
-                version 5.14.0-70.el9.x86_64
-                linux /vmlinuz-5.14.0-70.el9.x86_64
-                initrd /initramfs-5.14.0-70.el9.x86_64.img
-                options $kernelopts
-                """,
+            title Rocky Linux (5.14.0-70.el9.x86_64)
+            version 5.14.0-70.el9.x86_64
+            linux /vmlinuz-5.14.0-70.el9.x86_64
+            initrd /initramfs-5.14.0-70.el9.x86_64.img
+            options $kernelopts
+            """,
             "/boot/loader/entries/abc-5.14.0-162.el9.x86_64.conf": """
-                title Rocky Linux (5.14.0-162.el9.x86_64)
-                version 5.14.0-162.el9.x86_64
-                linux /vmlinuz-5.14.0-162.el9.x86_64
-                initrd /initramfs-5.14.0-162.el9.x86_64.img $tuned_initrd
-                options $kernelopts rhgb
-                """,
+            title Rocky Linux (5.14.0-162.el9.x86_64)
+            version 5.14.0-162.el9.x86_64
+            linux /vmlinuz-5.14.0-162.el9.x86_64
+            initrd /initramfs-5.14.0-162.el9.x86_64.img $tuned_initrd
+            options $kernelopts rhgb
+            """,
             "/boot/loader/entries/abc-0-rescue.conf": """
-                title Rocky Linux (0-rescue-abc)
-                version 0-rescue-abc
-                linux /vmlinuz-0-rescue-abc
-                options $kernelopts
-                """,
+            title Rocky Linux (0-rescue-abc)
+            version 0-rescue-abc
+            linux /vmlinuz-0-rescue-abc
+            options $kernelopts
+            """,
         ])
         let menu = try MenuSearch.find(in: fs)
         // Newest version first, rescue (version 0) last, as blscfg sorts.

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import BerthDisk
 import Testing
 
 @testable import BerthBoot
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Menus a hostile guest writes to crash the host's bootloader. Each of these once trapped
 /// (arithmetic overflow, exit 132) or overflowed the stack (exit 139); now each parses or
@@ -49,10 +50,11 @@ import Testing
 
     // MARK: TIMEOUT 9223372036854775807
 
-    @Test(arguments: [
-        ("9223372036854775807", 922_337_203_685_477_581), ("0", -1), ("1", 1), ("10", 1), ("11", 2), ("50", 5),
-        ("-9223372036854775808", nil), ("-1", nil), ("18446744073709551615", nil), ("x", nil),
-    ] as [(String, Int?)])
+    @Test(
+        arguments: [
+            ("9223372036854775807", 922_337_203_685_477_581), ("0", -1), ("1", 1), ("10", 1), ("11", 2), ("50", 5),
+            ("-9223372036854775808", nil), ("-1", nil), ("18446744073709551615", nil), ("x", nil),
+        ] as [(String, Int?)])
     func extlinuxTimeoutNeverOverflows(_ value: String, _ seconds: Int?) throws {
         let text = "TIMEOUT \(value)\nLABEL x\n  KERNEL /k\n"
         #expect(Extlinux.parse(Array(text.utf8)).timeout == seconds)

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import BerthDisk
 import Testing
 
 @testable import BerthBoot
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `berth-bootloader --image-fd=N --sandbox=UID:GID`, the way berthd (root) runs it: the
 /// built binary as a real child process, its outcome seen from outside.
@@ -295,11 +296,16 @@ import Testing
         dir.write("grub.cfg", Array("menuentry 'a' { linux /k }\n".utf8))
         chmod(dir.path + "/grub.cfg", 0o644)
         let pid = try Self.spawnAs(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Self.binary, "--sandbox=65534:65534", "--isconfig",
-             dir.path + "/grub.cfg"], in: dir)
+            [
+                "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Self.binary, "--sandbox=65534:65534", "--isconfig",
+                dir.path + "/grub.cfg",
+            ], in: dir)
         let run = Self.wait(pid, in: dir)
         #expect(run.status == 1, "\(run.stderr)")
-        #expect(run.stderr == "berth-bootloader: cannot enter the sandbox: setgroups(0) failed: Operation not permitted — --sandbox needs root (CAP_SETUID, CAP_SETGID); nothing was read\n")
+        #expect(
+            run.stderr
+                == "berth-bootloader: cannot enter the sandbox: setgroups(0) failed: Operation not permitted — --sandbox needs root (CAP_SETUID, CAP_SETGID); nothing was read\n"
+        )
         #expect(run.text.isEmpty)
     }
 

@@ -94,7 +94,9 @@ struct DiskRobustnessTests {
             if o.errors != clean.errors || o.files != clean.files { changed += 1 }
         }
         let total = Self.now() - start
-        print("\(image): 300 flips, \(changed) changed the outcome, \(outcomes.errors) errors, \(outcomes.files) files read, slowest \(slowest)s, total \(total)s")
+        print(
+            "\(image): 300 flips, \(changed) changed the outcome, \(outcomes.errors) errors, \(outcomes.files) files read, slowest \(slowest)s, total \(total)s"
+        )
         #expect(changed > 0, "flips in structures must change what is read")
         #expect(slowest < 10, "one corrupt image must not take long")
     }

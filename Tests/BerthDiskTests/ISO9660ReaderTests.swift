@@ -16,7 +16,8 @@ import Testing
         #expect(try fs.read("/small/kernel-link", limit: 1 << 20).count == 300_000)
         #expect(throws: FileSystemError.symlinkLoop(path: "/loop-b")) { try fs.read("/loop-b", limit: 10) }
         // Ten levels of nesting: deeper than ISO9660's 8, so the tool relocated some (CL/RE).
-        #expect(try fs.read("/nest/level0/level1/level2/level3/level4/level5/level6/level7/level8/level9/here.txt", limit: 100)
+        #expect(
+            try fs.read("/nest/level0/level1/level2/level3/level4/level5/level6/level7/level8/level9/here.txt", limit: 100)
                 == Array("level 9\n".utf8))
     }
 
@@ -64,7 +65,10 @@ import Testing
         var image = [UInt8](repeating: 0, count: 24 * 2048)
         func put(_ at: Int, _ bytes: [UInt8]) { image.replaceSubrange(at..<at + bytes.count, with: bytes) }
         func both32(_ v: UInt32) -> [UInt8] {
-            [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24), UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
+            [
+                UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24), UInt8(v >> 24), UInt8(v >> 16 & 0xFF),
+                UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF),
+            ]
         }
         func record(lba: UInt32, length: UInt32, flags: UInt8, name: [UInt8]) -> [UInt8] {
             var r = [UInt8](repeating: 0, count: 33 + name.count + (name.count % 2 == 0 ? 1 : 0))

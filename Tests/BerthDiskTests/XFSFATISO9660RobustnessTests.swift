@@ -196,8 +196,10 @@ enum FSRobustness {
         put(16 * 2048 + 128, [0, 8, 8, 0])
         put(16 * 2048 + 156, record(lba: 18, length: 2048, flags: 2, name: [0]))
         put(17 * 2048, [255] + Array("CD001".utf8) + [1])
-        put(18 * 2048, record(lba: 18, length: 2048, flags: 2, name: [0], su: sp) + record(lba: 18, length: 2048, flags: 2, name: [1])
-            + record(lba: 21, length: 5, flags: 0, name: Array("A;1".utf8), su: ce))
+        put(
+            18 * 2048,
+            record(lba: 18, length: 2048, flags: 2, name: [0], su: sp) + record(lba: 18, length: 2048, flags: 2, name: [1])
+                + record(lba: 21, length: 5, flags: 0, name: Array("A;1".utf8), su: ce))
         put(20 * 2048, ce)
         let fs = try ISO9660FileSystem(source: MemorySource(image))
         #expect(fs.names == .rockRidge)

@@ -65,9 +65,11 @@ enum FSReadFixtures {
     /// Compares every file, directory listing and symlink under `root` with `fs`.
     /// `skip` leaves out paths a format cannot hold. Returns how many files were compared.
     @discardableResult
-    static func compareTree(_ fs: any FileSystem, root: String, skip: (String) -> Bool = { _ in false },
-                            nameMap: (String) -> String = { $0 }, links: Bool = true,
-                            linkReader: ((String) throws -> String)? = nil) throws -> Int {
+    static func compareTree(
+        _ fs: any FileSystem, root: String, skip: (String) -> Bool = { _ in false },
+        nameMap: (String) -> String = { $0 }, links: Bool = true,
+        linkReader: ((String) throws -> String)? = nil
+    ) throws -> Int {
         var files = 0
         let all = try walk(root)
         // Lookups scan directories linearly, so in the 3000-entry directory only every 37th file
@@ -109,8 +111,10 @@ enum FSReadFixtures {
 @Suite struct XFSFixtureSupportTests {
     @Test func fixtureScriptBuildsImages() throws {
         try FSReadFixtures.built.get()
-        for name in ["fsread-xfs-v4.img", "fsread-xfs-v5.img", "fsread-fat12.img", "fsread-fat16.img",
-                     "fsread-fat32.img", "fsread-rr-joliet.iso", "fsread-joliet.iso", "fsread-plain.iso", "fsread-zisofs.iso"] {
+        for name in [
+            "fsread-xfs-v4.img", "fsread-xfs-v5.img", "fsread-fat12.img", "fsread-fat16.img",
+            "fsread-fat32.img", "fsread-rr-joliet.iso", "fsread-joliet.iso", "fsread-plain.iso", "fsread-zisofs.iso",
+        ] {
             #expect(FileManager.default.fileExists(atPath: FSReadFixtures.directory + "/" + name), "\(name)")
         }
     }

@@ -108,9 +108,11 @@ struct OverlaySource: ByteSource {
         var root = Self.be(1, 2) + Self.be(1, 2) + Self.be(0, 8)
         root += [UInt8](repeating: 0, count: (rootMax - 1) * 8) + Self.be(fsb, 8)
         let forkStart = node.offset + UInt64(v5 ? 176 : 100)
-        let patched = OverlaySource(base: source, patches: [
-            (node.offset + 5, [3]), (forkStart, root), (blockOffset, leaf),
-        ])
+        let patched = OverlaySource(
+            base: source,
+            patches: [
+                (node.offset + 5, [3]), (forkStart, root), (blockOffset, leaf),
+            ])
         let btree = try XFSFileSystem(source: patched)
         #expect(try btree.resolve("/holes.bin").format == .btree)
         #expect(try btree.extents(of: try btree.resolve("/holes.bin")).count == 4)

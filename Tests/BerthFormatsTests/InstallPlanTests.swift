@@ -41,9 +41,16 @@ import Testing
     }
 
     @Test(arguments: [
-        ("anaconda", "Running anaconda 13.21\nAn unknown error has occurred\nanaconda 13.21 exception report\nTraceback (most recent call last):\nStorageError: no disks\n", "An unknown error has occurred"),
+        (
+            "anaconda",
+            "Running anaconda 13.21\nAn unknown error has occurred\nanaconda 13.21 exception report\nTraceback (most recent call last):\nStorageError: no disks\n",
+            "An unknown error has occurred"
+        ),
         ("debian-installer", "Loading...\n  [!!] Partition disks\n\n  No root file system is defined.\n", "[!!] Partition disks"),
-        ("test installer", "BERTH-INSTALLER-START ks=x\nBERTH-INSTALLER-FAILED fstype xfs of / is not supported by the test installer\n", "BERTH-INSTALLER-FAILED fstype xfs"),
+        (
+            "test installer", "BERTH-INSTALLER-START ks=x\nBERTH-INSTALLER-FAILED fstype xfs of / is not supported by the test installer\n",
+            "BERTH-INSTALLER-FAILED fstype xfs"
+        ),
     ])
     func installerFailuresAreRecognised(_ installer: String, _ console: String, _ first: String) throws {
         let report = try #require(InstallerConsole.failure(in: console), "\(installer)")

@@ -7,10 +7,11 @@ import Testing
     @Test func theSeedsKickstart() throws {
         // Copied verbatim from the seed (markdown indentation and all); no %end: the old era.
         let ks = try Kickstart.parse(try Fixture.text("kickstart/seed-centos6.ks"), source: "centos-6.ks")
-        #expect(ks.commands.map(\.name) == [
-            "install", "url", "lang", "keyboard", "network", "rootpw", "firewall", "authconfig", "selinux", "timezone",
-            "bootloader", "clearpart", "part", "part", "volgroup", "logvol", "logvol",
-        ])
+        #expect(
+            ks.commands.map(\.name) == [
+                "install", "url", "lang", "keyboard", "network", "rootpw", "firewall", "authconfig", "selinux", "timezone",
+                "bootloader", "clearpart", "part", "part", "volgroup", "logvol", "logvol",
+            ])
         #expect(ks.validate() == [])
         #expect(ks.installURL == "http://hypervisor.example.com/install/6/x86_64/")
         #expect(ks.command("network")?.option("device") == "eth0")
@@ -152,7 +153,8 @@ import Testing
     }
 
     @Test func quotingRoundTrips() throws {
-        let command = Kickstart.Command(name: "network", arguments: ["--hostname", "", "a b", "it's", "say \"hi\"", "back\\slash", "#hash", "nb\u{00A0}sp", "\"\u{301}"])
+        let command = Kickstart.Command(
+            name: "network", arguments: ["--hostname", "", "a b", "it's", "say \"hi\"", "back\\slash", "#hash", "nb\u{00A0}sp", "\"\u{301}"])
         let ks = Kickstart(items: [.command(command)])
         #expect(try Kickstart.parse(ks.text) == ks)
     }

@@ -82,7 +82,9 @@ import Testing
         let spec = try LibvirtXML.read(xml).spec
         #expect(spec.maxMemory == 2048)
         #expect(spec.memory == 1050)  // 1100 MB = 1049.04 MiB, rounded up
-        let bad = try #require(throws: BerthError.self) { try LibvirtXML.read("<domain><name>m</name>\n<memory unit='parsecs'>2</memory></domain>", source: "m.xml") }
+        let bad = try #require(throws: BerthError.self) {
+            try LibvirtXML.read("<domain><name>m</name>\n<memory unit='parsecs'>2</memory></domain>", source: "m.xml")
+        }
         #expect(bad.message.hasPrefix("m.xml:2:"), "\(bad.message)")
         #expect(bad.message.contains("unknown unit 'parsecs'"))
     }
@@ -140,7 +142,10 @@ import Testing
         ("<domain><memory>lots</memory><name>x</name></domain>", "not a memory size"),
         ("<domain></domain>", "has no <name>"),
         ("<!DOCTYPE d [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;\">]><domain><name>&b;</name></domain>", "DOCTYPE"),
-        ("<domain><name>x</name><devices><disk type='file'><driver type='vmdk'/><source file='/a'/></disk></devices></domain>", "Berth reads raw and qcow2"),
+        (
+            "<domain><name>x</name><devices><disk type='file'><driver type='vmdk'/><source file='/a'/></disk></devices></domain>",
+            "Berth reads raw and qcow2"
+        ),
         ("<domain><name>x</name><devices><interface type='bridge'/></devices></domain>", "needs <source bridge"),
         // Found by fuzz/targets/LibvirtXML.swift: a data-less PI crashed Foundation's XMLParser.
         ("<?xml?>\n<domain><name>x</name></domain>", "d.xml:1:1: XML processing instructions"),

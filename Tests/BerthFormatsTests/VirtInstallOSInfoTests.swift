@@ -7,18 +7,19 @@ import Testing
 @Suite struct VirtInstallOSInfoTests {
     /// The installer arguments virt-install's osdict gives (`get_kernel_url_arg`) and the answer-file
     /// arguments of each installer.
-    @Test(arguments: [
-        ("rhel5", "method", "ks"), ("rhel5.4", "method", "ks"), ("rhel6", "method", "ks"), ("centos6.10", "method", "ks"),
-        ("rhel7", "inst.repo", "inst.ks"), ("rhel8.2", "inst.repo", "inst.ks"), ("rhel9", "inst.repo", "inst.ks"),
-        ("centos7.0", "inst.repo", "inst.ks"), ("centos-stream9", "inst.repo", "inst.ks"),
-        ("almalinux9", "inst.repo", "inst.ks"), ("fedora14", "method", "ks"), ("fedora18", "method", "ks"),
-        ("fedora19", "inst.repo", "inst.ks"), ("fedora42", "inst.repo", "inst.ks"),
-        ("fedora-rawhide", "inst.repo", "inst.ks"), ("fedora-unknown", "inst.repo", "inst.ks"),
-        ("opensuse42.3", "install", "autoyast"), ("opensusetumbleweed", "install", "autoyast"),
-        ("sles11sp4", "install", "autoyast"), ("sled15", "install", "autoyast"),
-        ("debian12", nil, "url"), ("debiantesting", nil, "url"), ("ubuntu18.04", nil, "url"),
-        ("mageia8", nil, "auto_install"), ("generic", nil, nil),
-    ] as [(String, String?, String?)])
+    @Test(
+        arguments: [
+            ("rhel5", "method", "ks"), ("rhel5.4", "method", "ks"), ("rhel6", "method", "ks"), ("centos6.10", "method", "ks"),
+            ("rhel7", "inst.repo", "inst.ks"), ("rhel8.2", "inst.repo", "inst.ks"), ("rhel9", "inst.repo", "inst.ks"),
+            ("centos7.0", "inst.repo", "inst.ks"), ("centos-stream9", "inst.repo", "inst.ks"),
+            ("almalinux9", "inst.repo", "inst.ks"), ("fedora14", "method", "ks"), ("fedora18", "method", "ks"),
+            ("fedora19", "inst.repo", "inst.ks"), ("fedora42", "inst.repo", "inst.ks"),
+            ("fedora-rawhide", "inst.repo", "inst.ks"), ("fedora-unknown", "inst.repo", "inst.ks"),
+            ("opensuse42.3", "install", "autoyast"), ("opensusetumbleweed", "install", "autoyast"),
+            ("sles11sp4", "install", "autoyast"), ("sled15", "install", "autoyast"),
+            ("debian12", nil, "url"), ("debiantesting", nil, "url"), ("ubuntu18.04", nil, "url"),
+            ("mageia8", nil, "auto_install"), ("generic", nil, nil),
+        ] as [(String, String?, String?)])
     func kernelArguments(_ id: String, _ source: String?, _ kickstart: String?) throws {
         let info = try #require(VirtInstallOSInfo.lookup(id), "\(id) is not in the table")
         #expect(info.sourceArgument == source)

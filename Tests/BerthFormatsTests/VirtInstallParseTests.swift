@@ -21,7 +21,9 @@ import Testing
         do {
             _ = try parse(["--os-varient", "rhel6"])
         } catch let error as VirtInstallError {
-            #expect(error.description == "Unknown option '--os-varient'. — Did you mean '--os-variant'? See 'berth install --help' for the options virt-install had.")
+            #expect(
+                error.description
+                    == "Unknown option '--os-varient'. — Did you mean '--os-variant'? See 'berth install --help' for the options virt-install had.")
             #expect(error.berthError.code == .invalidArgument)
         }
     }
@@ -70,9 +72,11 @@ import Testing
         #expect(throws: VirtInstallError.missingValue(option: "--ram")) { try parse(["--ram", "--debug"]) }
         #expect(throws: VirtInstallError.unexpectedValue(option: "--debug", value: "yes")) { try parse(["--debug=yes"]) }
         #expect(throws: VirtInstallError.strayArgument("extra")) { try parse(["extra"]) }
-        #expect(throws: VirtInstallError.invalidValue(
-            option: "--name", value: "bad name",
-            reason: "Use 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit.")) {
+        #expect(
+            throws: VirtInstallError.invalidValue(
+                option: "--name", value: "bad name",
+                reason: "Use 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+        ) {
             try VirtInstallRequest.parse(arguments: ["--name", "bad name", "--import", "--disk", "/d"])
         }
     }
@@ -224,7 +228,8 @@ import Testing
 
     @Test func shellSplitting() throws {
         let split = VirtInstallRequest.splitCommandLine
-        #expect(try split(#"virt-install -x "ks=http://h/k.ks ip=dhcp" --name=a\ b"#) == ["virt-install", "-x", "ks=http://h/k.ks ip=dhcp", "--name=a b"])
+        #expect(
+            try split(#"virt-install -x "ks=http://h/k.ks ip=dhcp" --name=a\ b"#) == ["virt-install", "-x", "ks=http://h/k.ks ip=dhcp", "--name=a b"])
         #expect(try split("virt-install -x 'a \"b\" c'") == ["virt-install", "-x", "a \"b\" c"])
         #expect(try split(#"virt-install -x "say \"hi\" \\ \$HOME""#) == ["virt-install", "-x", #"say "hi" \ $HOME"#])
         #expect(try split("virt-install \\\n  --name x # a comment\n") == ["virt-install", "--name", "x"])

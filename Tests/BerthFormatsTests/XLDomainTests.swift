@@ -21,7 +21,10 @@ import Testing
         ("/srv/g.img,raw,xvda,rw", DiskSpec(path: "/srv/g.img", format: .raw, target: "xvda")),
         ("/srv/g.qcow2,qcow2,xvdc", DiskSpec(path: "/srv/g.qcow2", format: .qcow2, target: "xvdc")),
         ("format=raw, vdev=xvda, access=rw, target=/dev/vg/g,with,commas", DiskSpec(path: "/dev/vg/g,with,commas", format: .raw, target: "xvda")),
-        ("vdev=hdc, devtype=cdrom, access=ro, target=/iso/x.iso", DiskSpec(path: "/iso/x.iso", device: .cdrom, bus: .ide, readOnly: true, target: "hdc")),
+        (
+            "vdev=hdc, devtype=cdrom, access=ro, target=/iso/x.iso",
+            DiskSpec(path: "/iso/x.iso", device: .cdrom, bus: .ide, readOnly: true, target: "hdc")
+        ),
         ("/iso/x.iso,,hdc,ro,cdrom", DiskSpec(path: "/iso/x.iso", device: .cdrom, bus: .ide, readOnly: true, target: "hdc")),
     ]
 
@@ -92,7 +95,9 @@ import Testing
         let result = try Self.read("vif = [ 'bridge=br0,rate=10Mb/s,vifname=web0,script=vif-custom' ]")
         #expect(result.spec.nics == [NICSpec(mode: .bridge, bridge: "br0")])
         #expect(result.spec.notes.count == 3)
-        #expect(result.warnings.filter { $0.message.contains("rate=10Mb/s") || $0.message.contains("vifname=web0") || $0.message.contains("vif-custom") }.count == 3)
+        #expect(
+            result.warnings.filter { $0.message.contains("rate=10Mb/s") || $0.message.contains("vifname=web0") || $0.message.contains("vif-custom") }
+                .count == 3)
         let error = try #require(throws: BerthError.self) { try Self.read("vif = [ 'mac=00:16:3e:zz:00:11' ]") }
         #expect(error.message.contains("is not a MAC address"))
     }
@@ -104,13 +109,16 @@ import Testing
     }
 
     @Test func displays() throws {
-        #expect(try Self.read("vfb = [ 'vnc=1,vnclisten=0.0.0.0,vncdisplay=3,vncpasswd=s3cret' ]").spec.graphics
-            == GraphicsSpec(kind: .vnc, listen: "0.0.0.0", port: 5903, password: "s3cret"))
+        #expect(
+            try Self.read("vfb = [ 'vnc=1,vnclisten=0.0.0.0,vncdisplay=3,vncpasswd=s3cret' ]").spec.graphics
+                == GraphicsSpec(kind: .vnc, listen: "0.0.0.0", port: 5903, password: "s3cret"))
         #expect(try Self.read("vfb = [ 'type=vnc' ]").spec.graphics == GraphicsSpec(kind: .vnc))
-        #expect(try Self.read("vnc = 1\nvnclisten = '127.0.0.1'\nvncdisplay = 1").spec.graphics
-            == GraphicsSpec(kind: .vnc, listen: "127.0.0.1", port: 5901))
-        #expect(try Self.read("spice = 1\nspiceport = 6000\nspicehost = '0.0.0.0'").spec.graphics
-            == GraphicsSpec(kind: .spice, listen: "0.0.0.0", port: 6000))
+        #expect(
+            try Self.read("vnc = 1\nvnclisten = '127.0.0.1'\nvncdisplay = 1").spec.graphics
+                == GraphicsSpec(kind: .vnc, listen: "127.0.0.1", port: 5901))
+        #expect(
+            try Self.read("spice = 1\nspiceport = 6000\nspicehost = '0.0.0.0'").spec.graphics
+                == GraphicsSpec(kind: .spice, listen: "0.0.0.0", port: 6000))
         #expect(try Self.read("vnc = 0").spec.graphics == nil)
         let sdl = try Self.read("vfb = [ 'sdl=1' ]")
         #expect(sdl.spec.graphics == GraphicsSpec(kind: .vnc))

@@ -47,7 +47,8 @@ import Testing
     @Test func pythonCodeAfterTheFunctionIsPlacedToo() throws {
         // With the def removed, the next problem is the xm_vars call, then "VM%d" % vmid.
         var text = try Fixture.text("xen-configs/xmexample2")
-        text = text.replacingOccurrences(of: "def vmid_check(var, val):\n    val = int(val)\n    if val <= 0:\n        raise ValueError\n    return val\n", with: "\n\n\n\n\n")
+        text = text.replacingOccurrences(
+            of: "def vmid_check(var, val):\n    val = int(val)\n    if val <= 0:\n        raise ValueError\n    return val\n", with: "\n\n\n\n\n")
         let call = try #require(throws: BerthError.self) { try XLDomain.read(text, source: "xmexample2") }
         #expect(call.message.hasPrefix("xmexample2:30:1: this is Python code, not a setting: a call to 'xm_vars.var(…)'"))
         text = text.replacingOccurrences(of: "xm_vars.var('vmid',", with: "#").replacingOccurrences(of: "            use=", with: "#")

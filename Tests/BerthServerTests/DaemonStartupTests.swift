@@ -50,7 +50,9 @@ import Testing
         chmod(open, 0o777)
         let worldWritable = try #require(try Self.runBerthd(Self.base(open)))
         #expect(worldWritable.status == 6)
-        #expect(worldWritable.stderr.contains("writable by its group or others") && worldWritable.stderr.contains("chmod go-w \(open)"), "\(worldWritable.stderr)")
+        #expect(
+            worldWritable.stderr.contains("writable by its group or others") && worldWritable.stderr.contains("chmod go-w \(open)"),
+            "\(worldWritable.stderr)")
 
         let real = root + "/real"
         try FileManager.default.createDirectory(atPath: real, withIntermediateDirectories: true)
@@ -62,7 +64,9 @@ import Testing
         try FileManager.default.createDirectory(atPath: theirs, withIntermediateDirectories: true)
         chown(theirs, 4242, 4242)
         let foreign = try #require(try Self.runBerthd(Self.base(theirs)))
-        #expect(foreign.status == 6 && foreign.stderr.contains("owned by uid 4242") && foreign.stderr.contains("chown \(geteuid()) \(theirs)"), "\(foreign.stderr)")
+        #expect(
+            foreign.status == 6 && foreign.stderr.contains("owned by uid 4242") && foreign.stderr.contains("chown \(geteuid()) \(theirs)"),
+            "\(foreign.stderr)")
 
         let leaky = root + "/leaky"
         try FileManager.default.createDirectory(atPath: leaky, withIntermediateDirectories: true)
@@ -113,7 +117,9 @@ import Testing
 
         let media = try #require(try Self.runBerthd(["--state-dir", root + "/a", "--listen", "none", "--media-listen", "127.0.0.1:\(taken)"]))
         #expect(media.status != 0)
-        #expect(media.stderr.contains("the media address 127.0.0.1:\(taken)") && media.stderr.contains("already in use") && media.stderr.contains("--media-listen"), "\(media.stderr)")
+        #expect(
+            media.stderr.contains("the media address 127.0.0.1:\(taken)") && media.stderr.contains("already in use")
+                && media.stderr.contains("--media-listen"), "\(media.stderr)")
         #expect(!TestDaemon.accepts(root + "/a/run/berthd.sock"), "berthd left its socket listening")
 
         let api = try #require(try Self.runBerthd(["--state-dir", root + "/b", "--listen", "127.0.0.1:\(taken)", "--media-listen", "none"]))
@@ -122,7 +128,8 @@ import Testing
 
         // A unix socket path berthd cannot create.
         let config = root + "/xend-config.sxp"
-        try "(xend-http-server no)\n(xend-unix-server yes)\n(xend-unix-path /proc/berth-nowhere/xend-socket)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try "(xend-http-server no)\n(xend-unix-server yes)\n(xend-unix-path /proc/berth-nowhere/xend-socket)\n".write(
+            toFile: config, atomically: true, encoding: .utf8)
         let unix = try #require(try Self.runBerthd(["--state-dir", root + "/c", "--config", config, "--media-listen", "none"]))
         #expect(unix.status != 0)
         #expect(unix.stderr.contains("/proc/berth-nowhere"), "\(unix.stderr)")

@@ -20,7 +20,9 @@ import Testing
     }
 
     @Test func kickstartArgumentIsReplacedOrAdded() {
-        #expect(VirtInstallRequest.replacingArgument(key: "ks", in: "ks=http://a/1.ks console=ttyS0", with: "http://b/2.ks", appendIfMissing: true) == "ks=http://b/2.ks console=ttyS0")
+        #expect(
+            VirtInstallRequest.replacingArgument(key: "ks", in: "ks=http://a/1.ks console=ttyS0", with: "http://b/2.ks", appendIfMissing: true)
+                == "ks=http://b/2.ks console=ttyS0")
         #expect(VirtInstallRequest.replacingArgument(key: "ks", in: "inst.ks=x method=y", with: "z", appendIfMissing: true) == "inst.ks=z method=y")
         #expect(VirtInstallRequest.replacingArgument(key: "ks", in: "console=ttyS0", with: "z", appendIfMissing: true) == "ks=z console=ttyS0")
         #expect(Installer.kickstartArgument(in: ["  ", "ks=http://h/a.ks ip=dhcp"]) == "http://h/a.ks")

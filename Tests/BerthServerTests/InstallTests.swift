@@ -77,7 +77,9 @@ import Testing
         #expect(try Self.partitions(disk).contains("type=83"))
         let phase1 = run.stderr.split(separator: "\n").first { $0.hasPrefix("Installer finished in") } ?? "?"
         #expect(phase1 != "?")
-        print("install timing: berth install \(String(format: "%.1f", run.seconds)) s in all (\(phase1)); installed boot to marker \(String(format: "%.1f", bootSeconds)) s")
+        print(
+            "install timing: berth install \(String(format: "%.1f", run.seconds)) s in all (\(phase1)); installed boot to marker \(String(format: "%.1f", bootSeconds)) s"
+        )
 
         // Reinstall with kickstart B: same domain, disk, MAC and UUID; a different layout and marker.
         _ = try await daemon.client.perform(.destroy, on: "devel1")
@@ -109,7 +111,9 @@ import Testing
             Self.seedLine(name: "devel2", disk: "path=\(otherDisk),size=1", location: "\(base)/install/centos6/", ks: nil),
             state: daemon.stateDirectory)
         #expect(macInUse.status == 4)
-        #expect(macInUse.stderr.contains("MAC 00:0c:29:1a:98:d5 is already used by domain 'devel1'") || macInUse.stderr.lowercased().contains("mac 00:0c:29:1a:98:d5"))
+        #expect(
+            macInUse.stderr.contains("MAC 00:0c:29:1a:98:d5 is already used by domain 'devel1'")
+                || macInUse.stderr.lowercased().contains("mac 00:0c:29:1a:98:d5"))
         #expect(!FileManager.default.fileExists(atPath: otherDisk))
 
         let diskInUse = try await BerthRun.run(
@@ -242,7 +246,9 @@ import Testing
         try text.write(toFile: ks, atomically: true, encoding: .utf8)
         let disk2 = state + "/xfs.img"
         let failed = try await BerthRun.run(
-            Self.seedLine(name: "xfs", disk: "path=\(disk2),size=1", location: "\(base)/install/centos6/", ks: "\(base)/kickstarts/xfs.ks", mac: "52:54:00:00:00:12"),
+            Self.seedLine(
+                name: "xfs", disk: "path=\(disk2),size=1", location: "\(base)/install/centos6/", ks: "\(base)/kickstarts/xfs.ks",
+                mac: "52:54:00:00:00:12"),
             state: state)
         #expect(failed.status != 0)
         let log = try await daemon.log("xfs")
@@ -301,8 +307,10 @@ import Testing
         let installedDisk = try #require(info.spec.disks.first?.path)
         try await daemon.client.undefine("tcp1", keepLogs: false)
         let imported = try await BerthRun.run(
-            ["install", "--connect", connect, "--name", "imp1", "--ram", "256", "--import", "--disk", "path=\(installedDisk)",
-             "--nographics", "--noautoconsole", "--wait=-1"],
+            [
+                "install", "--connect", connect, "--name", "imp1", "--ram", "256", "--import", "--disk", "path=\(installedDisk)",
+                "--nographics", "--noautoconsole", "--wait=-1",
+            ],
             state: elsewhere, environment: ["BERTH_TOKEN": daemon.token])
         #expect(imported.status == 0, "\(imported.stderr)")
         #expect(imported.stderr.contains("started from its own disk"))
@@ -328,7 +336,8 @@ import Testing
             return
         }
         let ks = daemon.stateDirectory + "/kickstarts/fail.ks"
-        let text = try String(contentsOfFile: InstallFixture.kickstart("a.ks"), encoding: .utf8)
+        let text =
+            try String(contentsOfFile: InstallFixture.kickstart("a.ks"), encoding: .utf8)
             + "#berth.fail Unable to allocate requested partition scheme.\n"
         try text.write(toFile: ks, atomically: true, encoding: .utf8)
         let disk = daemon.stateDirectory + "/sits.img"

@@ -1,8 +1,9 @@
 import BerthClient
-@testable import BerthServer
 import BerthModel
 import Foundation
 import Testing
+
+@testable import BerthServer
 
 /// Guests are hostile: each attack from the isolation issue, end to end against a real berthd
 /// and real QEMU guests. Each failed before the fix it checks.
@@ -183,13 +184,19 @@ extension IsolationTests {
         let bystander = try #require(try await daemon.client.perform(.start, on: "bystander").pid)
         let menus = [
             // Read past the trap, the menu's entry is chosen and its (fake) kernel reaches QEMU.
-            ("trap-grub", "boot/grub/grub.cfg", "echo ${-9223372036854775808}\nmenuentry 'x' { linux /vmlinuz }\n",
-             "invalid kernel header"),
-            ("trap-extlinux", "boot/extlinux/extlinux.conf", "TIMEOUT 9223372036854775807\nLABEL x\n  KERNEL /vmlinuz\n",
-             "invalid kernel header"),
+            (
+                "trap-grub", "boot/grub/grub.cfg", "echo ${-9223372036854775808}\nmenuentry 'x' { linux /vmlinuz }\n",
+                "invalid kernel header"
+            ),
+            (
+                "trap-extlinux", "boot/extlinux/extlinux.conf", "TIMEOUT 9223372036854775807\nLABEL x\n  KERNEL /vmlinuz\n",
+                "invalid kernel header"
+            ),
             // Endless nesting is refused by the bootloader.
-            ("trap-recursion", "boot/grub/grub.cfg", "function f { submenu x { f } }\nf\nmenuentry 'y' { linux /vmlinuz }\n",
-             "nest more than"),
+            (
+                "trap-recursion", "boot/grub/grub.cfg", "function f { submenu x { f } }\nf\nmenuentry 'y' { linux /vmlinuz }\n",
+                "nest more than"
+            ),
         ]
         for (name, path, text, why) in menus {
             let tree = daemon.stateDirectory + "/\(name)-tree"

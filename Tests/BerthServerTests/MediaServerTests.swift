@@ -60,7 +60,10 @@ import Testing
             let listing = try RawHTTP.request(port: daemon.mediaPort, "GET", "/install/\(media)/images/")
             #expect(String(decoding: listing.body, as: UTF8.self).contains("pxeboot/"))
             #expect(try RawHTTP.request(port: daemon.mediaPort, "GET", "/install/\(media)/missing").status == 404)
-            for hostile in ["/install/\(media)/../../api-token", "/install/\(media)/images/..%2f..%2f.treeinfo", "/install/\(media)/%2e%2e/api-token", "/install/\(media)/images%2fpxeboot%2fvmlinuz"] {
+            for hostile in [
+                "/install/\(media)/../../api-token", "/install/\(media)/images/..%2f..%2f.treeinfo", "/install/\(media)/%2e%2e/api-token",
+                "/install/\(media)/images%2fpxeboot%2fvmlinuz",
+            ] {
                 let reply = try RawHTTP.request(port: daemon.mediaPort, "GET", hostile)
                 #expect([400, 401, 404].contains(reply.status), "\(hostile) answered \(reply.status)")
                 #expect(!String(decoding: reply.body, as: UTF8.self).contains(daemon.token))
@@ -126,7 +129,10 @@ import Testing
             let reply = try RawHTTP.request(port: port, "GET", "/kickstarts/k.ks", headers: ["Host": good])
             #expect(reply.status == 200, "Host: \(good) answered \(reply.status)")
         }
-        for bad in ["evil.example:\(port)", "evil.example", "127.0.0.1.evil.example:\(port)", "127.0.0.1:\(port + 1)", "localhost:80", "[::1]x", "10.0.2.2:\(port)@evil"] {
+        for bad in [
+            "evil.example:\(port)", "evil.example", "127.0.0.1.evil.example:\(port)", "127.0.0.1:\(port + 1)", "localhost:80", "[::1]x",
+            "10.0.2.2:\(port)@evil",
+        ] {
             let reply = try RawHTTP.request(port: port, "GET", "/kickstarts/k.ks", headers: ["Host": bad])
             let text = String(decoding: reply.body, as: UTF8.self)
             #expect(reply.status == 421, "Host: \(bad) answered \(reply.status)")
@@ -206,4 +212,3 @@ import Testing
         #expect(!body.contains(UInt8(ascii: "S")), "bytes of the symlink's target were served")
     }
 }
-

@@ -198,14 +198,14 @@ import Testing
 
         let config = daemon.stateDirectory + "/seed.cfg"
         try """
-            name = "seed"
-            memory = 256
-            kernel = "\(GuestFixture.kernel)"
-            ramdisk = "\(GuestFixture.initrd)"
-            extra = "console=ttyS0 berth.net=dhcp"
-            vif = [ "mac=00:50:56:78:0a:1b,bridge=xenbr0,script=vif-bridge" ]
+        name = "seed"
+        memory = 256
+        kernel = "\(GuestFixture.kernel)"
+        ramdisk = "\(GuestFixture.initrd)"
+        extra = "console=ttyS0 berth.net=dhcp"
+        vif = [ "mac=00:50:56:78:0a:1b,bridge=xenbr0,script=vif-bridge" ]
 
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         let defined = try await BerthRun.run(["define", config], state: daemon.stateDirectory)
         #expect(defined.status == 0, "\(defined.stderr)")
         _ = try await daemon.client.perform(.start, on: "seed")

@@ -17,7 +17,8 @@ import Testing
         let venv = ProcessInfo.processInfo.environment["BERTH_VENV"] ?? package.appendingPathComponent("fixtures/venv").path
         let path = venv + "/bin/" + name
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            Issue.record("\(name) is missing at \(path): run scripts/install-host-deps (it makes the venv with schemathesis and openapi-spec-validator).")
+            Issue.record(
+                "\(name) is missing at \(path): run scripts/install-host-deps (it makes the venv with schemathesis and openapi-spec-validator).")
             return nil
         }
         return path

@@ -8,7 +8,8 @@ import Testing
     /// The guest prints `tick N up=UPTIME` every second from a counter in its memory.
     static func counterSpec(_ name: String) throws -> DomainSpec {
         var spec = try GuestFixture.spec(name)
-        spec.cmdline = (spec.cmdline ?? "")
+        spec.cmdline =
+            (spec.cmdline ?? "")
             + #" berth.run="i=0; while :; do read up x </proc/uptime; echo tick $i up=$up; i=$((i+1)); sleep 1; done""#
         return spec
     }
@@ -142,7 +143,8 @@ import Testing
         var spec = try Self.counterSpec("snap")
         spec.disks = [DiskSpec(path: disk)]
         // Each tick is also written to the disk (reverted with the memory).
-        spec.cmdline = (try GuestFixture.spec("snap").cmdline ?? "")
+        spec.cmdline =
+            (try GuestFixture.spec("snap").cmdline ?? "")
             + #" berth.run="i=0; while :; do echo tick $i; echo disk$i > /dev/vda; sync; i=$((i+1)); sleep 1; done""#
         _ = try await client.define(spec)
         _ = try await client.perform(.start, on: "snap")

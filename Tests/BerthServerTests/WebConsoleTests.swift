@@ -15,7 +15,9 @@ import Testing
         ]
         let missing = needed.filter { !FileManager.default.fileExists(atPath: $0.path) }.map(\.package)
         guard missing.isEmpty else {
-            Issue.record("The browser test needs \(missing.joined(separator: ", ")): run 'apt-get install \(missing.joined(separator: " "))' (or scripts/install-host-deps).")
+            Issue.record(
+                "The browser test needs \(missing.joined(separator: ", ")): run 'apt-get install \(missing.joined(separator: " "))' (or scripts/install-host-deps)."
+            )
             throw BerthError(.unavailable, "browser test tools missing")
         }
     }
@@ -72,7 +74,9 @@ import Testing
         #expect(noCSRF.status == 401 && noCSRF.body.contains("X-Berth-CSRF"))
         // A WebSocket upgrade without a token or session is refused (no 101); with the token
         // it is switched to the guest's console. A plain GET of the path says it is a WebSocket.
-        let upgrade = ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="]
+        let upgrade = [
+            "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        ]
         let bearer = ["Authorization": "Bearer \(daemon.token)"]
         let offline = try await HTTP.get(base + "/v1/domains/web2/console/ws", headers: upgrade.merging(bearer) { $1 })
         #expect(offline.status == 400, "a console of a guest that is off")

@@ -41,7 +41,8 @@ struct VNCDisplay: AsyncParsableCommand {
     func run() async throws {
         let display = try await connection.run { try await $0.display(name) }
         guard display.kind == .vnc else {
-            throw BerthError(.wrongState, "Domain '\(name)' has a \(display.kind.rawValue) display, not VNC.", remedy: "Use 'berth domdisplay \(name)'.")
+            throw BerthError(
+                .wrongState, "Domain '\(name)' has a \(display.kind.rawValue) display, not VNC.", remedy: "Use 'berth domdisplay \(name)'.")
         }
         print(display.uri)
     }

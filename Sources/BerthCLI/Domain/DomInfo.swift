@@ -26,7 +26,11 @@ struct DomInfo: AsyncParsableCommand {
         for (index, disk) in spec.disks.enumerated() {
             let volume = disk.volume.map { "volume \($0), " } ?? ""
             let backing = disk.backing.map { ", overlay on \($0.volume ?? $0.path)" } ?? ""
-            rows.append(("Disk \(index)", "\(disk.path) (\(volume)\(disk.format?.rawValue ?? "auto"), \(disk.device.rawValue), \(disk.bus.rawValue)\(disk.readOnly ? ", read-only" : "")\(backing))"))
+            rows.append(
+                (
+                    "Disk \(index)",
+                    "\(disk.path) (\(volume)\(disk.format?.rawValue ?? "auto"), \(disk.device.rawValue), \(disk.bus.rawValue)\(disk.readOnly ? ", read-only" : "")\(backing))"
+                ))
         }
         for (index, nic) in spec.nics.enumerated() {
             rows.append(("NIC \(index)", "\(nic.mode.rawValue) \(nic.mac?.description ?? "")\(nic.bridge.map { " bridge=\($0)" } ?? "")"))

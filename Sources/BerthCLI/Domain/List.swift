@@ -14,7 +14,9 @@ struct List: AsyncParsableCommand {
             .filter { all || $0.state != .shutoff && $0.state != .crashed }
         if output.json { return try output.printJSON(domains) }
         let width = max(20, (domains.map(\.name.count).max() ?? 0) + 2)
-        print(" " + "Name".padding(toLength: width, withPad: " ", startingAt: 0) + "State".padding(toLength: 12, withPad: " ", startingAt: 0) + "Memory  vCPUs  Autostart")
+        print(
+            " " + "Name".padding(toLength: width, withPad: " ", startingAt: 0) + "State".padding(toLength: 12, withPad: " ", startingAt: 0)
+                + "Memory  vCPUs  Autostart")
         print(String(repeating: "-", count: width + 40))
         for domain in domains {
             print(

@@ -7,7 +7,9 @@ import Foundation
 struct Save: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Save a running domain's memory and device state to a file on berthd's host; the domain stops.",
-        discussion: "The file records the domain's definition; 'berth restore FILE' brings the guest back where it was, and refuses if the definition changed since.")
+        discussion:
+            "The file records the domain's definition; 'berth restore FILE' brings the guest back where it was, and refuses if the definition changed since."
+    )
     @Argument(help: "Domain name.") var name: String
     @Argument(help: "The file to write (it must not exist), on berthd's host.", completion: .file()) var file: String
     @Flag(help: "The state to restore into (default: the state it is in now).") var state: SavedRunState?

@@ -105,7 +105,8 @@ struct InstallFollower {
                 guard message.phase == .installerRunning else { continue }
                 if background {
                     InstallOutput.err(
-                        "Installer started in the background. When it powers off, '\(name)' boots from its own disk\(noReboot ? " at its next 'berth start'" : " by itself"). Follow it with 'berth log -f \(name)'; wait for it with --wait.")
+                        "Installer started in the background. When it powers off, '\(name)' boots from its own disk\(noReboot ? " at its next 'berth start'" : " by itself"). Follow it with 'berth log -f \(name)'; wait for it with --wait."
+                    )
                     if kickstart { InstallOutput.err("Its kickstart is served until the installer powers off.") }
                     return
                 }
@@ -217,7 +218,9 @@ extension Installer {
                     throw BerthError(.notFound, "The kickstart \(url) does not exist (HTTP 404).", remedy: "Check ks= in -x/--extra-args.")
                 }
             } catch let error as InstallTreeError {
-                throw BerthError(.unavailable, "Cannot fetch the kickstart: \(error.description)", remedy: "Check ks= in -x/--extra-args and that the server is up.")
+                throw BerthError(
+                    .unavailable, "Cannot fetch the kickstart: \(error.description)",
+                    remedy: "Check ks= in -x/--extra-args and that the server is up.")
             }
         } else {
             let path = url.hasPrefix("file:") ? String(url.drop { $0 != "/" }) : url

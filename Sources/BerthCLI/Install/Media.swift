@@ -91,7 +91,9 @@ struct MediaList: AsyncParsableCommand {
         let width = max(4, entries.map(\.name.count).max() ?? 0)
         print("Name".padding(toLength: width, withPad: " ", startingAt: 0) + "  Kind       Path")
         for entry in entries {
-            print(entry.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + entry.kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0) + "  " + entry.path)
+            print(
+                entry.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                    + entry.kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0) + "  " + entry.path)
         }
         if let urls {
             print("Served at \(urls.host)/install/NAME/ (guests on user-mode networking: \(urls.guest)/install/NAME/).")

@@ -8,7 +8,9 @@ import Foundation
 struct Reinstall: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Reinstall a guest installed with 'berth install' (same disks, MAC and UUID).",
-        discussion: "berthd reuses the install plan it stored. A kickstart FILE is read here, sent to berthd, served to the installer under an unguessable name on the media listener and withdrawn when the install is over.")
+        discussion:
+            "berthd reuses the install plan it stored. A kickstart FILE is read here, sent to berthd, served to the installer under an unguessable name on the media listener and withdrawn when the install is over."
+    )
 
     @Argument(help: "Domain name.") var name: String
     @Option(help: "The kickstart to install with: an http(s) URL (fetched by berthd) or a file.") var kickstart: String?

@@ -7,7 +7,9 @@ struct NetDefine: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "net-define",
         abstract: "Define a network from a file: Berth JSON or libvirt network XML (virsh net-dumpxml).",
-        discussion: "Modes: nat (a Berth bridge, DHCP and DNS, masquerade), routed (the same without NAT), isolated (guests and host only), bridge (an existing host bridge; the LAN's DHCP server). Start it with 'berth net-start NAME'.")
+        discussion:
+            "Modes: nat (a Berth bridge, DHCP and DNS, masquerade), routed (the same without NAT), isolated (guests and host only), bridge (an existing host bridge; the LAN's DHCP server). Start it with 'berth net-start NAME'."
+    )
 
     @Argument(help: "The network document.", completion: .file())
     var file: String

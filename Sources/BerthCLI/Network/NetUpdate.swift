@@ -5,7 +5,9 @@ struct NetUpdate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "net-update",
         abstract: "Add or delete a DHCP reservation; a running network's dnsmasq takes it at once, leases kept.",
-        discussion: "berth net-update default add dhcp-host \"52:54:00:12:34:56,192.168.122.50,web\" (virsh's <host mac='…' ip='…'/> works too); berth net-update default delete dhcp-host 52:54:00:12:34:56.")
+        discussion:
+            "berth net-update default add dhcp-host \"52:54:00:12:34:56,192.168.122.50,web\" (virsh's <host mac='…' ip='…'/> works too); berth net-update default delete dhcp-host 52:54:00:12:34:56."
+    )
 
     enum Command: String, ExpressibleByArgument, CaseIterable { case add, delete }
     enum Section: String, ExpressibleByArgument, CaseIterable { case dhcpHost = "dhcp-host" }

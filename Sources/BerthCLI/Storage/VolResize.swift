@@ -4,7 +4,9 @@ import BerthModel
 struct VolResize: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vol-resize", abstract: "Grow a volume (live when a running guest has it); shrinking needs --shrink.",
-        discussion: "berth vol-resize devel1 20G --pool default. A running guest's disk grows at once (QMP block_resize); grow the partition and filesystem inside the guest afterwards.")
+        discussion:
+            "berth vol-resize devel1 20G --pool default. A running guest's disk grows at once (QMP block_resize); grow the partition and filesystem inside the guest afterwards."
+    )
 
     @Argument(help: "Volume: NAME with --pool, POOL/NAME, or its path.") var volume: String
     @Argument(help: "The new size (20G), or +SIZE to add to it.") var capacity: String

@@ -185,7 +185,9 @@ struct HostCheckMiddleware<Context: RequestContext>: RouterMiddleware {
             let error = BerthError(
                 .invalidArgument,
                 "This media server does not serve the host '\(authority)' (it answers to 127.0.0.1, localhost, [::1] and 10.0.2.2 on port \(port)).",
-                remedy: "Fetch install media by address, e.g. http://10.0.2.2:\(port)/install/NAME/ from a guest or http://127.0.0.1:\(port)/install/NAME/ on the host.")
+                remedy:
+                    "Fetch install media by address, e.g. http://10.0.2.2:\(port)/install/NAME/ from a guest or http://127.0.0.1:\(port)/install/NAME/ on the host."
+            )
             return try JSONResponse.make(ErrorBody(error: error), status: .misdirectedRequest)
         }
         return try await next(request, context)

@@ -18,6 +18,8 @@ final class WebSessions: Sendable {
     }
 
     static let cookieName = "berth_session"
+    // A constant, valid header name: HTTPTypes only offers a failable initializer.
+    // swift-format-ignore: NeverForceUnwrap
     static let csrfHeader = HTTPFields.Element.Name("X-Berth-CSRF")!
     /// A login lasts this long; then the page shows the login form again.
     static let lifetime: TimeInterval = 12 * 3600

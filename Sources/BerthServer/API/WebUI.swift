@@ -65,7 +65,10 @@ struct WebUI<Context: RequestContext> {
         guard token.map({ WebSessions.constantTimeEqual(given, $0) }) ?? true else {
             var response = try Self.page(
                 "login.html",
-                replacing: ["{{ERROR}}": "<p class=\"error\" id=\"login-error\">That is not this berthd's API token. It is in the state directory's api-token file.</p>"])
+                replacing: [
+                    "{{ERROR}}":
+                        "<p class=\"error\" id=\"login-error\">That is not this berthd's API token. It is in the state directory's api-token file.</p>"
+                ])
             response.status = .unauthorized
             return response
         }
@@ -77,8 +80,10 @@ struct WebUI<Context: RequestContext> {
 
     /// The page's files, bundled with berthd.
     static func page(_ file: String, replacing: [String: String]) throws -> Response {
-        guard let url = Bundle.module.url(forResource: "UI/" + file, withExtension: nil) ?? Bundle.module.url(
-            forResource: file, withExtension: nil, subdirectory: "UI"),
+        guard
+            let url = Bundle.module.url(forResource: "UI/" + file, withExtension: nil)
+                ?? Bundle.module.url(
+                    forResource: file, withExtension: nil, subdirectory: "UI"),
             var text = try? String(contentsOf: url, encoding: .utf8)
         else {
             throw BerthError(.internal, "The web console's file \(file) is missing from berthd's bundle.", remedy: "Rebuild Berth.")

@@ -103,7 +103,8 @@ extension BootPreparer {
             return directory + "/" + name
         }
         guard let kernel = fields["kernel"] else {
-            throw BerthError(.invalidArgument, "The bootloader gave no kernel.", remedy: "Check the guest's boot menu with 'berth bootloader --list-entries'.")
+            throw BerthError(
+                .invalidArgument, "The bootloader gave no kernel.", remedy: "Check the guest's boot menu with 'berth bootloader --list-entries'.")
         }
         return (try inside(kernel), try fields["ramdisk"].map(inside), fields["args"])
     }

@@ -25,14 +25,18 @@ extension DomainSupervisor {
         guard !disks.isEmpty else {
             throw BerthError(
                 .invalidArgument, "Domain '\(name)' has no writable disk, and snapshots are kept inside qcow2 disks.",
-                remedy: "Give it a qcow2 disk ('berth vol-create-as default \(name) 8G --format qcow2'), or use 'berth save' to keep its memory in a file.")
+                remedy:
+                    "Give it a qcow2 disk ('berth vol-create-as default \(name) 8G --format qcow2'), or use 'berth save' to keep its memory in a file."
+            )
         }
         let raw = disks.filter { $0.element.format != .qcow2 }.map(\.element.path)
         guard raw.isEmpty else {
             throw BerthError(
                 .invalidArgument,
                 "Domain '\(name)' has raw disks (\(raw.joined(separator: ", "))); a snapshot lives inside qcow2 images, and a raw file has no room for one.",
-                remedy: "Shut it off and convert each disk: 'qemu-img convert -f raw -O qcow2 DISK DISK.qcow2', then point the definition at the new files ('berth define --update'). Or keep the guest's state in a file with 'berth save'.")
+                remedy:
+                    "Shut it off and convert each disk: 'qemu-img convert -f raw -O qcow2 DISK DISK.qcow2', then point the definition at the new files ('berth define --update'). Or keep the guest's state in a file with 'berth save'."
+            )
         }
         return disks.map { (path: $0.element.path, node: "disk\($0.offset)") }
     }
@@ -184,7 +188,9 @@ extension DomainSupervisor {
             for disk in disks {
                 let listing = try await QEMUImg.run(["snapshot", "-l"] + Self.imageOptions(disk.path))
                 // An image that lacks it (removed by hand) is fine: the goal is that it is gone.
-                guard listing.output.split(separator: "\n").contains(where: { $0.split(separator: " ").dropFirst().first.map(String.init) == snapshot }) else { continue }
+                guard
+                    listing.output.split(separator: "\n").contains(where: { $0.split(separator: " ").dropFirst().first.map(String.init) == snapshot })
+                else { continue }
                 try await QEMUImg.run(["snapshot", "-d", snapshot] + Self.imageOptions(disk.path))
             }
         }

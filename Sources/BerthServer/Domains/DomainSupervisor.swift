@@ -129,7 +129,8 @@ actor DomainSupervisor {
             if record.state == .starting {
                 // A start that never finished may be what ended the last berthd: settle it and
                 // leave it off, never run it again blindly (not even for autostart).
-                let reason = "berthd stopped while this domain was starting; it was not started again. Start it with 'berth start \(name)' once the cause is fixed."
+                let reason =
+                    "berthd stopped while this domain was starting; it was not started again. Start it with 'berth start \(name)' once the cause is fixed."
                 report { try self.observe(.shutoff, lastError: reason) }
                 report { try self.catalog.setDesiredState(self.name, .shutoff) }
                 publish(.stopped, detail: reason)
@@ -356,7 +357,8 @@ actor DomainSupervisor {
     /// often lately (a crash loop, or a start that keeps failing): then it stays off and says why.
     private func queueRestart() {
         guard throttle.allow(now: ContinuousClock.now) else {
-            let reason = "Restarted \(RestartThrottle.limit) times within \(RestartThrottle.window.components.seconds) s; berthd stopped restarting it. Fix the cause (see 'berth log \(name)'), then start it with 'berth start \(name)'."
+            let reason =
+                "Restarted \(RestartThrottle.limit) times within \(RestartThrottle.window.components.seconds) s; berthd stopped restarting it. Fix the cause (see 'berth log \(name)'), then start it with 'berth start \(name)'."
             let state = (try? catalog.domain(named: name).state) == .crashed ? DomainState.crashed : .shutoff
             report { try self.observe(state, lastError: reason) }
             report { try self.catalog.setDesiredState(self.name, .shutoff) }

@@ -13,7 +13,9 @@ extension Hypervisor {
         guard let graphics = info.spec.graphics else {
             throw BerthError(
                 .wrongState, "Domain '\(name)' has no graphical console.",
-                remedy: "Add \"graphics\": {\"kind\": \"vnc\"} to its definition ('berth dumpconfig \(name) --format json', edit, 'berth define FILE --update') and start it again; a microvm machine needs \"machine\": \"pc\".")
+                remedy:
+                    "Add \"graphics\": {\"kind\": \"vnc\"} to its definition ('berth dumpconfig \(name) --format json', edit, 'berth define FILE --update') and start it again; a microvm machine needs \"machine\": \"pc\"."
+            )
         }
         guard graphics.kind == .vnc else {
             throw BerthError(.unavailable, "SPICE displays are not supported yet.", remedy: "Use \"kind\": \"vnc\".")

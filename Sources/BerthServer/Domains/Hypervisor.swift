@@ -118,9 +118,10 @@ public final class Hypervisor: Sendable {
 
     /// The networks on which a domain's NICs reserve addresses.
     func reservedOn(_ spec: DomainSpec) -> Set<String> {
-        Set(spec.nics.filter { $0.ip != nil }.compactMap { nic in
-            nic.network ?? (nic.mode == .route ? nic.ip.flatMap { try? catalog.routedNetwork(containing: $0) } : nil)
-        })
+        Set(
+            spec.nics.filter { $0.ip != nil }.compactMap { nic in
+                nic.network ?? (nic.mode == .route ? nic.ip.flatMap { try? catalog.routedNetwork(containing: $0) } : nil)
+            })
     }
 
     public func info(_ name: String) throws -> DomainInfo {
@@ -154,7 +155,8 @@ public final class Hypervisor: Sendable {
             } catch let error as BerthError where error.code == .notFound {
                 throw BerthError(
                     .notFound, "The disk \(spec.disks[index].path) does not exist.",
-                    remedy: "Create it first (qemu-img create -f qcow2 \(spec.disks[index].path) 10G), or let 'berth install --disk size=' create it.")
+                    remedy: "Create it first (qemu-img create -f qcow2 \(spec.disks[index].path) 10G), or let 'berth install --disk size=' create it."
+                )
             }
         }
         if var graphics = spec.graphics, graphics.listen != nil || graphics.port != nil, graphics.password == nil {

@@ -83,7 +83,8 @@ extension Hypervisor {
                 let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
                 if free < new.sizeBytes {
                     throw BerthError(
-                        .unavailable, "Disk \(index + 1) (\(disk.path)) would be \(new.sizeBytes >> 20) MiB but \(parent) has \(free >> 20) MiB free.",
+                        .unavailable,
+                        "Disk \(index + 1) (\(disk.path)) would be \(new.sizeBytes >> 20) MiB but \(parent) has \(free >> 20) MiB free.",
                         remedy: "Free space, choose a smaller size=, or add --force (the file is sparse).")
                 }
             }
@@ -156,7 +157,9 @@ extension Hypervisor {
                     remedy: "Restart berthd with --media-listen 127.0.0.1:8001, or give --kickstart an http:// URL.")
             }
             if kickstart.text == nil, !Self.isNetworkURL(kickstart.origin) {
-                throw BerthError(.invalidArgument, "The kickstart \(kickstart.origin) is neither a URL nor sent with the request.", remedy: "Give an http:// URL or a file.")
+                throw BerthError(
+                    .invalidArgument, "The kickstart \(kickstart.origin) is neither a URL nor sent with the request.",
+                    remedy: "Give an http:// URL or a file.")
             }
         }
         return install
@@ -455,7 +458,9 @@ private struct InstallRun {
             installer.disks.append(DiskSpec(path: location, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
             say("The ISO \(location) is the installer's CD-ROM (read-only).")
         } else if !network {
-            say("note: the installer boots \(pair.kernel) from \(location); it must fetch packages itself (register the tree with 'berth media add' to serve it).")
+            say(
+                "note: the installer boots \(pair.kernel) from \(location); it must fetch packages itself (register the tree with 'berth media add' to serve it)."
+            )
         }
         try await boot(installer: installer, installed: stored)
     }
@@ -613,7 +618,8 @@ private struct InstallRun {
     func installerFailed(_ words: String) -> BerthError {
         BerthError(
             .unavailable, "The installer of '\(name)' failed:\n\(words)",
-            remedy: "Fix the cause (the kickstart, the tree), then 'berth reinstall \(name)'; 'berth dominfo \(name)' shows the console's last lines.")
+            remedy: "Fix the cause (the kickstart, the tree), then 'berth reinstall \(name)'; 'berth dominfo \(name)' shows the console's last lines."
+        )
     }
 
     /// Takes back what this run did: created disks (nothing was written to them yet), the

@@ -28,7 +28,8 @@ enum HostLinks {
         let outcome = try await Spawn.run([ip] + arguments, timeout: .seconds(20))
         guard outcome.status == 0 else {
             throw BerthError(
-                .unavailable, "'ip \(arguments.joined(separator: " "))' failed: \(outcome.output.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300))",
+                .unavailable,
+                "'ip \(arguments.joined(separator: " "))' failed: \(outcome.output.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300))",
                 remedy: "Check that berthd runs as root (CAP_NET_ADMIN) and that the interface names are free.")
         }
         return String(decoding: outcome.stdout, as: UTF8.self)

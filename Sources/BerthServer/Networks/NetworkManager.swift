@@ -166,7 +166,9 @@ actor NetworkManager {
             guard HostLinks.isBridge(bridge) else {
                 throw BerthError(
                     .notFound, "The host bridge \(bridge) of network '\(spec.name)' does not exist.",
-                    remedy: "Create it (ip link add \(bridge) type bridge, with the LAN's port attached) or define the network on an existing bridge ('ip link show type bridge').")
+                    remedy:
+                        "Create it (ip link add \(bridge) type bridge, with the LAN's port attached) or define the network on an existing bridge ('ip link show type bridge')."
+                )
             }
             return
         }
@@ -276,7 +278,8 @@ actor NetworkManager {
                     guard HostLinks.isBridge(bridge) else {
                         throw BerthError(
                             .notFound, "NIC \(index) of '\(spec.name)' names the bridge '\(bridge)', which does not exist on this host.",
-                            remedy: "Create it, or attach the NIC to a network ({\"network\": \"default\"}); 'ip link show type bridge' lists bridges.")
+                            remedy:
+                                "Create it, or attach the NIC to a network ({\"network\": \"default\"}); 'ip link show type bridge' lists bridges.")
                     }
                 } else {
                     let routed = nic.mode == .route ? try nic.ip.flatMap(catalog.routedNetwork(containing:)) : nil
@@ -284,7 +287,9 @@ actor NetworkManager {
                         throw BerthError(
                             .invalidArgument,
                             "NIC \(index) of '\(spec.name)' (Xen vif-route\(nic.ip.map { ", ip=\($0)" } ?? "")) belongs to no routed network.",
-                            remedy: "Define a routed network whose subnet holds its address ('berth net-define' with \"mode\": \"routed\"), or give the NIC {\"network\": NAME}.")
+                            remedy:
+                                "Define a routed network whose subnet holds its address ('berth net-define' with \"mode\": \"routed\"), or give the NIC {\"network\": NAME}."
+                        )
                     }
                     let record: NetworkRecord
                     do {

@@ -231,7 +231,7 @@ extension Hypervisor {
             try refuseIfUsed(volume, action: "wiped")
             if let overlay = try catalog.volumes(pool: pool).first(where: { $0.backing?.path == volume.path })
                 ?? catalog.pools().lazy.filter({ $0.spec.name != pool }).flatMap({ (try? self.catalog.volumes(pool: $0.spec.name)) ?? [] })
-                    .first(where: { $0.backing?.path == volume.path })
+                .first(where: { $0.backing?.path == volume.path })
             {
                 throw BerthError(
                     .wrongState, "Volume \(volume.key) is the backing volume of \(overlay.key); wiping it would corrupt that overlay.",
@@ -241,7 +241,8 @@ extension Hypervisor {
                 var arguments = ["create", "-q", "-f", volume.format.rawValue]
                 if let backing = volume.backing { arguments += ["-b", backing.path, "-F", backing.format.rawValue] }
                 try await QEMUImg.run(arguments + [temporary, String(volume.capacity)])
-            } record: {}
+            } record: {
+            }
             return try volumeInfo(of: volume)
         }
     }

@@ -82,10 +82,12 @@ final class TestDaemon: @unchecked Sendable {
             process.executableURL = URL(fileURLWithPath: Self.binary)
             process.arguments = arguments
         }
-        let log = FileHandle(forWritingAtPath: stateDirectory + "/berthd.log") ?? {
-            _ = FileManager.default.createFile(atPath: stateDirectory + "/berthd.log", contents: nil)
-            return FileHandle(forWritingAtPath: stateDirectory + "/berthd.log")
-        }()
+        let log =
+            FileHandle(forWritingAtPath: stateDirectory + "/berthd.log")
+            ?? {
+                _ = FileManager.default.createFile(atPath: stateDirectory + "/berthd.log", contents: nil)
+                return FileHandle(forWritingAtPath: stateDirectory + "/berthd.log")
+            }()
         log?.seekToEndOfFile()
         process.standardOutput = log
         process.standardError = log
@@ -165,8 +167,9 @@ final class TestDaemon: @unchecked Sendable {
         }
         // berthd leaves its guest firewall in place for guests that outlive it; the test's goes
         // (a namespaced daemon's goes with its namespace, deleted by the test).
-        if namespace == nil, let table = try? String(contentsOfFile: runtime + "/guest-firewall.table", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines), table.hasPrefix("berthd_")
+        if namespace == nil,
+            let table = try? String(contentsOfFile: runtime + "/guest-firewall.table", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines), table.hasPrefix("berthd_")
         {
             let nft = Process()
             nft.executableURL = URL(fileURLWithPath: "/usr/sbin/nft")
