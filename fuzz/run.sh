@@ -67,11 +67,15 @@ for file in "${targets[@]}"; do
     before=$(find "$artifacts" -type f | wc -l)
     dict=()
     [ -f "$root/fuzz/targets/$name.dict" ] && dict=("-dict=$root/fuzz/targets/$name.dict")
-    echo "== $name: fuzzing for ${seconds}s (seeds: ${corpus:-none}; dictionary: ${dict[*]:-none})"
+    # Foundation's XMLParser leaks the CFError it makes for every libxml2 parse error (72 bytes,
+    # inside FoundationXML, not Berth): leak checks would stop LibvirtXML at its first bad input.
+    leaks=()
+    [ "$name" = LibvirtXML ] && leaks=("-detect_leaks=0")
+    echo "== $name: fuzzing for ${seconds}s (seeds: ${corpus:-none}; dictionary: ${dict[*]:-none}${leaks[*]:+; leak checks off})"
     set +e
     # Swift's own crash backtracer races ASan's report; let libFuzzer see the crash.
     SWIFT_BACKTRACE=enable=no "$binary" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
-        -artifact_prefix="$artifacts" "${dict[@]}" "$live" "${seeds[@]}" > "$work/$name.log" 2>&1
+        "-artifact_prefix=$artifacts" "${dict[@]}" "${leaks[@]}" "$live" "${seeds[@]}" > "$work/$name.log" 2>&1
     rc=$?
     set -e
     execs=$(sed -n 's/^stat::number_of_executed_units:[[:space:]]*//p' "$work/$name.log" | tail -1)
