@@ -234,35 +234,7 @@ extension BerthRun {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
                 continuation.resume(
-                    with: Result {
-                        let process = Process()
-                        process.executableURL = URL(fileURLWithPath: arguments[0])
-                        process.arguments = Array(arguments.dropFirst())
-                        let out = Pipe()
-                        let err = Pipe()
-                        process.standardOutput = out
-                        process.standardError = err
-                        let started = Date()
-                        try process.run()
-                        let killer = DispatchWorkItem { process.terminate() }
-                        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
-                        let outData = Collector()
-                        let errData = Collector()
-                        let group = DispatchGroup()
-                        for (pipe, sink) in [(out, outData), (err, errData)] {
-                            group.enter()
-                            DispatchQueue.global().async {
-                                sink.append(Array(pipe.fileHandleForReading.readDataToEndOfFile()))
-                                group.leave()
-                            }
-                        }
-                        process.waitUntilExit()
-                        killer.cancel()
-                        group.wait()
-                        return BerthRun(
-                            status: process.terminationStatus, stdout: outData.text, stderr: errData.text,
-                            seconds: Date().timeIntervalSince(started))
-                    })
+                    with: Result { try execute(arguments[0], Array(arguments.dropFirst()), timeout: timeout) })
             }.start()
         }
     }

@@ -42,21 +42,31 @@ struct BerthRun {
     static func runBlocking(_ arguments: [String], state: String?, environment extra: [String: String] = [:]) throws
         -> BerthRun
     {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestDaemon.berthBinary)
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "BERTH_CONNECT")
         if let state { environment["BERTH_STATE_DIR"] = state }
         environment.merge(extra) { $1 }
-        process.environment = environment
+        return try execute(TestDaemon.berthBinary, arguments, environment: environment)
+    }
+
+    /// Runs a program to its end (terminated after `timeout` seconds when given), collecting
+    /// its output; blocking, so callers run it on a thread of its own.
+    static func execute(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeout: Double? = nil
+    ) throws -> BerthRun {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         let started = Date()
         try process.run()
-        // Drain both pipes while the CLI runs: a full pipe would stall it.
+        let killer = DispatchWorkItem { process.terminate() }
+        if let timeout { DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer) }
+        // Drain both pipes while the program runs: a full pipe would stall it.
         let outData = Collector()
         let errData = Collector()
         let group = DispatchGroup()
@@ -68,6 +78,7 @@ struct BerthRun {
             }
         }
         process.waitUntilExit()
+        killer.cancel()
         group.wait()
         return BerthRun(
             status: process.terminationStatus, stdout: outData.text, stderr: errData.text,
