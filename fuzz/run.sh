@@ -70,11 +70,12 @@ for file in "${targets[@]}"; do
     # Foundation's XMLParser leaks the CFError it makes for every libxml2 parse error (72 bytes,
     # inside FoundationXML, not Berth): leak checks would stop LibvirtXML at its first bad input.
     leaks=()
-    [ "$name" = LibvirtXML ] && leaks=("-detect_leaks=0")
+    asan=${ASAN_OPTIONS:-}
+    if [ "$name" = LibvirtXML ]; then leaks=("-detect_leaks=0"); asan="detect_leaks=0${asan:+:$asan}"; fi
     echo "== $name: fuzzing for ${seconds}s (seeds: ${corpus:-none}; dictionary: ${dict[*]:-none}${leaks[*]:+; leak checks off})"
     set +e
     # Swift's own crash backtracer races ASan's report; let libFuzzer see the crash.
-    SWIFT_BACKTRACE=enable=no "$binary" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+    ASAN_OPTIONS=$asan SWIFT_BACKTRACE=enable=no "$binary" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
         "-artifact_prefix=$artifacts" "${dict[@]}" "${leaks[@]}" "$live" "${seeds[@]}" > "$work/$name.log" 2>&1
     rc=$?
     set -e
