@@ -71,7 +71,7 @@ import Testing
         // What a guest would write into its own disk: a qcow2 header whose backing file is a
         // host file (CVE-2008-2004), then a reboot.
         let header = dir + "/header.qcow2"
-        try run("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", header, "1M"])
+        try await run("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", header, "1M"])
         let bytes = try Data(contentsOf: URL(fileURLWithPath: header))
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: disk))
         try handle.write(contentsOf: bytes)
@@ -90,7 +90,7 @@ import Testing
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let overlay = daemon.stateDirectory + "/overlay.qcow2"
-        try run(
+        try await run(
             "/usr/bin/qemu-img",
             ["create", "-q", "-f", "qcow2", "-b", daemon.stateDirectory + "/api-token", "-F", "raw", overlay, "1M"])
         var spec = try GuestFixture.spec("overlay")
@@ -140,7 +140,7 @@ import Testing
         _ = try await daemon.client.define(spec)
         daemon.stop()
         // What a berthd killed in the middle of a start leaves in its catalog.
-        try run(
+        try await run(
             "/usr/bin/sqlite3",
             [daemon.stateDirectory + "/catalog.sqlite", "UPDATE domain SET state = 'starting' WHERE name = 'halfway'"])
         try await daemon.start()
@@ -152,23 +152,17 @@ import Testing
     }
 }
 
-/// Runs a host tool and fails the test with its output when it fails.
-func run(_ tool: String, _ arguments: [String]) throws {
+/// Runs a host tool and fails the test with its output when it fails. On a thread of its own
+/// (BerthRun.command): a blocking wait on one of the test runner's two cooperative threads would
+/// stall every other test meanwhile.
+func run(_ tool: String, _ arguments: [String]) async throws {
     guard FileManager.default.isExecutableFile(atPath: tool) else {
         Issue.record("\(tool) is missing: run scripts/install-host-deps")
         throw BerthError(.notFound, "\(tool) missing")
     }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tool)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        Issue.record("\(tool) \(arguments.joined(separator: " ")) failed: \(String(decoding: output, as: UTF8.self))")
+    let outcome = try await BerthRun.command([tool] + arguments, timeout: 120)
+    guard outcome.status == 0 else {
+        Issue.record("\(tool) \(arguments.joined(separator: " ")) failed: \(outcome.stdout)\(outcome.stderr)")
         throw BerthError(.internal, "\(tool) failed")
     }
 }
@@ -206,7 +200,7 @@ extension IsolationTests {
             try text.write(toFile: file, atomically: true, encoding: .utf8)
             try "not a kernel".write(toFile: tree + "/vmlinuz", atomically: true, encoding: .utf8)
             let image = daemon.stateDirectory + "/\(name).img"
-            try run("/usr/sbin/mke2fs", ["-q", "-F", "-t", "ext4", "-d", tree, image, "16M"])
+            try await run("/usr/sbin/mke2fs", ["-q", "-F", "-t", "ext4", "-d", tree, image, "16M"])
             _ = try await daemon.client.define(
                 DomainSpec(name: name, bootloader: BootloaderSpec(), disks: [DiskSpec(path: image, format: .raw)]))
             let error = await #expect(throws: BerthError.self) { _ = try await daemon.client.perform(.start, on: name) }

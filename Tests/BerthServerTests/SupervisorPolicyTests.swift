@@ -39,7 +39,9 @@ import Testing
 
         /// Polls until `condition` holds (the supervisor reacts to events asynchronously).
         func until(_ what: String, _ condition: () throws -> Bool) async throws {
-            let deadline = ContinuousClock.now + .seconds(5)
+            // Generous: when the whole suite runs at once the test runner's two cooperative
+            // threads are busy, and this only bounds a failure's wait.
+            let deadline = ContinuousClock.now + .seconds(60)
             while try !condition() {
                 guard ContinuousClock.now < deadline else {
                     Issue.record("timed out waiting for \(what)")
