@@ -171,11 +171,14 @@ public struct QEMUProcess: Sendable {
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Waits at most `timeout` for `pid` (this UUID's QEMU) to exit; returns whether it did.
     static func waitForExit(pid: Int32, uuid: UUID, timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
+        var delay = Duration.milliseconds(5)
         while isAlive(pid: pid, uuid: uuid) {
-            guard ContinuousClock.now < deadline else { return false }
-            try? await Task.sleep(for: .milliseconds(20))
+            guard ContinuousClock.now < deadline, !Task.isCancelled else { return false }
+            try? await Task.sleep(for: min(delay, ContinuousClock.now.duration(to: deadline)))
+            delay = min(delay * 2, .milliseconds(100))
         }
         return true
     }
@@ -295,14 +298,7 @@ public struct QEMUProcess: Sendable {
 
     /// Waits at most `timeout` for the process to exit; returns whether it did.
     public func waitForExit(timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        var delay = Duration.milliseconds(5)
-        while isAlive {
-            guard ContinuousClock.now < deadline, !Task.isCancelled else { return false }
-            try? await Task.sleep(for: min(delay, ContinuousClock.now.duration(to: deadline)))
-            delay = min(delay * 2, .milliseconds(100))
-        }
-        return true
+        await Self.waitForExit(pid: pid, uuid: uuid, timeout: timeout)
     }
 
     /// Stops QEMU: QMP `quit`, then SIGTERM, then SIGKILL, each after `grace`; then removes

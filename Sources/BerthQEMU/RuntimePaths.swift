@@ -99,12 +99,7 @@ public struct RuntimePaths: Sendable, Equatable {
             unlink(consoleLog)
             return true
         }
-        unlink("\(consoleLog).\(keep)")
-        for n in stride(from: keep - 1, through: 1, by: -1) where fm.fileExists(atPath: "\(consoleLog).\(n)") {
-            guard rename("\(consoleLog).\(n)", "\(consoleLog).\(n + 1)") == 0 else {
-                throw rotationError("\(consoleLog).\(n)")
-            }
-        }
+        try shiftRotatedLogs(keep: keep)
         guard rename(consoleLog, "\(consoleLog).1") == 0 else { throw rotationError(consoleLog) }
         return true
     }
@@ -127,13 +122,7 @@ public struct RuntimePaths: Sendable, Equatable {
             return false
         }
         if keep > 0 {
-            let fm = FileManager.default
-            unlink("\(consoleLog).\(keep)")
-            for n in stride(from: keep - 1, through: 1, by: -1) where fm.fileExists(atPath: "\(consoleLog).\(n)") {
-                guard rename("\(consoleLog).\(n)", "\(consoleLog).\(n + 1)") == 0 else {
-                    throw rotationError("\(consoleLog).\(n)")
-                }
-            }
+            try shiftRotatedLogs(keep: keep)
             let copy = open("\(consoleLog).1", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
             guard copy >= 0 else { throw rotationError("\(consoleLog).1") }
             defer { close(copy) }
@@ -151,6 +140,16 @@ public struct RuntimePaths: Sendable, Equatable {
         }
         guard ftruncate(fd, 0) == 0 else { throw rotationError(consoleLog) }
         return true
+    }
+
+    /// Makes room for a new `<name>.log.1`: `.1` becomes `.2`, … and the oldest beyond `keep` goes.
+    private func shiftRotatedLogs(keep: Int) throws {
+        unlink("\(consoleLog).\(keep)")
+        for n in stride(from: keep - 1, through: 1, by: -1) where FileManager.default.fileExists(atPath: "\(consoleLog).\(n)") {
+            guard rename("\(consoleLog).\(n)", "\(consoleLog).\(n + 1)") == 0 else {
+                throw rotationError("\(consoleLog).\(n)")
+            }
+        }
     }
 
     private func rotationError(_ path: String) -> BerthError {

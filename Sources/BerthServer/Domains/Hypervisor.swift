@@ -147,6 +147,7 @@ public final class Hypervisor: Sendable {
     /// first bytes when the definition gives none, and never guessed again at a start
     /// (CVE-2008-2004); a VNC display on TCP gets a password when it has none.
     func recordedForCatalog(_ spec: DomainSpec) throws -> DomainSpec {
+        try spec.validate()  // before any disk of it is opened
         var spec = spec
         for index in spec.disks.indices {
             spec.disks[index] = try resolveVolume(spec.disks[index])
@@ -155,7 +156,8 @@ public final class Hypervisor: Sendable {
             } catch let error as BerthError where error.code == .notFound {
                 throw BerthError(
                     .notFound, "The disk \(spec.disks[index].path) does not exist.",
-                    remedy: "Create it first (qemu-img create -f qcow2 \(spec.disks[index].path) 10G), or let 'berth install --disk size=' create it."
+                    remedy:
+                        "Create it first ('berth vol-create-as default NAME 10G' and name the volume, or qemu-img create), or let 'berth install --disk size=' create it."
                 )
             }
         }
@@ -254,8 +256,9 @@ public final class Hypervisor: Sendable {
         }
     }
 
-    /// What only the host can tell: files the domain names exist and are readable, and it
-    /// does not ask for more memory than the host has.
+    /// What only the host can tell: the kernel and initrd exist and are readable, and the
+    /// domain does not ask for more memory than the host has. (Disks were checked when their
+    /// formats were recorded.)
     func checkAgainstHost(_ spec: DomainSpec) throws {
         try spec.validate()
         for (role, path) in [("kernel", spec.kernel), ("initrd", spec.initrd)] {
@@ -266,11 +269,6 @@ public final class Hypervisor: Sendable {
                     .notFound, "The \(role) \(path) \(why).",
                     remedy: "Give the path of a \(role) file on the daemon's host (berthd runs as \(getuid() == 0 ? "root" : "user \(getuid())")).")
             }
-        }
-        for disk in spec.disks where access(disk.path, F_OK) != 0 {
-            throw BerthError(
-                .notFound, "The disk \(disk.path) does not exist.",
-                remedy: "Create it first (qemu-img create -f qcow2 \(disk.path) 10G), or let 'berth install --disk size=' create it.")
         }
         let hostMiB = Int(ProcessInfo.processInfo.physicalMemory >> 20)
         if spec.memory > hostMiB {
