@@ -53,7 +53,11 @@ extension BootPreparer {
             let outcome = try await Spawn.run(arguments, timeout: timeout, stdin: image, directory: output)
             // Whatever the bootloader left is now root's: nothing running as the guest's user
             // can swap a file in between this check and QEMU opening it.
-            if identity != nil { chown(output, 0, 0) }
+            if identity != nil, chown(output, 0, 0) != 0 {
+                throw BerthError(
+                    .unavailable, "Cannot take \(output) back from the guest's user: \(String(cString: strerror(errno)))",
+                    remedy: "Check that berthd runs as root and \(directory) is on a local filesystem.")
+            }
 
             guard !outcome.timedOut else {
                 throw BerthError(
