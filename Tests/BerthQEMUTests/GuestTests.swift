@@ -130,6 +130,11 @@ struct GuestTests {
             #expect(await events.wait { $0 == .shutdown(guest: true, reason: "guest-shutdown") })
             #expect(await process.waitForExit(timeout: .seconds(30)))
             #expect(!process.isAlive)
+            // The reader sees the socket's end a moment after the reaper sees the exit.
+            let closedBy = ContinuousClock.now + .seconds(30)
+            while !process.qmp.isClosed && ContinuousClock.now < closedBy {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             #expect(process.qmp.isClosed)
             // The console log outlives the QEMU that wrote it.
             #expect(FileManager.default.fileExists(atPath: paths.consoleLog))
