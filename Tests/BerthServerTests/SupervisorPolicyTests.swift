@@ -59,7 +59,7 @@ import Testing
         try host.define("p") { $0.onPoweroff = policy }
         try await host.hypervisor.supervisor("p").start()
         let first = try #require(host.driver.lastGuest)
-        first.exit(reason: "guest-shutdown")
+        first.exit(reason: .guestPowerOff)
         try await host.until("\(starts) starts and \(expected)") {
             try host.state("p") == expected && host.driver.started.count == starts
         }
@@ -71,7 +71,7 @@ import Testing
         defer { host.remove() }
         try host.define("r") { $0.onReboot = .destroy }
         try await host.hypervisor.supervisor("r").start()
-        host.driver.lastGuest?.exit(reason: "guest-reset")
+        host.driver.lastGuest?.exit(reason: .guestReset)
         try await host.until("off") { try host.state("r") == .shutoff }
         #expect(host.driver.started.count == 1)
 
@@ -108,7 +108,7 @@ import Testing
         try await host.hypervisor.supervisor("loop").start()
         for round in 0...RestartThrottle.limit {
             let guest = try #require(host.driver.lastGuest)
-            guest.exit(reason: "host-signal")  // QEMU died under the guest
+            guest.exit(reason: .other("host-signal"))  // QEMU died under the guest
             if round < RestartThrottle.limit {
                 try await host.until("restart \(round + 1)") { host.driver.started.count == round + 2 }
             }
@@ -127,7 +127,7 @@ import Testing
         try host.define("bad") { $0.onCrash = .restart }
         try await host.hypervisor.supervisor("bad").start()
         host.driver.state.withLock { $0.startError = BerthError(.notFound, "the disk went away") }
-        host.driver.lastGuest?.exit(reason: "host-signal")
+        host.driver.lastGuest?.exit(reason: .other("host-signal"))
         try await host.until("given up") { (try host.hypervisor.info("bad").lastError ?? "").contains("stopped restarting") }
         #expect(host.driver.started.count == 1)
     }
@@ -165,7 +165,7 @@ import Testing
         try host.hypervisor.setNextDefinition("inst", installed, start: true)
         try await host.hypervisor.supervisor("inst").start()
         #expect(host.driver.lastGuest?.spec.cmdline == "installer")
-        host.driver.lastGuest?.exit(reason: "guest-shutdown")
+        host.driver.lastGuest?.exit(reason: .guestPowerOff)
         try await host.until("the installed system") { host.driver.lastGuest?.spec.cmdline == "installed" }
         #expect(try host.hypervisor.info("inst").spec.cmdline == "installed")
         #expect(try host.state("inst") == .running)

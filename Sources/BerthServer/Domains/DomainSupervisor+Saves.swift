@@ -79,7 +79,7 @@ extension DomainSupervisor {
     ) async throws {
         guard let instance else { throw notRunning() }
         let record = try catalog.domain(named: name)
-        guard [.running, .paused].contains(record.state), !panicked else {
+        guard [.running, .paused].contains(record.state), !guestState.isPanicked else {
             throw BerthError(
                 .wrongState, "Domain '\(name)' is \(record.state.rawValue); only a running or paused guest can be saved.",
                 remedy: "Wait for it to run, or stop it with 'berth destroy \(name)'.")
@@ -104,8 +104,7 @@ extension DomainSupervisor {
             if wasRunning { try? await instance.resume() }
             throw error
         }
-        stopRequested = true
-        requestedStopEvent = (.saved, path)
+        guestState = .stopping(instance, publishing: .saved, detail: path)
         report { try self.catalog.setDesiredState(self.name, .shutoff) }
         await instance.terminate()
         _ = await waitForExit(of: instance, timeout: .seconds(10))
@@ -172,10 +171,6 @@ extension DomainSupervisor {
             throw error
         }
         guard let started else { return }
-        stopRequested = false
-        rebootRequested = false
-        panicked = false
-        lastShutdownReason = nil
         attach(started, spec: spec, state: runState == .running ? .running : .paused)
         publish(.restored, detail: "\(path), pid \(started.pid)")
     }

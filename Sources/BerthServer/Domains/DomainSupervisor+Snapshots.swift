@@ -65,7 +65,7 @@ extension DomainSupervisor {
         let memory: Bool
         let state: DomainState
         if let instance {
-            guard [.running, .paused].contains(record.state), !panicked else {
+            guard [.running, .paused].contains(record.state), !guestState.isPanicked else {
                 throw BerthError(
                     .wrongState, "Domain '\(name)' is \(record.state.rawValue).",
                     remedy: "Snapshot it while it runs, or once it is shut off.")
@@ -140,7 +140,7 @@ extension DomainSupervisor {
                 try await guest.snapshot("snapshot-load", tag: snapshot, vmstate: disks[0].node, devices: disks.map(\.node))
             } catch {
                 if startedHere {
-                    stopRequested = true
+                    guestState = .stopping(guest, publishing: .stopped, detail: "revert to '\(snapshot)' failed")
                     report { try self.catalog.setDesiredState(self.name, .shutoff) }
                     await guest.terminate()
                 }

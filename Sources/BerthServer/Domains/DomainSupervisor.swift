@@ -29,15 +29,8 @@ actor DomainSupervisor {
     /// on_poweroff, autostart), most recent last; see `RestartThrottle`.
     private var throttle = RestartThrottle()
 
-    var instance: (any GuestInstance)?
-    /// Set by shutdown/destroy so the coming exit is not taken for a crash.
-    var stopRequested = false
-    /// The event a requested stop publishes (a save publishes `saved`, not `stopped`).
-    var requestedStopEvent: (kind: LifecycleEvent.Kind, detail: String) = (.stopped, "requested")
-    /// Set by `berth reboot`: restart whatever `on_reboot` says.
-    var rebootRequested = false
-    var panicked = false
-    var lastShutdownReason: String?
+    /// The guest's QEMU and what berthd knows of its life; see `GuestState`.
+    var guestState = GuestState.off
     private var queueTail: Task<Void, Never>?
 
     init(
@@ -59,6 +52,7 @@ actor DomainSupervisor {
         self.identity = identity
     }
 
+    var instance: (any GuestInstance)? { guestState.instance }
     var isRunning: Bool { instance != nil }
     /// The running guest, for read-only queries that need not wait for queued operations.
     var runningInstance: (any GuestInstance)? { instance }
@@ -181,10 +175,6 @@ actor DomainSupervisor {
             report { try self.catalog.setDesiredState(self.name, .shutoff) }
             throw error
         }
-        stopRequested = false
-        rebootRequested = false
-        panicked = false
-        lastShutdownReason = nil
         attach(started, spec: spec, state: .running)
         publish(.started, detail: "pid \(started.pid), \(started.accel.rawValue)")
     }
@@ -197,19 +187,19 @@ actor DomainSupervisor {
                 .wrongState, "Domain '\(name)' has no ACPI, so it cannot see a power-button press.",
                 remedy: "Stop it with 'berth destroy \(name)' (or 'berth shutdown --force \(name)').")
         }
-        stopRequested = true
+        guestState = .stopping(instance, publishing: .stopped, detail: "requested")
         try catalog.setDesiredState(name, .shutoff)
         try observe(.shuttingDown, pid: instance.pid, accel: instance.accel)
         publish(.shutdownRequested)
         do {
             try await instance.powerdown()
         } catch {
-            stopRequested = false
+            guestState.stopRequestWithdrawn(from: instance)
             try observe(.running, pid: instance.pid, accel: instance.accel)
             throw error
         }
         if await waitForExit(of: instance, timeout: timeout) { return }
-        stopRequested = false
+        guestState.stopRequestWithdrawn(from: instance)
         try observe(.running, pid: instance.pid, accel: instance.accel)
         throw BerthError(
             .timeout,
@@ -221,7 +211,7 @@ actor DomainSupervisor {
 
     private func performDestroy() async throws {
         guard let instance else { throw notRunning() }
-        stopRequested = true
+        guestState = .stopping(instance, publishing: .stopped, detail: "requested")
         try catalog.setDesiredState(name, .shutoff)
         await instance.terminate()
         _ = await waitForExit(of: instance, timeout: .seconds(10))
@@ -233,11 +223,12 @@ actor DomainSupervisor {
 
     private func performReboot() async throws {
         guard let instance else { throw notRunning() }
-        rebootRequested = true
+        let before = guestState
+        guestState = .rebooting(instance)
         do {
             try await instance.reset()
         } catch {
-            rebootRequested = false
+            if guestState.instance?.pid == instance.pid { guestState = before }
             throw error
         }
         // With -no-reboot QEMU exits on reset; exit handling queues the new start after us.
@@ -257,9 +248,9 @@ actor DomainSupervisor {
 
     // MARK: - Watching the guest
 
-    func attach(_ started: any GuestInstance, spec: DomainSpec, state: DomainState) {
-        instance = started
-        report { try self.observe(state, pid: started.pid, accel: started.accel, startedAt: Date()) }
+    func attach(_ started: any GuestInstance, spec: DomainSpec, state observed: DomainState) {
+        guestState = .running(started, shutdown: nil)
+        report { try self.observe(observed, pid: started.pid, accel: started.accel, startedAt: Date()) }
         Task { [weak self] in
             for await event in started.events {
                 await self?.handle(event, from: started)
@@ -272,19 +263,19 @@ actor DomainSupervisor {
         guard let instance, instance.pid == source.pid else { return }
         switch event {
         case .paused:
-            if !panicked { report { try self.observe(.paused, pid: instance.pid, accel: instance.accel) } }
+            if !guestState.isPanicked { report { try self.observe(.paused, pid: instance.pid, accel: instance.accel) } }
         case .resumed:
             report { try self.observe(.running, pid: instance.pid, accel: instance.accel) }
         case .powerdownRequested, .reset:
             break
         case .panicked:
-            panicked = true
+            guestState = .panicked(instance)
             let policy = (try? catalog.domain(named: name).spec.onCrash) ?? .destroy
             report { try self.observe(.crashed, pid: instance.pid, accel: instance.accel, lastError: "The guest kernel panicked.") }
             publish(.crashed, detail: "guest panic; on_crash=\(policy.rawValue)")
             if policy != .preserve { await instance.terminate() }
         case .shutdown(let reason):
-            lastShutdownReason = reason
+            guestState.record(reason)
         case .exited:
             finishExit(of: instance)
         }
@@ -293,43 +284,54 @@ actor DomainSupervisor {
     /// Settles the catalog after QEMU exits and applies the domain's lifecycle policy.
     func finishExit(of gone: any GuestInstance) {
         guard instance?.pid == gone.pid else { return }
-        instance = nil
+        let ended = guestState
+        guestState = .off
         let spec = try? catalog.domain(named: name).spec
-        let reason = lastShutdownReason ?? "none"
-        if stopRequested {
-            report { try self.observe(.shutoff) }
-            publish(requestedStopEvent.kind, detail: requestedStopEvent.detail)
-            requestedStopEvent = (.stopped, "requested")
+        switch ended {
+        case .off:
             return
-        }
-        if panicked {
+        case .stopping(_, let kind, let detail):
+            report { try self.observe(.shutoff) }
+            publish(kind, detail: detail)
+        case .panicked:
             report { try self.observe(.crashed, lastError: "The guest kernel panicked.") }
             if spec?.onCrash == .restart { queueRestart() }
-            return
+        case .rebooting:
+            publish(.rebooted)
+            report { try self.observe(.starting) }
+            queueRestart()
+        case .running(_, let reason):
+            if let reason, reason.isGuestsOwn, handOverToNextDefinition(after: reason) { return }
+            applyExitPolicy(reason: reason, spec: spec)
         }
-        if !rebootRequested, ["guest-reset", "guest-shutdown"].contains(reason),
-            (try? catalog.hasNextDefinition(name)) == true, let words = installerFailure()
-        {
+    }
+
+    /// After an installer powers off or reboots, the installed definition takes over.
+    /// - Returns: whether there was one.
+    private func handOverToNextDefinition(after reason: ShutdownReason) -> Bool {
+        guard (try? catalog.hasNextDefinition(name)) == true else { return false }
+        if let words = installerFailure() {
             // The installed definition takes over, as after a good install, but is not started:
             // its disk holds nothing to boot. 'berth reinstall' runs the installer again.
             _ = reporting { try self.catalog.applyNextDefinition(self.name) }
             report { try self.observe(.shutoff, lastError: "The installer failed: \(words)") }
             installFinished()
             publish(.installFailed, detail: words)
-            return
+            return true
         }
-        if !rebootRequested, ["guest-reset", "guest-shutdown"].contains(reason),
-            let start = reporting({ try self.catalog.applyNextDefinition(self.name) }) ?? nil
-        {
-            report { try self.observe(.shutoff) }
-            installFinished()
-            publish(.redefined, detail: "the guest's next definition took over after \(reason)")
-            if start { queueRestart() }
-            return
-        }
+        guard let start = reporting({ try self.catalog.applyNextDefinition(self.name) }) ?? nil else { return false }
+        report { try self.observe(.shutoff) }
+        installFinished()
+        publish(.redefined, detail: "the guest's next definition took over after \(reason)")
+        if start { queueRestart() }
+        return true
+    }
+
+    /// What the guest's own power-off, reboot or crash leads to (on_poweroff, on_reboot, on_crash).
+    private func applyExitPolicy(reason: ShutdownReason?, spec: DomainSpec?) {
         switch reason {
-        case "guest-reset", "host-qmp-system-reset":
-            if rebootRequested || spec?.onReboot == .restart {
+        case .guestReset, .hostReset:
+            if spec?.onReboot == .restart {
                 publish(.rebooted)
                 report { try self.observe(.starting) }
                 queueRestart()
@@ -337,7 +339,7 @@ actor DomainSupervisor {
                 report { try self.observe(.shutoff) }
                 publish(.stopped, detail: "guest rebooted; on_reboot=\(spec?.onReboot.rawValue ?? "destroy")")
             }
-        case "guest-shutdown":
+        case .guestPowerOff:
             if spec?.onPoweroff == .restart {
                 publish(.restarting, detail: "guest powered off; on_poweroff=restart")
                 queueRestart()
@@ -345,8 +347,9 @@ actor DomainSupervisor {
                 report { try self.observe(.shutoff) }
                 publish(.stopped, detail: "guest powered off")
             }
-        default:
-            let message = "QEMU exited unexpectedly (shutdown reason: \(reason)); see 'berth log \(name)'."
+        case .other, nil:
+            let message =
+                "QEMU exited unexpectedly (shutdown reason: \(reason?.description ?? "none")); see 'berth log \(name)'."
             report { try self.observe(.crashed, lastError: message) }
             publish(.crashed, detail: message)
             if spec?.onCrash == .restart { queueRestart() }
@@ -426,6 +429,46 @@ actor DomainSupervisor {
     func publish(_ kind: LifecycleEvent.Kind, detail: String? = nil) {
         let state = (try? catalog.domain(named: name).state) ?? .shutoff
         hub.publish(LifecycleEvent(domain: name, kind: kind, state: state, detail: detail))
+    }
+}
+
+/// What a supervisor's guest is doing, as one value: everything berthd learns about one QEMU
+/// (a stop it asked for, a panic, the reason QEMU gave for ending) lives in its case and goes
+/// with it, so none of it can leak into the next start.
+enum GuestState {
+    /// No QEMU runs.
+    case off
+    /// QEMU runs and nobody asked it to end; `shutdown` is QEMU's announcement once it made one.
+    case running(any GuestInstance, shutdown: ShutdownReason?)
+    /// The guest kernel panicked; QEMU is ending, or kept for inspection (on_crash=preserve).
+    case panicked(any GuestInstance)
+    /// berthd asked QEMU to end (shutdown, destroy, save, a failed revert); its exit is not a
+    /// crash and publishes `kind` (a save publishes `saved`, not `stopped`).
+    case stopping(any GuestInstance, publishing: LifecycleEvent.Kind, detail: String)
+    /// `berth reboot`: QEMU exits on the reset (-no-reboot) and is started again, whatever
+    /// on_reboot says.
+    case rebooting(any GuestInstance)
+
+    var instance: (any GuestInstance)? {
+        switch self {
+        case .off: nil
+        case .running(let guest, _), .panicked(let guest), .stopping(let guest, _, _), .rebooting(let guest): guest
+        }
+    }
+
+    var isPanicked: Bool {
+        if case .panicked = self { return true }
+        return false
+    }
+
+    /// QEMU said why it is ending; only an unrequested end needs the reason.
+    mutating func record(_ reason: ShutdownReason) {
+        if case .running(let guest, _) = self { self = .running(guest, shutdown: reason) }
+    }
+
+    /// A shutdown that failed or timed out: the guest runs on as if never asked.
+    mutating func stopRequestWithdrawn(from guest: any GuestInstance) {
+        if case .stopping(let stopping, _, _) = self, stopping.pid == guest.pid { self = .running(guest, shutdown: nil) }
     }
 }
 

@@ -9,11 +9,45 @@ public enum GuestEvent: Sendable, Equatable {
     case powerdownRequested
     case reset
     case panicked
-    /// QEMU announced it is shutting down; `reason` is QMP's (`guest-shutdown`, `guest-reset`,
-    /// `guest-panic`, `host-qmp-quit`, `host-signal`, `host-qmp-system-reset`).
-    case shutdown(reason: String)
+    /// QEMU announced it is shutting down, and why.
+    case shutdown(ShutdownReason)
     /// The QEMU process is gone. Always the last event.
     case exited
+}
+
+/// Why QEMU is shutting down, from QMP's `SHUTDOWN` event. Under `-no-reboot` a reset ends
+/// QEMU too, so the reason is what tells a reboot from a power-off from a crash.
+public enum ShutdownReason: Sendable, Equatable, CustomStringConvertible {
+    /// The guest powered itself off (`guest-shutdown`).
+    case guestPowerOff
+    /// The guest rebooted itself (`guest-reset`).
+    case guestReset
+    /// A reset came from outside the guest (`host-qmp-system-reset`: QMP `system_reset`).
+    case hostReset
+    /// Anything else (`host-signal`, `host-qmp-quit`, `guest-panic`, …): not the guest's doing.
+    case other(String)
+
+    public init(qmp reason: String) {
+        switch reason {
+        case "guest-shutdown": self = .guestPowerOff
+        case "guest-reset": self = .guestReset
+        case "host-qmp-system-reset": self = .hostReset
+        default: self = .other(reason)
+        }
+    }
+
+    /// QMP's own word for it, as users see it in events and logs.
+    public var description: String {
+        switch self {
+        case .guestPowerOff: "guest-shutdown"
+        case .guestReset: "guest-reset"
+        case .hostReset: "host-qmp-system-reset"
+        case .other(let reason): reason
+        }
+    }
+
+    /// The guest itself asked to end (power-off or reboot), as an installer does when it finishes.
+    var isGuestsOwn: Bool { self == .guestPowerOff || self == .guestReset }
 }
 
 /// Starts and re-attaches guests. The QEMU implementation is `QEMUGuestDriver`; the

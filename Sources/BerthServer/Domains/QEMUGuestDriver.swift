@@ -116,7 +116,7 @@ struct QEMUGuest: GuestInstance {
         Task {
             for await event in qmpEvents {
                 switch event.kind {
-                case .shutdown(_, let reason): continuation.yield(.shutdown(reason: reason))
+                case .shutdown(_, let reason): continuation.yield(.shutdown(ShutdownReason(qmp: reason)))
                 case .reset: continuation.yield(.reset)
                 case .stop: continuation.yield(.paused)
                 case .resume: continuation.yield(.resumed)

@@ -69,9 +69,9 @@ final class FakeGuest: GuestInstance {
 
     func emit(_ event: GuestEvent) { continuation.yield(event) }
 
-    /// QEMU exiting with `reason` (`guest-shutdown`, `guest-reset`, `guest-panic`, …).
-    func exit(reason: String) {
-        continuation.yield(.shutdown(reason: reason))
+    /// QEMU exiting for `reason`.
+    func exit(reason: ShutdownReason) {
+        continuation.yield(.shutdown(reason))
         continuation.yield(.exited)
         continuation.finish()
     }
@@ -79,13 +79,13 @@ final class FakeGuest: GuestInstance {
     func powerdown() async throws {
         calls.withLock { $0.append("powerdown") }
         // A guest with ACPI powers off.
-        exit(reason: "guest-shutdown")
+        exit(reason: .guestPowerOff)
     }
 
     func reset() async throws {
         calls.withLock { $0.append("reset") }
         // -no-reboot: QEMU exits on reset.
-        exit(reason: "host-qmp-system-reset")
+        exit(reason: .hostReset)
     }
 
     func pause() async throws {
@@ -100,6 +100,6 @@ final class FakeGuest: GuestInstance {
 
     func terminate() async {
         calls.withLock { $0.append("terminate") }
-        exit(reason: "host-signal")
+        exit(reason: .other("host-signal"))
     }
 }
