@@ -7,12 +7,13 @@ import PackageDescription
 // depend on, and their tests: on a 2-core machine a leaf module's edit-test loop
 // then skips Hummingbird, GRDB and SwiftNIO entirely. Unset, everything builds.
 let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
+    ("BerthPOSIX", [], []),
     ("BerthModel", [], []),
     ("BerthFormats", ["BerthModel"], []),
     ("BerthDisk", [], []),
-    ("BerthBoot", ["BerthDisk"], []),
-    ("BerthQEMU", ["BerthModel"], []),
-    ("BerthHost", ["BerthModel", "BerthDisk", "BerthFormats"], []),
+    ("BerthBoot", ["BerthDisk", "BerthPOSIX"], []),
+    ("BerthQEMU", ["BerthModel", "BerthPOSIX"], []),
+    ("BerthHost", ["BerthModel", "BerthDisk", "BerthFormats", "BerthPOSIX"], []),
     ("BerthStore", ["BerthModel"], [.product(name: "GRDB", package: "GRDB.swift")]),
     (
         "BerthClient", ["BerthModel"],
@@ -24,10 +25,11 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
     ),
     (
         "BerthServer",
-        ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthStore"],
+        ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthStore", "BerthPOSIX"],
         [
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -36,7 +38,8 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
         ]
     ),
     (
-        "BerthCLI", ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthClient"],
+        "BerthCLI",
+        ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthClient", "BerthPOSIX"],
         [.product(name: "ArgumentParser", package: "swift-argument-parser")]
     ),
 ]
@@ -51,7 +54,7 @@ let resources: [String: [Resource]] = ["BerthServer": [.copy("UI")]]
 
 // Tests that need more than their own module (end-to-end tests drive berthd and the CLI).
 let testExtras: [String: [String]] = [
-    "BerthServerTests": ["BerthClient", "BerthCLI"],
+    "BerthServerTests": ["BerthClient", "BerthCLI"]
 ]
 
 let uses = Dictionary(uniqueKeysWithValues: modules.map { ($0.name, $0.uses) })
@@ -117,6 +120,7 @@ let package = Package(
             .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
             .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
             .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+            .package(url: "https://github.com/swift-server/async-http-client", from: "1.24.0"),
             .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         ] : [],
     targets: targets

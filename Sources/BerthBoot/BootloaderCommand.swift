@@ -1,4 +1,5 @@
 import BerthDisk
+import BerthPOSIX
 
 #if canImport(Glibc)
     import Glibc
@@ -358,15 +359,8 @@ public enum BootloaderCommand {
         return out
     }
 
+    /// Standard output and the result descriptor: nobody is left to tell when they fail.
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress.map { $0 + offset }, bytes.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            offset += n
-        }
+        try? BerthPOSIX.writeAll(fd, bytes)
     }
 }

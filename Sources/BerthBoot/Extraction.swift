@@ -1,4 +1,5 @@
 import BerthDisk
+import BerthPOSIX
 
 #if canImport(Glibc)
     import Glibc
@@ -162,17 +163,18 @@ public enum Extraction {
         }
     }
 
+    /// Writes in `chunk`-sized pieces, checking the time limit between them.
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String, checkTime: () throws -> Void) throws {
         var offset = 0
         while offset < bytes.count {
             try checkTime()
             let count = min(chunk, bytes.count - offset)
-            let n = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress.map { $0 + offset }, count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw BootError.write(path: path, errno: errno)
+            do {
+                try BerthPOSIX.writeAll(fd, bytes[offset..<offset + count])
+            } catch {
+                throw BootError.write(path: path, errno: error.errno)
             }
-            offset += n
+            offset += count
         }
     }
 

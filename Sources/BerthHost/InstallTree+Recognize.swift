@@ -9,14 +9,16 @@ extension InstallTree {
     /// - Parameter arch: the guest architecture (`x86_64`), which picks kernels on ISOs and Mageia trees.
     /// - Throws: `InstallTreeError.unrecognized` listing every file looked for; `.malformed`,
     ///   `.unsafePath`, `.fileTooLarge` for hostile or broken metadata.
-    public static func recognize(_ source: some InstallTreeSource, arch: String = "x86_64") throws -> InstallTree {
+    public static func recognize(_ source: some InstallTreeSource, arch: String = "x86_64") async throws -> InstallTree {
         var reader = MetadataReader(source: source)
         let location = source.location
 
         // 1. .treeinfo families virt-install knows.
-        let treeinfoFile = try reader.text(".treeinfo") != nil ? ".treeinfo" : (try reader.text("treeinfo") != nil ? "treeinfo" : nil)
+        let treeinfoFile =
+            try await reader.text(".treeinfo") != nil
+            ? ".treeinfo" : (try await reader.text("treeinfo") != nil ? "treeinfo" : nil)
         var treeinfo: TreeInfo?
-        if let treeinfoFile, let text = try reader.text(treeinfoFile) {
+        if let treeinfoFile, let text = try await reader.text(treeinfoFile) {
             treeinfo = try TreeInfo(text: text, file: treeinfoFile)
         }
         if let treeinfo, let treeinfoFile, let family = treeinfo.family,
@@ -26,18 +28,18 @@ extension InstallTree {
         }
 
         // 2. SUSE `content`.
-        if let text = try reader.text("content") {
+        if let text = try await reader.text("content") {
             let content = SUSEContent(text: text)
             if let tree = fromSUSEContent(content, location: location, arch: arch) { return tree }
         }
 
         // 3. Debian, then Ubuntu: MANIFESTs of netboot trees, .disk/info of CDs.
         for debname in ["debian", "ubuntu"] {
-            if let tree = try fromDebian(debname, reader: &reader, source: source, arch: arch) { return tree }
+            if let tree = try await fromDebian(debname, reader: &reader, source: source, arch: arch) { return tree }
         }
 
         // 4. Mageia `VERSION`.
-        if let text = try reader.text("VERSION"), let tree = fromMageia(text, arch: arch) { return tree }
+        if let text = try await reader.text("VERSION"), let tree = fromMageia(text, arch: arch) { return tree }
 
         // 5. Any other .treeinfo.
         if let treeinfo, let treeinfoFile {
@@ -51,7 +53,7 @@ extension InstallTree {
 
         // 6. No metadata: a kernel where installers keep one.
         let layouts = knownLayouts(arch: arch)
-        for (pair, distroName) in layouts where try source.exists(pair.kernel) && source.exists(pair.initrd) {
+        for (pair, distroName) in layouts where try await source.hasPair(pair) {
             return InstallTree(
                 distro: .unknown, name: distroName, version: nil, arch: nil, osVariant: nil, kernelCandidates: [pair],
                 sourceArgument: nil, evidence: pair.kernel)
@@ -63,8 +65,8 @@ extension InstallTree {
 
     /// The first candidate kernel/initrd pair that exists in the tree.
     /// - Throws: `InstallTreeError.noKernel` listing the pairs tried.
-    public func resolveKernel(in source: some InstallTreeSource) throws -> KernelPair {
-        for pair in kernelCandidates where try source.exists(pair.kernel) && source.exists(pair.initrd) {
+    public func resolveKernel(in source: some InstallTreeSource) async throws -> KernelPair {
+        for pair in kernelCandidates where try await source.hasPair(pair) {
             return pair
         }
         throw InstallTreeError.noKernel(location: source.location, tried: kernelCandidates)
@@ -206,10 +208,10 @@ extension InstallTree {
     static func fromDebian(
         _ debname: String, reader: inout MetadataReader<some InstallTreeSource>, source: some InstallTreeSource,
         arch: String
-    ) throws -> InstallTree? {
+    ) async throws -> InstallTree? {
         let isUbuntu = debname == "ubuntu"
-        func manifestMatches(_ file: String) throws -> Bool {
-            guard let text = try reader.text(file) else { return false }
+        func manifestMatches(_ file: String) async throws -> Bool {
+            guard let text = try await reader.text(file) else { return false }
             let lower = text.lowercased()
             if lower.contains("ubuntu") { return isUbuntu }
             return lower.contains("debian")
@@ -217,13 +219,13 @@ extension InstallTree {
         var media: DebianMedia?
         var evidence = ""
         var diskInfo: String?
-        if try manifestMatches("current/images/MANIFEST") {
+        if try await manifestMatches("current/images/MANIFEST") {
             (media, evidence) = (.url, "current/images/MANIFEST")
-        } else if try manifestMatches("current/legacy-images/MANIFEST") {
+        } else if try await manifestMatches("current/legacy-images/MANIFEST") {
             (media, evidence) = (.legacyURL, "current/legacy-images/MANIFEST")
-        } else if try manifestMatches("daily/MANIFEST") {
+        } else if try await manifestMatches("daily/MANIFEST") {
             (media, evidence) = (.daily, "daily/MANIFEST")
-        } else if let info = try reader.text(".disk/info"),
+        } else if let info = try await reader.text(".disk/info"),
             info.split(separator: "\n").contains(where: { $0.hasPrefix(debname.capitalized) })
         {
             (media, evidence) = (source.isISO ? .disk : .mountedISO, ".disk/info")
@@ -409,10 +411,10 @@ struct MetadataReader<Source: InstallTreeSource> {
 
     init(source: Source) { self.source = source }
 
-    mutating func text(_ path: String) throws -> String? {
+    mutating func text(_ path: String) async throws -> String? {
         if let cached = cache[path] { return cached }
         asked.append(path)
-        let text = try source.fetch(path, limit: InstallTree.metadataLimit).map { String(decoding: $0, as: UTF8.self) }
+        let text = try await source.fetch(path, limit: InstallTree.metadataLimit).map { String(decoding: $0, as: UTF8.self) }
         cache[path] = .some(text)
         return text
     }

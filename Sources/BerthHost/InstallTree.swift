@@ -68,7 +68,7 @@ public struct InstallTree: Sendable, Equatable {
     public static let metadataLimit = 1 << 20
 
     /// Tree-supplied paths must stay inside the tree: no `..`, no absolute paths, no NULs.
-    static func checkRelativePath(_ path: String, file: String) throws {
+    public static func checkRelativePath(_ path: String, file: String) throws {
         let components = path.split(separator: "/", omittingEmptySubsequences: false)
         guard !path.isEmpty, !path.hasPrefix("/"), !path.contains("\0"), !components.contains(".."),
             path.utf8.count <= 4096

@@ -19,7 +19,11 @@ public struct ISOInstallTree: InstallTreeSource {
         self.fileSystem = try ISO9660FileSystem(source: source)
     }
 
-    public func fetch(_ relativePath: String, limit: Int) throws -> [UInt8]? {
+    public func fetch(_ relativePath: String, limit: Int) async throws -> [UInt8]? {
+        try await BlockingIO.run { try read(relativePath, limit: limit) }
+    }
+
+    func read(_ relativePath: String, limit: Int) throws -> [UInt8]? {
         try InstallTree.checkRelativePath(relativePath, file: relativePath)
         let info: FileInfo
         do {
@@ -32,9 +36,31 @@ public struct ISOInstallTree: InstallTreeSource {
         return try fileSystem.read("/" + relativePath, limit: limit)
     }
 
-    public func exists(_ relativePath: String) throws -> Bool {
+    public func exists(_ relativePath: String) async throws -> Bool {
         try InstallTree.checkRelativePath(relativePath, file: relativePath)
-        return (try? fileSystem.stat("/" + relativePath).kind) == .file
+        return try await BlockingIO.run { (try? fileSystem.stat("/" + relativePath).kind) == .file }
+    }
+
+    /// Copies in 4 MiB pieces: installer initrds are too large to read whole.
+    public func copy(
+        _ file: String, to destination: String, limit: Int, progress: @escaping @Sendable (Int64, Int64?) -> Void
+    ) async throws {
+        try await BlockingIO.run {
+            let open = try open(file)
+            guard open.size <= UInt64(limit) else { throw InstallTreeError.fileTooLarge(path: file, limit: limit) }
+            guard let sink = FileSink(path: destination) else {
+                throw InstallTreeError.cannotRead(path: destination, reason: "cannot create it")
+            }
+            defer { sink.close() }
+            var offset: UInt64 = 0
+            while offset < open.size {
+                let chunk = try open.read(at: offset, count: 4 << 20)
+                if chunk.isEmpty { break }
+                try sink.write(chunk)
+                offset += UInt64(chunk.count)
+                progress(Int64(offset), Int64(open.size))
+            }
+        }
     }
 
     /// The file opened for ranged reads (kernels and initrds are too large to fetch whole).

@@ -4,11 +4,12 @@
     import Darwin
 #endif
 
-/// Small files of an install tree, by path relative to the tree's root: a local directory now,
-/// an HTTP mirror or an ISO image later.
+/// Files of an install tree, by path relative to the tree's root: a local directory, an ISO
+/// image, or an HTTP mirror (berthd's `HTTPInstallTree`).
 ///
 /// Trees are untrusted (a mirror can serve anything): every fetch has a size limit, and paths that
-/// climb out of the tree are refused.
+/// climb out of the tree are refused. Reads of local files and ISOs run on a thread of their
+/// own (`BlockingIO.run`), so no caller's cooperative thread waits on a disk.
 public protocol InstallTreeSource: Sendable {
     /// The location as the user gave it (URL or path). Recognition reads release codenames and
     /// architectures from it, as virt-install did (`…/dists/buster/main/installer-amd64/`).
@@ -18,20 +19,32 @@ public protocol InstallTreeSource: Sendable {
     var isISO: Bool { get }
     /// The file's bytes; nil when it does not exist.
     /// - Throws: `InstallTreeError.fileTooLarge` when it is larger than `limit`, or a read error.
-    func fetch(_ relativePath: String, limit: Int) throws -> [UInt8]?
+    func fetch(_ relativePath: String, limit: Int) async throws -> [UInt8]?
     /// Whether the file exists, without reading it (for kernels and initrds).
-    func exists(_ relativePath: String) throws -> Bool
+    func exists(_ relativePath: String) async throws -> Bool
+    /// Copies a file of the tree (an installer kernel or initrd) to `destination`, capped at
+    /// `limit` bytes, reporting bytes so far.
+    /// - Throws: `InstallTreeError` when the file is missing, too large or unreadable.
+    func copy(
+        _ file: String, to destination: String, limit: Int, progress: @escaping @Sendable (Int64, Int64?) -> Void
+    ) async throws
 }
 
 extension InstallTreeSource {
     public var isISO: Bool { false }
 
-    public func exists(_ relativePath: String) throws -> Bool {
+    public func exists(_ relativePath: String) async throws -> Bool {
         do {
-            return try fetch(relativePath, limit: 0) != nil
+            return try await fetch(relativePath, limit: 0) != nil
         } catch InstallTreeError.fileTooLarge {
             return true
         }
+    }
+
+    /// Whether both files of a kernel/initrd pair are there.
+    func hasPair(_ pair: InstallTree.KernelPair) async throws -> Bool {
+        guard try await exists(pair.kernel) else { return false }
+        return try await exists(pair.initrd)
     }
 }
 
@@ -52,7 +65,11 @@ public struct LocalDirectoryInstallTree: InstallTreeSource {
         self.isISO = isISO
     }
 
-    public func fetch(_ relativePath: String, limit: Int) throws -> [UInt8]? {
+    public func fetch(_ relativePath: String, limit: Int) async throws -> [UInt8]? {
+        try await BlockingIO.run { try readFile(relativePath, limit: limit) }
+    }
+
+    func readFile(_ relativePath: String, limit: Int) throws -> [UInt8]? {
         guard let path = try resolve(relativePath) else { return nil }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
@@ -86,11 +103,29 @@ public struct LocalDirectoryInstallTree: InstallTreeSource {
         return bytes
     }
 
-    public func exists(_ relativePath: String) throws -> Bool {
-        guard let path = try resolve(relativePath) else { return false }
-        var info = stat()
-        guard stat(path, &info) == 0 else { return false }
-        return (info.st_mode & S_IFMT) == S_IFREG || (info.st_mode & S_IFMT) == S_IFBLK
+    public func exists(_ relativePath: String) async throws -> Bool {
+        try await BlockingIO.run {
+            guard let path = try resolve(relativePath) else { return false }
+            var info = stat()
+            guard stat(path, &info) == 0 else { return false }
+            return (info.st_mode & S_IFMT) == S_IFREG || (info.st_mode & S_IFMT) == S_IFBLK
+        }
+    }
+
+    public func copy(
+        _ file: String, to destination: String, limit: Int, progress: @escaping @Sendable (Int64, Int64?) -> Void
+    ) async throws {
+        try await BlockingIO.run {
+            guard let bytes = try readFile(file, limit: limit) else {
+                throw InstallTreeError.cannotRead(path: file, reason: "it is missing")
+            }
+            guard let sink = FileSink(path: destination) else {
+                throw InstallTreeError.cannotRead(path: destination, reason: "cannot create it")
+            }
+            defer { sink.close() }
+            try sink.write(bytes)
+            progress(Int64(bytes.count), Int64(bytes.count))
+        }
     }
 
     /// The host path of a tree file, or nil when it does not exist.

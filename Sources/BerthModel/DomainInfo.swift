@@ -80,6 +80,9 @@ public struct LifecycleEvent: Codable, Sendable, Equatable {
         case restartRefused = "restart-refused"
         /// berthd could not record the domain's state in its catalog.
         case catalogError = "catalog-error"
+        /// berthd could not cap the running guest's console log (`detail` says why); the log
+        /// grows until the cause is fixed.
+        case consoleLogError = "console-log-error"
         /// Storage (the event's `domain` is empty, `detail` names the pool or volume).
         case poolDefined = "pool-defined"
         case volumeCreated = "volume-created"

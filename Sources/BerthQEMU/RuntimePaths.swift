@@ -1,4 +1,5 @@
 import BerthModel
+import BerthPOSIX
 import Foundation
 
 /// Where one domain's QEMU keeps its live files and its console log.
@@ -134,7 +135,11 @@ public struct RuntimePaths: Sendable, Equatable {
                 let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, min($0.count, Int(end - offset)), offset) }
                 if n < 0, errno == EINTR { continue }
                 guard n > 0 else { break }
-                guard buffer.withUnsafeBytes({ write(copy, $0.baseAddress, n) }) == n else { throw rotationError("\(consoleLog).1") }
+                do {
+                    try writeAll(copy, buffer[..<n])
+                } catch {
+                    throw rotationError("\(consoleLog).1")
+                }
                 offset += off_t(n)
             }
         }

@@ -100,9 +100,9 @@ struct URLDetectCase: Sendable, CustomTestStringConvertible {
     ]
 
     @Test(arguments: cases)
-    func recognisesAsVirtInstallDid(_ expected: URLDetectCase) throws {
+    func recognisesAsVirtInstallDid(_ expected: URLDetectCase) async throws {
         let source = Fixtures.tree(expected.path, iso: expected.iso)
-        let tree = try InstallTree.recognize(source, arch: expected.arch)
+        let tree = try await InstallTree.recognize(source, arch: expected.arch)
         #expect(tree.distro == expected.distro)
         if let prefix = expected.variantPrefix {
             #expect(tree.osVariant?.hasPrefix(prefix) == true, "\(tree.osVariant ?? "nil")")
@@ -120,17 +120,17 @@ struct URLDetectCase: Sendable, CustomTestStringConvertible {
 
     /// The same trees given as host directories (the seed's loop-mounted ISO), not URLs.
     @Test(arguments: cases.filter { !$0.iso })
-    func recognisesLocalDirectories(_ expected: URLDetectCase) throws {
+    func recognisesLocalDirectories(_ expected: URLDetectCase) async throws {
         let root = Fixtures.installTrees + "/" + expected.path
-        let tree = try InstallTree.recognize(LocalDirectoryInstallTree(root: root), arch: expected.arch)
+        let tree = try await InstallTree.recognize(LocalDirectoryInstallTree(root: root), arch: expected.arch)
         #expect(tree.distro == expected.distro)
         if expected.variantPrefix == nil {
             #expect(tree.osVariant == expected.variant)
         }
     }
 
-    @Test func readsTreeinfoDetails() throws {
-        let centos = try InstallTree.recognize(Fixtures.tree("centos/6.10"))
+    @Test func readsTreeinfoDetails() async throws {
+        let centos = try await InstallTree.recognize(Fixtures.tree("centos/6.10"))
         #expect(centos.name == "CentOS 6.10")
         #expect(centos.version == "6.10")
         #expect(centos.arch == "x86_64")
@@ -142,29 +142,29 @@ struct URLDetectCase: Sendable, CustomTestStringConvertible {
             centos.sourceKernelArgument(location: "http://hypervisor.example.com/install/6/x86_64/")
                 == "method=http://hypervisor.example.com/install/6/x86_64/")
 
-        let rhel = try InstallTree.recognize(Fixtures.tree("rhel/7.6"))
+        let rhel = try await InstallTree.recognize(Fixtures.tree("rhel/7.6"))
         #expect(rhel.name == "Red Hat Enterprise Linux 7.6")
         #expect(rhel.sourceArgument == "inst.repo")
 
-        let sl = try InstallTree.recognize(Fixtures.tree("centos/sl7"))
+        let sl = try await InstallTree.recognize(Fixtures.tree("centos/sl7"))
         #expect(sl.name == "Scientific-7.8")
         #expect(sl.sourceArgument == "inst.repo")
 
-        let rawhide = try InstallTree.recognize(Fixtures.tree("fedora/rawhide"))
+        let rawhide = try await InstallTree.recognize(Fixtures.tree("fedora/rawhide"))
         #expect(rawhide.version == "Rawhide")
         #expect(rawhide.sourceArgument == "inst.repo")
 
-        let leap = try InstallTree.recognize(Fixtures.tree("opensuse/15.9"))
+        let leap = try await InstallTree.recognize(Fixtures.tree("opensuse/15.9"))
         #expect(leap.kernel == "boot/x86_64/loader/linux")
         #expect(leap.sourceArgument == "install")
 
-        let generic = try InstallTree.recognize(Fixtures.tree("generic"))
+        let generic = try await InstallTree.recognize(Fixtures.tree("generic"))
         #expect(generic.name == "ClearOS-7.7.2.280072")
         #expect(generic.sourceArgument == nil)
     }
 
-    @Test func readsSUSEContent() throws {
-        let sles = try InstallTree.recognize(Fixtures.tree("suse/SLES-10-SP4-DVD-x86_64-GM-DVD1.iso"))
+    @Test func readsSUSEContent() async throws {
+        let sles = try await InstallTree.recognize(Fixtures.tree("suse/SLES-10-SP4-DVD-x86_64-GM-DVD1.iso"))
         #expect(sles.name == "SUSE Linux Enterprise Server 10 SP4")
         #expect(sles.version == "10.4")
         #expect(sles.arch == "x86_64")
@@ -172,30 +172,30 @@ struct URLDetectCase: Sendable, CustomTestStringConvertible {
         #expect(sles.kernelCandidates.contains(.init(kernel: "boot/x86_64/loader/linux", initrd: "boot/x86_64/loader/initrd")))
 
         // BASEARCHS i586 x86_64: an x86_64 guest gets the x86_64 installer, an i686 guest the i386 one.
-        let both = try InstallTree.recognize(Fixtures.tree("opensuse/11.4"))
+        let both = try await InstallTree.recognize(Fixtures.tree("opensuse/11.4"))
         #expect(both.arch == "x86_64")
         #expect(both.kernelCandidates.last?.kernel == "boot/x86_64/loader/linux")
-        let old = try InstallTree.recognize(Fixtures.tree("opensuse/10.3"), arch: "i686")
+        let old = try await InstallTree.recognize(Fixtures.tree("opensuse/10.3"), arch: "i686")
         #expect(old.kernelCandidates.last?.kernel == "boot/i386/loader/linux")
 
-        let thirteen = try InstallTree.recognize(Fixtures.tree("opensuse/13.2"))
+        let thirteen = try await InstallTree.recognize(Fixtures.tree("opensuse/13.2"))
         #expect(thirteen.version == "13.2")
         #expect(thirteen.arch == "x86_64")  // REPOID's i586-x86_64
     }
 
-    @Test func readsDebianDetails() throws {
-        let buster = try InstallTree.recognize(Fixtures.tree("debian/buster/main/installer-amd64"))
+    @Test func readsDebianDetails() async throws {
+        let buster = try await InstallTree.recognize(Fixtures.tree("debian/buster/main/installer-amd64"))
         #expect(buster.kernel == "current/images/netboot/debian-installer/amd64/linux")
         #expect(buster.initrd == "current/images/netboot/debian-installer/amd64/initrd.gz")
         #expect(buster.arch == "x86_64")
         #expect(buster.sourceArgument == nil)
         #expect(buster.evidence == "current/images/MANIFEST")
 
-        let s390 = try InstallTree.recognize(Fixtures.tree("debian/buster/main/installer-s390x"))
+        let s390 = try await InstallTree.recognize(Fixtures.tree("debian/buster/main/installer-s390x"))
         #expect(s390.kernel == "current/images/generic/kernel.debian")
         #expect(s390.arch == "s390x")
 
-        let jessie = try InstallTree.recognize(Fixtures.tree("debian/debian-8.10.0-amd64-netinst.iso", iso: true))
+        let jessie = try await InstallTree.recognize(Fixtures.tree("debian/debian-8.10.0-amd64-netinst.iso", iso: true))
         #expect(jessie.name.hasPrefix("Debian GNU/Linux 8.10.0"))
         #expect(jessie.arch == "x86_64")
         #expect(jessie.evidence == ".disk/info")
@@ -222,12 +222,12 @@ struct URLDetectCase: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: iniFixtures.keys.sorted())
-    func recognisesTestURLsEntry(_ section: String) throws {
+    func recognisesTestURLsEntry(_ section: String) async throws {
         let entry = try #require(try Self.testURLs()[section], "test_urls.ini has no [\(section)]")
         let url = try #require(entry["url"])
         let distro = try #require(entry["distro"])
         let root = try #require(Self.iniFixtures[section])
-        let tree = try InstallTree.recognize(
+        let tree = try await InstallTree.recognize(
             LocalDirectoryInstallTree(root: Fixtures.installTrees + "/" + root, location: url))
         #expect(tree.osVariant == distro)
         if let kernelArg = entry["kernelarg"] {
@@ -239,7 +239,7 @@ struct URLDetectCase: Sendable, CustomTestStringConvertible {
         }
     }
 
-    @Test func everyTestURLsEntryIsAccountedFor() throws {
+    @Test func everyTestURLsEntryIsAccountedFor() async throws {
         let sections = try Self.testURLs()
         // The ini lists 33 trees on public mirrors; the ones not among the fixtures are checked
         // against the OS table in BerthFormatsTests (VirtInstallOSInfoTests).

@@ -25,10 +25,10 @@ final class ScratchTree {
 }
 
 @Suite struct InstallTreeTests {
-    @Test func emptyDirectorySaysWhatWasLookedFor() throws {
+    @Test func emptyDirectorySaysWhatWasLookedFor() async throws {
         let scratch = try ScratchTree([:])
         do {
-            _ = try InstallTree.recognize(scratch.source)
+            _ = try await InstallTree.recognize(scratch.source)
             Issue.record("an empty directory was recognised")
         } catch let error as InstallTreeError {
             guard case .unrecognized(_, let lookedFor) = error else {
@@ -47,48 +47,50 @@ final class ScratchTree {
         }
     }
 
-    @Test func knownLayoutWithoutMetadata() throws {
+    @Test func knownLayoutWithoutMetadata() async throws {
         let scratch = try ScratchTree(["images/pxeboot/vmlinuz": "k", "images/pxeboot/initrd.img": "i"])
-        let tree = try InstallTree.recognize(scratch.source)
+        let tree = try await InstallTree.recognize(scratch.source)
         #expect(tree.distro == .unknown)
         #expect(tree.kernel == "images/pxeboot/vmlinuz")
         #expect(tree.initrd == "images/pxeboot/initrd.img")
-        #expect(try tree.resolveKernel(in: scratch.source) == .init(kernel: "images/pxeboot/vmlinuz", initrd: "images/pxeboot/initrd.img"))
+        #expect(try await tree.resolveKernel(in: scratch.source) == .init(kernel: "images/pxeboot/vmlinuz", initrd: "images/pxeboot/initrd.img"))
 
         let debian = try ScratchTree(["install.amd/vmlinuz": "k", "install.amd/initrd.gz": "i"])
-        #expect(try InstallTree.recognize(debian.source).kernel == "install.amd/vmlinuz")
+        #expect(try await InstallTree.recognize(debian.source).kernel == "install.amd/vmlinuz")
     }
 
-    @Test func treeinfoWithoutDotIsRead() throws {
+    @Test func treeinfoWithoutDotIsRead() async throws {
         // Akamai-hosted Satellite trees serve `treeinfo`: dotfiles are not served there.
         let text = try String(contentsOfFile: Fixtures.installTrees + "/centos/6.10/.treeinfo", encoding: .utf8)
         let scratch = try ScratchTree(["treeinfo": text])
-        let tree = try InstallTree.recognize(scratch.source)
+        let tree = try await InstallTree.recognize(scratch.source)
         #expect(tree.osVariant == "centos6.10")
         #expect(tree.evidence == "treeinfo")
     }
 
-    @Test func resolveKernelPicksTheFirstPairPresent() throws {
+    @Test func resolveKernelPicksTheFirstPairPresent() async throws {
         let scratch = try ScratchTree([
             "current/images/MANIFEST": "netboot/debian-installer -- PXE boot directory\n",
             "install.amd/vmlinuz": "k", "install.amd/initrd.gz": "i",
         ])
         let source = LocalDirectoryInstallTree(root: scratch.root, location: scratch.root + "/dists/bookworm/main/installer-amd64")
-        let tree = try InstallTree.recognize(source)
+        let tree = try await InstallTree.recognize(source)
         #expect(tree.osVariant == "debian12")
-        #expect(throws: InstallTreeError.self) { try tree.resolveKernel(in: source) }
+        await #expect(throws: InstallTreeError.self) {
+            try await tree.resolveKernel(in: source)
+        }
 
         let mounted = try ScratchTree([
             ".disk/info": "Debian GNU/Linux 12.5.0 \"Bookworm\" - Official amd64 NETINST with firmware 20240210-11:27\n",
             "install.amd/vmlinuz": "k", "install.amd/initrd.gz": "i",
         ])
-        let cd = try InstallTree.recognize(mounted.source)
+        let cd = try await InstallTree.recognize(mounted.source)
         #expect(cd.osVariant == "debian12")
         // virt-install's netboot path first; the CD's own kernel is what a loop-mounted ISO has.
-        #expect(try cd.resolveKernel(in: mounted.source).kernel == "install.amd/vmlinuz")
+        #expect(try await cd.resolveKernel(in: mounted.source).kernel == "install.amd/vmlinuz")
     }
 
-    @Test func hostileTreeinfoPathsAreRefused() throws {
+    @Test func hostileTreeinfoPathsAreRefused() async throws {
         let scratch = try ScratchTree([
             ".treeinfo": """
             [general]
@@ -100,53 +102,53 @@ final class ScratchTree {
             initrd = images/pxeboot/initrd.img
             """
         ])
-        #expect(throws: InstallTreeError.unsafePath(path: "../../../../etc/shadow", file: ".treeinfo")) {
-            try InstallTree.recognize(scratch.source)
+        await #expect(throws: InstallTreeError.unsafePath(path: "../../../../etc/shadow", file: ".treeinfo")) {
+            try await InstallTree.recognize(scratch.source)
         }
     }
 
-    @Test func malformedTreeinfoNamesTheFile() throws {
+    @Test func malformedTreeinfoNamesTheFile() async throws {
         let noImages = try ScratchTree([".treeinfo": "[general]\nfamily = Fedora\nversion = 30\narch = x86_64\n"])
-        #expect(throws: InstallTreeError.malformed(file: ".treeinfo", reason: "no kernel and initrd in [images-x86_64]")) {
-            try InstallTree.recognize(noImages.source)
+        await #expect(throws: InstallTreeError.malformed(file: ".treeinfo", reason: "no kernel and initrd in [images-x86_64]")) {
+            try await InstallTree.recognize(noImages.source)
         }
         let garbage = try ScratchTree([".treeinfo": "family = Fedora\n"])
-        #expect(throws: InstallTreeError.malformed(file: ".treeinfo", reason: "line 1: a key before any [section]")) {
-            try InstallTree.recognize(garbage.source)
+        await #expect(throws: InstallTreeError.malformed(file: ".treeinfo", reason: "line 1: a key before any [section]")) {
+            try await InstallTree.recognize(garbage.source)
         }
     }
 
-    @Test func oversizedMetadataIsRefused() throws {
+    @Test func oversizedMetadataIsRefused() async throws {
         let scratch = try ScratchTree([".treeinfo": String(repeating: "#", count: InstallTree.metadataLimit + 1)])
-        #expect(throws: InstallTreeError.fileTooLarge(path: ".treeinfo", limit: InstallTree.metadataLimit)) {
-            try InstallTree.recognize(scratch.source)
+        await #expect(throws: InstallTreeError.fileTooLarge(path: ".treeinfo", limit: InstallTree.metadataLimit)) {
+            try await InstallTree.recognize(scratch.source)
         }
     }
 
-    @Test func localDirectoryStaysInsideTheTree() throws {
+    @Test func localDirectoryStaysInsideTheTree() async throws {
         let scratch = try ScratchTree(["inside": "yes"])
         let source = scratch.source
-        #expect(try source.fetch("inside", limit: 10) == Array("yes".utf8))
-        #expect(try source.fetch("missing", limit: 10) == nil)
-        #expect(try source.fetch("inside/below", limit: 10) == nil)
-        #expect(throws: InstallTreeError.unsafePath(path: "../etc/passwd", file: "../etc/passwd")) {
-            try source.fetch("../etc/passwd", limit: 10)
+        #expect(try await source.fetch("inside", limit: 10) == Array("yes".utf8))
+        #expect(try await source.fetch("missing", limit: 10) == nil)
+        #expect(try await source.fetch("inside/below", limit: 10) == nil)
+        await #expect(throws: InstallTreeError.unsafePath(path: "../etc/passwd", file: "../etc/passwd")) {
+            try await source.fetch("../etc/passwd", limit: 10)
         }
-        #expect(throws: InstallTreeError.unsafePath(path: "/etc/passwd", file: "/etc/passwd")) {
-            try source.fetch("/etc/passwd", limit: 10)
+        await #expect(throws: InstallTreeError.unsafePath(path: "/etc/passwd", file: "/etc/passwd")) {
+            try await source.fetch("/etc/passwd", limit: 10)
         }
         // A symlink that leaves the tree is refused, one inside it is followed.
         try FileManager.default.createSymbolicLink(atPath: scratch.root + "/escape", withDestinationPath: "/etc/passwd")
         try FileManager.default.createSymbolicLink(atPath: scratch.root + "/alias", withDestinationPath: "inside")
-        #expect(throws: InstallTreeError.unsafePath(path: "escape", file: "escape")) {
-            try source.fetch("escape", limit: 100_000)
+        await #expect(throws: InstallTreeError.unsafePath(path: "escape", file: "escape")) {
+            try await source.fetch("escape", limit: 100_000)
         }
-        #expect(try source.fetch("alias", limit: 10) == Array("yes".utf8))
-        #expect(try source.exists("inside"))
-        #expect(try !source.exists("missing"))
+        #expect(try await source.fetch("alias", limit: 10) == Array("yes".utf8))
+        #expect(try await source.exists("inside"))
+        #expect(try await source.exists("missing") == false)
     }
 
-    @Test func treeinfoParserFollowsConfigparser() throws {
+    @Test func treeinfoParserFollowsConfigparser() async throws {
         let info = try TreeInfo(
             text: "; comment\n[general]\nFamily: Red Hat Enterprise Linux\nname = RHEL\n  continued\n[empty]\n",
             file: "t")

@@ -3,6 +3,8 @@ import BerthModel
 import Foundation
 import Testing
 
+@testable import BerthServer
+
 /// berthd's install media server: trees and ISOs registered with `berth media add`, served to
 /// guests without the API token on a listener of its own, with ranges, never outside their root,
 /// and only to requests that name the listener (no DNS rebinding).
@@ -78,17 +80,19 @@ import Testing
 
         // The CLI's tree sources over the same media: HTTP (with its size cap) and the ISO file.
         let http = try HTTPInstallTree(location: "http://127.0.0.1:\(daemon.mediaPort)/install/iso/")
-        let overHTTP = try InstallTree.recognize(http)
-        let overISO = try InstallTree.recognize(try ISOInstallTree(path: InstallFixture.iso))
-        let overDirectory = try InstallTree.recognize(LocalDirectoryInstallTree(root: InstallFixture.tree))
+        let overHTTP = try await InstallTree.recognize(http)
+        let overISO = try await InstallTree.recognize(try ISOInstallTree(path: InstallFixture.iso))
+        let directory = LocalDirectoryInstallTree(root: InstallFixture.tree)
+        let overDirectory = try await InstallTree.recognize(directory)
         #expect(overHTTP.name == overDirectory.name && overISO.name == overDirectory.name)
-        #expect(try overHTTP.resolveKernel(in: http) == overDirectory.resolveKernel(in: LocalDirectoryInstallTree(root: InstallFixture.tree)))
-        #expect(throws: InstallTreeError.fileTooLarge(path: "images/pxeboot/initrd.img", limit: 1000)) {
-            try http.fetch("images/pxeboot/initrd.img", limit: 1000)
+        let kernelOverHTTP = try await overHTTP.resolveKernel(in: http)
+        #expect(try await kernelOverHTTP == overDirectory.resolveKernel(in: directory))
+        await #expect(throws: InstallTreeError.fileTooLarge(path: "images/pxeboot/initrd.img", limit: 1000)) {
+            try await http.fetch("images/pxeboot/initrd.img", limit: 1000)
         }
-        #expect(try http.fetch("missing.txt", limit: 1000) == nil)
-        #expect(try http.exists("images/pxeboot/vmlinuz"))
-        #expect(throws: InstallTreeError.self) { try http.fetch("../api-token", limit: 1000) }
+        #expect(try await http.fetch("missing.txt", limit: 1000) == nil)
+        #expect(try await http.exists("images/pxeboot/vmlinuz"))
+        await #expect(throws: InstallTreeError.self) { try await http.fetch("../api-token", limit: 1000) }
 
         // Kickstarts, and the API itself still needs the token.
         try FileManager.default.createDirectory(atPath: state + "/kickstarts", withIntermediateDirectories: true)

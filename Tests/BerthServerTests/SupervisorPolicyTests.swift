@@ -1,6 +1,7 @@
 import BerthModel
 import BerthStore
 import Foundation
+import Synchronization
 import Testing
 
 @testable import BerthServer
@@ -210,5 +211,27 @@ extension SupervisorPolicyTests {
         let recorded = try host.hypervisor.catalog.domain(named: "old").spec
         #expect(recorded.disks.first?.format == .raw)
         #expect(recorded.notes.contains { $0.contains("format raw recorded") })
+    }
+}
+
+extension SupervisorPolicyTests {
+    /// A console log that cannot be capped is told on the event stream, and the guest runs on.
+    @Test func aConsoleLogThatCannotBeCappedIsReported() async throws {
+        let host = try Host()
+        defer { host.remove() }
+        try host.define("log")
+        let events = host.hypervisor.hub.subscribe()
+        let seen = Mutex<[LifecycleEvent]>([])
+        let reader = Task { for await event in events { seen.withLock { $0.append(event) } } }
+        defer { reader.cancel() }
+        try await host.hypervisor.supervisor("log").start()
+        host.driver.lastGuest?.emit(.consoleLogNotCapped("rename failed: No space left on device"))
+        try await host.until("a console-log-error event") {
+            seen.withLock { $0.contains { $0.kind == .consoleLogError } }
+        }
+        let reported = seen.withLock { $0.first { $0.kind == .consoleLogError } }
+        #expect(reported?.domain == "log")
+        #expect(reported?.detail?.contains("No space left on device") == true)
+        #expect(try host.state("log") == .running)
     }
 }

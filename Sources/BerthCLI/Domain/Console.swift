@@ -1,5 +1,6 @@
 import ArgumentParser
 import BerthModel
+import BerthPOSIX
 import Foundation
 
 struct Console: AsyncParsableCommand {
@@ -164,14 +165,6 @@ enum StandardOutput {
     }
 
     static func write(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { raw in Glibc.write(STDOUT_FILENO, raw.baseAddress.map { $0 + offset }, bytes.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Closed()
-            }
-            offset += n
-        }
+        do { try writeAll(STDOUT_FILENO, bytes) } catch { throw Closed() }
     }
 }

@@ -206,29 +206,14 @@ extension Installer {
         return "http://\(guestHostAddress):\(port)"
     }
 
+    /// A kickstart file on this machine (`ks=file:/…` or a path); one given as an http:// URL
+    /// is fetched by berthd, not here.
     static func readKickstart(_ url: String) throws -> String {
-        var bytes: [UInt8] = []
-        if isNetworkURL(url) {
-            guard let target = URL(string: url) else {
-                throw BerthError(.invalidArgument, "'\(url)' is not a URL.", remedy: "Check ks=.")
-            }
-            do {
-                let found = try HTTPDownload.get(target, limit: kickstartLimit, timeout: 30, name: url) { bytes += $0 }
-                guard found else {
-                    throw BerthError(.notFound, "The kickstart \(url) does not exist (HTTP 404).", remedy: "Check ks= in -x/--extra-args.")
-                }
-            } catch let error as InstallTreeError {
-                throw BerthError(
-                    .unavailable, "Cannot fetch the kickstart: \(error.description)",
-                    remedy: "Check ks= in -x/--extra-args and that the server is up.")
-            }
-        } else {
-            let path = url.hasPrefix("file:") ? String(url.drop { $0 != "/" }) : url
-            guard let data = FileManager.default.contents(atPath: path), data.count <= kickstartLimit else {
-                throw BerthError(.notFound, "Cannot read the kickstart \(path).", remedy: "Check the path.")
-            }
-            bytes = [UInt8](data)
+        let path = url.hasPrefix("file:") ? String(url.drop { $0 != "/" }) : url
+        guard let data = FileManager.default.contents(atPath: path), data.count <= kickstartLimit else {
+            throw BerthError(.notFound, "Cannot read the kickstart \(path).", remedy: "Check the path.")
         }
+        let bytes = [UInt8](data)
         guard let text = String(bytes: bytes, encoding: .utf8) else {
             throw BerthError(.invalidArgument, "The kickstart \(url) is not UTF-8 text.", remedy: "Check ks=.")
         }

@@ -276,6 +276,8 @@ actor DomainSupervisor {
             if policy != .preserve { await instance.terminate() }
         case .shutdown(let reason):
             guestState.record(reason)
+        case .consoleLogNotCapped(let reason):
+            publish(.consoleLogError, detail: "The console log is not being capped: \(reason)")
         case .exited:
             finishExit(of: instance)
         }

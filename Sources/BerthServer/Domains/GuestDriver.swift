@@ -11,6 +11,9 @@ public enum GuestEvent: Sendable, Equatable {
     case panicked
     /// QEMU announced it is shutting down, and why.
     case shutdown(ShutdownReason)
+    /// The console log could not be capped (rotation failed: the disk is full, a file is in the
+    /// way); sent once for each new reason.
+    case consoleLogNotCapped(String)
     /// The QEMU process is gone. Always the last event.
     case exited
 }

@@ -108,8 +108,16 @@ struct QEMUGuest: GuestInstance {
         let qmpEvents = process.qmp.events
         // The console log is capped while the guest runs, not only at its next start.
         let watcher = Task {
+            var lastFailure: String?
             while !Task.isCancelled {
-                _ = try? process.paths.capConsoleLog(maxBytes: logCap.maxBytes, keep: logCap.keep)
+                do {
+                    _ = try process.paths.capConsoleLog(maxBytes: logCap.maxBytes, keep: logCap.keep)
+                    lastFailure = nil
+                } catch {
+                    let failure = "\(error)"
+                    if failure != lastFailure { continuation.yield(.consoleLogNotCapped(failure)) }
+                    lastFailure = failure
+                }
                 try? await Task.sleep(for: .seconds(1))
             }
         }

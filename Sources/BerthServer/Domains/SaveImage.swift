@@ -1,4 +1,5 @@
 import BerthModel
+import BerthPOSIX
 import Foundation
 
 #if canImport(Glibc)
@@ -245,13 +246,7 @@ enum SaveImage {
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { raw in raw.baseAddress.map { write(fd, $0 + offset, bytes.count - offset) } ?? -1 }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { throw ioError("write", path) }
-            offset += n
-        }
+        do { try BerthPOSIX.writeAll(fd, bytes) } catch { throw ioError("write", path, error.errno) }
     }
 
     static func exists(_ path: String) -> BerthError {

@@ -182,18 +182,6 @@ extension Hypervisor {
         return lower.hasPrefix("http://") || lower.hasPrefix("https://") || lower.hasPrefix("ftp://")
     }
 
-    /// Runs blocking work (URLSession behind a semaphore, ISO and file reads) on a thread of its
-    /// own, so no thread of Swift's cooperative pool ever waits on the network.
-    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(with: Result { try body() })
-            }
-            thread.name = "berthd-install-io"
-            thread.start()
-        }
-    }
-
     // MARK: - The installer's console
 
     /// Where each running install's installer started writing its console log: only what it
@@ -344,25 +332,26 @@ private struct InstallRun {
     mutating func install(location: String, kernelOverride: String?, initrdOverride: String?) async throws {
         // 1. The tree, as berthd sees it (its network, its files).
         let arch = plan.domain.arch
-        let (source, tree, pair) = try await Hypervisor.offPool { () throws -> (any InstallTreeSource, InstallTree, InstallTree.KernelPair) in
-            do {
-                let source = try Self.treeSource(location)
-                let tree = try InstallTree.recognize(source, arch: arch)
-                let pair =
-                    if let kernelOverride, let initrdOverride {
-                        InstallTree.KernelPair(kernel: kernelOverride, initrd: initrdOverride)
-                    } else {
-                        try tree.resolveKernel(in: source)
-                    }
-                return (source, tree, pair)
-            } catch let error as InstallTreeError {
-                if case .cannotRead = error, Hypervisor.isNetworkURL(location) {
-                    throw BerthError(
-                        .unavailable, "berthd cannot read the install tree at \(location): \(error.description)",
-                        remedy: "berthd fetches the tree over its own host's network, not the CLI's: check that URL from berthd's host.")
+        let source: any InstallTreeSource
+        let tree: InstallTree
+        let pair: InstallTree.KernelPair
+        do {
+            // Opening an ISO reads its directory: off the cooperative pool.
+            source = try await BlockingIO.run { try Self.treeSource(location) }
+            tree = try await InstallTree.recognize(source, arch: arch)
+            pair =
+                if let kernelOverride, let initrdOverride {
+                    InstallTree.KernelPair(kernel: kernelOverride, initrd: initrdOverride)
+                } else {
+                    try await tree.resolveKernel(in: source)
                 }
-                throw error.berthError
+        } catch let error as InstallTreeError {
+            if case .cannotRead = error, Hypervisor.isNetworkURL(location) {
+                throw BerthError(
+                    .unavailable, "berthd cannot read the install tree at \(location): \(error.description)",
+                    remedy: "berthd fetches the tree over its own host's network, not the CLI's: check that URL from berthd's host.")
             }
+            throw error.berthError
         }
         say("Install tree: \(tree.name) (\(tree.evidence)); installer \(pair.kernel) + \(pair.initrd)")
         let network = Hypervisor.isNetworkURL(location)
@@ -655,22 +644,20 @@ private struct InstallRun {
         let label = (file as NSString).lastPathComponent
         let meter = Mutex<Int64>(-1)
         do {
-            try await Hypervisor.offPool {
-                try source.copy(file, to: destination, limit: limit) { done, total in
-                    // About ten progress lines per file.
-                    let step = max((total ?? 0) / 10, 8 << 20)
-                    let due = meter.withLock { last -> Bool in
-                        guard done - last >= step || done == total else { return false }
-                        last = done
-                        return true
-                    }
-                    guard due else { return }
-                    note(
-                        OperationMessage(
-                            String(format: "  %@: %.1f", label, Double(done) / 1_048_576)
-                                + (total.map { String(format: " of %.1f MiB", Double($0) / 1_048_576) } ?? " MiB"),
-                            level: .debug, phase: .fetch))
+            try await source.copy(file, to: destination, limit: limit) { done, total in
+                // About ten progress lines per file.
+                let step = max((total ?? 0) / 10, 8 << 20)
+                let due = meter.withLock { last -> Bool in
+                    guard done - last >= step || done == total else { return false }
+                    last = done
+                    return true
                 }
+                guard due else { return }
+                note(
+                    OperationMessage(
+                        String(format: "  %@: %.1f", label, Double(done) / 1_048_576)
+                            + (total.map { String(format: " of %.1f MiB", Double($0) / 1_048_576) } ?? " MiB"),
+                        level: .debug, phase: .fetch))
             }
         } catch let error as InstallTreeError {
             throw error.berthError
@@ -705,19 +692,18 @@ private struct InstallRun {
             throw BerthError(.invalidArgument, "'\(input.origin)' is not a URL.", remedy: "Check ks=.")
         }
         let origin = input.origin
-        let bytes = try await Hypervisor.offPool { () throws -> [UInt8] in
-            var bytes: [UInt8] = []
-            do {
-                let found = try HTTPDownload.get(url, limit: KickstartCheck.limit, timeout: 30, name: origin) { bytes += $0 }
-                guard found else {
-                    throw BerthError(.notFound, "The kickstart \(origin) does not exist (HTTP 404).", remedy: "Check ks= in -x/--extra-args.")
-                }
-            } catch let error as InstallTreeError {
-                throw BerthError(
-                    .unavailable, "berthd cannot fetch the kickstart: \(error.description)",
-                    remedy: "berthd fetches it over its own host's network: check ks= from there, or give a file.")
+        var bytes: [UInt8] = []
+        do {
+            let found = try await HTTPDownload.get(url, limit: KickstartCheck.limit, name: origin) {
+                bytes += $0.readableBytesView
             }
-            return bytes
+            guard found else {
+                throw BerthError(.notFound, "The kickstart \(origin) does not exist (HTTP 404).", remedy: "Check ks= in -x/--extra-args.")
+            }
+        } catch let error as InstallTreeError {
+            throw BerthError(
+                .unavailable, "berthd cannot fetch the kickstart: \(error.description)",
+                remedy: "berthd fetches it over its own host's network: check ks= from there, or give a file.")
         }
         guard let text = String(bytes: bytes, encoding: .utf8) else {
             throw BerthError(.invalidArgument, "The kickstart \(origin) is not UTF-8 text.", remedy: "Check ks=.")
