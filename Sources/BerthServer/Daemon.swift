@@ -75,6 +75,12 @@ public enum Daemon {
             logger.warning("The default storage pool could not be made: \(error)")
         }
         hypervisor.autostartPools()
+        if configuration.mediaHost != nil {
+            await hypervisor.networks.serveMedia(
+                NetworkMediaServer(
+                    stateDirectory: configuration.stateDirectory, port: configuration.mediaPort, idle: configuration.idleTimeout,
+                    logger: logger))
+        }
         // Networks before guests: re-attached guests keep their bridges, autostart guests find theirs.
         for message in await hypervisor.networks.recover() { logger.warning("\(message)") }
         await hypervisor.recoverAll()

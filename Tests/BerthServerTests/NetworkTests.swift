@@ -174,6 +174,97 @@ import Testing
         Self.expectNothingLeft(in: host, links: ["lo", "h-out"])
     }
 
+    /// Waits inside the guest until `eth0` holds a usable (not tentative) address in `prefix`,
+    /// then prints it.
+    static func waitForIPv6(_ prefix: String) -> String {
+        "i=0; while [ $i -lt 60 ] && ! ip -6 -o addr show dev eth0 | grep \(prefix) | grep -qv tentative; do sleep 1; i=$((i+1)); done"
+            + "; ip -6 -o addr show dev eth0 | grep \(prefix)"
+    }
+
+    @Test func ipv6GuestsConfigureThemselvesReachTheHostAndAreRoutedNotMasqueraded() async throws {
+        let host = try TestNamespace("host")
+        let outside = try TestNamespace("out")
+        defer {
+            host.destroy()
+            outside.destroy()
+        }
+        try host.link("h-out", "10.79.0.1/24", to: outside, "o-host", "10.79.0.2/24")
+        try host.run(["ip", "-6", "addr", "add", "fd00:79::1/64", "dev", "h-out", "nodad"])
+        try outside.run(["ip", "-6", "addr", "add", "fd00:79::2/64", "dev", "o-host", "nodad"])
+        try outside.run(["ip", "-6", "route", "add", "fd00:56::/64", "via", "fd00:79::1"])
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        _ = try await client.defineNetwork(
+            try Self.networkSpec(#"{"name": "six", "mode": "nat", "address": "10.56.0.1/24", "address6": "fd00:56::1/64"}"#))
+        let started = try await client.startNetwork("six")
+        #expect(started.spec.subnet6?.cidr == "fd00:56::/64")
+        #expect(try host.run(["ip", "-6", "addr", "show", "dev", try #require(started.spec.bridge)]).contains("fd00:56::1/64"))
+        #expect(try host.run(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).hasPrefix("1"))
+        // SLAAC: the guest's address is made from its MAC (EUI-64).
+        let guestAddress = "fd00:56::5054:ff:fe56:1"
+        let guest = try Self.guest(
+            "six", nics: [NICSpec(mode: .network, mac: MACAddress("52:54:00:56:00:01"), network: "six")],
+            run: Self.waitForIPv6("fd00:56:") + "; ping6 -c1 -W3 fd00:56::1 >/dev/null && echo HOST6-OK"
+                + "; ping6 -c1 -W3 fd00:79::2 >/dev/null && echo OUTSIDE6-OK")
+        _ = try await client.define(guest)
+        _ = try await client.perform(.start, on: "six")
+        let log = try await daemon.waitForLog("six", "BERTH-GUEST-RUN-END", timeout: 180)
+        #expect(log.contains("BERTH-GUEST-NET eth0 10.56.0."))
+        let seen = IsolationTests.runOutput(log)
+        #expect(seen.contains(guestAddress + "/64"), "\(seen)")
+        #expect(seen.contains("HOST6-OK"), "\(seen)")
+        #expect(seen.contains("OUTSIDE6-OK"), "\(seen)")
+        // IPv6 is routed, not masqueraded: the outside reaches the guest by its own address.
+        #expect(outside.attempt(["busybox", "ping", "-c1", "-W3", guestAddress]).status == 0)
+
+        _ = try await client.perform(.destroy, on: "six")
+        _ = try await client.destroyNetwork("six")
+        Self.expectNothingLeft(in: host, links: ["lo", "h-out"])
+        #expect(try host.run(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).hasPrefix("0"))
+    }
+
+    /// Docker's way: iptables-nft's `filter` table, FORWARD policy drop, Docker's own rule.
+    @Test func natGuestsGetOutThroughAForwardChainThatDropsAndItsRulesSurvive() async throws {
+        let host = try TestNamespace("host")
+        let outside = try TestNamespace("out")
+        defer {
+            host.destroy()
+            outside.destroy()
+        }
+        try host.link("h-out", "10.80.0.1/24", to: outside, "o-host", "10.80.0.2/24")
+        for tool in ["iptables", "ip6tables"] {
+            guard host.attempt([tool, "-w", "-P", "FORWARD", "DROP"]).status == 0 else {
+                Issue.record("\(tool) is missing: install it with 'apt-get install iptables' (scripts/install-host-deps).")
+                return
+            }
+            try host.run([tool, "-w", "-N", "DOCKER-USER"])
+            try host.run([tool, "-w", "-A", "FORWARD", "-j", "DOCKER-USER"])
+        }
+        let dockers = try host.run(["iptables", "-w", "-S"])
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        try Self.addressServer(in: outside, listen: "10.80.0.2:8080", directory: daemon.stateDirectory)
+        let client = daemon.client
+        _ = try await client.defineNetwork(
+            try Self.networkSpec(#"{"name": "dock", "mode": "nat", "address": "10.57.0.1/24", "address6": "fd00:57::1/64"}"#))
+        let bridge = try #require(try await client.startNetwork("dock").spec.bridge)
+        for tool in ["iptables", "ip6tables"] {
+            #expect(try host.run([tool, "-w", "-S", "FORWARD"]).contains("-i \(bridge) -m comment --comment berthnet_"))
+        }
+        _ = try await client.define(
+            try Self.guest("dock", nics: [NICSpec(mode: .network, network: "dock", ip: "10.57.0.10")], run: Self.fetch("10.80.0.2", timeout: 5)))
+        _ = try await client.perform(.start, on: "dock")
+        let log = try await daemon.waitForLog("dock", "BERTH-GUEST-RUN-END", timeout: 180)
+        #expect(IsolationTests.runOutput(log).contains("SEEN 10.80.0.1"), "\(IsolationTests.runOutput(log))")
+
+        _ = try await client.perform(.destroy, on: "dock")
+        _ = try await client.destroyNetwork("dock")
+        // Berth's rules are gone; Docker's policy, chain and rule are as they were.
+        #expect(try host.run(["iptables", "-w", "-S"]) == dockers)
+        #expect(!(try host.run(["ip6tables", "-w", "-S"])).contains("berthnet_"))
+    }
+
     @Test func theSeedsBridgedVifGetsItsAddressFromTheLANsRouterByMAC() async throws {
         let host = try TestNamespace("host")
         let router = try TestNamespace("rtr")
