@@ -224,6 +224,44 @@ import Testing
         #expect(try host.run(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).hasPrefix("0"))
     }
 
+    /// An isolated network's IPv6: guests configure themselves and reach the host, but are told
+    /// of no router. A DHCPv6 (stateful) network's dnsmasq starts with its range.
+    @Test func isolatedIPv6HasNoDefaultRouteAndDHCPv6NetworksStart() async throws {
+        let host = try TestNamespace("host")
+        defer { host.destroy() }
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        _ = try await client.defineNetwork(
+            try Self.networkSpec(#"{"name": "iso6", "mode": "isolated", "address": "10.59.0.1/24", "address6": "fd00:59::1/64"}"#))
+        _ = try await client.defineNetwork(
+            try Self.networkSpec(
+                #"{"name": "dhcp6", "mode": "routed", "address": "10.60.0.1/24", "address6": "fd00:60::1/64", "dhcp6Start": "fd00:60::100", "dhcp6End": "fd00:60::1ff"}"#
+            ))
+        _ = try await client.startNetwork("iso6")
+        let stateful = try await client.startNetwork("dhcp6")
+        #expect(stateful.dnsmasqPID != nil)
+        let config = try String(contentsOfFile: daemon.stateDirectory + "/run/networks/dhcp6/dnsmasq.conf", encoding: .utf8)
+        #expect(config.contains("dhcp-range=fd00:60::100,fd00:60::1ff,64"), "\(config)")
+        // IPv6 forwarding follows the routed network with IPv6, not the isolated one.
+        #expect(try host.run(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).hasPrefix("1"))
+        _ = try await client.destroyNetwork("dhcp6")
+        #expect(try host.run(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).hasPrefix("0"))
+
+        _ = try await client.define(
+            try Self.guest(
+                "iso6", nics: [NICSpec(mode: .network, mac: MACAddress("52:54:00:59:00:01"), network: "iso6")],
+                run: Self.waitForIPv6("fd00:59:") + "; ping6 -c1 -W3 fd00:59::1 >/dev/null && echo HOST6-OK"
+                    + "; ip -6 route | grep -q default && echo HAS-DEFAULT6 || echo NO-DEFAULT6"))
+        _ = try await client.perform(.start, on: "iso6")
+        let seen = IsolationTests.runOutput(try await daemon.waitForLog("iso6", "BERTH-GUEST-RUN-END", timeout: 180))
+        #expect(seen.contains("fd00:59::5054:ff:fe59:1/64"), "\(seen)")
+        #expect(seen.contains("HOST6-OK") && seen.contains("NO-DEFAULT6"), "\(seen)")
+        _ = try await client.perform(.destroy, on: "iso6")
+        _ = try await client.destroyNetwork("iso6")
+        Self.expectNothingLeft(in: host, links: ["lo"])
+    }
+
     /// Docker's way: iptables-nft's `filter` table, FORWARD policy drop, Docker's own rule.
     @Test func natGuestsGetOutThroughAForwardChainThatDropsAndItsRulesSurvive() async throws {
         let host = try TestNamespace("host")
