@@ -75,7 +75,9 @@ public enum Daemon {
             logger.warning("The default storage pool could not be made: \(error)")
         }
         hypervisor.autostartPools()
-        if configuration.mediaHost != nil {
+        // A media listener on every interface already serves the bridges' addresses (and would
+        // keep another listener from binding one of them).
+        if let host = configuration.mediaHost, !["", "0.0.0.0", "::"].contains(host) {
             await hypervisor.networks.serveMedia(
                 NetworkMediaServer(
                     stateDirectory: configuration.stateDirectory, port: configuration.mediaPort, idle: configuration.idleTimeout,

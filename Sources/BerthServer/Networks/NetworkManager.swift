@@ -390,17 +390,23 @@ actor NetworkManager {
             }
             try await applyFirewall()
             try updateForwarding()
-            if let host = spec.subnet?.host { try await mediaServer?.start(network: spec.name, address: host) }
+            // Without its media listener the network still carries its guests: say so, keep it.
+            var media: String?
+            do {
+                if let host = spec.subnet?.host { try await mediaServer?.start(network: spec.name, address: host) }
+            } catch {
+                media = "network '\(spec.name)': \(error)"
+            }
             let dnsmasq = dnsmasq(spec.name)
             if dnsmasq.runningPID() == nil {
                 try prepareDirectories()
                 try dnsmasq.prepare(spec, bridge: bridge)
                 _ = try await dnsmasq.start()
-                return "network '\(spec.name)': dnsmasq had died; restarted"
+                return "network '\(spec.name)': dnsmasq had died; restarted" + (media.map { "; \($0)" } ?? "")
             }
             try dnsmasq.writeHosts(spec.hosts)
             dnsmasq.reload()
-            return nil
+            return media
         } catch {
             try? catalog.setNetworkActive(spec.name, false)
             return "network '\(spec.name)' could not be adopted and is now inactive: \(error)"
