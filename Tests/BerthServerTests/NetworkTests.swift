@@ -409,6 +409,7 @@ import Testing
         try host.run(["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"])
         try host.run(["ip", "addr", "add", "10.90.0.1/24", "dev", "d0"])
         try host.run(["ip", "addr", "add", "192.168.122.7/24", "dev", "d0"])
+        try host.run(["ip", "-6", "addr", "add", "fd00:90::1/64", "dev", "d0", "nodad"])
         try host.run(["ip", "link", "set", "d0", "up"])
         let daemon = try await TestDaemon(namespace: host)
         defer { daemon.tearDown() }
@@ -428,6 +429,17 @@ import Testing
         let routed = await refusal { _ = try await client.startNetwork("clash") }
         #expect(routed?.message.contains("d0") == true && routed?.remedy != nil)
         #expect(!host.links().contains { $0.hasPrefix("virbr") })
+        // The same for IPv6: a prefix the host routes, and one another network has.
+        _ = try await client.defineNetwork(
+            try Self.networkSpec(#"{"name": "clash6", "address": "10.93.0.1/24", "address6": "fd00:90::2/64"}"#))
+        let routed6 = await refusal { _ = try await client.startNetwork("clash6") }
+        #expect(routed6?.message.contains("fd00:90::/64") == true && routed6?.message.contains("d0") == true, "\(String(describing: routed6))")
+        #expect(!host.links().contains { $0.hasPrefix("virbr") })
+        let overlap6 = await refusal {
+            _ = try await client.defineNetwork(
+                try Self.networkSpec(#"{"name": "again6", "address": "10.94.0.1/24", "address6": "fd00:90::3/64"}"#))
+        }
+        #expect(overlap6?.code == .alreadyExists && overlap6?.message.contains("'clash6'") == true)
         let outside = await refusal { _ = try await client.addReservation(try DHCPHost(parsing: "52:54:00:00:00:09,10.92.0.5"), network: "one") }
         #expect(outside?.code == .invalidArgument && outside?.remedy?.contains("10.91.0.0/24") == true)
         _ = try await client.define(try Self.guest("first", nics: [NICSpec(mode: .network, network: "one", ip: "10.91.0.20")]))
