@@ -201,6 +201,9 @@ import Testing
         #expect(started.spec.subnet6?.cidr == "fd00:56::/64")
         #expect(try host.run(["ip", "-6", "addr", "show", "dev", try #require(started.spec.bridge)]).contains("fd00:56::1/64"))
         #expect(try host.run(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).hasPrefix("1"))
+        let shown = try await BerthRun.run(["net-info", "six"], state: daemon.stateDirectory).stdout
+        #expect(shown.contains("fd00:56::1/64") && shown.contains("SLAAC"), "\(shown)")
+        #expect(try await BerthRun.run(["net-list"], state: daemon.stateDirectory).stdout.contains("10.56.0.0/24 fd00:56::/64"))
         // SLAAC: the guest's address is made from its MAC (EUI-64).
         let guestAddress = "fd00:56::5054:ff:fe56:1"
         let guest = try Self.guest(
