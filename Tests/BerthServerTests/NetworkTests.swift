@@ -438,6 +438,16 @@ import Testing
         let routed6 = await refusal { _ = try await client.startNetwork("clash6") }
         #expect(routed6?.message.contains("fd00:90::/64") == true && routed6?.message.contains("d0") == true, "\(String(describing: routed6))")
         #expect(!host.links().contains { $0.hasPrefix("virbr") })
+        // A route learned from router advertisements would be lost once IPv6 forwarding is on.
+        try host.run(["ip", "-6", "route", "add", "2001:db8:77::/64", "dev", "d0", "proto", "ra"])
+        _ = try await client.defineNetwork(
+            try Self.networkSpec(#"{"name": "fwd6", "mode": "routed", "address": "10.95.0.1/24", "address6": "fd00:95::1/64"}"#))
+        let losing = await refusal { _ = try await client.startNetwork("fwd6") }
+        #expect(losing?.message.contains("d0") == true && losing?.remedy?.contains("net.ipv6.conf.d0.accept_ra=2") == true)
+        #expect(!host.links().contains { $0.hasPrefix("virbr") })
+        try host.run(["sysctl", "-q", "-w", "net.ipv6.conf.d0.accept_ra=2"])
+        #expect(try await client.startNetwork("fwd6").active)
+        _ = try await client.destroyNetwork("fwd6")
         let overlap6 = await refusal {
             _ = try await client.defineNetwork(
                 try Self.networkSpec(#"{"name": "again6", "address": "10.94.0.1/24", "address6": "fd00:90::3/64"}"#))

@@ -82,6 +82,21 @@ enum HostLinks {
         }
     }
 
+    /// Interfaces whose IPv6 routes came from router advertisements and that would stop taking
+    /// them once IPv6 forwarding is on (`accept_ra` other than 2): the host would lose those
+    /// routes when they expire (libvirt refuses to start such a network for the same reason).
+    static func interfacesLosingRARoutes() async throws -> [String] {
+        let text = try await ip(["-j", "-6", "route", "show", "table", "all", "proto", "ra"])
+        guard let entries = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] else {
+            return []
+        }
+        let devices = Set(entries.compactMap { $0["dev"] as? String })
+        return devices.sorted().filter { device in
+            let value = (try? String(contentsOfFile: "/proc/sys/net/ipv6/conf/\(device)/accept_ra", encoding: .utf8)) ?? ""
+            return !value.hasPrefix("2")
+        }
+    }
+
     /// The kernel's forwarding switch for one address family (per network namespace).
     enum Family: String, Sendable, CaseIterable {
         case ipv4, ipv6

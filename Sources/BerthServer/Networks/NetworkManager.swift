@@ -196,6 +196,17 @@ actor NetworkManager {
                 "Subnet \(subnet.cidr) of '\(spec.name)' overlaps \(route.subnet.cidr), which this host already routes\(route.device.map { " via \($0)" } ?? "").",
                 remedy: "Redefine the network on a free subnet ('ip route show table all' lists the used ones).")
         }
+        if spec.subnet6 != nil, spec.mode == .nat || spec.mode == .routed, !HostLinks.forwarding(.ipv6) {
+            let losing = try await HostLinks.interfacesLosingRARoutes()
+            if !losing.isEmpty {
+                throw BerthError(
+                    .unavailable,
+                    "Network '\(spec.name)' needs IPv6 forwarding, which would make \(losing.joined(separator: ", ")) stop taking router advertisements: this host would lose the IPv6 routes it learned there.",
+                    remedy:
+                        "Let them keep taking advertisements with forwarding on (\(losing.map { "sysctl net.ipv6.conf.\($0).accept_ra=2" }.joined(separator: "; "))), or define the network without \"address6\"."
+                )
+            }
+        }
         if let subnet6 = spec.subnet6 {
             for route in try await HostLinks.routes6() where route.subnet.overlaps(subnet6) && route.device != bridge {
                 throw BerthError(
