@@ -349,7 +349,18 @@ private struct LibvirtReader {
             nic.mac = mac
         }
         nic.model = node.child("model")?.attributes["type"]
-        nic.ip = node.child("ip")?.attributes["address"]
+        // The NIC's IPv4 address (libvirt's `<ip address=…/>`): on a network NIC it becomes the
+        // network's reservation for the MAC. IPv6 ones are kept as notes (SLAAC or DHCPv6 decide).
+        for ip in node.all("ip") {
+            let address = ip.attributes["address"] ?? ""
+            if ip.attributes["family"] == "ipv6" || address.contains(":") {
+                keep(ip, "interface <ip address='\(address)'>", reason: "a NIC's IPv6 address comes from its network's SLAAC or DHCPv6")
+            } else if nic.ip == nil {
+                nic.ip = address
+            } else {
+                keep(ip, "interface <ip address='\(address)'>", reason: "a NIC holds one reserved IPv4 address")
+            }
+        }
         if let script, type != "ethernet", script != "vif-bridge" {
             keep(node, "interface script '\(script)'", reason: "Berth does not run Xen hotplug scripts")
         }

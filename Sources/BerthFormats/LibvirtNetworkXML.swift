@@ -10,7 +10,8 @@ import Foundation
 ///
 /// libvirt's `<forward mode='nat'/>` → `nat`, `'route'` → `routed`, `'bridge'` → `bridge`
 /// (with `<bridge name='br0'/>`), no `<forward>` → `isolated`; `<ip address netmask|prefix>`
-/// with `<dhcp><range/><host/></dhcp>`. What Berth does not carry (IPv6, `<dns>`, `<domain>`,
+/// with `<dhcp><range/><host/></dhcp>`, `<ip family='ipv6'>` with an optional DHCPv6 `<range>`.
+/// What Berth does not carry (`<dns>`, `<domain>`, DHCPv6 `<host>`s,
 /// NAT port ranges) is reported as a warning.
 public enum NetworkDocument {
     public static func parse(bytes: [UInt8], source: String = "network") throws -> (spec: NetworkSpec, warnings: [String]) {
@@ -59,7 +60,7 @@ public enum NetworkDocument {
         spec.bridge = root.child("bridge")?.attributes["name"]
         for ip in root.all("ip") {
             if ip.attributes["family"] == "ipv6" || ip.attributes["address"]?.contains(":") == true {
-                warnings.append("IPv6 (<ip family='ipv6'>) is not carried over yet; the network is IPv4 only.")
+                try readIPv6(ip, into: &spec, warnings: &warnings, bad: bad)
                 continue
             }
             guard spec.address == nil else {
@@ -99,6 +100,31 @@ public enum NetworkDocument {
         return (spec, warnings)
     }
 
+    /// `<ip family='ipv6' address='fd00::1' prefix='64'>` with an optional `<dhcp><range/>`
+    /// (libvirt's DHCPv6; without it guests use SLAAC). DHCPv6 `<host>`s are not carried.
+    static func readIPv6(
+        _ ip: XMLNode, into spec: inout NetworkSpec, warnings: inout [String], bad: (XMLNode, String, String) -> BerthError
+    ) throws {
+        guard spec.address6 == nil else {
+            warnings.append("a second IPv6 <ip> (\(ip.attributes["address"] ?? "")) is ignored.")
+            return
+        }
+        guard let text = ip.attributes["address"], let address = IPv6Address(text) else {
+            throw bad(ip, "<ip family='ipv6'> needs an IPv6 address=.", "Write <ip family='ipv6' address='fd00:100::1' prefix='64'>.")
+        }
+        let prefix = ip.attributes["prefix"].map { Int($0) } ?? 64
+        guard let prefix, (0...128).contains(prefix) else {
+            throw bad(ip, "<ip family='ipv6' address='\(text)'> has no valid prefix.", "Add prefix='64'.")
+        }
+        spec.address6 = "\(address)/\(prefix)"
+        guard let dhcp = ip.child("dhcp") else { return }
+        if let range = dhcp.child("range") {
+            spec.dhcp6Start = range.attributes["start"]
+            spec.dhcp6End = range.attributes["end"]
+        }
+        if !dhcp.all("host").isEmpty { warnings.append("DHCPv6 <host> reservations are not used by Berth.") }
+    }
+
     /// The network as libvirt network XML (what `virsh net-dumpxml` prints).
     public static func writeXML(_ spec: NetworkSpec) -> String {
         func e(_ text: String) -> String {
@@ -122,6 +148,14 @@ public enum NetworkDocument {
                 out += "      <host mac='\(host.mac)' ip='\(e(host.ip))'\(host.name.map { " name='\(e($0))'" } ?? "")/>\n"
             }
             out += "    </dhcp>\n  </ip>\n"
+        }
+        if let subnet6 = spec.subnet6 {
+            out += "  <ip family='ipv6' address='\(subnet6.host)' prefix='\(subnet6.prefix)'"
+            if let pool = spec.dhcp6Pool {
+                out += ">\n    <dhcp>\n      <range start='\(pool.lowerBound)' end='\(pool.upperBound)'/>\n    </dhcp>\n  </ip>\n"
+            } else {
+                out += "/>\n"
+            }
         }
         return out + "</network>\n"
     }

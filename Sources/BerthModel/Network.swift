@@ -30,13 +30,22 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
     /// The dynamic DHCP pool; left out, everything in the subnet after the host's address.
     public var dhcpStart: String?
     public var dhcpEnd: String?
+    /// The host's IPv6 address on the bridge with its prefix (`fd00:50::1/64`), if the network
+    /// has IPv6 (libvirt's `<ip family='ipv6'>`). Guests get router advertisements; with a
+    /// DHCPv6 range they get addresses by DHCPv6 (stateful), without one by SLAAC (a /64). IPv6
+    /// is routed, never masqueraded, also on `nat` networks (as libvirt does).
+    public var address6: String?
+    /// The DHCPv6 pool; left out, guests configure themselves (SLAAC).
+    public var dhcp6Start: String?
+    public var dhcp6End: String?
     /// Reservations MAC → IP (and host name); on read they include those made by domain NICs.
     public var hosts: [DHCPHost]
     public var autostart: Bool
 
     public init(
         name: String, uuid: UUID = UUID(), mode: Mode = .nat, bridge: String? = nil, address: String? = nil,
-        dhcpStart: String? = nil, dhcpEnd: String? = nil, hosts: [DHCPHost] = [], autostart: Bool = false
+        dhcpStart: String? = nil, dhcpEnd: String? = nil, address6: String? = nil, dhcp6Start: String? = nil,
+        dhcp6End: String? = nil, hosts: [DHCPHost] = [], autostart: Bool = false
     ) {
         self.name = name
         self.uuid = uuid
@@ -45,11 +54,16 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
         self.address = address
         self.dhcpStart = dhcpStart
         self.dhcpEnd = dhcpEnd
+        self.address6 = address6
+        self.dhcp6Start = dhcp6Start
+        self.dhcp6End = dhcp6End
         self.hosts = hosts
         self.autostart = autostart
     }
 
-    enum CodingKeys: String, CodingKey { case name, uuid, mode, bridge, address, dhcpStart, dhcpEnd, hosts, autostart }
+    enum CodingKeys: String, CodingKey {
+        case name, uuid, mode, bridge, address, dhcpStart, dhcpEnd, address6, dhcp6Start, dhcp6End, hosts, autostart
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -60,6 +74,9 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
         address = try c.decodeIfPresent(String.self, forKey: .address)
         dhcpStart = try c.decodeIfPresent(String.self, forKey: .dhcpStart)
         dhcpEnd = try c.decodeIfPresent(String.self, forKey: .dhcpEnd)
+        address6 = try c.decodeIfPresent(String.self, forKey: .address6)
+        dhcp6Start = try c.decodeIfPresent(String.self, forKey: .dhcp6Start)
+        dhcp6End = try c.decodeIfPresent(String.self, forKey: .dhcp6End)
         hosts = try c.decodeIfPresent([DHCPHost].self, forKey: .hosts) ?? []
         autostart = try c.decodeIfPresent(Bool.self, forKey: .autostart) ?? false
     }
@@ -69,6 +86,16 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
 
     /// The host address and subnet, parsed; nil in `bridge` mode.
     public var subnet: IPv4Subnet? { address.flatMap(IPv4Subnet.init) }
+
+    /// The host's IPv6 address and prefix, parsed; nil without IPv6.
+    public var subnet6: IPv6Subnet? { address6.flatMap(IPv6Subnet.init) }
+
+    /// The DHCPv6 pool, when one is given (both ends); nil means SLAAC.
+    public var dhcp6Pool: ClosedRange<IPv6Address>? {
+        guard let start = dhcp6Start.flatMap(IPv6Address.init), let end = dhcp6End.flatMap(IPv6Address.init), start <= end
+        else { return nil }
+        return start...end
+    }
 
     /// The DHCP pool, defaults applied: left out, the larger side of the subnet around the
     /// host's address (after it for `.1`, before it for `.254`).
@@ -115,10 +142,10 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
                     .invalidArgument, "A bridge-mode network needs the host bridge to attach guests to.",
                     remedy: "Add \"bridge\": \"br0\" (an existing bridge; 'ip link show type bridge' lists them).")
             }
-            if address != nil || !hosts.isEmpty {
+            if address != nil || address6 != nil || !hosts.isEmpty {
                 throw BerthError(
                     .invalidArgument, "Network '\(name)' is in bridge mode, where the LAN's router hands out addresses.",
-                    remedy: "Remove \"address\" and \"hosts\", and make the reservations on the LAN's DHCP server.")
+                    remedy: "Remove \"address\", \"address6\" and \"hosts\", and make the reservations on the LAN's DHCP server.")
             }
             return
         }
@@ -150,6 +177,7 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
                 .invalidArgument, "The DHCP pool of '\(name)' is empty (dhcpStart is after dhcpEnd).",
                 remedy: "Swap dhcpStart and dhcpEnd.")
         }
+        try validateIPv6()
         var macs = Set<MACAddress>()
         var ips = Set<IPv4Address>()
         for host in hosts {
@@ -163,6 +191,48 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
                 throw BerthError(
                     .alreadyExists, "\(host.ip) is reserved twice on '\(name)'.", remedy: "Give each MAC its own address.")
             }
+        }
+    }
+}
+
+extension NetworkSpec {
+    /// The IPv6 part: a global or unique-local host address; SLAAC needs a /64, a DHCPv6 pool
+    /// both ends inside the prefix.
+    func validateIPv6() throws {
+        guard let address6 else {
+            if dhcp6Start != nil || dhcp6End != nil {
+                throw BerthError(
+                    .invalidArgument, "Network '\(name)' has a DHCPv6 range but no IPv6 address.",
+                    remedy: "Add \"address6\": \"fd00:100::1/64\", or remove dhcp6Start and dhcp6End.")
+            }
+            return
+        }
+        guard let subnet6 = IPv6Subnet(address6), (8...126).contains(subnet6.prefix), subnet6.host != subnet6.network,
+            subnet6.host.high >> 61 == 1 || subnet6.host.high >> 57 == 0x7e
+        else {
+            throw BerthError(
+                .invalidArgument, "'\(address6)' cannot be the host's IPv6 address on a network.",
+                remedy: "Give a global or unique-local host address with its prefix, such as fd00:100::1/64.")
+        }
+        guard dhcp6Start != nil || dhcp6End != nil else {
+            guard subnet6.prefix == 64 else {
+                throw BerthError(
+                    .invalidArgument, "IPv6 guests configure themselves (SLAAC) only on a /64, and \(address6) is not one.",
+                    remedy: "Use a /64, or give a DHCPv6 range (dhcp6Start and dhcp6End).")
+            }
+            return
+        }
+        for (field, value) in [("dhcp6Start", dhcp6Start), ("dhcp6End", dhcp6End)] {
+            guard let value, let ip = IPv6Address(value), subnet6.contains(ip), ip != subnet6.host else {
+                throw BerthError(
+                    .invalidArgument, "\(field) '\(value ?? "")' is not an address inside \(subnet6.cidr).",
+                    remedy: "Give both dhcp6Start and dhcp6End inside \(subnet6.cidr), other than the host's \(subnet6.host).")
+            }
+        }
+        guard dhcp6Pool != nil else {
+            throw BerthError(
+                .invalidArgument, "The DHCPv6 pool of '\(name)' is empty (dhcp6Start is after dhcp6End).",
+                remedy: "Swap dhcp6Start and dhcp6End.")
         }
     }
 }

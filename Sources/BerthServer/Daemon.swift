@@ -75,6 +75,14 @@ public enum Daemon {
             logger.warning("The default storage pool could not be made: \(error)")
         }
         hypervisor.autostartPools()
+        // A media listener on every interface already serves the bridges' addresses (and would
+        // keep another listener from binding one of them).
+        if let host = configuration.mediaHost, !["", "0.0.0.0", "::"].contains(host) {
+            await hypervisor.networks.serveMedia(
+                NetworkMediaServer(
+                    stateDirectory: configuration.stateDirectory, port: configuration.mediaPort, idle: configuration.idleTimeout,
+                    logger: logger))
+        }
         // Networks before guests: re-attached guests keep their bridges, autostart guests find theirs.
         for message in await hypervisor.networks.recover() { logger.warning("\(message)") }
         await hypervisor.recoverAll()

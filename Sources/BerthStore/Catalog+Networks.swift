@@ -49,6 +49,15 @@ extension Catalog {
                         remedy: "Choose a subnet no other network uses ('berth net-list --all' shows them).")
                 }
             }
+            if let subnet6 = spec.subnet6 {
+                for other in try Self.networkRows(db) {
+                    guard let theirs = other.spec.subnet6, theirs.overlaps(subnet6) else { continue }
+                    throw BerthError(
+                        .alreadyExists,
+                        "IPv6 prefix \(subnet6.cidr) of '\(spec.name)' overlaps \(theirs.cidr) of network '\(other.spec.name)'.",
+                        remedy: "Choose a prefix no other network uses ('berth net-list --all' shows them).")
+                }
+            }
             var stored = spec
             stored.hosts = []
             let now = Date()

@@ -123,6 +123,20 @@ import Testing
         try XenAcceptanceTests.expectRoundTrips(spec)
     }
 
+    /// A network NIC's `<ip>` is its reserved IPv4 address; an IPv6 `<ip>` stays a note.
+    @Test func aNetworkInterfacesIPIsItsReservation() throws {
+        let xml = """
+            <domain type='qemu'><name>r</name><os><type>hvm</type></os><devices>
+              <interface type='network'><source network='lan'/><mac address='52:54:00:aa:00:05'/>
+                <ip address='fd00:50::5' family='ipv6' prefix='64'/><ip address='10.50.0.5' family='ipv4' prefix='24'/></interface>
+            </devices></domain>
+            """
+        let spec = try LibvirtXML.read(xml).spec
+        #expect(spec.nics == [NICSpec(mode: .network, mac: MACAddress("52:54:00:aa:00:05"), network: "lan", ip: "10.50.0.5")])
+        #expect(spec.notes.contains { $0.contains("fd00:50::5") })
+        try XenAcceptanceTests.expectRoundTrips(spec)
+    }
+
     @Test func escapingSurvives() throws {
         let spec = DomainSpec(
             name: "esc", kernel: "/k/<&>'\"", cmdline: "a=\"b\" c='d' <e> & f\ttab",

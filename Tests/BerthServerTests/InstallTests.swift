@@ -186,6 +186,49 @@ import Testing
         _ = try await daemon.client.perform(.destroy, on: "bg")
     }
 
+    /// A NIC on a Berth network: the installer fetches its kickstart from the media listener on
+    /// the network's bridge address, which only that bridge's guests and the host reach.
+    @Test func installOnABerthNetworkFetchesMediaFromTheBridgeAddress() async throws {
+        try InstallFixture.require()
+        let host = try TestNamespace("host")
+        let outside = try TestNamespace("out")
+        defer {
+            host.destroy()
+            outside.destroy()
+        }
+        try host.link("h-out", "10.81.0.1/24", to: outside, "o-host", "10.81.0.2/24")
+        try outside.run(["ip", "route", "add", "10.58.0.0/24", "via", "10.81.0.1"])
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        let state = daemon.stateDirectory
+        #expect(try await BerthRun.run(["media", "add", "centos6", InstallFixture.tree], state: state).status == 0)
+        _ = try await daemon.client.defineNetwork(
+            try JSONDecoder().decode(NetworkSpec.self, from: Data(#"{"name": "inst", "mode": "nat", "address": "10.58.0.1/24"}"#.utf8)))
+        _ = try await daemon.client.startNetwork("inst")
+
+        let base = "http://127.0.0.1:\(daemon.mediaPort)"
+        let line =
+            Self.seedLine(
+                name: "netinst", disk: "path=\(state)/netinst.img,size=1", location: "\(base)/install/centos6/",
+                ks: InstallFixture.kickstart("a.ks"), mac: "52:54:00:58:00:10") + ["--network", "network=inst"]
+        let run = try await BerthRun.run(line, state: state)
+        #expect(run.status == 0, "stderr:\n\(run.stderr)")
+        #expect(run.stderr.contains(#/ks=: .*a\.ks -> http://10\.58\.0\.1:\d+/kickstarts/netinst-[0-9a-f]{32}\.ks/#), "\(run.stderr)")
+        #expect(run.stderr.contains("on network 'inst'"), "\(run.stderr)")
+        let installLog = try await daemon.log("netinst")
+        #expect(installLog.contains("BERTH-INSTALLER-START ks=http://10.58.0.1:\(daemon.mediaPort)/kickstarts/netinst-"))
+        #expect(installLog.contains("BERTH-INSTALLER-DONE marker=INSTALLED-alpha"), "\(installLog.suffix(2000))")
+        #expect(try await daemon.client.info("netinst").spec.nics.first?.network == "inst")
+
+        // The bridge address's media listener answers the host, not a machine outside.
+        let get = "printf 'GET /install/centos6/.treeinfo HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 10.58.0.1 \(daemon.mediaPort)"
+        #expect(host.attempt(["sh", "-c", get]).output.contains("200 OK"))
+        #expect(!outside.attempt(["sh", "-c", get]).output.contains("200"))
+        _ = try await daemon.client.perform(.destroy, on: "netinst")
+        _ = try await daemon.client.destroyNetwork("inst")
+        NetworkTests.expectNothingLeft(in: host, links: ["lo", "h-out"])
+    }
+
     @Test func installFromISOFile() async throws {
         let (daemon, base) = try await Self.setUp()
         defer { daemon.tearDown() }

@@ -174,6 +174,138 @@ import Testing
         Self.expectNothingLeft(in: host, links: ["lo", "h-out"])
     }
 
+    /// Waits inside the guest until `eth0` holds a usable (not tentative) address in `prefix`,
+    /// then prints it.
+    static func waitForIPv6(_ prefix: String) -> String {
+        "i=0; while [ $i -lt 60 ] && ! ip -6 -o addr show dev eth0 | grep \(prefix) | grep -qv tentative; do sleep 1; i=$((i+1)); done"
+            + "; ip -6 -o addr show dev eth0 | grep \(prefix)"
+    }
+
+    @Test func ipv6GuestsConfigureThemselvesReachTheHostAndAreRoutedNotMasqueraded() async throws {
+        let host = try TestNamespace("host")
+        let outside = try TestNamespace("out")
+        defer {
+            host.destroy()
+            outside.destroy()
+        }
+        try host.link("h-out", "10.79.0.1/24", to: outside, "o-host", "10.79.0.2/24")
+        try host.run(["ip", "-6", "addr", "add", "fd00:79::1/64", "dev", "h-out", "nodad"])
+        try outside.run(["ip", "-6", "addr", "add", "fd00:79::2/64", "dev", "o-host", "nodad"])
+        try outside.run(["ip", "-6", "route", "add", "fd00:56::/64", "via", "fd00:79::1"])
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        _ = try await client.defineNetwork(
+            try Self.networkSpec(#"{"name": "six", "mode": "nat", "address": "10.56.0.1/24", "address6": "fd00:56::1/64"}"#))
+        let started = try await client.startNetwork("six")
+        #expect(started.spec.subnet6?.cidr == "fd00:56::/64")
+        #expect(try host.run(["ip", "-6", "addr", "show", "dev", try #require(started.spec.bridge)]).contains("fd00:56::1/64"))
+        #expect(try host.run(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).hasPrefix("1"))
+        let shown = try await BerthRun.run(["net-info", "six"], state: daemon.stateDirectory).stdout
+        #expect(shown.contains("fd00:56::1/64") && shown.contains("SLAAC"), "\(shown)")
+        #expect(try await BerthRun.run(["net-list"], state: daemon.stateDirectory).stdout.contains("10.56.0.0/24 fd00:56::/64"))
+        // SLAAC: the guest's address is made from its MAC (EUI-64).
+        let guestAddress = "fd00:56::5054:ff:fe56:1"
+        let guest = try Self.guest(
+            "six", nics: [NICSpec(mode: .network, mac: MACAddress("52:54:00:56:00:01"), network: "six")],
+            run: Self.waitForIPv6("fd00:56:") + "; ping6 -c1 -W3 fd00:56::1 >/dev/null && echo HOST6-OK"
+                + "; ping6 -c1 -W3 fd00:79::2 >/dev/null && echo OUTSIDE6-OK")
+        _ = try await client.define(guest)
+        _ = try await client.perform(.start, on: "six")
+        let log = try await daemon.waitForLog("six", "BERTH-GUEST-RUN-END", timeout: 180)
+        #expect(log.contains("BERTH-GUEST-NET eth0 10.56.0."))
+        let seen = IsolationTests.runOutput(log)
+        #expect(seen.contains(guestAddress + "/64"), "\(seen)")
+        #expect(seen.contains("HOST6-OK"), "\(seen)")
+        #expect(seen.contains("OUTSIDE6-OK"), "\(seen)")
+        // IPv6 is routed, not masqueraded: the outside reaches the guest by its own address.
+        #expect(outside.attempt(["busybox", "ping", "-c1", "-W3", guestAddress]).status == 0)
+
+        _ = try await client.perform(.destroy, on: "six")
+        _ = try await client.destroyNetwork("six")
+        Self.expectNothingLeft(in: host, links: ["lo", "h-out"])
+        #expect(try host.run(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).hasPrefix("0"))
+    }
+
+    /// An isolated network's IPv6: guests configure themselves and reach the host, but are told
+    /// of no router. A DHCPv6 (stateful) network's dnsmasq starts with its range.
+    @Test func isolatedIPv6HasNoDefaultRouteAndDHCPv6NetworksStart() async throws {
+        let host = try TestNamespace("host")
+        defer { host.destroy() }
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        _ = try await client.defineNetwork(
+            try Self.networkSpec(#"{"name": "iso6", "mode": "isolated", "address": "10.59.0.1/24", "address6": "fd00:59::1/64"}"#))
+        _ = try await client.defineNetwork(
+            try Self.networkSpec(
+                #"{"name": "dhcp6", "mode": "routed", "address": "10.60.0.1/24", "address6": "fd00:60::1/64", "dhcp6Start": "fd00:60::100", "dhcp6End": "fd00:60::1ff"}"#
+            ))
+        _ = try await client.startNetwork("iso6")
+        let stateful = try await client.startNetwork("dhcp6")
+        #expect(stateful.dnsmasqPID != nil)
+        let config = try String(contentsOfFile: daemon.stateDirectory + "/run/networks/dhcp6/dnsmasq.conf", encoding: .utf8)
+        #expect(config.contains("dhcp-range=fd00:60::100,fd00:60::1ff,64"), "\(config)")
+        // IPv6 forwarding follows the routed network with IPv6, not the isolated one.
+        #expect(try host.run(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).hasPrefix("1"))
+        _ = try await client.destroyNetwork("dhcp6")
+        #expect(try host.run(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).hasPrefix("0"))
+
+        _ = try await client.define(
+            try Self.guest(
+                "iso6", nics: [NICSpec(mode: .network, mac: MACAddress("52:54:00:59:00:01"), network: "iso6")],
+                run: Self.waitForIPv6("fd00:59:") + "; ping6 -c1 -W3 fd00:59::1 >/dev/null && echo HOST6-OK"
+                    + "; ip -6 route | grep -q default && echo HAS-DEFAULT6 || echo NO-DEFAULT6"))
+        _ = try await client.perform(.start, on: "iso6")
+        let seen = IsolationTests.runOutput(try await daemon.waitForLog("iso6", "BERTH-GUEST-RUN-END", timeout: 180))
+        #expect(seen.contains("fd00:59::5054:ff:fe59:1/64"), "\(seen)")
+        #expect(seen.contains("HOST6-OK") && seen.contains("NO-DEFAULT6"), "\(seen)")
+        _ = try await client.perform(.destroy, on: "iso6")
+        _ = try await client.destroyNetwork("iso6")
+        Self.expectNothingLeft(in: host, links: ["lo"])
+    }
+
+    /// Docker's way: iptables-nft's `filter` table, FORWARD policy drop, Docker's own rule.
+    @Test func natGuestsGetOutThroughAForwardChainThatDropsAndItsRulesSurvive() async throws {
+        let host = try TestNamespace("host")
+        let outside = try TestNamespace("out")
+        defer {
+            host.destroy()
+            outside.destroy()
+        }
+        try host.link("h-out", "10.80.0.1/24", to: outside, "o-host", "10.80.0.2/24")
+        for tool in ["iptables", "ip6tables"] {
+            guard host.attempt([tool, "-w", "-P", "FORWARD", "DROP"]).status == 0 else {
+                Issue.record("\(tool) is missing: install it with 'apt-get install iptables' (scripts/install-host-deps).")
+                return
+            }
+            try host.run([tool, "-w", "-N", "DOCKER-USER"])
+            try host.run([tool, "-w", "-A", "FORWARD", "-j", "DOCKER-USER"])
+        }
+        let dockers = try host.run(["iptables", "-w", "-S"])
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        try Self.addressServer(in: outside, listen: "10.80.0.2:8080", directory: daemon.stateDirectory)
+        let client = daemon.client
+        _ = try await client.defineNetwork(
+            try Self.networkSpec(#"{"name": "dock", "mode": "nat", "address": "10.57.0.1/24", "address6": "fd00:57::1/64"}"#))
+        let bridge = try #require(try await client.startNetwork("dock").spec.bridge)
+        for tool in ["iptables", "ip6tables"] {
+            #expect(try host.run([tool, "-w", "-S", "FORWARD"]).contains("-i \(bridge) -m comment --comment berthnet_"))
+        }
+        _ = try await client.define(
+            try Self.guest("dock", nics: [NICSpec(mode: .network, network: "dock", ip: "10.57.0.10")], run: Self.fetch("10.80.0.2", timeout: 5)))
+        _ = try await client.perform(.start, on: "dock")
+        let log = try await daemon.waitForLog("dock", "BERTH-GUEST-RUN-END", timeout: 180)
+        #expect(IsolationTests.runOutput(log).contains("SEEN 10.80.0.1"), "\(IsolationTests.runOutput(log))")
+
+        _ = try await client.perform(.destroy, on: "dock")
+        _ = try await client.destroyNetwork("dock")
+        // Berth's rules are gone; Docker's policy, chain and rule are as they were.
+        #expect(try host.run(["iptables", "-w", "-S"]) == dockers)
+        #expect(!(try host.run(["ip6tables", "-w", "-S"])).contains("berthnet_"))
+    }
+
     @Test func theSeedsBridgedVifGetsItsAddressFromTheLANsRouterByMAC() async throws {
         let host = try TestNamespace("host")
         let router = try TestNamespace("rtr")
@@ -280,6 +412,7 @@ import Testing
         try host.run(["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"])
         try host.run(["ip", "addr", "add", "10.90.0.1/24", "dev", "d0"])
         try host.run(["ip", "addr", "add", "192.168.122.7/24", "dev", "d0"])
+        try host.run(["ip", "-6", "addr", "add", "fd00:90::1/64", "dev", "d0", "nodad"])
         try host.run(["ip", "link", "set", "d0", "up"])
         let daemon = try await TestDaemon(namespace: host)
         defer { daemon.tearDown() }
@@ -299,6 +432,27 @@ import Testing
         let routed = await refusal { _ = try await client.startNetwork("clash") }
         #expect(routed?.message.contains("d0") == true && routed?.remedy != nil)
         #expect(!host.links().contains { $0.hasPrefix("virbr") })
+        // The same for IPv6: a prefix the host routes, and one another network has.
+        _ = try await client.defineNetwork(
+            try Self.networkSpec(#"{"name": "clash6", "address": "10.93.0.1/24", "address6": "fd00:90::2/64"}"#))
+        let routed6 = await refusal { _ = try await client.startNetwork("clash6") }
+        #expect(routed6?.message.contains("fd00:90::/64") == true && routed6?.message.contains("d0") == true, "\(String(describing: routed6))")
+        #expect(!host.links().contains { $0.hasPrefix("virbr") })
+        // A route learned from router advertisements would be lost once IPv6 forwarding is on.
+        try host.run(["ip", "-6", "route", "add", "2001:db8:77::/64", "dev", "d0", "proto", "ra"])
+        _ = try await client.defineNetwork(
+            try Self.networkSpec(#"{"name": "fwd6", "mode": "routed", "address": "10.95.0.1/24", "address6": "fd00:95::1/64"}"#))
+        let losing = await refusal { _ = try await client.startNetwork("fwd6") }
+        #expect(losing?.message.contains("d0") == true && losing?.remedy?.contains("net.ipv6.conf.d0.accept_ra=2") == true)
+        #expect(!host.links().contains { $0.hasPrefix("virbr") })
+        try host.run(["sysctl", "-q", "-w", "net.ipv6.conf.d0.accept_ra=2"])
+        #expect(try await client.startNetwork("fwd6").active)
+        _ = try await client.destroyNetwork("fwd6")
+        let overlap6 = await refusal {
+            _ = try await client.defineNetwork(
+                try Self.networkSpec(#"{"name": "again6", "address": "10.94.0.1/24", "address6": "fd00:90::3/64"}"#))
+        }
+        #expect(overlap6?.code == .alreadyExists && overlap6?.message.contains("'clash6'") == true)
         let outside = await refusal { _ = try await client.addReservation(try DHCPHost(parsing: "52:54:00:00:00:09,10.92.0.5"), network: "one") }
         #expect(outside?.code == .invalidArgument && outside?.remedy?.contains("10.91.0.0/24") == true)
         _ = try await client.define(try Self.guest("first", nics: [NICSpec(mode: .network, network: "one", ip: "10.91.0.20")]))

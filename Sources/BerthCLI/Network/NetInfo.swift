@@ -19,6 +19,10 @@ struct NetInfo: AsyncParsableCommand {
         ]
         if let subnet = spec.subnet { lines.append(("Address", subnet.description)) }
         if let pool = spec.dhcpPool { lines.append(("DHCP pool", "\(pool.lowerBound) – \(pool.upperBound)")) }
+        if let subnet6 = spec.subnet6 {
+            lines.append(("IPv6 address", subnet6.description))
+            lines.append(("IPv6 config", spec.dhcp6Pool.map { "DHCPv6 \($0.lowerBound) – \($0.upperBound)" } ?? "SLAAC"))
+        }
         lines.append(("Reservations", String(spec.hosts.count)))
         if let pid = info.dnsmasqPID { lines.append(("dnsmasq", "pid \(pid)")) }
         lines.append(("Guests", info.domains.isEmpty ? "-" : info.domains.joined(separator: ", ")))

@@ -20,7 +20,8 @@ struct NetList: AsyncParsableCommand {
             print(
                 " " + pad(network.spec.name, width) + pad(network.active ? "active" : "inactive", 10)
                     + pad(network.spec.autostart ? "yes" : "no", 11) + pad(network.spec.mode.rawValue, 10)
-                    + pad(network.spec.bridge ?? "", 12) + (network.spec.subnet?.cidr ?? "-"))
+                    + pad(network.spec.bridge ?? "", 12) + (network.spec.subnet?.cidr ?? "-")
+                    + (network.spec.subnet6.map { " " + $0.cidr } ?? ""))
         }
     }
 }

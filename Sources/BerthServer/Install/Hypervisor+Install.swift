@@ -271,16 +271,31 @@ private struct InstallRun {
     func debug(_ text: String) { note(OperationMessage(text, level: .debug)) }
     func warn(_ text: String) { note(OperationMessage(text, level: .warning)) }
 
-    var usesUserNetworking: Bool { plan.domain.nics.isEmpty || plan.domain.nics.contains { $0.mode == .user } }
+    /// The host as the installer reaches it through its first NIC that can: 10.0.2.2 under
+    /// user-mode networking, the host's address on the bridge of a Berth network (where berthd
+    /// serves media while the network runs); nil for a NIC on a host bridge (the LAN's own
+    /// servers must then hold the media).
+    var guestHost: (address: String, via: String)? {
+        if plan.domain.nics.isEmpty { return (Hypervisor.guestHostAddress, "user-mode networking") }
+        for nic in plan.domain.nics {
+            if nic.mode == .user { return (Hypervisor.guestHostAddress, "user-mode networking") }
+            let routed = nic.mode == .route ? nic.ip.flatMap { try? hypervisor.catalog.routedNetwork(containing: $0) } : nil
+            guard let network = NetworkManager.networkName(of: nic) ?? routed,
+                let host = (try? hypervisor.catalog.network(named: network))?.spec.subnet?.host
+            else { continue }
+            return (host.description, "network '\(network)'")
+        }
+        return nil
+    }
 
-    /// A URL naming this host, as a user-mode networking guest reaches it (10.0.2.2).
+    /// A URL naming this host, as the installer reaches it (`guestHost`).
     func guestURL(_ url: String, what: String) -> String {
-        guard usesUserNetworking, var components = URLComponents(string: url), let host = components.host?.lowercased(),
+        guard let guestHost, var components = URLComponents(string: url), let host = components.host?.lowercased(),
             Self.localNames.contains(host)
         else { return url }
-        components.host = Hypervisor.guestHostAddress
+        components.host = guestHost.address
         guard let rewritten = components.string, rewritten != url else { return url }
-        say("\(what): \(url) -> \(rewritten) (this host as the guest sees it under user-mode networking)")
+        say("\(what): \(url) -> \(rewritten) (this host as the guest sees it on \(guestHost.via))")
         return rewritten
     }
 
@@ -683,7 +698,7 @@ private struct InstallRun {
             throw BerthError(.unavailable, "Cannot write the kickstart to \(path).", remedy: "Check the state directory's permissions.")
         }
         published = path
-        return "http://\(Hypervisor.guestHostAddress):\(mediaPort)/kickstarts/\(file)"
+        return "http://\(guestHost?.address ?? Hypervisor.guestHostAddress):\(mediaPort)/kickstarts/\(file)"
     }
 
     static func kickstartText(_ input: InstallPlan.KickstartInput) async throws -> String {

@@ -45,7 +45,22 @@ struct Dnsmasq: Sendable {
             user=nobody
             group=nogroup
             \(spec.mode == .isolated ? "# No router: an isolated network is no way out (libvirt does the same).\ndhcp-option=3\n" : "")
-            """
+            """ + ipv6Configuration(spec, bridge: bridge)
+    }
+
+    /// Router advertisements, and DHCPv6 when the network has a pool (libvirt's dnsmasq lines:
+    /// a stateful `dhcp-range`, or `ra-only` so guests configure themselves by SLAAC). An
+    /// isolated network advertises no default route.
+    static func ipv6Configuration(_ spec: NetworkSpec, bridge: String) -> String {
+        guard let subnet6 = spec.subnet6 else { return "" }
+        var lines = ["enable-ra"]
+        if let pool = spec.dhcp6Pool {
+            lines.append("dhcp-range=\(pool.lowerBound),\(pool.upperBound),\(subnet6.prefix)")
+        } else {
+            lines.append("dhcp-range=\(subnet6.network),ra-only,\(subnet6.prefix)")
+        }
+        if spec.mode == .isolated { lines.append("ra-param=\(bridge),60,0") }
+        return lines.map { $0 + "\n" }.joined()
     }
 
     /// dnsmasq's `dhcp-hostsfile` lines: `MAC,IP[,NAME]`.

@@ -67,21 +67,70 @@ enum HostLinks {
         }
     }
 
-    /// `/proc/sys/net/ipv4/ip_forward` (per network namespace).
-    static var ipForwarding: Bool {
-        get { (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8))?.hasPrefix("1") == true }
+    /// IPv6 prefixes the host already routes (every table, not link-local or multicast).
+    static func routes6() async throws -> [(subnet: IPv6Subnet, device: String?)] {
+        let text = try await ip(["-j", "-6", "route", "show", "table", "all"])
+        guard let entries = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] else {
+            return []
+        }
+        return entries.compactMap { entry in
+            guard let dst = entry["dst"] as? String, dst != "default", entry["type"] as? String != "local",
+                entry["type"] as? String != "multicast", let subnet = IPv6Subnet(dst.contains("/") ? dst : dst + "/128"),
+                !IPv6Subnet(host: IPv6Address(high: 0xfe80 << 48, low: 0), prefix: 10).overlaps(subnet)
+            else { return nil }
+            return (subnet, entry["dev"] as? String)
+        }
     }
 
-    static func setIPForwarding(_ on: Bool) throws {
-        let fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC)
+    /// Interfaces whose IPv6 routes came from router advertisements and that would stop taking
+    /// them once IPv6 forwarding is on (`accept_ra` other than 2): the host would lose those
+    /// routes when they expire (libvirt refuses to start such a network for the same reason).
+    static func interfacesLosingRARoutes() async throws -> [String] {
+        let text = try await ip(["-j", "-6", "route", "show", "table", "all", "proto", "ra"])
+        guard let entries = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] else {
+            return []
+        }
+        let devices = Set(entries.compactMap { $0["dev"] as? String })
+        return devices.sorted().filter { device in
+            let value = (try? String(contentsOfFile: "/proc/sys/net/ipv6/conf/\(device)/accept_ra", encoding: .utf8)) ?? ""
+            return !value.hasPrefix("2")
+        }
+    }
+
+    /// The kernel's forwarding switch for one address family (per network namespace).
+    enum Family: String, Sendable, CaseIterable {
+        case ipv4, ipv6
+        var forwardingPath: String {
+            self == .ipv4 ? "/proc/sys/net/ipv4/ip_forward" : "/proc/sys/net/ipv6/conf/all/forwarding"
+        }
+    }
+
+    static func forwarding(_ family: Family) -> Bool {
+        (try? String(contentsOfFile: family.forwardingPath, encoding: .utf8))?.hasPrefix("1") == true
+    }
+
+    static func setForwarding(_ family: Family, _ on: Bool) throws {
+        try writeSysctl(family.forwardingPath, on ? "1" : "0")
+    }
+
+    /// A Berth bridge with IPv6 is a router, not a host: it takes no router advertisements and
+    /// configures no address of its own (as libvirt sets it).
+    static func makeIPv6Router(_ bridge: String) throws {
+        for (key, value) in [("disable_ipv6", "0"), ("accept_ra", "0"), ("autoconf", "0")] {
+            try writeSysctl("/proc/sys/net/ipv6/conf/\(bridge)/\(key)", value)
+        }
+    }
+
+    static func writeSysctl(_ path: String, _ value: String) throws {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw BerthError(
-                .unavailable, "Cannot turn IP forwarding \(on ? "on" : "off"): \(String(cString: strerror(errno))).",
-                remedy: "berthd must run as root to route or NAT guests.")
+                .unavailable, "Cannot write \(path): \(String(cString: strerror(errno))).",
+                remedy: "berthd must run as root to route or NAT guests (and the kernel needs IPv6 for address6).")
         }
         defer { close(fd) }
-        let byte: [UInt8] = [on ? 0x31 : 0x30, 0x0A]
-        _ = write(fd, byte, 2)
+        let bytes = Array((value + "\n").utf8)
+        _ = write(fd, bytes, bytes.count)
     }
 }
 

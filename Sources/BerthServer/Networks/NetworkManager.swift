@@ -18,17 +18,26 @@ actor NetworkManager {
     let catalog: Catalog
     nonisolated let directory: String
     let firewall: NetworkFirewall
+    let forwardChain: ForwardChainCompatibility
     let privileged: Bool
+    /// Install media on each running network's bridge address (nil: berthd serves no media).
+    private(set) var mediaServer: NetworkMediaServer?
 
     init(catalog: Catalog, runtimeDirectory: String, guestIDBlock: UInt32?, mediaPorts: [Int], privileged: Bool) {
         self.catalog = catalog
         self.directory = runtimeDirectory + "/networks"
         self.firewall = NetworkFirewall(guestIDBlock: guestIDBlock, mediaPorts: mediaPorts)
+        self.forwardChain = ForwardChainCompatibility(table: firewall.table)
         self.privileged = privileged
     }
 
+    /// Set once by the daemon before `recover`.
+    func serveMedia(_ server: NetworkMediaServer) { mediaServer = server }
+
     nonisolated func dnsmasq(_ name: String) -> Dnsmasq { Dnsmasq(directory: directory + "/" + name) }
-    nonisolated var forwardingMarker: String { directory + "/ip_forward.enabled-by-berthd" }
+    nonisolated func forwardingMarker(_ family: HostLinks.Family) -> String {
+        directory + (family == .ipv4 ? "/ip_forward.enabled-by-berthd" : "/ipv6_forwarding.enabled-by-berthd")
+    }
 
     // MARK: - Definitions
 
@@ -187,12 +196,36 @@ actor NetworkManager {
                 "Subnet \(subnet.cidr) of '\(spec.name)' overlaps \(route.subnet.cidr), which this host already routes\(route.device.map { " via \($0)" } ?? "").",
                 remedy: "Redefine the network on a free subnet ('ip route show table all' lists the used ones).")
         }
+        if spec.subnet6 != nil, spec.mode == .nat || spec.mode == .routed, !HostLinks.forwarding(.ipv6) {
+            let losing = try await HostLinks.interfacesLosingRARoutes()
+            if !losing.isEmpty {
+                throw BerthError(
+                    .unavailable,
+                    "Network '\(spec.name)' needs IPv6 forwarding, which would make \(losing.joined(separator: ", ")) stop taking router advertisements: this host would lose the IPv6 routes it learned there.",
+                    remedy:
+                        "Let them keep taking advertisements with forwarding on (\(losing.map { "sysctl net.ipv6.conf.\($0).accept_ra=2" }.joined(separator: "; "))), or define the network without \"address6\"."
+                )
+            }
+        }
+        if let subnet6 = spec.subnet6 {
+            for route in try await HostLinks.routes6() where route.subnet.overlaps(subnet6) && route.device != bridge {
+                throw BerthError(
+                    .alreadyExists,
+                    "IPv6 prefix \(subnet6.cidr) of '\(spec.name)' overlaps \(route.subnet.cidr), which this host already routes\(route.device.map { " via \($0)" } ?? "").",
+                    remedy: "Redefine the network on a free prefix ('ip -6 route show table all' lists the used ones).")
+            }
+        }
         do {
             try await HostLinks.ip([
                 "link", "add", bridge, "address", Self.bridgeMAC(spec.uuid).description, "type", "bridge", "stp_state", "0",
                 "forward_delay", "0",
             ])
             try await HostLinks.ip(["addr", "add", subnet.description, "dev", bridge])
+            if let subnet6 = spec.subnet6 {
+                try HostLinks.makeIPv6Router(bridge)
+                // nodad: the address is the network's own; dnsmasq binds it at once.
+                try await HostLinks.ip(["-6", "addr", "add", subnet6.description, "dev", bridge, "nodad"])
+            }
             try await HostLinks.ip(["link", "set", "dev", bridge, "up"])
             try await applyFirewall(including: spec)
             try updateForwarding(including: spec)
@@ -200,6 +233,7 @@ actor NetworkManager {
             try prepareDirectories()
             try dnsmasq.prepare(spec, bridge: bridge)
             _ = try await dnsmasq.start()
+            try await mediaServer?.start(network: spec.name, address: subnet.host)
         } catch {
             _ = try? await tearDown(spec)
             throw error
@@ -213,6 +247,7 @@ actor NetworkManager {
             _ = try? await HostLinks.ip(["link", "del", "dev", tap])
         }
         guard spec.ownsBridge else { return }
+        mediaServer?.stop(network: spec.name)
         await dnsmasq(spec.name).stop()
         try await applyFirewall(excluding: spec.name)
         try updateForwarding(excluding: spec.name)
@@ -237,23 +272,28 @@ actor NetworkManager {
         if let added { specs.append(added) }
         for spec in specs where spec.ownsBridge && spec.name != removed {
             guard let bridge = spec.bridge, let subnet = spec.subnet else { continue }
-            entries.append(.init(bridge: bridge, subnet: subnet, mode: spec.mode))
+            entries.append(.init(bridge: bridge, subnet: subnet, subnet6: spec.subnet6, mode: spec.mode))
         }
         try await firewall.apply(entries, directory: directory)
+        try await forwardChain.apply(bridges: entries.map(\.bridge), bridges6: entries.filter { $0.subnet6 != nil }.map(\.bridge))
     }
 
-    /// IP forwarding is on only while a nat or routed network runs (and only turned off by
-    /// berthd if berthd turned it on).
+    /// IP forwarding is on only while a nat or routed network runs (IPv6 forwarding while one
+    /// with IPv6 runs), and only turned off by berthd if berthd turned it on.
     private func updateForwarding(including added: NetworkSpec? = nil, excluding removed: String? = nil) throws {
         var specs = try catalog.allNetworks().filter { $0.active && $0.spec.name != removed }.map(\.spec)
         if let added { specs.append(added) }
-        let needed = specs.contains { $0.mode == .nat || $0.mode == .routed }
-        if needed, !HostLinks.ipForwarding {
-            try HostLinks.setIPForwarding(true)
-            _ = FileManager.default.createFile(atPath: forwardingMarker, contents: nil)
-        } else if !needed, access(forwardingMarker, F_OK) == 0 {
-            try HostLinks.setIPForwarding(false)
-            unlink(forwardingMarker)
+        let forwarded = specs.filter { $0.mode == .nat || $0.mode == .routed }
+        for family in HostLinks.Family.allCases {
+            let needed = family == .ipv4 ? !forwarded.isEmpty : forwarded.contains { $0.subnet6 != nil }
+            let marker = forwardingMarker(family)
+            if needed, !HostLinks.forwarding(family) {
+                try HostLinks.setForwarding(family, true)
+                _ = FileManager.default.createFile(atPath: marker, contents: nil)
+            } else if !needed, access(marker, F_OK) == 0 {
+                try HostLinks.setForwarding(family, false)
+                unlink(marker)
+            }
         }
     }
 
@@ -361,16 +401,23 @@ actor NetworkManager {
             }
             try await applyFirewall()
             try updateForwarding()
+            // Without its media listener the network still carries its guests: say so, keep it.
+            var media: String?
+            do {
+                if let host = spec.subnet?.host { try await mediaServer?.start(network: spec.name, address: host) }
+            } catch {
+                media = "network '\(spec.name)': \(error)"
+            }
             let dnsmasq = dnsmasq(spec.name)
             if dnsmasq.runningPID() == nil {
                 try prepareDirectories()
                 try dnsmasq.prepare(spec, bridge: bridge)
                 _ = try await dnsmasq.start()
-                return "network '\(spec.name)': dnsmasq had died; restarted"
+                return "network '\(spec.name)': dnsmasq had died; restarted" + (media.map { "; \($0)" } ?? "")
             }
             try dnsmasq.writeHosts(spec.hosts)
             dnsmasq.reload()
-            return nil
+            return media
         } catch {
             try? catalog.setNetworkActive(spec.name, false)
             return "network '\(spec.name)' could not be adopted and is now inactive: \(error)"
