@@ -4,7 +4,7 @@ const csrf = document.querySelector('meta[name="berth-csrf"]').content;
 const rows = new Map();   // domain name → <tr>
 const lastStats = new Map(); // domain name → previous DomainStats (for CPU %)
 let selected = null;
-let terminal = null, terminalSocket = null, rfb = null;
+let terminal = null, terminalSocket = null, rfb = null, spice = null;
 
 function showMessage(text) {
   const box = document.getElementById('message');
@@ -161,6 +161,7 @@ async function refreshDetails() {
 function closeConsoles() {
   if (terminalSocket) { terminalSocket.close(); terminalSocket = null; }
   if (rfb) { rfb.disconnect(); rfb = null; }
+  if (spice) { spice.stop(); spice = null; }
 }
 
 async function showTab(tab) {
@@ -174,7 +175,7 @@ async function showTab(tab) {
     document.getElementById('log').textContent = response.ok ? await response.text() : await explain(response);
   }
   if (tab === 'serial') await openSerial(name);
-  if (tab === 'vnc') await openVNC(name);
+  if (tab === 'display') await openDisplay(name);
 }
 
 // A library the page needs failed to load: berthd's answer names the Debian package.
@@ -209,12 +210,19 @@ async function openSerial(name) {
   terminal.focus();
 }
 
-async function openVNC(name) {
-  const status = document.getElementById('vnc-status');
-  const screen = document.getElementById('screen');
-  screen.textContent = '';
-  const display = await api(`/v1/domains/${name}/display`);
-  if (!display.ok) { status.textContent = await explain(display); return; }
+// The graphical console through berthd's WebSocket proxy: noVNC for VNC, spice-html5 for SPICE.
+async function openDisplay(name) {
+  const status = document.getElementById('display-status');
+  document.getElementById('screen').textContent = '';
+  const response = await api(`/v1/domains/${name}/display`);
+  if (!response.ok) { status.textContent = await explain(response); return; }
+  const display = await response.json();
+  status.textContent = 'connecting…';
+  if (display.kind === 'spice') await openSPICE(display, status);
+  else await openVNC(display, status);
+}
+
+async function openVNC(display, status) {
   let RFB;
   try {
     RFB = (await import('/ui/lib/novnc/core/rfb.js')).default;
@@ -222,15 +230,32 @@ async function openVNC(name) {
     status.textContent = await missingLibrary('/ui/lib/novnc/core/rfb.js');
     return;
   }
-  status.textContent = 'connecting…';
-  rfb = new RFB(screen, socketURL(`/v1/domains/${name}/vnc`), { wsProtocols: ['binary'] });
+  rfb = new RFB(document.getElementById('screen'), socketURL(display.webSocket), { wsProtocols: ['binary'] });
   rfb.scaleViewport = false;
-  rfb.addEventListener('connect', () => { status.textContent = 'connected'; });
+  rfb.addEventListener('connect', () => { status.textContent = 'connected (VNC)'; });
   rfb.addEventListener('disconnect', event => { status.textContent = event.detail.clean ? 'disconnected' : 'the display closed'; });
   rfb.addEventListener('credentialsrequired', () => {
-    const password = prompt('VNC password for ' + decodeURIComponent(name));
+    const password = prompt('VNC password');
     if (password !== null) rfb.sendCredentials({ password });
   });
+}
+
+async function openSPICE(display, status) {
+  let Spice;
+  try {
+    Spice = await import('/ui/lib/spice-html5/main.js');
+  } catch {
+    status.textContent = await missingLibrary('/ui/lib/spice-html5/main.js');
+    return;
+  }
+  // A unix-socket display has no ticket; a TCP one asks for its password.
+  const password = display.socket ? '' : (display.password || prompt('SPICE password') || '');
+  const connection = new Spice.SpiceMainConn({
+    uri: socketURL(display.webSocket), screen_id: 'screen', password,
+    onsuccess: () => { if (spice === connection) status.textContent = 'connected (SPICE)'; },
+    onerror: error => { if (spice === connection) status.textContent = 'the display closed: ' + error.message; },
+  });
+  spice = connection;
 }
 
 for (const button of document.querySelectorAll('#domain nav button')) button.onclick = () => showTab(button.dataset.tab);
