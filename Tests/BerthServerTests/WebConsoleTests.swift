@@ -103,6 +103,34 @@ import Testing
         _ = try await daemon.client.perform(.destroy, on: "spice1")
     }
 
+    @Test func newGuestFormInstallsFromTheMediaLibrary() async throws {
+        try Self.requireBrowserTools()
+        let (daemon, base) = try await InstallTests.setUp()
+        defer { daemon.tearDown() }
+        // The form's media list: the library with each medium's --location.
+        let media = try await HTTP.get(
+            "http://127.0.0.1:\(daemon.port)/v1/media", headers: ["Authorization": "Bearer \(daemon.token)"])
+        let entries = try JSONDecoder().decode([MediaInfo].self, from: Data(media.body.utf8))
+        #expect(entries.map(\.name) == ["centos6"] && entries.first?.location == "\(base)/install/centos6/", "\(media.body)")
+
+        let run = try await Self.browser(daemon, "install", "web3", "\(base)/kickstarts/a.ks", timeout: 600)
+        #expect(run.status == 0, "webui.py: \(run.stdout)\(run.stderr)")
+        for step in ["the form sent", "tree recognised", "the installer's output", "installed: web3 running"] {
+            #expect(run.stdout.contains(step), "missing step '\(step)': \(run.stdout)")
+        }
+        // What the form sent is what `berth install` sends: the installed guest boots its own
+        // kernel through the bootloader from a volume of the default pool, with the kickstart's marker.
+        _ = try await daemon.waitForLog("web3", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
+        let info = try await daemon.client.info("web3")
+        #expect(info.spec.bootloader != nil && info.spec.kernel == nil && info.spec.memory == 512)
+        #expect(info.spec.disks.first?.volume == "default/web3.img")
+        #expect(try await daemon.client.kickstart("web3").contains("#berth.marker alpha"))
+        for shot in ["install-form.png", "install-console.png", "installed.png"] {
+            #expect(FileManager.default.fileExists(atPath: Self.artifacts + "/" + shot), "no screenshot \(shot)")
+        }
+        _ = try await daemon.client.perform(.destroy, on: "web3")
+    }
+
     @Test func webSocketsAndUIRequireAuthentication() async throws {
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }

@@ -6,6 +6,10 @@ Usage: webui.py BASE_URL TOKEN ARTIFACT_DIR SCENARIO ARGS...
   consoles DOMAIN   log in (a wrong token first), the serial console, the VNC display, destroy
                     (screenshots login-wrong-token.png, list.png, serial.png, vnc.png, stopped.png)
   spice DOMAIN      log in, the SPICE display through spice-html5 (spice.png)
+  install DOMAIN KICKSTART_URL
+                    the new-guest form: the first medium of the library, 1 GiB disk, the
+                    kickstart; the progress, the installer on the serial console, the installed
+                    guest running (install-form.png, install-console.png, installed.png)
 Prints one line per step; exits non-zero with the reason at the first failed step.
 """
 import base64
@@ -183,7 +187,34 @@ def spice(browser, domain):
     open_display(browser, domain, "SPICE", "spice.png")
 
 
-scenarios = {"consoles": consoles, "spice": spice}
+def install(browser, domain, kickstart):
+    log_in(browser, wrong_first=False)
+    browser.evaluate("document.querySelector('#new-guest-button').click(); true")
+    browser.wait("document.querySelector('#install-form select[name=media]').options.length > 1", "the media library in the form")
+    fill = {"name": domain, "memory": "512", "vcpus": "1", "disk": "1", "ks": kickstart}
+    script = "".join(f"f.elements[{json.dumps(k)}].value = {json.dumps(v)};" for k, v in fill.items())
+    browser.evaluate(f"(() => {{ const f = document.querySelector('#install-form'); {script}"
+                     " f.elements.media.selectedIndex = 1; return true; })()")
+    browser.screenshot("install-form.png")
+    browser.evaluate("document.querySelector('#install-submit').click(); true")
+    step("new guest: the form sent with the first medium of the library")
+    progress = "document.querySelector('#install-progress').textContent"
+    browser.wait(f"{progress}.includes('Install tree')", "the install's progress (the tree recognised)", timeout=120)
+    step("progress: the install tree recognised")
+    rows_text = "(document.querySelector('#terminal .xterm-rows') || {textContent: ''}).textContent"
+    browser.wait(f"{rows_text}.includes('BERTH-INSTALLER')", "the installer on the serial console", timeout=240)
+    browser.screenshot("install-console.png")
+    step("serial console: the installer's output")
+    browser.wait(f"!!document.querySelector('#install-progress li.done') || !!document.querySelector('#install-progress li.failed')",
+                 "the install's end", timeout=400)
+    if browser.evaluate("!!document.querySelector('#install-progress li.failed')"):
+        raise SystemExit(f"FAIL: the install failed: {browser.evaluate(progress)}")
+    browser.wait(f"{row(domain)} && {row(domain)}.dataset.state === 'running'", "the installed guest listed as running")
+    browser.screenshot("installed.png")
+    step(f"installed: {domain} running; progress: {browser.evaluate(progress)!r}")
+
+
+scenarios = {"consoles": consoles, "spice": spice, "install": install}
 browser = Browser()
 try:
     started = time.time()

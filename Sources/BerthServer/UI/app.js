@@ -258,6 +258,93 @@ async function openSPICE(display, status) {
   spice = connection;
 }
 
+// The new-guest form: the InstallPlan `berth install` sends (POST /v1/domains/{name}/install),
+// then the operation's progress and, once the installer runs, the guest's serial console.
+async function openInstallForm() {
+  document.getElementById('new-guest').hidden = false;
+  const select = document.querySelector('#install-form select[name=media]');
+  const response = await api('/v1/media');
+  if (!response.ok) { showMessage(await explain(response)); return; }
+  while (select.options.length > 1) select.remove(1);
+  for (const media of await response.json()) {
+    if (!media.location) continue;  // berthd serves no media (--media-listen none)
+    const option = document.createElement('option');
+    option.value = media.location;
+    option.textContent = `${media.name} (${media.kind} ${media.path})`;
+    select.appendChild(option);
+  }
+}
+
+function installPlan(form) {
+  const field = key => form.elements[key].value.trim();
+  const name = field('name');
+  const url = field('media') || field('location');
+  if (!url) throw new Error('Choose an install tree from the media library, or give a location URL.');
+  // A pasted kickstart travels with the plan (berthd publishes it under an unguessable name);
+  // a URL is berthd's to fetch. Either way the installer is told ks=, which berthd rewrites.
+  const text = form.elements.kickstart.value;
+  const kickstart = text.trim() ? { origin: `${name}.ks`, text } : field('ks') ? { origin: field('ks') } : null;
+  const gib = Number(field('disk'));
+  return {
+    source: { location: { url } },
+    domain: {
+      name, memory: Number(field('memory')), vcpus: Number(field('vcpus')), arch: 'x86_64', bootloader: {},
+      disks: [{ path: '', volume: `default/${name}.img`, format: 'raw', device: 'disk', bus: 'virtio' }],
+      nics: [{ mode: 'user' }], onPoweroff: 'destroy', onReboot: 'restart', onCrash: 'destroy',
+      notes: [`installed from ${url} (web console)`],
+    },
+    newDisks: [{ index: 0, sizeBytes: Math.round(gib * 1024) * 1048576, format: 'raw' }],
+    extraArgs: kickstart ? [`ks=${kickstart.origin}`] : [],
+    serialConsole: true, kickstart, initrdInjections: [], noReboot: false, force: false,
+  };
+}
+
+function progressLine(text, className) {
+  const item = document.createElement('li');
+  item.textContent = text;
+  if (className) item.className = className;
+  document.getElementById('install-progress').appendChild(item);
+}
+
+async function submitInstall(event) {
+  event.preventDefault();
+  const form = event.target;
+  document.getElementById('install-progress').textContent = '';
+  showMessage('');
+  let plan;
+  try { plan = installPlan(form); } catch (error) { showMessage(error.message); return; }
+  const name = plan.domain.name;
+  const response = await api(`/v1/domains/${encodeURIComponent(name)}/install`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(plan),
+  });
+  if (!response.ok) { progressLine(await explain(response), 'failed'); return; }
+  const operation = await response.json();
+  progressLine(`install of ${name} started (operation ${operation.id})`);
+  await followInstall(operation.id, name);
+}
+
+// Polls the operation (?wait returns as soon as it ends) and prints each new message.
+async function followInstall(id, name) {
+  let shown = 0, consoleOpened = false;
+  for (;;) {
+    const response = await api(`/v1/operations/${id}?wait=2`);
+    if (!response.ok) { progressLine(await explain(response), 'failed'); return; }
+    const info = await response.json();
+    for (const message of (info.messages || []).slice(shown)) progressLine(message.text, message.level);
+    shown = (info.messages || []).length;
+    const running = (info.messages || []).some(m => m.phase === 'installer-running');
+    if (running && !consoleOpened && rows.has(name)) { consoleOpened = true; select(name); showTab('serial'); }
+    if (info.status === 'succeeded') { progressLine(`${name} is installed.`, 'done'); return; }
+    if (info.status === 'failed') {
+      progressLine(info.error ? info.error.message + (info.error.remedy ? ' ' + info.error.remedy : '') : 'the install failed', 'failed');
+      return;
+    }
+  }
+}
+
+document.getElementById('new-guest-button').onclick = () => openInstallForm();
+document.getElementById('install-cancel').onclick = () => { document.getElementById('new-guest').hidden = true; };
+document.getElementById('install-form').addEventListener('submit', submitInstall);
 for (const button of document.querySelectorAll('#domain nav button')) button.onclick = () => showTab(button.dataset.tab);
 document.getElementById('logout-form').addEventListener('submit', event => {
   event.preventDefault();
