@@ -131,6 +131,48 @@ import Testing
         _ = try await daemon.client.perform(.destroy, on: "web3")
     }
 
+    /// A tap NIC's traffic in domstats, top and /metrics; a user-mode NIC says it has none. In a
+    /// network namespace of the test's own (a tap and a bridge).
+    @Test func networkCountersOfATapNICAndNoneForUserMode() async throws {
+        let host = try TestNamespace("host")
+        defer { host.destroy() }
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        _ = try await daemon.client.defineNetwork(
+            try NetworkTests.networkSpec(#"{"name": "counted", "mode": "isolated", "address": "10.61.0.1/24"}"#))
+        _ = try await daemon.client.startNetwork("counted")
+        // 40 pings of 1,000 bytes each way on the tap, after DHCP on both NICs.
+        let spec = try NetworkTests.guest(
+            "talker", nics: [NICSpec(mode: .user), NICSpec(mode: .network, network: "counted", ip: "10.61.0.20")],
+            run: "ping -c 40 -i 0.2 -s 1000 10.61.0.1 | tail -2")
+        _ = try await daemon.client.define(spec)
+        _ = try await daemon.client.perform(.start, on: "talker")
+        let log = try await daemon.waitForLog("talker", "BERTH-GUEST-RUN-END", timeout: 180)
+        #expect(log.contains("40 packets received"), "\(log.suffix(600))")
+
+        let stats = try await daemon.client.stats("talker")
+        #expect(stats.interfaces.count == 2)
+        let user = try #require(stats.interfaces.first)
+        #expect(user.mode == "user" && user.rxBytes == nil && user.txBytes == nil && user.device == nil)
+        let tap = try #require(stats.interfaces.last)
+        #expect(tap.device?.hasPrefix("btap") == true, "\(tap)")
+        #expect((tap.rxBytes ?? 0) > 40_000 && (tap.txBytes ?? 0) > 40_000, "\(tap)")
+        #expect((tap.rxPackets ?? 0) >= 40 && (tap.txPackets ?? 0) >= 40, "\(tap)")
+
+        let domstats = try await BerthRun.run(["domstats", "talker"], state: daemon.stateDirectory)
+        #expect(domstats.stdout.contains("net.0.counters=none (user-mode networking keeps no counters)"), "\(domstats.stdout)")
+        #expect(domstats.stdout.contains("net.1.name=\(tap.device ?? "?")") && domstats.stdout.contains("net.1.rx.bytes="))
+        let top = try await BerthRun.run(["top", "--batch", "--iterations", "2", "--delay", "1"], state: daemon.stateDirectory)
+        #expect(top.stdout.contains("RX(KiB/s)") && top.stdout.contains("TX(KiB/s)"), "\(top.stdout)")
+        // berthd's TCP listener is in the namespace: curl there.
+        let metrics = try host.run(
+            ["curl", "-sS", "-H", "Authorization: Bearer \(daemon.token)", "http://127.0.0.1:\(daemon.port)/metrics"])
+        let line = "berth_domain_network_receive_bytes_total{domain=\"talker\",interface=\"\(tap.device ?? "?")\"}"
+        let received = metrics.split(separator: "\n").first { $0.hasPrefix(line) }.flatMap { Int64($0.split(separator: " ").last ?? "") }
+        #expect((received ?? 0) >= (tap.rxBytes ?? 0), "\(metrics)")
+        _ = try await daemon.client.perform(.destroy, on: "talker")
+    }
+
     @Test func webSocketsAndUIRequireAuthentication() async throws {
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }

@@ -75,7 +75,8 @@ extension Hypervisor {
         }
         return DomainStats(
             name: name, state: info.state, pid: instance.pid, cpuSeconds: process.cpuSeconds, rssBytes: process.rssBytes,
-            memory: info.spec.memory, vcpus: info.spec.vcpus, blocks: blocks, time: Date())
+            memory: info.spec.memory, vcpus: info.spec.vcpus, blocks: blocks,
+            interfaces: InterfaceCounters.read(pid: instance.pid, nics: info.spec.nics), time: Date())
     }
 
     /// Every running domain's counters (`GET /v1/stats`, `berth top`, `/metrics`).

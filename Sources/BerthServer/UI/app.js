@@ -27,6 +27,14 @@ async function explain(response) {
   } catch { return response.status + ' ' + response.statusText; }
 }
 
+// The guest's traffic over its tap NICs since the last sample; user-mode NICs keep no counters.
+function networkRate(now, before, seconds) {
+  const total = (stats, key) => stats.interfaces.filter(n => n[key] != null).reduce((sum, n) => sum + n[key], 0);
+  if (!now.interfaces || !now.interfaces.some(n => n.rxBytes != null)) return now.interfaces && now.interfaces.length ? 'no counters (user-mode)' : '';
+  const kib = key => ((total(now, key) - total(before, key)) / 1024 / seconds).toFixed(1);
+  return `↓ ${kib('rxBytes')} ↑ ${kib('txBytes')} KiB/s`;
+}
+
 function mib(bytes) { return (bytes / 1048576).toFixed(0) + ' MiB'; }
 
 async function loadDomains() {
@@ -42,7 +50,7 @@ async function loadDomains() {
       row = document.createElement('tr');
       row.dataset.name = d.name;
       row.innerHTML = '<td><a class="name"></a></td><td class="state"></td><td class="vcpus"></td><td class="memory"></td>' +
-        '<td class="cpu"></td><td class="rss"></td><td class="actions"></td>';
+        '<td class="cpu"></td><td class="rss"></td><td class="net"></td><td class="actions"></td>';
       row.querySelector('.name').textContent = d.name;
       row.querySelector('.name').onclick = () => select(d.name);
       for (const action of ['start', 'shutdown', 'destroy', 'reboot', 'suspend', 'resume']) {
@@ -69,7 +77,7 @@ function setState(name, state) {
   cell.textContent = state;
   cell.className = 'state state-' + state.replace(' ', '-');
   row.dataset.state = state;
-  if (state === 'shut off') { row.querySelector('.cpu').textContent = ''; row.querySelector('.rss').textContent = ''; }
+  if (state === 'shut off') for (const cell of ['.cpu', '.rss', '.net']) row.querySelector(cell).textContent = '';
 }
 
 async function act(name, action) {
@@ -132,7 +140,10 @@ async function pollStats() {
           const before = lastStats.get(s.name);
           if (before && before.pid === s.pid) {
             const seconds = (Date.parse(s.time) - Date.parse(before.time)) / 1000;
-            if (seconds > 0) row.querySelector('.cpu').textContent = (100 * (s.cpuSeconds - before.cpuSeconds) / seconds).toFixed(1) + ' %';
+            if (seconds > 0) {
+              row.querySelector('.cpu').textContent = (100 * (s.cpuSeconds - before.cpuSeconds) / seconds).toFixed(1) + ' %';
+              row.querySelector('.net').textContent = networkRate(s, before, seconds);
+            }
           }
           row.querySelector('.rss').textContent = mib(s.rssBytes);
           lastStats.set(s.name, s);
