@@ -101,6 +101,19 @@ import Testing
         #expect(run.stdout.contains("SPICE console:") && run.stdout.contains("lit pixels"), "\(run.stdout)")
         #expect(FileManager.default.fileExists(atPath: Self.artifacts + "/spice.png"))
         _ = try await daemon.client.perform(.destroy, on: "spice1")
+
+        // SPICE on TCP: berthd picks the port and generates the password (set over QMP).
+        spec = try GuestFixture.spec("spice2")
+        spec.machine = "pc"
+        spec.graphics = GraphicsSpec(kind: .spice, listen: "127.0.0.1")
+        let defined = try await daemon.client.define(spec)
+        let password = try #require(defined.spec.graphics?.password)
+        _ = try await daemon.client.perform(.start, on: "spice2")
+        let tcp = try await BerthRun.run(["domdisplay", "spice2", "--include-password"], state: daemon.stateDirectory)
+        #expect(tcp.stdout.hasPrefix("spice://127.0.0.1:59") && tcp.stdout.contains("?password=\(password)"), "\(tcp.stdout)\(tcp.stderr)")
+        let tcpInfo = try await daemon.client.display("spice2")
+        #expect(tcpInfo.kind == .spice && tcpInfo.socket == nil && (5900...5999).contains(tcpInfo.port ?? 0))
+        _ = try await daemon.client.perform(.destroy, on: "spice2")
     }
 
     @Test func newGuestFormInstallsFromTheMediaLibrary() async throws {

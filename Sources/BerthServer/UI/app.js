@@ -345,7 +345,12 @@ async function followInstall(id, name) {
     shown = (info.messages || []).length;
     const running = (info.messages || []).some(m => m.phase === 'installer-running');
     if (running && !consoleOpened && rows.has(name)) { consoleOpened = true; select(name); showTab('serial'); }
-    if (info.status === 'succeeded') { progressLine(`${name} is installed.`, 'done'); return; }
+    if (info.status === 'succeeded') {
+      progressLine(`${name} is installed.`, 'done');
+      // The installer's console closed with it: follow the installed guest's.
+      if (selected === name && !document.getElementById('tab-serial').hidden) showTab('serial');
+      return;
+    }
     if (info.status === 'failed') {
       progressLine(info.error ? info.error.message + (info.error.remedy ? ' ' + info.error.remedy : '') : 'the install failed', 'failed');
       return;
