@@ -49,9 +49,42 @@ public struct BlockStats: Codable, Sendable, Equatable {
     }
 }
 
+/// One NIC's traffic, seen from the guest (received = what the guest got). A tap NIC's
+/// counters are the tap's own (`/sys/class/net/TAP/statistics`, swapped: the host's transmit
+/// is the guest's receive, as libvirt reports them). A user-mode NIC has none: QEMU's slirp
+/// keeps no counters, so they are nil.
+public struct InterfaceStats: Codable, Sendable, Equatable {
+    /// The NIC's index in the definition.
+    public var index: Int
+    /// `user`, `network`, `bridge` or `route` (the definition's mode).
+    public var mode: String
+    public var mac: String?
+    /// The tap on berthd's host (`vnetN`), nil for user-mode.
+    public var device: String?
+    public var rxBytes: Int64?
+    public var txBytes: Int64?
+    public var rxPackets: Int64?
+    public var txPackets: Int64?
+
+    public init(
+        index: Int, mode: String, mac: String? = nil, device: String? = nil, rxBytes: Int64? = nil, txBytes: Int64? = nil,
+        rxPackets: Int64? = nil, txPackets: Int64? = nil
+    ) {
+        self.index = index
+        self.mode = mode
+        self.mac = mac
+        self.device = device
+        self.rxBytes = rxBytes
+        self.txBytes = txBytes
+        self.rxPackets = rxPackets
+        self.txPackets = txPackets
+    }
+}
+
 /// A running domain's counters at one moment (`GET /v1/domains/{name}/stats`, `berth
 /// domstats`, `berth top`, `/metrics`). CPU time and resident memory are the QEMU process's
-/// own accounting (`/proc/PID/stat`); disk I/O is QEMU's (`query-blockstats`). CPU % is the
+/// own accounting (`/proc/PID/stat`); disk I/O is QEMU's (`query-blockstats`); network
+/// traffic is the taps' (user-mode NICs have none, see `InterfaceStats`). CPU % is the
 /// difference of two samples' `cpuSeconds` over their `time` difference.
 public struct DomainStats: Codable, Sendable, Equatable {
     public var name: String
@@ -65,11 +98,12 @@ public struct DomainStats: Codable, Sendable, Equatable {
     public var memory: Int
     public var vcpus: Int
     public var blocks: [BlockStats]
+    public var interfaces: [InterfaceStats]
     public var time: Date
 
     public init(
         name: String, state: DomainState, pid: Int32?, cpuSeconds: Double, rssBytes: Int64, memory: Int, vcpus: Int,
-        blocks: [BlockStats], time: Date
+        blocks: [BlockStats], interfaces: [InterfaceStats] = [], time: Date
     ) {
         self.name = name
         self.state = state
@@ -79,6 +113,7 @@ public struct DomainStats: Codable, Sendable, Equatable {
         self.memory = memory
         self.vcpus = vcpus
         self.blocks = blocks
+        self.interfaces = interfaces
         self.time = time
     }
 }

@@ -45,9 +45,12 @@ public struct QEMUCommandLine: Sendable, Equatable {
     /// The machine type chosen (`pc`, `microvm`, or the spec's).
     public var machine: String
     public var accel: Accelerator
-    /// Set it over QMP (`change-vnc-password`) once QEMU runs: a password on the command line
-    /// would be readable by every user in /proc/PID/cmdline. `QEMUProcess.launch` does this.
-    public var vncPassword: String?
+    /// The display's password, set over QMP (`set_password`) once QEMU runs: a password on the
+    /// command line would be readable by every user in /proc/PID/cmdline. `QEMUProcess.launch`
+    /// does this.
+    public var displayPassword: String?
+    /// The display's protocol (`vnc` or `spice`), nil without graphics.
+    public var displayKind: GraphicsSpec.Kind?
     /// What berthd opens and hands to QEMU as descriptors 3, 4, …: QEMU itself opens no host
     /// path (it runs as an unprivileged user that could not), and a guest cannot make it open
     /// another file by rewriting anything (CVE-2008-2004).
@@ -65,12 +68,14 @@ public struct QEMUCommandLine: Sendable, Equatable {
     ///     it needs no network privilege and opens nothing itself.
     ///   - tscKHz: the host TSC rate, given to a microvm guest under TCG (`HostTSC`).
     ///   - isBlockDevice: whether a disk path is a block device (QEMU's `host_device` driver).
+    ///   - freePort: a free TCP port on a listen address, for a SPICE display on TCP without a
+    ///     port (QEMU's SPICE, unlike its VNC, cannot pick one itself).
     /// - Throws: `BerthError` for settings QEMU cannot take, and for a disk whose format was
     ///   never recorded (formats are decided at define time, never guessed at start).
     public init(
         spec: DomainSpec, accel: Accelerator, paths: RuntimePaths, boot: BootFiles? = nil,
         taps: [Int: Int32] = [:], tscKHz: Int? = HostTSC.kHz,
-        isBlockDevice: (String) -> Bool = DiskFormat.isBlockDevice
+        isBlockDevice: (String) -> Bool = DiskFormat.isBlockDevice, freePort: (String) -> Int? = DisplayPort.free
     ) throws {
         guard accel != .auto else {
             throw BerthError(
@@ -147,33 +152,10 @@ public struct QEMUCommandLine: Sendable, Equatable {
                     .invalidArgument, "The microvm machine has no display for graphics.",
                     remedy: "Remove \"graphics\", or set \"machine\": \"pc\".")
             }
-            guard graphics.kind == .vnc else {
-                throw BerthError(
-                    .unavailable, "SPICE graphics are not supported yet.", remedy: "Use \"kind\": \"vnc\".")
-            }
-            var vnc: String
-            if graphics.listen == nil, graphics.port == nil {
-                // A unix socket in QEMU's working directory (RuntimePaths.displayDirectory): no
-                // TCP port that a guest reaching the host's loopback could connect to.
-                vnc = "unix:\(RuntimePaths.vncSocketName)"
-            } else if let port = graphics.port {
-                let listen = graphics.listen ?? "127.0.0.1"
-                let host = listen.contains(":") && !listen.hasPrefix("[") ? "[\(listen)]" : listen
-                guard (5900...65535).contains(port) else {
-                    throw BerthError(
-                        .invalidArgument, "VNC port \(port) is out of range.",
-                        remedy: "Give a port from 5900 (display :0) up, or leave it out to pick a free one.")
-                }
-                vnc = "\(host):\(port - 5900)"
-            } else {
-                let listen = graphics.listen ?? "127.0.0.1"
-                let host = listen.contains(":") && !listen.hasPrefix("[") ? "[\(listen)]" : listen
-                // First free display from :0 to :99.
-                vnc = "\(host):0,to=99"
-            }
-            if graphics.password != nil { vnc += ",password=on" }
-            args += ["-vnc", vnc, "-device", "VGA", "-usb", "-device", "usb-tablet"]
-            vncPassword = graphics.password
+            args += try Self.displayArguments(graphics, freePort: freePort)
+            args += ["-device", "VGA", "-usb", "-device", "usb-tablet"]
+            displayPassword = graphics.password
+            displayKind = graphics.kind
         } else {
             args += ["-display", "none"]
         }

@@ -93,13 +93,14 @@ public struct QEMUProcess: Sendable {
                 name: commandLine.name, message: message, timedOut: !exited && message.isEmpty, timeout: timeout)
         }
         let process = QEMUProcess(pid: pid, uuid: uuid, paths: paths, qmp: qmp)
-        if let password = commandLine.vncPassword {
+        if let password = commandLine.displayPassword, let kind = commandLine.displayKind {
             do {
-                try await qmp.execute("change-vnc-password", arguments: ["password": .string(password)])
+                try await qmp.execute(
+                    "set_password", arguments: ["protocol": .string(kind.rawValue), "password": .string(password)])
             } catch {
                 await process.stop(grace: .seconds(2))
                 throw BerthError(
-                    .internal, "Could not set the VNC password of '\(commandLine.name)': \(error)",
+                    .internal, "Could not set the \(kind.rawValue) display password of '\(commandLine.name)': \(error)",
                     remedy: "Start it again; remove the password to start without one.")
             }
         }

@@ -15,11 +15,13 @@ public struct RuntimePaths: Sendable, Equatable {
     public var logDirectory: String
     /// QEMU's own messages (its stdout and stderr), as libvirt keeps `qemu/NAME.log`.
     public var qemuLog: String
-    /// QEMU's working directory, the one place it may create files (its VNC socket); owned by
-    /// the guest's user when berthd runs as root.
+    /// QEMU's working directory, the one place it may create files (its display socket); owned by
+    /// the guest's user when berthd runs as root. Its VNC or SPICE socket is made there.
     public var displayDirectory: String
     public var vncSocket: String { displayDirectory + "/" + Self.vncSocketName }
     public static let vncSocketName = "vnc.sock"
+    public var spiceSocket: String { displayDirectory + "/" + Self.spiceSocketName }
+    public static let spiceSocketName = "spice.sock"
 
     /// - Parameters:
     ///   - runtimeRoot: such as `/run/berth`.
@@ -41,7 +43,7 @@ public struct RuntimePaths: Sendable, Equatable {
     ///
     /// - Throws: `BerthError` naming the path that could not be made or is too long.
     public func prepare(owner: GuestIdentity? = nil) throws {
-        for socket in [qmpSocket, consoleSocket, vncSocket] where socket.utf8.count >= UnixSocketConnection.maxPathBytes {
+        for socket in [qmpSocket, consoleSocket, vncSocket, spiceSocket] where socket.utf8.count >= UnixSocketConnection.maxPathBytes {
             throw BerthError(
                 .invalidArgument,
                 "Socket path '\(socket)' is \(socket.utf8.count) bytes; Unix sockets allow at most \(UnixSocketConnection.maxPathBytes - 1).",
@@ -78,7 +80,7 @@ public struct RuntimePaths: Sendable, Equatable {
     /// Removes the sockets and pidfile a QEMU left behind (it does not remove its sockets when
     /// killed), and the directory too if asked. Call only when no QEMU for this domain runs.
     public func removeRuntimeFiles(includingDirectory: Bool = false) {
-        for path in [qmpSocket, consoleSocket, pidFile, vncSocket] { unlink(path) }
+        for path in [qmpSocket, consoleSocket, pidFile, vncSocket, spiceSocket] { unlink(path) }
         if includingDirectory {
             rmdir(displayDirectory)
             rmdir(directory)

@@ -215,16 +215,48 @@ import Testing
         #expect(values(line.arguments, "-vnc") == ["0.0.0.0:1,password=on"])
         #expect(values(line.arguments, "-display").isEmpty)
         #expect(!line.arguments.joined(separator: " ").contains("s3cret"))
-        #expect(line.vncPassword == "s3cret")
+        #expect(line.displayPassword == "s3cret" && line.displayKind == .vnc)
         // Without a listen address or port, VNC is a unix socket in QEMU's working directory.
         let auto = try QEMUCommandLine(spec: spec { $0.graphics = GraphicsSpec() }, accel: .tcg, paths: paths)
         #expect(values(auto.arguments, "-vnc") == ["unix:vnc.sock"])
         let onLoopback = try QEMUCommandLine(
             spec: spec { $0.graphics = GraphicsSpec(listen: "127.0.0.1", password: "pw") }, accel: .tcg, paths: paths)
         #expect(values(onLoopback.arguments, "-vnc") == ["127.0.0.1:0,to=99,password=on"])
-        #expect(throws: BerthError.self) {
-            try QEMUCommandLine(spec: spec { $0.graphics = GraphicsSpec(kind: .spice) }, accel: .tcg, paths: paths)
+    }
+
+    @Test func spiceIsAUnixSocketUnlessAnAddressIsGiven() throws {
+        // The default: a unix socket in QEMU's working directory, no ticket (berthd's proxy
+        // carries the API's authentication).
+        let unix = try QEMUCommandLine(spec: spec { $0.graphics = GraphicsSpec(kind: .spice) }, accel: .tcg, paths: paths)
+        #expect(values(unix.arguments, "-spice") == ["unix=on,addr=spice.sock,disable-ticketing=on"])
+        #expect(values(unix.arguments, "-vnc").isEmpty && values(unix.arguments, "-device").contains("VGA"))
+        #expect(unix.displayKind == .spice && unix.displayPassword == nil)
+        // TCP with a password: ticketing on, the password set over QMP, never in argv.
+        let tcp = try QEMUCommandLine(
+            spec: spec { $0.graphics = GraphicsSpec(kind: .spice, listen: "::1", port: 5930, password: "s3cret") }, accel: .tcg,
+            paths: paths)
+        #expect(values(tcp.arguments, "-spice") == ["addr=::1,port=5930"])
+        #expect(!tcp.arguments.joined(separator: " ").contains("s3cret") && tcp.displayPassword == "s3cret")
+        // No port: berthd picks a free one (QEMU's SPICE cannot).
+        let auto = try QEMUCommandLine(
+            spec: spec { $0.graphics = GraphicsSpec(kind: .spice, listen: "127.0.0.1") }, accel: .tcg, paths: paths,
+            freePort: { _ in 5977 })
+        #expect(values(auto.arguments, "-spice") == ["addr=127.0.0.1,port=5977,disable-ticketing=on"])
+        let full = #expect(throws: BerthError.self) {
+            try QEMUCommandLine(
+                spec: spec { $0.graphics = GraphicsSpec(kind: .spice, listen: "127.0.0.1") }, accel: .tcg, paths: paths,
+                freePort: { _ in nil })
         }
+        #expect(full?.message.contains("No free TCP port") == true)
+        #expect(throws: BerthError.self) {
+            try QEMUCommandLine(spec: spec { $0.graphics = GraphicsSpec(kind: .spice, port: 80) }, accel: .tcg, paths: paths)
+        }
+    }
+
+    @Test func aFreeDisplayPortIsOneNothingListensOn() throws {
+        let port = try #require(DisplayPort.free("127.0.0.1"))
+        #expect((5900...5999).contains(port))
+        #expect(DisplayPort.bindable("127.0.0.1", port: port))
     }
 
     @Test func machineChoice() throws {

@@ -12,6 +12,7 @@ import Testing
         let needed: [(path: String, package: String)] = [
             ("/usr/bin/chromium", "chromium"), ("/usr/share/novnc/core/rfb.js", "novnc"),
             ("/usr/share/javascript/xterm/xterm.css", "libjs-xterm"), ("/usr/share/nodejs/xterm/lib/public/Terminal.js", "node-xterm"),
+            ("/usr/share/spice-html5/main.js", "spice-html5"),
         ]
         let missing = needed.filter { !FileManager.default.fileExists(atPath: $0.path) }.map(\.package)
         guard missing.isEmpty else {
@@ -39,11 +40,7 @@ import Testing
         _ = try await daemon.client.perform(.start, on: "web1")
         _ = try await daemon.waitForLog("web1", "berth-guest# ")
 
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Browser/webui.py").path
-        try? FileManager.default.removeItem(atPath: Self.artifacts)
-        let run = try await BerthRun.command(
-            ["/usr/bin/python3", script, "http://127.0.0.1:\(daemon.port)", daemon.token, "web1", Self.artifacts], timeout: 150)
+        let run = try await Self.browser(daemon, "consoles", "web1")
         #expect(run.status == 0, "webui.py: \(run.stdout)\(run.stderr)")
         for step in ["login page", "listed as running", "BERTH-GUEST-READY", "read hi-42", "lit pixels", "without a reload"] {
             #expect(run.stdout.contains(step), "missing step '\(step)': \(run.stdout)")
@@ -52,6 +49,141 @@ import Testing
             #expect(FileManager.default.fileExists(atPath: Self.artifacts + "/" + shot), "no screenshot \(shot)")
         }
         #expect(try await daemon.client.info("web1").state == .shutoff)
+    }
+
+    /// Runs one scenario of Tests/Browser/webui.py against `daemon`; screenshots go to
+    /// `artifacts`.
+    static func browser(_ daemon: TestDaemon, _ scenario: String, _ arguments: String..., timeout: Double = 150) async throws
+        -> BerthRun
+    {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Browser/webui.py").path
+        try FileManager.default.createDirectory(atPath: artifacts, withIntermediateDirectories: true)
+        return try await BerthRun.command(
+            ["/usr/bin/python3", script, "http://127.0.0.1:\(daemon.port)", daemon.token, artifacts, scenario] + arguments,
+            timeout: timeout)
+    }
+
+    @Test func spiceDisplayInTheBrowserAndForDesktopViewers() async throws {
+        try Self.requireBrowserTools()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        var spec = try GuestFixture.spec("spice1")
+        spec.machine = "pc"
+        spec.graphics = GraphicsSpec(kind: .spice)
+        _ = try await daemon.client.define(spec)
+        _ = try await daemon.client.perform(.start, on: "spice1")
+        _ = try await daemon.waitForLog("spice1", "berth-guest# ")
+
+        // A desktop viewer on berthd's host opens the unix socket: it speaks SPICE (the server
+        // answers a link message with its own "REDQ" header).
+        let display = try await BerthRun.run(["domdisplay", "spice1"], state: daemon.stateDirectory)
+        let uri = display.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(uri.hasPrefix("spice+unix:///") && uri.hasSuffix("/display/spice.sock"), "\(display.stdout)\(display.stderr)")
+        let reply = try await SpiceLink.hello(socket: String(uri.dropFirst("spice+unix://".count)))
+        #expect(reply.starts(with: Array("REDQ".utf8)), "the SPICE socket answered \(reply)")
+        let vnc = try await BerthRun.run(["vncdisplay", "spice1"], state: daemon.stateDirectory)
+        #expect(vnc.status != 0 && vnc.stderr.contains("spice display, not VNC"))
+
+        // The VNC WebSocket of a SPICE display is refused (no upgrade); the display says which.
+        let upgrade = [
+            "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Authorization": "Bearer \(daemon.token)",
+        ]
+        let wrongKind = try await HTTP.get("http://127.0.0.1:\(daemon.port)/v1/domains/spice1/vnc", headers: upgrade)
+        #expect(wrongKind.status == 400, "\(wrongKind.status) \(wrongKind.body)")
+        let info = try await daemon.client.display("spice1")
+        #expect(info.kind == .spice && info.webSocket == "/v1/domains/spice1/spice" && info.password == nil)
+
+        // spice-html5 in Chromium, through berthd's WebSocket proxy: the canvas is drawn.
+        let run = try await Self.browser(daemon, "spice", "spice1")
+        #expect(run.status == 0, "webui.py: \(run.stdout)\(run.stderr)")
+        #expect(run.stdout.contains("SPICE console:") && run.stdout.contains("lit pixels"), "\(run.stdout)")
+        #expect(FileManager.default.fileExists(atPath: Self.artifacts + "/spice.png"))
+        _ = try await daemon.client.perform(.destroy, on: "spice1")
+
+        // SPICE on TCP: berthd picks the port and generates the password (set over QMP).
+        spec = try GuestFixture.spec("spice2")
+        spec.machine = "pc"
+        spec.graphics = GraphicsSpec(kind: .spice, listen: "127.0.0.1")
+        let defined = try await daemon.client.define(spec)
+        let password = try #require(defined.spec.graphics?.password)
+        _ = try await daemon.client.perform(.start, on: "spice2")
+        let tcp = try await BerthRun.run(["domdisplay", "spice2", "--include-password"], state: daemon.stateDirectory)
+        #expect(tcp.stdout.hasPrefix("spice://127.0.0.1:59") && tcp.stdout.contains("?password=\(password)"), "\(tcp.stdout)\(tcp.stderr)")
+        let tcpInfo = try await daemon.client.display("spice2")
+        #expect(tcpInfo.kind == .spice && tcpInfo.socket == nil && (5900...5999).contains(tcpInfo.port ?? 0))
+        _ = try await daemon.client.perform(.destroy, on: "spice2")
+    }
+
+    @Test func newGuestFormInstallsFromTheMediaLibrary() async throws {
+        try Self.requireBrowserTools()
+        let (daemon, base) = try await InstallTests.setUp()
+        defer { daemon.tearDown() }
+        // The form's media list: the library with each medium's --location.
+        let media = try await HTTP.get(
+            "http://127.0.0.1:\(daemon.port)/v1/media", headers: ["Authorization": "Bearer \(daemon.token)"])
+        let entries = try JSONDecoder().decode([MediaInfo].self, from: Data(media.body.utf8))
+        #expect(entries.map(\.name) == ["centos6"] && entries.first?.location == "\(base)/install/centos6/", "\(media.body)")
+
+        let run = try await Self.browser(daemon, "install", "web3", "\(base)/kickstarts/a.ks", timeout: 600)
+        #expect(run.status == 0, "webui.py: \(run.stdout)\(run.stderr)")
+        for step in ["the form sent", "tree recognised", "the installer's output", "installed: web3 running"] {
+            #expect(run.stdout.contains(step), "missing step '\(step)': \(run.stdout)")
+        }
+        // What the form sent is what `berth install` sends: the installed guest boots its own
+        // kernel through the bootloader from a volume of the default pool, with the kickstart's marker.
+        _ = try await daemon.waitForLog("web3", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
+        let info = try await daemon.client.info("web3")
+        #expect(info.spec.bootloader != nil && info.spec.kernel == nil && info.spec.memory == 512)
+        #expect(info.spec.disks.first?.volume == "default/web3.img")
+        #expect(try await daemon.client.kickstart("web3").contains("#berth.marker alpha"))
+        for shot in ["install-form.png", "install-console.png", "installed.png"] {
+            #expect(FileManager.default.fileExists(atPath: Self.artifacts + "/" + shot), "no screenshot \(shot)")
+        }
+        _ = try await daemon.client.perform(.destroy, on: "web3")
+    }
+
+    /// A tap NIC's traffic in domstats, top and /metrics; a user-mode NIC says it has none. In a
+    /// network namespace of the test's own (a tap and a bridge).
+    @Test func networkCountersOfATapNICAndNoneForUserMode() async throws {
+        let host = try TestNamespace("host")
+        defer { host.destroy() }
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        _ = try await daemon.client.defineNetwork(
+            try NetworkTests.networkSpec(#"{"name": "counted", "mode": "isolated", "address": "10.61.0.1/24"}"#))
+        _ = try await daemon.client.startNetwork("counted")
+        // 40 pings of 1,000 bytes each way on the tap, after DHCP on both NICs.
+        let spec = try NetworkTests.guest(
+            "talker", nics: [NICSpec(mode: .user), NICSpec(mode: .network, network: "counted", ip: "10.61.0.20")],
+            run: "ping -c 40 -i 0.2 -s 1000 10.61.0.1 | tail -2")
+        _ = try await daemon.client.define(spec)
+        _ = try await daemon.client.perform(.start, on: "talker")
+        let log = try await daemon.waitForLog("talker", "BERTH-GUEST-RUN-END", timeout: 180)
+        #expect(log.contains("40 packets received"), "\(log.suffix(600))")
+
+        let stats = try await daemon.client.stats("talker")
+        #expect(stats.interfaces.count == 2)
+        let user = try #require(stats.interfaces.first)
+        #expect(user.mode == "user" && user.rxBytes == nil && user.txBytes == nil && user.device == nil)
+        let tap = try #require(stats.interfaces.last)
+        #expect(tap.device?.hasPrefix("btap") == true, "\(tap)")
+        #expect((tap.rxBytes ?? 0) > 40_000 && (tap.txBytes ?? 0) > 40_000, "\(tap)")
+        #expect((tap.rxPackets ?? 0) >= 40 && (tap.txPackets ?? 0) >= 40, "\(tap)")
+
+        let domstats = try await BerthRun.run(["domstats", "talker"], state: daemon.stateDirectory)
+        #expect(domstats.stdout.contains("net.0.counters=none (user-mode networking keeps no counters)"), "\(domstats.stdout)")
+        #expect(domstats.stdout.contains("net.1.name=\(tap.device ?? "?")") && domstats.stdout.contains("net.1.rx.bytes="))
+        let top = try await BerthRun.run(["top", "--batch", "--iterations", "2", "--delay", "1"], state: daemon.stateDirectory)
+        #expect(top.stdout.contains("RX(KiB/s)") && top.stdout.contains("TX(KiB/s)"), "\(top.stdout)")
+        // berthd's TCP listener is in the namespace: curl there.
+        let metrics = try host.run(
+            ["curl", "-sS", "-H", "Authorization: Bearer \(daemon.token)", "http://127.0.0.1:\(daemon.port)/metrics"])
+        let line = "berth_domain_network_receive_bytes_total{domain=\"talker\",interface=\"\(tap.device ?? "?")\"}"
+        let received = metrics.split(separator: "\n").first { $0.hasPrefix(line) }.flatMap { Int64($0.split(separator: " ").last ?? "") }
+        #expect((received ?? 0) >= (tap.rxBytes ?? 0), "\(metrics)")
+        _ = try await daemon.client.perform(.destroy, on: "talker")
     }
 
     @Test func webSocketsAndUIRequireAuthentication() async throws {
@@ -148,6 +280,34 @@ import Testing
         _ = try await daemon.client.perform(.destroy, on: "spin")
         let off = try await BerthRun.run(["domstats", "spin"], state: daemon.stateDirectory)
         #expect(off.status == 5 && off.stderr.contains("berth start spin"))
+    }
+}
+
+/// The first step of a SPICE client: a link message for the main channel on the display's
+/// unix socket; the server's answer starts with its own link header.
+enum SpiceLink {
+    static func hello(socket path: String) async throws -> [UInt8] {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result { try exchange(path) })
+            }.start()
+        }
+    }
+
+    private static func exchange(_ path: String) throws -> [UInt8] {
+        guard let fd = TestDaemon.connectUnix(path) else { throw BerthError(.connection, "cannot connect to \(path)") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        func le32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian, Array.init) }
+        // SpiceLinkMess: connection id 0, channel main (1), id 0, no capabilities, caps at 18.
+        let message = le32(0) + [1, 0] + le32(0) + le32(0) + le32(18)
+        let header = Array("REDQ".utf8) + le32(2) + le32(2) + le32(UInt32(message.count))
+        let hello = header + message
+        _ = hello.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var answer = [UInt8](repeating: 0, count: 16)
+        let count = read(fd, &answer, answer.count)
+        return Array(answer.prefix(max(count, 0)))
     }
 }
 

@@ -2,9 +2,15 @@
 """Drives Berth's web console in headless Chromium over the DevTools protocol
 (--remote-debugging-pipe: NUL-separated JSON on fds 3 and 4), standard library only.
 
-Usage: webui.py BASE_URL TOKEN DOMAIN ARTIFACT_DIR
+Usage: webui.py BASE_URL TOKEN ARTIFACT_DIR SCENARIO ARGS...
+  consoles DOMAIN   log in (a wrong token first), the serial console, the VNC display, destroy
+                    (screenshots login-wrong-token.png, list.png, serial.png, vnc.png, stopped.png)
+  spice DOMAIN      log in, the SPICE display through spice-html5 (spice.png)
+  install DOMAIN KICKSTART_URL
+                    the new-guest form: the first medium of the library, 1 GiB disk, the
+                    kickstart; the progress, the installer on the serial console, the installed
+                    guest running (install-form.png, install-console.png, installed.png)
 Prints one line per step; exits non-zero with the reason at the first failed step.
-Screenshots go to ARTIFACT_DIR (login-wrong-token.png, list.png, serial.png, vnc.png, stopped.png).
 """
 import base64
 import json
@@ -15,7 +21,8 @@ import sys
 import tempfile
 import time
 
-base, token, domain, artifacts = sys.argv[1:5]
+base, token, artifacts, scenario = sys.argv[1:5]
+arguments = sys.argv[5:]
 os.makedirs(artifacts, exist_ok=True)
 
 
@@ -109,27 +116,49 @@ def step(text):
     print("ok:", text, flush=True)
 
 
-browser = Browser()
-try:
-    started = time.time()
+# Pixels of the display's canvas that are not the background: the guest's text console drawn.
+LIT = ("(() => { const c = document.querySelector('#screen canvas'); if (!c || !c.width) return 0;"
+       " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+       " for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 60) n++; return n; })()")
+
+
+def row(domain):
+    return f"document.querySelector('tr[data-name={json.dumps(domain)}]')"
+
+
+def log_in(browser, wrong_first):
     browser.navigate(base + "/ui/")
     browser.wait("location.pathname === '/ui/login' && !!document.querySelector('#token')", "the login page without a session")
     step("no session: the login page")
-
-    browser.evaluate("document.querySelector('#token').value = 'wrong-token'; document.querySelector('form').submit(); true")
-    browser.wait("!!document.querySelector('#login-error')", "the login page again after a wrong token")
-    browser.screenshot("login-wrong-token.png")
-    step("wrong token: the login page, with the error")
-
+    if wrong_first:
+        browser.evaluate("document.querySelector('#token').value = 'wrong-token'; document.querySelector('form').submit(); true")
+        browser.wait("!!document.querySelector('#login-error')", "the login page again after a wrong token")
+        browser.screenshot("login-wrong-token.png")
+        step("wrong token: the login page, with the error")
     browser.evaluate(f"document.querySelector('#token').value = {json.dumps(token)}; document.querySelector('form').submit(); true")
-    row = f"document.querySelector('tr[data-name={json.dumps(domain)}]')"
-    browser.wait(f"{row} && {row}.dataset.state === 'running'", "the guest listed as running")
     browser.wait("document.querySelector('#live').className === 'on'", "the event stream connected")
+
+
+def open_display(browser, domain, protocol, shot):
+    browser.evaluate(f"{row(domain)}.querySelector('a.name').click(); true")
+    browser.wait("!document.querySelector('#domain').hidden", "the domain's details")
+    browser.evaluate("document.querySelector('button[data-tab=display]').click(); true")
+    browser.wait(f"document.querySelector('#display-status').textContent === 'connected ({protocol})'",
+                 f"{protocol} connected through berthd", timeout=40)
+    browser.wait(f"{LIT} > 500", f"a {protocol} canvas that is not blank", timeout=60)
+    time.sleep(1)
+    browser.screenshot(shot)
+    step(f"{protocol} console: {browser.evaluate(LIT)} lit pixels on the canvas")
+
+
+def consoles(browser, domain):
+    log_in(browser, wrong_first=True)
+    browser.wait(f"{row(domain)} && {row(domain)}.dataset.state === 'running'", "the guest listed as running")
     browser.evaluate("window.berthMarker = 'same page'; true")
     browser.screenshot("list.png")
     step("logged in: the guest is listed as running")
 
-    browser.evaluate(f"{row}.querySelector('a.name').click(); true")
+    browser.evaluate(f"{row(domain)}.querySelector('a.name').click(); true")
     browser.wait("!document.querySelector('#domain').hidden", "the domain's details")
     browser.evaluate("document.querySelector('button[data-tab=serial]').click(); true")
     rows_text = "(document.querySelector('#terminal .xterm-rows') || {textContent: ''}).textContent"
@@ -142,23 +171,54 @@ try:
     browser.screenshot("serial.png")
     step("serial console: typed 'echo hi-$((6*7))', read hi-42")
 
-    browser.evaluate("document.querySelector('button[data-tab=vnc]').click(); true")
-    browser.wait("document.querySelector('#vnc-status').textContent === 'connected'", "noVNC connected through berthd", timeout=30)
-    # The canvas shows the guest's text console: count pixels that are not the background.
-    lit = ("(() => { const c = document.querySelector('#screen canvas'); if (!c || !c.width) return 0;"
-           " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
-           " for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 60) n++; return n; })()")
-    browser.wait(f"{lit} > 500", "a VNC canvas that is not blank", timeout=40)
-    time.sleep(1)
-    browser.screenshot("vnc.png")
-    step(f"VNC console: {browser.evaluate(lit)} lit pixels on the canvas")
+    open_display(browser, domain, "VNC", "vnc.png")
 
-    browser.evaluate(f"{row}.querySelector('button[data-action=destroy]').click(); true")
-    browser.wait(f"{row}.dataset.state === 'shut off'", "the list showing the guest shut off")
+    browser.evaluate(f"{row(domain)}.querySelector('button[data-action=destroy]').click(); true")
+    browser.wait(f"{row(domain)}.dataset.state === 'shut off'", "the list showing the guest shut off")
     if browser.evaluate("window.berthMarker") != "same page":
         raise SystemExit("FAIL: the page reloaded to show the new state")
     browser.screenshot("stopped.png")
     step("destroy from the page: the list shows 'shut off' without a reload")
+
+
+def spice(browser, domain):
+    log_in(browser, wrong_first=False)
+    browser.wait(f"{row(domain)} && {row(domain)}.dataset.state === 'running'", "the guest listed as running")
+    open_display(browser, domain, "SPICE", "spice.png")
+
+
+def install(browser, domain, kickstart):
+    log_in(browser, wrong_first=False)
+    browser.evaluate("document.querySelector('#new-guest-button').click(); true")
+    browser.wait("document.querySelector('#install-form select[name=media]').options.length > 1", "the media library in the form")
+    fill = {"name": domain, "memory": "512", "vcpus": "1", "disk": "1", "ks": kickstart}
+    script = "".join(f"f.elements[{json.dumps(k)}].value = {json.dumps(v)};" for k, v in fill.items())
+    browser.evaluate(f"(() => {{ const f = document.querySelector('#install-form'); {script}"
+                     " f.elements.media.selectedIndex = 1; return true; })()")
+    browser.screenshot("install-form.png")
+    browser.evaluate("document.querySelector('#install-submit').click(); true")
+    step("new guest: the form sent with the first medium of the library")
+    progress = "document.querySelector('#install-progress').textContent"
+    browser.wait(f"{progress}.includes('Install tree')", "the install's progress (the tree recognised)", timeout=120)
+    step("progress: the install tree recognised")
+    rows_text = "(document.querySelector('#terminal .xterm-rows') || {textContent: ''}).textContent"
+    browser.wait(f"{rows_text}.includes('BERTH-INSTALLER')", "the installer on the serial console", timeout=240)
+    browser.screenshot("install-console.png")
+    step("serial console: the installer's output")
+    browser.wait(f"!!document.querySelector('#install-progress li.done') || !!document.querySelector('#install-progress li.failed')",
+                 "the install's end", timeout=400)
+    if browser.evaluate("!!document.querySelector('#install-progress li.failed')"):
+        raise SystemExit(f"FAIL: the install failed: {browser.evaluate(progress)}")
+    browser.wait(f"{row(domain)} && {row(domain)}.dataset.state === 'running'", "the installed guest listed as running")
+    browser.screenshot("installed.png")
+    step(f"installed: {domain} running; progress: {browser.evaluate(progress)!r}")
+
+
+scenarios = {"consoles": consoles, "spice": spice, "install": install}
+browser = Browser()
+try:
+    started = time.time()
+    scenarios[scenario](browser, *arguments)
     print(f"done in {time.time() - started:.1f} s", flush=True)
 finally:
     browser.close()

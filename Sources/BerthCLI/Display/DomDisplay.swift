@@ -6,13 +6,16 @@ struct DomDisplay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "domdisplay", abstract: "Print the URI of a running domain's graphical console.",
         discussion: """
-            vnc+unix:///PATH for the default display (a unix socket on berthd's host), vnc://HOST:PORT \
-            for a TCP display. remote-viewer (Debian's virt-viewer) opens both; from another machine, \
-            use the web console (http://127.0.0.1:8000/ui/) or the WebSocket /v1/domains/NAME/vnc.
+            vnc+unix:///PATH or spice+unix:///PATH for the default display (a unix socket on berthd's \
+            host; root's, as only berthd may open it), vnc://HOST:PORT or spice://HOST:PORT for a TCP \
+            display. remote-viewer (Debian's virt-viewer) opens all of them; from another machine, use \
+            the web console (http://127.0.0.1:8000/ui/) or the WebSocket /v1/domains/NAME/vnc (or \
+            /spice), which carry the API's authentication.
             """)
 
     @Argument(help: "Domain name.") var name: String
-    @Flag(help: "Put the display's password in the URI (vnc://:PASSWORD@HOST:PORT).") var includePassword = false
+    @Flag(help: "Put the display's password in the URI (vnc://:PASSWORD@HOST:PORT, spice://HOST:PORT?password=PASSWORD).")
+    var includePassword = false
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
@@ -26,7 +29,10 @@ struct DomDisplay: AsyncParsableCommand {
         guard includePassword, let password = display.password, display.socket == nil,
             let encoded = password.addingPercentEncoding(withAllowedCharacters: .alphanumerics)
         else { return display.uri }
-        return display.uri.replacingOccurrences(of: "vnc://", with: "vnc://:\(encoded)@")
+        switch display.kind {
+        case .vnc: return display.uri.replacingOccurrences(of: "vnc://", with: "vnc://:\(encoded)@")
+        case .spice: return display.uri + "?password=\(encoded)"
+        }
     }
 }
 

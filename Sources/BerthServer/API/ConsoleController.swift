@@ -7,8 +7,10 @@ import NIOPosix
 
 /// The live consoles over WebSocket, proxied by berthd so a browser or another machine
 /// reaches them through the API's authentication only, never by an open port:
-/// `/v1/domains/{name}/console/ws` (the serial line, bytes both ways) and
-/// `/v1/domains/{name}/vnc` (raw RFB in binary frames, what noVNC speaks), plus the display's
+/// `/v1/domains/{name}/console/ws` (the serial line, bytes both ways),
+/// `/v1/domains/{name}/vnc` (raw RFB in binary frames, what noVNC speaks) and
+/// `/v1/domains/{name}/spice` (raw SPICE, what spice-html5 speaks: it opens one WebSocket per
+/// SPICE channel, each becoming its own connection to QEMU's socket), plus the display's
 /// whereabouts and the live statistics.
 struct ConsoleController<Context: WebSocketRequestContext & RequestContext> {
     let hypervisor: Hypervisor
@@ -37,22 +39,35 @@ struct ConsoleController<Context: WebSocketRequestContext & RequestContext> {
                 let name = try context.requestContext.parameters.require("name")
                 try await Self.splice(inbound, outbound, to: .unixDomainSocket(try consoleSocket(name)), limit: limit)
             })
-        group.ws(
-            "domains/:name/vnc",
-            shouldUpgrade: { request, context in
-                try Self.requireUpgrade(request)
-                _ = try await hypervisor.display(try context.parameters.require("name"))
-                try Self.requireRoom(limit)
-                return .upgrade(Self.subprotocol(request))
-            },
-            onUpgrade: { inbound, outbound, context in
-                let display = try await hypervisor.display(try context.requestContext.parameters.require("name"))
-                let target: Target =
-                    if let socket = display.socket { .unixDomainSocket(socket) } else {
-                        .tcp(host: display.host ?? "127.0.0.1", port: display.port ?? 5900)
-                    }
-                try await Self.splice(inbound, outbound, to: target, limit: limit)
-            })
+        for kind in GraphicsSpec.Kind.allCases {
+            group.ws(
+                "domains/:name/\(kind.rawValue)",
+                shouldUpgrade: { request, context in
+                    try Self.requireUpgrade(request)
+                    _ = try await display(try context.parameters.require("name"), kind: kind)
+                    try Self.requireRoom(limit)
+                    return .upgrade(Self.subprotocol(request))
+                },
+                onUpgrade: { inbound, outbound, context in
+                    let display = try await display(try context.requestContext.parameters.require("name"), kind: kind)
+                    let target: Target =
+                        if let socket = display.socket { .unixDomainSocket(socket) } else {
+                            .tcp(host: display.host ?? "127.0.0.1", port: display.port ?? 5900)
+                        }
+                    try await Self.splice(inbound, outbound, to: target, limit: limit)
+                })
+        }
+    }
+
+    /// The running display of `name`, when it speaks `kind` (a SPICE client cannot use VNC).
+    private func display(_ name: String, kind: GraphicsSpec.Kind) async throws -> DisplayInfo {
+        let display = try await hypervisor.display(name)
+        guard display.kind == kind else {
+            throw BerthError(
+                .wrongState, "Domain '\(name)' has a \(display.kind.rawValue) display, not \(kind.rawValue).",
+                remedy: "Open \(display.webSocket) instead.")
+        }
+        return display
     }
 
     private func consoleSocket(_ name: String) throws -> String {
@@ -79,7 +94,7 @@ struct ConsoleController<Context: WebSocketRequestContext & RequestContext> {
         _ = try limit.acquire()  // released at once: this only asks whether one is free
     }
 
-    /// noVNC may ask for the `binary` subprotocol; a browser drops a connection whose answer
+    /// noVNC may ask for the `binary` subprotocol (spice-html5 always does); a browser drops a connection whose answer
     /// does not name the one it asked for.
     static func subprotocol(_ request: Request) -> HTTPFields {
         guard let asked = request.headers[.secWebSocketProtocol] else { return [:] }

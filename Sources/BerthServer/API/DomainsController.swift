@@ -1,3 +1,4 @@
+import BerthHost
 import BerthModel
 import Foundation
 import Hummingbird
@@ -176,6 +177,21 @@ struct HostController<Context: RequestContext> {
             info.mediaAddress = media?.address
             info.mediaPort = media?.port
             return try JSONResponse.make(info)
+        }
+        group.get("media") { _, _ in
+            let library = MediaLibrary(stateDirectory: hypervisor.stateDirectory)
+            let entries: [MediaLibrary.Entry]
+            do {
+                entries = try library.entries()
+            } catch let error as MediaError {
+                throw BerthError(.unavailable, error.description, remedy: error.remedy)
+            }
+            return try JSONResponse.make(
+                entries.map { entry in
+                    MediaInfo(
+                        name: entry.name, kind: entry.kind.rawValue, path: entry.path,
+                        location: media.map { "http://\($0.address)/install/\(entry.name)/" })
+                })
         }
         group.get("events") { _, _ in
             var headers = HTTPFields()

@@ -49,6 +49,24 @@ struct MetricsController<Context: RequestContext> {
         for s in stats {
             for b in s.blocks { sample("berth_domain_block_write_bytes_total", [("domain", s.name), ("device", b.device)], "\(b.writeBytes)") }
         }
+        family(
+            "berth_domain_network_receive_bytes_total", "counter",
+            "Bytes the guest received on a tap NIC (the tap's tx_bytes); user-mode NICs keep no counters.")
+        for s in stats {
+            for n in s.interfaces {
+                if let rx = n.rxBytes {
+                    sample("berth_domain_network_receive_bytes_total", [("domain", s.name), ("interface", n.device ?? "")], "\(rx)")
+                }
+            }
+        }
+        family("berth_domain_network_transmit_bytes_total", "counter", "Bytes the guest sent on a tap NIC (the tap's rx_bytes).")
+        for s in stats {
+            for n in s.interfaces {
+                if let tx = n.txBytes {
+                    sample("berth_domain_network_transmit_bytes_total", [("domain", s.name), ("interface", n.device ?? "")], "\(tx)")
+                }
+            }
+        }
         return out
     }
 

@@ -4,7 +4,7 @@ import Hummingbird
 
 /// The web console at `/ui/` on the API's listener: Berth's own page (plain HTML/CSS/JS in
 /// `Sources/BerthServer/UI`, no build step) and the JavaScript libraries it uses, read at run
-/// time from Debian's packages (xterm.js, noVNC), never copied into the repository.
+/// time from Debian's packages (xterm.js, noVNC, spice-html5), never copied into the repository.
 struct WebUI<Context: RequestContext> {
     let sessions: WebSessions
     /// The API token the login form is checked against; nil on the unix socket, which
@@ -27,6 +27,10 @@ struct WebUI<Context: RequestContext> {
             Library(
                 name: "novnc", directory: ProcessInfo.processInfo.environment["BERTH_NOVNC_DIR"] ?? "/usr/share/novnc",
                 package: "novnc"),
+            Library(
+                name: "spice-html5",
+                directory: ProcessInfo.processInfo.environment["BERTH_SPICE_HTML5_DIR"] ?? "/usr/share/spice-html5",
+                package: "spice-html5"),
         ]
     }
 

@@ -75,6 +75,8 @@ public protocol GuestDriver: Sendable {
     ) async throws -> any GuestInstance
     /// The default VNC display's unix socket of a running domain.
     func vncSocketPath(_ spec: DomainSpec) -> String
+    /// The default SPICE display's unix socket of a running domain.
+    func spiceSocketPath(_ spec: DomainSpec) -> String
     /// The accelerator verdict for this host.
     func acceleratorVerdict() -> AcceleratorVerdict
     /// QEMU's version, nil when QEMU is not installed.
@@ -114,6 +116,10 @@ public protocol GuestInstance: Sendable {
 extension GuestDriver {
     public func vncSocketPath(_ spec: DomainSpec) -> String {
         (consoleSocketPath(spec) as NSString).deletingLastPathComponent + "/display/" + RuntimePaths.vncSocketName
+    }
+
+    public func spiceSocketPath(_ spec: DomainSpec) -> String {
+        (consoleSocketPath(spec) as NSString).deletingLastPathComponent + "/display/" + RuntimePaths.spiceSocketName
     }
 
     public func startPaused(

@@ -14,37 +14,37 @@ extension Hypervisor {
             throw BerthError(
                 .wrongState, "Domain '\(name)' has no graphical console.",
                 remedy:
-                    "Add \"graphics\": {\"kind\": \"vnc\"} to its definition ('berth dumpconfig \(name) --format json', edit, 'berth define FILE --update') and start it again; a microvm machine needs \"machine\": \"pc\"."
+                    "Add \"graphics\": {\"kind\": \"vnc\"} (or \"spice\") to its definition ('berth dumpconfig \(name) --format json', edit, 'berth define FILE --update') and start it again; a microvm machine needs \"machine\": \"pc\"."
             )
-        }
-        guard graphics.kind == .vnc else {
-            throw BerthError(.unavailable, "SPICE displays are not supported yet.", remedy: "Use \"kind\": \"vnc\".")
         }
         guard info.state == .running || info.state == .paused || info.state == .shuttingDown else {
             throw BerthError(
                 .wrongState, "Domain '\(name)' is \(info.state.rawValue), so its display is not up.",
                 remedy: "Start it with 'berth start \(name)'.")
         }
-        let webSocket = "/v1/domains/\(name)/vnc"
+        let kind = graphics.kind.rawValue
+        let webSocket = "/v1/domains/\(name)/\(kind)"
         guard graphics.listen != nil || graphics.port != nil else {
-            let socket = driver.vncSocketPath(info.spec)
+            let socket = graphics.kind == .vnc ? driver.vncSocketPath(info.spec) : driver.spiceSocketPath(info.spec)
             return DisplayInfo(
-                kind: .vnc, uri: "vnc+unix://\(socket)", socket: socket, password: graphics.password, webSocket: webSocket)
+                kind: graphics.kind, uri: "\(kind)+unix://\(socket)", socket: socket, password: graphics.password,
+                webSocket: webSocket)
         }
         let listen = graphics.listen ?? "127.0.0.1"
         var port = graphics.port
         if port == nil {
-            // "to=99": QEMU picked the first free display; it says which.
-            let answer = try await instance(name)?.query("query-vnc")
-            port = answer?["service"]?.string.flatMap { Int($0) }
+            // VNC's "to=99" or berthd's pick for SPICE: QEMU says which port it has.
+            let answer = try await instance(name)?.query("query-\(kind)")
+            port = answer?["service"]?.string.flatMap { Int($0) } ?? answer?["port"]?.int.map { Int($0) }
         }
         guard let port else {
-            throw BerthError(.unavailable, "QEMU did not say which VNC port '\(name)' got.", remedy: "See the domain's QEMU log.")
+            throw BerthError(
+                .unavailable, "QEMU did not say which \(kind) port '\(name)' got.", remedy: "See the domain's QEMU log.")
         }
         let host = listen.isEmpty || listen == "0.0.0.0" || listen == "::" ? "127.0.0.1" : listen
         let shown = host.contains(":") ? "[\(host)]" : host
         return DisplayInfo(
-            kind: .vnc, uri: "vnc://\(shown):\(port)", host: host, port: port, password: graphics.password,
+            kind: graphics.kind, uri: "\(kind)://\(shown):\(port)", host: host, port: port, password: graphics.password,
             webSocket: webSocket)
     }
 
@@ -75,7 +75,8 @@ extension Hypervisor {
         }
         return DomainStats(
             name: name, state: info.state, pid: instance.pid, cpuSeconds: process.cpuSeconds, rssBytes: process.rssBytes,
-            memory: info.spec.memory, vcpus: info.spec.vcpus, blocks: blocks, time: Date())
+            memory: info.spec.memory, vcpus: info.spec.vcpus, blocks: blocks,
+            interfaces: InterfaceCounters.read(pid: instance.pid, nics: info.spec.nics), time: Date())
     }
 
     /// Every running domain's counters (`GET /v1/stats`, `berth top`, `/metrics`).

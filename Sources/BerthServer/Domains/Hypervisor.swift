@@ -165,10 +165,11 @@ public final class Hypervisor: Sendable {
             // An open TCP display on the host is reachable by anything on that address.
             var generator = SystemRandomNumberGenerator()
             let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
-            // VNC's own authentication uses at most 8 characters.
+            // VNC's own authentication uses at most 8 characters (SPICE takes them too).
             graphics.password = String((0..<8).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
             spec.graphics = graphics
-            spec.notes.append("VNC on TCP got a generated password (see 'berth dumpconfig \(spec.name) --format json').")
+            spec.notes.append(
+                "\(graphics.kind.rawValue.uppercased()) on TCP got a generated password (see 'berth dumpconfig \(spec.name) --format json').")
         }
         return spec
     }

@@ -78,6 +78,7 @@ public struct QEMUGuestDriver: GuestDriver {
     public func consoleLogPath(_ spec: DomainSpec) -> String { paths(spec).consoleLog }
     public func consoleSocketPath(_ spec: DomainSpec) -> String { paths(spec).consoleSocket }
     public func vncSocketPath(_ spec: DomainSpec) -> String { paths(spec).vncSocket }
+    public func spiceSocketPath(_ spec: DomainSpec) -> String { paths(spec).spiceSocket }
     public func acceleratorVerdict() -> AcceleratorVerdict { verdict }
     public func qemuVersion() -> String? { version }
 

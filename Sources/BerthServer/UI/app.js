@@ -4,7 +4,7 @@ const csrf = document.querySelector('meta[name="berth-csrf"]').content;
 const rows = new Map();   // domain name → <tr>
 const lastStats = new Map(); // domain name → previous DomainStats (for CPU %)
 let selected = null;
-let terminal = null, terminalSocket = null, rfb = null;
+let terminal = null, terminalSocket = null, rfb = null, spice = null;
 
 function showMessage(text) {
   const box = document.getElementById('message');
@@ -27,6 +27,14 @@ async function explain(response) {
   } catch { return response.status + ' ' + response.statusText; }
 }
 
+// The guest's traffic over its tap NICs since the last sample; user-mode NICs keep no counters.
+function networkRate(now, before, seconds) {
+  const total = (stats, key) => stats.interfaces.filter(n => n[key] != null).reduce((sum, n) => sum + n[key], 0);
+  if (!now.interfaces || !now.interfaces.some(n => n.rxBytes != null)) return now.interfaces && now.interfaces.length ? 'no counters (user-mode)' : '';
+  const kib = key => ((total(now, key) - total(before, key)) / 1024 / seconds).toFixed(1);
+  return `↓ ${kib('rxBytes')} ↑ ${kib('txBytes')} KiB/s`;
+}
+
 function mib(bytes) { return (bytes / 1048576).toFixed(0) + ' MiB'; }
 
 async function loadDomains() {
@@ -42,7 +50,7 @@ async function loadDomains() {
       row = document.createElement('tr');
       row.dataset.name = d.name;
       row.innerHTML = '<td><a class="name"></a></td><td class="state"></td><td class="vcpus"></td><td class="memory"></td>' +
-        '<td class="cpu"></td><td class="rss"></td><td class="actions"></td>';
+        '<td class="cpu"></td><td class="rss"></td><td class="net"></td><td class="actions"></td>';
       row.querySelector('.name').textContent = d.name;
       row.querySelector('.name').onclick = () => select(d.name);
       for (const action of ['start', 'shutdown', 'destroy', 'reboot', 'suspend', 'resume']) {
@@ -69,7 +77,7 @@ function setState(name, state) {
   cell.textContent = state;
   cell.className = 'state state-' + state.replace(' ', '-');
   row.dataset.state = state;
-  if (state === 'shut off') { row.querySelector('.cpu').textContent = ''; row.querySelector('.rss').textContent = ''; }
+  if (state === 'shut off') for (const cell of ['.cpu', '.rss', '.net']) row.querySelector(cell).textContent = '';
 }
 
 async function act(name, action) {
@@ -132,7 +140,10 @@ async function pollStats() {
           const before = lastStats.get(s.name);
           if (before && before.pid === s.pid) {
             const seconds = (Date.parse(s.time) - Date.parse(before.time)) / 1000;
-            if (seconds > 0) row.querySelector('.cpu').textContent = (100 * (s.cpuSeconds - before.cpuSeconds) / seconds).toFixed(1) + ' %';
+            if (seconds > 0) {
+              row.querySelector('.cpu').textContent = (100 * (s.cpuSeconds - before.cpuSeconds) / seconds).toFixed(1) + ' %';
+              row.querySelector('.net').textContent = networkRate(s, before, seconds);
+            }
           }
           row.querySelector('.rss').textContent = mib(s.rssBytes);
           lastStats.set(s.name, s);
@@ -161,6 +172,7 @@ async function refreshDetails() {
 function closeConsoles() {
   if (terminalSocket) { terminalSocket.close(); terminalSocket = null; }
   if (rfb) { rfb.disconnect(); rfb = null; }
+  if (spice) { spice.stop(); spice = null; }
 }
 
 async function showTab(tab) {
@@ -174,7 +186,7 @@ async function showTab(tab) {
     document.getElementById('log').textContent = response.ok ? await response.text() : await explain(response);
   }
   if (tab === 'serial') await openSerial(name);
-  if (tab === 'vnc') await openVNC(name);
+  if (tab === 'display') await openDisplay(name);
 }
 
 // A library the page needs failed to load: berthd's answer names the Debian package.
@@ -209,12 +221,19 @@ async function openSerial(name) {
   terminal.focus();
 }
 
-async function openVNC(name) {
-  const status = document.getElementById('vnc-status');
-  const screen = document.getElementById('screen');
-  screen.textContent = '';
-  const display = await api(`/v1/domains/${name}/display`);
-  if (!display.ok) { status.textContent = await explain(display); return; }
+// The graphical console through berthd's WebSocket proxy: noVNC for VNC, spice-html5 for SPICE.
+async function openDisplay(name) {
+  const status = document.getElementById('display-status');
+  document.getElementById('screen').textContent = '';
+  const response = await api(`/v1/domains/${name}/display`);
+  if (!response.ok) { status.textContent = await explain(response); return; }
+  const display = await response.json();
+  status.textContent = 'connecting…';
+  if (display.kind === 'spice') await openSPICE(display, status);
+  else await openVNC(display, status);
+}
+
+async function openVNC(display, status) {
   let RFB;
   try {
     RFB = (await import('/ui/lib/novnc/core/rfb.js')).default;
@@ -222,17 +241,126 @@ async function openVNC(name) {
     status.textContent = await missingLibrary('/ui/lib/novnc/core/rfb.js');
     return;
   }
-  status.textContent = 'connecting…';
-  rfb = new RFB(screen, socketURL(`/v1/domains/${name}/vnc`), { wsProtocols: ['binary'] });
+  rfb = new RFB(document.getElementById('screen'), socketURL(display.webSocket), { wsProtocols: ['binary'] });
   rfb.scaleViewport = false;
-  rfb.addEventListener('connect', () => { status.textContent = 'connected'; });
+  rfb.addEventListener('connect', () => { status.textContent = 'connected (VNC)'; });
   rfb.addEventListener('disconnect', event => { status.textContent = event.detail.clean ? 'disconnected' : 'the display closed'; });
   rfb.addEventListener('credentialsrequired', () => {
-    const password = prompt('VNC password for ' + decodeURIComponent(name));
+    const password = prompt('VNC password');
     if (password !== null) rfb.sendCredentials({ password });
   });
 }
 
+async function openSPICE(display, status) {
+  let Spice;
+  try {
+    Spice = await import('/ui/lib/spice-html5/main.js');
+  } catch {
+    status.textContent = await missingLibrary('/ui/lib/spice-html5/main.js');
+    return;
+  }
+  // A unix-socket display has no ticket; a TCP one asks for its password.
+  const password = display.socket ? '' : (display.password || prompt('SPICE password') || '');
+  const connection = new Spice.SpiceMainConn({
+    uri: socketURL(display.webSocket), screen_id: 'screen', password,
+    onsuccess: () => { if (spice === connection) status.textContent = 'connected (SPICE)'; },
+    onerror: error => { if (spice === connection) status.textContent = 'the display closed: ' + error.message; },
+  });
+  spice = connection;
+}
+
+// The new-guest form: the InstallPlan `berth install` sends (POST /v1/domains/{name}/install),
+// then the operation's progress and, once the installer runs, the guest's serial console.
+async function openInstallForm() {
+  document.getElementById('new-guest').hidden = false;
+  const select = document.querySelector('#install-form select[name=media]');
+  const response = await api('/v1/media');
+  if (!response.ok) { showMessage(await explain(response)); return; }
+  while (select.options.length > 1) select.remove(1);
+  for (const media of await response.json()) {
+    if (!media.location) continue;  // berthd serves no media (--media-listen none)
+    const option = document.createElement('option');
+    option.value = media.location;
+    option.textContent = `${media.name} (${media.kind} ${media.path})`;
+    select.appendChild(option);
+  }
+}
+
+function installPlan(form) {
+  const field = key => form.elements[key].value.trim();
+  const name = field('name');
+  const url = field('media') || field('location');
+  if (!url) throw new Error('Choose an install tree from the media library, or give a location URL.');
+  // A pasted kickstart travels with the plan (berthd publishes it under an unguessable name);
+  // a URL is berthd's to fetch. Either way the installer is told ks=, which berthd rewrites.
+  const text = form.elements.kickstart.value;
+  const kickstart = text.trim() ? { origin: `${name}.ks`, text } : field('ks') ? { origin: field('ks') } : null;
+  const gib = Number(field('disk'));
+  return {
+    source: { location: { url } },
+    domain: {
+      name, memory: Number(field('memory')), vcpus: Number(field('vcpus')), arch: 'x86_64', bootloader: {},
+      disks: [{ path: '', volume: `default/${name}.img`, format: 'raw', device: 'disk', bus: 'virtio' }],
+      nics: [{ mode: 'user' }], onPoweroff: 'destroy', onReboot: 'restart', onCrash: 'destroy',
+      notes: [`installed from ${url} (web console)`],
+    },
+    newDisks: [{ index: 0, sizeBytes: Math.round(gib * 1024) * 1048576, format: 'raw' }],
+    extraArgs: kickstart ? [`ks=${kickstart.origin}`] : [],
+    serialConsole: true, kickstart, initrdInjections: [], noReboot: false, force: false,
+  };
+}
+
+function progressLine(text, className) {
+  const item = document.createElement('li');
+  item.textContent = text;
+  if (className) item.className = className;
+  document.getElementById('install-progress').appendChild(item);
+}
+
+async function submitInstall(event) {
+  event.preventDefault();
+  const form = event.target;
+  document.getElementById('install-progress').textContent = '';
+  showMessage('');
+  let plan;
+  try { plan = installPlan(form); } catch (error) { showMessage(error.message); return; }
+  const name = plan.domain.name;
+  const response = await api(`/v1/domains/${encodeURIComponent(name)}/install`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(plan),
+  });
+  if (!response.ok) { progressLine(await explain(response), 'failed'); return; }
+  const operation = await response.json();
+  progressLine(`install of ${name} started (operation ${operation.id})`);
+  await followInstall(operation.id, name);
+}
+
+// Polls the operation (?wait returns as soon as it ends) and prints each new message.
+async function followInstall(id, name) {
+  let shown = 0, consoleOpened = false;
+  for (;;) {
+    const response = await api(`/v1/operations/${id}?wait=2`);
+    if (!response.ok) { progressLine(await explain(response), 'failed'); return; }
+    const info = await response.json();
+    for (const message of (info.messages || []).slice(shown)) progressLine(message.text, message.level);
+    shown = (info.messages || []).length;
+    const running = (info.messages || []).some(m => m.phase === 'installer-running');
+    if (running && !consoleOpened && rows.has(name)) { consoleOpened = true; select(name); showTab('serial'); }
+    if (info.status === 'succeeded') {
+      progressLine(`${name} is installed.`, 'done');
+      // The installer's console closed with it: follow the installed guest's.
+      if (selected === name && !document.getElementById('tab-serial').hidden) showTab('serial');
+      return;
+    }
+    if (info.status === 'failed') {
+      progressLine(info.error ? info.error.message + (info.error.remedy ? ' ' + info.error.remedy : '') : 'the install failed', 'failed');
+      return;
+    }
+  }
+}
+
+document.getElementById('new-guest-button').onclick = () => openInstallForm();
+document.getElementById('install-cancel').onclick = () => { document.getElementById('new-guest').hidden = true; };
+document.getElementById('install-form').addEventListener('submit', submitInstall);
 for (const button of document.querySelectorAll('#domain nav button')) button.onclick = () => showTab(button.dataset.tab);
 document.getElementById('logout-form').addEventListener('submit', event => {
   event.preventDefault();

@@ -108,21 +108,35 @@ final class TestDaemon: @unchecked Sendable {
 
     /// Whether something listens on the unix socket (the file appears just before listen()).
     static func accepts(_ path: String) -> Bool {
+        guard let fd = connectUnix(path) else { return false }
+        close(fd)
+        return true
+    }
+
+    /// A stream connection to the unix socket at `path` (the caller closes it), nil if refused.
+    static func connectUnix(_ path: String) -> Int32? {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        guard fd >= 0, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            return nil
+        }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
         }
-        return withUnsafePointer(to: &address) {
+        let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
             }
         }
+        guard connected else {
+            close(fd)
+            return nil
+        }
+        return fd
     }
 
     /// Whether something listens on 127.0.0.1:`port`.
