@@ -24,7 +24,7 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
     ),
     (
         "BerthServer",
-        ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthStore"],
+        ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthStore", "BerthClient"],
         [
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
