@@ -50,6 +50,7 @@ extension QEMUProcess {
                 .unavailable, "QEMU could not begin migrating the guest: \(error)",
                 remedy: "See the guest's QEMU log ('berth log'); the guest keeps running here.")
         }
+        var switchedOver = false
         while true {
             if Task.isCancelled {
                 await cancelMigration()
@@ -65,7 +66,8 @@ extension QEMUProcess {
                 return MigrationFigures(
                     totalTime: info["total-time"]?.int ?? 0, downtime: info["downtime"]?.int ?? 0,
                     transferred: ram?["transferred"]?.int ?? 0)
-            case "pre-switchover":
+            case "pre-switchover" where !switchedOver:
+                switchedOver = true
                 do {
                     try await beforeSwitchover?()
                 } catch {
@@ -187,7 +189,9 @@ extension QEMUProcess {
         do {
             try await qmp.execute("getfd", arguments: ["fdname": .string("berth-nbd")], passing: listener)
             try await qmp.execute(
-                "nbd-server-start", arguments: ["addr": .object(["type": .string("fd"), "str": .string("berth-nbd")])])
+                // nbd-server-start takes QEMU's legacy SocketAddress form (the fields under `data`).
+                "nbd-server-start",
+                arguments: ["addr": .object(["type": .string("fd"), "data": .object(["str": .string("berth-nbd")])])])
             for node in nodes {
                 try await qmp.execute(
                     "block-export-add",

@@ -71,11 +71,12 @@ extension Hypervisor {
                 remedy: "Undefine it here first ('berth undefine \(spec.name)'), if it is not the guest's own running copy.")
         }
         try checkAgainstHost(spec)
-        let accel = try AcceleratorProbe.resolve(spec.accel, verdict: driver.acceleratorVerdict())
-        guard accel == offer.accel else {
+        // Refusals are 409s: the offer is fine, this host cannot take it.
+        let accel = try? AcceleratorProbe.resolve(spec.accel, verdict: driver.acceleratorVerdict())
+        guard let accel, accel == offer.accel else {
             throw BerthError(
-                .unavailable,
-                "The guest runs on \(offer.accel.rawValue) at the source but would run on \(accel.rawValue) here; a guest's CPU state does not move between the two.",
+                .wrongState,
+                "The guest runs on \(offer.accel.rawValue) at the source but cannot here (\(driver.acceleratorVerdict().reason)); a guest's CPU state does not move between accelerators.",
                 remedy: "Migrate it to a host with the same accelerator (see 'berth host-check' on both).")
         }
         guard let here = driver.qemuVersion() else {
@@ -83,7 +84,7 @@ extension Hypervisor {
         }
         if let there = offer.qemuVersion, Self.isOlder(here, than: there) {
             throw BerthError(
-                .unavailable, "This host's QEMU \(here) is older than the source's \(there); it cannot load the guest's state.",
+                .wrongState, "This host's QEMU \(here) is older than the source's \(there); it cannot load the guest's state.",
                 remedy: "Upgrade QEMU here, or migrate to a host with QEMU \(there) or newer.")
         }
         for (index, nic) in spec.nics.enumerated() where nic.mode != .user {
