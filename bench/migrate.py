@@ -26,7 +26,7 @@ def spec(name, memory):
     # Half the memory dirtied with non-zero bytes (zero pages cost QEMU nothing to send), then a
     # tick every 100 ms so the restored guest's first line shows it runs.
     fill = max(memory // 2, 16)
-    run = (f"dd if=/dev/urandom of=/dev/shm/fill bs=1M count={fill} 2>/dev/null; echo FILLED; "
+    run = (f"dd if=/dev/urandom of=/fill bs=1M count={fill} 2>/dev/null; echo FILLED; "
            "i=0; while :; do echo tick $i; i=$((i+1)); usleep 100000; done")
     return {"name": name, "memory": memory, "kernel": f"{GUEST}/vmlinuz", "initrd": f"{GUEST}/initrd.img",
             "cmdline": f'console=ttyS0 berth.run="{run}"'}

@@ -136,4 +136,45 @@ import Testing
         #expect(try await destination.client.volumes(pool: "default").isEmpty)
         _ = try await client.perform(.destroy, on: "stay")
     }
+
+    @Test func aSourceBerthdKilledMidMigrationFindsTheGuestInOnePlace() async throws {
+        let (namespace, source, destination) = try await Self.twoHosts()
+        defer {
+            source.tearDown()
+            destination.tearDown()
+            namespace.destroy()
+        }
+        _ = try await source.client.createVolume(pool: "default", VolumeCreateRequest(name: "kill.img", capacity: 16 << 20))
+        _ = try await source.client.define(try Self.movingSpec("kill", volume: "kill.img"))
+        let started = try await source.client.perform(.start, on: "kill")
+        _ = try await source.waitForLog("kill", "tick 2")
+        let slow = MigrateRequest(
+            destination: Self.url(destination), token: destination.token, copyStorageAll: true, bandwidth: 1)
+        let operation = try await source.client.beginMigrate("kill", slow)
+        let deadline = Date().addingTimeInterval(120)
+        while try await source.client.operation(operation.id).messages?.contains(where: { $0.text.hasPrefix("disks copied") })
+            != true
+        {
+            guard Date() < deadline else { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(try await destination.client.info("kill").state == .paused)
+
+        // berthd dies mid-copy; its guest's QEMU carries on. The next berthd settles it: the
+        // destination was never told to run the guest, so it runs on here and goes from there.
+        source.stop(signal: SIGKILL)
+        try await source.start()
+        let here = try await source.waitForState("kill", .running)
+        #expect(here.pid == started.pid)
+        let at = try #require(SaveRestoreTests.lastTick(try await source.log("kill")))
+        _ = try await source.waitForLog("kill", "tick \(at + 2)")
+        let end = Date().addingTimeInterval(60)
+        while (try? await destination.client.info("kill")) != nil, Date() < end {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let gone = await #expect(throws: BerthError.self) { try await destination.client.info("kill") }
+        #expect(gone?.code == .notFound)
+        #expect(qemuProcesses(uuid: started.spec.uuid) == [try #require(started.pid)])
+        _ = try await source.client.perform(.destroy, on: "kill")
+    }
 }

@@ -9,6 +9,7 @@ import Foundation
 /// One incoming migration on the destination.
 struct IncomingMigration: Sendable {
     var journal: MigrationJournal.Incoming
+    /// The one-time listener while its accept loop runs (which closes it), then -1.
     var listener: Int32
     var secret: String
     var phase: IncomingMigrationInfo.Phase
@@ -29,7 +30,6 @@ extension Hypervisor {
         var journal = MigrationJournal.Incoming(
             id: id, domain: offer.spec.name, uuid: offer.spec.uuid, createdFiles: [], createdVolumes: [])
         try migrationJournal.save(incoming: journal)
-        var listener: Int32 = -1
         do {
             var spec = offer.spec
             for copy in offer.copies {
@@ -40,7 +40,6 @@ extension Hypervisor {
             guard let qemu = guest.qemuProcess else { throw BerthError(.unavailable, "This guest driver cannot migrate guests.") }
             if !offer.copies.isEmpty { try await qemu.exportDisks(offer.copies.map { "disk\($0.index)" }) }
             let opened = try MigrationChannel.listen(host: migrationHost)
-            listener = opened.fd
             let secret = MigrationChannel.secret()
             incoming.withLock {
                 $0[id] = IncomingMigration(
@@ -53,8 +52,6 @@ extension Hypervisor {
                 LifecycleEvent(domain: spec.name, kind: .migrationProgress, state: .paused, detail: "arriving; QEMU waits for the guest"))
             return MigrationTicket(id: id, domain: spec.name, host: migrationHost, port: opened.port, secret: secret)
         } catch {
-            if listener >= 0 { close(listener) }
-            incoming.withLock { _ = $0.removeValue(forKey: id) }
             await removeHalfMade(journal)
             throw error
         }
@@ -159,7 +156,12 @@ extension Hypervisor {
     /// `memory` one goes to QEMU itself; then the listener closes.
     private func acceptStreams(id: String, listener: Int32, secret: String, qemu: QEMUProcess) async {
         let deadline = Date().addingTimeInterval(Self.incomingLimit)
-        defer { close(listener) }
+        defer {
+            // Marked closed under the lock `abortIncoming` shuts it down under, so an abort never
+            // touches a descriptor number the kernel has handed out again.
+            incoming.withLock { $0[id]?.listener = -1 }
+            close(listener)
+        }
         while true {
             let accepted: (channel: String, fd: Int32)
             do {
@@ -248,8 +250,9 @@ extension Hypervisor {
     /// Removes the half-made destination: QEMU, definition, created disks.
     func abortIncoming(_ id: String) async throws {
         guard let entry = incoming.withLock({ $0[id] }), entry.phase == .waiting else { throw Self.unknownIncoming(id) }
-        incoming.withLock { _ = $0.removeValue(forKey: id) }
-        shutdown(entry.listener, Int32(SHUT_RDWR))
+        incoming.withLock { table in
+            if let listener = table.removeValue(forKey: id)?.listener, listener >= 0 { shutdown(listener, Int32(SHUT_RDWR)) }
+        }
         await removeHalfMade(entry.journal)
     }
 
