@@ -110,6 +110,15 @@ import Testing
         _ = try await client.define(try Self.movingSpec("stay", volume: "stay.img"))
         let started = try await client.perform(.start, on: "stay")
         _ = try await source.waitForLog("stay", "tick 2")
+
+        // A volume of that name already on the destination is never overwritten (nor removed).
+        _ = try await destination.client.createVolume(pool: "default", VolumeCreateRequest(name: "stay.img", capacity: 1 << 20))
+        let clash = await #expect(throws: BerthError.self) { try await client.finish(try await client.beginMigrate("stay", to)) }
+        #expect(clash?.message.contains("already exists") == true, "\(clash?.message ?? "")")
+        #expect(try await destination.client.volumes(pool: "default").map(\.name) == ["stay.img"])
+        #expect(try await client.info("stay").state == .running)
+        try await destination.client.deleteVolume(pool: "default", name: "stay.img")
+
         var slow = to
         slow.bandwidth = 1
         let operation = try await client.beginMigrate("stay", slow)

@@ -109,8 +109,13 @@ extension Hypervisor {
         for (index, disk) in spec.disks.enumerated() {
             if copied.contains(index) {
                 if let volume = disk.volume {
-                    let pool = String(volume.split(separator: "/").first ?? "")
-                    _ = try activePool(pool)
+                    let parts = volume.split(separator: "/", maxSplits: 1).map(String.init)
+                    _ = try activePool(parts.first ?? "")
+                    if parts.count == 2, (try? catalog.volume(pool: parts[0], name: parts[1])) != nil {
+                        throw BerthError(
+                            .alreadyExists, "Volume \(volume) already exists on this host; --copy-storage-all would overwrite it.",
+                            remedy: "Delete or rename it here ('berth vol-delete'), or migrate without --copy-storage-all if it is shared.")
+                    }
                 } else if access(disk.path, F_OK) == 0 {
                     throw BerthError(
                         .alreadyExists, "\(disk.path) already exists on this host; --copy-storage-all would overwrite it.",
@@ -135,11 +140,21 @@ extension Hypervisor {
         if let volume = disk.volume {
             let parts = volume.split(separator: "/", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw BerthError(.invalidArgument, "Volume '\(volume)' is not POOL/NAME.") }
+            // Recorded once made: a volume that was already there is never the half-made one's.
+            let made = try await createVolume(pool: parts[0], VolumeCreateRequest(name: parts[1], capacity: bytes, format: format))
             journal.createdVolumes.append(volume)
             try migrationJournal.save(incoming: journal)
-            let made = try await createVolume(pool: parts[0], VolumeCreateRequest(name: parts[1], capacity: bytes, format: format))
             disk.path = made.path
         } else {
+            // Claimed exclusively first: a file that appeared since the check is never overwritten.
+            let claimed = open(disk.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard claimed >= 0 else {
+                throw BerthError(
+                    errno == EEXIST ? .alreadyExists : .unavailable,
+                    "Cannot create \(disk.path) for the copy: \(String(cString: strerror(errno))).",
+                    remedy: "Check the directory exists here and nothing else is at that path.")
+            }
+            close(claimed)
             journal.createdFiles.append(disk.path)
             try migrationJournal.save(incoming: journal)
             let outcome = try await QEMUImg.run(["create", "-q", "-f", format.rawValue, disk.path, String(bytes)])
