@@ -186,4 +186,32 @@ import Testing
         #expect(qemuProcesses(uuid: started.spec.uuid) == [try #require(started.pid)])
         _ = try await source.client.perform(.destroy, on: "kill")
     }
+
+    @Test func aPausedForTheCopyMigrationWithUndefineSourceLeavesNothingHere() async throws {
+        let (namespace, source, destination) = try await Self.twoHosts()
+        defer {
+            source.tearDown()
+            destination.tearDown()
+            namespace.destroy()
+        }
+        // No disk to copy, no --live: the guest is paused for the copy and runs again there.
+        _ = try await source.client.define(try SaveRestoreTests.counterSpec("offline"))
+        let started = try await source.client.perform(.start, on: "offline")
+        _ = try await source.waitForLog("offline", "tick 2")
+        let run = try await BerthRun.run(
+            ["migrate", "offline", "--to", Self.url(destination), "--undefine-source"], state: source.stateDirectory,
+            environment: ["BERTH_TO_TOKEN": destination.token])
+        #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+        #expect(run.stdout.contains("paused for the copy"), "\(run.stdout)")
+        let gone = await #expect(throws: BerthError.self) { try await source.client.info("offline") }
+        #expect(gone?.code == .notFound)
+        let there = try await destination.client.info("offline")
+        #expect(there.state == .running)
+        #expect(qemuProcesses(uuid: started.spec.uuid) == [try #require(there.pid)])
+        let at = try #require(SaveRestoreTests.lastTick(try await destination.log("offline")))
+        let log = try await destination.waitForLog("offline", "tick \(at + 2)")
+        let ticks = SaveRestoreTests.ticks(log)
+        #expect(ticks == Array(0..<ticks.count), "the counter restarted or skipped: \(ticks)")
+        _ = try await destination.client.perform(.destroy, on: "offline")
+    }
 }
