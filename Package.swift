@@ -25,7 +25,7 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
     ),
     (
         "BerthServer",
-        ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthStore", "BerthPOSIX"],
+        ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthStore", "BerthPOSIX", "BerthClient"],
         [
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

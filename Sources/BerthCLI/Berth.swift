@@ -22,7 +22,8 @@ public struct Berth: AsyncParsableCommand {
             NetDHCPLeases.self, NetUpdate.self,
             DomDisplay.self, VNCDisplay.self, DomStatsCommand.self, Top.self,
             Save.self, Restore.self, ManagedSave.self, ManagedSaveRemove.self, SnapshotCreateAs.self,
-            SnapshotList.self, SnapshotInfoCommand.self, SnapshotRevert.self, SnapshotDelete.self,
+            SnapshotList.self, SnapshotInfoCommand.self, SnapshotRevert.self, SnapshotDelete.self, Migrate.self,
+            DomJobAbort.self,
         ])
 
     public init() {}

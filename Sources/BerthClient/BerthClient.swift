@@ -229,13 +229,15 @@ public struct BerthClient: Sendable {
 
     /// Polls an operation until it ends, calling `progress` on the way; throws its error.
     @discardableResult
-    public func finish(_ operation: OperationInfo, progress: (OperationProgress) -> Void = { _ in }) async throws
-        -> OperationInfo
-    {
+    public func finish(
+        _ operation: OperationInfo, progress: (OperationProgress) -> Void = { _ in },
+        messages: ([OperationMessage]) -> Void = { _ in }
+    ) async throws -> OperationInfo {
         var current = operation
         while current.status == .running {
             current = try await self.operation(current.id, wait: 0.5)
             if let value = current.progress { progress(value) }
+            if let lines = current.messages { messages(lines) }
         }
         if let error = current.error { throw error }
         return current

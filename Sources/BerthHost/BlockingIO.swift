@@ -1,7 +1,7 @@
 import BerthPOSIX
 import Foundation
 
-/// Runs blocking work (file and ISO reads, copies) on a thread of its own, so no thread of
+/// Runs blocking work (file and ISO reads, copies, a blocking accept) on a thread of its own, so no thread of
 /// Swift's small cooperative pool, which serves berthd's API, ever waits on a disk.
 public enum BlockingIO {
     public static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {

@@ -100,6 +100,12 @@ public struct LifecycleEvent: Codable, Sendable, Equatable {
         case snapshotCreated = "snapshot-created"
         case snapshotReverted = "snapshot-reverted"
         case snapshotDeleted = "snapshot-deleted"
+        /// Source: the guest moved to another host (`detail`: where, total time and downtime).
+        case migrated
+        /// Destination: a guest arrived from another host and runs here.
+        case migratedIn = "migrated-in"
+        /// A step of a migration (`detail` says which); the guest still runs at the source.
+        case migrationProgress = "migration-progress"
     }
 
     public var domain: String

@@ -59,7 +59,7 @@ extension QEMUProcess {
                     .unavailable, "QEMU could not save the guest: \(reason)",
                     remedy: "Check the target's file system has room for the guest's memory, then try again.")
             default:
-                try await Task.sleep(for: .milliseconds(100))
+                try await Task.sleep(for: .milliseconds(20))
             }
         }
     }
@@ -100,7 +100,7 @@ extension QEMUProcess {
                     .unavailable, "QEMU could not restore the guest: \(info["error-desc"]?.string ?? "migration failed")",
                     remedy: "The saved file may be damaged or from another QEMU version.")
             default:
-                try await Task.sleep(for: .milliseconds(100))
+                try await Task.sleep(for: .milliseconds(20))
             }
         }
     }

@@ -80,7 +80,7 @@ public struct RuntimePaths: Sendable, Equatable {
     /// Removes the sockets and pidfile a QEMU left behind (it does not remove its sockets when
     /// killed), and the directory too if asked. Call only when no QEMU for this domain runs.
     public func removeRuntimeFiles(includingDirectory: Bool = false) {
-        for path in [qmpSocket, consoleSocket, pidFile, vncSocket, spiceSocket] { unlink(path) }
+        for path in [qmpSocket, consoleSocket, pidFile, vncSocket, spiceSocket, directory + "/nbd.sock"] { unlink(path) }
         if includingDirectory {
             rmdir(displayDirectory)
             rmdir(directory)

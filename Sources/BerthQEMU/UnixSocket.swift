@@ -22,6 +22,11 @@ final class UnixSocketConnection: Sendable {
     static let maxPathBytes = 108
 
     static func connect(path: String) throws(QMP.Error) -> UnixSocketConnection {
+        UnixSocketConnection(fd: try connectedDescriptor(path: path))
+    }
+
+    /// A connected socket's bare descriptor (the caller owns and closes it).
+    static func connectedDescriptor(path: String) throws(QMP.Error) -> Int32 {
         let pathBytes = Array(path.utf8)
         guard pathBytes.count < maxPathBytes else {
             throw .transport("socket path '\(path)' is longer than \(maxPathBytes - 1) bytes")
@@ -39,7 +44,7 @@ final class UnixSocketConnection: Sendable {
             Glibc.close(fd)
             throw .transport("connect to \(path): \(why)")
         }
-        return UnixSocketConnection(fd: fd)
+        return fd
     }
 
     /// A listening socket at `path` (any stale file there is replaced), close-on-exec, for a

@@ -37,6 +37,11 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
             "What to do with running guests when berthd stops: 'leave' them running (re-attached at the next start), or 'save' each (a managed save) and resume them when berthd starts again, as libvirt-guests does."
     )
     var onShutdown: DaemonConfiguration.OnShutdown = .leave
+    @Option(
+        help:
+            "IPv4 address incoming migrations listen on (a one-time random port per migration; xend's xend-relocation-address). Default: the --listen address."
+    )
+    var migrationListen: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -72,6 +77,13 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
             let address = try Self.address(mediaListen, option: "--media-listen", example: "127.0.0.1:8001")
             configuration.mediaHost = address?.host
             if let address { configuration.mediaPort = address.port }
+        }
+        if let migrationListen {
+            var address = in_addr()
+            guard inet_pton(AF_INET, migrationListen, &address) == 1 else {
+                throw ValidationError("--migration-listen takes an IPv4 address of this host (127.0.0.1).")
+            }
+            configuration.migrationHost = migrationListen
         }
         guard (1...3600).contains(idleTimeout) else { throw ValidationError("--idle-timeout takes 1...3600 seconds.") }
         configuration.idleTimeout = .seconds(idleTimeout)
@@ -127,6 +139,7 @@ extension BerthDaemonCommand {
             logger.info("\(path): xend-http-server is off, so berthd listens on its unix socket only.")
         }
         if xend.unixServer { configuration.socketPath = xend.unixPath }
+        if xend.relocationServer, !xend.relocationAddress.isEmpty { configuration.migrationHost = xend.relocationAddress }
         logger.info("\(path): default network mode for imported guests: \(xend.defaultNetworkMode.rawValue).")
     }
 }

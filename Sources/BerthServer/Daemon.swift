@@ -30,6 +30,7 @@ public enum Daemon {
         WebUI(sessions: sessions, token: token).add(to: router)
         SavesController(hypervisor: hypervisor).add(to: v1)
         NetworksController(networks: hypervisor.networks).add(to: v1)
+        MigrationsController(hypervisor: hypervisor).add(to: v1)
         return router
     }
 
@@ -63,7 +64,8 @@ public enum Daemon {
         let hypervisor = try Hypervisor(
             catalog: catalog, driver: driver, bootPreparer: bootPreparer,
             stateDirectory: configuration.stateDirectory, runtimeDirectory: configuration.runtimeDirectory,
-            guestReachablePorts: configuration.guestReachablePorts)
+            guestReachablePorts: configuration.guestReachablePorts,
+            migrationHost: configuration.migrationHost ?? configuration.tcpHost.flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1")
         if let block = hypervisor.guestIDBlock {
             // Before any guest runs (re-attached ones included): guests reach only the media.
             try await GuestFirewall(guestIDBlock: block, mediaPorts: configuration.guestReachablePorts)
@@ -85,7 +87,11 @@ public enum Daemon {
         }
         // Networks before guests: re-attached guests keep their bridges, autostart guests find theirs.
         for message in await hypervisor.networks.recover() { logger.warning("\(message)") }
+        // Half-made incoming migrations go before guests are re-attached; a migration this
+        // berthd was sending is settled once its guest is re-attached (asking the destination).
+        await hypervisor.recoverIncomingMigrations()
         await hypervisor.recoverAll()
+        Task { await hypervisor.recoverOutgoingMigrations() }
 
         unlink(configuration.socketPath)  // a stale socket; the lock proves no daemon owns it
         let socketPath = configuration.socketPath

@@ -16,6 +16,9 @@ public struct DaemonConfiguration: Sendable {
     /// to this port only; nil disables it.
     public var mediaHost: String?
     public var mediaPort: Int
+    /// Where incoming migrations' one-time listeners bind (xend's `xend-relocation-address`);
+    /// nil: the TCP listener's address, else 127.0.0.1.
+    public var migrationHost: String?
     /// A connection that sends nothing for this long (no request in progress) is closed.
     public var idleTimeout: Duration
     /// The accelerator used when a domain says `auto`: nil probes the host.

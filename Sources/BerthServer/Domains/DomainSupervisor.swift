@@ -65,7 +65,13 @@ actor DomainSupervisor {
             return try await operation()
         }
         queueTail = Task { _ = try? await task.value }
-        return try await task.value
+        // Cancelling the caller (an operation cancelled with `berth domjobabort`) reaches the
+        // operation itself: a migration stops and the guest stays here.
+        return try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            task.cancel()
+        }
     }
 
     // MARK: - Operations

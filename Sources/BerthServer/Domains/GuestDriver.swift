@@ -111,6 +111,8 @@ public protocol GuestInstance: Sendable {
     /// Runs an internal snapshot job: `snapshot-save`, `snapshot-load` or `snapshot-delete`
     /// on format nodes `devices`, with the memory state in `vmstate`.
     func snapshot(_ command: String, tag: String, vmstate: String?, devices: [String]) async throws
+    /// The QEMU process behind the guest, for live migration (nil for other drivers).
+    var qemuProcess: QEMUProcess? { get }
 }
 
 extension GuestDriver {
@@ -130,6 +132,8 @@ extension GuestDriver {
 }
 
 extension GuestInstance {
+    public var qemuProcess: QEMUProcess? { nil }
+
     public func query(_ command: String) async throws -> QMP.Value {
         throw BerthError(.unavailable, "This guest driver has no QMP.", remedy: "Use the QEMU driver.")
     }

@@ -22,15 +22,22 @@ public final class Hypervisor: Sendable {
     let guestIDBlock: UInt32?
     /// Bridges, dnsmasq, nftables and taps.
     let networks: NetworkManager
+    /// The address incoming migrations' one-time listeners bind (`--migration-listen`).
+    let migrationHost: String
+    /// Incoming migrations this host is the destination of.
+    let incoming = Mutex<[String: IncomingMigration]>([:])
 
     /// - Parameters:
     ///   - runtimeDirectory: where networks keep their dnsmasq files (default `<state>/run`).
     ///   - guestReachablePorts: host TCP ports guests on a network may reach (the media listener).
+    ///   - migrationHost: where incoming migrations listen (an IPv4 address of this host).
     public init(
         catalog: Catalog, driver: any GuestDriver, bootPreparer: BootPreparer, stateDirectory: String,
-        isolateGuests: Bool = GuestIdentity.canSwitch, runtimeDirectory: String? = nil, guestReachablePorts: [Int] = []
+        isolateGuests: Bool = GuestIdentity.canSwitch, runtimeDirectory: String? = nil, guestReachablePorts: [Int] = [],
+        migrationHost: String = "127.0.0.1"
     ) throws {
         self.catalog = catalog
+        self.migrationHost = migrationHost
         self.driver = driver
         self.bootPreparer = bootPreparer
         self.stateDirectory = stateDirectory

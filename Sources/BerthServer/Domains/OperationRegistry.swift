@@ -35,6 +35,24 @@ final class OperationRegistry: Sendable {
         runWithID(domain: domain, action: action) { id, _ in try await body(id) }
     }
 
+    /// Both: progress lines and bytes (a migration).
+    func runNotingWithProgress(
+        domain: String, action: String,
+        _ body: @escaping @Sendable (_ id: String, _ progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws -> Void
+    ) -> OperationInfo {
+        runWithID(domain: domain, action: action, body)
+    }
+
+    /// Cancels the running operations of `domain` named `action` (`berth domjobabort`);
+    /// returns how many there were.
+    func cancel(domain: String, action: String) -> Int {
+        let tasks = entries.withLock { table in
+            table.values.filter { $0.info.domain == domain && $0.info.action == action && $0.finishedAt == nil }.map(\.task)
+        }
+        tasks.forEach { $0.cancel() }
+        return tasks.count
+    }
+
     private func runWithID(
         domain: String, action: String,
         _ body: @escaping @Sendable (_ id: String, _ progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws -> Void

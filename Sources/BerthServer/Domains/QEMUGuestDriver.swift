@@ -144,6 +144,7 @@ struct QEMUGuest: GuestInstance {
     }
 
     var pid: Int32 { process.pid }
+    var qemuProcess: QEMUProcess? { process }
 
     func powerdown() async throws { try await execute("system_powerdown") }
     func reset() async throws { try await execute("system_reset") }
