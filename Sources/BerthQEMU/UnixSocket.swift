@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// A blocking reader thread (rather than SwiftNIO, which this module may not use) keeps the
 /// code small; the daemon runs one per running guest.
-final class UnixSocketConnection: Sendable {
+public final class UnixSocketConnection: Sendable {
     private let fd: Int32
     /// True once the reader has closed the descriptor; writers check it under the same lock so
     /// they never write to a descriptor number the kernel has reused.
@@ -22,6 +22,20 @@ final class UnixSocketConnection: Sendable {
     static let maxPathBytes = 108
 
     static func connect(path: String) throws(QMP.Error) -> UnixSocketConnection {
+        UnixSocketConnection(fd: try connectedDescriptor(path: path))
+    }
+
+    /// A descriptor connected to the stream socket at `path` (close-on-exec), for callers
+    /// that do their own I/O on it (`berth proxy-stdio`).
+    public static func connected(path: String) throws -> Int32 {
+        do {
+            return try connectedDescriptor(path: path)
+        } catch {
+            throw BerthError(.connection, "Cannot connect to \(path): \(error)")
+        }
+    }
+
+    private static func connectedDescriptor(path: String) throws(QMP.Error) -> Int32 {
         let pathBytes = Array(path.utf8)
         guard pathBytes.count < maxPathBytes else {
             throw .transport("socket path '\(path)' is longer than \(maxPathBytes - 1) bytes")
@@ -39,7 +53,7 @@ final class UnixSocketConnection: Sendable {
             Glibc.close(fd)
             throw .transport("connect to \(path): \(why)")
         }
-        return UnixSocketConnection(fd: fd)
+        return fd
     }
 
     /// A listening socket at `path` (any stale file there is replaced), close-on-exec, for a
