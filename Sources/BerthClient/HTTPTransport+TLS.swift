@@ -34,7 +34,10 @@ extension HTTPTransport {
 
     /// The channel setup for `https://HOST`: TLS (SNI and name check by DNS name, or by the
     /// peer's address when HOST is an IP address), then HTTP.
-    static func setupTLS(host: String, tls: TLSSettings, verify: NIOSSLCustomVerificationCallback? = nil) throws
+    static func setupTLS(
+        host: String, tls: TLSSettings,
+        verify: (@Sendable ([NIOSSLCertificate], EventLoopPromise<NIOSSLVerificationResult>) -> Void)? = nil
+    ) throws
         -> @Sendable (any Channel) -> EventLoopFuture<Connection>
     {
         let context = try NIOSSLContext(configuration: tlsConfiguration(tls))
@@ -132,7 +135,8 @@ extension HTTPTransport {
                 .connection, "The CA certificate \(tls.ca) expired on \(ca.notValidAfter).",
                 remedy: "Make a new CA with 'berth tls init' and new certificates from it.")
         }
-        if leaf.issuer != ca.subject {
+        // By signature, not by name: two sites' CAs may carry the same name.
+        if leaf.issuer != ca.subject || !ca.publicKey.isValidSignature(leaf.signature, for: leaf) {
             return BerthError(
                 .connection,
                 "\(address) presented a certificate issued by '\(leaf.issuer)', not by the CA in \(tls.ca) ('\(ca.subject)'): unknown certificate.",
@@ -140,11 +144,28 @@ extension HTTPTransport {
                     "If that host is yours, copy its ca-cert.pem here (or give --tls-ca); otherwise do not connect: it may not be the host you meant."
             )
         }
-        let names = (try? leaf.extensions.subjectAlternativeNames).flatMap { $0 }.map { $0.map { "\($0)" } } ?? []
+        let names = (try? leaf.extensions.subjectAlternativeNames).flatMap { $0 }.map { $0.map(describe) } ?? []
         return BerthError(
             .connection,
             "\(address) presented a certificate for \(names.isEmpty ? "'\(leaf.subject)'" : names.joined(separator: ", ")), which does not name \(host).",
             remedy: "Connect by a name the certificate holds, or on that host run 'berth tls init --force --server-name \(host)' and restart berthd.")
+    }
+
+    /// A certificate's name as a user writes it: `berth1.example.org`, `192.0.2.10`.
+    static func describe(_ name: GeneralName) -> String {
+        switch name {
+        case .dnsName(let dns): return dns
+        case .ipAddress(let octets):
+            let bytes = Array(octets.bytes)
+            if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+            var address = in6_addr()
+            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            guard bytes.count == 16 else { return "\(name)" }
+            withUnsafeMutableBytes(of: &address) { $0.copyBytes(from: bytes) }
+            inet_ntop(AF_INET6, &address, &text, socklen_t(text.count))
+            return String(cString: text)
+        default: return "\(name)"
+        }
     }
 
     /// The certificate berthd presents, read without trusting it (the handshake is then failed).

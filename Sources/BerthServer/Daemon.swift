@@ -3,6 +3,7 @@ import BerthModel
 import BerthStore
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
@@ -23,8 +24,8 @@ public enum Daemon {
         router.add(middleware: ErrorMappingMiddleware())
         if !hostsAllow.isEmpty { router.add(middleware: HostsAllowMiddleware(patterns: hostsAllow)) }
         if let token {
-            let certified: (@Sendable (APIRequestContext) async -> Bool)? =
-                clientCertificates ? { await $0.clientCertificate() != nil } : nil
+            var certified: (@Sendable (APIRequestContext) async -> Bool)?
+            if clientCertificates { certified = { context in await context.hasClientCertificate() } }
             router.add(middleware: TokenMiddleware(token: token, sessions: sessions, certified: certified))
         }
         let v1 = router.group("v1")

@@ -23,6 +23,18 @@ import Testing
             try local.link("rl0", "10.213.0.1/24", to: remote, "rr0", "10.213.0.2/24")
         }
 
+        /// Waits until something accepts connections on `address`:`port` as seen from the local namespace.
+        func waitForListener(_ address: String, _ port: Int) async throws {
+            let deadline = Date().addingTimeInterval(60)
+            while local.attempt(["bash", "-c", ": </dev/tcp/\(address)/\(port)"]).status != 0 {
+                guard Date() < deadline else {
+                    Issue.record("Nothing listens on \(address):\(port) in the remote namespace after 60 s.")
+                    throw BerthError(.timeout, "listener")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+
         func destroy() {
             local.destroy()
             remote.destroy()
@@ -71,6 +83,7 @@ import Testing
             namespace: hosts.remote)
         defer { daemon.tearDown() }
         _ = try await daemon.client.define(try GuestFixture.spec("far1"))
+        try await hosts.waitForListener("10.213.0.2", 8000)
         let url = "https://10.213.0.2:8000"
         let client = TLSFiles.client(in: pki)
         let explicit = ["--tls-ca", client.ca, "--tls-cert", client.certificate, "--tls-key", client.key]
@@ -137,6 +150,7 @@ import Testing
             ],
             namespace: hosts.remote)
         defer { daemon.tearDown() }
+        try await hosts.waitForListener("10.213.0.2", 8000)
         let run = try await hosts.berth(["list", "--connect", "https://10.213.0.2:8000"], environment: ["BERTH_PKI_DIR": pki])
         #expect(run.status == 9 && run.stderr.contains("expired on") && run.stderr.contains("tls init --force"), "\(run.stderr)")
     }

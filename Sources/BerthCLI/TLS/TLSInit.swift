@@ -58,7 +58,9 @@ struct TLSInit: AsyncParsableCommand {
             authority = try CertificateAuthority.load(certificate: server.ca, key: caKeyPath)
             print("Using the CA in \(server.ca).")
         case (false, false):
-            authority = try CertificateAuthority.make(name: "Berth CA on \(Self.hostName)", days: max(days, 3650))
+            // A random suffix: CAs made on two hosts of the same name stay apart for a reader.
+            let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            authority = try CertificateAuthority.make(name: "Berth CA on \(Self.hostName) \(suffix)", days: max(days, 3650))
             try PEMFiles.write(authority.key.pemRepresentation, to: caKeyPath, secret: true)
             try PEMFiles.write(try authority.certificate.serializeAsPEM().pemString, to: server.ca, secret: false)
             print("CA:                 \(server.ca) (key \(caKeyPath))")
@@ -101,7 +103,7 @@ enum PEMFiles {
             throw BerthError(.unavailable, "Cannot write \(path): \(String(cString: strerror(errno)))", remedy: "Give a writable --dir.")
         }
         let bytes = Array((text.hasSuffix("\n") ? text : text + "\n").utf8)
-        let written = write(fd, bytes, bytes.count)
+        let written = Glibc.write(fd, bytes, bytes.count)
         let synced = fsync(fd) == 0
         close(fd)
         guard written == bytes.count, synced, rename(temporary, path) == 0 else {

@@ -19,10 +19,10 @@ struct APIRequestContext: RequestContext, WebSocketRequestContext {
         channel = source.channel
     }
 
-    /// The client's certificate, which the TLS handshake already verified against the CA
-    /// (a certificate from another CA ends the handshake); nil without TLS or without one.
-    func clientCertificate() async -> NIOSSLCertificate? {
-        try? await channel.nioSSL_peerCertificate().get()
+    /// Whether the client presented a certificate, which the TLS handshake already verified
+    /// against the CA (a certificate from another CA ends the handshake); false without TLS.
+    func hasClientCertificate() async -> Bool {
+        (try? await channel.nioSSL_peerCertificate().map { $0 != nil }.get()) ?? false
     }
 }
 
