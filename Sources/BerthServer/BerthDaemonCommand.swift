@@ -11,7 +11,7 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
         commandName: "berthd",
         abstract: "The Berth daemon: owns the catalog, runs and supervises guests, serves the API.",
         discussion:
-            "Serves the API on a unix socket in the runtime directory and on 127.0.0.1:8000 (xend's port), where every request needs the token from <state-dir>/api-token, and install media (/install/…, /kickstarts/…, read-only, no token) on a listener of their own, 127.0.0.1:8001, the only port guests may reach. Guests keep running when berthd stops; a restarted berthd re-attaches to them."
+            "Serves the API on a unix socket in the runtime directory and on 127.0.0.1:8000 (xend's port), where every request needs the token from <state-dir>/api-token (off loopback only with TLS: 'berth tls init' or --tls-*, and a client certificate signed by the CA stands for the token), and install media (/install/…, /kickstarts/…, read-only, no token) on a listener of their own, 127.0.0.1:8001, the only port guests may reach. Guests keep running when berthd stops; a restarted berthd re-attaches to them."
     )
 
     @Option(help: "State directory (catalog, token, logs). Default: /var/lib/berth as root, else the XDG state directory.")
