@@ -16,11 +16,13 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
     ("BerthHost", ["BerthModel", "BerthDisk", "BerthFormats", "BerthPOSIX"], []),
     ("BerthStore", ["BerthModel"], [.product(name: "GRDB", package: "GRDB.swift")]),
     (
-        "BerthClient", ["BerthModel"],
+        "BerthClient", ["BerthModel", "BerthQEMU"],
         [
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
         ]
     ),
     (
@@ -30,6 +32,8 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -40,7 +44,12 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
     (
         "BerthCLI",
         ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthClient", "BerthPOSIX"],
-        [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+        [
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+        ]
     ),
 ]
 // `berth-bootloader` is PyGRUB's stand-in: it links only the disk readers so that a
@@ -122,6 +131,10 @@ let package = Package(
             .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
             .package(url: "https://github.com/swift-server/async-http-client", from: "1.24.0"),
             .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+            .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
+            .package(url: "https://github.com/apple/swift-certificates", from: "1.5.0"),
+            .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+            .package(url: "https://github.com/apple/swift-asn1", from: "1.0.0"),
         ] : [],
     targets: targets
 )

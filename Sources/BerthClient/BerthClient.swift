@@ -14,30 +14,6 @@ public struct BerthClient: Sendable {
         self.transport = HTTPTransport(endpoint: endpoint)
     }
 
-    /// The daemon named by `url` (a unix socket path, `unix:///path` or `http://host:port`),
-    /// or else the local one: its unix socket when present, then 127.0.0.1:8000 with the
-    /// token from the state directory.
-    public static func resolve(url: String?) throws -> BerthClient {
-        let paths = DefaultPaths.current()
-        let token = (try? String(contentsOfFile: paths.tokenPath, encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        if let url = url ?? ProcessInfo.processInfo.environment["BERTH_CONNECT"] {
-            if url.hasPrefix("/") { return BerthClient(endpoint: .unix(path: url)) }
-            if url.hasPrefix("unix://") { return BerthClient(endpoint: .unix(path: String(url.dropFirst(7)))) }
-            if let components = URLComponents(string: url), components.scheme == "http", let host = components.host {
-                let explicitToken = ProcessInfo.processInfo.environment["BERTH_TOKEN"] ?? token
-                return BerthClient(endpoint: .tcp(host: host, port: components.port ?? 8000, token: explicitToken))
-            }
-            throw BerthError(
-                .invalidArgument, "'\(url)' is not a daemon address.",
-                remedy: "Give a unix socket path (/run/berth/berthd.sock) or http://HOST:PORT.")
-        }
-        if FileManager.default.fileExists(atPath: paths.socketPath) {
-            return BerthClient(endpoint: .unix(path: paths.socketPath))
-        }
-        return BerthClient(endpoint: .tcp(host: "127.0.0.1", port: 8000, token: token))
-    }
-
     // MARK: - Requests
 
     func call<T: Decodable>(
@@ -58,7 +34,15 @@ public struct BerthClient: Sendable {
     func check(_ reply: HTTPTransport.Reply) throws {
         guard !(200..<300).contains(reply.status) else { return }
         struct ErrorBody: Decodable { var error: BerthError }
-        if let body = try? Self.decoder.decode(ErrorBody.self, from: reply.body) { throw body.error }
+        if let body = try? Self.decoder.decode(ErrorBody.self, from: reply.body) {
+            guard body.error.code == .unauthorized, endpoint.isRemote else { throw body.error }
+            // berthd's remedy names its own state directory; a remote client needs another way in.
+            throw BerthError(
+                .unauthorized, "\(endpoint) refused the request: \(body.error.message)",
+                remedy:
+                    "Present a client certificate signed by the CA berthd trusts (--tls-cert/--tls-key, or the defaults in \(DefaultPaths.current().pkiDirectory)), or set BERTH_TOKEN to the token in that host's <state>/api-token."
+            )
+        }
         let text = String(decoding: reply.body, as: UTF8.self)
         throw BerthError(.internal, "berthd answered HTTP \(reply.status): \(text)")
     }

@@ -7,18 +7,43 @@ import NIOPosix
 /// Where the daemon listens.
 public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
     case unix(path: String)
+    /// Plain HTTP with the token: meant for loopback (berthd refuses other addresses without TLS).
     case tcp(host: String, port: Int, token: String?)
+    /// TLS: berthd's certificate checked against `tls.ca`, this client's certificate when it has one.
+    case https(host: String, port: Int, token: String?, tls: TLSSettings)
+    /// `berth proxy-stdio` on another host, reached by ssh.
+    case ssh(SSHTarget)
 
     public var description: String {
         switch self {
         case .unix(let path): "unix socket \(path)"
-        case .tcp(let host, let port, _): "http://\(host):\(port)"
+        case .tcp(let host, let port, _): "http://\(Self.hostPort(host, port))"
+        case .https(let host, let port, _, _): "https://\(Self.hostPort(host, port))"
+        case .ssh(let target): target.description
         }
     }
+
+    /// A berthd on another host, whose failures the local host's remedies do not fit.
+    public var isRemote: Bool {
+        switch self {
+        case .unix, .tcp: false
+        case .https, .ssh: true
+        }
+    }
+
+    var token: String? {
+        switch self {
+        case .tcp(_, _, let token), .https(_, _, let token, _): token
+        case .unix, .ssh: nil
+        }
+    }
+
+    static func hostPort(_ host: String, _ port: Int) -> String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
 /// One HTTP/1.1 exchange per connection over SwiftNIO's HTTP codec: small, and enough for
-/// a CLI that makes a request or two per run.
+/// a CLI that makes a request or two per run. The connection is a unix socket, TCP, TLS over
+/// TCP, or the pipes of an ssh child (`HTTPTransport+SSH.swift`).
 struct HTTPTransport: Sendable {
     let endpoint: Endpoint
 
@@ -27,28 +52,66 @@ struct HTTPTransport: Sendable {
         var body: Data
     }
 
+    typealias Connection = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+
+    /// The connection ended before berthd's answer was complete.
+    struct ClosedBeforeAnswer: Error {
+        var writeError: (any Error)?
+    }
+
     /// Sends a request; body chunks go to `onChunk` as they arrive (streams) or are
     /// collected into the reply when `onChunk` is nil.
     func send(
         method: HTTPMethod, path: String, body: Data? = nil,
         onChunk: (@Sendable (ByteBuffer) async throws -> Void)? = nil
     ) async throws -> Reply {
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        var ssh: SSHChild?
+        let channel: Connection
         do {
-            channel = try await connect()
+            switch endpoint {
+            case .ssh(let target):
+                let child = try SSHChild.start(target)
+                ssh = child
+                channel = try await child.connect(setup: Self.setupHTTP)
+            default:
+                channel = try await connect()
+            }
+        } catch let error as BerthError {
+            throw error
         } catch {
-            throw BerthError(.connection, "Could not connect to berthd at \(endpoint): \(describe(error)).")
+            throw BerthError(.connection, "Could not connect to berthd at \(endpoint): \(describe(error)).", remedy: unreachableRemedy)
         }
+        do {
+            return try await exchange(channel, head: head(method: method, path: path, body: body), body: body, onChunk: onChunk)
+        } catch let closed as ClosedBeforeAnswer {
+            if let ssh { throw await ssh.failure() }
+            throw BerthError(
+                .connection, "berthd closed the connection before answering\(closed.writeError.map { " (\($0))" } ?? "").",
+                remedy: "Check berthd's log.")
+        } catch {
+            if case .https(let host, let port, _, let tls) = endpoint, let failure = await Self.tlsFailure(error, host: host, port: port, tls: tls) {
+                throw failure
+            }
+            throw error
+        }
+    }
+
+    private func head(method: HTTPMethod, path: String, body: Data?) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: "berthd")
         headers.add(name: "Connection", value: "close")
-        if case .tcp(_, _, let token?) = endpoint { headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let token = endpoint.token { headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
             headers.add(name: "Content-Type", value: body.first == UInt8(ascii: "{") ? "application/json" : "text/plain")
             headers.add(name: "Content-Length", value: String(body.count))
         }
-        let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
-        return try await channel.executeThenClose { inbound, outbound in
+        return HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
+    }
+
+    private func exchange(
+        _ channel: Connection, head: HTTPRequestHead, body: Data?, onChunk: (@Sendable (ByteBuffer) async throws -> Void)?
+    ) async throws -> Reply {
+        try await channel.executeThenClose { inbound, outbound in
             // The daemon may answer (and close) before the request is fully written, e.g. an
             // early 401: keep the write error only in case no answer comes.
             var writeError: (any Error)?
@@ -75,28 +138,37 @@ struct HTTPTransport: Sendable {
                     return reply
                 }
             }
-            throw BerthError(
-                .connection, "berthd closed the connection before answering\(writeError.map { " (\($0))" } ?? "").",
-                remedy: "Check berthd's log.")
+            if let writeError, Self.isTLS(writeError) { throw writeError }
+            throw ClosedBeforeAnswer(writeError: writeError)
         }
     }
 
-    private func connect() async throws -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart> {
-        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(5))
-        let setup: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = {
-            channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                return try NIOAsyncChannel(wrappingChannelSynchronously: channel)
-            }
+    static let setupHTTP: @Sendable (any Channel) -> EventLoopFuture<Connection> = { channel in
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+            return try NIOAsyncChannel(wrappingChannelSynchronously: channel)
         }
+    }
+
+    private func connect() async throws -> Connection {
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(10))
         switch endpoint {
         case .unix(let path):
-            return try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: setup)
+            return try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: Self.setupHTTP)
         case .tcp(let host, let port, _):
+            return try await bootstrap.connect(host: host, port: port, channelInitializer: Self.setupHTTP)
+        case .https(let host, let port, _, let tls):
+            let setup = try Self.setupTLS(host: host, tls: tls)
             return try await bootstrap.connect(host: host, port: port, channelInitializer: setup)
+        case .ssh:
+            throw BerthError(.internal, "ssh connections are made by SSHChild")
         }
+    }
+
+    private var unreachableRemedy: String? {
+        guard endpoint.isRemote else { return nil }
+        return "Check that the host is up and reachable from here and that berthd listens there (berthd --listen ADDRESS:PORT with TLS)."
     }
 
     /// NIO's connection errors list every address tried; a user needs the cause.
@@ -105,6 +177,8 @@ struct HTTPTransport: Sendable {
         for (needle, meaning) in [
             ("Connection refused", "connection refused"), ("No such file", "no such socket"),
             ("Permission denied", "permission denied"), ("timed out", "connection timed out"),
+            ("No route to host", "no route to host"), ("Network is unreachable", "network unreachable"),
+            ("Host is unreachable", "host unreachable"),
         ] where text.contains(needle) {
             return meaning
         }

@@ -152,7 +152,7 @@ public struct XendConfig: Sendable, Equatable {
         if config.httpServer && config.listensOnAllInterfaces {
             config.warnings.append(
                 FormatWarning(
-                    "xend-address '\(config.address)' listens on all interfaces: every TCP client must present the API token. Set (xend-address localhost) to accept local clients only."
+                    "xend-address '\(config.address)' listens on all interfaces: berthd serves it only with TLS ('berth tls init'), every client presenting a certificate or the API token. Set (xend-address localhost) to accept local clients only."
                 ))
         }
         return config

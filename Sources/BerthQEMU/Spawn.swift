@@ -77,6 +77,24 @@ public enum Spawn {
         return pid
     }
 
+    /// Starts `argv` with the given standard descriptors, in the caller's session (a terminal's
+    /// Ctrl-C reaches it too), and returns its PID; the caller reaps it (`waitpid`). For a
+    /// child that is part of a conversation, such as the CLI's `ssh … berth proxy-stdio`.
+    public static func start(
+        _ argv: [String], stdin: Int32, stdout: Int32, stderr: Int32, environment: [String] = cleanEnvironment
+    ) throws -> Int32 {
+        try spawn(
+            argv, stdin: stdin, stdout: stdout, stderr: stderr, passing: [], directory: nil, newSession: false,
+            environment: environment)
+    }
+
+    /// The absolute path of `program` found in `PATH` (or `program` itself when it has a slash).
+    public static func find(_ program: String, path: String? = ProcessInfo.processInfo.environment["PATH"]) -> String? {
+        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
+        let directories = (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init)
+        return directories.map { $0 + "/" + program }.first { access($0, X_OK) == 0 }
+    }
+
     private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
     private typealias AddChdir =
         @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>)

@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// A blocking reader thread (rather than SwiftNIO, which this module may not use) keeps the
 /// code small; the daemon runs one per running guest.
-final class UnixSocketConnection: Sendable {
+public final class UnixSocketConnection: Sendable {
     private let fd: Int32
     /// True once the reader has closed the descriptor; writers check it under the same lock so
     /// they never write to a descriptor number the kernel has reused.
@@ -23,6 +23,16 @@ final class UnixSocketConnection: Sendable {
 
     static func connect(path: String) throws(QMP.Error) -> UnixSocketConnection {
         UnixSocketConnection(fd: try connectedDescriptor(path: path))
+    }
+
+    /// A descriptor connected to the stream socket at `path` (close-on-exec), for callers
+    /// that do their own I/O on it (`berth proxy-stdio`).
+    public static func connected(path: String) throws -> Int32 {
+        do {
+            return try connectedDescriptor(path: path)
+        } catch {
+            throw BerthError(.connection, "Cannot connect to \(path): \(error)")
+        }
     }
 
     /// A connected socket's bare descriptor (the caller owns and closes it).

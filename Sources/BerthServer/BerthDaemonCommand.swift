@@ -11,19 +11,26 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
         commandName: "berthd",
         abstract: "The Berth daemon: owns the catalog, runs and supervises guests, serves the API.",
         discussion:
-            "Serves the API on a unix socket in the runtime directory and on 127.0.0.1:8000 (xend's port), where every request needs the token from <state-dir>/api-token, and install media (/install/…, /kickstarts/…, read-only, no token) on a listener of their own, 127.0.0.1:8001, the only port guests may reach. Guests keep running when berthd stops; a restarted berthd re-attaches to them."
+            "Serves the API on a unix socket in the runtime directory and on 127.0.0.1:8000 (xend's port), where every request needs the token from <state-dir>/api-token (off loopback only with TLS: 'berth tls init' or --tls-*, and a client certificate signed by the CA stands for the token), and install media (/install/…, /kickstarts/…, read-only, no token) on a listener of their own, 127.0.0.1:8001, the only port guests may reach. Guests keep running when berthd stops; a restarted berthd re-attaches to them."
     )
 
     @Option(help: "State directory (catalog, token, logs). Default: /var/lib/berth as root, else the XDG state directory.")
     var stateDir: String?
     @Option(help: "TCP address to listen on as HOST:PORT; 'none' disables TCP. Default 127.0.0.1:8000.")
     var listen: String?
+    @Option(help: "TLS certificate of the TCP API listener (with --tls-key and --tls-ca). Default off loopback: server-cert.pem of 'berth tls init'.")
+    var tlsCert: String?
+    @Option(help: "The TLS certificate's private key.")
+    var tlsKey: String?
+    @Option(help: "CA certificate whose client certificates are accepted instead of the API token.")
+    var tlsCa: String?
     @Option(help: "Install media listener as HOST:PORT (guests fetch /install/… and /kickstarts/… here); 'none' disables it. Default 127.0.0.1:8001.")
     var mediaListen: String?
     @Option(help: "Seconds an idle connection is kept open (1...3600).")
     var idleTimeout: Int = 60
     @Option(
-        help: "A xend-config.sxp (or Berth config in the same syntax): xend-http-server, xend-port, xend-address, xend-unix-server, xend-unix-path.",
+        help:
+            "A xend-config.sxp (or Berth config in the same syntax): xend-http-server, xend-port, xend-address, xend-unix-server, xend-unix-path, xend-relocation-server, -address, -port, -hosts-allow.",
         completion: .file())
     var config: String?
     @Option(help: "Accelerator for domains that say 'auto': auto (probe), kvm or tcg.")
@@ -85,6 +92,11 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
             }
             configuration.migrationHost = migrationListen
         }
+        switch (tlsCert, tlsKey, tlsCa) {
+        case (nil, nil, nil): break
+        case (let certificate?, let key?, let ca?): configuration.tls = TLSFiles(ca: ca, certificate: certificate, key: key)
+        default: throw ValidationError("--tls-cert, --tls-key and --tls-ca go together ('berth tls init' writes all three).")
+        }
         guard (1...3600).contains(idleTimeout) else { throw ValidationError("--idle-timeout takes 1...3600 seconds.") }
         configuration.idleTimeout = .seconds(idleTimeout)
         configuration.qemuBinary = qemu
@@ -132,7 +144,9 @@ extension BerthDaemonCommand {
             configuration.tcpHost = ["localhost", "127.0.0.1"].contains(xend.address) ? "127.0.0.1" : xend.bindAddress
             configuration.tcpPort = xend.port
             if xend.listensOnAllInterfaces {
-                logger.warning("\(path): xend-address '' listens on every interface; each request needs the API token.")
+                logger.warning(
+                    "\(path): xend-address '' listens on every interface: berthd serves it only with TLS ('berth tls init'), each request with a client certificate or the API token."
+                )
             }
         } else {
             configuration.tcpHost = nil
@@ -140,7 +154,23 @@ extension BerthDaemonCommand {
         }
         if xend.unixServer { configuration.socketPath = xend.unixPath }
         if xend.relocationServer, !xend.relocationAddress.isEmpty { configuration.migrationHost = xend.relocationAddress }
+        applyRelocation(xend, path: path, to: &configuration, logger: logger)
         logger.info("\(path): default network mode for imported guests: \(xend.defaultNetworkMode.rawValue).")
+    }
+}
+
+extension BerthDaemonCommand {
+    /// xend's relocation server becomes a second API listener: `berth migrate --to` on another
+    /// host reaches this berthd there. `xend-relocation-address`/`-port` are where it listens
+    /// (TLS off loopback, as for --listen), `xend-relocation-hosts-allow` which peer addresses it
+    /// answers. xend's relocation protocol itself is not spoken: the peer is a berthd.
+    func applyRelocation(_ xend: XendConfig, path: String, to configuration: inout DaemonConfiguration, logger: Logger) {
+        guard xend.relocationServer else { return }
+        configuration.relocation = DaemonConfiguration.Relocation(
+            host: xend.relocationAddress, port: xend.relocationPort, hostsAllow: xend.relocationHostsAllow)
+        let address = Daemon.display(xend.relocationAddress, xend.relocationPort)
+        let allowed = xend.relocationHostsAllow.isEmpty ? "every host" : xend.relocationHostsAllow.joined(separator: " ")
+        logger.info("\(path): xend-relocation-server: the API (TLS, client certificates) on \(address) for other hosts' berthd, open to \(allowed).")
     }
 }
 

@@ -3,23 +3,31 @@ import BerthModel
 import BerthStore
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
+import NIOSSL
 import ServiceLifecycle
 
 /// berthd: the catalog, the supervisors, the HTTP API on a unix socket and on 127.0.0.1:8000
-/// (with a token), and install media on a listener of their own (127.0.0.1:8001, no token).
+/// (with a token; TLS with client certificates off loopback), and install media on a listener of their own (127.0.0.1:8001, no token).
 public enum Daemon {
     /// The API router shared by the unix socket and the TCP listener; `token` set means every
     /// request must carry it (or the web console's session). Install media are not served
     /// here: see `mediaRouter`. The same router answers WebSocket upgrades (the consoles).
     static func router(
         hypervisor: Hypervisor, token: String?, media: (address: String, port: Int)? = nil, limits: StreamLimits = StreamLimits(),
-        sessions: WebSessions = WebSessions()
-    ) -> Router<BasicWebSocketRequestContext> {
-        let router = Router(context: BasicWebSocketRequestContext.self)
+        sessions: WebSessions = WebSessions(), clientCertificates: Bool = false, hostsAllow: [String] = []
+    ) -> Router<APIRequestContext> {
+        let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMappingMiddleware())
-        if let token { router.add(middleware: TokenMiddleware(token: token, sessions: sessions)) }
+        if !hostsAllow.isEmpty { router.add(middleware: HostsAllowMiddleware(patterns: hostsAllow)) }
+        if let token {
+            var certified: (@Sendable (APIRequestContext) async -> Bool)?
+            if clientCertificates { certified = { context in await context.hasClientCertificate() } }
+            router.add(middleware: TokenMiddleware(token: token, sessions: sessions, certified: certified))
+        }
         let v1 = router.group("v1")
         DomainsController(hypervisor: hypervisor, limits: limits).add(to: v1)
         ConsoleController(hypervisor: hypervisor, limits: limits).add(to: v1)
@@ -55,6 +63,9 @@ public enum Daemon {
     public static func run(
         configuration: DaemonConfiguration, driver: any GuestDriver, bootPreparer: BootPreparer, logger: Logger
     ) async throws {
+        // Refused, and certificates read, before anything changes.
+        let apiListeners = try configuration.apiListeners()
+        let tlsConfigurations = try apiListeners.map { try $0.tls.map(tlsConfiguration) }
         try prepareDirectories(configuration)
         try checkStateDirectory(configuration.stateDirectory)
         try prepareSocketDirectory(configuration.socketPath)
@@ -115,23 +126,10 @@ public enum Daemon {
                     "Check that the directory \((socketPath as NSString).deletingLastPathComponent) is writable by berthd, or set xend-unix-path (--config) to a writable place."
             )
         ]
-        if let host = configuration.tcpHost {
-            if host.isEmpty || host == "0.0.0.0" || host == "::" {
-                logger.warning("Listening on all interfaces (port \(configuration.tcpPort)); every request needs the API token.")
-            }
-            let tcpRouter = router(hypervisor: hypervisor, token: token, media: media, limits: limits)
+        for (api, tls) in zip(apiListeners, tlsConfigurations) {
             services.append(
-                Listener(
-                    Application(
-                        router: tcpRouter, server: .apiServer(webSocketRouter: tcpRouter, idle: .seconds(idle)),
-                        configuration: .init(
-                            address: .hostname(host.isEmpty ? "0.0.0.0" : host, port: configuration.tcpPort),
-                            serverName: "berthd"),
-                        logger: logger),
-                    address: "the API address \(display(host, configuration.tcpPort))",
-                    remedy:
-                        "Stop the program using it (another berthd, or xend?), or start berthd with --listen HOST:PORT for another port, or --listen none."
-                ))
+                try apiListener(
+                    api, tls: tls, hypervisor: hypervisor, token: token, media: media, limits: limits, idle: idle, logger: logger))
         }
         if let host = configuration.mediaHost {
             if host.isEmpty || host == "0.0.0.0" || host == "::" {
@@ -150,9 +148,8 @@ public enum Daemon {
                     address: "the media address \(display(host, configuration.mediaPort))",
                     remedy: "Stop the program using it, or start berthd with --media-listen HOST:PORT for another port, or --media-listen none."))
         }
-        logger.info(
-            "berthd ready: socket \(socketPath)\(configuration.tcpHost.map { ", API http://\(display($0, configuration.tcpPort))" } ?? "")\(media.map { ", media http://\($0.address)" } ?? "")"
-        )
+        let apis = apiListeners.map { ", API \($0.tls == nil ? "http" : "https")://\(display($0.host, $0.port))" }.joined()
+        logger.info("berthd ready: socket \(socketPath)\(apis)\(media.map { ", media http://\($0.address)" } ?? "")")
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -161,6 +158,50 @@ public enum Daemon {
             await hypervisor.saveRunningGuests { logger.notice("\($0)") }
         }
         withExtendedLifetime(lock) {}
+    }
+
+    /// A TCP API listener: plain HTTP with the token on loopback, TLS (client certificates or
+    /// the token) when it has certificates (`tls`, read at start by `tlsConfiguration`).
+    static func apiListener(
+        _ api: DaemonConfiguration.APIListener, tls: TLSConfiguration?, hypervisor: Hypervisor, token: String, media: (address: String, port: Int)?,
+        limits: StreamLimits, idle: Int64, logger: Logger
+    ) throws -> Listener {
+        let router = router(
+            hypervisor: hypervisor, token: token, media: media, limits: limits, clientCertificates: api.tls != nil,
+            hostsAllow: api.hostsAllow)
+        var server = HTTPServerBuilder.apiServer(webSocketRouter: router, idle: .seconds(idle))
+        if let tls { server = try .tls(server, tlsConfiguration: tls) }
+        let address = display(api.host, api.port)
+        return Listener(
+            Application(
+                router: router, server: server,
+                configuration: .init(address: .hostname(api.host.isEmpty ? "0.0.0.0" : api.host, port: api.port), serverName: "berthd"),
+                logger: logger),
+            address: "the \(api.role) address \(address)",
+            remedy:
+                "Stop the program using it (another berthd, or xend?), or start berthd with --listen HOST:PORT for another port, or --listen none."
+        )
+    }
+
+    /// berthd's side of TLS: its certificate and key, and the CA whose client certificates
+    /// stand for the token (requested, not required: a client without one sends the token).
+    static func tlsConfiguration(_ files: TLSFiles) throws -> TLSConfiguration {
+        func load<T>(_ path: String, _ what: String, _ body: (String) throws -> T) throws -> T {
+            do {
+                return try body(path)
+            } catch {
+                throw BerthError(
+                    .unavailable, "Cannot read the TLS \(what) \(path): \(error).",
+                    remedy: "Give the files 'berth tls init' wrote (--tls-cert, --tls-key, --tls-ca), readable by berthd.")
+            }
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try load(files.certificate, "certificate") { try NIOSSLCertificate.fromPEMFile($0) }.map { .certificate($0) },
+            privateKey: .privateKey(try load(files.key, "key") { try NIOSSLPrivateKey(file: $0, format: .pem) }))
+        configuration.trustRoots = .certificates(try load(files.ca, "CA certificate") { try NIOSSLCertificate.fromPEMFile($0) })
+        configuration.certificateVerification = .optionalVerification
+        configuration.minimumTLSVersion = .tlsv12
+        return configuration
     }
 
     /// Creates the unix socket's directory when missing, mode 0755 as xend did for

@@ -29,8 +29,8 @@ import Testing
     }
 
     @Test func connectIsTakenOutOfTheVirtInstallOptions() {
-        var arguments = ["--name", "x", "--connect", "/run/b.sock", "--ram=1"]
-        #expect(Install.extractConnect(&arguments) == "/run/b.sock")
+        var arguments = ["--name", "x", "--connect", "/run/b.sock", "--ram=1", "--tls-ca=ca.pem"]
+        #expect(Install.extractConnectionOptions(&arguments) == ["--connect", "/run/b.sock", "--tls-ca=ca.pem"])
         #expect(arguments == ["--name", "x", "--ram=1"])
     }
 }

@@ -16,7 +16,7 @@ struct Install: AsyncParsableCommand {
             Phase 1 boots the tree's installer kernel (its reboot ends the phase); phase 2 defines the
             guest to boot from its own disk through Berth's bootloader and starts it. URLs naming this
             host are rewritten to 10.0.2.2, the host as user-mode networking guests see it.
-            --connect URL (before or among the options) picks the daemon.
+            --connect URL (and --tls-*, --ssh-option; before or among the options) picks the daemon.
             """)
 
     @Argument(parsing: .captureForPassthrough, help: "virt-install options.")
@@ -24,41 +24,35 @@ struct Install: AsyncParsableCommand {
 
     func run() async throws {
         var arguments = arguments.filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
-        let connect = Self.extractConnect(&arguments)
+        let connection = try ConnectionOptions.parse(Self.extractConnectionOptions(&arguments))
         let request: VirtInstallRequest
         do {
             request = try VirtInstallRequest.parse(arguments: arguments)
         } catch let error as VirtInstallError {
             throw error.berthError
         }
-        var installer = Installer(request: request, connection: ConnectionOptions(url: connect))
+        var installer = Installer(request: request, connection: connection)
         try await installer.install()
     }
 
-    /// `--connect URL` / `--connect=URL` pick the daemon; virt-install's meaning (a libvirt URI)
-    /// has no other use here.
-    static func extractConnect(_ arguments: inout [String]) -> String? {
-        var url: String?
+    /// `--connect URL` / `--connect=URL` (and `--tls-*`, `--ssh-option`) pick the daemon;
+    /// virt-install's meaning (a libvirt URI) has no other use here.
+    static func extractConnectionOptions(_ arguments: inout [String]) -> [String] {
+        var taken: [String] = []
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
-            if argument == "--connect", index + 1 < arguments.count {
-                url = arguments[index + 1]
-                arguments.removeSubrange(index...(index + 1))
-            } else if argument.hasPrefix("--connect=") {
-                url = String(argument.dropFirst("--connect=".count))
+            let name = String(argument.prefix { $0 != "=" })
+            if ConnectionOptions.leadingOptions.contains(name), name.hasPrefix("--"), argument.contains("=") {
+                taken.append(argument)
                 arguments.remove(at: index)
+            } else if ConnectionOptions.leadingOptions.contains(argument), argument.hasPrefix("--"), index + 1 < arguments.count {
+                taken += [argument, arguments[index + 1]]
+                arguments.removeSubrange(index...(index + 1))
             } else {
                 index += 1
             }
         }
-        return url
-    }
-}
-
-extension ConnectionOptions {
-    init(url: String?) {
-        self.init()
-        self.url = url
+        return taken
     }
 }

@@ -94,6 +94,9 @@ final class WebSessions: Sendable {
 struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String
     var sessions: WebSessions?
+    /// On a TLS listener: whether the connection presented a client certificate the CA signed,
+    /// which stands for the token (as libvirt's TLS transport authenticates by certificate).
+    var certified: (@Sendable (Context) async -> Bool)?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
@@ -106,6 +109,9 @@ struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
             header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : nil
         }
         if let given, WebSessions.constantTimeEqual(given, token) {
+            return try await next(request, context)
+        }
+        if given == nil, let certified, await certified(context) {
             return try await next(request, context)
         }
         if given == nil, let sessions, let (_, session) = sessions.session(of: request) {
