@@ -14,7 +14,7 @@ public struct Berth: AsyncParsableCommand {
             List.self, Define.self, Undefine.self, Start.self, Shutdown.self, Destroy.self, Reboot.self,
             Suspend.self, Resume.self, DomInfo.self, DomState.self, Console.self, Log.self, Autostart.self,
             Events.self, HostCheck.self, Bootloader.self, Create.self, Convert.self, DumpXML.self, DumpConfig.self,
-            KickstartCommand.self, Install.self, Reinstall.self, Media.self, DomBlkList.self,
+            KickstartCommand.self, Install.self, Reinstall.self, Media.self, DomBlkList.self, AttachDisk.self, DetachDisk.self,
             PoolDefineAs.self, PoolList.self, PoolInfoCommand.self, PoolStart.self, PoolBuild.self, PoolDestroy.self,
             PoolRefresh.self, PoolAutostart.self, PoolUndefine.self, VolCreateAs.self, VolList.self, VolInfo.self,
             VolPath.self, VolDelete.self, VolWipe.self, VolClone.self, VolResize.self, NetDefine.self, NetUndefine.self,

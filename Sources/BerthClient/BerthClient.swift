@@ -108,6 +108,21 @@ public struct BerthClient: Sendable {
         try await call(.PUT, "/v1/domains/\(Self.escape(spec.name))", body: spec, as: DomainInfo.self)
     }
 
+    /// `attach-disk`: a disk into the running guest and/or the definition.
+    public func attachDisk(_ name: String, _ request: DiskAttachRequest) async throws -> DomainInfo {
+        try await call(.POST, "/v1/domains/\(Self.escape(name))/disks", body: request, as: DomainInfo.self)
+    }
+
+    /// `detach-disk`: `target` is the disk's target (`vdb`) or its source path.
+    public func detachDisk(_ name: String, target: String, scope: DiskChangeScope) async throws {
+        let reply = try await transport.send(
+            method: .DELETE,
+            path:
+                "/v1/domains/\(Self.escape(name))/disks/\(Self.escape(target))?live=\(scope.live)&config=\(scope.config)&persistent=\(scope.persistent)"
+        )
+        try check(reply)
+    }
+
     public func undefine(_ name: String, keepLogs: Bool) async throws {
         let reply = try await transport.send(
             method: .DELETE, path: "/v1/domains/\(Self.escape(name))?keepLogs=\(keepLogs)")

@@ -199,4 +199,93 @@ import Testing
         other.disks = [DiskSpec(path: foreign, backing: DiskBacking(path: base.path, format: .raw))]
         await Self.expectError(.invalidArgument, containing: "backing file") { _ = try await client.define(other) }
     }
+
+    /// attach-disk and detach-disk as virsh spells them (through the real CLI): a volume plugged
+    /// into a running pc guest appears as /sys/block/vdb with its content, goes away again on
+    /// detach (and QEMU no longer holds the file); --config changes only the definition; a
+    /// microvm guest, a shut-off guest's --live and an unrecorded backing file are refused.
+    @Test func diskHotplugAndConfig() async throws {
+        try Self.requireQEMUImg()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let data = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "data", capacity: 32 << 20))
+        let handle = try #require(FileHandle(forWritingAtPath: data.path))
+        try handle.write(contentsOf: Data("BERTH-HOTPLUG-MARK".utf8))
+        try handle.close()
+        _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "cfg", capacity: 16 << 20, format: .qcow2))
+
+        // The guest reports each change of /sys/block/vdb, and what the new disk holds.
+        _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "root", capacity: 8 << 20))
+        var spec = try GuestFixture.spec("hot")
+        spec.machine = "pc"
+        spec.disks = [DiskSpec(path: "", volume: "default/root")]
+        spec.cmdline =
+            (spec.cmdline ?? "")
+            + #" berth.run="echo hotplug-watch-ready; was=absent; n=0; i=0; while [ $i -lt 900 ]; do now=absent; [ -e /sys/block/vdb ] && now=present; if [ $now != $was ]; then n=$((n+1)); echo vdb-change$n-$now; [ $now = present ] && echo vdb-data=$(head -c 18 /dev/vdb); was=$now; fi; sleep 1; i=$((i+1)); done""#
+        _ = try await client.define(spec)
+        // A microvm guest (the default for a host kernel) boots alongside.
+        var micro = try GuestFixture.spec("micro")
+        micro.machine = "microvm"
+        _ = try await client.define(micro)
+        let state = daemon.stateDirectory
+        let offline = try await BerthRun.run(["attach-disk", "hot", "default/data", "vdb", "--live"], state: state)
+        #expect(offline.status != 0 && offline.stderr.contains("not running"), "\(offline.stderr)")
+
+        let started = try await client.perform(.start, on: "hot")
+        let pid = try #require(started.pid)
+        _ = try await client.perform(.start, on: "micro")
+        _ = try await daemon.waitForLog("hot", "hotplug-watch-ready", timeout: 300)
+
+        let attached = try await BerthRun.run(["attach-disk", "hot", "default/data", "vdb", "--live"], state: state)
+        #expect(attached.status == 0, "\(attached.stderr)")
+        _ = try await daemon.waitForLog("hot", "vdb-change1-present", timeout: 120)
+        _ = try await daemon.waitForLog("hot", "vdb-data=BERTH-HOTPLUG-MARK")
+        var info = try await client.info("hot")
+        #expect(info.pid == pid && info.liveDisks?.last?.path == data.path && info.liveDisks?.last?.format == .raw)
+        #expect(!info.spec.disks.contains { $0.path == data.path }, "--live leaves the definition alone")
+        let listed = try await BerthRun.run(["domblklist", "hot"], state: state)
+        #expect(listed.stdout.contains("vdb") && listed.stdout.contains(data.path), "\(listed.stdout)")
+        await Self.expectError(.wrongState, containing: "'hot'") { try await client.deleteVolume(pool: "default", name: "data") }
+        let twice = try await BerthRun.run(["attach-disk", "hot", "default/data", "vdc", "--live"], state: state)
+        #expect(twice.status != 0 && twice.stderr.contains("already"), "\(twice.stderr)")
+
+        // --config: the definition only; the running guest keeps its disks.
+        let configured = try await BerthRun.run(["attach-disk", "hot", "default/cfg", "vdc", "--config"], state: state)
+        #expect(configured.status == 0, "\(configured.stderr)")
+        info = try await client.info("hot")
+        #expect(info.spec.disks.last?.volume == "default/cfg" && info.spec.disks.last?.format == .qcow2)
+        #expect(info.liveDisks?.contains { $0.volume == "default/cfg" } == false)
+        let inactive = try await BerthRun.run(["domblklist", "hot", "--inactive"], state: state)
+        #expect(inactive.stdout.contains("vdc"), "\(inactive.stdout)")
+        let unconfigured = try await BerthRun.run(["detach-disk", "hot", "vdc", "--config"], state: state)
+        #expect(unconfigured.status == 0, "\(unconfigured.stderr)")
+        #expect(try await client.info("hot").spec.disks.map(\.volume) == ["default/root"])
+
+        // Live unplug: the guest lets go of it; QEMU closes its descriptor.
+        let detached = try await BerthRun.run(["detach-disk", "hot", "vdb", "--live"], state: state)
+        #expect(detached.status == 0, "\(detached.stderr)")
+        _ = try await daemon.waitForLog("hot", "vdb-change2-absent", timeout: 120)
+        #expect(try await client.info("hot").liveDisks?.map(\.volume) == ["default/root"])
+        let held = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap {
+            try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")
+        }
+        #expect(!held.contains(data.path), "QEMU still holds \(data.path)")
+        try await client.deleteVolume(pool: "default", name: "data")
+
+        // microvm has no PCI to plug into; a backing file the catalog did not record is refused.
+        _ = try await daemon.waitForLog("micro", "BERTH-GUEST-READY", timeout: 300)
+        let onMicrovm = try await BerthRun.run(["attach-disk", "micro", "default/cfg", "vdb"], state: state)
+        #expect(onMicrovm.status != 0 && onMicrovm.stderr.contains("microvm"), "\(onMicrovm.stderr)")
+        let foreign = daemon.stateDirectory + "/foreign.qcow2"
+        let base = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "base", capacity: 1 << 20))
+        let make = Process()
+        make.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-img")
+        make.arguments = ["create", "-q", "-f", "qcow2", "-b", base.path, "-F", "raw", foreign]
+        try make.run()
+        make.waitUntilExit()
+        let unrecorded = try await BerthRun.run(["attach-disk", "hot", foreign, "vdb"], state: state)
+        #expect(unrecorded.status != 0 && unrecorded.stderr.contains("backing file"), "\(unrecorded.stderr)")
+        #expect(try await client.info("hot").liveDisks?.map(\.volume) == ["default/root"])
+    }
 }

@@ -69,6 +69,20 @@ struct StorageController<Context: RequestContext> {
                 try await hypervisor.resizeVolume(
                     pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"), body))
         }
+        group.post("domains/:name/disks") { request, context in
+            let body = try await JSONResponse.decode(DiskAttachRequest.self, from: request)
+            return try JSONResponse.make(try await hypervisor.attachDisk(try context.parameters.require("name"), body))
+        }
+        group.delete("domains/:name/disks/:disk") { request, context in
+            // A source path as target arrives percent-encoded ('/' as %2F).
+            let raw = try context.parameters.require("disk")
+            let target = raw.removingPercentEncoding ?? raw
+            let scope = DiskChangeScope(
+                live: try request.query.bool("live"), config: try request.query.bool("config"),
+                persistent: try request.query.bool("persistent"))
+            try await hypervisor.detachDisk(try context.parameters.require("name"), target: target, scope: scope)
+            return Response(status: .noContent)
+        }
         group.get("volumes") { request, _ in
             guard let path = request.uri.queryParameters.get("path") else {
                 throw BerthError(.invalidArgument, "GET /v1/volumes needs ?path=.", remedy: "Give the volume's host path.")

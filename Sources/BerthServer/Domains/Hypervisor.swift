@@ -131,7 +131,7 @@ public final class Hypervisor: Sendable {
             spec: record.spec, state: record.state, pid: record.pid, accel: record.accel,
             lastError: record.lastError, consoleLog: driver.consoleLogPath(record.spec),
             consoleSocket: live ? driver.consoleSocketPath(record.spec) : nil, startedAt: record.startedAt,
-            managedSave: try catalog.managedSave(name))
+            managedSave: try catalog.managedSave(name), liveDisks: live ? try catalog.liveDisks(name).map(\.disk) : nil)
     }
 
     public func hostInfo() throws -> HostInfo {

@@ -297,17 +297,12 @@ extension Hypervisor {
             }
             try Self.checkCapacity(size)
             if size == volume.capacity { return try volumeInfo(of: volume) }
-            let users = try catalog.allDomains().filter { $0.spec.disks.contains { $0.path == volume.path } }
             let record = try catalog.pool(named: pool)
             if volume.format == .raw, size > volume.capacity {
                 try checkSpace(record, needed: size - volume.capacity, what: "growing \(volume.key)")
             }
-            for user in users {
-                let name = user.spec.name
-                guard let index = user.spec.disks.firstIndex(where: { $0.path == volume.path }),
-                    try isRunning(name)
-                else { continue }
-                let disk = user.spec.disks[index]
+            for name in try catalog.domainsUsing(path: volume.path) where try isRunning(name) {
+                guard let disk = try catalog.liveDisks(name).first(where: { $0.disk.path == volume.path })?.disk else { continue }
                 if disk.readOnly || disk.device == .cdrom {
                     throw BerthError(
                         .wrongState, "The running domain '\(name)' has \(volume.key) open read-only; QEMU cannot resize it.",
@@ -318,8 +313,8 @@ extension Hypervisor {
                         .wrongState, "\(volume.key) is a disk of the running domain '\(name)'; a live disk can only grow.",
                         remedy: "Shut '\(name)' off before shrinking it.")
                 }
-                // The guest's own QEMU resizes the image it holds open; its node is diskN.
-                if try await supervisor(name).blockResize(index: index, bytes: size) {
+                // The guest's own QEMU resizes the image it holds open.
+                if try await supervisor(name).blockResize(path: volume.path, bytes: size) {
                     try catalog.setVolumeCapacity(pool: pool, name: volume.name, capacity: size)
                     hub.publish(LifecycleEvent(domain: name, kind: .diskResized, state: .running, detail: "\(volume.key) \(size)"))
                     return try volumeInfo(pool: pool, name: volume.name)
