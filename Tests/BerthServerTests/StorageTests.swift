@@ -247,6 +247,8 @@ import Testing
         let listed = try await BerthRun.run(["domblklist", "hot"], state: state)
         #expect(listed.stdout.contains("vdb") && listed.stdout.contains(data.path), "\(listed.stdout)")
         await Self.expectError(.wrongState, containing: "'hot'") { try await client.deleteVolume(pool: "default", name: "data") }
+        let saved = try await BerthRun.run(["save", "hot", daemon.stateDirectory + "/hot.save"], state: state)
+        #expect(saved.status != 0 && saved.stderr.contains("plugged in or out live"), "\(saved.stderr)")
         let twice = try await BerthRun.run(["attach-disk", "hot", "default/data", "vdc", "--live"], state: state)
         #expect(twice.status != 0 && twice.stderr.contains("already"), "\(twice.stderr)")
 
