@@ -158,6 +158,9 @@ public struct DiskSpec: Codable, Sendable, Equatable {
     public var readOnly: Bool
     /// The guest-visible name from an imported config (`xvda`, `hda`, `vda`); informational.
     public var target: String?
+    /// A logical volume without device-mapper: the byte range of its physical volume that QEMU
+    /// is given (raw `offset`/`size` over the PV), filled in by berthd from the volume's record.
+    public var extent: VolumeExtent?
 
     public init(
         path: String, format: Format? = nil, device: Device = .disk, bus: Bus = .virtio,
@@ -173,7 +176,7 @@ public struct DiskSpec: Codable, Sendable, Equatable {
         self.target = target
     }
 
-    enum CodingKeys: String, CodingKey { case path, format, device, bus, readOnly, target, volume, backing }
+    enum CodingKeys: String, CodingKey { case path, format, device, bus, readOnly, target, volume, backing, extent }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -187,6 +190,7 @@ public struct DiskSpec: Codable, Sendable, Equatable {
         bus = try c.decodeIfPresent(Bus.self, forKey: .bus) ?? (device == .cdrom ? .ide : .virtio)
         readOnly = try c.decodeIfPresent(Bool.self, forKey: .readOnly) ?? (device == .cdrom)
         target = try c.decodeIfPresent(String.self, forKey: .target)
+        extent = try c.decodeIfPresent(VolumeExtent.self, forKey: .extent)
     }
 }
 

@@ -248,7 +248,7 @@ public struct QEMUCommandLine: Sendable, Equatable {
                     remedy: "Redefine the domain ('berth define --update'); Berth records each disk's format when it is defined.")
             }
             let readOnly = disk.readOnly || disk.device == .cdrom
-            let fd = table.add(.file(path: disk.path, access: readOnly ? .readOnly : .readWrite))
+            let fd = table.add(.file(path: disk.extent?.device ?? disk.path, access: readOnly ? .readOnly : .readWrite))
             args += ["-add-fd", "fd=\(fd),set=\(fd)"]
             let backingFD = format == .qcow2 ? disk.backing.map { table.add(.file(path: $0.path, access: .readOnly)) } : nil
             if let backingFD { args += ["-add-fd", "fd=\(backingFD),set=\(backingFD)"] }
@@ -309,12 +309,13 @@ public struct QEMUCommandLine: Sendable, Equatable {
         isBlockDevice: (String) -> Bool = DiskFormat.isBlockDevice
     ) -> [String] {
         let readOnly = disk.readOnly || disk.device == .cdrom
-        let protocolDriver = isBlockDevice(disk.path) ? "host_device" : "file"
+        let protocolDriver = isBlockDevice(disk.extent?.device ?? disk.path) ? "host_device" : "file"
         let roFlag = readOnly ? "true" : "false"
         var nodes = [
             #"{"driver":"\#(protocolDriver)","filename":"/dev/fdset/\#(fdset)","node-name":"\#(id)-file","read-only":\#(roFlag),"auto-read-only":false}"#
         ]
-        var backing = format == .qcow2 ? #","backing":null"# : ""
+        // An LV without device-mapper: the guest sees only its range of the physical volume.
+        var backing = format == .qcow2 ? #","backing":null"# : disk.extent.map { #","offset":\#($0.offset),"size":\#($0.size)"# } ?? ""
         if format == .qcow2, let chain = disk.backing, let backingFDSet {
             let backingProtocol = isBlockDevice(chain.path) ? "host_device" : "file"
             let chainEnd = chain.format == .qcow2 ? #","backing":null"# : ""

@@ -30,7 +30,7 @@ extension QEMUProcess {
         var nodes: [String] = []
         do {
             let access = disk.readOnly ? O_RDONLY : O_RDWR
-            let fdset = try await addFD(path: disk.path, flags: access, node: node)
+            let fdset = try await addFD(path: disk.extent?.device ?? disk.path, flags: access, node: node)
             fdsets.append(fdset)
             var backingSet: Int64?
             if format == .qcow2, let chain = disk.backing {
@@ -95,7 +95,7 @@ extension QEMUProcess {
         for name in names {
             _ = try? await qmp.execute("blockdev-del", arguments: ["node-name": .string(name)], timeout: .seconds(10))
         }
-        await removeFDSets(holding: [disk.path] + (disk.backing.map { [$0.path] } ?? []))
+        await removeFDSets(holding: [disk.extent?.device ?? disk.path] + (disk.backing.map { [$0.path] } ?? []))
     }
 
     /// microvm has no PCI; q35's root bus has no hot-plug slots (it would need root ports

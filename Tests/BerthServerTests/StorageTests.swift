@@ -290,4 +290,104 @@ import Testing
         #expect(unrecorded.status != 0 && unrecorded.stderr.contains("backing file"), "\(unrecorded.stderr)")
         #expect(try await client.info("hot").liveDisks?.map(\.volume) == ["default/root"])
     }
+
+    /// A host tool run on a thread of its own; its output (a failure records an issue).
+    @discardableResult
+    static func host(_ argv: [String]) async throws -> String {
+        let run = try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try BerthRun.execute(argv[0], Array(argv.dropFirst()), timeout: 120) }) }
+                .start()
+        }
+        #expect(run.status == 0, "\(argv.joined(separator: " ")): \(run.stderr)")
+        return run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A logical pool on a volume group whose physical volume is a loop device over a scratch
+    /// file: lvcreate/lvresize/lvremove through berthd (metadata only, this host has no
+    /// device-mapper), a guest booted with the LV as its disk reads and writes exactly the LV's
+    /// range of the PV (raw offset/size), and an LV of two segments is refused with the reason.
+    @Test func logicalPoolOnALoopDevice() async throws {
+        for tool in ["/usr/sbin/lvcreate", "/usr/sbin/losetup"] where !FileManager.default.isExecutableFile(atPath: tool) {
+            Issue.record("\(tool) is missing: run scripts/install-host-deps (apt-get install lvm2 mount).")
+            return
+        }
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let group = "berthtest\(UInt32.random(in: 0...UInt32.max))"
+        let file = daemon.stateDirectory + "/pv.img"
+        try await Self.host(["/usr/bin/truncate", "-s", "64M", file])
+        let loop = try await Self.host(["/usr/sbin/losetup", "-f", "--show", file])
+        try await Self.host(["/usr/sbin/pvcreate", "-q", loop])
+        try await Self.host(["/usr/sbin/vgcreate", "-q", group, loop])
+        defer {
+            for argv in [["/usr/sbin/vgremove", "-q", "-f", group], ["/usr/sbin/pvremove", "-q", loop], ["/usr/sbin/losetup", "-d", loop]] {
+                _ = try? BerthRun.execute(argv[0], Array(argv.dropFirst()), timeout: 60)
+            }
+        }
+
+        _ = try await client.definePool(PoolSpec(name: "nolvm", type: .logical, sourceName: group + "missing"))
+        await Self.expectError(.notFound, containing: "does not exist") { _ = try await client.perform(.start, pool: "nolvm") }
+        let defined = try await client.definePool(PoolSpec(name: "lvm", type: .logical, sourceName: group))
+        #expect(defined.spec.target == "/dev/" + group)
+        let pool = try await client.perform(.start, pool: "lvm")
+        #expect(pool.active && pool.capacity == 60 << 20 && pool.available == 60 << 20, "\(pool)")
+
+        let volume = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "lv1", capacity: 16 << 20))
+        #expect(volume.path == "/dev/\(group)/lv1" && volume.format == .raw && volume.capacity == 16 << 20)
+        let extent = try #require(volume.extent)
+        #expect(extent.device == file && extent.size == 16 << 20 && extent.offset >= 1 << 20, "\(extent)")
+        #expect(try await Self.host(["/usr/sbin/lvs", "--noheadings", "-o", "lv_name", group]).contains("lv1"))
+        await Self.expectError(.invalidArgument, containing: "raw") {
+            _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "q", capacity: 1 << 20, format: .qcow2))
+        }
+        await Self.expectError(.wrongState, containing: "free") {
+            _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "big", capacity: 1 << 30))
+        }
+
+        // The LV's first bytes, written into the PV file at its offset, are what the guest reads.
+        let handle = try #require(FileHandle(forUpdatingAtPath: file))
+        try handle.seek(toOffset: extent.offset)
+        try handle.write(contentsOf: Data("BERTH-LV-MARK".utf8))
+        try handle.close()
+        var spec = try GuestFixture.spec("onlv")
+        spec.disks = [DiskSpec(path: "", volume: "lvm/lv1")]
+        spec.cmdline =
+            (spec.cmdline ?? "")
+            + #" berth.run="head -c 13 /dev/vda; echo; echo BERTH-LV-WRITE | dd of=/dev/vda bs=512 seek=1 conv=fsync 2>/dev/null; echo size=$(cat /sys/block/vda/size); echo lv-$((1+1))-done""#
+        _ = try await client.define(spec)
+        let started = try await client.perform(.start, on: "onlv")
+        let pid = try #require(started.pid)
+        let argv = try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)
+        #expect(argv.contains(#""offset":\#(extent.offset),"size":\#(extent.size)"#), "a raw node over the LV's range")
+        _ = try await daemon.waitForLog("onlv", "lv-2-done", timeout: 300)
+        let log = try await daemon.log("onlv")
+        // The kernel's command line is in the log too: the mark is looked for on its own line.
+        #expect(log.contains("\nBERTH-LV-MARK") && log.contains("size=32768"), "\(log.suffix(500))")
+        _ = try await client.perform(.destroy, on: "onlv")
+        let reader = try #require(FileHandle(forReadingAtPath: file))
+        try reader.seek(toOffset: extent.offset + 512)
+        let written = try reader.read(upToCount: 14) ?? Data()
+        try reader.close()
+        #expect(String(decoding: written, as: UTF8.self) == "BERTH-LV-WRITE")
+
+        // Grown with lvresize while its guest is off; in use, not deleted.
+        let grown = try await client.resizeVolume(pool: "lvm", name: "lv1", VolumeResizeRequest(capacity: 24 << 20))
+        #expect(grown.capacity == 24 << 20 && grown.extent?.offset == extent.offset)
+        await Self.expectError(.wrongState, containing: "'onlv'") { try await client.deleteVolume(pool: "lvm", name: "lv1") }
+
+        // Two segments (lv2 grown past lv3): no single range to give QEMU, refused at define.
+        _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "lv2", capacity: 4 << 20))
+        _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "lv3", capacity: 4 << 20))
+        let split = try await client.resizeVolume(pool: "lvm", name: "lv2", VolumeResizeRequest(capacity: 12 << 20))
+        #expect(split.extent == nil)
+        var other = try GuestFixture.spec("split")
+        other.disks = [DiskSpec(path: "", volume: "lvm/lv2")]
+        await Self.expectError(.invalidArgument, containing: "several segments") { _ = try await client.define(other) }
+
+        try await client.undefine("onlv", keepLogs: false)
+        for name in ["lv1", "lv2", "lv3"] { try await client.deleteVolume(pool: "lvm", name: name) }
+        #expect(try await Self.host(["/usr/sbin/lvs", "--noheadings", "-o", "lv_name", group]).isEmpty)
+        #expect(try await client.pool("lvm").available == 60 << 20)
+    }
 }

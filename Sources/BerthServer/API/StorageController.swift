@@ -20,7 +20,7 @@ struct StorageController<Context: RequestContext> {
             return Response(status: .noContent)
         }
         group.post("pools/:pool/start") { _, context in
-            try JSONResponse.make(try hypervisor.startPool(try context.parameters.require("pool")))
+            try JSONResponse.make(try await hypervisor.startPool(try context.parameters.require("pool")))
         }
         group.post("pools/:pool/build") { _, context in
             try JSONResponse.make(try hypervisor.buildPool(try context.parameters.require("pool")))
