@@ -328,6 +328,28 @@ public struct BerthClient: Sendable {
         try await call(.POST, volumePath(pool, name) + "/resize", body: request, as: VolumeInfo.self)
     }
 
+    /// `vol-upload`: the first `length` bytes of `descriptor` (from its offset) become the raw
+    /// volume's content; `progress` hears the bytes sent.
+    public func uploadVolume(
+        pool: String, name: String, from descriptor: Int32, length: UInt64, progress: @escaping @Sendable (UInt64) -> Void
+    ) async throws -> VolumeInfo {
+        let reply = try await transport.send(
+            method: .PUT, path: volumePath(pool, name) + "/content",
+            upload: .init(descriptor: descriptor, length: length, progress: progress))
+        try check(reply)
+        return try Self.decoder.decode(VolumeInfo.self, from: reply.body)
+    }
+
+    /// `vol-download`: the volume's bytes, handed to `chunk` as they arrive.
+    public func downloadVolume(pool: String, name: String, chunk: @escaping @Sendable ([UInt8]) async throws -> Void)
+        async throws
+    {
+        let reply = try await transport.send(method: .GET, path: volumePath(pool, name) + "/content") { buffer in
+            try await chunk(Array(buffer.readableBytesView))
+        }
+        try check(reply)
+    }
+
     private func volumePath(_ pool: String, _ name: String) -> String {
         "/v1/pools/\(Self.escape(pool))/volumes/\(Self.escape(name))"
     }

@@ -29,8 +29,15 @@ struct HTTPTransport: Sendable {
 
     /// Sends a request; body chunks go to `onChunk` as they arrive (streams) or are
     /// collected into the reply when `onChunk` is nil.
+    /// A request body read from a file as it is sent (never whole in memory).
+    struct Upload: Sendable {
+        var descriptor: Int32
+        var length: UInt64
+        var progress: @Sendable (UInt64) -> Void
+    }
+
     func send(
-        method: HTTPMethod, path: String, body: Data? = nil,
+        method: HTTPMethod, path: String, body: Data? = nil, upload: Upload? = nil,
         onChunk: (@Sendable (ByteBuffer) async throws -> Void)? = nil
     ) async throws -> Reply {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
@@ -47,6 +54,10 @@ struct HTTPTransport: Sendable {
             headers.add(name: "Content-Type", value: body.first == UInt8(ascii: "{") ? "application/json" : "text/plain")
             headers.add(name: "Content-Length", value: String(body.count))
         }
+        if let upload {
+            headers.add(name: "Content-Type", value: "application/octet-stream")
+            headers.add(name: "Content-Length", value: String(upload.length))
+        }
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
         return try await channel.executeThenClose { inbound, outbound in
             // The daemon may answer (and close) before the request is fully written, e.g. an
@@ -55,6 +66,11 @@ struct HTTPTransport: Sendable {
             do {
                 var parts: [HTTPClientRequestPart] = [.head(head)]
                 if let body { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                if let upload {
+                    try await outbound.write(contentsOf: parts)
+                    parts = []
+                    try await Self.stream(upload, to: outbound)
+                }
                 parts.append(.end(nil))
                 try await outbound.write(contentsOf: parts)
             } catch {
@@ -78,6 +94,25 @@ struct HTTPTransport: Sendable {
             throw BerthError(
                 .connection, "berthd closed the connection before answering\(writeError.map { " (\($0))" } ?? "").",
                 remedy: "Check berthd's log.")
+        }
+    }
+
+    /// Sends the upload's file in 1 MiB chunks; each write waits for the connection to take it.
+    private static func stream(_ upload: Upload, to outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>)
+        async throws
+    {
+        var sent: UInt64 = 0
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while sent < upload.length {
+            let wanted = Int(min(UInt64(chunk.count), upload.length - sent))
+            let count = chunk.withUnsafeMutableBytes { read(upload.descriptor, $0.baseAddress, wanted) }
+            guard count > 0 else {
+                throw BerthError(
+                    .invalidArgument, "The file ended after \(sent) of \(upload.length) bytes.", remedy: "Check that nothing is writing it.")
+            }
+            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk[0..<count]))))
+            sent += UInt64(count)
+            upload.progress(sent)
         }
     }
 

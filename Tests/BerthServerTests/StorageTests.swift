@@ -390,4 +390,44 @@ import Testing
         #expect(try await Self.host(["/usr/sbin/lvs", "--noheadings", "-o", "lv_name", group]).isEmpty)
         #expect(try await client.pool("lvm").available == 60 << 20)
     }
+
+    /// vol-upload and vol-download through the real CLI: the bytes come back exactly, the rest
+    /// of the volume is zeros, and an upload bigger than the volume or into a qcow2 volume is
+    /// refused with the volume unchanged.
+    @Test func uploadAndDownloadStreamTheBytes() async throws {
+        try Self.requireQEMUImg()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let state = daemon.stateDirectory
+        let volume = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "up", capacity: 24 << 20))
+        var generator = SystemRandomNumberGenerator()
+        let content = Data((0..<(9 << 20) + 123).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let source = state + "/source.bin"
+        try content.write(to: URL(fileURLWithPath: source))
+
+        let upload = try await BerthRun.run(["vol-upload", "up", source, "--pool", "default"], state: state)
+        #expect(upload.status == 0, "\(upload.stderr)")
+        let target = state + "/back.bin"
+        let download = try await BerthRun.run(["vol-download", "default/up", target], state: state)
+        #expect(download.status == 0, "\(download.stderr)")
+        let back = try Data(contentsOf: URL(fileURLWithPath: target))
+        #expect(back.count == 24 << 20)
+        #expect(back.prefix(content.count) == content, "the uploaded bytes come back")
+        #expect(back.dropFirst(content.count).allSatisfy { $0 == 0 }, "the rest is zeros")
+        #expect(try await client.volume(pool: "default", name: "up").capacity == 24 << 20)
+
+        // Too big: refused, the volume keeps what it had; a qcow2 volume takes no upload.
+        let big = state + "/big.bin"
+        try Data(count: 25 << 20).write(to: URL(fileURLWithPath: big))
+        let tooBig = try await BerthRun.run(["vol-upload", "up", big, "--pool", "default"], state: state)
+        #expect(tooBig.status != 0 && tooBig.stderr.contains("bigger than"), "\(tooBig.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: volume.path)).prefix(content.count) == content)
+        _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "q", capacity: 1 << 20, format: .qcow2))
+        let qcow = try await BerthRun.run(["vol-upload", "default/q", source], state: state)
+        #expect(qcow.status != 0 && qcow.stderr.contains("raw volumes only"), "\(qcow.stderr)")
+        let exists = try await BerthRun.run(["vol-download", "default/up", target], state: state)
+        #expect(exists.status != 0, "an existing file is not overwritten")
+        #expect(Self.leftovers(state + "/images").isEmpty, "temporary files left: \(Self.leftovers(state + "/images"))")
+    }
 }

@@ -2,6 +2,10 @@ import BerthModel
 import Foundation
 import Hummingbird
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `/v1/pools…`: storage pools and their volumes. Every change goes through the `Hypervisor`.
 struct StorageController<Context: RequestContext> {
     let hypervisor: Hypervisor
@@ -68,6 +72,46 @@ struct StorageController<Context: RequestContext> {
             return try JSONResponse.make(
                 try await hypervisor.resizeVolume(
                     pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"), body))
+        }
+        group.put("pools/:pool/volumes/:volume/content") { request, context in
+            guard let header = request.headers[.contentLength], let length = UInt64(header) else {
+                throw BerthError(
+                    .invalidArgument, "An upload needs a Content-Length.", remedy: "Send the file's size in Content-Length.")
+            }
+            let body = request.body
+            let info = try await hypervisor.uploadVolume(
+                pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"), length: length
+            ) { fd in
+                var received: UInt64 = 0
+                for try await buffer in body {
+                    received += UInt64(buffer.readableBytes)
+                    // More than announced is refused before it is written.
+                    guard received <= length else { return received }
+                    try buffer.withUnsafeReadableBytes { try Hypervisor.writeAll(fd, $0) }
+                }
+                return received
+            }
+            return try JSONResponse.make(info)
+        }
+        group.get("pools/:pool/volumes/:volume/content") { _, context in
+            let (fd, length) = try hypervisor.openVolumeForDownload(
+                pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"))
+            var headers = HTTPFields()
+            headers[.contentType] = "application/octet-stream"
+            headers[.contentLength] = String(length)
+            let body = ResponseBody(contentLength: Int(length)) { writer in
+                defer { close(fd) }
+                var offset: UInt64 = 0
+                var chunk = [UInt8](repeating: 0, count: 1 << 20)
+                while offset < length {
+                    let count = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+                    guard count > 0 else { break }
+                    try await writer.write(ByteBuffer(bytes: chunk[0..<count]))
+                    offset += UInt64(count)
+                }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: headers, body: body)
         }
         group.post("domains/:name/disks") { request, context in
             let body = try await JSONResponse.decode(DiskAttachRequest.self, from: request)
