@@ -92,6 +92,21 @@ public struct BerthClient: Sendable {
         try await call(.PUT, "/v1/domains/\(Self.escape(spec.name))", body: spec, as: DomainInfo.self)
     }
 
+    /// `attach-disk`: a disk into the running guest and/or the definition.
+    public func attachDisk(_ name: String, _ request: DiskAttachRequest) async throws -> DomainInfo {
+        try await call(.POST, "/v1/domains/\(Self.escape(name))/disks", body: request, as: DomainInfo.self)
+    }
+
+    /// `detach-disk`: `target` is the disk's target (`vdb`) or its source path.
+    public func detachDisk(_ name: String, target: String, scope: DiskChangeScope) async throws {
+        let reply = try await transport.send(
+            method: .DELETE,
+            path:
+                "/v1/domains/\(Self.escape(name))/disks/\(Self.escape(target))?live=\(scope.live)&config=\(scope.config)&persistent=\(scope.persistent)"
+        )
+        try check(reply)
+    }
+
     public func undefine(_ name: String, keepLogs: Bool) async throws {
         let reply = try await transport.send(
             method: .DELETE, path: "/v1/domains/\(Self.escape(name))?keepLogs=\(keepLogs)")
@@ -297,6 +312,28 @@ public struct BerthClient: Sendable {
 
     public func resizeVolume(pool: String, name: String, _ request: VolumeResizeRequest) async throws -> VolumeInfo {
         try await call(.POST, volumePath(pool, name) + "/resize", body: request, as: VolumeInfo.self)
+    }
+
+    /// `vol-upload`: the first `length` bytes of `descriptor` (from its offset) become the raw
+    /// volume's content; `progress` hears the bytes sent.
+    public func uploadVolume(
+        pool: String, name: String, from descriptor: Int32, length: UInt64, progress: @escaping @Sendable (UInt64) -> Void
+    ) async throws -> VolumeInfo {
+        let reply = try await transport.send(
+            method: .PUT, path: volumePath(pool, name) + "/content",
+            upload: .init(descriptor: descriptor, length: length, progress: progress))
+        try check(reply)
+        return try Self.decoder.decode(VolumeInfo.self, from: reply.body)
+    }
+
+    /// `vol-download`: the volume's bytes, handed to `chunk` as they arrive.
+    public func downloadVolume(pool: String, name: String, chunk: @escaping @Sendable ([UInt8]) async throws -> Void)
+        async throws
+    {
+        let reply = try await transport.send(method: .GET, path: volumePath(pool, name) + "/content") { buffer in
+            try await chunk(Array(buffer.readableBytesView))
+        }
+        try check(reply)
     }
 
     private func volumePath(_ pool: String, _ name: String) -> String {

@@ -59,10 +59,17 @@ struct HTTPTransport: Sendable {
         var writeError: (any Error)?
     }
 
+    /// A request body read from a file as it is sent (never whole in memory).
+    struct Upload: Sendable {
+        var descriptor: Int32
+        var length: UInt64
+        var progress: @Sendable (UInt64) -> Void
+    }
+
     /// Sends a request; body chunks go to `onChunk` as they arrive (streams) or are
     /// collected into the reply when `onChunk` is nil.
     func send(
-        method: HTTPMethod, path: String, body: Data? = nil,
+        method: HTTPMethod, path: String, body: Data? = nil, upload: Upload? = nil,
         onChunk: (@Sendable (ByteBuffer) async throws -> Void)? = nil
     ) async throws -> Reply {
         var ssh: SSHChild?
@@ -82,7 +89,9 @@ struct HTTPTransport: Sendable {
             throw BerthError(.connection, "Could not connect to berthd at \(endpoint): \(describe(error)).", remedy: unreachableRemedy)
         }
         do {
-            return try await exchange(channel, head: head(method: method, path: path, body: body), body: body, onChunk: onChunk)
+            return try await exchange(
+                channel, head: head(method: method, path: path, body: body, upload: upload), body: body, upload: upload,
+                onChunk: onChunk)
         } catch let closed as ClosedBeforeAnswer {
             if let ssh { throw await ssh.failure() }
             throw BerthError(
@@ -96,7 +105,7 @@ struct HTTPTransport: Sendable {
         }
     }
 
-    private func head(method: HTTPMethod, path: String, body: Data?) -> HTTPRequestHead {
+    private func head(method: HTTPMethod, path: String, body: Data?, upload: Upload?) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: "berthd")
         headers.add(name: "Connection", value: "close")
@@ -105,11 +114,16 @@ struct HTTPTransport: Sendable {
             headers.add(name: "Content-Type", value: body.first == UInt8(ascii: "{") ? "application/json" : "text/plain")
             headers.add(name: "Content-Length", value: String(body.count))
         }
+        if let upload {
+            headers.add(name: "Content-Type", value: "application/octet-stream")
+            headers.add(name: "Content-Length", value: String(upload.length))
+        }
         return HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
     }
 
     private func exchange(
-        _ channel: Connection, head: HTTPRequestHead, body: Data?, onChunk: (@Sendable (ByteBuffer) async throws -> Void)?
+        _ channel: Connection, head: HTTPRequestHead, body: Data?, upload: Upload?,
+        onChunk: (@Sendable (ByteBuffer) async throws -> Void)?
     ) async throws -> Reply {
         try await channel.executeThenClose { inbound, outbound in
             // The daemon may answer (and close) before the request is fully written, e.g. an
@@ -118,6 +132,11 @@ struct HTTPTransport: Sendable {
             do {
                 var parts: [HTTPClientRequestPart] = [.head(head)]
                 if let body { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                if let upload {
+                    try await outbound.write(contentsOf: parts)
+                    parts = []
+                    try await Self.stream(upload, to: outbound)
+                }
                 parts.append(.end(nil))
                 try await outbound.write(contentsOf: parts)
             } catch {
@@ -140,6 +159,25 @@ struct HTTPTransport: Sendable {
             }
             if let writeError, Self.isTLS(writeError) { throw writeError }
             throw ClosedBeforeAnswer(writeError: writeError)
+        }
+    }
+
+    /// Sends the upload's file in 1 MiB chunks; each write waits for the connection to take it.
+    private static func stream(_ upload: Upload, to outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>)
+        async throws
+    {
+        var sent: UInt64 = 0
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while sent < upload.length {
+            let wanted = Int(min(UInt64(chunk.count), upload.length - sent))
+            let count = chunk.withUnsafeMutableBytes { read(upload.descriptor, $0.baseAddress, wanted) }
+            guard count > 0 else {
+                throw BerthError(
+                    .invalidArgument, "The file ended after \(sent) of \(upload.length) bytes.", remedy: "Check that nothing is writing it.")
+            }
+            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk[0..<count]))))
+            sent += UInt64(count)
+            upload.progress(sent)
         }
     }
 

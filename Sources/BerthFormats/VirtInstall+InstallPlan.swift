@@ -44,6 +44,12 @@ extension VirtInstallRequest {
         var disks = request.effectiveDisks
         for index in disks.indices {
             if let path = disks[index].path { disks[index].path = absolute(path) }
+            if let volume = disks[index].volume {
+                // An existing volume: berthd resolves it to its path and recorded format.
+                volumes[index] = volume
+                placeholders[index] = "/" + volume
+                continue
+            }
             guard disks[index].device == .disk, let size = disks[index].sizeGiB else { continue }
             let bytes = UInt64((size * 1024).rounded()) << 20
             // raw unless --disk format= says otherwise: Berth's bootloader reads the installed

@@ -448,17 +448,24 @@ struct ParseState {
                 }
             case "pool": disk.pool = text
             case "vol":
-                throw VirtInstallError.unsupportedOption(
-                    "--disk vol=", remedy: "Give the volume's path with --disk path=/path/to/volume.")
+                let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                    throw VirtInstallError.invalidValue(option: "--disk vol", value: text, reason: "give POOL/NAME such as default/devel1")
+                }
+                disk.volume = text
             case "sparse", "cache", "target", "io", "discard", "shareable":
                 break  // QEMU's defaults serve; the target name is the guest's business.
             default:
                 throw VirtInstallError.unknownSubOption(option: "--disk", key: key, known: diskKeys)
             }
         }
-        if disk.path == nil, disk.sizeGiB == nil {
+        if disk.volume != nil, disk.path != nil || disk.sizeGiB != nil || disk.pool != nil {
             throw VirtInstallError.invalidValue(
-                option: "--disk", value: value, reason: "give path=/host/file or size=GiB for a new volume")
+                option: "--disk", value: value, reason: "vol= names an existing volume: give it without path=, size= or pool=")
+        }
+        if disk.path == nil, disk.sizeGiB == nil, disk.volume == nil {
+            throw VirtInstallError.invalidValue(
+                option: "--disk", value: value, reason: "give path=/host/file, vol=POOL/NAME, or size=GiB for a new volume")
         }
         if let path = disk.path, path.lowercased().hasSuffix(".iso"), disk.device == .disk,
             !value.contains("device=")

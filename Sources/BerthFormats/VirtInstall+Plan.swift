@@ -128,6 +128,8 @@ extension VirtInstallRequest {
         var parts: [String] = []
         if let path = disk.path {
             parts.append(path)
+        } else if let volume = disk.volume {
+            parts.append("volume \(volume)")
         } else {
             parts.append("new volume in pool '\(disk.pool ?? "default")'")
         }

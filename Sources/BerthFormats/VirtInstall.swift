@@ -83,6 +83,8 @@ public struct VirtInstallRequest: Sendable, Equatable {
         public var readOnly: Bool = false
         /// `pool=`: storage pool to create the volume in.
         public var pool: String?
+        /// `vol=POOL/NAME`: an existing storage volume (berthd fills in its path and format).
+        public var volume: String?
 
         public init(
             path: String? = nil, sizeGiB: Double? = nil, format: DiskSpec.Format? = nil, bus: DiskSpec.Bus? = nil,

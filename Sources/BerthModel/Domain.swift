@@ -158,6 +158,9 @@ public struct DiskSpec: Codable, Sendable, Equatable {
     public var readOnly: Bool
     /// The guest-visible name from an imported config (`xvda`, `hda`, `vda`); informational.
     public var target: String?
+    /// A logical volume without device-mapper: the byte range of its physical volume that QEMU
+    /// is given (raw `offset`/`size` over the PV), filled in by berthd from the volume's record.
+    public var extent: VolumeExtent?
 
     public init(
         path: String, format: Format? = nil, device: Device = .disk, bus: Bus = .virtio,
@@ -173,7 +176,7 @@ public struct DiskSpec: Codable, Sendable, Equatable {
         self.target = target
     }
 
-    enum CodingKeys: String, CodingKey { case path, format, device, bus, readOnly, target, volume, backing }
+    enum CodingKeys: String, CodingKey { case path, format, device, bus, readOnly, target, volume, backing, extent }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -187,6 +190,7 @@ public struct DiskSpec: Codable, Sendable, Equatable {
         bus = try c.decodeIfPresent(Bus.self, forKey: .bus) ?? (device == .cdrom ? .ide : .virtio)
         readOnly = try c.decodeIfPresent(Bool.self, forKey: .readOnly) ?? (device == .cdrom)
         target = try c.decodeIfPresent(String.self, forKey: .target)
+        extent = try c.decodeIfPresent(VolumeExtent.self, forKey: .extent)
     }
 }
 
@@ -271,5 +275,66 @@ public struct GraphicsSpec: Codable, Sendable, Equatable {
         self.listen = listen
         self.port = port
         self.password = password
+    }
+}
+
+extension DiskSpec {
+    /// The guest's names for `disks`, in the order QEMU adds them: vda, vdb … on virtio, hda …
+    /// on IDE, sda … on SCSI and SATA. A disk's own `target` (attach-disk's TARGET, an imported
+    /// one) is kept when it fits its bus and is free; the others take the next free letter.
+    public static func targets(_ disks: [DiskSpec]) -> [String] {
+        var names = disks.map { disk -> String? in
+            guard let target = disk.target, target.hasPrefix(disk.targetPrefix), target.count > 2 else { return nil }
+            return target
+        }
+        var taken = Set<String>()
+        for index in names.indices {
+            guard let name = names[index] else { continue }
+            if !taken.insert(name).inserted { names[index] = nil }
+        }
+        return disks.indices.map { index in
+            if let name = names[index] { return name }
+            var number = 0
+            while taken.contains(Self.target(disks[index].targetPrefix, number)) { number += 1 }
+            let name = Self.target(disks[index].targetPrefix, number)
+            taken.insert(name)
+            return name
+        }
+    }
+
+    /// `vd`, `hd` or `sd`: the target prefix of the disk's bus (a virtio cdrom sits on SCSI).
+    public var targetPrefix: String {
+        switch device == .cdrom && bus == .virtio ? .scsi : bus {
+        case .virtio: "vd"
+        case .ide: "hd"
+        case .scsi, .sata: "sd"
+        }
+    }
+
+    /// The bus a target names (`vdb` → virtio, `sdb` → scsi, `hdb` → ide).
+    /// - Throws: `.invalidArgument` for anything but `vd`, `sd` or `hd` and one or two letters.
+    public static func bus(forTarget target: String) throws -> Bus {
+        let letters = target.dropFirst(2)
+        guard (1...2).contains(letters.count), letters.allSatisfy({ ("a"..."z").contains($0) }) else {
+            throw badTarget(target)
+        }
+        switch target.prefix(2) {
+        case "vd": return .virtio
+        case "sd": return .scsi
+        case "hd": return .ide
+        default: throw badTarget(target)
+        }
+    }
+
+    private static func badTarget(_ target: String) -> BerthError {
+        BerthError(
+            .invalidArgument, "'\(target)' is not a disk target.",
+            remedy: "Give vdX for a virtio disk (vdb), sdX for SCSI or hdX for IDE.")
+    }
+
+    /// vda … vdz, vdaa … (as Linux names them).
+    private static func target(_ prefix: String, _ number: Int) -> String {
+        let letter = { (n: Int) in String(Character(Unicode.Scalar(UInt8(97 + n)))) }
+        return number < 26 ? prefix + letter(number) : prefix + letter(min(number / 26 - 1, 25)) + letter(number % 26)
     }
 }

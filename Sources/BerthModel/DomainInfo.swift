@@ -27,13 +27,17 @@ public struct DomainInfo: Codable, Sendable, Equatable {
     public var startedAt: Date?
     /// A managed save waits for the next `start` (`berth managedsave`, `berthd --on-shutdown save`).
     public var managedSave: ManagedSaveInfo?
+    /// The disks the running guest has now, in QEMU's order (hot-plugged ones included, ones
+    /// detached live left out); nil while it is not running.
+    public var liveDisks: [DiskSpec]?
 
     public init(
         spec: DomainSpec, state: DomainState, pid: Int32? = nil, accel: Accelerator? = nil,
         lastError: String? = nil, consoleLog: String? = nil, consoleSocket: String? = nil, startedAt: Date? = nil,
-        managedSave: ManagedSaveInfo? = nil
+        managedSave: ManagedSaveInfo? = nil, liveDisks: [DiskSpec]? = nil
     ) {
         self.managedSave = managedSave
+        self.liveDisks = liveDisks
         self.spec = spec
         self.state = state
         self.pid = pid
@@ -89,6 +93,9 @@ public struct LifecycleEvent: Codable, Sendable, Equatable {
         case volumeDeleted = "volume-deleted"
         /// A running guest's disk grew (`vol-resize` of an attached volume).
         case diskResized = "disk-resized"
+        /// A disk was plugged into or out of a running guest (attach-disk/detach-disk --live).
+        case diskAttached = "disk-attached"
+        case diskDetached = "disk-detached"
         /// A step of `berth install` (`detail` says which: fetch, disk, installer running …).
         case installProgress = "install-progress"
         /// The installer said it failed (its words in `detail`); the install stopped.

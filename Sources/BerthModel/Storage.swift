@@ -188,3 +188,65 @@ public enum ByteSize {
         return index == 0 ? "\(bytes) B" : "\(String(format: "%.2f", value)) \(units[index])"
     }
 }
+
+/// `POST /v1/domains/{name}/disks`: `attach-disk NAME SOURCE TARGET`.
+public struct DiskAttachRequest: Codable, Sendable, Equatable {
+    /// A host path, or a volume as `POOL/NAME`.
+    public var source: String
+    /// The guest's name for the disk (`vdb`, `sdb`, `hdb`); its prefix picks the bus.
+    public var target: String
+    public var readOnly: Bool
+    /// What it changes (virsh's flags): see `DiskChangeScope`.
+    public var scope: DiskChangeScope
+
+    public init(source: String, target: String, readOnly: Bool = false, scope: DiskChangeScope = DiskChangeScope()) {
+        self.source = source
+        self.target = target
+        self.readOnly = readOnly
+        self.scope = scope
+    }
+
+    enum CodingKeys: String, CodingKey { case source, target, readOnly, live, config, persistent }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(source: try c.decode(String.self, forKey: .source), target: try c.decode(String.self, forKey: .target))
+        readOnly = try c.decodeIfPresent(Bool.self, forKey: .readOnly) ?? false
+        scope = DiskChangeScope(
+            live: try c.decodeIfPresent(Bool.self, forKey: .live) ?? false,
+            config: try c.decodeIfPresent(Bool.self, forKey: .config) ?? false,
+            persistent: try c.decodeIfPresent(Bool.self, forKey: .persistent) ?? false)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(source, forKey: .source)
+        try c.encode(target, forKey: .target)
+        try c.encode(readOnly, forKey: .readOnly)
+        try c.encode(scope.live, forKey: .live)
+        try c.encode(scope.config, forKey: .config)
+        try c.encode(scope.persistent, forKey: .persistent)
+    }
+}
+
+/// virsh's `--live`, `--config` and `--persistent` for attach-disk and detach-disk. None given:
+/// the running guest if it runs, else the definition ("current").
+public struct DiskChangeScope: Codable, Sendable, Equatable {
+    public var live: Bool
+    public var config: Bool
+    /// The definition, and the running guest too when it runs.
+    public var persistent: Bool
+
+    public init(live: Bool = false, config: Bool = false, persistent: Bool = false) {
+        self.live = live
+        self.config = config
+        self.persistent = persistent
+    }
+
+    /// Whether to change the running guest and the stored definition, given whether it runs.
+    public func resolve(running: Bool) -> (live: Bool, config: Bool) {
+        if persistent { return (running || live, true) }
+        if !live && !config { return (running, !running) }
+        return (live, config)
+    }
+}

@@ -36,6 +36,15 @@ public enum DiskFormat {
     ///   qcow2 image with a backing file.
     public static func recorded(_ disk: DiskSpec) throws -> DiskSpec {
         var disk = disk
+        if let extent = disk.extent {
+            // A byte range of a physical volume (an LV without device-mapper): always raw.
+            guard access(extent.device, R_OK) == 0 else {
+                throw BerthError(.notFound, "The physical volume \(extent.device) of \(disk.path) cannot be read.")
+            }
+            disk.format = .raw
+            disk.backing = nil
+            return disk
+        }
         let probe = try probe(path: disk.path)
         if disk.format == nil { disk.format = probe.format }
         if disk.format == .qcow2, let backing = probe.backingFile {

@@ -230,39 +230,13 @@ public struct QEMUCommandLine: Sendable, Equatable {
                     remedy: "Redefine the domain ('berth define --update'); Berth records each disk's format when it is defined.")
             }
             let readOnly = disk.readOnly || disk.device == .cdrom
-            let fd = table.add(.file(path: disk.path, access: readOnly ? .readOnly : .readWrite))
-            let protocolDriver = isBlockDevice(disk.path) ? "host_device" : "file"
-            // Two nodes as libvirt builds them: the protocol node on the passed descriptor, the
-            // format node on top with an explicit (empty) backing chain, so a guest that writes
-            // a qcow2 header naming a backing file gains nothing.
-            let roFlag = readOnly ? "true" : "false"
+            let fd = table.add(.file(path: disk.extent?.device ?? disk.path, access: readOnly ? .readOnly : .readWrite))
             args += ["-add-fd", "fd=\(fd),set=\(fd)"]
-            args += [
-                "-blockdev",
-                #"{"driver":"\#(protocolDriver)","filename":"/dev/fdset/\#(fd)","node-name":"\#(id)-file","read-only":\#(roFlag),"auto-read-only":false}"#,
-            ]
-            var backing = format == .qcow2 ? #","backing":null"# : ""
-            if format == .qcow2, let chain = disk.backing {
-                // The overlay's one backing file, recorded by berthd from the volume catalog and
-                // passed as a descriptor like every other file: never the name in the header.
-                let backingFD = table.add(.file(path: chain.path, access: .readOnly))
-                args += ["-add-fd", "fd=\(backingFD),set=\(backingFD)"]
-                let backingProtocol = isBlockDevice(chain.path) ? "host_device" : "file"
-                args += [
-                    "-blockdev",
-                    #"{"driver":"\#(backingProtocol)","filename":"/dev/fdset/\#(backingFD)","node-name":"\#(id)-backing-file","read-only":true,"auto-read-only":false}"#,
-                ]
-                let chainEnd = chain.format == .qcow2 ? #","backing":null"# : ""
-                args += [
-                    "-blockdev",
-                    #"{"driver":"\#(chain.format.rawValue)","file":"\#(id)-backing-file","node-name":"\#(id)-backing","read-only":true\#(chainEnd)}"#,
-                ]
-                backing = #","backing":"\#(id)-backing""#
+            let backingFD = format == .qcow2 ? disk.backing.map { table.add(.file(path: $0.path, access: .readOnly)) } : nil
+            if let backingFD { args += ["-add-fd", "fd=\(backingFD),set=\(backingFD)"] }
+            for node in blockNodes(id: id, disk: disk, format: format, fdset: fd, backingFDSet: backingFD, isBlockDevice: isBlockDevice) {
+                args += ["-blockdev", node]
             }
-            args += [
-                "-blockdev",
-                #"{"driver":"\#(format.rawValue)","file":"\#(id)-file","node-name":"\#(id)","read-only":\#(roFlag)\#(backing)}"#,
-            ]
 
             // A virtio cdrom does not exist: put it on virtio-scsi.
             let bus = disk.device == .cdrom && disk.bus == .virtio ? .scsi : disk.bus
@@ -304,6 +278,37 @@ public struct QEMUCommandLine: Sendable, Equatable {
             }
         }
         return args
+    }
+
+    /// The `-blockdev` (and QMP `blockdev-add`) nodes of one disk, as JSON objects, its format
+    /// node named `id`: the protocol node on the passed descriptor's fdset, the format node on
+    /// top with an explicit backing chain, so a guest that writes a qcow2 header naming a
+    /// backing file gains nothing. A qcow2 overlay's one backing file (recorded by berthd from
+    /// the volume catalog, never the name in the header) is its own read-only pair of nodes on
+    /// `backingFDSet`.
+    public static func blockNodes(
+        id: String, disk: DiskSpec, format: DiskSpec.Format, fdset: Int32, backingFDSet: Int32?,
+        isBlockDevice: (String) -> Bool = DiskFormat.isBlockDevice
+    ) -> [String] {
+        let readOnly = disk.readOnly || disk.device == .cdrom
+        let protocolDriver = isBlockDevice(disk.extent?.device ?? disk.path) ? "host_device" : "file"
+        let roFlag = readOnly ? "true" : "false"
+        var nodes = [
+            #"{"driver":"\#(protocolDriver)","filename":"/dev/fdset/\#(fdset)","node-name":"\#(id)-file","read-only":\#(roFlag),"auto-read-only":false}"#
+        ]
+        // An LV without device-mapper: the guest sees only its range of the physical volume.
+        var backing = format == .qcow2 ? #","backing":null"# : disk.extent.map { #","offset":\#($0.offset),"size":\#($0.size)"# } ?? ""
+        if format == .qcow2, let chain = disk.backing, let backingFDSet {
+            let backingProtocol = isBlockDevice(chain.path) ? "host_device" : "file"
+            let chainEnd = chain.format == .qcow2 ? #","backing":null"# : ""
+            nodes += [
+                #"{"driver":"\#(backingProtocol)","filename":"/dev/fdset/\#(backingFDSet)","node-name":"\#(id)-backing-file","read-only":true,"auto-read-only":false}"#,
+                #"{"driver":"\#(chain.format.rawValue)","file":"\#(id)-backing-file","node-name":"\#(id)-backing","read-only":true\#(chainEnd)}"#,
+            ]
+            backing = #","backing":"\#(id)-backing""#
+        }
+        nodes.append(#"{"driver":"\#(format.rawValue)","file":"\#(id)-file","node-name":"\#(id)","read-only":\#(roFlag)\#(backing)}"#)
+        return nodes
     }
 
     /// Hands out descriptor numbers 3, 4, … in the order things are added.

@@ -240,11 +240,7 @@ extension Catalog {
 
     private func checkDisks(_ spec: DomainSpec, db: Database, excluding id: Int64?) throws {
         for disk in spec.disks where !disk.readOnly {
-            if let owner = try String.fetchOne(
-                db,
-                sql: "SELECT d.name FROM disk k JOIN domain d ON d.id = k.domainId WHERE k.path = ? AND k.readOnly = 0",
-                arguments: [disk.path])
-            {
+            if let owner = try writableOwner(of: disk.path, excluding: id, db: db) {
                 throw BerthError(
                     .alreadyExists, "Disk \(disk.path) is already in use by domain '\(owner)'.",
                     remedy: "Give this domain its own disk, or attach the shared one read-only.")

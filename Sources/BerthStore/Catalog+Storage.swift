@@ -225,7 +225,7 @@ extension Catalog {
                 added.append(volume.key)
             }
             for volume in known where !foundPaths.contains(volume.path) {
-                let used = try String.fetchOne(db, sql: "SELECT 1 FROM disk WHERE path = ?", arguments: [volume.path]) != nil
+                let used = try !Self.users(of: volume.path, db: db).isEmpty
                 let backs =
                     try Bool.fetchOne(
                         db, sql: "SELECT 1 FROM volume WHERE backingId = (SELECT id FROM volume WHERE path = ?)", arguments: [volume.path]) == true
@@ -240,9 +240,7 @@ extension Catalog {
     /// Domains whose disks are `path` (writable or not).
     public func domainsUsing(path: String) throws -> [String] {
         try writer.read { db in
-            try String.fetchAll(
-                db, sql: "SELECT DISTINCT d.name FROM disk k JOIN domain d ON d.id = k.domainId WHERE k.path = ? ORDER BY d.name",
-                arguments: [path])
+            try Self.users(of: path, db: db)
         }
     }
 
@@ -253,10 +251,19 @@ extension Catalog {
 
     // MARK: Helpers
 
+    /// Domains whose definitions or running guests (hot-plugged disks) have `path` as a disk.
+    static func users(of path: String, db: Database) throws -> [String] {
+        try String.fetchAll(
+            db,
+            sql: """
+                SELECT DISTINCT d.name FROM (SELECT domainId, path FROM disk UNION ALL SELECT domainId, path FROM liveDisk) k
+                JOIN domain d ON d.id = k.domainId WHERE k.path = ? ORDER BY d.name
+                """,
+            arguments: [path])
+    }
+
     private func checkUnused(_ volume: VolumeRecord, db: Database, action: String) throws {
-        let users = try String.fetchAll(
-            db, sql: "SELECT DISTINCT d.name FROM disk k JOIN domain d ON d.id = k.domainId WHERE k.path = ? ORDER BY d.name",
-            arguments: [volume.path])
+        let users = try Self.users(of: volume.path, db: db)
         if !users.isEmpty {
             throw BerthError(
                 .wrongState, "Volume \(volume.key) is a disk of domain \(users.map { "'\($0)'" }.joined(separator: ", ")); it cannot be \(action).",

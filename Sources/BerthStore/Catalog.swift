@@ -183,6 +183,23 @@ public struct Catalog: Sendable {
                     );
                     """)
         }
+        // The disks a running guest has now, with their QEMU node names: written when QEMU
+        // starts, changed by attach-disk/detach-disk --live, cleared when it exits.
+        migrator.registerMigration("v9-storage2") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE liveDisk (
+                        domainId INTEGER NOT NULL REFERENCES domain(id) ON DELETE CASCADE,
+                        position INTEGER NOT NULL,
+                        node TEXT NOT NULL,
+                        path TEXT NOT NULL,
+                        readOnly INTEGER NOT NULL,
+                        spec TEXT NOT NULL,
+                        UNIQUE (domainId, node)
+                    );
+                    CREATE INDEX liveDisk_path ON liveDisk(path);
+                    """)
+        }
         return migrator
     }
 }

@@ -28,6 +28,25 @@ import Testing
         #expect(decoded == plan)
     }
 
+    /// virt-install's `--disk pool=NAME,size=N` makes a volume in that pool; `--disk vol=POOL/NAME`
+    /// names an existing one (berthd resolves it), and is refused together with size= or path=.
+    @Test func poolAndVolumeDisks() throws {
+        let request = try VirtInstallRequest.parse(arguments: [
+            "--name=web", "--disk", "pool=fast,size=4", "--disk", "vol=default/data", "--import", "--disk", "path=/srv/boot.img",
+        ])
+        let plan = try request.installPlan(workingDirectory: "/srv")
+        #expect(plan.domain.disks[0].path == "" && plan.domain.disks[0].volume == "fast/web.img")
+        #expect(plan.domain.disks[1].path == "" && plan.domain.disks[1].volume == "default/data")
+        #expect(plan.newDisks == [.init(index: 0, sizeBytes: 4 << 30, format: .raw)])
+        #expect(request.plan().contains("volume default/data"))
+        #expect(throws: VirtInstallError.self) {
+            _ = try VirtInstallRequest.parse(arguments: ["--name=web", "--disk", "vol=default/data,size=4", "--import"])
+        }
+        #expect(throws: VirtInstallError.self) {
+            _ = try VirtInstallRequest.parse(arguments: ["--name=web", "--disk", "vol=data", "--import"])
+        }
+    }
+
     @Test func theInstallerCommandLineIsBuiltFromItsParts() {
         #expect(
             VirtInstallRequest.installerCommandLine(

@@ -199,4 +199,235 @@ import Testing
         other.disks = [DiskSpec(path: foreign, backing: DiskBacking(path: base.path, format: .raw))]
         await Self.expectError(.invalidArgument, containing: "backing file") { _ = try await client.define(other) }
     }
+
+    /// attach-disk and detach-disk as virsh spells them (through the real CLI): a volume plugged
+    /// into a running pc guest appears as /sys/block/vdb with its content, goes away again on
+    /// detach (and QEMU no longer holds the file); --config changes only the definition; a
+    /// microvm guest, a shut-off guest's --live and an unrecorded backing file are refused.
+    @Test func diskHotplugAndConfig() async throws {
+        try Self.requireQEMUImg()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let data = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "data", capacity: 32 << 20))
+        let handle = try #require(FileHandle(forWritingAtPath: data.path))
+        try handle.write(contentsOf: Data("BERTH-HOTPLUG-MARK".utf8))
+        try handle.close()
+        _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "cfg", capacity: 16 << 20, format: .qcow2))
+
+        // The guest reports each change of /sys/block/vdb, and what the new disk holds.
+        _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "root", capacity: 8 << 20))
+        var spec = try GuestFixture.spec("hot")
+        spec.machine = "pc"
+        spec.disks = [DiskSpec(path: "", volume: "default/root")]
+        spec.cmdline =
+            (spec.cmdline ?? "")
+            + #" berth.run="echo hotplug-watch-ready; was=absent; n=0; i=0; while [ $i -lt 900 ]; do now=absent; [ -e /sys/block/vdb ] && now=present; if [ $now != $was ]; then n=$((n+1)); echo vdb-change$n-$now; [ $now = present ] && echo vdb-data=$(head -c 18 /dev/vdb); was=$now; fi; sleep 1; i=$((i+1)); done""#
+        _ = try await client.define(spec)
+        // A microvm guest (the default for a host kernel) boots alongside.
+        var micro = try GuestFixture.spec("micro")
+        micro.machine = "microvm"
+        _ = try await client.define(micro)
+        let state = daemon.stateDirectory
+        let offline = try await BerthRun.run(["attach-disk", "hot", "default/data", "vdb", "--live"], state: state)
+        #expect(offline.status != 0 && offline.stderr.contains("not running"), "\(offline.stderr)")
+
+        let started = try await client.perform(.start, on: "hot")
+        let pid = try #require(started.pid)
+        _ = try await client.perform(.start, on: "micro")
+        _ = try await daemon.waitForLog("hot", "hotplug-watch-ready", timeout: 300)
+
+        let attached = try await BerthRun.run(["attach-disk", "hot", "default/data", "vdb", "--live"], state: state)
+        #expect(attached.status == 0, "\(attached.stderr)")
+        _ = try await daemon.waitForLog("hot", "vdb-change1-present", timeout: 120)
+        _ = try await daemon.waitForLog("hot", "vdb-data=BERTH-HOTPLUG-MARK")
+        var info = try await client.info("hot")
+        #expect(info.pid == pid && info.liveDisks?.last?.path == data.path && info.liveDisks?.last?.format == .raw)
+        #expect(!info.spec.disks.contains { $0.path == data.path }, "--live leaves the definition alone")
+        let listed = try await BerthRun.run(["domblklist", "hot"], state: state)
+        #expect(listed.stdout.contains("vdb") && listed.stdout.contains(data.path), "\(listed.stdout)")
+        await Self.expectError(.wrongState, containing: "'hot'") { try await client.deleteVolume(pool: "default", name: "data") }
+        let saved = try await BerthRun.run(["save", "hot", daemon.stateDirectory + "/hot.save"], state: state)
+        #expect(saved.status != 0 && saved.stderr.contains("plugged in or out live"), "\(saved.stderr)")
+        let twice = try await BerthRun.run(["attach-disk", "hot", "default/data", "vdc", "--live"], state: state)
+        #expect(twice.status != 0 && twice.stderr.contains("already"), "\(twice.stderr)")
+
+        // --config: the definition only; the running guest keeps its disks.
+        let configured = try await BerthRun.run(["attach-disk", "hot", "default/cfg", "vdc", "--config"], state: state)
+        #expect(configured.status == 0, "\(configured.stderr)")
+        info = try await client.info("hot")
+        #expect(info.spec.disks.last?.volume == "default/cfg" && info.spec.disks.last?.format == .qcow2)
+        #expect(info.liveDisks?.contains { $0.volume == "default/cfg" } == false)
+        let inactive = try await BerthRun.run(["domblklist", "hot", "--inactive"], state: state)
+        #expect(inactive.stdout.contains("vdc"), "\(inactive.stdout)")
+        let unconfigured = try await BerthRun.run(["detach-disk", "hot", "vdc", "--config"], state: state)
+        #expect(unconfigured.status == 0, "\(unconfigured.stderr)")
+        #expect(try await client.info("hot").spec.disks.map(\.volume) == ["default/root"])
+
+        // Live unplug: the guest lets go of it; QEMU closes its descriptor.
+        let detached = try await BerthRun.run(["detach-disk", "hot", "vdb", "--live"], state: state)
+        #expect(detached.status == 0, "\(detached.stderr)")
+        _ = try await daemon.waitForLog("hot", "vdb-change2-absent", timeout: 120)
+        #expect(try await client.info("hot").liveDisks?.map(\.volume) == ["default/root"])
+        let held = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap {
+            try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")
+        }
+        #expect(!held.contains(data.path), "QEMU still holds \(data.path)")
+        try await client.deleteVolume(pool: "default", name: "data")
+
+        // microvm has no PCI to plug into; a backing file the catalog did not record is refused.
+        _ = try await daemon.waitForLog("micro", "BERTH-GUEST-READY", timeout: 300)
+        let onMicrovm = try await BerthRun.run(["attach-disk", "micro", "default/cfg", "vdb"], state: state)
+        #expect(onMicrovm.status != 0 && onMicrovm.stderr.contains("microvm"), "\(onMicrovm.stderr)")
+        let foreign = daemon.stateDirectory + "/foreign.qcow2"
+        let base = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "base", capacity: 1 << 20))
+        let make = Process()
+        make.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-img")
+        make.arguments = ["create", "-q", "-f", "qcow2", "-b", base.path, "-F", "raw", foreign]
+        try make.run()
+        make.waitUntilExit()
+        let unrecorded = try await BerthRun.run(["attach-disk", "hot", foreign, "vdb"], state: state)
+        #expect(unrecorded.status != 0 && unrecorded.stderr.contains("backing file"), "\(unrecorded.stderr)")
+        #expect(try await client.info("hot").liveDisks?.map(\.volume) == ["default/root"])
+    }
+
+    /// A host tool run on a thread of its own; its output (a failure records an issue).
+    @discardableResult
+    static func host(_ argv: [String]) async throws -> String {
+        let run = try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try BerthRun.execute(argv[0], Array(argv.dropFirst()), timeout: 120) }) }
+                .start()
+        }
+        #expect(run.status == 0, "\(argv.joined(separator: " ")): \(run.stderr)")
+        return run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A logical pool on a volume group whose physical volume is a loop device over a scratch
+    /// file: lvcreate/lvresize/lvremove through berthd (metadata only, this host has no
+    /// device-mapper), a guest booted with the LV as its disk reads and writes exactly the LV's
+    /// range of the PV (raw offset/size), and an LV of two segments is refused with the reason.
+    @Test func logicalPoolOnALoopDevice() async throws {
+        for tool in ["/usr/sbin/lvcreate", "/usr/sbin/losetup"] where !FileManager.default.isExecutableFile(atPath: tool) {
+            Issue.record("\(tool) is missing: run scripts/install-host-deps (apt-get install lvm2 mount).")
+            return
+        }
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let group = "berthtest\(UInt32.random(in: 0...UInt32.max))"
+        let file = daemon.stateDirectory + "/pv.img"
+        try await Self.host(["/usr/bin/truncate", "-s", "64M", file])
+        let loop = try await Self.host(["/usr/sbin/losetup", "-f", "--show", file])
+        try await Self.host(["/usr/sbin/pvcreate", "-q", loop])
+        try await Self.host(["/usr/sbin/vgcreate", "-q", group, loop])
+        defer {
+            for argv in [["/usr/sbin/vgremove", "-q", "-f", group], ["/usr/sbin/pvremove", "-q", loop], ["/usr/sbin/losetup", "-d", loop]] {
+                _ = try? BerthRun.execute(argv[0], Array(argv.dropFirst()), timeout: 60)
+            }
+        }
+
+        _ = try await client.definePool(PoolSpec(name: "nolvm", type: .logical, sourceName: group + "missing"))
+        await Self.expectError(.notFound, containing: "does not exist") { _ = try await client.perform(.start, pool: "nolvm") }
+        let defined = try await client.definePool(PoolSpec(name: "lvm", type: .logical, sourceName: group))
+        #expect(defined.spec.target == "/dev/" + group)
+        let pool = try await client.perform(.start, pool: "lvm")
+        #expect(pool.active && pool.capacity == 60 << 20 && pool.available == 60 << 20, "\(pool)")
+
+        let volume = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "lv1", capacity: 16 << 20))
+        #expect(volume.path == "/dev/\(group)/lv1" && volume.format == .raw && volume.capacity == 16 << 20)
+        let extent = try #require(volume.extent)
+        #expect(extent.device == file && extent.size == 16 << 20 && extent.offset >= 1 << 20, "\(extent)")
+        #expect(try await Self.host(["/usr/sbin/lvs", "--noheadings", "-o", "lv_name", group]).contains("lv1"))
+        await Self.expectError(.invalidArgument, containing: "raw") {
+            _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "q", capacity: 1 << 20, format: .qcow2))
+        }
+        await Self.expectError(.wrongState, containing: "free") {
+            _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "big", capacity: 1 << 30))
+        }
+
+        // The LV's first bytes, written into the PV file at its offset, are what the guest reads.
+        let handle = try #require(FileHandle(forUpdatingAtPath: file))
+        try handle.seek(toOffset: extent.offset)
+        try handle.write(contentsOf: Data("BERTH-LV-MARK".utf8))
+        try handle.close()
+        var spec = try GuestFixture.spec("onlv")
+        spec.disks = [DiskSpec(path: "", volume: "lvm/lv1")]
+        spec.cmdline =
+            (spec.cmdline ?? "")
+            + #" berth.run="head -c 13 /dev/vda; echo; echo BERTH-LV-WRITE | dd of=/dev/vda bs=512 seek=1 conv=fsync 2>/dev/null; echo size=$(cat /sys/block/vda/size); echo lv-$((1+1))-done""#
+        _ = try await client.define(spec)
+        let started = try await client.perform(.start, on: "onlv")
+        let pid = try #require(started.pid)
+        let argv = try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)
+        #expect(argv.contains(#""offset":\#(extent.offset),"size":\#(extent.size)"#), "a raw node over the LV's range")
+        _ = try await daemon.waitForLog("onlv", "lv-2-done", timeout: 300)
+        let log = try await daemon.log("onlv")
+        // The kernel's command line is in the log too: the mark is looked for on its own line.
+        #expect(log.contains("\nBERTH-LV-MARK") && log.contains("size=32768"), "\(log.suffix(500))")
+        _ = try await client.perform(.destroy, on: "onlv")
+        let reader = try #require(FileHandle(forReadingAtPath: file))
+        try reader.seek(toOffset: extent.offset + 512)
+        let written = try reader.read(upToCount: 14) ?? Data()
+        try reader.close()
+        #expect(String(decoding: written, as: UTF8.self) == "BERTH-LV-WRITE")
+
+        // Grown with lvresize while its guest is off; in use, not deleted.
+        let grown = try await client.resizeVolume(pool: "lvm", name: "lv1", VolumeResizeRequest(capacity: 24 << 20))
+        #expect(grown.capacity == 24 << 20 && grown.extent?.offset == extent.offset)
+        await Self.expectError(.wrongState, containing: "'onlv'") { try await client.deleteVolume(pool: "lvm", name: "lv1") }
+
+        // Two segments (lv2 grown past lv3): no single range to give QEMU, refused at define.
+        _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "lv2", capacity: 4 << 20))
+        _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "lv3", capacity: 4 << 20))
+        let split = try await client.resizeVolume(pool: "lvm", name: "lv2", VolumeResizeRequest(capacity: 12 << 20))
+        #expect(split.extent == nil)
+        var other = try GuestFixture.spec("split")
+        other.disks = [DiskSpec(path: "", volume: "lvm/lv2")]
+        await Self.expectError(.invalidArgument, containing: "several segments") { _ = try await client.define(other) }
+
+        try await client.undefine("onlv", keepLogs: false)
+        for name in ["lv1", "lv2", "lv3"] { try await client.deleteVolume(pool: "lvm", name: name) }
+        #expect(try await Self.host(["/usr/sbin/lvs", "--noheadings", "-o", "lv_name", group]).isEmpty)
+        #expect(try await client.pool("lvm").available == 60 << 20)
+    }
+
+    /// vol-upload and vol-download through the real CLI: the bytes come back exactly, the rest
+    /// of the volume is zeros, and an upload bigger than the volume or into a qcow2 volume is
+    /// refused with the volume unchanged.
+    @Test func uploadAndDownloadStreamTheBytes() async throws {
+        try Self.requireQEMUImg()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let state = daemon.stateDirectory
+        let volume = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "up", capacity: 24 << 20))
+        var generator = SystemRandomNumberGenerator()
+        let content = Data((0..<(9 << 20) + 123).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let source = state + "/source.bin"
+        try content.write(to: URL(fileURLWithPath: source))
+
+        let upload = try await BerthRun.run(["vol-upload", "up", source, "--pool", "default"], state: state)
+        #expect(upload.status == 0, "\(upload.stderr)")
+        let target = state + "/back.bin"
+        let download = try await BerthRun.run(["vol-download", "default/up", target], state: state)
+        #expect(download.status == 0, "\(download.stderr)")
+        let back = try Data(contentsOf: URL(fileURLWithPath: target))
+        #expect(back.count == 24 << 20)
+        #expect(back.prefix(content.count) == content, "the uploaded bytes come back")
+        #expect(back.dropFirst(content.count).allSatisfy { $0 == 0 }, "the rest is zeros")
+        #expect(try await client.volume(pool: "default", name: "up").capacity == 24 << 20)
+
+        // Too big: refused, the volume keeps what it had; a qcow2 volume takes no upload.
+        let big = state + "/big.bin"
+        try Data(count: 25 << 20).write(to: URL(fileURLWithPath: big))
+        let tooBig = try await BerthRun.run(["vol-upload", "up", big, "--pool", "default"], state: state)
+        #expect(tooBig.status != 0 && tooBig.stderr.contains("bigger than"), "\(tooBig.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: volume.path)).prefix(content.count) == content)
+        _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "q", capacity: 1 << 20, format: .qcow2))
+        let qcow = try await BerthRun.run(["vol-upload", "default/q", source], state: state)
+        #expect(qcow.status != 0 && qcow.stderr.contains("raw volumes only"), "\(qcow.stderr)")
+        let exists = try await BerthRun.run(["vol-download", "default/up", target], state: state)
+        #expect(exists.status != 0, "an existing file is not overwritten")
+        #expect(Self.leftovers(state + "/images").isEmpty, "temporary files left: \(Self.leftovers(state + "/images"))")
+    }
 }

@@ -6,6 +6,7 @@ struct DomBlkList: AsyncParsableCommand {
 
     @Argument(help: "Domain name.") var name: String
     @Flag(help: "Type, device, format and volume too.") var details = false
+    @Flag(help: "The stored definition's disks, not the running guest's.") var inactive = false
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
@@ -20,7 +21,9 @@ struct DomBlkList: AsyncParsableCommand {
 
     func run() async throws {
         let info = try await connection.run { try await $0.info(name) }
-        let rows = Self.targets(info.spec.disks).map { target, disk in
+        // The running guest's disks (hot-plugged ones too), or with --inactive the definition's.
+        let disks = inactive ? info.spec.disks : info.liveDisks ?? info.spec.disks
+        let rows = zip(DiskSpec.targets(disks), disks).map { target, disk in
             Row(
                 target: target, source: disk.path, volume: disk.volume, format: disk.format?.rawValue,
                 device: disk.device.rawValue, readOnly: disk.readOnly)
@@ -33,23 +36,5 @@ struct DomBlkList: AsyncParsableCommand {
                 (details ? [type, row.device] : []) + [row.target, row.source] + (details ? [row.format ?? "-", row.volume ?? "-"] : []))
         }
         printTable(table)
-    }
-
-    /// The guest's names for the disks, in the order QEMU adds them: vda, vdb … on virtio,
-    /// hda … on IDE, sda … on SCSI and SATA (an imported `target` is kept).
-    static func targets(_ disks: [DiskSpec]) -> [(String, DiskSpec)] {
-        var counters: [String: Int] = [:]
-        return disks.map { disk in
-            let prefix =
-                switch disk.device == .cdrom && disk.bus == .virtio ? .scsi : disk.bus {
-                case .virtio: "vd"
-                case .ide: "hd"
-                case .scsi, .sata: "sd"
-                }
-            let number = counters[prefix, default: 0]
-            counters[prefix] = number + 1
-            let letter = String(Character(Unicode.Scalar(UInt8(97 + min(number, 25)))))
-            return (prefix + letter, disk)
-        }
     }
 }

@@ -2,6 +2,10 @@ import BerthModel
 import Foundation
 import Hummingbird
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `/v1/pools…`: storage pools and their volumes. Every change goes through the `Hypervisor`.
 struct StorageController<Context: RequestContext> {
     let hypervisor: Hypervisor
@@ -20,7 +24,7 @@ struct StorageController<Context: RequestContext> {
             return Response(status: .noContent)
         }
         group.post("pools/:pool/start") { _, context in
-            try JSONResponse.make(try hypervisor.startPool(try context.parameters.require("pool")))
+            try JSONResponse.make(try await hypervisor.startPool(try context.parameters.require("pool")))
         }
         group.post("pools/:pool/build") { _, context in
             try JSONResponse.make(try hypervisor.buildPool(try context.parameters.require("pool")))
@@ -68,6 +72,60 @@ struct StorageController<Context: RequestContext> {
             return try JSONResponse.make(
                 try await hypervisor.resizeVolume(
                     pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"), body))
+        }
+        group.put("pools/:pool/volumes/:volume/content") { request, context in
+            guard let header = request.headers[.contentLength], let length = UInt64(header) else {
+                throw BerthError(
+                    .invalidArgument, "An upload needs a Content-Length.", remedy: "Send the file's size in Content-Length.")
+            }
+            let body = request.body
+            let info = try await hypervisor.uploadVolume(
+                pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"), length: length
+            ) { fd in
+                var received: UInt64 = 0
+                for try await buffer in body {
+                    received += UInt64(buffer.readableBytes)
+                    // More than announced is refused before it is written.
+                    guard received <= length else { return received }
+                    try buffer.withUnsafeReadableBytes { try Hypervisor.writeAll(fd, $0) }
+                }
+                return received
+            }
+            return try JSONResponse.make(info)
+        }
+        group.get("pools/:pool/volumes/:volume/content") { _, context in
+            let (fd, length) = try hypervisor.openVolumeForDownload(
+                pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"))
+            var headers = HTTPFields()
+            headers[.contentType] = "application/octet-stream"
+            headers[.contentLength] = String(length)
+            let body = ResponseBody(contentLength: Int(length)) { writer in
+                defer { close(fd) }
+                var offset: UInt64 = 0
+                var chunk = [UInt8](repeating: 0, count: 1 << 20)
+                while offset < length {
+                    let count = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+                    guard count > 0 else { break }
+                    try await writer.write(ByteBuffer(bytes: chunk[0..<count]))
+                    offset += UInt64(count)
+                }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: headers, body: body)
+        }
+        group.post("domains/:name/disks") { request, context in
+            let body = try await JSONResponse.decode(DiskAttachRequest.self, from: request)
+            return try JSONResponse.make(try await hypervisor.attachDisk(try context.parameters.require("name"), body))
+        }
+        group.delete("domains/:name/disks/:disk") { request, context in
+            // A source path as target arrives percent-encoded ('/' as %2F).
+            let raw = try context.parameters.require("disk")
+            let target = raw.removingPercentEncoding ?? raw
+            let scope = DiskChangeScope(
+                live: try request.query.bool("live"), config: try request.query.bool("config"),
+                persistent: try request.query.bool("persistent"))
+            try await hypervisor.detachDisk(try context.parameters.require("name"), target: target, scope: scope)
+            return Response(status: .noContent)
         }
         group.get("volumes") { request, _ in
             guard let path = request.uri.queryParameters.get("path") else {

@@ -84,6 +84,7 @@ extension DomainSupervisor {
                 .wrongState, "Domain '\(name)' is \(record.state.rawValue); only a running or paused guest can be saved.",
                 remedy: "Wait for it to run, or stop it with 'berth destroy \(name)'.")
         }
+        try checkLiveDisksMatch(record.spec, what: "saved")
         let wasRunning = record.state == .running
         let runState = state ?? (wasRunning ? .running : .paused)
         let header = SaveImage.Header(
@@ -173,5 +174,17 @@ extension DomainSupervisor {
         guard let started else { return }
         attach(started, spec: spec, state: runState == .running ? .running : .paused)
         publish(.restored, detail: "\(path), pid \(started.pid)")
+    }
+
+    /// A guest's state only loads into a QEMU with the same devices: one whose disks were
+    /// plugged in or out live differs from what its definition would start.
+    func checkLiveDisksMatch(_ spec: DomainSpec, what: String) throws {
+        let live = try catalog.liveDisks(name)
+        guard live.map(\.disk.path) == spec.disks.map(\.path), live.map(\.node) == spec.disks.indices.map({ "disk\($0)" }) else {
+            throw BerthError(
+                .wrongState,
+                "Domain '\(name)' had disks plugged in or out live, so its state cannot be \(what): its definition would start another machine.",
+                remedy: "Detach the live-only disks (or attach them back), or shut it off and start it again first.")
+        }
     }
 }

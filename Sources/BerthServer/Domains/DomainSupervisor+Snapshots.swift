@@ -57,6 +57,7 @@ extension DomainSupervisor {
         try Self.checkSnapshotName(request.name)
         let record = try catalog.domain(named: name)
         let disks = try snapshotDisks(record.spec)
+        if instance != nil { try checkLiveDisksMatch(record.spec, what: "snapshotted") }
         if try catalog.snapshots(name).contains(where: { $0.info.name == request.name }) {
             throw BerthError(
                 .alreadyExists, "Domain '\(name)' already has a snapshot '\(request.name)'.",

@@ -76,14 +76,68 @@ actor DomainSupervisor {
 
     // MARK: - Operations
 
-    /// Grows disk `index` of the running guest (QMP `block_resize` on its format node).
-    /// - Returns: false when the guest is not running (the caller resizes the file instead).
-    func blockResize(index: Int, bytes: UInt64) async throws -> Bool {
+    /// Grows the running guest's disk at `path` (QMP `block_resize` on its format node).
+    /// - Returns: false when the guest is not running or has no such disk (the caller resizes
+    ///   the file instead).
+    func blockResize(path: String, bytes: UInt64) async throws -> Bool {
         try await serialized {
-            guard let instance = await self.instance else { return false }
-            try await instance.blockResize(node: "disk\(index)", bytes: bytes)
+            guard let instance = await self.instance,
+                let live = try self.catalog.liveDisks(self.name).first(where: { $0.disk.path == path })
+            else { return false }
+            try await instance.blockResize(node: live.node, bytes: bytes)
             return true
         }
+    }
+
+    /// Plugs `disk` into the running guest under a new node (`hotN`), recorded as its live disk.
+    func attachDisk(_ disk: DiskSpec) async throws {
+        try await serialized {
+            guard let instance = await self.instance else { throw await self.notRunning() }
+            let live = try self.catalog.liveDisks(self.name)
+            let target = disk.target ?? ""
+            if DiskSpec.targets(live.map(\.disk)).contains(target) {
+                throw BerthError(
+                    .alreadyExists, "The running domain '\(self.name)' already has a disk \(target).",
+                    remedy: "Choose a free target; see 'berth domblklist \(self.name)'.")
+            }
+            if let same = live.first(where: { $0.disk.path == disk.path }) {
+                throw BerthError(
+                    .alreadyExists, "\(disk.path) is already a disk of the running domain '\(self.name)' (node \(same.node)).",
+                    remedy: "Detach it first, or attach another disk.")
+            }
+            var number = 0
+            while live.contains(where: { $0.node == "hot\(number)" }) { number += 1 }
+            let entry = LiveDisk(node: "hot\(number)", disk: disk)
+            // The claim first (another domain's writable disk is refused before QEMU sees it).
+            try self.catalog.addLiveDisk(self.name, entry)
+            do {
+                try await instance.attachDisk(node: entry.node, disk: disk)
+            } catch {
+                try? self.catalog.removeLiveDisk(self.name, node: entry.node)
+                throw error
+            }
+        }
+        publish(.diskAttached, detail: disk.path)
+    }
+
+    /// Unplugs the running guest's disk whose target or path is `target`.
+    /// - Returns: the disk unplugged.
+    func detachDisk(_ target: String) async throws -> DiskSpec {
+        let disk = try await serialized {
+            guard let instance = await self.instance else { throw await self.notRunning() }
+            let live = try self.catalog.liveDisks(self.name)
+            let names = DiskSpec.targets(live.map(\.disk))
+            guard let index = live.indices.first(where: { names[$0] == target || live[$0].disk.path == target }) else {
+                throw BerthError(
+                    .notFound, "The running domain '\(self.name)' has no disk \(target).",
+                    remedy: "See its disks with 'berth domblklist \(self.name)'.")
+            }
+            try await instance.detachDisk(node: live[index].node, disk: live[index].disk)
+            try self.catalog.removeLiveDisk(self.name, node: live[index].node)
+            return live[index].disk
+        }
+        publish(.diskDetached, detail: disk.path)
+        return disk
     }
 
     func start() async throws {
@@ -121,10 +175,11 @@ actor DomainSupervisor {
         guard let record = try? catalog.domain(named: name) else { return }
         if [.running, .paused, .starting, .shuttingDown, .crashed].contains(record.state) {
             if let found = await driver.reattach(record.spec) {
-                attach(found, spec: record.spec, state: record.state == .paused ? .paused : .running)
+                attach(found, spec: record.spec, state: record.state == .paused ? .paused : .running, fresh: false)
                 publish(.reattached, detail: "pid \(found.pid)")
                 return
             }
+            report { try self.catalog.setLiveDisks(self.name, nil) }
             guard record.state != .crashed else { return }
             if record.state == .starting {
                 // A start that never finished may be what ended the last berthd: settle it and
@@ -254,8 +309,14 @@ actor DomainSupervisor {
 
     // MARK: - Watching the guest
 
-    func attach(_ started: any GuestInstance, spec: DomainSpec, state observed: DomainState) {
+    /// - Parameter fresh: a QEMU berthd just started (its disks are the definition's, `diskN`);
+    ///   false for one re-attached after a berthd restart (its recorded disks stay).
+    func attach(_ started: any GuestInstance, spec: DomainSpec, state observed: DomainState, fresh: Bool = true) {
         guestState = .running(started, shutdown: nil)
+        if fresh || (try? catalog.hasLiveDisks(name)) == false {
+            let disks = spec.disks.enumerated().map { LiveDisk(node: "disk\($0.offset)", disk: $0.element) }
+            report { try self.catalog.setLiveDisks(self.name, disks) }
+        }
         report { try self.observe(observed, pid: started.pid, accel: started.accel, startedAt: Date()) }
         Task { [weak self] in
             for await event in started.events {
@@ -294,6 +355,7 @@ actor DomainSupervisor {
         guard instance?.pid == gone.pid else { return }
         let ended = guestState
         guestState = .off
+        report { try self.catalog.setLiveDisks(self.name, nil) }
         let spec = try? catalog.domain(named: name).spec
         switch ended {
         case .off:

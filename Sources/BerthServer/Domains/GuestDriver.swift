@@ -99,6 +99,10 @@ public protocol GuestInstance: Sendable {
     /// Grows a disk while the guest runs (QMP `block_resize` on the disk's format node
     /// `diskN`); the guest sees the new size at once.
     func blockResize(node: String, bytes: UInt64) async throws
+    /// Plugs a disk in (its format node named `node`); refuses machines without PCI hot-plug.
+    func attachDisk(node: String, disk: DiskSpec) async throws
+    /// Unplugs the disk on `node`, waiting for the guest to let go of it.
+    func detachDisk(node: String, disk: DiskSpec) async throws
     /// A read-only QMP query (`query-blockstats`, `query-vnc`), answered while other
     /// operations run.
     func query(_ command: String) async throws -> QMP.Value
@@ -154,5 +158,13 @@ extension GuestInstance {
 
     public func blockResize(node: String, bytes: UInt64) async throws {
         throw BerthError(.unavailable, "This guest driver cannot resize disks live.", remedy: "Shut the domain off and resize then.")
+    }
+
+    public func attachDisk(node: String, disk: DiskSpec) async throws {
+        throw BerthError(.unavailable, "This guest driver cannot plug disks in live.", remedy: "Attach the disk with --config.")
+    }
+
+    public func detachDisk(node: String, disk: DiskSpec) async throws {
+        throw BerthError(.unavailable, "This guest driver cannot unplug disks live.", remedy: "Detach the disk with --config.")
     }
 }

@@ -15,6 +15,9 @@ public final class Hypervisor: Sendable {
     /// Volumes a storage operation is working on (`POOL/NAME`): a second one waits its turn by
     /// failing with a message, never interleaves its writes.
     let busyVolumes = Mutex<Set<String>>([])
+    /// Logical pools' volume group size and free bytes, read with `vgs` at start, refresh and
+    /// each volume change (pool-info is answered without running a tool).
+    let groupSpace = Mutex<[String: (size: UInt64, free: UInt64)]>([:])
     /// Installs in progress: where each installer's console output began (`watchInstaller`).
     let installWatches = Mutex<[String: UInt64]>([:])
     public let stateDirectory: String
@@ -138,7 +141,7 @@ public final class Hypervisor: Sendable {
             spec: record.spec, state: record.state, pid: record.pid, accel: record.accel,
             lastError: record.lastError, consoleLog: driver.consoleLogPath(record.spec),
             consoleSocket: live ? driver.consoleSocketPath(record.spec) : nil, startedAt: record.startedAt,
-            managedSave: try catalog.managedSave(name))
+            managedSave: try catalog.managedSave(name), liveDisks: live ? try catalog.liveDisks(name).map(\.disk) : nil)
     }
 
     public func hostInfo() throws -> HostInfo {

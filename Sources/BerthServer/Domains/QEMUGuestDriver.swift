@@ -164,6 +164,15 @@ struct QEMUGuest: GuestInstance {
         }
     }
 
+    func attachDisk(node: String, disk: DiskSpec) async throws {
+        try await process.hotplugDisk(node: node, disk: disk)
+    }
+
+    /// A guest under TCG on a loaded host may take long to answer the ACPI eject.
+    func detachDisk(node: String, disk: DiskSpec) async throws {
+        try await process.unplugDisk(node: node, disk: disk, timeout: .seconds(120))
+    }
+
     func query(_ command: String) async throws -> QMP.Value {
         do {
             return try await process.qmp.execute(command, timeout: .seconds(5))

@@ -28,7 +28,11 @@ extension Hypervisor {
     /// Starts autostart pools whose target exists (at berthd's start).
     public func autostartPools() {
         for pool in (try? catalog.pools()) ?? [] where pool.spec.autostart && !pool.active {
-            _ = try? startPool(pool.spec.name)
+            if pool.spec.type == .dir {
+                _ = try? startDirPool(pool)
+            } else {
+                Task { _ = try? await startPool(pool.spec.name) }
+            }
         }
     }
 
@@ -43,9 +47,13 @@ extension Hypervisor {
             }
             spec.target = URL(fileURLWithPath: target).standardizedFileURL.path
         case .logical:
-            throw BerthError(
-                .invalidArgument, "Logical (LVM) pools are not supported yet.",
-                remedy: "Use a dir pool, or give the LV's path (/dev/VG/LV) as a domain's disk.")
+            guard let group = spec.sourceName else {
+                throw BerthError(
+                    .invalidArgument, "A logical pool needs its volume group (--source-name VG).",
+                    remedy: "berth pool-define-as \(spec.name) logical --source-name VG")
+            }
+            try PoolSpec.checkName(group, what: "volume group")
+            spec.target = "/dev/" + group
         }
         try catalog.definePool(spec)
         return try poolInfo(spec.name)
@@ -61,8 +69,15 @@ extension Hypervisor {
 
     /// `pool-start`: the target directory must exist (`pool-build` makes it).
     @discardableResult
-    public func startPool(_ name: String) throws -> PoolInfo {
+    public func startPool(_ name: String) async throws -> PoolInfo {
         let pool = try catalog.pool(named: name)
+        if pool.spec.type == .logical { return try await startLogicalPool(pool) }
+        return try startDirPool(pool)
+    }
+
+    @discardableResult
+    func startDirPool(_ pool: PoolRecord) throws -> PoolInfo {
+        let name = pool.spec.name
         let target = pool.spec.target ?? ""
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -77,6 +92,10 @@ extension Hypervisor {
     /// `pool-build`: makes the target directory (0711, root's when berthd is root).
     public func buildPool(_ name: String) throws -> PoolInfo {
         let pool = try catalog.pool(named: name)
+        if pool.spec.type == .logical {
+            throw BerthError(
+                .invalidArgument, "Berth does not make volume groups.", remedy: LVMTools.remedy(pool.spec.sourceName ?? "VG"))
+        }
         let target = pool.spec.target ?? ""
         do {
             // Only the last component: a mistyped target must not grow a tree of directories.
@@ -113,6 +132,7 @@ extension Hypervisor {
     /// A qcow2 file naming a backing file that is not one of the pool's volumes is skipped.
     public func refreshPool(_ name: String) async throws -> PoolInfo {
         let pool = try activePool(name)
+        if pool.spec.type == .logical { return try await refreshLogicalPool(pool) }
         let target = pool.spec.target ?? ""
         let known = try catalog.volumes(pool: name)
         let knownPaths = Dictionary(known.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
@@ -171,6 +191,7 @@ extension Hypervisor {
             if (try? catalog.volume(pool: pool, name: request.name)) != nil || access(path, F_OK) == 0 {
                 throw BerthError.volumeExists(key)
             }
+            if record.spec.type == .logical { return try await createLogicalVolume(record, request) }
             var format = request.format ?? .raw
             var capacity = request.capacity
             var backing: DiskBacking?
@@ -210,10 +231,12 @@ extension Hypervisor {
 
     /// `vol-delete`: refused while a domain's disk is the volume, or an overlay is on it.
     public func deleteVolume(pool: String, name: String) async throws {
-        _ = try activePool(pool)
+        let record = try activePool(pool)
         try await claiming("\(pool)/\(name)") {
+            if record.spec.type == .logical { try await removeLogicalVolume(record, name) }
             try catalog.removeVolume(pool: pool, name: name) { volume in
-                guard unlink(volume.path) == 0 || errno == ENOENT else {
+                // An LV is gone already (lvremove); a file goes with its record.
+                guard record.spec.type == .logical || unlink(volume.path) == 0 || errno == ENOENT else {
                     throw BerthError(
                         .unavailable, "Cannot remove \(volume.path): \(String(cString: strerror(errno)))",
                         remedy: "Check the permissions of the pool's directory.")
@@ -225,7 +248,7 @@ extension Hypervisor {
 
     /// `vol-wipe`: the volume's content becomes zeros (same size, same format, same backing).
     public func wipeVolume(pool: String, name: String) async throws -> VolumeInfo {
-        try activePool(pool)
+        try refuseLogical(try activePool(pool), "vol-wipe")
         return try await claiming("\(pool)/\(name)") {
             let volume = try catalog.volume(pool: pool, name: name)
             try refuseIfUsed(volume, action: "wiped")
@@ -250,6 +273,7 @@ extension Hypervisor {
     /// `vol-clone`: a full copy (an overlay's chain flattened) under a new name in the same pool.
     public func cloneVolume(pool: String, name: String, to newName: String) async throws -> VolumeInfo {
         let record = try activePool(pool)
+        try refuseLogical(record, "vol-clone")
         try PoolSpec.checkName(newName, what: "volume")
         let source = try catalog.volume(pool: pool, name: name)
         let key = "\(pool)/\(newName)"
@@ -297,17 +321,13 @@ extension Hypervisor {
             }
             try Self.checkCapacity(size)
             if size == volume.capacity { return try volumeInfo(of: volume) }
-            let users = try catalog.allDomains().filter { $0.spec.disks.contains { $0.path == volume.path } }
             let record = try catalog.pool(named: pool)
+            if record.spec.type == .logical { return try await resizeLogicalVolume(record, volume, size) }
             if volume.format == .raw, size > volume.capacity {
                 try checkSpace(record, needed: size - volume.capacity, what: "growing \(volume.key)")
             }
-            for user in users {
-                let name = user.spec.name
-                guard let index = user.spec.disks.firstIndex(where: { $0.path == volume.path }),
-                    try isRunning(name)
-                else { continue }
-                let disk = user.spec.disks[index]
+            for name in try catalog.domainsUsing(path: volume.path) where try isRunning(name) {
+                guard let disk = try catalog.liveDisks(name).first(where: { $0.disk.path == volume.path })?.disk else { continue }
                 if disk.readOnly || disk.device == .cdrom {
                     throw BerthError(
                         .wrongState, "The running domain '\(name)' has \(volume.key) open read-only; QEMU cannot resize it.",
@@ -318,8 +338,8 @@ extension Hypervisor {
                         .wrongState, "\(volume.key) is a disk of the running domain '\(name)'; a live disk can only grow.",
                         remedy: "Shut '\(name)' off before shrinking it.")
                 }
-                // The guest's own QEMU resizes the image it holds open; its node is diskN.
-                if try await supervisor(name).blockResize(index: index, bytes: size) {
+                // The guest's own QEMU resizes the image it holds open.
+                if try await supervisor(name).blockResize(path: volume.path, bytes: size) {
                     try catalog.setVolumeCapacity(pool: pool, name: volume.name, capacity: size)
                     hub.publish(LifecycleEvent(domain: name, kind: .diskResized, state: .running, detail: "\(volume.key) \(size)"))
                     return try volumeInfo(pool: pool, name: volume.name)
@@ -353,6 +373,7 @@ extension Hypervisor {
             volume = found
         } else {
             disk.backing = nil
+            disk.extent = nil
             return disk
         }
         if let format = disk.format, format != volume.format {
@@ -364,6 +385,7 @@ extension Hypervisor {
         disk.volume = volume.key
         disk.format = volume.format
         disk.backing = volume.backing
+        disk.extent = try logicalExtent(of: volume)
         return disk
     }
 
@@ -483,6 +505,10 @@ extension Hypervisor {
     }
 
     func space(of pool: PoolRecord) -> (capacity: UInt64, allocation: UInt64, available: UInt64) {
+        if pool.spec.type == .logical {
+            let group: (size: UInt64, free: UInt64) = groupSpace.withLock { $0[pool.spec.name] } ?? (0, 0)
+            return (group.size, group.size - min(group.size, group.free), group.free)
+        }
         var fs = statvfs()
         guard let target = pool.spec.target, statvfs(target, &fs) == 0 else { return (0, 0, 0) }
         let block = UInt64(fs.f_frsize)

@@ -1,0 +1,64 @@
+#!/bin/bash
+# Storage benchmark (not a test): vol-create-as, vol-upload, vol-download, vol-clone and
+# vol-wipe of one raw volume through berthd, each beside the plain host command doing the same
+# to the same bytes on the same disk, in one run; prints MiB/s and the ratio (target: the
+# Berth command at >= 0.9 x the plain one's throughput).
+#
+# Usage (after swift build): bench/storage/run.sh [MiB]   (default 1024)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mib=${1:-1024}
+bin=$PWD/.build/debug
+[[ -x $bin/berthd && -x $bin/berth ]] || { echo "run swift build first" >&2; exit 1; }
+command -v qemu-img >/dev/null || { echo "qemu-img missing: scripts/install-host-deps qemu-utils" >&2; exit 1; }
+state=$(mktemp -d /var/tmp/berth-bench-storage.XXXXXX)
+cleanup() {
+    [[ -n ${daemon:-} ]] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+    rm -rf "$state"
+}
+trap cleanup EXIT
+"$bin/berthd" --state-dir "$state" --listen none --media-listen none --log-level warning >"$state/berthd.log" 2>&1 &
+daemon=$!
+export BERTH_STATE_DIR=$state
+for _ in $(seq 200); do [[ -S $state/run/berthd.sock ]] && break; sleep 0.1; done
+berth() { "$bin/berth" "$@" >/dev/null; }
+images=$state/images
+plain=$state/plain
+mkdir -p "$plain"
+dd if=/dev/urandom of="$state/source.bin" bs=1M count="$mib" status=none
+sync
+
+now() { date +%s.%N; }
+rows=()
+# $1 label, $2 Berth seconds, $3 plain label, $4 plain seconds
+row() {
+    rows+=("$(awk -v l="$1" -v b="$2" -v p="$3" -v q="$4" -v m="$mib" 'BEGIN {
+        printf "%-14s %8.1f MiB/s   %-32s %8.1f MiB/s   ratio %.2f", l, m / b, p, m / q, q / b }')")
+}
+timed() { local s; s=$(now); "$@"; sync; echo "$(now) - $s" | bc -l; }
+
+b=$(timed berth vol-create-as default vol "${mib}M")
+p=$(timed qemu-img create -q -f raw "$plain/created.img" "${mib}M")
+row vol-create-as "$b" "qemu-img create -f raw" "$p"
+
+b=$(timed berth vol-upload vol "$state/source.bin" --pool default)
+p=$(timed cp "$state/source.bin" "$plain/uploaded.img")
+row vol-upload "$b" "cp FILE" "$p"
+
+b=$(timed berth vol-download default/vol "$state/downloaded.bin")
+p=$(timed dd if="$images/vol" of="$plain/downloaded.bin" bs=1M status=none)
+row vol-download "$b" "dd bs=1M" "$p"
+cmp -s "$state/downloaded.bin" "$state/source.bin" || echo "WARNING: downloaded bytes differ" >&2
+
+b=$(timed berth vol-clone vol copy --pool default)
+p=$(timed qemu-img convert -f raw -O raw "$images/vol" "$plain/cloned.img")
+row vol-clone "$b" "qemu-img convert -f raw -O raw" "$p"
+p2=$(timed cp "$images/vol" "$plain/cloned-cp.img")
+row vol-clone "$b" "cp" "$p2"
+
+b=$(timed berth vol-wipe vol --pool default)
+p=$(timed dd if=/dev/zero of="$plain/uploaded.img" bs=1M count="$mib" conv=notrunc status=none)
+row vol-wipe "$b" "dd if=/dev/zero" "$p"
+
+echo "Storage benchmark, $mib MiB raw volume, $(nproc) CPUs, state on $(df --output=source "$state" | tail -1)"
+printf '%s\n' "${rows[@]}"
