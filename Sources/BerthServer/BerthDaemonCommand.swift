@@ -37,6 +37,13 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
             "What to do with running guests when berthd stops: 'leave' them running (re-attached at the next start), or 'save' each (a managed save) and resume them when berthd starts again, as libvirt-guests does."
     )
     var onShutdown: DaemonConfiguration.OnShutdown = .leave
+    @Option(
+        help:
+            "Guest starts run at once (autostart at berthd's start, API starts, restarts); the others wait their turn, however long. Default: one per core, at least 2 (1...1024)."
+    )
+    var startLimit: Int?
+    @Option(help: "MiB of memory kept for the host: a guest that would eat into it is refused with the reason. Default 256.")
+    var memoryReserve: Int = 256
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -77,6 +84,12 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
         configuration.idleTimeout = .seconds(idleTimeout)
         configuration.qemuBinary = qemu
         configuration.onShutdown = onShutdown
+        if let startLimit {
+            guard (1...1024).contains(startLimit) else { throw ValidationError("--start-limit takes 1...1024 starts.") }
+            configuration.startLimit = startLimit
+        }
+        guard memoryReserve >= 0 else { throw ValidationError("--memory-reserve takes MiB, 0 or more.") }
+        configuration.memoryReserveMiB = memoryReserve
         let driver = await QEMUGuestDriver(
             runtimeRoot: configuration.runtimeDirectory, logRoot: configuration.logDirectory, qemuOverride: qemu,
             accelOverride: accel, consoleLogCap: (max(consoleLogMax, 4096), 5))

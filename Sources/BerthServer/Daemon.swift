@@ -63,7 +63,8 @@ public enum Daemon {
         let hypervisor = try Hypervisor(
             catalog: catalog, driver: driver, bootPreparer: bootPreparer,
             stateDirectory: configuration.stateDirectory, runtimeDirectory: configuration.runtimeDirectory,
-            guestReachablePorts: configuration.guestReachablePorts)
+            guestReachablePorts: configuration.guestReachablePorts,
+            capacity: HostCapacity(startLimit: configuration.startLimit, hostReserveMiB: configuration.memoryReserveMiB))
         if let block = hypervisor.guestIDBlock {
             // Before any guest runs (re-attached ones included): guests reach only the media.
             try await GuestFirewall(guestIDBlock: block, mediaPorts: configuration.guestReachablePorts)

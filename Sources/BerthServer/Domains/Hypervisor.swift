@@ -22,14 +22,18 @@ public final class Hypervisor: Sendable {
     let guestIDBlock: UInt32?
     /// Bridges, dnsmasq, nftables and taps.
     let networks: NetworkManager
+    /// Start slots and memory admission (`--start-limit`, `--memory-reserve`).
+    let capacity: HostCapacity
 
     /// - Parameters:
     ///   - runtimeDirectory: where networks keep their dnsmasq files (default `<state>/run`).
     ///   - guestReachablePorts: host TCP ports guests on a network may reach (the media listener).
     public init(
         catalog: Catalog, driver: any GuestDriver, bootPreparer: BootPreparer, stateDirectory: String,
-        isolateGuests: Bool = GuestIdentity.canSwitch, runtimeDirectory: String? = nil, guestReachablePorts: [Int] = []
+        isolateGuests: Bool = GuestIdentity.canSwitch, runtimeDirectory: String? = nil, guestReachablePorts: [Int] = [],
+        capacity: HostCapacity = HostCapacity(startLimit: HostCapacity.defaultStartLimit)
     ) throws {
+        self.capacity = capacity
         self.catalog = catalog
         self.driver = driver
         self.bootPreparer = bootPreparer
@@ -65,12 +69,13 @@ public final class Hypervisor: Sendable {
         return supervisors.withLock { table in
             if let existing = table[name] { return existing }
             let networks = networks
+            let capacity = capacity
             let created = DomainSupervisor(
                 name: name, catalog: catalog, driver: driver, hub: hub, bootPreparer: bootPreparer,
                 saveDirectory: stateDirectory + "/save", identity: { [weak self] in try self?.identity(of: name) },
                 installFinished: { [weak self] in self?.installEnded(name) },
                 prepareTaps: { spec in try await networks.prepareTaps(for: spec) },
-                installerFailure: { [weak self] in self?.installerFailure(name) })
+                installerFailure: { [weak self] in self?.installerFailure(name) }, capacity: capacity)
             table[name] = created
             return created
         }
