@@ -166,10 +166,13 @@ actor DomainSupervisor {
                 remedy: "Stop it first with 'berth shutdown \(name)' or 'berth destroy \(name)'.")
         }
         let limit = capacity.startLimit
+        let (hub, name) = (hub, name)
+        let state = (try? catalog.domain(named: name).state) ?? .shutoff
         try await capacity.acquireStartSlot { ahead in
-            note(
+            let text =
                 "Waiting for a start slot: \(ahead) start\(ahead == 1 ? "" : "s") ahead (berthd starts \(limit) guests at a time, --start-limit)."
-            )
+            note(text)
+            hub.publish(LifecycleEvent(domain: name, kind: .startWaiting, state: state, detail: text))
         }
         defer { capacity.releaseStartSlot() }
         let record = try catalog.domain(named: name)
