@@ -203,8 +203,12 @@ public final class Hypervisor: Sendable {
     public func recoverAll() async {
         recordMissingFormats()
         guard let records = try? catalog.allDomains() else { return }
+        // Only domains with something to do: a shut-off domain that neither autostarts nor
+        // resumes a save needs no supervisor yet (a catalog of 10,000 starts in no time).
+        let resuming = try? catalog.domainsResumingAtDaemonStart()
         await withTaskGroup(of: Void.self) { group in
-            for record in records {
+            for record in records
+            where record.state != .shutoff || record.spec.autostart || resuming?.contains(record.spec.name) != false {
                 guard let supervisor = try? supervisor(record.spec.name) else { continue }
                 group.addTask { await supervisor.recover() }
             }
