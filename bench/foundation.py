@@ -49,24 +49,37 @@ def rss_mib(pid, field="VmRSS"):
 
 
 class Daemon:
-    def __init__(self, bin_dir):
+    def __init__(self, bin_dir, extra=()):
         self.dir = tempfile.mkdtemp(prefix="bb-", dir="/tmp")
         self.bin = bin_dir
-        self.port = 20000 + os.getpid() % 20000
+        self.extra = list(extra)
+        self.port = 20000 + (os.getpid() + len(os.listdir("/tmp"))) % 20000
         self.media_port = self.port + 1  # install media have a listener of their own
         self.env = dict(os.environ, BERTH_STATE_DIR=self.dir)
-        self.proc = subprocess.Popen(
-            [f"{bin_dir}/berthd", "--state-dir", self.dir, "--listen", f"127.0.0.1:{self.port}",
-             "--media-listen", f"127.0.0.1:{self.media_port}", "--log-level", "error"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.socket = f"{self.dir}/run/berthd.sock"
-        for _ in range(200):
+        self.launch()
+        self.token = open(f"{self.dir}/api-token").read().strip()
+
+    def launch(self):
+        """Starts berthd; returns the seconds until it answers GET /v1/host."""
+        start = time.monotonic()
+        self.proc = subprocess.Popen(
+            [f"{self.bin}/berthd", "--state-dir", self.dir, "--listen", f"127.0.0.1:{self.port}",
+             "--media-listen", f"127.0.0.1:{self.media_port}", "--log-level", "error", *self.extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(6000):
             try:
                 self.request("GET", "/v1/host")
-                break
+                return time.monotonic() - start
             except OSError:
-                time.sleep(0.05)
-        self.token = open(f"{self.dir}/api-token").read().strip()
+                time.sleep(0.01)
+        raise RuntimeError("berthd did not answer")
+
+    def restart(self):
+        """Stops berthd (guests keep running) and starts it again: its start-up time."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait()
+        return self.launch()
 
     def request(self, method, path, body=None):
         conn = UnixHTTPConnection(self.socket)

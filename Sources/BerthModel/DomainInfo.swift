@@ -79,6 +79,9 @@ public struct LifecycleEvent: Codable, Sendable, Equatable {
         case reattached
         /// An installer handed over to the installed system's definition.
         case redefined
+        /// A start waits for a start slot (berthd's `--start-limit`); `detail` says how many
+        /// starts are ahead. It starts when its turn comes, however long that takes.
+        case startWaiting = "start-waiting"
         case startFailed = "start-failed"
         /// Restarted too often (`RestartThrottle`); left off.
         case restartRefused = "restart-refused"

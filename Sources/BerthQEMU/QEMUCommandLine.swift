@@ -114,7 +114,10 @@ public struct QEMUCommandLine: Sendable, Equatable {
             machineOptions.append("acpi=off")
         }
         args += ["-machine", machineOptions.joined(separator: ",")]
-        args += ["-accel", accel.rawValue]
+        // TCG's translation buffer is QEMU's largest allocation after guest RAM (1 GiB by
+        // default, filled as code is translated): sized to the guest, a small guest keeps a
+        // small one (see `translationBufferMiB`).
+        args += ["-accel", accel == .tcg ? "tcg,tb-size=\(Self.translationBufferMiB(memoryMiB: spec.memory))" : accel.rawValue]
         // `max` gives a TCG guest every feature QEMU can emulate (x86-64-v2 and up, which
         // current distribution kernels need); `host` is never used (it aborts under kvm_pvm).
         args += ["-cpu", "max"]
@@ -179,6 +182,14 @@ public struct QEMUCommandLine: Sendable, Equatable {
         ]
         arguments = args
         descriptors = table.descriptors
+    }
+
+    /// The TCG translation buffer for a guest of `memoryMiB`: a quarter of its RAM, from 32 MiB
+    /// up to QEMU's own default of 1 GiB. A guest's translated code grows with what it runs,
+    /// not with its RAM, but a small guest runs little; 32 MiB holds a booted Linux kernel and
+    /// userland without flushes (measured in `bench/density`).
+    public static func translationBufferMiB(memoryMiB: Int) -> Int {
+        min(max(memoryMiB / 4, 32), 1024)
     }
 
     /// `microvm` boots faster (no firmware, no PCI scan); Berth picks it for guests that boot

@@ -1,5 +1,6 @@
 import BerthModel
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -79,7 +80,12 @@ public struct QEMUProcess: Sendable {
 
         let qmp: QMP.Client
         do {
-            qmp = try await QMP.Client.connect(path: paths.qmpSocket, timeout: timeout)
+            // A storm of starts on a loaded host can make QEMU's set-up slow, never a failure:
+            // the wait goes on while QEMU lives and uses CPU; one stuck for `timeout` fails.
+            let progress = CPUProgress(pid: pid)
+            qmp = try await QMP.Client.connect(
+                path: paths.qmpSocket, timeout: timeout,
+                keepWaiting: { isAlive(pid: pid, uuid: uuid) && progress.advanced() }, limit: .seconds(600))
         } catch {
             // QEMU exited during set-up (its listening socket closed with it) or hung.
             let exited = await waitForExit(pid: pid, uuid: uuid, timeout: .seconds(2))
@@ -187,8 +193,8 @@ public struct QEMUProcess: Sendable {
     static func launchError(name: String, message output: String, timedOut: Bool, timeout: Duration) -> BerthError {
         if timedOut {
             return BerthError(
-                .timeout, "QEMU for '\(name)' did not finish starting within \(timeout.seconds) s.",
-                remedy: "The host may be overloaded; try again, or check the disks are reachable.")
+                .timeout, "QEMU for '\(name)' stopped making progress while starting (no CPU time used in \(timeout.seconds) s).",
+                remedy: "QEMU is hung, such as on a disk that does not answer; check the disks are reachable, then start it again.")
         }
         let lines = output.split(separator: "\n").map { line -> String in
             var text = String(line)
@@ -232,7 +238,11 @@ public struct QEMUProcess: Sendable {
                 remedy: "The guest is not running; start it again.")
         }
         do {
-            let qmp = try await QMP.Client.connect(path: paths.qmpSocket, timeout: timeout)
+            // Many guests re-attached at once on a loaded host: a slow answer is no death.
+            let progress = CPUProgress(pid: pid)
+            let qmp = try await QMP.Client.connect(
+                path: paths.qmpSocket, timeout: timeout,
+                keepWaiting: { isAlive(pid: pid, uuid: uuid) && progress.advanced() }, limit: .seconds(120))
             return QEMUProcess(pid: pid, uuid: uuid, paths: paths, qmp: qmp)
         } catch let error as QMP.Error {
             throw error.berthError
@@ -323,5 +333,38 @@ public struct QEMUProcess: Sendable {
         guard isAlive else { return .terminated }
         kill(pid, SIGKILL)
         return await waitForExit(timeout: .seconds(5)) ? .killed : .stuck
+    }
+}
+
+/// Whether a process used CPU time since the last call (`/proc/PID/stat` utime + stime): a
+/// process that is slow because the host is loaded advances, a hung one does not.
+final class CPUProgress: Sendable {
+    private let pid: Int32
+    private let last: Mutex<UInt64?>
+
+    init(pid: Int32) {
+        self.pid = pid
+        self.last = Mutex(Self.ticks(pid: pid))
+    }
+
+    func advanced() -> Bool {
+        let now = Self.ticks(pid: pid)
+        return last.withLock { last in
+            defer { last = now }
+            guard let now, let before = last else { return false }
+            return now > before
+        }
+    }
+
+    /// utime + stime in clock ticks, from the fields after the command name (which may hold
+    /// spaces and parentheses: the last `)` ends it).
+    static func ticks(pid: Int32) -> UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // Field 3 (state) is fields[0]; utime and stime are fields 14 and 15.
+        guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
+        return user &+ system
     }
 }

@@ -29,23 +29,35 @@ extension QMP {
         /// - Parameter timeout: for the greeting and for `qmp_capabilities`. QEMU serves one QMP
         ///   client at a time per socket, so a greeting that never comes usually means another
         ///   client is connected.
+        ///   - keepWaiting: asked each time `timeout` passes without a greeting; true waits
+        ///     another `timeout` (a QEMU still setting up on a loaded host), up to `limit`.
+        ///   - limit: the longest the greeting and `qmp_capabilities` may take in all.
         /// - Throws: `QMP.Error`.
-        public static func connect(path: String, timeout: Duration = .seconds(10)) async throws -> Client {
+        public static func connect(
+            path: String, timeout: Duration = .seconds(10), keepWaiting: (@Sendable () -> Bool)? = nil,
+            limit: Duration? = nil
+        ) async throws -> Client {
             let connection = try UnixSocketConnection.connect(path: path)
             let core = Core(connection: connection)
             connection.startReading(
                 onLine: { line in core.receive(line) },
                 onEnd: { error in core.end(error) })
             let greeting: Greeting
+            let started = ContinuousClock.now
+            let limit = limit ?? timeout
             do {
-                greeting = try await core.waitForGreeting(timeout: timeout)
+                greeting = try await core.waitForGreeting(timeout: timeout) {
+                    ContinuousClock.now - started < limit && keepWaiting?() == true
+                }
             } catch {
                 connection.shutdown()
                 throw error
             }
             let client = Client(core: core, greeting: greeting, path: path)
             do {
-                _ = try await client.execute("qmp_capabilities", timeout: timeout)
+                // QEMU answers from its main loop, which a loaded host may run late.
+                let remaining = max(timeout, limit - (ContinuousClock.now - started))
+                _ = try await client.execute("qmp_capabilities", timeout: remaining)
             } catch {
                 client.close()
                 throw error
@@ -188,10 +200,14 @@ extension QMP.Client {
 
         // MARK: Caller side
 
-        func waitForGreeting(timeout: Duration) async throws -> QMP.Greeting {
+        func waitForGreeting(timeout: Duration, keepWaiting: @escaping @Sendable () -> Bool = { false }) async throws
+            -> QMP.Greeting
+        {
             let timer = Task { [self] in
-                try? await Task.sleep(for: timeout)
-                guard !Task.isCancelled else { return }
+                repeat {
+                    try? await Task.sleep(for: timeout)
+                    guard !Task.isCancelled else { return }
+                } while state.withLock({ $0.greeting == nil }) && keepWaiting()
                 let waiter = state.withLock { s -> CheckedContinuation<QMP.Greeting, any Error>? in
                     guard s.greeting == nil else { return nil }
                     s.greeting = .failure(Self.noGreeting(timeout))

@@ -49,6 +49,18 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
             "IPv4 address incoming migrations listen on (a one-time random port per migration; xend's xend-relocation-address). Default: the --listen address."
     )
     var migrationListen: String?
+    @Option(
+        help:
+            "Guest starts run at once (autostart at berthd's start, API starts, restarts); the others wait their turn, however long. Default: one per core, at least 2 (1...1024)."
+    )
+    var startLimit: Int?
+    @Option(help: "MiB of memory kept for the host: a guest that would eat into it is refused with the reason. Default 256.")
+    var memoryReserve: Int = 256
+    @Option(
+        help:
+            "Kernel samepage merging for the whole host (/sys/kernel/mm/ksm/run): 'on' merges identical guest pages (QEMU marks guest RAM mergeable), 'off' stops merging, 'leave' (default) does not touch it."
+    )
+    var ksm: KSMSetting = .leave
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -101,6 +113,13 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
         configuration.idleTimeout = .seconds(idleTimeout)
         configuration.qemuBinary = qemu
         configuration.onShutdown = onShutdown
+        if let startLimit {
+            guard (1...1024).contains(startLimit) else { throw ValidationError("--start-limit takes 1...1024 starts.") }
+            configuration.startLimit = startLimit
+        }
+        guard memoryReserve >= 0 else { throw ValidationError("--memory-reserve takes MiB, 0 or more.") }
+        configuration.memoryReserveMiB = memoryReserve
+        if let message = ksm.apply() { logger.notice("\(message)") }
         let driver = await QEMUGuestDriver(
             runtimeRoot: configuration.runtimeDirectory, logRoot: configuration.logDirectory, qemuOverride: qemu,
             accelOverride: accel, consoleLogCap: (max(consoleLogMax, 4096), 5))
@@ -119,6 +138,29 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
 }
 
 extension DaemonConfiguration.OnShutdown: ExpressibleByArgument {}
+
+/// `berthd --ksm`: the host's kernel samepage merging, a host-wide switch.
+enum KSMSetting: String, CaseIterable, ExpressibleByArgument {
+    case leave, on, off
+
+    static let control = "/sys/kernel/mm/ksm/run"
+
+    /// Writes the setting; returns what happened, for the log (nil for `leave`).
+    func apply() -> String? {
+        guard self != .leave else { return nil }
+        guard FileManager.default.fileExists(atPath: Self.control) else {
+            return "--ksm \(rawValue): this kernel has no KSM (\(Self.control) is missing); nothing changed."
+        }
+        let fd = open(Self.control, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "--ksm \(rawValue): cannot open \(Self.control) (berthd must run as root)." }
+        defer { close(fd) }
+        let value = Array((self == .on ? "1\n" : "0\n").utf8)
+        guard write(fd, value, value.count) == value.count else {
+            return "--ksm \(rawValue): the kernel refused \(Self.control): \(String(cString: strerror(errno)))"
+        }
+        return "KSM \(self == .on ? "on: identical guest pages are merged" : "off") (\(Self.control))."
+    }
+}
 
 extension BerthDaemonCommand {
     /// `HOST:PORT` (`[::1]:PORT` for IPv6), or nil for `none`.

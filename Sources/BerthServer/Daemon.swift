@@ -76,7 +76,8 @@ public enum Daemon {
             catalog: catalog, driver: driver, bootPreparer: bootPreparer,
             stateDirectory: configuration.stateDirectory, runtimeDirectory: configuration.runtimeDirectory,
             guestReachablePorts: configuration.guestReachablePorts,
-            migrationHost: configuration.migrationHost ?? configuration.tcpHost.flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1")
+            migrationHost: configuration.migrationHost ?? configuration.tcpHost.flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1",
+            capacity: HostCapacity(startLimit: configuration.startLimit, hostReserveMiB: configuration.memoryReserveMiB))
         if let block = hypervisor.guestIDBlock {
             // Before any guest runs (re-attached ones included): guests reach only the media.
             try await GuestFirewall(guestIDBlock: block, mediaPorts: configuration.guestReachablePorts)

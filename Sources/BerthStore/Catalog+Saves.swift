@@ -4,6 +4,16 @@ import GRDB
 
 /// Managed saves and snapshots (`v7-saves`).
 extension Catalog {
+    /// Domains whose managed save is to be resumed when berthd starts (`--on-shutdown save`).
+    public func domainsResumingAtDaemonStart() throws -> Set<String> {
+        try writer.read { db in
+            Set(
+                try String.fetchAll(
+                    db,
+                    sql: "SELECT d.name FROM managedSave m JOIN domain d ON d.id = m.domainId WHERE m.resumeAtDaemonStart = 1"))
+        }
+    }
+
     public func managedSave(_ name: String) throws -> ManagedSaveInfo? {
         try writer.read { db in
             guard

@@ -31,7 +31,7 @@ import Testing
         #expect(values(args, "-name") == ["guest=devel1"])
         #expect(values(args, "-uuid") == ["6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b"])
         #expect(values(args, "-machine") == ["pc"])
-        #expect(values(args, "-accel") == ["tcg"])
+        #expect(values(args, "-accel") == ["tcg,tb-size=300"])
         #expect(values(args, "-cpu") == ["max"])
         #expect(!args.contains("host"))
         #expect(values(args, "-m") == ["1200M"])

@@ -95,9 +95,10 @@ struct DomainsController<Context: RequestContext> {
         let force = try query.bool("force")
         let wait = try query.bool("wait")
         let supervisor = try hypervisor.supervisor(name)
-        let operation = hypervisor.operations.run(domain: name, action: action.rawValue) {
+        let operations = hypervisor.operations
+        let operation = operations.runNoting(domain: name, action: action.rawValue) { id in
             switch action {
-            case .start: try await supervisor.start()
+            case .start: try await supervisor.start { operations.note(id, OperationMessage($0)) }
             case .shutdown: try await force ? supervisor.destroy() : supervisor.shutdown(timeout: timeout)
             case .destroy: try await supervisor.destroy()
             case .reboot: try await supervisor.reboot()
@@ -108,7 +109,11 @@ struct DomainsController<Context: RequestContext> {
         guard wait else {
             return try JSONResponse.make(operation, status: .accepted)
         }
-        let done = try await hypervisor.operations.get(operation.id, wait: timeout + .seconds(30))
+        var done = try await operations.get(operation.id, wait: timeout + .seconds(30))
+        // A start waiting for a slot in a boot storm is answered when it has started (or failed).
+        while action == .start, done.status == .running {
+            done = try await operations.get(operation.id, wait: .seconds(60))
+        }
         if let error = done.error { throw error }
         return try JSONResponse.make(try hypervisor.info(name))
     }

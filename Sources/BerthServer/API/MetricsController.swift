@@ -9,14 +9,16 @@ struct MetricsController<Context: RequestContext> {
 
     func add(to router: Router<Context>) {
         router.get("metrics") { _, _ in
-            let text = Self.render(summaries: try hypervisor.catalog.summaries(), stats: try await hypervisor.allStats())
+            let text = Self.render(
+                summaries: try hypervisor.catalog.summaries(), stats: try await hypervisor.allStats(),
+                starts: hypervisor.capacity.startsInProgress)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
         }
     }
 
-    static func render(summaries: [DomainSummary], stats: [DomainStats]) -> String {
+    static func render(summaries: [DomainSummary], stats: [DomainStats], starts: (running: Int, waiting: Int) = (0, 0)) -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -30,9 +32,12 @@ struct MetricsController<Context: RequestContext> {
             sample("berth_domains", [("state", state.rawValue)], "\(summaries.filter { $0.state == state }.count)")
         }
         family("berth_host_memory_bytes", "gauge", "Host memory from /proc/meminfo (total, available).")
-        let memory = hostMemory()
+        let memory = HostCapacity.hostMemory()
         sample("berth_host_memory_bytes", [("kind", "total")], "\(memory.total)")
         sample("berth_host_memory_bytes", [("kind", "available")], "\(memory.available)")
+        family("berth_starts", "gauge", "Guest starts running and waiting for a start slot (--start-limit).")
+        sample("berth_starts", [("state", "running")], "\(starts.running)")
+        sample("berth_starts", [("state", "waiting")], "\(starts.waiting)")
         family("berth_domain_cpu_seconds_total", "counter", "CPU time of the guest's QEMU process (/proc/PID/stat).")
         for s in stats { sample("berth_domain_cpu_seconds_total", [("domain", s.name)], String(format: "%.2f", s.cpuSeconds)) }
         family("berth_domain_memory_rss_bytes", "gauge", "Resident memory of the guest's QEMU process.")
@@ -73,15 +78,5 @@ struct MetricsController<Context: RequestContext> {
     static func escape(_ value: String) -> String {
         value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
             .replacingOccurrences(of: "\n", with: "\\n")
-    }
-
-    static func hostMemory() -> (total: Int64, available: Int64) {
-        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return (0, 0) }
-        func value(_ key: String) -> Int64 {
-            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return 0 }
-            let kib = Int64(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-            return kib.multipliedReportingOverflow(by: 1024).overflow ? 0 : kib * 1024
-        }
-        return (value("MemTotal"), value("MemAvailable"))
     }
 }

@@ -25,6 +25,8 @@ actor DomainSupervisor {
     /// The installer's own failure report from its console, when an install is being watched:
     /// then the guest's power-off must not hand over to a disk that holds nothing.
     private let installerFailure: @Sendable () -> String?
+    /// Start slots and memory admission, shared by every domain of the host.
+    let capacity: HostCapacity
     /// When berthd itself started the guest again without being asked (on_crash, on_reboot,
     /// on_poweroff, autostart), most recent last; see `RestartThrottle`.
     private var throttle = RestartThrottle()
@@ -38,8 +40,10 @@ actor DomainSupervisor {
         saveDirectory: String, identity: @escaping @Sendable () throws -> GuestIdentity?,
         installFinished: @escaping @Sendable () -> Void = {},
         prepareTaps: @escaping @Sendable (DomainSpec) async throws -> [Int: TapDevice] = { _ in [:] },
-        installerFailure: @escaping @Sendable () -> String? = { nil }
+        installerFailure: @escaping @Sendable () -> String? = { nil },
+        capacity: HostCapacity = HostCapacity(startLimit: HostCapacity.defaultStartLimit)
     ) {
+        self.capacity = capacity
         self.saveDirectory = saveDirectory
         self.installFinished = installFinished
         self.prepareTaps = prepareTaps
@@ -140,9 +144,11 @@ actor DomainSupervisor {
         return disk
     }
 
-    func start() async throws {
+    /// - Parameter note: told when the start waits for a slot (`HostCapacity`), for the
+    ///   operation's messages.
+    func start(note: @escaping @Sendable (String) -> Void = { _ in }) async throws {
         try await serialized {
-            try await self.performStart()
+            try await self.performStart(note: note)
             await self.resetThrottle()
         }
     }
@@ -206,18 +212,46 @@ actor DomainSupervisor {
 
     // MARK: - Implementation
 
-    func performStart() async throws {
+    /// Starts the guest in a start slot, once its memory is admitted; a refusal leaves it off
+    /// with the reason and nothing started.
+    func performStart(note: @escaping @Sendable (String) -> Void = { _ in }) async throws {
         if instance != nil {
             throw BerthError(
                 .wrongState, "Domain '\(name)' is already running.",
                 remedy: "Stop it first with 'berth shutdown \(name)' or 'berth destroy \(name)'.")
         }
+        let limit = capacity.startLimit
+        let (hub, name) = (hub, name)
+        let state = (try? catalog.domain(named: name).state) ?? .shutoff
+        try await capacity.acquireStartSlot { ahead in
+            let text =
+                "Waiting for a start slot: \(ahead) start\(ahead == 1 ? "" : "s") ahead (berthd starts \(limit) guests at a time, --start-limit)."
+            note(text)
+            hub.publish(LifecycleEvent(domain: name, kind: .startWaiting, state: state, detail: text))
+        }
+        defer { capacity.releaseStartSlot() }
+        let record = try catalog.domain(named: name)
+        do {
+            try capacity.admit(name, memoryMiB: record.spec.memory)
+        } catch {
+            report { try self.observe(.shutoff, lastError: "Start refused: \((error as? BerthError)?.description ?? "\(error)")") }
+            report { try self.catalog.setDesiredState(self.name, .shutoff) }
+            throw error
+        }
+        do {
+            try await startAdmitted(record)
+        } catch {
+            capacity.released(name)
+            throw error
+        }
+    }
+
+    private func startAdmitted(_ record: DomainRecord) async throws {
         // A managed save is where the guest left off: resume it rather than boot afresh.
         if let managed = try catalog.managedSave(name) {
             try await resumeManagedSave(managed)
             return
         }
-        let record = try catalog.domain(named: name)
         try catalog.setDesiredState(name, .running)
         try observe(.starting)
         let spec = record.spec
@@ -313,6 +347,7 @@ actor DomainSupervisor {
     ///   false for one re-attached after a berthd restart (its recorded disks stay).
     func attach(_ started: any GuestInstance, spec: DomainSpec, state observed: DomainState, fresh: Bool = true) {
         guestState = .running(started, shutdown: nil)
+        capacity.attached(name, memoryMiB: spec.memory, pid: started.pid)
         if fresh || (try? catalog.hasLiveDisks(name)) == false {
             let disks = spec.disks.enumerated().map { LiveDisk(node: "disk\($0.offset)", disk: $0.element) }
             report { try self.catalog.setLiveDisks(self.name, disks) }
@@ -356,6 +391,7 @@ actor DomainSupervisor {
         let ended = guestState
         guestState = .off
         report { try self.catalog.setLiveDisks(self.name, nil) }
+        capacity.released(name)
         let spec = try? catalog.domain(named: name).spec
         switch ended {
         case .off:
@@ -442,7 +478,9 @@ actor DomainSupervisor {
             guard let self else { return }
             do { try await self.serialized { try await self.performStart() } } catch {
                 await self.publish(.startFailed, detail: "\(error)")
-                await self.restartAfterFailedStart()
+                // A guest refused for memory stays off with that reason; retrying at once
+                // would find no more memory.
+                if !HostCapacity.isRefusal(error) { await self.restartAfterFailedStart() }
             }
         }
     }

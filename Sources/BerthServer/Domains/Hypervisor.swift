@@ -29,6 +29,8 @@ public final class Hypervisor: Sendable {
     let migrationHost: String
     /// Incoming migrations this host is the destination of.
     let incoming = Mutex<[String: IncomingMigration]>([:])
+    /// Start slots and memory admission (`--start-limit`, `--memory-reserve`).
+    let capacity: HostCapacity
 
     /// - Parameters:
     ///   - runtimeDirectory: where networks keep their dnsmasq files (default `<state>/run`).
@@ -37,8 +39,10 @@ public final class Hypervisor: Sendable {
     public init(
         catalog: Catalog, driver: any GuestDriver, bootPreparer: BootPreparer, stateDirectory: String,
         isolateGuests: Bool = GuestIdentity.canSwitch, runtimeDirectory: String? = nil, guestReachablePorts: [Int] = [],
-        migrationHost: String = "127.0.0.1"
+        migrationHost: String = "127.0.0.1",
+        capacity: HostCapacity = HostCapacity(startLimit: HostCapacity.defaultStartLimit)
     ) throws {
+        self.capacity = capacity
         self.catalog = catalog
         self.migrationHost = migrationHost
         self.driver = driver
@@ -75,12 +79,13 @@ public final class Hypervisor: Sendable {
         return supervisors.withLock { table in
             if let existing = table[name] { return existing }
             let networks = networks
+            let capacity = capacity
             let created = DomainSupervisor(
                 name: name, catalog: catalog, driver: driver, hub: hub, bootPreparer: bootPreparer,
                 saveDirectory: stateDirectory + "/save", identity: { [weak self] in try self?.identity(of: name) },
                 installFinished: { [weak self] in self?.installEnded(name) },
                 prepareTaps: { spec in try await networks.prepareTaps(for: spec) },
-                installerFailure: { [weak self] in self?.installerFailure(name) })
+                installerFailure: { [weak self] in self?.installerFailure(name) }, capacity: capacity)
             table[name] = created
             return created
         }
@@ -209,8 +214,12 @@ public final class Hypervisor: Sendable {
     public func recoverAll() async {
         recordMissingFormats()
         guard let records = try? catalog.allDomains() else { return }
+        // Only domains with something to do: a shut-off domain that neither autostarts nor
+        // resumes a save needs no supervisor yet (a catalog of 10,000 starts in no time).
+        let resuming = try? catalog.domainsResumingAtDaemonStart()
         await withTaskGroup(of: Void.self) { group in
-            for record in records {
+            for record in records
+            where record.state != .shutoff || record.spec.autostart || resuming?.contains(record.spec.name) != false {
                 guard let supervisor = try? supervisor(record.spec.name) else { continue }
                 group.addTask { await supervisor.recover() }
             }
