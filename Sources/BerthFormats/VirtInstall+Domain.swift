@@ -166,6 +166,11 @@ extension VirtInstallRequest {
             onPoweroff: .destroy, onReboot: .restart, onCrash: .destroy,
             autostart: autostart, description: description, notes: notes)
 
+        let order = bootOrder.compactMap(FirmwareSpec.BootDevice.init(rawValue:))
+        if uefi || !order.isEmpty {
+            installed.firmware = FirmwareSpec(kind: uefi ? .uefi : .bios, bootOrder: order, loader: loader, nvram: nvram)
+        }
+
         var installer = installed
         installer.autostart = false
         // The installer's final reboot must end the install phase, not restart the installer.
@@ -183,7 +188,7 @@ extension VirtInstallRequest {
             installer.initrd = installerBoot.initrd
             installer.cmdline = installerCommandLine(sourceArgument: installerBoot.sourceArgument)
         case .cdrom(let iso):
-            installer.disks.append(DiskSpec(path: iso, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
+            installer = Self.cdromInstaller(installed, iso: iso)
         case .importDisk:
             try installed.validate()
             return VirtInstallDomains(installer: nil, installed: installed)
@@ -202,6 +207,23 @@ extension VirtInstallRequest {
         try installer.validate()
         try installed.validate()
         return VirtInstallDomains(installer: installer, installed: installed)
+    }
+
+    /// The installer of a `--cdrom` install: the installed definition with the ISO as a CD-ROM
+    /// that the firmware boots first (then the disk), no bootloader, and a reboot that ends it.
+    public static func cdromInstaller(_ installed: DomainSpec, iso: String) -> DomainSpec {
+        var installer = installed
+        installer.autostart = false
+        installer.onReboot = .destroy
+        installer.bootloader = nil
+        installer.kernel = nil
+        installer.initrd = nil
+        installer.cmdline = nil
+        installer.disks.append(DiskSpec(path: iso, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
+        var firmware = installed.firmware ?? FirmwareSpec()
+        firmware.bootOrder = [.cdrom, .hd]
+        installer.firmware = firmware
+        return installer
     }
 
     static func gib(_ value: Double) -> String {

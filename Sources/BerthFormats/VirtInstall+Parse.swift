@@ -588,11 +588,26 @@ struct ParseState {
                     request.bootOrder.append(device)
                 }
             case "hd", "cdrom", "network", "fd": request.bootOrder.append(key)
-            case "menu", "useserial", "bootmenu.enable", "uefi", "firmware", "loader", "nvram":
-                request.warnings.append("--boot \(key) is ignored: Berth boots guests with SeaBIOS or its own bootloader.")
+            case "uefi": request.uefi = true
+            case "firmware", "os.firmware":
+                guard ["efi", "uefi", "bios"].contains(text) else {
+                    throw VirtInstallError.invalidValue(option: "--boot firmware", value: text, reason: "give efi or bios")
+                }
+                request.uefi = text != "bios"
+            case "loader":
+                request.uefi = true
+                request.loader = text
+            case "nvram", "nvram.template":
+                request.uefi = true
+                if key == "nvram" { request.nvram = text }
+            case "loader_ro", "loader_type", "loader.readonly", "loader.type", "loader_secure":
+                break  // OVMF's code is always read-only pflash in Berth
+            case "menu", "useserial", "bootmenu.enable":
+                request.warnings.append("--boot \(key) is ignored: Berth's firmware shows no boot menu.")
             default:
                 throw VirtInstallError.unknownSubOption(
-                    option: "--boot", key: key, known: ["kernel", "initrd", "kernel_args", "hd", "cdrom", "network"])
+                    option: "--boot", key: key,
+                    known: ["kernel", "initrd", "kernel_args", "hd", "cdrom", "network", "uefi", "loader", "nvram", "firmware"])
             }
         }
         if let kernel {
@@ -752,10 +767,11 @@ struct ParseState {
                 throw VirtInstallError.invalidValue(option: "--os-type", value: osType, reason: "give linux")
             }
         }
-        if !request.bootOrder.isEmpty {
-            request.warnings.append(
-                "--boot \(request.bootOrder.joined(separator: ",")): Berth cannot set a boot order yet; the guest boots from its first disk."
-            )
+        if request.bootOrder.contains("fd") {
+            request.warnings.append("--boot fd is ignored: Berth guests have no floppy drive.")
+        }
+        for path in [request.loader, request.nvram].compactMap({ $0 }) where !path.hasPrefix("/") {
+            throw VirtInstallError.invalidValue(option: "--boot", value: path, reason: "give an absolute path on berthd's host")
         }
         return request
     }

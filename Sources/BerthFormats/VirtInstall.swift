@@ -64,8 +64,12 @@ public struct VirtInstallRequest: Sendable, Equatable {
     public var uuid: String?
     /// `--description`.
     public var description: String?
-    /// `--boot` device order (`hd`, `cdrom`, `network`): kept, but see `plan()`.
+    /// `--boot` device order (`hd`, `cdrom`, `network`): the installed guest's firmware boot order.
     public var bootOrder: [String] = []
+    /// `--boot uefi`, `--boot loader=…[,nvram=…]`, `--boot firmware=efi`: OVMF instead of SeaBIOS.
+    public var uefi: Bool = false
+    public var loader: String?
+    public var nvram: String?
     /// Things that were accepted but do not act as they did under virt-install.
     public var warnings: [String] = []
 
