@@ -190,6 +190,8 @@ extension VirtInstallRequest {
         case .cdrom(let iso):
             installer = Self.cdromInstaller(installed, iso: iso)
         case .importDisk:
+            // A disk imported for UEFI holds its own EFI loader: OVMF boots it, not Berth's bootloader.
+            if uefi { installed.bootloader = nil }
             try installed.validate()
             return VirtInstallDomains(installer: nil, installed: installed)
         case .kernel(let kernel, let initrd, let args):

@@ -581,6 +581,10 @@ struct ParseState {
             case "kernel_args", "cmdline", "extra_args": args = text
             case "order":
                 for device in text.split(separator: ",").map(String.init) where !device.isEmpty {
+                    if device == "uefi" {
+                        request.uefi = true
+                        continue
+                    }
                     guard ["hd", "cdrom", "network", "fd", "menu=on", "menu=off"].contains(device) else {
                         throw VirtInstallError.invalidValue(
                             option: "--boot", value: device, reason: "boot devices are hd, cdrom and network")
