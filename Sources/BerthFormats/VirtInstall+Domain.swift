@@ -52,7 +52,7 @@ extension VirtInstallRequest {
     public var effectiveDisks: [Disk] {
         if !disks.isEmpty { return disks }
         switch method {
-        case .location, .cdrom:
+        case .location, .cdrom, .pxe:
             return [Disk(sizeGiB: Double(effectiveOSInfo.defaultDiskGiB), format: .qcow2)]
         default:
             return []
@@ -189,6 +189,8 @@ extension VirtInstallRequest {
             installer.cmdline = installerCommandLine(sourceArgument: installerBoot.sourceArgument)
         case .cdrom(let iso):
             installer = Self.cdromInstaller(installed, iso: iso)
+        case .pxe:
+            installer = Self.networkInstaller(installed)
         case .importDisk:
             // A disk imported for UEFI holds its own EFI loader: OVMF boots it, not Berth's bootloader.
             if uefi { installed.bootloader = nil }
@@ -214,6 +216,18 @@ extension VirtInstallRequest {
     /// The installer of a `--cdrom` install: the installed definition with the ISO as a CD-ROM
     /// that the firmware boots first (then the disk), no bootloader, and a reboot that ends it.
     public static func cdromInstaller(_ installed: DomainSpec, iso: String) -> DomainSpec {
+        var installer = firmwareInstaller(installed, order: [.cdrom, .hd])
+        installer.disks.append(DiskSpec(path: iso, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
+        return installer
+    }
+
+    /// The installer of a `--pxe` install: the installed definition booted by the firmware from
+    /// its NICs (iPXE asks the network's DHCP for the boot file), then the disk.
+    public static func networkInstaller(_ installed: DomainSpec) -> DomainSpec {
+        firmwareInstaller(installed, order: [.network, .hd])
+    }
+
+    static func firmwareInstaller(_ installed: DomainSpec, order: [FirmwareSpec.BootDevice]) -> DomainSpec {
         var installer = installed
         installer.autostart = false
         installer.onReboot = .destroy
@@ -221,9 +235,8 @@ extension VirtInstallRequest {
         installer.kernel = nil
         installer.initrd = nil
         installer.cmdline = nil
-        installer.disks.append(DiskSpec(path: iso, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
         var firmware = installed.firmware ?? FirmwareSpec()
-        firmware.bootOrder = [.cdrom, .hd]
+        firmware.bootOrder = order
         installer.firmware = firmware
         return installer
     }

@@ -695,10 +695,7 @@ struct ParseState {
         if let location { methods.append(("--location", .location(location.0, kernel: location.1, initrd: location.2))) }
         if let cdrom { methods.append(("--cdrom", .cdrom(cdrom))) }
         if importDisk { methods.append(("--import", .importDisk)) }
-        if pxe {
-            throw VirtInstallError.unsupportedOption(
-                "--pxe", remedy: "Serve the installer's kernel and initrd in a tree and use --location, or use --cdrom.")
-        }
+        if pxe { methods.append(("--pxe", .pxe)) }
         if methods.count > 1 {
             throw VirtInstallError.conflict(methods[0].0, methods.dropFirst().map(\.0).joined(separator: " and "))
         }

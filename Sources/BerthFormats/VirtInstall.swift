@@ -131,6 +131,8 @@ public struct VirtInstallRequest: Sendable, Equatable {
         case cdrom(String)
         /// `--import`: the disk already holds an installed system.
         case importDisk
+        /// `--pxe`: the firmware boots from the network (a Berth network that serves a boot file).
+        case pxe
         /// `--boot kernel=…,initrd=…,kernel_args=…`: boot a host kernel, now and later.
         case kernel(kernel: String, initrd: String?, args: String?)
     }

@@ -33,6 +33,12 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
     /// Reservations MAC → IP (and host name); on read they include those made by domain NICs.
     public var hosts: [DHCPHost]
     public var autostart: Bool
+    /// A directory on berthd's host that dnsmasq serves over TFTP on this network (libvirt's
+    /// `<tftp root=…>`), for guests that boot from the network (`--pxe`).
+    public var tftpRoot: String?
+    /// The boot file DHCP names (libvirt's `<bootp file=…>`): a path under `tftpRoot`, such as
+    /// an iPXE script (`boot.ipxe`) or `pxelinux.0`.
+    public var bootFile: String?
 
     public init(
         name: String, uuid: UUID = UUID(), mode: Mode = .nat, bridge: String? = nil, address: String? = nil,
@@ -49,7 +55,9 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
         self.autostart = autostart
     }
 
-    enum CodingKeys: String, CodingKey { case name, uuid, mode, bridge, address, dhcpStart, dhcpEnd, hosts, autostart }
+    enum CodingKeys: String, CodingKey {
+        case name, uuid, mode, bridge, address, dhcpStart, dhcpEnd, hosts, autostart, tftpRoot, bootFile
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -62,7 +70,12 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
         dhcpEnd = try c.decodeIfPresent(String.self, forKey: .dhcpEnd)
         hosts = try c.decodeIfPresent([DHCPHost].self, forKey: .hosts) ?? []
         autostart = try c.decodeIfPresent(Bool.self, forKey: .autostart) ?? false
+        tftpRoot = try c.decodeIfPresent(String.self, forKey: .tftpRoot)
+        bootFile = try c.decodeIfPresent(String.self, forKey: .bootFile)
     }
+
+    /// Whether guests on this network can boot from it (DHCP names a boot file).
+    public var servesNetworkBoot: Bool { ownsBridge && bootFile != nil }
 
     /// Whether Berth makes (and removes) the bridge, runs dnsmasq and loads nft rules.
     public var ownsBridge: Bool { mode != .bridge }
@@ -115,6 +128,11 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
                     .invalidArgument, "A bridge-mode network needs the host bridge to attach guests to.",
                     remedy: "Add \"bridge\": \"br0\" (an existing bridge; 'ip link show type bridge' lists them).")
             }
+            if tftpRoot != nil || bootFile != nil {
+                throw BerthError(
+                    .invalidArgument, "Network '\(name)' is in bridge mode: the LAN's DHCP server names boot files there, not Berth.",
+                    remedy: "Remove \"tftpRoot\" and \"bootFile\", or use a nat, routed or isolated network.")
+            }
             if address != nil || !hosts.isEmpty {
                 throw BerthError(
                     .invalidArgument, "Network '\(name)' is in bridge mode, where the LAN's router hands out addresses.",
@@ -145,6 +163,7 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
                     remedy: "Give host addresses of \(subnet.cidr) for the DHCP pool.")
             }
         }
+        try validateNetworkBoot()
         guard dhcpPool != nil else {
             throw BerthError(
                 .invalidArgument, "The DHCP pool of '\(name)' is empty (dhcpStart is after dhcpEnd).",
@@ -162,6 +181,35 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
             guard let ip = IPv4Address(host.ip), ips.insert(ip).inserted else {
                 throw BerthError(
                     .alreadyExists, "\(host.ip) is reserved twice on '\(name)'.", remedy: "Give each MAC its own address.")
+            }
+        }
+    }
+}
+
+extension NetworkSpec {
+    /// `tftpRoot` and `bootFile` go into dnsmasq's configuration file: absolute, printable, no
+    /// comma or line break (which would add options of the guest owner's choosing).
+    func validateNetworkBoot() throws {
+        func plain(_ text: String) -> Bool {
+            !text.isEmpty && text.utf8.count <= 255 && text.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && $0 != "," && $0 != "#" }
+        }
+        if let tftpRoot {
+            guard tftpRoot.hasPrefix("/"), plain(tftpRoot) else {
+                throw BerthError(
+                    .invalidArgument, "tftpRoot '\(tftpRoot)' is not an absolute path without spaces, commas or '#'.",
+                    remedy: "Give a directory on berthd's host such as /srv/tftp.")
+            }
+        }
+        if let bootFile {
+            guard plain(bootFile), !bootFile.split(separator: "/").contains("..") else {
+                throw BerthError(
+                    .invalidArgument, "bootFile '\(bootFile)' is not a file name without spaces, commas, '#' or '..'.",
+                    remedy: "Give a file under tftpRoot such as boot.ipxe or pxelinux.0.")
+            }
+            guard tftpRoot != nil || bootFile.contains("://") else {
+                throw BerthError(
+                    .invalidArgument, "bootFile '\(bootFile)' needs a tftpRoot to be served from.",
+                    remedy: "Add \"tftpRoot\": \"/srv/tftp\" (libvirt's <tftp root=…/>).")
             }
         }
     }

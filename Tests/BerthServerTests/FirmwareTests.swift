@@ -83,4 +83,76 @@ import Testing
         let info = try await daemon.client.info("empty")
         #expect(info.state == .shutoff)
     }
+
+    /// `berth install --pxe`, in a network namespace of the test's own: a nat network whose
+    /// dnsmasq serves a TFTP root and names `boot.ipxe` in DHCP; QEMU's iPXE ROM on the
+    /// installer's NIC (the boot order network, hd) fetches the script, the installer kernel and
+    /// initrd over TFTP; the installer fetches its kickstart from an "outside" namespace, installs
+    /// and powers off; berthd hands over, the installed system boots from its disk.
+    @Test func pxeInstallBootsTheInstallerFromTheNetworksTFTP() async throws {
+        try InstallFixture.require()
+        let host = try TestNamespace("host")
+        let outside = try TestNamespace("out")
+        defer {
+            host.destroy()
+            outside.destroy()
+        }
+        try host.link("h-out", "10.78.0.1/24", to: outside, "o-host", "10.78.0.2/24")
+        let daemon = try await TestDaemon(namespace: host)
+        defer { daemon.tearDown() }
+        let state = daemon.stateDirectory
+        // The kickstart, served from outside over HTTP (the guest goes out masqueraded).
+        let www = state + "/www"
+        try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: InstallFixture.kickstart("a.ks"), toPath: www + "/a.ks")
+        try outside.daemon(["busybox", "httpd", "-f", "-p", "10.78.0.2:8080", "-h", www], log: state + "/httpd.log")
+        // dnsmasq drops to nobody before it serves TFTP: a world-readable root of its own.
+        let tftp = "/tmp/berth-tftp-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: tftp, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        defer { try? FileManager.default.removeItem(atPath: tftp) }
+        for file in ["vmlinuz", "initrd.img"] {
+            try FileManager.default.copyItem(atPath: InstallFixture.tree + "/images/pxeboot/" + file, toPath: tftp + "/" + file)
+            chmod(tftp + "/" + file, 0o644)
+        }
+        try "#!ipxe\nkernel vmlinuz console=ttyS0 ks=http://10.78.0.2:8080/a.ks\ninitrd initrd.img\nboot\n"
+            .write(toFile: tftp + "/boot.ipxe", atomically: true, encoding: .utf8)
+        chmod(tftp + "/boot.ipxe", 0o644)
+        let network = try JSONDecoder().decode(
+            NetworkSpec.self,
+            from: Data(#"{"name": "pxe", "mode": "nat", "address": "10.61.0.1/24", "tftpRoot": "\#(tftp)", "bootFile": "boot.ipxe"}"#.utf8))
+        _ = try await daemon.client.defineNetwork(network)
+        _ = try await daemon.client.startNetwork("pxe")
+        let xml = try await BerthRun.run(["net-dumpxml", "pxe"], state: state)
+        #expect(xml.stdout.contains("<tftp root='\(tftp)'/>") && xml.stdout.contains("<bootp file='boot.ipxe'/>"), "\(xml.stdout)")
+
+        let disk = state + "/p1.img"
+        let run = try await BerthRun.run(
+            [
+                "install", "--name=p1", "--ram=512", "--pxe", "--network", "network=pxe", "--disk", "path=\(disk),size=1", "--nographics",
+                "--noautoconsole", "--wait=-1",
+            ], state: state)
+        #expect(run.status == 0, "stderr:\n\(run.stderr)")
+        #expect(run.stderr.contains("boots from the network"), "\(run.stderr)")
+        let log = try await daemon.log("p1")
+        // Only the network's boot script names this kickstart: iPXE ran it (iPXE's own output
+        // goes to the display, not the serial console).
+        #expect(log.contains("BERTH-INSTALLER-START ks=http://10.78.0.2:8080/a.ks"), "\(log)")
+        #expect(log.contains("BERTH-INSTALLER-DONE marker=INSTALLED-alpha"))
+        _ = try await daemon.waitForLog("p1", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 180)
+        let info = try await daemon.client.info("p1")
+        #expect(info.spec.bootloader != nil && info.spec.disks.map(\.path) == [disk])
+        _ = try await daemon.client.perform(.destroy, on: "p1")
+        print("PXE install timing: \(String(format: "%.1f", run.seconds)) s")
+
+        // --pxe without a network that names a boot file, or on user-mode networking: refused, nothing made.
+        _ = try await daemon.client.defineNetwork(
+            try JSONDecoder().decode(NetworkSpec.self, from: Data(#"{"name": "plain", "mode": "isolated", "address": "10.62.0.1/24"}"#.utf8)))
+        for (network, words) in [("network=plain", "names none"), ("user", "needs a NIC on a Berth network")] {
+            let refused = try await BerthRun.run(
+                ["install", "--name=p2", "--pxe", "--network", network, "--disk", "path=\(state)/p2.img,size=1", "--noautoconsole"], state: state)
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains(words), "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: state + "/p2.img"))
+        }
+    }
 }

@@ -115,6 +115,8 @@ extension Hypervisor {
                     .invalidArgument, "--cdrom boots the ISO's own boot menu: -x/--extra-args (and ks=) cannot reach it.",
                     remedy: "Put the kickstart on the ISO (ks=cdrom:/ks.cfg in its menu), or use --location ISO to pass -x.")
             }
+        case .network:
+            try checkNetworkBoot(spec)
         case .importDisk:
             guard spec.disks.contains(where: { $0.device == .disk }) else {
                 throw BerthError(.invalidArgument, "--import needs a disk that holds the system.", remedy: "Add --disk PATH.")
@@ -184,6 +186,22 @@ extension Hypervisor {
         plan.force = request.force
         var run = InstallRun(hypervisor: self, plan: plan, mediaPort: mediaPort, note: note)
         try await run.reinstall(record, kickstart: request.kickstart)
+    }
+
+    /// `--pxe` needs a NIC on a Berth network whose DHCP names a boot file.
+    func checkNetworkBoot(_ spec: DomainSpec) throws {
+        let names = spec.nics.filter { $0.mode == .network }.compactMap(\.network)
+        let networks = names.compactMap { try? catalog.network(named: $0).spec }
+        guard networks.contains(where: \.servesNetworkBoot) else {
+            throw BerthError(
+                .invalidArgument,
+                names.isEmpty
+                    ? "--pxe needs a NIC on a Berth network; '\(spec.name)' has none (user-mode networking cannot serve a boot file without QEMU opening a host directory)."
+                    : "--pxe needs a network that serves a boot file; \(names.joined(separator: ", ")) names none.",
+                remedy:
+                    "Give the network a TFTP root and boot file (\"tftpRoot\"/\"bootFile\", or <tftp root=…/> and <bootp file=…/> in its XML; 'berth net-define'), then --network network=NAME."
+            )
+        }
     }
 
     static func isNetworkURL(_ text: String) -> Bool {
@@ -336,6 +354,8 @@ private struct InstallRun {
                 try await install(location: location, kernelOverride: kernelOverride, initrdOverride: initrdOverride)
             case .cdrom(let iso):
                 try await install(cdrom: iso)
+            case .network:
+                try await installFromNetwork()
             case .importDisk:
                 break
             }
@@ -465,6 +485,19 @@ private struct InstallRun {
         try await boot(installer: installer, installed: stored)
     }
 
+    /// `--pxe`: the firmware boots from the NIC (iPXE: DHCP, then the network's boot file over
+    /// TFTP); the installer's power-off hands over as with `--location`.
+    mutating func installFromNetwork() async throws {
+        let installed = try await createDisks()
+        let stored = try hypervisor.define(installed).spec
+        defined = stored
+        try hypervisor.catalog.setInstall(name, InstallRecord(plan: plan, installerCmdline: "", kernel: "", initrd: ""))
+        say("Domain '\(name)' defined.", .defined)
+        let networks = stored.nics.compactMap(\.network).joined(separator: ", ")
+        say("The installer boots from the network (\(networks): DHCP names its boot file, dnsmasq serves it over TFTP); boot order network, hd.")
+        try await boot(installer: VirtInstallRequest.networkInstaller(stored), installed: stored)
+    }
+
     /// The installer of a `--location` install: the installed definition booting the fetched
     /// kernel and initrd, with an ISO location as its CD-ROM too (as virt-install did).
     static func installer(_ installed: DomainSpec, kernel: String, initrd: String, cmdline: String, cdrom: String?) -> DomainSpec {
@@ -523,6 +556,15 @@ private struct InstallRun {
             if await supervisor.isRunning {
                 say("Destroying the running guest first (--force).")
                 try await supervisor.destroy()
+            }
+            if case .network = record.plan.source {
+                try hypervisor.checkNetworkBoot(installed)
+                _ = try hypervisor.update(installed)
+                var updated = record
+                updated.plan.noReboot = plan.noReboot
+                try hypervisor.catalog.setInstall(name, updated)
+                try await boot(installer: VirtInstallRequest.networkInstaller(installed), installed: installed)
+                return
             }
             if case .cdrom(let iso) = record.plan.source {
                 guard access(iso, R_OK) == 0 else {

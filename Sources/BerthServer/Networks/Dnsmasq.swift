@@ -44,8 +44,16 @@ struct Dnsmasq: Sendable {
             log-facility=-
             user=nobody
             group=nogroup
-            \(spec.mode == .isolated ? "# No router: an isolated network is no way out (libvirt does the same).\ndhcp-option=3\n" : "")
+            \(Self.networkBoot(spec))\(spec.mode == .isolated ? "# No router: an isolated network is no way out (libvirt does the same).\ndhcp-option=3\n" : "")
             """
+    }
+
+    /// TFTP and the DHCP boot file (`--pxe` guests): libvirt's `<tftp root>` and `<bootp file>`.
+    static func networkBoot(_ spec: NetworkSpec) -> String {
+        var lines = ""
+        if let root = spec.tftpRoot { lines += "enable-tftp\ntftp-root=\(root)\n" }
+        if let file = spec.bootFile { lines += "dhcp-boot=\(file)\n" }
+        return lines
     }
 
     /// dnsmasq's `dhcp-hostsfile` lines: `MAC,IP[,NAME]`.

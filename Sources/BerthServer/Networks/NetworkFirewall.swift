@@ -20,6 +20,8 @@ struct NetworkFirewall: Sendable {
         var bridge: String
         var subnet: IPv4Subnet
         var mode: NetworkSpec.Mode
+        /// dnsmasq serves TFTP on the bridge (network boot).
+        var tftp = false
     }
 
     let table: String
@@ -45,6 +47,7 @@ struct NetworkFirewall: Sendable {
                 "\(b) udp dport { 53, 67 } accept",
                 "\(b) tcp dport 53 accept",
             ]
+            if network.tftp { input.append("\(b) udp dport 69 accept") }
             input += mediaPorts.map { "\(b) tcp dport \($0) accept" }
             input += [
                 "\(b) icmp type echo-request accept",

@@ -237,7 +237,7 @@ actor NetworkManager {
         if let added { specs.append(added) }
         for spec in specs where spec.ownsBridge && spec.name != removed {
             guard let bridge = spec.bridge, let subnet = spec.subnet else { continue }
-            entries.append(.init(bridge: bridge, subnet: subnet, mode: spec.mode))
+            entries.append(.init(bridge: bridge, subnet: subnet, mode: spec.mode, tftp: spec.tftpRoot != nil))
         }
         try await firewall.apply(entries, directory: directory)
     }
