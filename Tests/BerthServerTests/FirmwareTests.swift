@@ -45,6 +45,8 @@ import Testing
         let attributes = try FileManager.default.attributesOfItem(atPath: nvram)
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         #expect((attributes[.size] as? Int) == 540_672)
+        let dominfo = try await BerthRun.run(["dominfo", "u1"], state: state)
+        #expect(dominfo.stdout.contains("UEFI (OVMF \(FirmwareSpec.defaultLoader), variables \(nvram))"), "\(dominfo.stdout)")
         // QEMU holds no path: code and store are descriptors, pflash -blockdev nodes.
         let pid = try #require(info.pid)
         let cmdline = try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8).replacingOccurrences(of: "\0", with: " ")
