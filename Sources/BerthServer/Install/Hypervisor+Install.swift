@@ -161,6 +161,11 @@ extension Hypervisor {
                 .wrongState, "Domain '\(name)' is \(record.state.rawValue).",
                 remedy: "Shut it down first ('berth shutdown \(name)'), or add --force to destroy it.")
         }
+        if request.kickstart != nil, install.kernel.isEmpty {
+            throw BerthError(
+                .invalidArgument, "Domain '\(name)' was installed from a CD-ROM or the network, whose boot menu names its kickstart.",
+                remedy: "Change the kickstart on the ISO or the network's boot file, then 'berth reinstall \(name)' without --kickstart.")
+        }
         if let kickstart = request.kickstart {
             if kickstart.text != nil, mediaPort == nil {
                 throw BerthError(
