@@ -24,6 +24,13 @@ extension Hypervisor {
             firmware.nvram = nvramDirectory + "/\(spec.uuid.uuidString.lowercased())_VARS.fd"
         }
         if let nvram = firmware.nvram, access(nvram, F_OK) != 0 {
+            // berthd makes variable stores only in its own directory; one named elsewhere must exist.
+            let parent = (nvram as NSString).deletingLastPathComponent
+            guard parent == nvramDirectory, !(nvram as NSString).lastPathComponent.hasPrefix(".") else {
+                throw BerthError(
+                    .notFound, "The UEFI variable store \(nvram) does not exist, and berthd makes new ones only in \(nvramDirectory).",
+                    remedy: "Leave \"nvram\" out (berthd makes \(nvramDirectory)/UUID_VARS.fd), or copy OVMF_VARS_4M.fd to \(nvram) first.")
+            }
             let template = firmware.varsTemplate ?? FirmwareSpec.varsTemplate(for: loader)
             guard access(template, R_OK) == 0 else {
                 throw BerthError(
