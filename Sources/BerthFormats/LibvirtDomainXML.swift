@@ -258,7 +258,12 @@ private struct LibvirtReader {
             }
             if !order.contains(device) { order.append(device) }
         }
-        if !order.isEmpty, order != [.hd] || spec.firmware != nil {
+        if spec.kernel != nil, !(order.isEmpty || order == [.hd]) {
+            // QEMU boots the given kernel first whatever the order says.
+            let text = order.map(\.rawValue).joined(separator: ",")
+            notes.append("boot order \(text) (not used: Berth boots the kernel given)")
+            warnings.append(FormatWarning("boot order \(text) is not used: Berth boots the kernel given.", at: os.position))
+        } else if !order.isEmpty, order != [.hd] || spec.firmware != nil {
             var firmware = spec.firmware ?? FirmwareSpec()
             firmware.bootOrder = order
             spec.firmware = firmware
