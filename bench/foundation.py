@@ -128,8 +128,12 @@ def raw_argv(argv, log, fds, disk_from=None, disk_to=None, kernel=None, initrd=N
     with the files berthd passed as descriptors (`fds`, from fd_paths) named by path again."""
     def path_of(reference):
         number = int(reference.rsplit("/", 1)[1])
-        path = fds[number]
-        return disk_to if disk_from and path == disk_from else path
+        path = fds.get(number, "")
+        # QEMU moves an -add-fd descriptor into its fd set (dup, then close): the number then
+        # names something else (an eventfd). The one disk of these runs is disk_to.
+        if disk_from and (path == disk_from or not path.startswith("/")):
+            return disk_to
+        return path
 
     fixed, skip = [], False
     for i, a in enumerate(argv):

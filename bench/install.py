@@ -176,7 +176,7 @@ def main():
             raw.append((r1, r2))
             print(f"  run {run + 1}: berth {b1:6.2f} + {b2:6.2f} s   raw {r1:6.2f} + {r2:6.2f} s", flush=True)
             if run == 0:
-                print(f"    installer: {' '.join(installer)}\n    guest:     {' '.join(guest)}", flush=True)
+                print(f"    installer: {' '.join(installer[0])}\n    guest:     {' '.join(guest[0])}", flush=True)
     finally:
         daemon.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -227,14 +227,46 @@ private struct LibvirtReader {
             case "initrd": spec.initrd = node.trimmedText
             case "cmdline": cmdline = node.text
             case "boot": boots.append(node.attributes["dev"] ?? "")
+            case "loader":
+                var firmware = spec.firmware ?? FirmwareSpec(kind: .uefi)
+                firmware.kind = .uefi
+                firmware.loader = node.trimmedText.isEmpty ? nil : node.trimmedText
+                spec.firmware = firmware
+            case "nvram":
+                var firmware = spec.firmware ?? FirmwareSpec(kind: .uefi)
+                firmware.kind = .uefi
+                firmware.nvram = node.trimmedText.isEmpty ? nil : node.trimmedText
+                firmware.varsTemplate = node.attributes["template"]
+                spec.firmware = firmware
+            case "bootmenu", "smbios", "bios": break  // firmware details QEMU's defaults cover
             default: unknown(node, in: "os")
             }
         }
-        if !(boots.isEmpty || boots == ["hd"]) {
-            notes.append("boot order \(boots.joined(separator: ",")) (boot order is not supported; Berth boots the kernel, else the first disk)")
-            warnings.append(
-                FormatWarning(
-                    "boot order \(boots.joined(separator: ",")) is not supported: Berth boots the kernel, else the first disk.", at: os.position))
+        if let kind = os.attributes["firmware"] {
+            guard kind == "efi" || kind == "bios" else {
+                throw bad(os, "<os firmware='\(kind)'> is not efi or bios.", remedy: "Use firmware='efi' (OVMF) or leave it out (SeaBIOS).")
+            }
+            var firmware = spec.firmware ?? FirmwareSpec()
+            firmware.kind = kind == "efi" ? .uefi : .bios
+            spec.firmware = firmware
+        }
+        var order: [FirmwareSpec.BootDevice] = []
+        for dev in boots {
+            guard let device = FirmwareSpec.BootDevice(rawValue: dev) else {
+                warnings.append(FormatWarning("<boot dev='\(dev)'> is not used: Berth boots hd, cdrom and network.", at: os.position))
+                continue
+            }
+            if !order.contains(device) { order.append(device) }
+        }
+        if spec.kernel != nil, !(order.isEmpty || order == [.hd]) {
+            // QEMU boots the given kernel first whatever the order says.
+            let text = order.map(\.rawValue).joined(separator: ",")
+            notes.append("boot order \(text) (not used: Berth boots the kernel given)")
+            warnings.append(FormatWarning("boot order \(text) is not used: Berth boots the kernel given.", at: os.position))
+        } else if !order.isEmpty, order != [.hd] || spec.firmware != nil {
+            var firmware = spec.firmware ?? FirmwareSpec()
+            firmware.bootOrder = order
+            spec.firmware = firmware
         }
     }
 
@@ -435,11 +467,23 @@ extension LibvirtXML {
             if let replaced = loader.args { args.append(shellQuote("--args=" + replaced)) }
             if !args.isEmpty { out += "  <bootloader_args>\(e(args.joined(separator: " ")))</bootloader_args>\n" }
         }
-        out += "  <os>\n    <type arch='\(e(spec.arch))'\(spec.machine.map { " machine='\(e($0))'" } ?? "")>hvm</type>\n"
+        let uefi = spec.firmware?.kind == .uefi
+        out +=
+            "  <os\(uefi ? " firmware='efi'" : "")>\n    <type arch='\(e(spec.arch))'\(spec.machine.map { " machine='\(e($0))'" } ?? "")>hvm</type>\n"
+        if uefi, let firmware = spec.firmware {
+            if let loader = firmware.loader { out += "    <loader readonly='yes' type='pflash'>\(e(loader))</loader>\n" }
+            if let nvram = firmware.nvram {
+                out += "    <nvram\(firmware.varsTemplate.map { " template='\(e($0))'" } ?? "")>\(e(nvram))</nvram>\n"
+            }
+        }
         if let kernel = spec.kernel { out += "    <kernel>\(e(kernel))</kernel>\n" }
         if let initrd = spec.initrd { out += "    <initrd>\(e(initrd))</initrd>\n" }
         if let cmdline = spec.cmdline ?? spec.bootloader?.extraArgs { out += "    <cmdline>\(e(cmdline))</cmdline>\n" }
-        if spec.kernel == nil && spec.bootloader == nil { out += "    <boot dev='hd'/>\n" }
+        if let order = spec.firmware?.bootOrder, !order.isEmpty {
+            for device in order { out += "    <boot dev='\(device.rawValue)'/>\n" }
+        } else if spec.kernel == nil && spec.bootloader == nil {
+            out += "    <boot dev='hd'/>\n"
+        }
         out += "  </os>\n"
         out += spec.acpi ? "  <features>\n    <acpi/>\n  </features>\n" : "  <features/>\n"
         out += "  <on_poweroff>\(spec.onPoweroff.rawValue)</on_poweroff>\n"

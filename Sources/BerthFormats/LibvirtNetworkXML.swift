@@ -80,7 +80,14 @@ public enum NetworkDocument {
                 throw bad(ip, "<ip address='\(address)'> has no valid netmask or prefix.", "Add prefix='24' or netmask='255.255.255.0'.")
             }
             spec.address = "\(host)/\(prefix)"
+            spec.tftpRoot = ip.child("tftp")?.attributes["root"]
             if let dhcp = ip.child("dhcp") {
+                if let bootp = dhcp.child("bootp") {
+                    spec.bootFile = bootp.attributes["file"]
+                    if let server = bootp.attributes["server"] {
+                        warnings.append("<bootp server='\(server)'> is not used: dnsmasq on the network serves the boot file.")
+                    }
+                }
                 if let range = dhcp.child("range") {
                     spec.dhcpStart = range.attributes["start"]
                     spec.dhcpEnd = range.attributes["end"]
@@ -142,11 +149,14 @@ public enum NetworkDocument {
             out += spec.mode == .bridge ? "  <bridge name='\(e(bridge))'/>\n" : "  <bridge name='\(e(bridge))' stp='off' delay='0'/>\n"
         }
         if let subnet = spec.subnet {
-            out += "  <ip address='\(subnet.host)' netmask='\(subnet.netmask)'>\n    <dhcp>\n"
+            out += "  <ip address='\(subnet.host)' netmask='\(subnet.netmask)'>\n"
+            if let root = spec.tftpRoot { out += "    <tftp root='\(e(root))'/>\n" }
+            out += "    <dhcp>\n"
             if let pool = spec.dhcpPool { out += "      <range start='\(pool.lowerBound)' end='\(pool.upperBound)'/>\n" }
             for host in spec.hosts {
                 out += "      <host mac='\(host.mac)' ip='\(e(host.ip))'\(host.name.map { " name='\(e($0))'" } ?? "")/>\n"
             }
+            if let file = spec.bootFile { out += "      <bootp file='\(e(file))'/>\n" }
             out += "    </dhcp>\n  </ip>\n"
         }
         if let subnet6 = spec.subnet6 {

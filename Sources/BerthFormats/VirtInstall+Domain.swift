@@ -52,7 +52,7 @@ extension VirtInstallRequest {
     public var effectiveDisks: [Disk] {
         if !disks.isEmpty { return disks }
         switch method {
-        case .location, .cdrom:
+        case .location, .cdrom, .pxe:
             return [Disk(sizeGiB: Double(effectiveOSInfo.defaultDiskGiB), format: .qcow2)]
         default:
             return []
@@ -166,6 +166,11 @@ extension VirtInstallRequest {
             onPoweroff: .destroy, onReboot: .restart, onCrash: .destroy,
             autostart: autostart, description: description, notes: notes)
 
+        let order = bootOrder.compactMap(FirmwareSpec.BootDevice.init(rawValue:))
+        if uefi || !order.isEmpty {
+            installed.firmware = FirmwareSpec(kind: uefi ? .uefi : .bios, bootOrder: order, loader: loader, nvram: nvram)
+        }
+
         var installer = installed
         installer.autostart = false
         // The installer's final reboot must end the install phase, not restart the installer.
@@ -183,8 +188,12 @@ extension VirtInstallRequest {
             installer.initrd = installerBoot.initrd
             installer.cmdline = installerCommandLine(sourceArgument: installerBoot.sourceArgument)
         case .cdrom(let iso):
-            installer.disks.append(DiskSpec(path: iso, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
+            installer = Self.cdromInstaller(installed, iso: iso)
+        case .pxe:
+            installer = Self.networkInstaller(installed)
         case .importDisk:
+            // A disk imported for UEFI holds its own EFI loader: OVMF boots it, not Berth's bootloader.
+            if uefi { installed.bootloader = nil }
             try installed.validate()
             return VirtInstallDomains(installer: nil, installed: installed)
         case .kernel(let kernel, let initrd, let args):
@@ -202,6 +211,34 @@ extension VirtInstallRequest {
         try installer.validate()
         try installed.validate()
         return VirtInstallDomains(installer: installer, installed: installed)
+    }
+
+    /// The installer of a `--cdrom` install: the installed definition with the ISO as a CD-ROM
+    /// that the firmware boots first (then the disk), no bootloader, and a reboot that ends it.
+    public static func cdromInstaller(_ installed: DomainSpec, iso: String) -> DomainSpec {
+        var installer = firmwareInstaller(installed, order: [.cdrom, .hd])
+        installer.disks.append(DiskSpec(path: iso, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
+        return installer
+    }
+
+    /// The installer of a `--pxe` install: the installed definition booted by the firmware from
+    /// its NICs (iPXE asks the network's DHCP for the boot file), then the disk.
+    public static func networkInstaller(_ installed: DomainSpec) -> DomainSpec {
+        firmwareInstaller(installed, order: [.network, .hd])
+    }
+
+    static func firmwareInstaller(_ installed: DomainSpec, order: [FirmwareSpec.BootDevice]) -> DomainSpec {
+        var installer = installed
+        installer.autostart = false
+        installer.onReboot = .destroy
+        installer.bootloader = nil
+        installer.kernel = nil
+        installer.initrd = nil
+        installer.cmdline = nil
+        var firmware = installed.firmware ?? FirmwareSpec()
+        firmware.bootOrder = order
+        installer.firmware = firmware
+        return installer
     }
 
     static func gib(_ value: Double) -> String {

@@ -30,6 +30,8 @@ extension VirtInstallRequest {
             source = .cdrom(path: absolute(iso))
         case .importDisk:
             source = .importDisk
+        case .pxe:
+            source = .network
         case .kernel:
             throw VirtInstallError.unsupportedOption(
                 "--boot kernel=", remedy: "Define the domain with 'berth define' and a \"kernel\" instead.")

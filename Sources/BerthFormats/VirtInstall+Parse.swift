@@ -588,6 +588,10 @@ struct ParseState {
             case "kernel_args", "cmdline", "extra_args": args = text
             case "order":
                 for device in text.split(separator: ",").map(String.init) where !device.isEmpty {
+                    if device == "uefi" {
+                        request.uefi = true
+                        continue
+                    }
                     guard ["hd", "cdrom", "network", "fd", "menu=on", "menu=off"].contains(device) else {
                         throw VirtInstallError.invalidValue(
                             option: "--boot", value: device, reason: "boot devices are hd, cdrom and network")
@@ -595,11 +599,26 @@ struct ParseState {
                     request.bootOrder.append(device)
                 }
             case "hd", "cdrom", "network", "fd": request.bootOrder.append(key)
-            case "menu", "useserial", "bootmenu.enable", "uefi", "firmware", "loader", "nvram":
-                request.warnings.append("--boot \(key) is ignored: Berth boots guests with SeaBIOS or its own bootloader.")
+            case "uefi": request.uefi = true
+            case "firmware", "os.firmware":
+                guard ["efi", "uefi", "bios"].contains(text) else {
+                    throw VirtInstallError.invalidValue(option: "--boot firmware", value: text, reason: "give efi or bios")
+                }
+                request.uefi = text != "bios"
+            case "loader":
+                request.uefi = true
+                request.loader = text
+            case "nvram", "nvram.template":
+                request.uefi = true
+                if key == "nvram" { request.nvram = text }
+            case "loader_ro", "loader_type", "loader.readonly", "loader.type", "loader_secure":
+                break  // OVMF's code is always read-only pflash in Berth
+            case "menu", "useserial", "bootmenu.enable":
+                request.warnings.append("--boot \(key) is ignored: Berth's firmware shows no boot menu.")
             default:
                 throw VirtInstallError.unknownSubOption(
-                    option: "--boot", key: key, known: ["kernel", "initrd", "kernel_args", "hd", "cdrom", "network"])
+                    option: "--boot", key: key,
+                    known: ["kernel", "initrd", "kernel_args", "hd", "cdrom", "network", "uefi", "loader", "nvram", "firmware"])
             }
         }
         if let kernel {
@@ -683,10 +702,7 @@ struct ParseState {
         if let location { methods.append(("--location", .location(location.0, kernel: location.1, initrd: location.2))) }
         if let cdrom { methods.append(("--cdrom", .cdrom(cdrom))) }
         if importDisk { methods.append(("--import", .importDisk)) }
-        if pxe {
-            throw VirtInstallError.unsupportedOption(
-                "--pxe", remedy: "Serve the installer's kernel and initrd in a tree and use --location, or use --cdrom.")
-        }
+        if pxe { methods.append(("--pxe", .pxe)) }
         if methods.count > 1 {
             throw VirtInstallError.conflict(methods[0].0, methods.dropFirst().map(\.0).joined(separator: " and "))
         }
@@ -759,10 +775,11 @@ struct ParseState {
                 throw VirtInstallError.invalidValue(option: "--os-type", value: osType, reason: "give linux")
             }
         }
-        if !request.bootOrder.isEmpty {
-            request.warnings.append(
-                "--boot \(request.bootOrder.joined(separator: ",")): Berth cannot set a boot order yet; the guest boots from its first disk."
-            )
+        if request.bootOrder.contains("fd") {
+            request.warnings.append("--boot fd is ignored: Berth guests have no floppy drive.")
+        }
+        for path in [request.loader, request.nvram].compactMap({ $0 }) where !path.hasPrefix("/") {
+            throw VirtInstallError.invalidValue(option: "--boot", value: path, reason: "give an absolute path on berthd's host")
         }
         return request
     }

@@ -66,6 +66,9 @@ extension VirtInstallRequest {
                     + "       The installer's reboot ends this phase (on reboot: destroy).")
         case .cdrom(let iso):
             steps.append("Boot \(guestName) from \(iso); the installer's reboot ends this phase.")
+        case .pxe:
+            steps.append(
+                "Boot \(guestName) from the network (iPXE asks the network's DHCP for its boot file); the installer's reboot ends this phase.")
         case .importDisk:
             steps.append("Skip installation: the disk already holds an installed system.")
         case .kernel(let kernel, let initrd, let args):

@@ -64,8 +64,12 @@ public struct VirtInstallRequest: Sendable, Equatable {
     public var uuid: String?
     /// `--description`.
     public var description: String?
-    /// `--boot` device order (`hd`, `cdrom`, `network`): kept, but see `plan()`.
+    /// `--boot` device order (`hd`, `cdrom`, `network`): the installed guest's firmware boot order.
     public var bootOrder: [String] = []
+    /// `--boot uefi`, `--boot loader=…[,nvram=…]`, `--boot firmware=efi`: OVMF instead of SeaBIOS.
+    public var uefi: Bool = false
+    public var loader: String?
+    public var nvram: String?
     /// Things that were accepted but do not act as they did under virt-install.
     public var warnings: [String] = []
 
@@ -129,6 +133,8 @@ public struct VirtInstallRequest: Sendable, Equatable {
         case cdrom(String)
         /// `--import`: the disk already holds an installed system.
         case importDisk
+        /// `--pxe`: the firmware boots from the network (a Berth network that serves a boot file).
+        case pxe
         /// `--boot kernel=…,initrd=…,kernel_args=…`: boot a host kernel, now and later.
         case kernel(kernel: String, initrd: String?, args: String?)
     }

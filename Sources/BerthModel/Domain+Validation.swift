@@ -44,10 +44,21 @@ extension DomainSpec {
                 .invalidArgument, "Both a kernel and a bootloader were given.",
                 remedy: "Keep 'kernel' to boot a host file, or 'bootloader' to boot the kernel on the guest's disk.")
         }
-        if kernel == nil, disks.isEmpty {
-            throw BerthError(
-                .invalidArgument, "Domain '\(name)' has nothing to boot: no kernel and no disk.",
-                remedy: "Add \"kernel\" (and \"initrd\") for direct boot, or a disk.")
+        if let firmware {
+            if Set(firmware.bootOrder).count != firmware.bootOrder.count {
+                throw BerthError(
+                    .invalidArgument, "The boot order \(firmware.bootOrder.map(\.rawValue).joined(separator: ",")) names a device twice.",
+                    remedy: "Name each of hd, cdrom and network at most once.")
+            }
+            for path in [firmware.loader, firmware.nvram, firmware.varsTemplate].compactMap({ $0 }) where !path.hasPrefix("/") {
+                throw BerthError(
+                    .invalidArgument, "Firmware file '\(path)' is not an absolute path.", remedy: "Give host paths starting with '/'.")
+            }
+            if firmware.kind == .bios, firmware.loader != nil || firmware.nvram != nil {
+                throw BerthError(
+                    .invalidArgument, "A firmware loader or variable store was given for SeaBIOS.",
+                    remedy: "Set \"kind\": \"uefi\" for OVMF, or leave loader and nvram out.")
+            }
         }
         if bootloader != nil, !disks.contains(where: { $0.device == .disk }) {
             throw BerthError(
@@ -90,6 +101,30 @@ extension DomainSpec {
                     remedy: "Add \"network\": \"default\" to the NIC.")
             }
         }
+    }
+}
+
+extension DomainSpec {
+    /// Why this domain cannot boot as defined, or nil: libvirt defines such domains (a diskless
+    /// guest whose disks come later), so `define` warns and `start` refuses with this.
+    public var bootProblem: String? {
+        guard kernel == nil, bootloader == nil else { return nil }
+        let order = firmware?.bootOrder ?? []
+        let hasDisk = disks.contains { $0.device == .disk }
+        let hasCD = disks.contains { $0.device == .cdrom }
+        let bootable =
+            order.isEmpty
+            ? !disks.isEmpty
+            : order.contains { device in
+                switch device {
+                case .hd: hasDisk
+                case .cdrom: hasCD
+                case .network: !nics.isEmpty
+                }
+            }
+        if bootable { return nil }
+        if order.isEmpty { return "Domain '\(name)' has nothing to boot: no kernel, no bootloader and no disk." }
+        return "Domain '\(name)' has nothing to boot: its boot order (\(order.map(\.rawValue).joined(separator: ","))) names no device it has."
     }
 }
 

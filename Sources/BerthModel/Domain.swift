@@ -22,6 +22,9 @@ public struct DomainSpec: Codable, Sendable, Equatable {
     public var cmdline: String?
     /// Boot the kernel found on the guest's own disk (PyGRUB's job).
     public var bootloader: BootloaderSpec?
+    /// The firmware (SeaBIOS or OVMF) and the order it tries devices in; nil means SeaBIOS,
+    /// disks first. It boots the guest when there is no kernel and no bootloader.
+    public var firmware: FirmwareSpec?
     public var disks: [DiskSpec]
     public var nics: [NICSpec]
     public var graphics: GraphicsSpec?
@@ -39,7 +42,7 @@ public struct DomainSpec: Codable, Sendable, Equatable {
         name: String, uuid: UUID = UUID(), memory: Int = 256, maxMemory: Int? = nil, vcpus: Int = 1,
         arch: String = "x86_64", machine: String? = nil, accel: Accelerator = .auto,
         kernel: String? = nil, initrd: String? = nil, cmdline: String? = nil,
-        bootloader: BootloaderSpec? = nil, disks: [DiskSpec] = [], nics: [NICSpec] = [],
+        bootloader: BootloaderSpec? = nil, firmware: FirmwareSpec? = nil, disks: [DiskSpec] = [], nics: [NICSpec] = [],
         graphics: GraphicsSpec? = nil, acpi: Bool = true,
         onPoweroff: LifecycleAction = .destroy, onReboot: LifecycleAction = .restart,
         onCrash: LifecycleAction = .destroy, autostart: Bool = false, description: String? = nil,
@@ -57,6 +60,7 @@ public struct DomainSpec: Codable, Sendable, Equatable {
         self.initrd = initrd
         self.cmdline = cmdline
         self.bootloader = bootloader
+        self.firmware = firmware
         self.disks = disks
         self.nics = nics
         self.graphics = graphics
@@ -71,7 +75,7 @@ public struct DomainSpec: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, uuid, memory, maxMemory, vcpus, arch, machine, accel, kernel, initrd, cmdline
-        case bootloader, disks, nics, graphics, acpi, onPoweroff, onReboot, onCrash, autostart
+        case bootloader, firmware, disks, nics, graphics, acpi, onPoweroff, onReboot, onCrash, autostart
         case description, notes
     }
 
@@ -90,6 +94,7 @@ public struct DomainSpec: Codable, Sendable, Equatable {
         initrd = try c.decodeIfPresent(String.self, forKey: .initrd)
         cmdline = try c.decodeIfPresent(String.self, forKey: .cmdline)
         bootloader = try c.decodeIfPresent(BootloaderSpec.self, forKey: .bootloader)
+        firmware = try c.decodeIfPresent(FirmwareSpec.self, forKey: .firmware)
         disks = try c.decodeIfPresent([DiskSpec].self, forKey: .disks) ?? []
         nics = try c.decodeIfPresent([NICSpec].self, forKey: .nics) ?? []
         graphics = try c.decodeIfPresent(GraphicsSpec.self, forKey: .graphics)
@@ -134,6 +139,69 @@ public struct BootloaderSpec: Codable, Sendable, Equatable {
         self.entry = entry
         self.args = args
         self.extraArgs = extraArgs
+    }
+}
+
+/// The guest's firmware and boot order (libvirt's `<os firmware=…>`, `<loader>`, `<nvram>` and
+/// `<boot dev=…>`; virt-install's `--boot uefi`, `--boot cdrom,hd`).
+public struct FirmwareSpec: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// SeaBIOS, QEMU's default for `pc`.
+        case bios
+        /// OVMF (Debian's `ovmf`): code read-only, variables in a per-domain copy.
+        case uefi
+    }
+
+    /// What the firmware boots from.
+    public enum BootDevice: String, Codable, Sendable, CaseIterable {
+        /// The domain's disks, in order.
+        case hd
+        /// Its CD-ROMs.
+        case cdrom
+        /// Its NICs (the iPXE option ROM QEMU gives each NIC).
+        case network
+    }
+
+    public var kind: Kind
+    /// Tried in this order, and nothing else; empty means disks, then CD-ROMs.
+    public var bootOrder: [BootDevice]
+    /// The UEFI code image (OVMF_CODE); nil means Debian's `/usr/share/OVMF/OVMF_CODE_4M.fd`.
+    public var loader: String?
+    /// The domain's own UEFI variable store, made by berthd from `varsTemplate` when the
+    /// domain is defined (`<state>/nvram/UUID_VARS.fd`) and removed with it.
+    public var nvram: String?
+    /// The variable store a new `nvram` is copied from; nil means the one matching `loader`.
+    public var varsTemplate: String?
+
+    public init(
+        kind: Kind = .bios, bootOrder: [BootDevice] = [], loader: String? = nil, nvram: String? = nil, varsTemplate: String? = nil
+    ) {
+        self.kind = kind
+        self.bootOrder = bootOrder
+        self.loader = loader
+        self.nvram = nvram
+        self.varsTemplate = varsTemplate
+    }
+
+    enum CodingKeys: String, CodingKey { case kind, bootOrder, loader, nvram, varsTemplate }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            kind: try c.decodeIfPresent(Kind.self, forKey: .kind) ?? .bios,
+            bootOrder: try c.decodeIfPresent([BootDevice].self, forKey: .bootOrder) ?? [],
+            loader: try c.decodeIfPresent(String.self, forKey: .loader),
+            nvram: try c.decodeIfPresent(String.self, forKey: .nvram),
+            varsTemplate: try c.decodeIfPresent(String.self, forKey: .varsTemplate))
+    }
+
+    /// Debian's OVMF for 4 MiB flash (`ovmf`), without Secure Boot (which needs q35 and SMM).
+    public static let defaultLoader = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+    public static let defaultVarsTemplate = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+
+    /// The variable store template for a loader: `…CODE….fd` → `…VARS….fd` beside it.
+    public static func varsTemplate(for loader: String) -> String {
+        loader == defaultLoader ? defaultVarsTemplate : loader.replacingOccurrences(of: "CODE", with: "VARS")
     }
 }
 

@@ -15,6 +15,9 @@ public struct InstallPlan: Codable, Sendable, Equatable {
         case cdrom(path: String)
         /// `--import`: the disk already holds an installed system.
         case importDisk
+        /// `--pxe`: the firmware boots from the domain's NIC on a Berth network that serves a
+        /// boot file (TFTP from dnsmasq).
+        case network
     }
 
     /// A disk berthd creates before the installer runs.

@@ -41,6 +41,12 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
     /// Reservations MAC → IP (and host name); on read they include those made by domain NICs.
     public var hosts: [DHCPHost]
     public var autostart: Bool
+    /// A directory on berthd's host that dnsmasq serves over TFTP on this network (libvirt's
+    /// `<tftp root=…>`), for guests that boot from the network (`--pxe`).
+    public var tftpRoot: String?
+    /// The boot file DHCP names (libvirt's `<bootp file=…>`): a path under `tftpRoot`, such as
+    /// an iPXE script (`boot.ipxe`) or `pxelinux.0`.
+    public var bootFile: String?
 
     public init(
         name: String, uuid: UUID = UUID(), mode: Mode = .nat, bridge: String? = nil, address: String? = nil,
@@ -62,7 +68,7 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, uuid, mode, bridge, address, dhcpStart, dhcpEnd, address6, dhcp6Start, dhcp6End, hosts, autostart
+        case name, uuid, mode, bridge, address, dhcpStart, dhcpEnd, address6, dhcp6Start, dhcp6End, hosts, autostart, tftpRoot, bootFile
     }
 
     public init(from decoder: any Decoder) throws {
@@ -79,7 +85,12 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
         dhcp6End = try c.decodeIfPresent(String.self, forKey: .dhcp6End)
         hosts = try c.decodeIfPresent([DHCPHost].self, forKey: .hosts) ?? []
         autostart = try c.decodeIfPresent(Bool.self, forKey: .autostart) ?? false
+        tftpRoot = try c.decodeIfPresent(String.self, forKey: .tftpRoot)
+        bootFile = try c.decodeIfPresent(String.self, forKey: .bootFile)
     }
+
+    /// Whether guests on this network can boot from it (DHCP names a boot file).
+    public var servesNetworkBoot: Bool { ownsBridge && bootFile != nil }
 
     /// Whether Berth makes (and removes) the bridge, runs dnsmasq and loads nft rules.
     public var ownsBridge: Bool { mode != .bridge }
@@ -142,6 +153,11 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
                     .invalidArgument, "A bridge-mode network needs the host bridge to attach guests to.",
                     remedy: "Add \"bridge\": \"br0\" (an existing bridge; 'ip link show type bridge' lists them).")
             }
+            if tftpRoot != nil || bootFile != nil {
+                throw BerthError(
+                    .invalidArgument, "Network '\(name)' is in bridge mode: the LAN's DHCP server names boot files there, not Berth.",
+                    remedy: "Remove \"tftpRoot\" and \"bootFile\", or use a nat, routed or isolated network.")
+            }
             if address != nil || address6 != nil || !hosts.isEmpty {
                 throw BerthError(
                     .invalidArgument, "Network '\(name)' is in bridge mode, where the LAN's router hands out addresses.",
@@ -172,6 +188,7 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
                     remedy: "Give host addresses of \(subnet.cidr) for the DHCP pool.")
             }
         }
+        try validateNetworkBoot()
         guard dhcpPool != nil else {
             throw BerthError(
                 .invalidArgument, "The DHCP pool of '\(name)' is empty (dhcpStart is after dhcpEnd).",
@@ -233,6 +250,33 @@ extension NetworkSpec {
             throw BerthError(
                 .invalidArgument, "The DHCPv6 pool of '\(name)' is empty (dhcp6Start is after dhcp6End).",
                 remedy: "Swap dhcp6Start and dhcp6End.")
+        }
+    }
+
+    /// `tftpRoot` and `bootFile` go into dnsmasq's configuration file: absolute, printable, no
+    /// comma or line break (which would add options of the guest owner's choosing).
+    func validateNetworkBoot() throws {
+        func plain(_ text: String) -> Bool {
+            !text.isEmpty && text.utf8.count <= 255 && text.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && $0 != "," && $0 != "#" }
+        }
+        if let tftpRoot {
+            guard tftpRoot.hasPrefix("/"), plain(tftpRoot) else {
+                throw BerthError(
+                    .invalidArgument, "tftpRoot '\(tftpRoot)' is not an absolute path without spaces, commas or '#'.",
+                    remedy: "Give a directory on berthd's host such as /srv/tftp.")
+            }
+        }
+        if let bootFile {
+            guard plain(bootFile), !bootFile.split(separator: "/").contains("..") else {
+                throw BerthError(
+                    .invalidArgument, "bootFile '\(bootFile)' is not a file name without spaces, commas, '#' or '..'.",
+                    remedy: "Give a file under tftpRoot such as boot.ipxe or pxelinux.0.")
+            }
+            guard tftpRoot != nil || bootFile.contains("://") else {
+                throw BerthError(
+                    .invalidArgument, "bootFile '\(bootFile)' needs a tftpRoot to be served from.",
+                    remedy: "Add \"tftpRoot\": \"/srv/tftp\" (libvirt's <tftp root=…/>).")
+            }
         }
     }
 }

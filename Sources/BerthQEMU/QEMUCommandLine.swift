@@ -113,6 +113,7 @@ public struct QEMUCommandLine: Sendable, Equatable {
         } else if !spec.acpi {
             machineOptions.append("acpi=off")
         }
+        let firmwareArguments = try Self.firmwareArguments(spec, family: family, machineOptions: &machineOptions, table: &table)
         args += ["-machine", machineOptions.joined(separator: ",")]
         // TCG's translation buffer is QEMU's largest allocation after guest RAM (1 GiB by
         // default, filled as code is translated): sized to the guest, a small guest keeps a
@@ -145,8 +146,13 @@ public struct QEMUCommandLine: Sendable, Equatable {
             args += ["-append", cmdline]
         }
 
-        args += try Self.diskArguments(spec.disks, family: family, table: &table, isBlockDevice: isBlockDevice)
-        args += try Self.nicArguments(spec.nics, family: family, taps: taps, table: &table)
+        args += firmwareArguments
+        // The firmware's boot order, when it boots (no kernel given to QEMU): `bootindex` on the
+        // devices, and nothing else tried.
+        let order = kernel == nil ? BootOrder(spec) : BootOrder()
+        if !order.isEmpty { args += ["-boot", "strict=on"] }
+        args += try Self.diskArguments(spec.disks, family: family, table: &table, isBlockDevice: isBlockDevice, order: order)
+        args += try Self.nicArguments(spec.nics, family: family, taps: taps, table: &table, order: order)
 
         // Display.
         if let graphics = spec.graphics {
@@ -204,7 +210,77 @@ public struct QEMUCommandLine: Sendable, Equatable {
             spec.disks.allSatisfy { $0.device == .disk && $0.bus == .virtio }
             && spec.nics.allSatisfy { $0.model == nil || $0.model?.hasPrefix("virtio") == true }
         let timer = accel == .kvm || tscKHz != nil
-        return hostKernel && virtioOnly && spec.graphics == nil && spec.acpi && timer ? "microvm" : "pc"
+        let bios = spec.firmware?.kind != .uefi
+        return hostKernel && virtioOnly && spec.graphics == nil && spec.acpi && timer && bios ? "microvm" : "pc"
+    }
+
+    // MARK: Firmware
+
+    /// UEFI: OVMF's code (read-only) and the domain's own variable store (read-write) as the
+    /// two pflash chips, each a `-blockdev` node on a passed descriptor (QEMU opens neither
+    /// path). SeaBIOS needs nothing: it is QEMU's own default for `pc`.
+    static func firmwareArguments(
+        _ spec: DomainSpec, family: MachineFamily, machineOptions: inout [String], table: inout DescriptorTable
+    ) throws -> [String] {
+        guard let firmware = spec.firmware, firmware.kind == .uefi else { return [] }
+        guard family == .pc || family == .q35 else {
+            throw BerthError(
+                .invalidArgument, "UEFI firmware needs the pc or q35 machine, not \(spec.machine ?? "microvm").",
+                remedy: "Set \"machine\": \"pc\" (or \"q35\"), or leave \"machine\" out.")
+        }
+        guard let nvram = firmware.nvram else {
+            throw BerthError(
+                .internal, "Domain '\(spec.name)' has UEFI firmware but no variable store recorded.",
+                remedy: "Define it again ('berth define --update'): berthd makes the store at define time.")
+        }
+        var args: [String] = []
+        for (index, (path, readOnly)) in [(firmware.loader ?? FirmwareSpec.defaultLoader, true), (nvram, false)].enumerated() {
+            let fd = table.add(.file(path: path, access: readOnly ? .readOnly : .readWrite))
+            let id = "pflash\(index)"
+            args += ["-add-fd", "fd=\(fd),set=\(fd)"]
+            args += [
+                "-blockdev",
+                #"{"driver":"file","filename":"/dev/fdset/\#(fd)","node-name":"\#(id)-file","read-only":\#(readOnly),"auto-read-only":false}"#,
+                "-blockdev", #"{"driver":"raw","file":"\#(id)-file","node-name":"\#(id)","read-only":\#(readOnly)}"#,
+            ]
+            machineOptions.append("\(id)=\(id)")
+        }
+        return args
+    }
+
+    /// `bootindex` per device from the firmware's boot order: every device of the first class
+    /// named, then the next class's. Empty when no order is given (the firmware's own: disks,
+    /// then CD-ROMs).
+    struct BootOrder: Equatable {
+        private(set) var disks: [Int: Int] = [:]
+        private(set) var nics: [Int: Int] = [:]
+
+        init() {}
+
+        init(_ spec: DomainSpec) {
+            var next = 1
+            for device in spec.firmware?.bootOrder ?? [] {
+                switch device {
+                case .hd, .cdrom:
+                    let wanted: DiskSpec.Device = device == .hd ? .disk : .cdrom
+                    for (index, disk) in spec.disks.enumerated() where disk.device == wanted && disks[index] == nil {
+                        disks[index] = next
+                        next += 1
+                    }
+                case .network:
+                    for index in spec.nics.indices where nics[index] == nil {
+                        nics[index] = next
+                        next += 1
+                    }
+                }
+            }
+        }
+
+        var isEmpty: Bool { disks.isEmpty && nics.isEmpty }
+        /// Whether the NICs boot from the network (they keep QEMU's iPXE option ROM).
+        var networkBoot: Bool { !nics.isEmpty }
+
+        static func suffix(_ index: Int?) -> String { index.map { ",bootindex=\($0)" } ?? "" }
     }
 
     // MARK: Devices
@@ -226,7 +302,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
     }
 
     static func diskArguments(
-        _ disks: [DiskSpec], family: MachineFamily, table: inout DescriptorTable, isBlockDevice: (String) -> Bool
+        _ disks: [DiskSpec], family: MachineFamily, table: inout DescriptorTable, isBlockDevice: (String) -> Bool,
+        order: BootOrder = BootOrder()
     ) throws -> [String] {
         var args: [String] = []
         var ideSlot = 0
@@ -251,6 +328,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
 
             // A virtio cdrom does not exist: put it on virtio-scsi.
             let bus = disk.device == .cdrom && disk.bus == .virtio ? .scsi : disk.bus
+            let boot = BootOrder.suffix(order.disks[index])
+            let before = args.count
             switch bus {
             case .virtio:
                 args += ["-device", "virtio-blk-\(family.virtioSuffix),drive=\(id)"]
@@ -287,6 +366,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
                         remedy: "Use \"bus\": \"virtio\", or set \"machine\": \"pc\".")
                 }
             }
+            // The device is the last argument added for this disk.
+            if args.count > before, !boot.isEmpty { args[args.count - 1] += boot }
         }
         return args
     }
@@ -340,7 +421,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
     }
 
     static func nicArguments(
-        _ nics: [NICSpec], family: MachineFamily, taps: [Int: Int32], table: inout DescriptorTable
+        _ nics: [NICSpec], family: MachineFamily, taps: [Int: Int32], table: inout DescriptorTable,
+        order: BootOrder = BootOrder()
     ) throws -> [String] {
         var args: [String] = []
         for (index, nic) in nics.enumerated() {
@@ -369,6 +451,9 @@ public struct QEMUCommandLine: Sendable, Equatable {
             }
             var device = "\(model),netdev=\(id)"
             if let mac = nic.mac { device += ",mac=\(mac)" }
+            // QEMU reads a PCI NIC's iPXE option ROM from its own data directory: only for a
+            // guest that boots from the network (one host file fewer opened by every other).
+            if family == .pc || family == .q35 { device += order.networkBoot ? BootOrder.suffix(order.nics[index]) : ",romfile=" }
             args += ["-device", device]
         }
         return args

@@ -137,6 +137,31 @@ import Testing
         try XenAcceptanceTests.expectRoundTrips(spec)
     }
 
+    /// libvirt's UEFI guests and boot orders, both ways; a domain with no disk (network boot)
+    /// reads as libvirt defines it.
+    @Test func firmwareAndBootOrder() throws {
+        let xml = """
+            <domain type='kvm'><name>efi</name><memory unit='MiB'>512</memory>
+              <os firmware='efi'><type arch='x86_64' machine='pc'>hvm</type>
+                <loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>
+                <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/var/lib/berth/nvram/efi_VARS.fd</nvram>
+                <boot dev='network'/><boot dev='cdrom'/><boot dev='hd'/></os>
+              <devices><interface type='network'><source network='default'/></interface></devices>
+            </domain>
+            """
+        let spec = try LibvirtXML.read(xml).spec
+        #expect(
+            spec.firmware
+                == FirmwareSpec(
+                    kind: .uefi, bootOrder: [.network, .cdrom, .hd], loader: "/usr/share/OVMF/OVMF_CODE_4M.fd",
+                    nvram: "/var/lib/berth/nvram/efi_VARS.fd", varsTemplate: "/usr/share/OVMF/OVMF_VARS_4M.fd"))
+        #expect(spec.disks.isEmpty && spec.bootProblem == nil)
+        #expect(try LibvirtXML.read(LibvirtXML.write(spec)).spec == spec)
+        // A plain <boot dev='hd'/> is the default: no firmware section is made up for it.
+        let plain = try LibvirtXML.read("<domain><name>p</name><os><type>hvm</type><boot dev='hd'/></os></domain>").spec
+        #expect(plain.firmware == nil && plain.bootProblem != nil)
+    }
+
     @Test func escapingSurvives() throws {
         let spec = DomainSpec(
             name: "esc", kernel: "/k/<&>'\"", cmdline: "a=\"b\" c='d' <e> & f\ttab",

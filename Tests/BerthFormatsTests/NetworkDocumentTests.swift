@@ -35,6 +35,27 @@ import Testing
         #expect(again == spec)
     }
 
+    @Test func networkBootReadsAndWritesBackAndRefusesConfigInjection() throws {
+        let xml = """
+            <network><name>pxe</name><ip address='10.9.0.1' prefix='24'><tftp root='/srv/tftp'/>
+            <dhcp><range start='10.9.0.10' end='10.9.0.20'/><bootp file='boot.ipxe'/></dhcp></ip></network>
+            """
+        let spec = try NetworkDocument.parse(bytes: Array(xml.utf8), source: "pxe.xml").spec
+        #expect(spec.tftpRoot == "/srv/tftp" && spec.bootFile == "boot.ipxe" && spec.servesNetworkBoot)
+        let written = NetworkDocument.writeXML(spec)
+        #expect(written.contains("<tftp root='/srv/tftp'/>") && written.contains("<bootp file='boot.ipxe'/>"))
+        #expect(try NetworkDocument.parse(bytes: Array(written.utf8), source: "again.xml").spec == spec)
+        for (root, file) in [("/srv/tftp\ndhcp-option=3", "boot.ipxe"), ("/srv/tftp", "a,b"), ("/srv/tftp", "../etc/passwd"), ("srv", "x")] {
+            var bad = spec
+            bad.tftpRoot = root
+            bad.bootFile = file
+            #expect(throws: BerthError.self) { try bad.validate() }
+        }
+        var noRoot = spec
+        noRoot.tftpRoot = nil
+        #expect(throws: BerthError.self) { try noRoot.validate() }
+    }
+
     @Test(arguments: [("<forward mode='route'/>", NetworkSpec.Mode.routed), ("", .isolated)])
     func forwardModes(forward: String, mode: NetworkSpec.Mode) throws {
         let xml = "<network><name>n</name>\(forward)<ip address='10.9.0.1' prefix='24'/></network>"

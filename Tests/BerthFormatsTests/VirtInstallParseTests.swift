@@ -37,6 +37,29 @@ import Testing
         #expect(throws: VirtInstallError.self) { try parse(["--no"]) }
     }
 
+    @Test func bootOptionsSetTheFirmware() throws {
+        let uefi = try parse(["--boot", "uefi", "--disk", "size=1"])
+        #expect(uefi.uefi && uefi.bootOrder.isEmpty)
+        let installed = try uefi.domains(installerBoot: VirtInstallInstallerBoot(kernel: "/k", initrd: "/i"), createdDiskPaths: [0: "/d.img"])
+            .installed
+        #expect(installed.firmware == FirmwareSpec(kind: .uefi))
+        let loader = try parse(["--boot", "loader=/usr/share/OVMF/OVMF_CODE.fd,nvram=/var/lib/x_VARS.fd"])
+        #expect(loader.uefi && loader.loader == "/usr/share/OVMF/OVMF_CODE.fd" && loader.nvram == "/var/lib/x_VARS.fd")
+        #expect(try parse(["--boot", "firmware=efi"]).uefi)
+        let order = try parse(["--boot", "cdrom,hd,network"])
+        #expect(order.bootOrder == ["cdrom", "hd", "network"] && !order.uefi)
+        #expect(throws: VirtInstallError.self) { try parse(["--boot", "loader=relative/OVMF.fd"]) }
+        // --pxe is an install method of its own; the installer boots from the network, then the disk.
+        let pxe = try parse(["--pxe", "--disk", "size=1"], base: ["--name", "p1"])
+        #expect(pxe.method == .pxe)
+        let domains = try pxe.domains(createdDiskPaths: [0: "/p1.img"])
+        #expect(domains.installer?.firmware?.bootOrder == [.network, .hd] && domains.installer?.kernel == nil)
+        #expect(domains.installed.bootloader != nil)
+        #expect(try pxe.installPlan(workingDirectory: "/").source == .network)
+        let cdrom = try parse(["--cdrom", "/isos/x.iso", "--disk", "size=1"], base: ["--name", "c1"]).domains(createdDiskPaths: [0: "/c1.img"])
+        #expect(cdrom.installer?.firmware?.bootOrder == [.cdrom, .hd] && cdrom.installer?.disks.last?.path == "/isos/x.iso")
+    }
+
     @Test func installMethodsConflict() throws {
         #expect(throws: VirtInstallError.conflict("--location", "--cdrom and --import")) {
             try parse(["--cdrom", "/isos/x.iso", "--import"])

@@ -185,8 +185,52 @@ import Testing
         let s = spec { $0.nics = [NICSpec(mac: mac), NICSpec(model: "e1000")] }
         let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths).arguments
         #expect(values(args, "-netdev") == ["user,id=net0", "user,id=net1"])
-        #expect(values(args, "-device").contains("virtio-net-pci,netdev=net0,mac=00:0c:29:1a:98:d5"))
-        #expect(values(args, "-device").contains("e1000,netdev=net1"))
+        // No iPXE option ROM unless the guest boots from the network (QEMU would read it from its data directory).
+        #expect(values(args, "-device").contains("virtio-net-pci,netdev=net0,mac=00:0c:29:1a:98:d5,romfile="))
+        #expect(values(args, "-device").contains("e1000,netdev=net1,romfile="))
+    }
+
+    @Test func firmwareBootOrderBecomesBootindex() throws {
+        let s = spec {
+            $0.kernel = nil
+            $0.initrd = nil
+            $0.cmdline = nil
+            $0.disks = [
+                DiskSpec(path: "/d.img", format: .raw), DiskSpec(path: "/c.iso", format: .raw, device: .cdrom, bus: .ide, readOnly: true),
+            ]
+            $0.nics = [NICSpec()]
+            $0.firmware = FirmwareSpec(bootOrder: [.cdrom, .network, .hd])
+        }
+        let args = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths).arguments
+        #expect(values(args, "-boot") == ["strict=on"])
+        let devices = values(args, "-device")
+        #expect(devices.contains("ide-cd,bus=ide.0,unit=0,drive=disk1,bootindex=1"), "\(devices)")
+        #expect(devices.contains("virtio-net-pci,netdev=net0,bootindex=2"), "\(devices)")
+        #expect(devices.contains("virtio-blk-pci,drive=disk0,bootindex=3"), "\(devices)")
+        // A kernel given to QEMU boots first whatever the order says: no bootindex then.
+        var direct = s
+        direct.kernel = "/k"
+        let directArgs = try QEMUCommandLine(spec: direct, accel: .tcg, paths: paths).arguments
+        #expect(values(directArgs, "-boot").isEmpty && !directArgs.joined().contains("bootindex"))
+    }
+
+    @Test func uefiCodeAndVariablesArePflashNodesOnDescriptors() throws {
+        let s = spec {
+            $0.firmware = FirmwareSpec(kind: .uefi, loader: "/usr/share/OVMF/OVMF_CODE_4M.fd", nvram: "/state/nvram/x_VARS.fd")
+        }
+        let line = try QEMUCommandLine(spec: s, accel: .tcg, paths: paths)
+        #expect(line.machine == "pc", "UEFI is never microvm")
+        #expect(values(line.arguments, "-machine").first?.hasSuffix(",pflash0=pflash0,pflash1=pflash1") == true)
+        let files = line.descriptors.compactMap { descriptor -> (String, PassedDescriptor.Access)? in
+            if case .file(let path, let access) = descriptor.source { return (path, access) }
+            return nil
+        }
+        #expect(files.contains { $0 == ("/usr/share/OVMF/OVMF_CODE_4M.fd", .readOnly) })
+        #expect(files.contains { $0 == ("/state/nvram/x_VARS.fd", .readWrite) })
+        #expect(!line.arguments.contains { $0.contains("OVMF") || $0.contains("_VARS") }, "QEMU is given no firmware path")
+        var micro = s
+        micro.machine = "microvm"
+        #expect(throws: BerthError.self) { try QEMUCommandLine(spec: micro, accel: .tcg, paths: paths) }
     }
 
     @Test func aBridgedNICGetsItsTapAsAPassedDescriptor() throws {

@@ -258,6 +258,52 @@ import Testing
         print("ISO install timing: \(String(format: "%.1f", run.seconds)) s")
     }
 
+    /// `--cdrom ISO`: the firmware (SeaBIOS) boots the ISO's El Torito image (isolinux), whose
+    /// menu starts the installer with the ISO's own kickstart (`ks=cdrom:/ks.cfg`); the
+    /// installer's power-off hands over to the installed definition, which boots from its disk
+    /// through Berth's bootloader; `reinstall` boots the CD again.
+    @Test func installFromCDROMThroughTheFirmware() async throws {
+        let (daemon, _) = try await Self.setUp()
+        defer { daemon.tearDown() }
+        let state = daemon.stateDirectory
+        let disk = state + "/cd1.img"
+        let line = [
+            "install", "--name=cd1", "--ram=512", "--disk", "path=\(disk),size=1", "--cdrom", InstallFixture.iso, "--os-variant=rhel6",
+            "--nographics", "--noautoconsole", "--wait=-1",
+        ]
+        let run = try await BerthRun.run(line, state: state)
+        #expect(run.status == 0, "stderr:\n\(run.stderr)")
+        #expect(run.stderr.contains("boots from the CD-ROM \(InstallFixture.iso) (read-only) through SeaBIOS"), "\(run.stderr)")
+        let log = try await daemon.log("cd1")
+        #expect(log.contains("ISOLINUX"), "the firmware booted the CD's El Torito image")
+        #expect(log.contains("BERTH-INSTALLER-START ks=cdrom:/ks.cfg"))
+        #expect(log.contains("BERTH-INSTALLER-DONE marker=INSTALLED-cdrom"))
+        _ = try await daemon.waitForLog("cd1", "BERTH-GUEST-MARKER INSTALLED-cdrom", timeout: 120)
+        let info = try await daemon.client.info("cd1")
+        #expect(info.spec.bootloader != nil && info.spec.kernel == nil)
+        #expect(info.spec.disks.map(\.path) == [disk], "the CD-ROM was the installer's only")
+        print("CD-ROM install timing: \(String(format: "%.1f", run.seconds)) s")
+
+        // reinstall boots the CD again (the stored plan), on the same disk.
+        _ = try await daemon.client.perform(.destroy, on: "cd1")
+        let again = try await BerthRun.run(["reinstall", "cd1", "--noautoconsole", "--wait=-1"], state: state)
+        #expect(again.status == 0, "stderr:\n\(again.stderr)")
+        let relog = try await daemon.log("cd1")
+        #expect(relog.components(separatedBy: "BERTH-INSTALLER-DONE marker=INSTALLED-cdrom").count >= 3, "the installer ran twice")
+        _ = try await daemon.client.perform(.destroy, on: "cd1")
+
+        // Refusals: an ISO berthd cannot read; -x with --cdrom (the firmware boots the ISO's own menu).
+        let missing = try await BerthRun.run(
+            ["install", "--name=cd2", "--disk", "path=\(state)/cd2.img,size=1", "--cdrom", state + "/nothing.iso", "--noautoconsole"], state: state)
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("is not a file berthd can read"), "\(missing.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: state + "/cd2.img"))
+        let extra = try await BerthRun.run(
+            ["install", "--name=cd2", "--disk", "path=\(state)/cd2.img,size=1", "--cdrom", InstallFixture.iso, "-x", "ks=http://x/ks"], state: state)
+        #expect(extra.status != 0)
+        #expect(extra.stderr.contains("--location"), "\(extra.stderr)")
+    }
+
     /// A failed install leaves the domain defined with the reason in its description; a disk this
     /// run created is removed only when the installer never ran (nothing was written to it).
     @Test func failuresLeaveTheDomainInspectable() async throws {

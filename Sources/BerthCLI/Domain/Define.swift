@@ -24,6 +24,9 @@ struct Define: AsyncParsableCommand {
         }
         if output.json { return try output.printJSON(info) }
         print("Domain '\(info.spec.name)' \(update ? "updated" : "defined") from \(file).")
+        if let problem = info.spec.bootProblem {
+            FileHandle.standardError.write(Data("warning: \(problem) 'berth start' refuses it until it has one.\n".utf8))
+        }
     }
 }
 

@@ -23,6 +23,7 @@ struct DomInfo: AsyncParsableCommand {
         if let initrd = spec.initrd { rows.append(("Initrd", initrd)) }
         if let cmdline = spec.cmdline { rows.append(("Command line", cmdline)) }
         if spec.bootloader != nil { rows.append(("Bootloader", "berth (kernel from the guest's disk)")) }
+        rows.append(("Firmware", Self.firmware(spec)))
         for (index, disk) in spec.disks.enumerated() {
             let volume = disk.volume.map { "volume \($0), " } ?? ""
             let backing = disk.backing.map { ", overlay on \($0.volume ?? $0.path)" } ?? ""
@@ -42,6 +43,21 @@ struct DomInfo: AsyncParsableCommand {
         for note in spec.notes { rows.append(("Note", note)) }
         let width = (rows.map(\.0.count).max() ?? 0) + 2
         for (key, value) in rows { print((key + ":").padding(toLength: width, withPad: " ", startingAt: 0) + value) }
+    }
+
+    /// What boots the guest: SeaBIOS or OVMF, and for a firmware boot its order.
+    static func firmware(_ spec: DomainSpec) -> String {
+        let firmware = spec.firmware ?? FirmwareSpec()
+        var text =
+            firmware.kind == .uefi ? "UEFI (OVMF \(firmware.loader ?? FirmwareSpec.defaultLoader), variables \(firmware.nvram ?? "-"))" : "SeaBIOS"
+        if spec.kernel != nil || spec.bootloader != nil {
+            text += ", booting the kernel Berth gives it"
+        } else {
+            let order = firmware.bootOrder.isEmpty ? "hd, cdrom" : firmware.bootOrder.map(\.rawValue).joined(separator: ", ")
+            text += ", boot order \(order)"
+        }
+        if let problem = spec.bootProblem { text += " — \(problem)" }
+        return text
     }
 }
 
@@ -74,4 +90,5 @@ struct Autostart: AsyncParsableCommand {
         _ = try await connection.run { try await $0.setAutostart(name, !disable) }
         print("Domain '\(name)' \(disable ? "unmarked" : "marked") as autostarted.")
     }
+
 }

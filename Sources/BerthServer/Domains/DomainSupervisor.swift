@@ -257,6 +257,13 @@ actor DomainSupervisor {
         let spec = record.spec
         let started: any GuestInstance
         do {
+            if let problem = spec.bootProblem {
+                throw BerthError(
+                    .invalidArgument, problem,
+                    remedy:
+                        "Give it a disk or CD-ROM, a kernel, or a boot order naming a device it has ('berth define --update \(name) FILE'); --pxe needs a NIC on a network that serves a boot file."
+                )
+            }
             let identity = try identity()
             let boot = try await bootPreparer.prepare(spec, identity)
             // berthd's copies of the taps are closed once QEMU holds its own (or failed to start:

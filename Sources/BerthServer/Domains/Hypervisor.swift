@@ -95,6 +95,7 @@ public final class Hypervisor: Sendable {
         let spec = try recordedForCatalog(spec)
         try checkAgainstHost(spec)
         let stored = try catalog.define(spec)
+        try makeNVRAM(stored)
         networks.refreshReservations(reservedOn(stored))
         hub.publish(LifecycleEvent(domain: stored.name, kind: .defined, state: .shutoff))
         return try info(stored.name)
@@ -105,6 +106,7 @@ public final class Hypervisor: Sendable {
         try checkAgainstHost(spec)
         let previous = try? catalog.domain(named: spec.name).spec
         let stored = try catalog.update(spec)
+        try makeNVRAM(stored)
         networks.refreshReservations(reservedOn(stored).union(previous.map { reservedOn($0) } ?? []))
         hub.publish(LifecycleEvent(domain: stored.name, kind: .updated, state: try catalog.domain(named: stored.name).state))
         return try info(stored.name)
@@ -124,6 +126,7 @@ public final class Hypervisor: Sendable {
         supervisors.withLock { _ = $0.removeValue(forKey: name) }
         // Its saved state can never be restored without the definition (the catalog row went with it).
         if let managed { unlink(managed.path) }
+        removeNVRAM(record.spec)
         if !keepLogs {
             let log = driver.consoleLogPath(record.spec)
             for path in [log] + (1...9).map({ "\(log).\($0)" }) { unlink(path) }
@@ -163,7 +166,7 @@ public final class Hypervisor: Sendable {
     /// (CVE-2008-2004); a VNC display on TCP gets a password when it has none.
     func recordedForCatalog(_ spec: DomainSpec) throws -> DomainSpec {
         try spec.validate()  // before any disk of it is opened
-        var spec = spec
+        var spec = try recordedFirmware(spec)
         for index in spec.disks.indices {
             spec.disks[index] = try resolveVolume(spec.disks[index])
             do {
@@ -191,7 +194,9 @@ public final class Hypervisor: Sendable {
 
     /// The stored next definition of an install, recorded as `define` records (formats decided).
     public func setNextDefinition(_ name: String, _ spec: DomainSpec?, start: Bool) throws {
-        try catalog.setNextDefinition(name, try spec.map(recordedForCatalog), start: start)
+        let recorded = try spec.map(recordedForCatalog)
+        try catalog.setNextDefinition(name, recorded, start: start)
+        if let recorded { try makeNVRAM(recorded) }
     }
 
     /// Catalogs written before formats were recorded: decide each disk's format once, from its

@@ -102,10 +102,21 @@ extension Hypervisor {
                     .notFound, "The install location \(url) does not exist on berthd's host.",
                     remedy: "Give an install tree directory, an ISO file on that host, or an http:// URL.")
             }
-        case .cdrom:
-            throw BerthError(
-                .unavailable, "--cdrom is not supported by berthd yet (the firmware boot path is still to come).",
-                remedy: "Give the ISO as --location ISO: Berth boots its installer kernel and attaches the ISO as the CD-ROM.")
+        case .cdrom(let iso):
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: iso, isDirectory: &isDirectory), !isDirectory.boolValue, access(iso, R_OK) == 0
+            else {
+                throw BerthError(
+                    .notFound, "The --cdrom ISO \(iso) is not a file berthd can read on its host.",
+                    remedy: "Give the path of an ISO image on berthd's host (the daemon opens it, not the CLI).")
+            }
+            if plan.kickstart != nil || !plan.extraArgs.isEmpty {
+                throw BerthError(
+                    .invalidArgument, "--cdrom boots the ISO's own boot menu: -x/--extra-args (and ks=) cannot reach it.",
+                    remedy: "Put the kickstart on the ISO (ks=cdrom:/ks.cfg in its menu), or use --location ISO to pass -x.")
+            }
+        case .network:
+            try checkNetworkBoot(spec)
         case .importDisk:
             guard spec.disks.contains(where: { $0.device == .disk }) else {
                 throw BerthError(.invalidArgument, "--import needs a disk that holds the system.", remedy: "Add --disk PATH.")
@@ -150,6 +161,11 @@ extension Hypervisor {
                 .wrongState, "Domain '\(name)' is \(record.state.rawValue).",
                 remedy: "Shut it down first ('berth shutdown \(name)'), or add --force to destroy it.")
         }
+        if request.kickstart != nil, install.kernel.isEmpty {
+            throw BerthError(
+                .invalidArgument, "Domain '\(name)' was installed from a CD-ROM or the network, whose boot menu names its kickstart.",
+                remedy: "Change the kickstart on the ISO or the network's boot file, then 'berth reinstall \(name)' without --kickstart.")
+        }
         if let kickstart = request.kickstart {
             if kickstart.text != nil, mediaPort == nil {
                 throw BerthError(
@@ -175,6 +191,22 @@ extension Hypervisor {
         plan.force = request.force
         var run = InstallRun(hypervisor: self, plan: plan, mediaPort: mediaPort, note: note)
         try await run.reinstall(record, kickstart: request.kickstart)
+    }
+
+    /// `--pxe` needs a NIC on a Berth network whose DHCP names a boot file.
+    func checkNetworkBoot(_ spec: DomainSpec) throws {
+        let names = spec.nics.filter { $0.mode == .network }.compactMap(\.network)
+        let networks = names.compactMap { try? catalog.network(named: $0).spec }
+        guard networks.contains(where: \.servesNetworkBoot) else {
+            throw BerthError(
+                .invalidArgument,
+                names.isEmpty
+                    ? "--pxe needs a NIC on a Berth network; '\(spec.name)' has none (user-mode networking cannot serve a boot file without QEMU opening a host directory)."
+                    : "--pxe needs a network that serves a boot file; \(names.joined(separator: ", ")) names none.",
+                remedy:
+                    "Give the network a TFTP root and boot file (\"tftpRoot\"/\"bootFile\", or <tftp root=…/> and <bootp file=…/> in its XML; 'berth net-define'), then --network network=NAME."
+            )
+        }
     }
 
     static func isNetworkURL(_ text: String) -> Bool {
@@ -324,11 +356,17 @@ private struct InstallRun {
             try await importDisk()
             return
         }
-        guard case .location(let location, let kernelOverride, let initrdOverride) = plan.source else {
-            throw BerthError(.unavailable, "This install method is not supported by berthd yet.", remedy: "Use --location.")
-        }
         do {
-            try await install(location: location, kernelOverride: kernelOverride, initrdOverride: initrdOverride)
+            switch plan.source {
+            case .location(let location, let kernelOverride, let initrdOverride):
+                try await install(location: location, kernelOverride: kernelOverride, initrdOverride: initrdOverride)
+            case .cdrom(let iso):
+                try await install(cdrom: iso)
+            case .network:
+                try await installFromNetwork()
+            case .importDisk:
+                break
+            }
         } catch {
             await fail(error)
             throw error
@@ -415,6 +453,80 @@ private struct InstallRun {
         }
 
         // 4. New disks: volumes in a pool, or files at the given paths.
+        let installed = try await createDisks()
+
+        // 5. The two definitions; the installed one is stored first.
+        let cmdline = VirtInstallRequest.installerCommandLine(
+            extraArgs: extraArgs, networkLocation: network ? guestURL(location, what: "--location") : nil,
+            sourceArgument: tree.sourceArgument ?? plan.sourceArgument, serialConsole: plan.serialConsole)
+        debug("installer cmdline: \(cmdline)")
+        let stored = try hypervisor.define(installed).spec
+        defined = stored
+        if let kickstartText { try hypervisor.catalog.setKickstart(name, kickstartText) }
+        try hypervisor.catalog.setInstall(
+            name,
+            InstallRecord(plan: plan, installerCmdline: cmdline, kernel: kernelPath, initrd: initrdPath, cdrom: isISO ? location : nil))
+        say("Domain '\(name)' defined.", .defined)
+
+        let installer = Self.installer(stored, kernel: kernelPath, initrd: initrdPath, cmdline: cmdline, cdrom: isISO ? location : nil)
+        if isISO {
+            say("The ISO \(location) is the installer's CD-ROM (read-only).")
+        } else if !network {
+            say(
+                "note: the installer boots \(pair.kernel) from \(location); it must fetch packages itself (register the tree with 'berth media add' to serve it)."
+            )
+        }
+        try await boot(installer: installer, installed: stored)
+    }
+
+    /// `--cdrom ISO`: the firmware boots the ISO (its El Torito image and boot menu), the disk
+    /// after it; the installer's power-off hands over to the installed definition as with
+    /// `--location`.
+    mutating func install(cdrom iso: String) async throws {
+        let installed = try await createDisks()
+        let stored = try hypervisor.define(installed).spec
+        defined = stored
+        try hypervisor.catalog.setInstall(name, InstallRecord(plan: plan, installerCmdline: "", kernel: "", initrd: "", cdrom: iso))
+        say("Domain '\(name)' defined.", .defined)
+        let installer = VirtInstallRequest.cdromInstaller(stored, iso: iso)
+        let firmware = stored.firmware?.kind == .uefi ? "UEFI (OVMF)" : "SeaBIOS"
+        say("The installer boots from the CD-ROM \(iso) (read-only) through \(firmware); boot order cdrom, hd.")
+        try await boot(installer: installer, installed: stored)
+    }
+
+    /// `--pxe`: the firmware boots from the NIC (iPXE: DHCP, then the network's boot file over
+    /// TFTP); the installer's power-off hands over as with `--location`.
+    mutating func installFromNetwork() async throws {
+        let installed = try await createDisks()
+        let stored = try hypervisor.define(installed).spec
+        defined = stored
+        try hypervisor.catalog.setInstall(name, InstallRecord(plan: plan, installerCmdline: "", kernel: "", initrd: ""))
+        say("Domain '\(name)' defined.", .defined)
+        let networks = stored.nics.compactMap(\.network).joined(separator: ", ")
+        say("The installer boots from the network (\(networks): DHCP names its boot file, dnsmasq serves it over TFTP); boot order network, hd.")
+        try await boot(installer: VirtInstallRequest.networkInstaller(stored), installed: stored)
+    }
+
+    /// The installer of a `--location` install: the installed definition booting the fetched
+    /// kernel and initrd, with an ISO location as its CD-ROM too (as virt-install did).
+    static func installer(_ installed: DomainSpec, kernel: String, initrd: String, cmdline: String, cdrom: String?) -> DomainSpec {
+        var installer = installed
+        installer.bootloader = nil
+        installer.kernel = kernel
+        installer.initrd = initrd
+        installer.cmdline = cmdline
+        installer.autostart = false
+        // The installer's final reboot ends the install phase, never restarts the installer.
+        installer.onReboot = .destroy
+        if let cdrom {
+            installer.disks.append(DiskSpec(path: cdrom, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
+        }
+        return installer
+    }
+
+    /// Creates the plan's new disks (volumes in a pool, or files at their paths) and returns the
+    /// installed definition with their formats.
+    mutating func createDisks() async throws -> DomainSpec {
         var installed = plan.domain
         for new in plan.newDisks {
             guard new.index < installed.disks.count else { continue }
@@ -435,38 +547,7 @@ private struct InstallRun {
                 say("Created disk \(disk.path) (\(new.sizeBytes >> 20) MiB \(new.format.rawValue)).", .disk)
             }
         }
-
-        // 5. The two definitions; the installed one is stored first.
-        let cmdline = VirtInstallRequest.installerCommandLine(
-            extraArgs: extraArgs, networkLocation: network ? guestURL(location, what: "--location") : nil,
-            sourceArgument: tree.sourceArgument ?? plan.sourceArgument, serialConsole: plan.serialConsole)
-        debug("installer cmdline: \(cmdline)")
-        let stored = try hypervisor.define(installed).spec
-        defined = stored
-        if let kickstartText { try hypervisor.catalog.setKickstart(name, kickstartText) }
-        try hypervisor.catalog.setInstall(
-            name,
-            InstallRecord(plan: plan, installerCmdline: cmdline, kernel: kernelPath, initrd: initrdPath, cdrom: isISO ? location : nil))
-        say("Domain '\(name)' defined.", .defined)
-
-        var installer = stored
-        installer.bootloader = nil
-        installer.kernel = kernelPath
-        installer.initrd = initrdPath
-        installer.cmdline = cmdline
-        installer.autostart = false
-        // The installer's final reboot ends the install phase, never restarts the installer.
-        installer.onReboot = .destroy
-        if isISO {
-            // As virt-install did: the installer also sees the ISO as its CD-ROM.
-            installer.disks.append(DiskSpec(path: location, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
-            say("The ISO \(location) is the installer's CD-ROM (read-only).")
-        } else if !network {
-            say(
-                "note: the installer boots \(pair.kernel) from \(location); it must fetch packages itself (register the tree with 'berth media add' to serve it)."
-            )
-        }
-        try await boot(installer: installer, installed: stored)
+        return installed
     }
 
     /// `reinstall`: the stored installer again, on the same disks, MAC and UUID, with the
@@ -484,6 +565,28 @@ private struct InstallRun {
             if await supervisor.isRunning {
                 say("Destroying the running guest first (--force).")
                 try await supervisor.destroy()
+            }
+            if case .network = record.plan.source {
+                try hypervisor.checkNetworkBoot(installed)
+                _ = try hypervisor.update(installed)
+                var updated = record
+                updated.plan.noReboot = plan.noReboot
+                try hypervisor.catalog.setInstall(name, updated)
+                try await boot(installer: VirtInstallRequest.networkInstaller(installed), installed: installed)
+                return
+            }
+            if case .cdrom(let iso) = record.plan.source {
+                guard access(iso, R_OK) == 0 else {
+                    throw BerthError(
+                        .notFound, "The installer's ISO \(iso) is gone.",
+                        remedy: "Put it back, or run 'berth undefine \(name)' and 'berth install' again.")
+                }
+                _ = try hypervisor.update(installed)
+                var updated = record
+                updated.plan.noReboot = plan.noReboot
+                try hypervisor.catalog.setInstall(name, updated)
+                try await boot(installer: VirtInstallRequest.cdromInstaller(installed, iso: iso), installed: installed)
+                return
             }
             var cmdline = record.installerCmdline
             let stored = try hypervisor.catalog.kickstart(name)
@@ -522,16 +625,7 @@ private struct InstallRun {
             updated.plan.noReboot = plan.noReboot
             if let kickstart { updated.plan.kickstart = kickstart }
             try hypervisor.catalog.setInstall(name, updated)
-            var installer = installed
-            installer.bootloader = nil
-            installer.kernel = record.kernel
-            installer.initrd = record.initrd
-            installer.cmdline = cmdline
-            installer.autostart = false
-            installer.onReboot = .destroy
-            if let cdrom = record.cdrom {
-                installer.disks.append(DiskSpec(path: cdrom, format: .raw, device: .cdrom, bus: .ide, readOnly: true))
-            }
+            let installer = Self.installer(installed, kernel: record.kernel, initrd: record.initrd, cmdline: cmdline, cdrom: record.cdrom)
             try await boot(installer: installer, installed: installed)
         } catch {
             await fail(error)

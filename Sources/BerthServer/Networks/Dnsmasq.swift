@@ -44,7 +44,7 @@ struct Dnsmasq: Sendable {
             log-facility=-
             user=nobody
             group=nogroup
-            \(spec.mode == .isolated ? "# No router: an isolated network is no way out (libvirt does the same).\ndhcp-option=3\n" : "")
+            \(Self.networkBoot(spec))\(spec.mode == .isolated ? "# No router: an isolated network is no way out (libvirt does the same).\ndhcp-option=3\n" : "")
             """ + ipv6Configuration(spec, bridge: bridge)
     }
 
@@ -61,6 +61,14 @@ struct Dnsmasq: Sendable {
         }
         if spec.mode == .isolated { lines.append("ra-param=\(bridge),60,0") }
         return lines.map { $0 + "\n" }.joined()
+    }
+
+    /// TFTP and the DHCP boot file (`--pxe` guests): libvirt's `<tftp root>` and `<bootp file>`.
+    static func networkBoot(_ spec: NetworkSpec) -> String {
+        var lines = ""
+        if let root = spec.tftpRoot { lines += "enable-tftp\ntftp-root=\(root)\n" }
+        if let file = spec.bootFile { lines += "dhcp-boot=\(file)\n" }
+        return lines
     }
 
     /// dnsmasq's `dhcp-hostsfile` lines: `MAC,IP[,NAME]`.

@@ -23,6 +23,8 @@ struct NetworkFirewall: Sendable {
         var subnet: IPv4Subnet
         var subnet6: IPv6Subnet?
         var mode: NetworkSpec.Mode
+        /// dnsmasq serves TFTP on the bridge (network boot).
+        var tftp = false
     }
 
     let table: String
@@ -75,6 +77,7 @@ struct NetworkFirewall: Sendable {
             "iifname != { \"lo\", \"\(network.bridge)\" } ip daddr \(network.subnet.host) tcp dport \($0) counter drop"
         }
         rules += ["\(b) udp dport { 53, 67 } accept", "\(b) tcp dport 53 accept"]
+        if network.tftp { rules.append("\(b) udp dport 69 accept") }
         if network.subnet6 != nil {
             rules += [
                 "\(b) udp dport 547 accept",

@@ -272,7 +272,7 @@ actor NetworkManager {
         if let added { specs.append(added) }
         for spec in specs where spec.ownsBridge && spec.name != removed {
             guard let bridge = spec.bridge, let subnet = spec.subnet else { continue }
-            entries.append(.init(bridge: bridge, subnet: subnet, subnet6: spec.subnet6, mode: spec.mode))
+            entries.append(.init(bridge: bridge, subnet: subnet, subnet6: spec.subnet6, mode: spec.mode, tftp: spec.tftpRoot != nil))
         }
         try await firewall.apply(entries, directory: directory)
         try await forwardChain.apply(bridges: entries.map(\.bridge), bridges6: entries.filter { $0.subnet6 != nil }.map(\.bridge))

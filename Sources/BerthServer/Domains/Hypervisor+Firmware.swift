@@ -1,0 +1,73 @@
+import BerthModel
+import Foundation
+
+/// UEFI domains: OVMF's code is shared and read-only; each domain has its own variable store
+/// (`<state>/nvram/UUID_VARS.fd`, root's, 0600), copied from the template when the domain is
+/// defined and removed when it is undefined. QEMU gets both as descriptors (`QEMUCommandLine`).
+extension Hypervisor {
+    var nvramDirectory: String { stateDirectory + "/nvram" }
+
+    /// The firmware as the catalog keeps it: the loader and the variable store's path decided
+    /// now, OVMF's presence checked (nothing is written here: `makeNVRAM` does that once the
+    /// definition is stored).
+    func recordedFirmware(_ spec: DomainSpec) throws -> DomainSpec {
+        guard var firmware = spec.firmware, firmware.kind == .uefi else { return spec }
+        let loader = firmware.loader ?? FirmwareSpec.defaultLoader
+        guard access(loader, R_OK) == 0 else {
+            throw BerthError(
+                .notFound, "The UEFI firmware \(loader) is not on berthd's host.",
+                remedy: loader == FirmwareSpec.defaultLoader
+                    ? "Install OVMF there: apt-get install ovmf." : "Give a loader= that exists there, or install ovmf and leave loader out.")
+        }
+        firmware.loader = loader
+        if firmware.nvram == nil {
+            firmware.nvram = nvramDirectory + "/\(spec.uuid.uuidString.lowercased())_VARS.fd"
+        }
+        if let nvram = firmware.nvram, access(nvram, F_OK) != 0 {
+            // berthd makes variable stores only in its own directory; one named elsewhere must exist.
+            let parent = (nvram as NSString).deletingLastPathComponent
+            guard parent == nvramDirectory, !(nvram as NSString).lastPathComponent.hasPrefix(".") else {
+                throw BerthError(
+                    .notFound, "The UEFI variable store \(nvram) does not exist, and berthd makes new ones only in \(nvramDirectory).",
+                    remedy: "Leave \"nvram\" out (berthd makes \(nvramDirectory)/UUID_VARS.fd), or copy OVMF_VARS_4M.fd to \(nvram) first.")
+            }
+            let template = firmware.varsTemplate ?? FirmwareSpec.varsTemplate(for: loader)
+            guard access(template, R_OK) == 0 else {
+                throw BerthError(
+                    .notFound, "The UEFI variable store template \(template) is not on berthd's host.",
+                    remedy: "Install OVMF (apt-get install ovmf), or give the template with \"varsTemplate\".")
+            }
+            firmware.varsTemplate = template
+        }
+        var recorded = spec
+        recorded.firmware = firmware
+        return recorded
+    }
+
+    /// Copies the template to the domain's variable store when the store does not exist yet.
+    func makeNVRAM(_ spec: DomainSpec) throws {
+        guard let firmware = spec.firmware, firmware.kind == .uefi, let nvram = firmware.nvram, access(nvram, F_OK) != 0 else { return }
+        let template = firmware.varsTemplate ?? FirmwareSpec.varsTemplate(for: firmware.loader ?? FirmwareSpec.defaultLoader)
+        let directory = (nvram as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        guard let data = FileManager.default.contents(atPath: template) else {
+            throw BerthError(.notFound, "Cannot read the UEFI variable store template \(template).", remedy: "Install OVMF: apt-get install ovmf.")
+        }
+        // Written under a hidden name and linked into place: a store is whole or absent.
+        let temporary = directory + "/.\((nvram as NSString).lastPathComponent).berth-\(UInt32.random(in: 0...UInt32.max))"
+        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
+            throw BerthError(
+                .unavailable, "Cannot write the UEFI variable store \(nvram).", remedy: "Check the state directory's space and permissions.")
+        }
+        defer { unlink(temporary) }
+        if link(temporary, nvram) != 0, errno != EEXIST {
+            throw BerthError(.unavailable, "Cannot create the UEFI variable store \(nvram): \(String(cString: strerror(errno))).")
+        }
+    }
+
+    /// Removes a domain's variable store if berthd made it (it lives under `<state>/nvram/`).
+    func removeNVRAM(_ spec: DomainSpec) {
+        guard let nvram = spec.firmware?.nvram, nvram.hasPrefix(nvramDirectory + "/") else { return }
+        unlink(nvram)
+    }
+}
