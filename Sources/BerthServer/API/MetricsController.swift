@@ -1,9 +1,11 @@
 import BerthModel
 import Foundation
 import Hummingbird
+import Prometheus
 
-/// `GET /metrics`: the host and every running guest in Prometheus' text format (0.0.4),
-/// written by hand: a few gauges and counters need no metrics library.
+/// `GET /metrics`: the host and every running guest in Prometheus' text format, written by
+/// swift-prometheus from a registry made for each scrape: every figure is read when asked for
+/// (the catalog, `/proc`, QMP), so nothing is kept between scrapes.
 struct MetricsController<Context: RequestContext> {
     let hypervisor: Hypervisor
 
@@ -19,64 +21,55 @@ struct MetricsController<Context: RequestContext> {
     }
 
     static func render(summaries: [DomainSummary], stats: [DomainStats], starts: (running: Int, waiting: Int) = (0, 0)) -> String {
-        var out = ""
-        func family(_ name: String, _ type: String, _ help: String) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        let registry = PrometheusCollectorRegistry()
+        func gauge(_ name: String, _ help: String, _ labels: [(String, String)], _ value: Double) {
+            registry.makeGauge(name: name, labels: labels, help: help).set(to: value)
         }
-        func sample(_ name: String, _ labels: [(String, String)], _ value: String) {
-            let text = labels.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",")
-            out += labels.isEmpty ? "\(name) \(value)\n" : "\(name){\(text)} \(value)\n"
+        func counter(_ name: String, _ help: String, _ labels: [(String, String)], _ value: Int64) {
+            registry.makeCounter(name: name, labels: labels, help: help).increment(by: value)
         }
-        family("berth_domains", "gauge", "Defined domains by state.")
         for state in DomainState.allCases {
-            sample("berth_domains", [("state", state.rawValue)], "\(summaries.filter { $0.state == state }.count)")
+            gauge("berth_domains", "Defined domains by state.", [("state", state.rawValue)], Double(summaries.filter { $0.state == state }.count))
         }
-        family("berth_host_memory_bytes", "gauge", "Host memory from /proc/meminfo (total, available).")
         let memory = HostCapacity.hostMemory()
-        sample("berth_host_memory_bytes", [("kind", "total")], "\(memory.total)")
-        sample("berth_host_memory_bytes", [("kind", "available")], "\(memory.available)")
-        family("berth_starts", "gauge", "Guest starts running and waiting for a start slot (--start-limit).")
-        sample("berth_starts", [("state", "running")], "\(starts.running)")
-        sample("berth_starts", [("state", "waiting")], "\(starts.waiting)")
-        family("berth_domain_cpu_seconds_total", "counter", "CPU time of the guest's QEMU process (/proc/PID/stat).")
-        for s in stats { sample("berth_domain_cpu_seconds_total", [("domain", s.name)], String(format: "%.2f", s.cpuSeconds)) }
-        family("berth_domain_memory_rss_bytes", "gauge", "Resident memory of the guest's QEMU process.")
-        for s in stats { sample("berth_domain_memory_rss_bytes", [("domain", s.name)], "\(s.rssBytes)") }
-        family("berth_domain_memory_configured_bytes", "gauge", "The guest's configured memory.")
-        for s in stats { sample("berth_domain_memory_configured_bytes", [("domain", s.name)], "\(Int64(s.memory) << 20)") }
-        family("berth_domain_vcpus", "gauge", "The guest's virtual CPUs.")
-        for s in stats { sample("berth_domain_vcpus", [("domain", s.name)], "\(s.vcpus)") }
-        family("berth_domain_block_read_bytes_total", "counter", "Bytes read by the guest's disk (QMP query-blockstats).")
+        let memoryHelp = "Host memory from /proc/meminfo (total, available)."
+        gauge("berth_host_memory_bytes", memoryHelp, [("kind", "total")], Double(memory.total))
+        gauge("berth_host_memory_bytes", memoryHelp, [("kind", "available")], Double(memory.available))
+        let startsHelp = "Guest starts running and waiting for a start slot (--start-limit)."
+        gauge("berth_starts", startsHelp, [("state", "running")], Double(starts.running))
+        gauge("berth_starts", startsHelp, [("state", "waiting")], Double(starts.waiting))
         for s in stats {
-            for b in s.blocks { sample("berth_domain_block_read_bytes_total", [("domain", s.name), ("device", b.device)], "\(b.readBytes)") }
-        }
-        family("berth_domain_block_write_bytes_total", "counter", "Bytes written by the guest's disk (QMP query-blockstats).")
-        for s in stats {
-            for b in s.blocks { sample("berth_domain_block_write_bytes_total", [("domain", s.name), ("device", b.device)], "\(b.writeBytes)") }
-        }
-        family(
-            "berth_domain_network_receive_bytes_total", "counter",
-            "Bytes the guest received on a tap NIC (the tap's tx_bytes); user-mode NICs keep no counters.")
-        for s in stats {
+            let domain = [("domain", s.name)]
+            registry.makeCounter(
+                name: "berth_domain_cpu_seconds_total", labels: domain, help: "CPU time of the guest's QEMU process (/proc/PID/stat)."
+            ).increment(by: s.cpuSeconds)
+            gauge("berth_domain_memory_rss_bytes", "Resident memory of the guest's QEMU process.", domain, Double(s.rssBytes))
+            gauge("berth_domain_memory_configured_bytes", "The guest's configured memory.", domain, Double(Int64(s.memory) << 20))
+            gauge("berth_domain_vcpus", "The guest's virtual CPUs.", domain, Double(s.vcpus))
+            for b in s.blocks {
+                let labels = domain + [("device", b.device)]
+                counter(
+                    "berth_domain_block_read_bytes_total", "Bytes read by the guest's disk (QMP query-blockstats).", labels,
+                    b.readBytes)
+                counter(
+                    "berth_domain_block_write_bytes_total", "Bytes written by the guest's disk (QMP query-blockstats).", labels,
+                    b.writeBytes)
+            }
             for n in s.interfaces {
+                let labels = domain + [("interface", n.device ?? "")]
                 if let rx = n.rxBytes {
-                    sample("berth_domain_network_receive_bytes_total", [("domain", s.name), ("interface", n.device ?? "")], "\(rx)")
+                    counter(
+                        "berth_domain_network_receive_bytes_total",
+                        "Bytes the guest received on a tap NIC (the tap's tx_bytes); user-mode NICs keep no counters.", labels,
+                        rx)
                 }
-            }
-        }
-        family("berth_domain_network_transmit_bytes_total", "counter", "Bytes the guest sent on a tap NIC (the tap's rx_bytes).")
-        for s in stats {
-            for n in s.interfaces {
                 if let tx = n.txBytes {
-                    sample("berth_domain_network_transmit_bytes_total", [("domain", s.name), ("interface", n.device ?? "")], "\(tx)")
+                    counter(
+                        "berth_domain_network_transmit_bytes_total", "Bytes the guest sent on a tap NIC (the tap's rx_bytes).", labels,
+                        tx)
                 }
             }
         }
-        return out
-    }
-
-    static func escape(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
+        return registry.emitToString()
     }
 }
