@@ -50,12 +50,7 @@ extension DomainSupervisor {
         try catalog.setDesiredState(name, .running)
         try observe(.starting)
         do {
-            let identity = try identity()
-            let boot = try await bootPreparer.prepare(spec, identity)
-            let taps = try await prepareTaps(spec)
-            defer { taps.values.forEach { $0.close() } }
-            let guest = try await driver.startPaused(
-                spec, boot: boot, taps: taps.mapValues(\.fd), identity: identity, incoming: true)
+            let guest = try await launch(spec, paused: true, incoming: true)
             attachIncoming(guest, spec: spec)
             return guest
         } catch {

@@ -155,12 +155,7 @@ extension DomainSupervisor {
         let spec = record.spec
         var started: (any GuestInstance)?
         do {
-            let identity = try identity()
-            let boot = try await bootPreparer.prepare(spec, identity)
-            let taps = try await prepareTaps(spec)
-            defer { taps.values.forEach { $0.close() } }
-            let guest = try await driver.startPaused(
-                spec, boot: boot, taps: taps.mapValues(\.fd), identity: identity, incoming: true)
+            let guest = try await launch(spec, paused: true, incoming: true)
             started = guest
             try await guest.restore(from: opened.descriptor, length: opened.streamLength, progress: progress)
             if runState == .running { try await guest.resume() }

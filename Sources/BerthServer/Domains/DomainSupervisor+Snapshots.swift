@@ -118,15 +118,10 @@ extension DomainSupervisor {
             var startedHere = false
             if guest == nil {
                 // Start with the vCPUs stopped, then load: nothing of a fresh boot runs.
-                let identity = try identity()
                 try catalog.setDesiredState(name, .running)
                 try observe(.starting)
                 do {
-                    let boot = try await bootPreparer.prepare(record.spec, identity)
-                    let taps = try await prepareTaps(record.spec)
-                    defer { taps.values.forEach { $0.close() } }
-                    let started = try await driver.startPaused(
-                        record.spec, boot: boot, taps: taps.mapValues(\.fd), identity: identity, incoming: false)
+                    let started = try await launch(record.spec, paused: true)
                     guest = started
                     startedHere = true
                     attach(started, spec: record.spec, state: .paused)

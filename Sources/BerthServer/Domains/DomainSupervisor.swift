@@ -264,13 +264,7 @@ actor DomainSupervisor {
                         "Give it a disk or CD-ROM, a kernel, or a boot order naming a device it has ('berth define --update \(name) FILE'); --pxe needs a NIC on a network that serves a boot file."
                 )
             }
-            let identity = try identity()
-            let boot = try await bootPreparer.prepare(spec, identity)
-            // berthd's copies of the taps are closed once QEMU holds its own (or failed to start:
-            // then the taps vanish with them).
-            let taps = try await prepareTaps(spec)
-            defer { taps.values.forEach { $0.close() } }
-            started = try await driver.start(spec, boot: boot, taps: taps.mapValues(\.fd), identity: identity)
+            started = try await launch(spec)
         } catch {
             let message = (error as? BerthError)?.description ?? "\(error)"
             report { try self.observe(.shutoff, lastError: "Start failed: \(message)") }
@@ -279,6 +273,19 @@ actor DomainSupervisor {
         }
         attach(started, spec: spec, state: .running)
         publish(.started, detail: "pid \(started.pid), \(started.accel.rawValue)")
+    }
+
+    /// Launches QEMU for `spec` as the guest's user: its boot files, its taps, then the driver;
+    /// `paused` keeps the vCPUs stopped (`-S`), `incoming` waits for state (`-incoming defer`).
+    func launch(_ spec: DomainSpec, paused: Bool = false, incoming: Bool = false) async throws -> any GuestInstance {
+        let identity = try identity()
+        let boot = try await bootPreparer.prepare(spec, identity)
+        // berthd's copies of the taps are closed once QEMU holds its own (or failed to start:
+        // then the taps vanish with them).
+        let taps = try await prepareTaps(spec)
+        defer { taps.values.forEach { $0.close() } }
+        guard paused else { return try await driver.start(spec, boot: boot, taps: taps.mapValues(\.fd), identity: identity) }
+        return try await driver.startPaused(spec, boot: boot, taps: taps.mapValues(\.fd), identity: identity, incoming: incoming)
     }
 
     private func performShutdown(timeout: Duration) async throws {
