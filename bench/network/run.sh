@@ -10,20 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mib=${1:-32}
-bin=.build/debug
-guest=fixtures/out/guest
-[[ -x $bin/berthd && -f $guest/vmlinuz ]] || { echo "run swift build and fixtures/guest/build.sh first" >&2; exit 1; }
-ns=berth-bench-$$
-state=/tmp/berth-bench-$$
-mkdir -p "$state"
-cleanup() {
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9
-    ip netns del "$ns" 2>/dev/null || true
-    [[ -n ${BERTH_BENCH_KEEP:-} ]] || rm -rf "$state"
-}
-trap cleanup EXIT
-ip netns add "$ns"
-ip netns exec "$ns" ip link set lo up
+source bench/namespace.sh
 ip netns exec "$ns" "$bin/berthd" --state-dir "$state" --listen none --media-listen 127.0.0.1:8001 \
     --accel tcg --log-level warning >"$state/berthd.log" 2>&1 &
 export BERTH_STATE_DIR=$state
