@@ -8,9 +8,11 @@ struct DomDisplay: AsyncParsableCommand {
         discussion: """
             vnc+unix:///PATH or spice+unix:///PATH for the default display (a unix socket on berthd's \
             host; root's, as only berthd may open it), vnc://HOST:PORT or spice://HOST:PORT for a TCP \
-            display. remote-viewer (Debian's virt-viewer) opens all of them; from another machine, use \
-            the web console (http://127.0.0.1:8000/ui/) or the WebSocket /v1/domains/NAME/vnc (or \
-            /spice), which carry the API's authentication.
+            display. remote-viewer (Debian's virt-viewer) opens spice+unix://, spice:// (with the \
+            password in the URI) and vnc:// (it asks for the password); for vnc+unix:// give the \
+            socket's path to TigerVNC's vncviewer (Debian's tigervnc-viewer). From another machine, \
+            use the web console (http://127.0.0.1:8000/ui/) or the WebSocket /v1/domains/NAME/vnc \
+            (or /spice), which carry the API's authentication.
             """)
 
     @Argument(help: "Domain name.") var name: String
