@@ -75,10 +75,9 @@ final class SSHChild: Sendable {
         ended.withLock { $0 = (code, String(decoding: text, as: UTF8.self)) }
     }
 
-    /// The HTTP channel over ssh's pipes; NIO owns (and closes) them from here.
-    func connect(setup: @escaping @Sendable (any Channel) -> EventLoopFuture<HTTPTransport.Connection>) async throws
-        -> HTTPTransport.Connection
-    {
+    /// A channel over ssh's pipes, with `setup`'s protocol on it; NIO owns (and closes) them
+    /// from here.
+    func connect<Output: Sendable>(setup: @escaping @Sendable (any Channel) -> EventLoopFuture<Output>) async throws -> Output {
         do {
             return try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .takingOwnershipOfDescriptors(input: fromChild, output: toChild, channelInitializer: setup)

@@ -32,28 +32,22 @@ extension HTTPTransport {
         }
     }
 
-    /// The channel setup for `https://HOST`: TLS (SNI and name check by DNS name, or by the
-    /// peer's address when HOST is an IP address), then HTTP.
-    static func setupTLS(
+    /// TLS for `https://HOST` (SNI and name check by DNS name, or by the peer's address when
+    /// HOST is an IP address), put on a channel before the protocol on top of it.
+    static func tlsLayer(
         host: String, tls: TLSSettings,
         verify: (@Sendable ([NIOSSLCertificate], EventLoopPromise<NIOSSLVerificationResult>) -> Void)? = nil
-    ) throws
-        -> @Sendable (any Channel) -> EventLoopFuture<Connection>
-    {
+    ) throws -> @Sendable (any Channel) throws -> Void {
         let context = try NIOSSLContext(configuration: tlsConfiguration(tls))
         let serverName = isIPAddress(host) ? nil : host
         return { channel in
-            channel.eventLoop.makeCompletedFuture {
-                let handler =
-                    if let verify {
-                        try NIOSSLClientHandler(context: context, serverHostname: serverName, customVerificationCallback: verify)
-                    } else {
-                        try NIOSSLClientHandler(context: context, serverHostname: serverName)
-                    }
-                try channel.pipeline.syncOperations.addHandler(handler)
-                try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                return try NIOAsyncChannel(wrappingChannelSynchronously: channel)
-            }
+            let handler =
+                if let verify {
+                    try NIOSSLClientHandler(context: context, serverHostname: serverName, customVerificationCallback: verify)
+                } else {
+                    try NIOSSLClientHandler(context: context, serverHostname: serverName)
+                }
+            try channel.pipeline.syncOperations.addHandler(handler)
         }
     }
 
@@ -173,12 +167,17 @@ extension HTTPTransport {
         final class Seen: Sendable { let der = Mutex<[UInt8]?>(nil) }
         let seen = Seen()
         do {
-            let setup = try setupTLS(host: host, tls: tls) { chain, promise in
+            let tlsLayer = try tlsLayer(host: host, tls: tls) { chain, promise in
                 seen.der.withLock { $0 = try? chain.first?.toDERBytes() }
                 promise.succeed(.failed)
             }
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(10))
-                .connect(host: host, port: port, channelInitializer: setup)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try tlsLayer(channel)
+                        return try HTTPTransport.httpLayer(channel)
+                    }
+                }
             try? await channel.executeThenClose { inbound, _ in
                 for try await _ in inbound {}
             }

@@ -72,22 +72,7 @@ struct HTTPTransport: Sendable {
         method: HTTPMethod, path: String, body: Data? = nil, upload: Upload? = nil,
         onChunk: (@Sendable (ByteBuffer) async throws -> Void)? = nil
     ) async throws -> Reply {
-        var ssh: SSHChild?
-        let channel: Connection
-        do {
-            switch endpoint {
-            case .ssh(let target):
-                let child = try SSHChild.start(target)
-                ssh = child
-                channel = try await child.connect(setup: Self.setupHTTP)
-            default:
-                channel = try await connect()
-            }
-        } catch let error as BerthError {
-            throw error
-        } catch {
-            throw BerthError(.connection, "Could not connect to berthd at \(endpoint): \(describe(error)).", remedy: unreachableRemedy)
-        }
+        let (channel, ssh) = try await open(Self.httpLayer)
         do {
             return try await exchange(
                 channel, head: head(method: method, path: path, body: body, upload: upload), body: body, upload: upload,
@@ -181,26 +166,47 @@ struct HTTPTransport: Sendable {
         }
     }
 
-    static let setupHTTP: @Sendable (any Channel) -> EventLoopFuture<Connection> = { channel in
-        channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHTTPClientHandlers()
-            return try NIOAsyncChannel(wrappingChannelSynchronously: channel)
-        }
+    /// HTTP/1.1 requests and responses on a connected channel.
+    static func httpLayer(_ channel: any Channel) throws -> Connection {
+        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+        return try NIOAsyncChannel(wrappingChannelSynchronously: channel)
     }
 
-    private func connect() async throws -> Connection {
-        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(10))
-        switch endpoint {
-        case .unix(let path):
-            return try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: Self.setupHTTP)
-        case .tcp(let host, let port, _):
-            return try await bootstrap.connect(host: host, port: port, channelInitializer: Self.setupHTTP)
-        case .https(let host, let port, _, let tls):
-            let setup = try Self.setupTLS(host: host, tls: tls)
-            return try await bootstrap.connect(host: host, port: port, channelInitializer: setup)
-        case .ssh:
-            throw BerthError(.internal, "ssh connections are made by SSHChild")
+    /// Connects to the endpoint (TLS included) and puts `layer`, the protocol on top, on the
+    /// channel; for ssh, also the ssh child whose exit explains a connection that ends early.
+    func open<Output: Sendable>(_ layer: @escaping @Sendable (any Channel) throws -> Output) async throws
+        -> (Output, SSHChild?)
+    {
+        do {
+            if case .ssh(let target) = endpoint {
+                let child = try SSHChild.start(target)
+                return (try await child.connect { channel in channel.eventLoop.makeCompletedFuture { try layer(channel) } }, child)
+            }
+            let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(10))
+            let plain: @Sendable (any Channel) -> EventLoopFuture<Output> = { channel in
+                channel.eventLoop.makeCompletedFuture { try layer(channel) }
+            }
+            switch endpoint {
+            case .unix(let path):
+                return (try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: plain), nil)
+            case .tcp(let host, let port, _):
+                return (try await bootstrap.connect(host: host, port: port, channelInitializer: plain), nil)
+            case .https(let host, let port, _, let tls):
+                let tlsLayer = try Self.tlsLayer(host: host, tls: tls)
+                let output = try await bootstrap.connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try tlsLayer(channel)
+                        return try layer(channel)
+                    }
+                }
+                return (output, nil)
+            case .ssh:
+                preconditionFailure("handled above")
+            }
+        } catch let error as BerthError {
+            throw error
+        } catch {
+            throw BerthError(.connection, "Could not connect to berthd at \(endpoint): \(describe(error)).", remedy: unreachableRemedy)
         }
     }
 

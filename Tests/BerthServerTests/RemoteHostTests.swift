@@ -41,14 +41,25 @@ import Testing
             try? FileManager.default.removeItem(atPath: scratch)
         }
 
+        /// The environment the CLI gets in the local namespace: `environment` plus PATH, HOME and
+        /// an empty state directory (no local token, no local socket, nothing found by chance).
+        func clientEnvironment(_ environment: [String: String]) -> [String: String] {
+            var base = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": scratch]
+            base["BERTH_STATE_DIR"] = scratch + "/client-state"
+            return base.merging(environment) { $1 }
+        }
+
+        /// `berth console …` inside the local namespace, typed into by the test.
+        func console(_ arguments: [String], environment: [String: String] = [:]) throws -> ConsoleSession {
+            try ConsoleSession(
+                "/usr/bin/env", ["ip", "netns", "exec", local.name, TestDaemon.berthBinary, "console"] + arguments,
+                environment: clientEnvironment(environment))
+        }
+
         /// The berth CLI run inside the local namespace, with `environment` only (plus PATH and HOME).
         func berth(_ arguments: [String], environment: [String: String] = [:]) async throws -> BerthRun {
-            var base = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": scratch]
-            // An empty state directory: no local token, no local socket, nothing found by chance.
-            base["BERTH_STATE_DIR"] = scratch + "/client-state"
-            base.merge(environment) { $1 }
             let arguments = ["ip", "netns", "exec", local.name, TestDaemon.berthBinary] + arguments
-            let environment = base
+            let environment = clientEnvironment(environment)
             return try await withCheckedThrowingContinuation { continuation in
                 Thread {
                     continuation.resume(
@@ -56,6 +67,16 @@ import Testing
                 }.start()
             }
         }
+    }
+
+    /// The remote guest's serial console from the local namespace: a command typed, its answer
+    /// read, Ctrl-] detaches.
+    static func typeIntoTheRemoteConsole(_ session: ConsoleSession) async throws {
+        try await session.waitFor("Escape character is ^]", inMessages: true)
+        session.type("echo far-$((6*7))\r")
+        try await session.waitFor("far-42")
+        session.type([0x1D])
+        #expect(try await session.waitForExit() == 0, "\(session.messages)")
     }
 
     /// `berth tls init` into `directory`.
@@ -95,6 +116,8 @@ import Testing
         #expect(start.status == 0, "\(start.stderr)")
         let running = try await hosts.berth(["-c", url, "dominfo", "far1"], environment: ["BERTH_PKI_DIR": pki])
         #expect(running.status == 0 && running.stdout.contains("running"), "\(running.stdout) \(running.stderr)")
+        _ = try await daemon.waitForLog("far1", "berth-guest# ")
+        try await Self.typeIntoTheRemoteConsole(try hosts.console(["far1", "--connect", url], environment: ["BERTH_PKI_DIR": pki]))
         let destroy = try await hosts.berth(["destroy", "far1", "--connect", url] + explicit)
         #expect(destroy.status == 0, "\(destroy.stderr)")
         _ = try await daemon.waitForState("far1", .shutoff)
@@ -248,6 +271,8 @@ import Testing
         _ = try await daemon.waitForLog("far2", "BERTH-GUEST-READY")
         let log = try await hosts.berth(["log", "far2", "--connect", url] + options, environment: ssh)
         #expect(log.status == 0 && log.stdout.contains("BERTH-GUEST-READY"), "\(log.stderr)")
+        _ = try await daemon.waitForLog("far2", "berth-guest# ")
+        try await Self.typeIntoTheRemoteConsole(try hosts.console(["far2", "--connect", url] + options, environment: ssh))
         let destroy = try await hosts.berth(["destroy", "far2", "--connect", url] + options, environment: ssh)
         #expect(destroy.status == 0, "\(destroy.stderr)")
         _ = try await daemon.waitForState("far2", .shutoff)

@@ -12,8 +12,7 @@ struct Console: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
-        let info = try await connection.run { try await $0.info(name) }
-        try ConsoleAttachment.attach(info)
+        try await ConsoleAttachment.attach(name, connection)
     }
 }
 
@@ -63,72 +62,52 @@ struct Events: AsyncParsableCommand {
     }
 }
 
-/// A raw-terminal bridge between this terminal and the domain's console socket.
+/// A raw-terminal bridge between this terminal and the domain's serial line, through berthd's
+/// console WebSocket: the same on berthd's host and from another machine (`--connect`).
 enum ConsoleAttachment {
     static let detachByte: UInt8 = 0x1D  // Ctrl-]
 
-    static func attach(_ info: DomainInfo) throws {
-        let name = info.spec.name
-        guard let path = info.consoleSocket else {
-            throw BerthError(
-                .wrongState, "Domain '\(name)' is not running, so it has no live console.",
-                remedy: "Start it with 'berth start --console \(name)', or read its log with 'berth log \(name)'.")
-        }
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw BerthError(
-                .unavailable, "The console socket \(path) is not on this machine.",
-                remedy: "Attach on the daemon's host, or follow the log from here with 'berth log -f \(name)'.")
-        }
-        let socket = try connectUnix(path)
-        defer { close(socket) }
-        FileHandle.standardError.write(Data("Connected to domain '\(name)'. Escape character is ^]\r\n".utf8))
-        let restore = makeRaw(STDIN_FILENO)
-        defer { restore() }
-        var fds = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0), pollfd(fd: socket, events: Int16(POLLIN), revents: 0)]
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        loop: while poll(&fds, 2, -1) >= 0 || errno == EINTR {
-            if fds[0].revents != 0 {
-                let count = read(STDIN_FILENO, &buffer, buffer.count)
-                if count <= 0 { break }
-                if let stop = buffer[0..<count].firstIndex(of: detachByte) {
-                    if stop > 0 { _ = write(socket, buffer, stop) }
-                    break loop
-                }
-                _ = write(socket, buffer, count)
+    static func attach(_ name: String, _ connection: ConnectionOptions) async throws {
+        try await connection.run { client in
+            let info = try await client.info(name)
+            guard info.state == .running || info.state == .paused else {
+                throw BerthError(
+                    .wrongState, "Domain '\(name)' is \(info.state.rawValue), so it has no live console.",
+                    remedy: "Start it with 'berth start --console \(name)', or read its log with 'berth log \(name)'.")
             }
-            if fds[1].revents != 0 {
-                let count = read(socket, &buffer, buffer.count)
-                if count <= 0 { break }
-                _ = write(STDOUT_FILENO, buffer, count)
+            FileHandle.standardError.write(Data("Connected to domain '\(name)'. Escape character is ^]\r\n".utf8))
+            let restore = makeRaw(STDIN_FILENO)
+            defer { restore() }
+            do {
+                try await client.console(name, input: keystrokes()) { try StandardOutput.write($0) }
+            } catch is StandardOutput.Closed {
+                // Whoever read our output went away: detach.
             }
         }
         FileHandle.standardError.write(Data("\r\nDetached from domain '\(name)'.\r\n".utf8))
     }
 
-    private static func connectUnix(_ path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard fd >= 0, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw BerthError(.unavailable, "Cannot open a socket for \(path).")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+    /// What the user types, up to Ctrl-] (or the end of standard input), read on a thread of
+    /// its own: a blocking read has no place on the cooperative pool.
+    static func keystrokes() -> AsyncStream<[UInt8]> {
+        AsyncStream { continuation in
+            let reader = Thread {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let count = read(STDIN_FILENO, &buffer, buffer.count)
+                    if count < 0, errno == EINTR { continue }
+                    guard count > 0 else { break }
+                    if let stop = buffer[0..<count].firstIndex(of: detachByte) {
+                        if stop > 0 { continuation.yield(Array(buffer[0..<stop])) }
+                        break
+                    }
+                    continuation.yield(Array(buffer[0..<count]))
+                }
+                continuation.finish()
             }
+            reader.name = "berth-console-input"
+            reader.start()
         }
-        guard result == 0 else {
-            close(fd)
-            throw BerthError(
-                .unavailable, "Cannot connect to the console socket \(path): \(String(cString: strerror(errno))).",
-                remedy: "Another client may be attached (one at a time); the log is always in 'berth log'.")
-        }
-        return fd
     }
 
     /// Puts the terminal in raw mode; returns what restores it.

@@ -19,6 +19,6 @@ struct Create: AsyncParsableCommand {
         }
         if output.json { return try output.printJSON(info) }
         print("Domain '\(spec.name)' created from \(file) and started.")
-        if console { try ConsoleAttachment.attach(info) }
+        if console { try await ConsoleAttachment.attach(spec.name, connection) }
     }
 }

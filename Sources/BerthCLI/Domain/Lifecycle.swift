@@ -34,10 +34,7 @@ struct Start: LifecycleCommand {
 
     func run() async throws {
         try await perform()
-        if console {
-            let info = try await connection.run { try await $0.info(name) }
-            try ConsoleAttachment.attach(info)
-        }
+        if console { try await ConsoleAttachment.attach(name, connection) }
     }
 }
 
