@@ -71,10 +71,10 @@ class WebSocket(Raw):
             raise SystemExit(f"upgrade of {path} refused: {head.decode(errors='replace')}")
         self.buffer = b""
 
-    def send(self, data):
+    def send(self, data, opcode=0x2):
         mask = os.urandom(4)
         length = len(data)
-        header = bytes([0x82])
+        header = bytes([0x80 | opcode])
         if length < 126:
             header += bytes([0x80 | length])
         elif length < 65536:
@@ -103,7 +103,10 @@ class WebSocket(Raw):
         payload = self.raw_exact(length)
         opcode = first & 0x0F
         if opcode == 8:
-            raise EOFError("WebSocket closed")
+            code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else None
+            raise EOFError(f"WebSocket closed by the server (code {code}: {payload[2:].decode(errors='replace')!r})")
+        if opcode == 9:  # berthd's keep-alive ping: a client that does not answer is closed
+            self.send(payload, opcode=0xA)
         if opcode in (0, 1, 2):
             self.buffer += payload
 

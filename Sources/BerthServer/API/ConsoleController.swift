@@ -140,14 +140,17 @@ struct ConsoleController<Context: WebSocketRequestContext & RequestContext> {
             try await outbound.close(.unexpectedServerError, reason: "cannot reach the console")
             return
         }
+        // Both loops run on the socket's event loop: a frame then goes on from the thread that
+        // read it instead of hopping to the cooperative pool and back (the serial round trip).
+        let executor = EventLoopTaskExecutor(channel.channel.eventLoop)
         try await channel.executeThenClose { socketIn, socketOut in
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
+                group.addTask(executorPreference: executor) {
                     for try await buffer in socketIn {
                         try await outbound.write(.binary(buffer))
                     }
                 }
-                group.addTask {
+                group.addTask(executorPreference: executor) {
                     for try await frame in inbound where frame.opcode == .binary || frame.opcode == .text || frame.opcode == .continuation {
                         try await socketOut.write(frame.data)
                     }
@@ -158,5 +161,17 @@ struct ConsoleController<Context: WebSocketRequestContext & RequestContext> {
             }
         }
         try? await outbound.close(.normalClosure, reason: nil)
+    }
+}
+
+/// A task executor that runs its jobs on one NIO event loop.
+final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
+    let loop: any EventLoop
+
+    init(_ loop: any EventLoop) { self.loop = loop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
