@@ -104,8 +104,19 @@ extension Hypervisor {
                     .wrongState, "The migration of '\(name)' was cancelled; the guest runs on here.",
                     remedy: "Run 'berth migrate' again when you want to move it.")
             }
-            throw error
+            throw Self.migrationFailed(error, name: name, destination: peer.url)
         }
+    }
+
+    /// A migration that failed after the destination took the offer (the destination gone,
+    /// a stream broken): the guest runs on here; the error says so and where to look.
+    static func migrationFailed(_ error: any Error, name: String, destination: String) -> BerthError {
+        let known = error as? BerthError
+        let cause = known?.message ?? "\(error)"
+        return BerthError(
+            known?.code ?? .unavailable, "The migration of '\(name)' to \(destination) failed; the guest runs on here. \(cause)",
+            remedy: known?.remedy
+                ?? "Check that berthd on \(destination) is still up (its log says why it stopped), then run 'berth migrate' again.")
     }
 
     private func copyDisks(_ nodes: [String], qemu: QEMUProcess, ticket: MigrationTicket, progress: ProgressSink) async throws {
