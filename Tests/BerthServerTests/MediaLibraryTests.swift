@@ -57,10 +57,14 @@ import Testing
         let before = try await list(daemon)
         let notMedia = state + "/plain.txt"
         try "hello".write(toFile: notMedia, atomically: true, encoding: .utf8)
+        // A FIFO would block whoever reads it: refused without being opened.
+        let fifo = state + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
         let cases: [(arguments: [String], status: Int32, says: String)] = [
             (["tree", InstallFixture.iso], 4, "already registered (\(InstallFixture.tree))"),
             (["other", state + "/missing.iso"], 3, "\(state)/missing.iso does not exist on berthd's host"),
             (["other", notMedia], 2, "neither a directory nor an ISO9660 image"),
+            (["other", fifo], 2, "neither a directory nor an ISO9660 image"),
             (["../x", InstallFixture.iso], 2, "is not a media name"),
         ]
         for (arguments, status, says) in cases {
