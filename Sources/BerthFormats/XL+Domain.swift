@@ -68,7 +68,9 @@ private let xenOnlyReasons: [String: String] = [
     "apic": "QEMU always offers an APIC",
     "opengl": "SDL/OpenGL output is not available under the daemon",
     "stdvga": "Berth picks the VGA model",
-    "boot": "boot order is not supported; Berth boots the kernel, else the first disk",
+    "boot": "a boot order applies to HVM guests (type = \"hvm\") only",
+    "bios": "the firmware choice applies to HVM guests (type = \"hvm\") only",
+    "bios_path_override": "the firmware choice applies to HVM guests (type = \"hvm\") only",
     "localtime": "the guest RTC is UTC",
     "rtc_timeoffset": "the guest RTC is UTC",
     "usb": "USB is not configured", "usbdevice": "USB is not configured",
@@ -232,6 +234,7 @@ private struct XLDomainReader {
         used.insert("builder")
 
         try readBoot(into: &spec, type: type)
+        if type == "hvm" { try readFirmware(into: &spec) }
         try readDisks(into: &spec)
         try readNICs(into: &spec)
         try readGraphics(into: &spec)
@@ -732,6 +735,63 @@ private struct XLDomainReader {
         if let value = try action("on_crash") { spec.onCrash = value }
     }
 
+    // MARK: Firmware
+
+    /// An HVM guest's firmware: `bios = "ovmf"` is UEFI (OVMF), `"seabios"` (or none) the PC
+    /// BIOS; `boot = "dc"` the order (c disk, d CD-ROM, n network); `bios_path_override` the
+    /// UEFI code image; `berth_nvram`/`berth_vars_template` Berth's variable store. No firmware
+    /// key leaves `firmware` unset (SeaBIOS, disks then CD-ROMs).
+    mutating func readFirmware(into spec: inout DomainSpec) throws {
+        let bios = try string("bios")
+        let order = try string("boot")
+        let loader = try string("bios_path_override")
+        let nvram = try string("berth_nvram")
+        let template = try string("berth_vars_template")
+        guard bios != nil || order != nil || loader != nil || nvram != nil || template != nil else { return }
+        var firmware = FirmwareSpec()
+        switch bios?.lowercased() {
+        case nil, "seabios": firmware.kind = .bios
+        case "ovmf": firmware.kind = .uefi
+        case "rombios":
+            warn("bios", "bios = \"rombios\" is Xen's old BIOS; SeaBIOS boots this guest instead.")
+            firmware.kind = .bios
+        default:
+            throw BerthError.syntax(
+                source, position("bios"), "bios = \(XLConfig.quote(bios ?? "")) is not a firmware Berth has.",
+                remedy: "Use bios = \"ovmf\" for UEFI or bios = \"seabios\" for the PC BIOS.")
+        }
+        if let order { firmware.bootOrder = try bootOrder(order) }
+        if loader != nil, firmware.kind != .uefi {
+            warn("bios_path_override", "bios_path_override is used for UEFI (bios = \"ovmf\") only; SeaBIOS is QEMU's own.")
+        }
+        firmware.loader = firmware.kind == .uefi ? loader : nil
+        firmware.nvram = nvram
+        firmware.varsTemplate = template
+        spec.firmware = firmware
+    }
+
+    /// xl's `boot`: one letter per device, tried in order; floppies (`a`) are dropped.
+    mutating func bootOrder(_ text: String) throws -> [FirmwareSpec.BootDevice] {
+        var devices: [FirmwareSpec.BootDevice] = []
+        for letter in text.lowercased() {
+            let device: FirmwareSpec.BootDevice
+            switch letter {
+            case "c": device = .hd
+            case "d": device = .cdrom
+            case "n": device = .network
+            case "a":
+                warn("boot", "boot device 'a' (floppy) is not supported and is left out of the boot order.")
+                continue
+            default:
+                throw BerthError.syntax(
+                    source, position("boot"), "boot = \(XLConfig.quote(text)): '\(letter)' is not a boot device.",
+                    remedy: "Use the letters c (disk), d (CD-ROM) and n (network), e.g. boot = \"dc\".")
+            }
+            if !devices.contains(device) { devices.append(device) }
+        }
+        return devices
+    }
+
     mutating func readBerthKeys(into spec: inout DomainSpec) throws {
         if let arch = try string("berth_arch") { spec.arch = arch }
         if let machine = try string("berth_machine") { spec.machine = machine }
@@ -818,13 +878,15 @@ extension XLDomain {
         func line(_ key: String, _ value: XLValue) { out += "\(key) = \(value.xlText)\n" }
         line("name", .string(spec.name))
         line("uuid", .string(spec.uuid.uuidString.lowercased()))
-        line("type", .string(spec.bootloader != nil ? "pv" : spec.kernel != nil ? "pvh" : "hvm"))
+        // Firmware is an HVM setting: a kernel (or bootloader) under a firmware is written as HVM.
+        line("type", .string(spec.firmware != nil ? "hvm" : spec.bootloader != nil ? "pv" : spec.kernel != nil ? "pvh" : "hvm"))
         line("memory", .number(Int64(spec.memory)))
         if let maxMemory = spec.maxMemory, maxMemory != spec.memory { line("maxmem", .number(Int64(maxMemory))) }
         line("vcpus", .number(Int64(spec.vcpus)))
         if let kernel = spec.kernel { line("kernel", .string(kernel)) }
         if let initrd = spec.initrd { line("ramdisk", .string(initrd)) }
         if let cmdline = spec.cmdline { line("cmdline", .string(cmdline)) }
+        if let firmware = spec.firmware { writeFirmware(firmware, line) }
         if let loader = spec.bootloader {
             line("bootloader", .string("pygrub"))
             var args: [XLValue] = []
@@ -876,6 +938,17 @@ extension XLDomain {
         let volumes = spec.disks.enumerated().compactMap { index, disk in disk.volume.map { "\(index)=\($0)" } }
         if !volumes.isEmpty { line("berth_volumes", .list(volumes.map { .string($0) })) }
         return out
+    }
+
+    static func writeFirmware(_ firmware: FirmwareSpec, _ line: (String, XLValue) -> Void) {
+        line("bios", .string(firmware.kind == .uefi ? "ovmf" : "seabios"))
+        if !firmware.bootOrder.isEmpty {
+            let letters: [FirmwareSpec.BootDevice: String] = [.hd: "c", .cdrom: "d", .network: "n"]
+            line("boot", .string(firmware.bootOrder.compactMap { letters[$0] }.joined()))
+        }
+        if let loader = firmware.loader, firmware.kind == .uefi { line("bios_path_override", .string(loader)) }
+        if let nvram = firmware.nvram { line("berth_nvram", .string(nvram)) }
+        if let template = firmware.varsTemplate { line("berth_vars_template", .string(template)) }
     }
 
     static func diskText(_ disk: DiskSpec, number: Int) -> String {

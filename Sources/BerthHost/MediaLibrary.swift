@@ -1,94 +1,53 @@
 import BerthDisk
+import BerthModel
 import Foundation
 
 /// Install media that berthd serves to guests over HTTP: `GET /install/<name>/<path>` from a
 /// registered tree directory or ISO image, and `GET /kickstarts/<file>` from
 /// `<state>/kickstarts/`. The seed loop-mounted the CentOS ISO and offered the mount over HTTP;
-/// here the ISO is read in place. Registrations live in `<state>/media.json`.
+/// here the ISO is read in place. The entries are berthd's catalog's (`v10-media`).
 public struct MediaLibrary: Sendable {
-    public struct Entry: Codable, Sendable, Equatable {
-        public enum Kind: String, Codable, Sendable { case directory, iso }
-        public var name: String
-        public var path: String
-        public var kind: Kind
-
-        public init(name: String, path: String, kind: Kind) {
-            self.name = name
-            self.path = path
-            self.kind = kind
-        }
-    }
-
     public let stateDirectory: String
-    public var registryPath: String { stateDirectory + "/media.json" }
     public var kickstartDirectory: String { stateDirectory + "/kickstarts" }
-    /// A registry larger than this is not ours.
-    static let maxRegistryBytes = 1 << 20
+    private let source: @Sendable () throws -> [MediaEntry]
 
-    public init(stateDirectory: String) { self.stateDirectory = stateDirectory }
-
-    public func entries() throws -> [Entry] {
-        guard let data = FileManager.default.contents(atPath: registryPath) else { return [] }
-        guard data.count <= Self.maxRegistryBytes else {
-            throw MediaError.registry("\(registryPath) is \(data.count) bytes; expected a small JSON list")
-        }
-        do {
-            return try JSONDecoder().decode([Entry].self, from: data)
-        } catch {
-            throw MediaError.registry("\(registryPath) is not a media list: \(error)")
-        }
+    /// `entries` reads the library (berthd's catalog) on each request.
+    public init(stateDirectory: String, entries: @escaping @Sendable () throws -> [MediaEntry]) {
+        self.stateDirectory = stateDirectory
+        self.source = entries
     }
 
-    public func entry(named name: String) throws -> Entry? { try entries().first { $0.name == name } }
+    public func entries() throws -> [MediaEntry] { try source() }
 
-    /// Registers `path` (an ISO image or a tree directory) as `/install/<name>/`.
-    @discardableResult
-    public func add(name: String, path: String, replace: Bool = false) throws -> Entry {
-        guard Self.isValidName(name) else { throw MediaError.badName(name) }
-        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: absolute, isDirectory: &isDirectory) else {
-            throw MediaError.missing(absolute)
-        }
-        let kind: Entry.Kind
-        if isDirectory.boolValue {
+    public func entry(named name: String) throws -> MediaEntry? { try entries().first { $0.name == name } }
+
+    /// What `path` (absolute, on this host) is as install media: a tree directory or an ISO9660
+    /// image that parses. Blocking: reads the image's volume descriptors.
+    /// - Throws: `MediaError.missing` / `.notMedia`.
+    public static func entry(name: String, path: String) throws -> MediaEntry {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw errno == EACCES ? MediaError.unreadable(path) : MediaError.missing(path) }
+        let kind: MediaEntry.Kind
+        switch info.st_mode & S_IFMT {
+        case S_IFDIR:
+            guard access(path, R_OK | X_OK) == 0 else { throw MediaError.unreadable(path) }
             kind = .directory
-        } else {
-            let source = try FileSource(path: absolute)
-            guard ISO9660FileSystem.matches(source) else { throw MediaError.notMedia(absolute) }
-            _ = try ISO9660FileSystem(source: source)
+        case S_IFREG, S_IFBLK:
+            // An image file or a CD drive; never a FIFO or a character device, whose reads could block.
+            let source: FileSource
+            do {
+                source = try FileSource(path: path)
+            } catch {
+                throw MediaError.unreadable(path)
+            }
+            guard ISO9660FileSystem.matches(source), (try? ISO9660FileSystem(source: source)) != nil else {
+                throw MediaError.notMedia(path)
+            }
             kind = .iso
+        default:
+            throw MediaError.notMedia(path)
         }
-        var list = try entries()
-        if let index = list.firstIndex(where: { $0.name == name }) {
-            guard replace else { throw MediaError.exists(name, list[index].path) }
-            list.remove(at: index)
-        }
-        let entry = Entry(name: name, path: URL(fileURLWithPath: absolute).standardizedFileURL.path, kind: kind)
-        list.append(entry)
-        try save(list)
-        return entry
-    }
-
-    public func remove(name: String) throws {
-        var list = try entries()
-        guard let index = list.firstIndex(where: { $0.name == name }) else { throw MediaError.unknown(name) }
-        list.remove(at: index)
-        try save(list)
-    }
-
-    private func save(_ list: [Entry]) throws {
-        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        // Write then rename: berthd reads the file on every request.
-        try encoder.encode(list).write(to: URL(fileURLWithPath: registryPath), options: .atomic)
-    }
-
-    static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 64 && name != "." && name != ".."
-            && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0) }
-            && name.unicodeScalars.allSatisfy(\.isASCII)
+        return MediaEntry(name: name, path: URL(fileURLWithPath: path).standardizedFileURL.path, kind: kind)
     }
 
     // MARK: - Serving
@@ -287,23 +246,17 @@ public final class OpenHostFile: Sendable {
 }
 
 public enum MediaError: Error, CustomStringConvertible, Sendable, Equatable {
-    case badName(String)
     case missing(String)
+    case unreadable(String)
     case notMedia(String)
-    case exists(String, String)
-    case unknown(String)
-    case registry(String)
     case notFound(String)
     case unsafePath(String)
 
     public var description: String {
         switch self {
-        case .badName(let name): "'\(name)' is not a media name: use letters, digits, '.', '_' and '-'."
-        case .missing(let path): "\(path) does not exist."
+        case .missing(let path): "\(path) does not exist on berthd's host."
+        case .unreadable(let path): "berthd cannot read \(path)."
         case .notMedia(let path): "\(path) is neither a directory nor an ISO9660 image."
-        case .exists(let name, let path): "Media '\(name)' is already registered (\(path))."
-        case .unknown(let name): "No media is registered as '\(name)'."
-        case .registry(let reason): reason
         case .notFound(let path): "\(path): not found."
         case .unsafePath(let path): "\(path): the path leaves its media root."
         }
@@ -311,13 +264,20 @@ public enum MediaError: Error, CustomStringConvertible, Sendable, Equatable {
 
     public var remedy: String {
         switch self {
-        case .badName: "Choose a name such as 'centos6'."
-        case .missing, .notMedia: "Give the path of an install ISO or of a tree directory."
-        case .exists: "Remove it with 'berth media remove NAME' first, or choose another name."
-        case .unknown: "See 'berth media list'."
-        case .registry: "Move the file away; 'berth media add' writes a new one."
+        case .missing, .notMedia: "Give the absolute path of an install ISO or of a tree directory on berthd's host."
+        case .unreadable: "Make it readable by berthd's user (root), or copy it where berthd can read it."
         case .notFound: "Check the path against 'berth media list'."
         case .unsafePath: "Request paths inside the tree only."
         }
+    }
+
+    /// The error a client is shown.
+    public var berthError: BerthError {
+        let code: BerthError.Code =
+            switch self {
+            case .missing, .notFound: .notFound
+            default: .invalidArgument
+            }
+        return BerthError(code, description, remedy: remedy)
     }
 }

@@ -134,23 +134,3 @@ public struct OperationMessage: Codable, Sendable, Equatable {
         self.time = time
     }
 }
-
-/// A registered install tree or ISO (`GET /v1/media`, `berth media list`): what the web
-/// console's new-guest form offers as the install location.
-public struct MediaInfo: Codable, Sendable, Equatable {
-    public var name: String
-    /// `directory` or `iso`.
-    public var kind: String
-    /// The tree or ISO on berthd's host.
-    public var path: String
-    /// `--location` for it: the media listener's URL (berthd rewrites it for the guest); nil
-    /// when berthd serves no media.
-    public var location: String?
-
-    public init(name: String, kind: String, path: String, location: String?) {
-        self.name = name
-        self.kind = kind
-        self.path = path
-        self.location = location
-    }
-}

@@ -33,6 +33,7 @@ public enum Daemon {
         ConsoleController(hypervisor: hypervisor, limits: limits).add(to: v1)
         HostController(hypervisor: hypervisor, media: media, limits: limits).add(to: v1)
         StorageController(hypervisor: hypervisor).add(to: v1)
+        MediaLibraryController(hypervisor: hypervisor, mediaAddress: media?.address).add(to: v1)
         InstallController(hypervisor: hypervisor, mediaPort: media?.port).add(to: v1)
         MetricsController(hypervisor: hypervisor).add(to: router)
         WebUI(sessions: sessions, token: token).add(to: router)
@@ -44,11 +45,11 @@ public enum Daemon {
 
     /// The media listener's router: read-only install media and kickstarts, nothing else, for
     /// the names the listener is reached by (see `HostCheckMiddleware`).
-    static func mediaRouter(stateDirectory: String, listenHost: String, port: Int) -> Router<BasicRequestContext> {
+    static func mediaRouter(library: MediaLibrary, listenHost: String, port: Int) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: ErrorMappingMiddleware())
         router.add(middleware: HostCheckMiddleware(listenHost: listenHost, port: port))
-        MediaController(library: MediaLibrary(stateDirectory: stateDirectory)).add(to: router)
+        MediaController(library: library).add(to: router)
         return router
     }
 
@@ -94,7 +95,7 @@ public enum Daemon {
         if let host = configuration.mediaHost, !["", "0.0.0.0", "::"].contains(host) {
             await hypervisor.networks.serveMedia(
                 NetworkMediaServer(
-                    stateDirectory: configuration.stateDirectory, port: configuration.mediaPort, idle: configuration.idleTimeout,
+                    library: hypervisor.mediaLibrary, port: configuration.mediaPort, idle: configuration.idleTimeout,
                     logger: logger))
         }
         // Networks before guests: re-attached guests keep their bridges, autostart guests find theirs.
@@ -139,8 +140,7 @@ public enum Daemon {
             services.append(
                 Listener(
                     Application(
-                        router: mediaRouter(
-                            stateDirectory: configuration.stateDirectory, listenHost: host, port: configuration.mediaPort),
+                        router: mediaRouter(library: hypervisor.mediaLibrary, listenHost: host, port: configuration.mediaPort),
                         server: .http1(configuration: .init(idleTimeout: .seconds(idle))),
                         configuration: .init(
                             address: .hostname(host.isEmpty ? "0.0.0.0" : host, port: configuration.mediaPort),

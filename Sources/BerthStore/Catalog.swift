@@ -18,16 +18,20 @@ public struct Catalog: Sendable {
         // A handful of readers is plenty for one host's API; each connection costs memory.
         configuration.maximumReaderCount = 2
         let pool = try DatabasePool(path: path, configuration: configuration)
-        try self.init(writer: pool)
+        try self.init(writer: pool, stateDirectory: (path as NSString).deletingLastPathComponent)
     }
 
     /// A catalog on any GRDB writer (tests may use a `DatabaseQueue` on a temporary file).
-    public init(writer: any DatabaseWriter) throws {
+    /// `stateDirectory` is where files older berths kept beside the catalog (`media.json`) are
+    /// imported from, once, by their migration.
+    public init(writer: any DatabaseWriter, stateDirectory: String? = nil) throws {
         self.writer = writer
-        try Self.migrator.migrate(writer)
+        let legacyMedia = LegacyMediaFile(directory: stateDirectory)
+        try Self.migrator(legacyMedia: legacyMedia).migrate(writer)
+        legacyMedia.retire()
     }
 
-    static var migrator: DatabaseMigrator {
+    static func migrator(legacyMedia: LegacyMediaFile) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(
@@ -199,6 +203,21 @@ public struct Catalog: Sendable {
                     );
                     CREATE INDEX liveDisk_path ON liveDisk(path);
                     """)
+        }
+        // The media library (`berth media`), until now `<state>/media.json`, which is imported
+        // here once and then renamed `media.json.imported`.
+        migrator.registerMigration("v10-media") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE media (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        name TEXT NOT NULL UNIQUE,
+                        path TEXT NOT NULL,
+                        kind TEXT NOT NULL CHECK (kind IN ('directory', 'iso')),
+                        addedAt DATETIME NOT NULL
+                    );
+                    """)
+            try legacyMedia.importEntries(into: db)
         }
         return migrator
     }

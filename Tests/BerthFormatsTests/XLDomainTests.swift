@@ -147,6 +147,65 @@ import Testing
         #expect(kernelToo.spec.notes.contains { $0.contains("the bootloader picks the kernel") })
     }
 
+    @Test func hvmFirmware() throws {
+        let ovmf = try Self.read("type = 'hvm'\nbios = 'ovmf'\ndisk = ['/srv/g.img,raw,xvda,rw']")
+        #expect(ovmf.spec.firmware == FirmwareSpec(kind: .uefi))
+        #expect(ovmf.spec.notes.isEmpty && !ovmf.warnings.contains { $0.message.contains("bios") }, "\(ovmf.warnings)")
+        #expect(try Self.read("type = 'hvm'\nbios = 'seabios'").spec.firmware == FirmwareSpec(kind: .bios))
+        #expect(try Self.read("type = 'hvm'").spec.firmware == nil, "no bios: SeaBIOS, as before")
+        #expect(try Self.read("builder = 'hvm'\nboot = 'dc'").spec.firmware == FirmwareSpec(kind: .bios, bootOrder: [.cdrom, .hd]))
+        let floppy = try Self.read("type = 'hvm'\nbios = 'OVMF'\nboot = 'acdn'")
+        #expect(floppy.spec.firmware == FirmwareSpec(kind: .uefi, bootOrder: [.hd, .cdrom, .network]))
+        #expect(floppy.warnings.contains { $0.message.contains("floppy") })
+        let rombios = try Self.read("type = 'hvm'\nbios = 'rombios'")
+        #expect(rombios.spec.firmware == FirmwareSpec(kind: .bios) && rombios.warnings.contains { $0.message.contains("SeaBIOS") })
+        let override = try Self.read("type = 'hvm'\nbios = 'ovmf'\nbios_path_override = '/opt/OVMF_CODE.fd'")
+        #expect(override.spec.firmware?.loader == "/opt/OVMF_CODE.fd")
+        // Xen's meaning: firmware is an HVM guest's; a PV guest's bios is a note, not UEFI.
+        let pv = try Self.read("type = 'pv'\nkernel = '/boot/vmlinuz'\nbios = 'ovmf'\nboot = 'd'")
+        #expect(pv.spec.firmware == nil)
+        #expect(pv.spec.notes.contains { $0.hasPrefix("bios = \"ovmf\"") && $0.contains("HVM") })
+        #expect(pv.spec.notes.contains { $0.hasPrefix("boot = \"d\"") })
+        let unknown = try #require(throws: BerthError.self) { try Self.read("type = 'hvm'\nbios = 'coreboot'") }
+        #expect(unknown.message.contains("not a firmware Berth has") && unknown.remedy?.contains("ovmf") == true)
+        let badOrder = try #require(throws: BerthError.self) { try Self.read("type = 'hvm'\nboot = 'cx'") }
+        #expect(badOrder.message.contains("'x' is not a boot device"))
+    }
+
+    @Test(arguments: [
+        FirmwareSpec(kind: .uefi),
+        FirmwareSpec(kind: .bios),
+        FirmwareSpec(kind: .bios, bootOrder: [.network, .hd]),
+        FirmwareSpec(
+            kind: .uefi, bootOrder: [.cdrom, .hd, .network], loader: "/opt/OVMF_CODE.fd", nvram: "/var/lib/berth/nvram/x_VARS.fd",
+            varsTemplate: "/opt/OVMF_VARS.fd"),
+    ])
+    func firmwareRoundTrips(_ firmware: FirmwareSpec) throws {
+        // xl only: the libvirt writer's handling of firmware is its own (and not symmetric for
+        // SeaBIOS or a kernel with a boot order).
+        func expectRoundTrips(_ spec: DomainSpec) throws {
+            let xl = XLDomain.write(spec)
+            let read = try XLDomain.read(xl, source: "written.cfg")
+            #expect(read.spec == spec, "xl round trip changed the spec:\n\(xl)")
+            #expect(read.warnings.isEmpty, "\(read.warnings)")
+            #expect(try DomainDocument.parse(xl).spec == spec)
+        }
+        var disk = DomainSpec(name: "fw", disks: [DiskSpec(path: "/srv/fw.img", format: .raw, target: "xvda")])
+        disk.firmware = firmware
+        try expectRoundTrips(disk)
+        let xl = XLDomain.write(disk)
+        #expect(xl.contains("type = \"hvm\"") && xl.contains("bios = \"\(firmware.kind == .uefi ? "ovmf" : "seabios")\""), "\(xl)")
+        // A kernel under the firmware (direct-kernel boot) and a bootloader under it stay so.
+        var kernel = disk
+        kernel.kernel = "/k/vmlinuz"
+        kernel.initrd = "/k/initrd.img"
+        kernel.cmdline = "console=ttyS0"
+        try expectRoundTrips(kernel)
+        var bootloader = disk
+        bootloader.bootloader = BootloaderSpec(entry: "0")
+        try expectRoundTrips(bootloader)
+    }
+
     @Test func unsupportedKeysAreNotesAndWarningsNeverDropped() throws {
         let result = try Self.read("cpus = '0-3'\npci = [ '07:00.0' ]\nfrobnicate = 1\nmaxvcpus = 8\nserial = 'file:/tmp/s'")
         #expect(result.spec.notes.count == 5)

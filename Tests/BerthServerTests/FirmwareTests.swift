@@ -60,6 +60,50 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: nvram))
     }
 
+    /// A host kernel under OVMF: an xl config with `type = "hvm"`, `bios = "ovmf"` and a kernel
+    /// (xl's HVM direct-kernel boot) is defined, and OVMF boots the test kernel through its EFI
+    /// stub from QEMU's fw_cfg (`-kernel` on a descriptor beside the pflash nodes); the guest
+    /// sees EFI. `dumpconfig --format xl` gives the same config back.
+    @Test func uefiBootsAHostKernelThroughItsEFIStub() async throws {
+        try Self.requireUEFI()
+        let guest = try GuestFixture.spec("k1", mode: "poweroff", marker: "UEFI-KERNEL")
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let state = daemon.stateDirectory
+        let config = state + "/k1.cfg"
+        try """
+        name = "k1"
+        type = "hvm"
+        bios = "ovmf"
+        memory = 256
+        kernel = "\(GuestFixture.kernel)"
+        ramdisk = "\(GuestFixture.initrd)"
+        cmdline = "\(guest.cmdline ?? "")"
+        on_poweroff = "destroy"
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let define = try await BerthRun.run(["define", config], state: state)
+        #expect(define.status == 0, "\(define.stderr)")
+        let defined = try await daemon.client.info("k1")
+        #expect(defined.spec.firmware?.kind == .uefi && defined.spec.kernel == GuestFixture.kernel)
+        let start = try await BerthRun.run(["start", "k1"], state: state)
+        #expect(start.status == 0, "\(start.stderr)")
+        let running = try await daemon.client.info("k1")
+        // Read while QEMU runs (the guest powers off by itself later).
+        if let pid = running.pid, let text = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8) {
+            let cmdline = text.replacingOccurrences(of: "\0", with: " ")
+            #expect(cmdline.contains("pflash0=pflash0,pflash1=pflash1") && cmdline.contains("-kernel /proc/self/fd/"), "\(cmdline)")
+            #expect(!cmdline.contains("microvm"), "UEFI is never microvm")
+        }
+        let log = try await daemon.waitForLog("k1", "BERTH-GUEST-MARKER UEFI-KERNEL", timeout: 240)
+        #expect(log.contains("EFI stub"), "OVMF started the kernel's EFI stub")
+        #expect(log.contains("efi: EFI v"), "the kernel runs on UEFI")
+        #expect(log.contains("BERTH-GUEST-READY"))
+        _ = try await daemon.waitForState("k1", .shutoff, timeout: 120)
+        let dumped = try await BerthRun.run(["dumpconfig", "k1", "--format", "xl"], state: state)
+        #expect(dumped.stdout.contains("type = \"hvm\"") && dumped.stdout.contains("bios = \"ovmf\""), "\(dumped.stdout)")
+        #expect(dumped.stdout.contains("kernel = \"\(GuestFixture.kernel)\""))
+    }
+
     /// A missing OVMF is named with its package; a domain with nothing to boot is defined with a
     /// warning and refused at start, saying what is missing.
     @Test func missingFirmwareAndNothingToBootAreNamed() async throws {

@@ -98,7 +98,7 @@ import Testing
         // The API listeners' routes and the media listener's, in one document.
         let routes =
             Daemon.router(hypervisor: hypervisor, token: nil).routes.map { ($0.method, "\($0.path)") }
-            + Daemon.mediaRouter(stateDirectory: directory, listenHost: "127.0.0.1", port: 8001).routes.map {
+            + Daemon.mediaRouter(library: hypervisor.mediaLibrary, listenHost: "127.0.0.1", port: 8001).routes.map {
                 ($0.method, "\($0.path)")
             }
         let served = Set(routes.map { "\($0.0.rawValue) " + $0.1.replacing(/:(\w+)/) { "{\($0.1)}" } })

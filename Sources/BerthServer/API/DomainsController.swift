@@ -183,21 +183,6 @@ struct HostController<Context: RequestContext> {
             info.mediaPort = media?.port
             return try JSONResponse.make(info)
         }
-        group.get("media") { _, _ in
-            let library = MediaLibrary(stateDirectory: hypervisor.stateDirectory)
-            let entries: [MediaLibrary.Entry]
-            do {
-                entries = try library.entries()
-            } catch let error as MediaError {
-                throw BerthError(.unavailable, error.description, remedy: error.remedy)
-            }
-            return try JSONResponse.make(
-                entries.map { entry in
-                    MediaInfo(
-                        name: entry.name, kind: entry.kind.rawValue, path: entry.path,
-                        location: media.map { "http://\($0.address)/install/\(entry.name)/" })
-                })
-        }
         group.get("events") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "application/x-ndjson"

@@ -1,3 +1,4 @@
+import BerthHost
 import BerthModel
 import Foundation
 import Hummingbird
@@ -10,14 +11,14 @@ import Synchronization
 /// the loopback media listener (user-mode guests reach that one as 10.0.2.2). The network's nft
 /// table lets only that bridge's guests and the host itself reach it (`NetworkFirewall`).
 final class NetworkMediaServer: Sendable {
-    let stateDirectory: String
+    let library: MediaLibrary
     let port: Int
     let idle: Duration
     let logger: Logger
     private let running = Mutex<[String: Task<Void, Never>]>([:])
 
-    init(stateDirectory: String, port: Int, idle: Duration, logger: Logger) {
-        self.stateDirectory = stateDirectory
+    init(library: MediaLibrary, port: Int, idle: Duration, logger: Logger) {
+        self.library = library
         self.port = port
         self.idle = idle
         self.logger = logger
@@ -30,7 +31,7 @@ final class NetworkMediaServer: Sendable {
         let host = address.description
         let (started, signal) = AsyncStream.makeStream(of: String?.self)
         let application = Application(
-            router: Daemon.mediaRouter(stateDirectory: stateDirectory, listenHost: host, port: port),
+            router: Daemon.mediaRouter(library: library, listenHost: host, port: port),
             server: .http1(configuration: .init(idleTimeout: .seconds(idle.components.seconds))),
             configuration: .init(address: .hostname(host, port: port), serverName: "berthd"),
             onServerRunning: { _ in signal.yield(nil) },
