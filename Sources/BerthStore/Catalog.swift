@@ -200,6 +200,11 @@ public struct Catalog: Sendable {
                     CREATE INDEX liveDisk_path ON liveDisk(path);
                     """)
         }
+        // External (disk-only) snapshots: the overlays made on the files they keep (JSON list of
+        // paths; NULL for an internal snapshot).
+        migrator.registerMigration("v10-snap") { db in
+            try db.execute(sql: "ALTER TABLE snapshot ADD COLUMN overlays TEXT")
+        }
         return migrator
     }
 }
