@@ -11,12 +11,22 @@ public struct RemoteOptions: Sendable, Equatable {
     public var tlsKey: String?
     /// `ssh -o` options (`--ssh-option`), after those in `BERTH_SSH`.
     public var sshOptions: [String] = []
+    /// The API token to send (http/https), instead of `BERTH_TOKEN` or the local one.
+    public var token: String?
+    /// false (berthd reaching another berthd): nothing of this host's own credentials is used
+    /// unless named here — no `BERTH_*` variables, no local API token.
+    public var localCredentials = true
 
-    public init(tlsCA: String? = nil, tlsCertificate: String? = nil, tlsKey: String? = nil, sshOptions: [String] = []) {
+    public init(
+        tlsCA: String? = nil, tlsCertificate: String? = nil, tlsKey: String? = nil, sshOptions: [String] = [],
+        token: String? = nil, localCredentials: Bool = true
+    ) {
         self.tlsCA = tlsCA
         self.tlsCertificate = tlsCertificate
         self.tlsKey = tlsKey
         self.sshOptions = sshOptions
+        self.token = token
+        self.localCredentials = localCredentials
     }
 }
 
@@ -33,10 +43,12 @@ extension BerthClient {
     /// - `ssh://[USER@]HOST[:PORT][/path/berthd.sock][?berth=/path/to/berth]`: `ssh` runs
     ///   `berth proxy-stdio` on HOST, which bridges to its berthd's unix socket.
     public static func resolve(url: String?, options: RemoteOptions = RemoteOptions()) throws -> BerthClient {
-        let environment = ProcessInfo.processInfo.environment
+        let environment = options.localCredentials ? ProcessInfo.processInfo.environment : [:]
         let paths = DefaultPaths.current()
-        let localToken = (try? String(contentsOfFile: paths.tokenPath, encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let localToken =
+            options.localCredentials
+            ? (try? String(contentsOfFile: paths.tokenPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            : nil
         guard let url = url ?? environment["BERTH_CONNECT"] else {
             if FileManager.default.fileExists(atPath: paths.socketPath) {
                 return BerthClient(endpoint: .unix(path: paths.socketPath))
@@ -50,10 +62,12 @@ extension BerthClient {
         }
         switch components.scheme {
         case "http":
-            return BerthClient(endpoint: .tcp(host: host, port: components.port ?? 8000, token: environment["BERTH_TOKEN"] ?? localToken))
+            let token = options.token ?? environment["BERTH_TOKEN"] ?? localToken
+            return BerthClient(endpoint: .tcp(host: host, port: components.port ?? 8000, token: token))
         case "https":
             let tls = try TLSSettings.resolve(options)
-            return BerthClient(endpoint: .https(host: host, port: components.port ?? 8000, token: environment["BERTH_TOKEN"], tls: tls))
+            let token = options.token ?? environment["BERTH_TOKEN"]
+            return BerthClient(endpoint: .https(host: host, port: components.port ?? 8000, token: token, tls: tls))
         case "ssh":
             return BerthClient(endpoint: .ssh(try SSHTarget(components, options: options)))
         default:
@@ -87,7 +101,7 @@ public struct TLSSettings: Sendable, Equatable {
     /// `DefaultPaths.pkiDirectory`. A certificate named explicitly must exist; the default
     /// client certificate is used when present.
     static func resolve(_ options: RemoteOptions) throws -> TLSSettings {
-        let environment = ProcessInfo.processInfo.environment
+        let environment = options.localCredentials ? ProcessInfo.processInfo.environment : [:]
         let defaults = TLSFiles.client(in: DefaultPaths.current().pkiDirectory)
         let ca = options.tlsCA ?? environment["BERTH_TLS_CA"] ?? defaults.ca
         guard FileManager.default.fileExists(atPath: ca) else {

@@ -3,7 +3,7 @@ import Foundation
 /// `POST /v1/domains/{name}/migrate` (`berth migrate NAME --to URL`): move a running guest to
 /// another berthd. The source berthd talks to the destination's API itself.
 public struct MigrateRequest: Codable, Sendable, Equatable {
-    /// The destination berthd's API, `http://HOST:PORT`.
+    /// The destination berthd's API: `https://HOST:PORT`, `ssh://[USER@]HOST` or `http://HOST:PORT`.
     public var destination: String
     /// The destination's API token (its `<state>/api-token`).
     public var token: String?

@@ -81,14 +81,19 @@ public struct ManagedSaveInfo: Codable, Sendable, Equatable {
 public struct SnapshotRequest: Codable, Sendable, Equatable {
     public var name: String
     public var description: String?
+    /// An external snapshot (virsh's `--disk-only`): each writable disk's current file is kept
+    /// as it is and a new qcow2 overlay next to it takes the guest's writes from now on.
+    public var diskOnly: Bool?
 
-    public init(name: String, description: String? = nil) {
+    public init(name: String, description: String? = nil, diskOnly: Bool? = nil) {
         self.name = name
         self.description = description
+        self.diskOnly = diskOnly
     }
 }
 
-/// One internal snapshot of a domain's qcow2 disks (with memory when taken while it ran).
+/// One snapshot of a domain: internal (inside its qcow2 disks, with memory when taken while it
+/// ran) or external (disks only: the files as they were, under overlays taking later writes).
 public struct SnapshotInfo: Codable, Sendable, Equatable {
     public var name: String
     public var description: String?
@@ -97,11 +102,18 @@ public struct SnapshotInfo: Codable, Sendable, Equatable {
     public var state: DomainState
     /// Whether the guest's memory and devices were saved with the disks.
     public var memory: Bool
-    /// The disks (host paths) it covers.
+    /// The disks (host paths) it covers; for an external snapshot, the files it keeps.
     public var disks: [String]
+    /// External snapshots only: the qcow2 overlays made on `disks` (same order), which the
+    /// domain's definition now names.
+    public var overlays: [String]?
+
+    /// Whether the snapshot is a set of overlays rather than kept inside the images.
+    public var external: Bool { overlays != nil }
 
     public init(
-        name: String, description: String?, createdAt: Date, state: DomainState, memory: Bool, disks: [String]
+        name: String, description: String?, createdAt: Date, state: DomainState, memory: Bool, disks: [String],
+        overlays: [String]? = nil
     ) {
         self.name = name
         self.description = description
@@ -109,5 +121,6 @@ public struct SnapshotInfo: Codable, Sendable, Equatable {
         self.state = state
         self.memory = memory
         self.disks = disks
+        self.overlays = overlays
     }
 }

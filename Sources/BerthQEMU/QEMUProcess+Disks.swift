@@ -120,7 +120,7 @@ extension QEMUProcess {
     }
 
     /// Passes `path` opened with `flags` to QEMU in a new fdset (labelled with the node).
-    private func addFD(path: String, flags: Int32, node: String) async throws -> Int64 {
+    func addFD(path: String, flags: Int32, node: String) async throws -> Int64 {
         let fd = open(path, flags | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else {
             let code = errno

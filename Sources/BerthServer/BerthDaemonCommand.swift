@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthClient
 import BerthFormats
 import BerthModel
 import BerthQEMU
@@ -49,6 +50,17 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
             "IPv4 address incoming migrations listen on (a one-time random port per migration; xend's xend-relocation-address). Default: the --listen address."
     )
     var migrationListen: String?
+    @Option(help: "CA certificate a migration destination's https:// certificate must come from. Default: ca-cert.pem of 'berth tls init'.")
+    var migrationTlsCa: String?
+    @Option(
+        help:
+            "Client certificate berthd presents to an https:// migration destination (with --migration-tls-key). Default: 'berth tls init''s client-cert.pem when present."
+    )
+    var migrationTlsCert: String?
+    @Option(help: "The migration client certificate's private key.")
+    var migrationTlsKey: String?
+    @Option(help: "An ssh -o option for ssh:// migration destinations (repeatable).")
+    var migrationSshOption: [String] = []
     @Option(
         help:
             "Guest starts run at once (autostart at berthd's start, API starts, restarts); the others wait their turn, however long. Default: one per core, at least 2 (1...1024)."
@@ -104,6 +116,8 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
             }
             configuration.migrationHost = migrationListen
         }
+        configuration.peerOptions = RemoteOptions(
+            tlsCA: migrationTlsCa, tlsCertificate: migrationTlsCert, tlsKey: migrationTlsKey, sshOptions: migrationSshOption)
         switch (tlsCert, tlsKey, tlsCa) {
         case (nil, nil, nil): break
         case (let certificate?, let key?, let ca?): configuration.tls = TLSFiles(ca: ca, certificate: certificate, key: key)

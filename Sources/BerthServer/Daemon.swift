@@ -78,6 +78,7 @@ public enum Daemon {
             stateDirectory: configuration.stateDirectory, runtimeDirectory: configuration.runtimeDirectory,
             guestReachablePorts: configuration.guestReachablePorts,
             migrationHost: configuration.migrationHost ?? configuration.tcpHost.flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1",
+            peerOptions: configuration.peerOptions,
             capacity: HostCapacity(startLimit: configuration.startLimit, hostReserveMiB: configuration.memoryReserveMiB))
         if let block = hypervisor.guestIDBlock {
             // Before any guest runs (re-attached ones included): guests reach only the media.

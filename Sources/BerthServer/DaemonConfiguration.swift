@@ -1,3 +1,4 @@
+import BerthClient
 import BerthModel
 import Foundation
 
@@ -19,6 +20,9 @@ public struct DaemonConfiguration: Sendable {
     /// Where incoming migrations' one-time listeners bind (xend's `xend-relocation-address`);
     /// nil: the TCP listener's address, else 127.0.0.1.
     public var migrationHost: String?
+    /// How this berthd reaches migration destinations: TLS files and ssh options (paths and
+    /// options only; no secret is kept in the catalog or logged).
+    public var peerOptions = RemoteOptions()
     /// A connection that sends nothing for this long (no request in progress) is closed.
     public var idleTimeout: Duration
     /// The accelerator used when a domain says `auto`: nil probes the host.

@@ -51,7 +51,7 @@ extension Catalog {
     }
 
     /// `update`'s work inside a transaction the caller holds.
-    private func replace(_ spec: DomainSpec, db: Database) throws -> DomainSpec {
+    func replace(_ spec: DomainSpec, db: Database) throws -> DomainSpec {
         var spec = spec
         guard
             let row = try Row.fetchOne(

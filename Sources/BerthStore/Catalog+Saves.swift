@@ -73,20 +73,25 @@ extension Catalog {
         return found
     }
 
-    public func addSnapshot(_ name: String, _ record: SnapshotRecord) throws {
+    /// Records a snapshot; an external one switches the definition to its overlays (`spec`) in
+    /// the same transaction.
+    public func addSnapshot(_ name: String, _ record: SnapshotRecord, switchingTo spec: DomainSpec? = nil) throws {
+        try spec?.validate()
         try writer.write { db in
+            if let spec { _ = try replace(spec, db: db) }
             guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [name]) else {
                 throw BerthError.unknownDomain(name)
             }
             do {
                 try db.execute(
                     sql: """
-                        INSERT INTO snapshot (domainId, name, description, createdAt, state, memory, spec)
-                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO snapshot (domainId, name, description, createdAt, state, memory, spec, overlays)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         id, record.info.name, record.info.description, record.info.createdAt, record.info.state.rawValue,
                         record.info.memory, try Self.json(record.spec),
+                        try record.info.overlays.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) },
                     ])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
                 throw BerthError(
@@ -96,8 +101,12 @@ extension Catalog {
         }
     }
 
-    public func removeSnapshot(_ name: String, _ snapshot: String) throws {
+    /// Forgets a snapshot; merging an external one switches the definition back (`spec`) in the
+    /// same transaction.
+    public func removeSnapshot(_ name: String, _ snapshot: String, switchingTo spec: DomainSpec? = nil) throws {
+        try spec?.validate()
         try writer.write { db in
+            if let spec { _ = try replace(spec, db: db) }
             try db.execute(
                 sql: "DELETE FROM snapshot WHERE name = ? AND domainId = (SELECT id FROM domain WHERE name = ?)",
                 arguments: [snapshot, name])
@@ -110,7 +119,8 @@ extension Catalog {
         let info = SnapshotInfo(
             name: row["name"], description: row["description"], createdAt: row["createdAt"],
             state: DomainState(rawValue: row["state"]) ?? .shutoff, memory: row["memory"],
-            disks: spec.disks.filter { !$0.readOnly && $0.device == .disk }.map(\.path))
+            disks: spec.disks.filter { !$0.readOnly && $0.device == .disk }.map(\.path),
+            overlays: try (row["overlays"] as String?).map { try JSONDecoder().decode([String].self, from: Data($0.utf8)) })
         return SnapshotRecord(info: info, spec: spec)
     }
 }

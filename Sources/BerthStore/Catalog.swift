@@ -219,6 +219,11 @@ public struct Catalog: Sendable {
                     """)
             try legacyMedia.importEntries(into: db)
         }
+        // External (disk-only) snapshots: the overlays made on the files they keep (JSON list of
+        // paths; NULL for an internal snapshot).
+        migrator.registerMigration("v11-snap") { db in
+            try db.execute(sql: "ALTER TABLE snapshot ADD COLUMN overlays TEXT")
+        }
         return migrator
     }
 }

@@ -214,4 +214,47 @@ import Testing
         #expect(ticks == Array(0..<ticks.count), "the counter restarted or skipped: \(ticks)")
         _ = try await destination.client.perform(.destroy, on: "offline")
     }
+
+    /// `--to https://…`: the destination's API speaks TLS only, and the source berthd presents
+    /// the client certificate of `berth tls init --client` (its `--migration-tls-*` options),
+    /// no token. A name the certificate does not carry is refused before anything moves.
+    @Test func migrationOverTLSWithTheSourcesClientCertificate() async throws {
+        let namespace = try TestNamespace("mtls")
+        let pki = try DaemonStartupTests.scratch() + "/pki"
+        try RemoteHostTests.tlsInit(pki, ["--server-name", "127.0.0.1", "--client", "source"])
+        let (server, client) = (TLSFiles.server(in: pki), TLSFiles.client(in: pki))
+        let source = try await TestDaemon(
+            extraArguments: ["--migration-tls-ca", client.ca, "--migration-tls-cert", client.certificate, "--migration-tls-key", client.key],
+            namespace: namespace)
+        let destination = try await TestDaemon(
+            extraArguments: ["--tls-cert", server.certificate, "--tls-key", server.key, "--tls-ca", server.ca], namespace: namespace)
+        defer {
+            source.tearDown()
+            destination.tearDown()
+            namespace.destroy()
+            try? FileManager.default.removeItem(atPath: (pki as NSString).deletingLastPathComponent)
+        }
+        _ = try await source.client.define(try SaveRestoreTests.counterSpec("sealed"))
+        let started = try await source.client.perform(.start, on: "sealed")
+        _ = try await source.waitForLog("sealed", "tick 2")
+
+        // localhost is not a name on the destination's certificate: nothing moves.
+        let misnamed = try await BerthRun.run(
+            ["migrate", "sealed", "--to", "https://localhost:\(destination.port)", "--live"], state: source.stateDirectory)
+        #expect(misnamed.status != 0 && misnamed.stderr.contains("localhost"), "\(misnamed.stdout)\n\(misnamed.stderr)")
+        #expect(try await source.client.info("sealed").state == .running)
+        #expect(try await destination.client.list().isEmpty)
+
+        let run = try await BerthRun.run(
+            ["migrate", "sealed", "--to", "https://127.0.0.1:\(destination.port)", "--live"], state: source.stateDirectory)
+        #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+        let there = try await destination.client.info("sealed")
+        #expect(there.state == .running)
+        #expect(try await source.client.info("sealed").state == .shutoff)
+        #expect(qemuProcesses(uuid: started.spec.uuid) == [try #require(there.pid)])
+        let at = try #require(SaveRestoreTests.lastTick(try await destination.log("sealed")))
+        let ticks = SaveRestoreTests.ticks(try await destination.waitForLog("sealed", "tick \(at + 2)"))
+        #expect(ticks == Array(0..<ticks.count), "the counter restarted or skipped: \(ticks)")
+        _ = try await destination.client.perform(.destroy, on: "sealed")
+    }
 }

@@ -51,4 +51,86 @@ import Testing
         #expect(!third.contains("after"), "after revert: \(third)")
     }
 
+    /// `--disk-only` on a running guest with a raw disk: the overlay takes the writes made after
+    /// it; after a shutdown, revert discards them and keeps what was there before; delete merges
+    /// the overlay back into the raw file, which the definition names again.
+    @Test func diskOnlySnapshotOfARunningGuestThenRevertAndMerge() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let state = daemon.stateDirectory
+        let disk = state + "/ext.raw"
+        let overlay = state + "/ext.base.qcow2"
+        try await run("/usr/bin/qemu-img", ["create", "-q", "-f", "raw", disk, "16M"])
+        try await run("/usr/sbin/mkfs.ext4", ["-q", "-F", "-L", "extfs", disk])
+
+        var boots = 0
+        let uuid = UUID()
+        /// Starts the guest with `script` run on the mounted file system (on the disks its
+        /// definition names now); waits for `until` in its log.
+        func boot(_ script: String, until: String = "BERTH-GUEST-POWEROFF") async throws {
+            var spec = try GuestFixture.spec("ext", mode: "poweroff")
+            spec.uuid = uuid
+            spec.disks = boots == 0 ? [DiskSpec(path: disk, format: .raw)] : try await client.domain("ext").spec.disks
+            spec.cmdline =
+                (spec.cmdline ?? "")
+                + #" berth.run="mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && cd /mnt && "# + script + #" ; s=$?; cd /; umount /mnt; exit $s""#
+            if boots == 0 { _ = try await client.define(spec) } else { _ = try await client.update(spec) }
+            boots += 1
+            _ = try await client.perform(.start, on: "ext")
+            _ = try await daemon.waitForLog("ext", until, count: boots, timeout: 120)
+        }
+        /// What the last boot's script printed, once the guest is off again.
+        func ran() async throws -> String {
+            _ = try await daemon.waitForLog("ext", "BERTH-GUEST-POWEROFF", count: boots, timeout: 120)
+            _ = try await daemon.waitForState("ext", .shutoff, timeout: 120)
+            let after = try await daemon.log("ext").components(separatedBy: "BERTH-GUEST-RUN-BEGIN").last ?? ""
+            return after.components(separatedBy: "BERTH-GUEST-RUN-END").first ?? ""
+        }
+
+        // The guest writes `before`, then waits for a line on its console while the snapshot is taken.
+        try await boot(
+            "echo one > before && sync && echo SNAPSHOT-NOW && read line && echo two > after && sync && ls",
+            until: "SNAPSHOT-NOW")
+        let taken = try await client.createSnapshot("ext", SnapshotRequest(name: "base", diskOnly: true))
+        #expect(taken.external && !taken.memory && taken.state == .running)
+        #expect(taken.disks == [disk] && taken.overlays == [overlay])
+        let switched = try await client.domain("ext").spec.disks[0]
+        #expect(switched.path == overlay && switched.format == .qcow2)
+        #expect(switched.backing == DiskBacking(path: disk, format: .raw))
+        let listed = try await BerthRun.run(["snapshot-list", "ext"], state: state).stdout
+        #expect(listed.contains("base") && listed.contains("(disk only, external)"), "\(listed)")
+        let shown = try await BerthRun.run(["snapshot-info", "ext", "base"], state: state).stdout
+        #expect(shown.contains("external") && shown.contains(overlay), "\(shown)")
+        // Live, the guest stays on its overlay: reverting or merging under it is refused.
+        let revertLive = try await BerthRun.run(["snapshot-revert", "ext", "base"], state: state)
+        #expect(revertLive.status != 0 && revertLive.stderr.contains("Shut it off first"), "\(revertLive.stderr)")
+        let deleteLive = try await BerthRun.run(["snapshot-delete", "ext", "base"], state: state)
+        #expect(deleteLive.status != 0 && deleteLive.stderr.contains("only while the guest is off"), "\(deleteLive.stderr)")
+
+        let socket = try #require(try await client.domain("ext").consoleSocket)
+        let fd = try #require(TestDaemon.connectUnix(socket))
+        _ = Array("go\n".utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        let first = try await ran()
+        #expect(first.contains("before") && first.contains("after"), "first boot: \(first)")
+
+        let revert = try await BerthRun.run(["snapshot-revert", "ext", "base"], state: state)
+        #expect(revert.status == 0 && revert.stdout.contains("discarded"), "\(revert.stdout) \(revert.stderr)")
+        try await boot("ls && cat before && echo three > later && sync")
+        let second = try await ran()
+        #expect(second.contains("before") && second.contains("one"), "after revert: \(second)")
+        #expect(!second.contains("after"), "after revert: \(second)")
+
+        // Delete merges the overlay (holding `later`) into the raw file and drops the overlay.
+        let merged = try await BerthRun.run(["snapshot-delete", "ext", "base"], state: state)
+        #expect(merged.status == 0 && merged.stdout.contains("merged into"), "\(merged.stdout) \(merged.stderr)")
+        let back = try await client.domain("ext").spec.disks[0]
+        #expect(back.path == disk && back.format == .raw && back.backing == nil)
+        #expect(!FileManager.default.fileExists(atPath: overlay))
+        #expect(try await client.snapshots("ext").isEmpty)
+        try await boot("ls")
+        let third = try await ran()
+        #expect(third.contains("before") && third.contains("later") && !third.contains("after"), "after merge: \(third)")
+    }
 }

@@ -12,7 +12,11 @@ struct Migrate: AsyncParsableCommand {
             "The source berthd (--connect) talks to the destination's API (--to) with the destination's token (--to-token, or BERTH_TO_TOKEN). The destination checks it has the guest's networks, pools, accelerator and QEMU before anything moves. Cancel with 'berth domjobabort NAME': the guest keeps running here."
     )
     @Argument(help: "Domain name.") var name: String
-    @Option(name: .customLong("to"), help: "The destination berthd, http://HOST:PORT.") var destination: String
+    @Option(
+        name: .customLong("to"),
+        help:
+            "The destination berthd: https://HOST:PORT (TLS; berthd presents its --migration-tls-cert), ssh://[USER@]HOST, or http://HOST:PORT with --to-token."
+    ) var destination: String
     @Option(help: "The destination's API token (its <state>/api-token). Default: $BERTH_TO_TOKEN.") var toToken: String?
     @Flag(help: "Keep the guest running while its memory is copied (otherwise it is paused for the copy).") var live = false
     @Flag(help: "Copy every writable disk to the destination while the guest runs (non-shared storage).")

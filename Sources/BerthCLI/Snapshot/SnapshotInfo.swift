@@ -14,10 +14,14 @@ struct SnapshotInfoCommand: AsyncParsableCommand {
     func run() async throws {
         let info = try await connection.run { try await $0.snapshot(name, snapshot) }
         if output.json { return try output.printJSON(info) }
-        let rows: [(String, String)] = [
+        var rows: [(String, String)] = [
             ("Name", info.name), ("Domain", name), ("Created", ISO8601DateFormatter().string(from: info.createdAt)),
             ("State", info.state.rawValue), ("Memory", info.memory ? "yes" : "no (disks only)"),
-            ("Disks", info.disks.joined(separator: ", ")), ("Description", info.description ?? ""),
+            ("Location", info.external ? "external" : "internal"), ("Disks", info.disks.joined(separator: ", ")),
+        ]
+        rows += info.overlays.map { [("Overlays", $0.joined(separator: ", "))] } ?? []
+        rows += [
+            ("Description", info.description ?? "")
         ]
         for (key, value) in rows { print((key + ":").padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
     }

@@ -20,7 +20,7 @@ struct SnapshotList: AsyncParsableCommand {
             print(
                 snapshot.name.padding(toLength: width, withPad: " ", startingAt: 0)
                     + formatter.string(from: snapshot.createdAt).padding(toLength: 27, withPad: " ", startingAt: 0)
-                    + snapshot.state.rawValue + (snapshot.memory ? "" : " (disk only)"))
+                    + snapshot.state.rawValue + (snapshot.external ? " (disk only, external)" : snapshot.memory ? "" : " (disk only)"))
         }
     }
 }

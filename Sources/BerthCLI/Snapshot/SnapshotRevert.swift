@@ -12,8 +12,15 @@ struct SnapshotRevert: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        let info = try await connection.run { try await $0.revertSnapshot(name, snapshot) }
+        let (saved, info) = try await connection.run { client in
+            (try await client.snapshot(name, snapshot), try await client.revertSnapshot(name, snapshot))
+        }
         if output.json { return try output.printJSON(info) }
         print("Domain '\(name)' reverted to snapshot \(snapshot) (\(info.state.rawValue)).")
+        if let overlays = saved.overlays {
+            print(
+                "What it wrote since was discarded: \(overlays.joined(separator: ", ")) started again empty on \(saved.disks.joined(separator: ", "))."
+            )
+        }
     }
 }

@@ -15,7 +15,7 @@ struct MigrationsController<Context: RequestContext> {
             let name = try context.parameters.require("name")
             let wait = try request.query.bool("wait")
             let body = try await JSONResponse.decode(MigrateRequest.self, from: request)
-            _ = try MigrationPeer(url: body.destination, token: body.token)
+            _ = try MigrationPeer(url: body.destination, token: body.token, options: hypervisor.peerOptions)
             if let bandwidth = body.bandwidth, !(1...1_000_000).contains(bandwidth) {
                 throw BerthError(.invalidArgument, "bandwidth must be 1...1000000 MiB/s.", remedy: "Leave it out for no limit.")
             }

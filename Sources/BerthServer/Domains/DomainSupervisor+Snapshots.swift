@@ -5,7 +5,8 @@ import Foundation
 
 /// Internal snapshots of qcow2 disks: with the guest's memory while it runs (QMP
 /// `snapshot-save`/`-load`/`-delete` jobs on the disks' format nodes), disks only while it is
-/// shut off (`qemu-img snapshot`). The catalog lists them; the images hold them.
+/// shut off (`qemu-img snapshot`). The catalog lists them; the images hold them. External
+/// (`--disk-only`) snapshots are in `DomainSupervisor+ExternalSnapshots.swift`.
 extension DomainSupervisor {
     func createSnapshot(_ request: SnapshotRequest) async throws -> SnapshotInfo {
         try await serialized { try await self.performCreateSnapshot(request) }
@@ -55,6 +56,7 @@ extension DomainSupervisor {
 
     private func performCreateSnapshot(_ request: SnapshotRequest) async throws -> SnapshotInfo {
         try Self.checkSnapshotName(request.name)
+        if request.diskOnly == true { return try await performCreateExternalSnapshot(request) }
         let record = try catalog.domain(named: name)
         let disks = try snapshotDisks(record.spec)
         if instance != nil { try checkLiveDisksMatch(record.spec, what: "snapshotted") }
@@ -104,8 +106,10 @@ extension DomainSupervisor {
 
     private func performRevertSnapshot(_ snapshot: String) async throws {
         let saved = try catalog.snapshot(name, snapshot)
+        if saved.info.external { return try await performRevertExternalSnapshot(saved) }
         let record = try catalog.domain(named: name)
         let disks = try snapshotDisks(record.spec)
+        try checkStillOn(saved, disks: disks)
         if saved.info.memory {
             let changed = SaveImage.differences(saved: saved.spec, current: record.spec)
             guard changed.isEmpty else {
@@ -164,11 +168,29 @@ extension DomainSupervisor {
     }
 
     private func performDeleteSnapshot(_ snapshot: String) async throws {
-        _ = try catalog.snapshot(name, snapshot)
-        let disks = try snapshotDisks(try catalog.domain(named: name).spec)
+        let saved = try catalog.snapshot(name, snapshot)
+        if saved.info.external { return try await performDeleteExternalSnapshot(saved) }
+        var disks = try snapshotDisks(try catalog.domain(named: name).spec)
+        if instance == nil {
+            // Shut off, qemu-img reaches the images it was taken in, even under an overlay now.
+            disks = saved.info.disks.enumerated().map { (path: $0.element, node: "disk\($0.offset)") }
+        } else {
+            try checkStillOn(saved, disks: disks)
+        }
         try await removeFromImages(snapshot, disks: disks)
         try catalog.removeSnapshot(name, snapshot)
         publish(.snapshotDeleted, detail: snapshot)
+    }
+
+    /// An internal snapshot lives in the images it was taken in; once an external snapshot put
+    /// overlays over them, the guest's disks are other files.
+    private func checkStillOn(_ saved: SnapshotRecord, disks: [(path: String, node: String)]) throws {
+        guard saved.info.disks == disks.map(\.path) else {
+            throw BerthError(
+                .wrongState,
+                "Snapshot '\(saved.info.name)' is inside \(saved.info.disks.joined(separator: ", ")), but '\(name)' now uses \(disks.map(\.path).joined(separator: ", ")) (an external snapshot was taken since, or the disks changed).",
+                remedy: "Shut it off and delete the later external snapshot first (that merges its overlays), then revert.")
+        }
     }
 
     /// `qemu-img snapshot` has no `-f`: name the recorded format with `--image-opts`, so the

@@ -115,6 +115,9 @@ public protocol GuestInstance: Sendable {
     /// Runs an internal snapshot job: `snapshot-save`, `snapshot-load` or `snapshot-delete`
     /// on format nodes `devices`, with the memory state in `vmstate`.
     func snapshot(_ command: String, tag: String, vmstate: String?, devices: [String]) async throws
+    /// Puts berthd-made qcow2 overlays on top of running disks, all at once (an external
+    /// snapshot); on failure nothing of them stays in the guest.
+    func addOverlays(_ overlays: [DiskOverlay]) async throws
     /// The QEMU process behind the guest, for live migration (nil for other drivers).
     var qemuProcess: QEMUProcess? { get }
 }
@@ -154,6 +157,10 @@ extension GuestInstance {
 
     public func snapshot(_ command: String, tag: String, vmstate: String?, devices: [String]) async throws {
         throw BerthError(.unavailable, "This guest driver cannot take snapshots.")
+    }
+
+    public func addOverlays(_ overlays: [DiskOverlay]) async throws {
+        throw BerthError(.unavailable, "This guest driver cannot take external snapshots while the guest runs.")
     }
 
     public func blockResize(node: String, bytes: UInt64) async throws {

@@ -1,3 +1,4 @@
+import BerthClient
 import BerthModel
 import BerthQEMU
 import BerthStore
@@ -27,6 +28,8 @@ public final class Hypervisor: Sendable {
     let networks: NetworkManager
     /// The address incoming migrations' one-time listeners bind (`--migration-listen`).
     let migrationHost: String
+    /// How this berthd reaches a migration's destination (`--migration-tls-*`, `--migration-ssh-option`).
+    let peerOptions: RemoteOptions
     /// Incoming migrations this host is the destination of.
     let incoming = Mutex<[String: IncomingMigration]>([:])
     /// Start slots and memory admission (`--start-limit`, `--memory-reserve`).
@@ -39,12 +42,13 @@ public final class Hypervisor: Sendable {
     public init(
         catalog: Catalog, driver: any GuestDriver, bootPreparer: BootPreparer, stateDirectory: String,
         isolateGuests: Bool = GuestIdentity.canSwitch, runtimeDirectory: String? = nil, guestReachablePorts: [Int] = [],
-        migrationHost: String = "127.0.0.1",
+        migrationHost: String = "127.0.0.1", peerOptions: RemoteOptions = RemoteOptions(),
         capacity: HostCapacity = HostCapacity(startLimit: HostCapacity.defaultStartLimit)
     ) throws {
         self.capacity = capacity
         self.catalog = catalog
         self.migrationHost = migrationHost
+        self.peerOptions = peerOptions
         self.driver = driver
         self.bootPreparer = bootPreparer
         self.stateDirectory = stateDirectory

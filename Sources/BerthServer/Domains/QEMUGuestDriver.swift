@@ -195,6 +195,10 @@ struct QEMUGuest: GuestInstance {
         try await process.snapshotJob(command, tag: tag, vmstate: vmstate, devices: devices)
     }
 
+    func addOverlays(_ overlays: [DiskOverlay]) async throws {
+        try await process.addOverlays(overlays)
+    }
+
     private func execute(_ command: String) async throws {
         do {
             try await process.qmp.execute(command, timeout: .seconds(10))

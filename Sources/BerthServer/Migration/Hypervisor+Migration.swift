@@ -25,7 +25,7 @@ extension Hypervisor {
 
     /// Runs as the `migrate` operation `operation`.
     func migrate(_ name: String, _ request: MigrateRequest, operation: String, progress: @escaping ProgressSink) async throws {
-        let peer = try MigrationPeer(url: request.destination, token: request.token)
+        let peer = try MigrationPeer(url: request.destination, token: request.token, options: peerOptions)
         let supervisor = try supervisor(name)
         try await supervisor.migrateOut { instance, record in
             try await self.move(instance, record, request, peer: peer, operation: operation, progress: progress)
@@ -203,7 +203,7 @@ extension Hypervisor {
                 migrationJournal.removeOutgoing(entry.domain)
                 continue
             }
-            let peer = try? MigrationPeer(url: entry.destination, token: entry.token)
+            let peer = try? MigrationPeer(url: entry.destination, token: entry.token, options: peerOptions)
             if entry.handingOver {
                 if let peer, await Self.destinationRuns(peer, ticket: entry.ticket) {
                     await supervisor.endMigratedSource(instance, detail: "to \(entry.destination) (settled after a restart)")

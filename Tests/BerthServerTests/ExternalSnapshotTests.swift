@@ -1,0 +1,79 @@
+import BerthModel
+import BerthQEMU
+import BerthStore
+import Foundation
+import Testing
+
+@testable import BerthServer
+
+/// External snapshots that fail half-way leave the disks and the definition as they were: the
+/// overlays berthd made are removed again. Real qemu-img, a fake guest driver (whose QEMU
+/// refuses the overlays) and a real catalog.
+@Suite struct ExternalSnapshotTests {
+    @Test func qemuRefusingTheOverlaysLeavesDiskAndDefinitionAsTheyWere() async throws {
+        let host = try SupervisorPolicyTests.Host()
+        defer { host.remove() }
+        let disk = host.directory + "/d.raw"
+        #expect(FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)))
+        try host.define("x") { $0.disks = [DiskSpec(path: disk, format: .raw)] }
+        let before = try host.hypervisor.catalog.domain(named: "x").spec
+        let supervisor = try host.hypervisor.supervisor("x")
+        try await supervisor.start()
+        await #expect(throws: BerthError.self) {
+            _ = try await supervisor.createSnapshot(SnapshotRequest(name: "s", diskOnly: true))
+        }
+        #expect(!FileManager.default.fileExists(atPath: host.directory + "/d.s.qcow2"))
+        #expect(try host.hypervisor.catalog.domain(named: "x").spec == before)
+        #expect(try host.hypervisor.catalog.snapshots("x").isEmpty)
+    }
+
+    @Test func aFailedOverlayRemovesTheOnesAlreadyMade() async throws {
+        let host = try SupervisorPolicyTests.Host()
+        defer { host.remove() }
+        let (first, second) = (host.directory + "/a.raw", host.directory + "/b.qcow2")
+        #expect(FileManager.default.createFile(atPath: first, contents: Data(count: 1 << 20)))
+        try await run("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", second, "1M"])
+        // The second overlay's path leads nowhere: qemu-img cannot create it.
+        try FileManager.default.createSymbolicLink(atPath: host.directory + "/b.s.qcow2", withDestinationPath: "/nonexistent/x")
+        try host.define("y") { $0.disks = [DiskSpec(path: first, format: .raw), DiskSpec(path: second, format: .qcow2)] }
+        let before = try host.hypervisor.catalog.domain(named: "y").spec
+        let supervisor = try host.hypervisor.supervisor("y")
+        await #expect(throws: BerthError.self) {
+            _ = try await supervisor.createSnapshot(SnapshotRequest(name: "s", diskOnly: true))
+        }
+        #expect(!FileManager.default.fileExists(atPath: host.directory + "/a.s.qcow2"))
+        #expect(try host.hypervisor.catalog.domain(named: "y").spec == before)
+        #expect(try host.hypervisor.catalog.snapshots("y").isEmpty)
+    }
+
+    @Test func shutOffSnapshotSwitchesToTheOverlayAndBack() async throws {
+        let host = try SupervisorPolicyTests.Host()
+        defer { host.remove() }
+        let disk = host.directory + "/c.img"
+        #expect(FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)))
+        try host.define("z") { $0.disks = [DiskSpec(path: disk, format: .raw)] }
+        let before = try host.hypervisor.catalog.domain(named: "z").spec
+        let supervisor = try host.hypervisor.supervisor("z")
+        let taken = try await supervisor.createSnapshot(SnapshotRequest(name: "s1", diskOnly: true))
+        let overlay = host.directory + "/c.s1.qcow2"
+        #expect(taken.overlays == [overlay] && taken.state == .shutoff)
+        let disks = try host.hypervisor.catalog.domain(named: "z").spec.disks
+        #expect(disks.map(\.path) == [overlay] && disks[0].backing == DiskBacking(path: disk, format: .raw))
+        #expect(try DiskFormat.probe(path: overlay).backingFile == disk)
+
+        // One level: a second external snapshot says to merge the first.
+        await #expect(throws: BerthError.self) {
+            _ = try await supervisor.createSnapshot(SnapshotRequest(name: "s2", diskOnly: true))
+        }
+        // An internal snapshot inside the overlay blocks revert and merge until it is deleted.
+        _ = try await supervisor.createSnapshot(SnapshotRequest(name: "inside"))
+        await #expect(throws: BerthError.self) { try await supervisor.revertSnapshot("s1") }
+        try await supervisor.deleteSnapshot("inside")
+
+        try await supervisor.revertSnapshot("s1")
+        #expect(try DiskFormat.probe(path: overlay).backingFile == disk)
+        try await supervisor.deleteSnapshot("s1")
+        #expect(try host.hypervisor.catalog.domain(named: "z").spec == before)
+        #expect(!FileManager.default.fileExists(atPath: overlay))
+    }
+}
