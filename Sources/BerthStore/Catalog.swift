@@ -200,6 +200,10 @@ public struct Catalog: Sendable {
                     CREATE INDEX liveDisk_path ON liveDisk(path);
                     """)
         }
+        // A logical pool's block device, for pool-build (pvcreate + vgcreate).
+        migrator.registerMigration("v10-storage3") { db in
+            try db.execute(sql: "ALTER TABLE pool ADD COLUMN sourceDevice TEXT")
+        }
         return migrator
     }
 }
