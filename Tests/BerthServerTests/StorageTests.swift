@@ -502,7 +502,7 @@ import Testing
         let wipe = try await client.beginWipeVolume(pool: "default", name: "whole")
         #expect(wipe.volume == "default/whole" && wipe.action == "vol-wipe")
         #expect(try await client.finish(wipe).progress?.bytes == 2 << 30)
-        #expect(try await client.volume(pool: "default", name: "whole").allocation == 0)
+        #expect(try await client.volume(pool: "default", name: "whole").allocation < 1 << 20, "the data blocks went back")
         try await client.deleteVolume(pool: "default", name: "whole")
         let deadline = Date().addingTimeInterval(60)
         while events.withLock({ $0.filter { $0.kind == .volumeProgress }.count }) < 22, Date() < deadline {
