@@ -302,12 +302,30 @@ public struct BerthClient: Sendable {
         try check(try await transport.send(method: .DELETE, path: volumePath(pool, name)))
     }
 
-    public func wipeVolume(pool: String, name: String) async throws -> VolumeInfo {
-        try await call(.POST, volumePath(pool, name) + "/wipe", as: VolumeInfo.self)
+    /// Starts `vol-wipe` as an operation (its `volume` is `POOL/NAME`).
+    public func beginWipeVolume(pool: String, name: String) async throws -> OperationInfo {
+        try await call(.POST, volumePath(pool, name) + "/wipe", as: OperationInfo.self)
     }
 
-    public func cloneVolume(pool: String, name: String, to newName: String) async throws -> VolumeInfo {
-        try await call(.POST, volumePath(pool, name) + "/clone", body: VolumeCloneRequest(name: newName), as: VolumeInfo.self)
+    /// Starts `vol-clone` as an operation with progress (its `volume` is the new `POOL/NAME`).
+    public func beginCloneVolume(pool: String, name: String, to newName: String) async throws -> OperationInfo {
+        try await call(.POST, volumePath(pool, name) + "/clone", body: VolumeCloneRequest(name: newName), as: OperationInfo.self)
+    }
+
+    /// `vol-wipe`, waited for; `progress` hears how far it got.
+    public func wipeVolume(pool: String, name: String, progress: (OperationProgress) -> Void = { _ in }) async throws
+        -> VolumeInfo
+    {
+        _ = try await finish(try await beginWipeVolume(pool: pool, name: name), progress: progress)
+        return try await volume(pool: pool, name: name)
+    }
+
+    /// `vol-clone`, waited for; `progress` hears how far the copy got.
+    public func cloneVolume(
+        pool: String, name: String, to newName: String, progress: (OperationProgress) -> Void = { _ in }
+    ) async throws -> VolumeInfo {
+        _ = try await finish(try await beginCloneVolume(pool: pool, name: name, to: newName), progress: progress)
+        return try await volume(pool: pool, name: newName)
     }
 
     public func resizeVolume(pool: String, name: String, _ request: VolumeResizeRequest) async throws -> VolumeInfo {

@@ -147,20 +147,22 @@ struct HTTPTransport: Sendable {
         }
     }
 
-    /// Sends the upload's file in 1 MiB chunks; each write waits for the connection to take it.
+    /// Sends the upload's file in 4 MiB chunks read straight into the buffers NIO writes; each
+    /// write waits for the connection to take it.
     private static func stream(_ upload: Upload, to outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>)
         async throws
     {
         var sent: UInt64 = 0
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        let allocator = ByteBufferAllocator()
         while sent < upload.length {
-            let wanted = Int(min(UInt64(chunk.count), upload.length - sent))
-            let count = chunk.withUnsafeMutableBytes { read(upload.descriptor, $0.baseAddress, wanted) }
+            let wanted = Int(min(4 << 20, upload.length - sent))
+            var chunk = allocator.buffer(capacity: wanted)
+            let count = chunk.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { max(0, read(upload.descriptor, $0.baseAddress, wanted)) }
             guard count > 0 else {
                 throw BerthError(
                     .invalidArgument, "The file ended after \(sent) of \(upload.length) bytes.", remedy: "Check that nothing is writing it.")
             }
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk[0..<count]))))
+            try await outbound.write(.body(.byteBuffer(chunk)))
             sent += UInt64(count)
             upload.progress(sent)
         }

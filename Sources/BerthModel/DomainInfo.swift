@@ -94,6 +94,8 @@ public struct LifecycleEvent: Codable, Sendable, Equatable {
         case poolDefined = "pool-defined"
         case volumeCreated = "volume-created"
         case volumeDeleted = "volume-deleted"
+        /// A `vol-clone` or `vol-wipe` reached another tenth (`detail`: which volume, how far).
+        case volumeProgress = "volume-progress"
         /// A running guest's disk grew (`vol-resize` of an attached volume).
         case diskResized = "disk-resized"
         /// A disk was plugged into or out of a running guest (attach-disk/detach-disk --live).
@@ -137,7 +139,10 @@ public struct LifecycleEvent: Codable, Sendable, Equatable {
 public struct OperationInfo: Codable, Sendable, Equatable {
     public enum Status: String, Codable, Sendable { case running, succeeded, failed }
     public var id: String
+    /// The domain it acts on; empty for a storage operation.
     public var domain: String
+    /// `POOL/NAME` of the volume a storage operation makes or changes (`vol-clone`, `vol-wipe`).
+    public var volume: String?
     public var action: String
     public var status: Status
     public var error: BerthError?
@@ -148,10 +153,11 @@ public struct OperationInfo: Codable, Sendable, Equatable {
 
     public init(
         id: String, domain: String, action: String, status: Status, error: BerthError? = nil,
-        messages: [OperationMessage]? = nil
+        messages: [OperationMessage]? = nil, volume: String? = nil
     ) {
         self.id = id
         self.domain = domain
+        self.volume = volume
         self.action = action
         self.status = status
         self.error = error

@@ -15,23 +15,30 @@ public struct PoolSpec: Codable, Sendable, Equatable {
     public var target: String?
     /// The volume group (`logical`).
     public var sourceName: String?
+    /// The block device `pool-build` makes the volume group on (`logical`, `--source-dev`).
+    public var sourceDevice: String?
     public var autostart: Bool
 
-    public init(name: String, type: Kind, target: String? = nil, sourceName: String? = nil, autostart: Bool = false) {
+    public init(
+        name: String, type: Kind, target: String? = nil, sourceName: String? = nil, sourceDevice: String? = nil,
+        autostart: Bool = false
+    ) {
         self.name = name
         self.type = type
         self.target = target
         self.sourceName = sourceName
+        self.sourceDevice = sourceDevice
         self.autostart = autostart
     }
 
-    enum CodingKeys: String, CodingKey { case name, type, target, sourceName, autostart }
+    enum CodingKeys: String, CodingKey { case name, type, target, sourceName, sourceDevice, autostart }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try c.decode(String.self, forKey: .name), type: try c.decode(Kind.self, forKey: .type))
         target = try c.decodeIfPresent(String.self, forKey: .target)
         sourceName = try c.decodeIfPresent(String.self, forKey: .sourceName)
+        sourceDevice = try c.decodeIfPresent(String.self, forKey: .sourceDevice)
         autostart = try c.decodeIfPresent(Bool.self, forKey: .autostart) ?? false
     }
 

@@ -90,6 +90,9 @@ public enum Daemon {
         } catch {
             logger.warning("The default storage pool could not be made: \(error)")
         }
+        for path in hypervisor.removeLeftoverTemporaries() {
+            logger.notice("Removed \(path), left by a volume operation that did not finish")
+        }
         hypervisor.autostartPools()
         // A media listener on every interface already serves the bridges' addresses (and would
         // keep another listener from binding one of them).

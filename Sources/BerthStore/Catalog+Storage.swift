@@ -58,8 +58,11 @@ extension Catalog {
                     remedy: "Use pool '\(owner)', or give another target.")
             }
             try db.execute(
-                sql: "INSERT INTO pool (name, type, target, sourceName, autostart, createdAt) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [spec.name, spec.type.rawValue, target, spec.sourceName, spec.autostart, Date()])
+                sql: """
+                    INSERT INTO pool (name, type, target, sourceName, sourceDevice, autostart, createdAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [spec.name, spec.type.rawValue, target, spec.sourceName, spec.sourceDevice, spec.autostart, Date()])
         }
     }
 
@@ -324,7 +327,7 @@ extension Catalog {
         PoolRecord(
             spec: PoolSpec(
                 name: row["name"], type: PoolSpec.Kind(rawValue: row["type"]) ?? .dir, target: row["target"],
-                sourceName: row["sourceName"], autostart: row["autostart"]),
+                sourceName: row["sourceName"], sourceDevice: row["sourceDevice"], autostart: row["autostart"]),
             active: row["active"])
     }
 

@@ -224,6 +224,10 @@ public struct Catalog: Sendable {
         migrator.registerMigration("v11-snap") { db in
             try db.execute(sql: "ALTER TABLE snapshot ADD COLUMN overlays TEXT")
         }
+        // A logical pool's block device, for pool-build (pvcreate + vgcreate).
+        migrator.registerMigration("v12-storage3") { db in
+            try db.execute(sql: "ALTER TABLE pool ADD COLUMN sourceDevice TEXT")
+        }
         return migrator
     }
 }

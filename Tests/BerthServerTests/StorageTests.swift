@@ -1,6 +1,7 @@
 import BerthClient
 import BerthModel
 import Foundation
+import Synchronization
 import Testing
 
 /// Storage pools and volumes end to end: a real berthd, real qemu-img, real QEMU guests.
@@ -376,6 +377,14 @@ import Testing
         #expect(grown.capacity == 24 << 20 && grown.extent?.offset == extent.offset)
         await Self.expectError(.wrongState, containing: "'onlv'") { try await client.deleteVolume(pool: "lvm", name: "lv1") }
 
+        // Clone, wipe and upload need the LV's device node: refused here, saying why.
+        let deviceMapper = (try? String(contentsOfFile: "/proc/misc", encoding: .utf8))?.contains("device-mapper") ?? false
+        let reason = deviceMapper ? "not supported" : "no device-mapper"
+        await Self.expectError(.invalidArgument, containing: reason) {
+            _ = try await client.cloneVolume(pool: "lvm", name: "lv1", to: "lv9")
+        }
+        await Self.expectError(.invalidArgument, containing: reason) { _ = try await client.wipeVolume(pool: "lvm", name: "lv1") }
+
         // Two segments (lv2 grown past lv3): no single range to give QEMU, refused at define.
         _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "lv2", capacity: 4 << 20))
         _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "lv3", capacity: 4 << 20))
@@ -389,6 +398,147 @@ import Testing
         for name in ["lv1", "lv2", "lv3"] { try await client.deleteVolume(pool: "lvm", name: name) }
         #expect(try await Self.host(["/usr/sbin/lvs", "--noheadings", "-o", "lv_name", group]).isEmpty)
         #expect(try await client.pool("lvm").available == 60 << 20)
+    }
+
+    /// pool-build of a logical pool defined with --source-dev: pvcreate and vgcreate on a loop
+    /// device (made and removed here), then volumes as in any logical pool; a device holding a
+    /// filesystem is refused and left as it was, and so are a non-block device and a pool
+    /// without a device.
+    @Test func poolBuildMakesTheVolumeGroupOnItsDevice() async throws {
+        for tool in ["/usr/sbin/vgcreate", "/usr/sbin/losetup", "/usr/sbin/mkfs.ext4"]
+        where !FileManager.default.isExecutableFile(atPath: tool) {
+            Issue.record("\(tool) is missing: run scripts/install-host-deps (apt-get install lvm2 mount e2fsprogs).")
+            return
+        }
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let state = daemon.stateDirectory
+        let group = "berthbuild\(UInt32.random(in: 0...UInt32.max))"
+        try await Self.host(["/usr/bin/truncate", "-s", "64M", state + "/pv.img"])
+        try await Self.host(["/usr/bin/truncate", "-s", "32M", state + "/fs.img"])
+        try await Self.host(["/usr/sbin/mkfs.ext4", "-q", state + "/fs.img"])
+        let loop = try await Self.host(["/usr/sbin/losetup", "-f", "--show", state + "/pv.img"])
+        let withFS = try await Self.host(["/usr/sbin/losetup", "-f", "--show", state + "/fs.img"])
+        defer {
+            for argv in [
+                ["/usr/sbin/vgremove", "-q", "-f", group], ["/usr/sbin/pvremove", "-q", loop], ["/usr/sbin/losetup", "-d", loop],
+                ["/usr/sbin/losetup", "-d", withFS],
+            ] {
+                _ = try? BerthRun.execute(argv[0], Array(argv.dropFirst()), timeout: 60)
+            }
+        }
+
+        // Through the CLI as a user types it: define, build, start, a volume.
+        for argv in [
+            ["pool-define-as", "built", "logical", "--source-name", group, "--source-dev", loop], ["pool-build", "built"],
+            ["pool-start", "built"], ["vol-create-as", "built", "lv1", "8M"],
+        ] {
+            let result = try await BerthRun.run(argv, state: state)
+            #expect(result.status == 0, "\(argv): \(result.stderr)")
+        }
+        let pool = try await client.pool("built")
+        #expect(pool.active && pool.capacity == 60 << 20 && pool.available == 52 << 20, "\(pool)")
+        #expect(pool.spec.sourceDevice == loop)
+        #expect(try await Self.host(["/usr/sbin/pvs", "--noheadings", "-o", "vg_name", loop]) == group)
+        #expect(try await client.perform(.build, pool: "built").capacity == 60 << 20, "building again changes nothing")
+        try await client.deleteVolume(pool: "built", name: "lv1")
+
+        // A filesystem on the device: lvm2 refuses to wipe it, Berth says so, the data stays.
+        _ = try await client.definePool(PoolSpec(name: "hasfs", type: .logical, sourceName: group + "fs", sourceDevice: withFS))
+        await Self.expectError(.wrongState, containing: "ext4 signature") { _ = try await client.perform(.build, pool: "hasfs") }
+        #expect(try await Self.host(["/usr/sbin/blkid", "-o", "value", "-s", "TYPE", withFS]) == "ext4")
+        _ = try await client.definePool(PoolSpec(name: "notblock", type: .logical, sourceName: group + "nb", sourceDevice: "/dev/null"))
+        await Self.expectError(.invalidArgument, containing: "not a block device") {
+            _ = try await client.perform(.build, pool: "notblock")
+        }
+        _ = try await client.definePool(PoolSpec(name: "nodev", type: .logical, sourceName: group + "nd"))
+        await Self.expectError(.invalidArgument, containing: "names no device") { _ = try await client.perform(.build, pool: "nodev") }
+        await Self.expectError(.invalidArgument, containing: "under /dev") {
+            _ = try await client.definePool(PoolSpec(name: "bad", type: .logical, sourceName: group, sourceDevice: "disk.img"))
+        }
+        #expect(try await Self.host(["/usr/sbin/vgs", "--noheadings", "-o", "vg_name"]).split(separator: "\n").count { $0.contains(group) } == 1)
+    }
+
+    /// vol-clone and vol-wipe are operations with progress (on the operation, to the client,
+    /// and as volume-progress events); a berthd SIGKILLed in the middle of a clone of a large
+    /// sparse volume leaves, once started again, no volume under the new name, no temporary
+    /// file, and the source as it was.
+    @Test func cloneKilledMidwayLeavesNoHalfVolume() async throws {
+        try Self.requireQEMUImg()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let images = daemon.stateDirectory + "/images"
+        let events = Mutex<[LifecycleEvent]>([])
+        let listener = Task { try? await client.events { event in events.withLock { $0.append(event) } } }
+        defer { listener.cancel() }
+
+        // Sparse but slow to copy: 2 GiB, every other MiB written (1 GiB of data in 1024 extents).
+        let source = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "big", capacity: 2 << 30))
+        let handle = try #require(FileHandle(forWritingAtPath: source.path))
+        for index in 0..<1024 {
+            try handle.seek(toOffset: UInt64(index) << 21)
+            try handle.write(contentsOf: Data(repeating: UInt8(truncatingIfNeeded: index | 1), count: 1 << 20))
+        }
+        try handle.close()
+        // What 1 GiB of data takes (plus a few blocks of extent tree).
+        let dataOnly = { (bytes: UInt64) in bytes >= 1 << 30 && bytes < (1 << 30) + (1 << 20) }
+        #expect(dataOnly(try await client.volume(pool: "default", name: "big").allocation))
+
+        // A whole clone: progress reaches the client, the operation names the volume, events tell.
+        let seen = Mutex<[OperationProgress]>([])
+        let copy = try await client.cloneVolume(pool: "default", name: "big", to: "whole") { progress in
+            seen.withLock { $0.append(progress) }
+        }
+        #expect(seen.withLock { $0.last } == OperationProgress(bytes: 2 << 30, total: 2 << 30), "\(seen.withLock { $0 })")
+        #expect(copy.capacity == 2 << 30 && dataOnly(copy.allocation), "holes stay holes: \(copy.allocation)")
+        let reader = try #require(FileHandle(forReadingAtPath: copy.path))
+        try reader.seek(toOffset: 1023 << 21)
+        #expect(try reader.read(upToCount: 4) == Data(repeating: 0xFF, count: 4))
+        try reader.seek(toOffset: (1023 << 21) + (1 << 20))
+        #expect(try reader.read(upToCount: 4) == Data(count: 4), "a hole stays zeros")
+        try reader.close()
+        let wipe = try await client.beginWipeVolume(pool: "default", name: "whole")
+        #expect(wipe.volume == "default/whole" && wipe.action == "vol-wipe")
+        #expect(try await client.finish(wipe).progress?.bytes == 2 << 30)
+        #expect(try await client.volume(pool: "default", name: "whole").allocation < 1 << 20, "the data blocks went back")
+        try await client.deleteVolume(pool: "default", name: "whole")
+        let deadline = Date().addingTimeInterval(60)
+        while events.withLock({ $0.filter { $0.kind == .volumeProgress }.count }) < 22, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let progressEvents = events.withLock { $0.filter { $0.kind == .volumeProgress }.compactMap(\.detail) }
+        #expect(progressEvents.contains("vol-clone default/big to default/whole: 50% of 2.00 GiB"), "\(progressEvents)")
+        #expect(progressEvents.contains("vol-wipe default/whole: 100% of 2.00 GiB"), "\(progressEvents)")
+
+        // Killed in the middle: the copy exists only under its hidden name.
+        var before = stat()
+        #expect(stat(source.path, &before) == 0)
+        let operation = try await client.beginCloneVolume(pool: "default", name: "big", to: "half")
+        var midway = false
+        while !midway, Date() < deadline.addingTimeInterval(60) {
+            let now = try await client.operation(operation.id)
+            #expect(now.status == .running, "the clone ended before berthd was killed: \(now)")
+            guard now.status == .running else { break }
+            midway = (now.progress?.bytes ?? 0) > 0
+        }
+        daemon.stop(signal: SIGKILL)
+        #expect(midway)
+        #expect(Self.leftovers(images).count == 1, "the half copy under a hidden name: \(Self.leftovers(images))")
+        #expect(!FileManager.default.fileExists(atPath: images + "/half"))
+
+        try await daemon.start()
+        await Self.expectError(.notFound, containing: "half") { _ = try await client.volume(pool: "default", name: "half") }
+        #expect(!FileManager.default.fileExists(atPath: images + "/half"))
+        #expect(Self.leftovers(images).isEmpty, "temporary files left: \(Self.leftovers(images))")
+        var after = stat()
+        #expect(stat(source.path, &after) == 0)
+        #expect(after.st_size == before.st_size && after.st_blocks == before.st_blocks)
+        #expect(after.st_mtim.tv_sec == before.st_mtim.tv_sec && after.st_mtim.tv_nsec == before.st_mtim.tv_nsec)
+        #expect(try await client.volumes(pool: "default").map(\.name) == ["big"])
+        // The restarted berthd clones it whole.
+        #expect(dataOnly(try await client.cloneVolume(pool: "default", name: "big", to: "half").allocation))
     }
 
     /// vol-upload and vol-download through the real CLI: the bytes come back exactly, the rest

@@ -4,16 +4,21 @@
 # to the same bytes on the same disk, in one run; prints MiB/s and the ratio (target: the
 # Berth command at >= 0.9 x the plain one's throughput).
 #
-# Usage (after swift build): bench/storage/run.sh [MiB]   (default 1024)
+# Usage (after swift build): bench/storage/run.sh [MiB] [BEFORE_DIR]   (default 1024)
+# With BEFORE_DIR (a directory holding an older build's berthd and berth), vol-upload is also
+# timed with those binaries (their own berthd and state directory), before/after side by side,
+# each run alternately three times (median).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mib=${1:-1024}
+before=${2:-}
 bin=$PWD/.build/debug
 [[ -x $bin/berthd && -x $bin/berth ]] || { echo "run swift build first" >&2; exit 1; }
 command -v qemu-img >/dev/null || { echo "qemu-img missing: scripts/install-host-deps qemu-utils" >&2; exit 1; }
 state=$(mktemp -d /var/tmp/berth-bench-storage.XXXXXX)
 cleanup() {
     [[ -n ${daemon:-} ]] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+    [[ -n ${old_daemon:-} ]] && kill "$old_daemon" 2>/dev/null && wait "$old_daemon" 2>/dev/null
     rm -rf "$state"
 }
 trap cleanup EXIT
@@ -59,6 +64,30 @@ row vol-clone "$b" "cp" "$p2"
 b=$(timed berth vol-wipe vol --pool default)
 p=$(timed dd if=/dev/zero of="$plain/uploaded.img" bs=1M count="$mib" conv=notrunc status=none)
 row vol-wipe "$b" "dd if=/dev/zero" "$p"
+
+if [[ -n $before ]]; then
+    old=$state/before
+    mkdir -p "$old"
+    "$before/berthd" --state-dir "$old" --listen none --media-listen none --log-level warning >"$old/berthd.log" 2>&1 &
+    old_daemon=$!
+    for _ in $(seq 200); do [[ -S $old/run/berthd.sock ]] && break; sleep 0.1; done
+    old_berth() { BERTH_STATE_DIR=$old "$before/berth" "$@" >/dev/null; }
+    old_berth vol-create-as default vol "${mib}M"
+    median() { sort -n | sed -n 2p; }
+    olds=() news=() cps=()
+    for _ in 1 2 3; do
+        olds+=("$(timed old_berth vol-upload vol "$state/source.bin" --pool default)")
+        news+=("$(timed berth vol-upload vol "$state/source.bin" --pool default)")
+        rm -f "$plain/uploaded.img"
+        cps+=("$(timed cp "$state/source.bin" "$plain/uploaded.img")")
+    done
+    o=$(printf '%s\n' "${olds[@]}" | median)
+    n=$(printf '%s\n' "${news[@]}" | median)
+    c=$(printf '%s\n' "${cps[@]}" | median)
+    rows+=("$(awk -v o="$o" -v n="$n" -v c="$c" -v m="$mib" 'BEGIN {
+        printf "vol-upload before %8.1f MiB/s (ratio %.2f)   after %8.1f MiB/s (ratio %.2f)   cp FILE %8.1f MiB/s   (median of 3, alternating)",
+            m / o, c / o, m / n, c / n, m / c }')")
+fi
 
 echo "Storage benchmark, $mib MiB raw volume, $(nproc) CPUs, state on $(df --output=source "$state" | tail -1)"
 printf '%s\n' "${rows[@]}"

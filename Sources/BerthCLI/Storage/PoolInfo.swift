@@ -17,6 +17,7 @@ struct PoolInfoCommand: AsyncParsableCommand {
         ]
         if let target = pool.spec.target { rows.append(("Target", target)) }
         if let source = pool.spec.sourceName { rows.append(("Source", source)) }
+        if let device = pool.spec.sourceDevice { rows.append(("Source device", device)) }
         if pool.active {
             rows += [
                 ("Capacity", ByteSize.describe(pool.capacity)), ("Allocation", ByteSize.describe(pool.allocation)),

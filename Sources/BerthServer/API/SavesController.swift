@@ -16,7 +16,7 @@ struct SavesController<Context: RequestContext> {
             let operation = hypervisor.operations.runWithProgress(domain: name, action: "save") { progress in
                 try await supervisor.save(to: body.file, state: body.state, progress: progress)
             }
-            return try await answer(operation, wait: wait) { try JSONResponse.make(try hypervisor.info(name)) }
+            return try await hypervisor.operations.answer(operation, wait: wait) { try JSONResponse.make(try hypervisor.info(name)) }
         }
         group.post("domains/:name/managedsave") { request, context in
             let name = try context.parameters.require("name")
@@ -25,7 +25,7 @@ struct SavesController<Context: RequestContext> {
             let operation = hypervisor.operations.runWithProgress(domain: name, action: "managedsave") { progress in
                 try await supervisor.managedSave(resumeAtDaemonStart: false, progress: progress)
             }
-            return try await answer(operation, wait: wait) { try JSONResponse.make(try hypervisor.info(name)) }
+            return try await hypervisor.operations.answer(operation, wait: wait) { try JSONResponse.make(try hypervisor.info(name)) }
         }
         group.delete("domains/:name/managedsave") { _, context in
             try await hypervisor.supervisor(try context.parameters.require("name")).removeManagedSave()
@@ -42,7 +42,7 @@ struct SavesController<Context: RequestContext> {
             let operation = hypervisor.operations.runWithProgress(domain: domain, action: "restore") { progress in
                 _ = try await hypervisor.restore(body.file, state: body.state, progress: progress)
             }
-            return try await answer(operation, wait: wait) { try JSONResponse.make(try hypervisor.info(domain)) }
+            return try await hypervisor.operations.answer(operation, wait: wait) { try JSONResponse.make(try hypervisor.info(domain)) }
         }
         group.get("domains/:name/snapshots") { _, context in
             let name = try context.parameters.require("name")
@@ -58,7 +58,7 @@ struct SavesController<Context: RequestContext> {
             let operation = hypervisor.operations.run(domain: name, action: "snapshot-create") {
                 _ = try await supervisor.createSnapshot(body)
             }
-            return try await answer(operation, wait: wait) {
+            return try await hypervisor.operations.answer(operation, wait: wait) {
                 try JSONResponse.make(try hypervisor.catalog.snapshot(name, body.name).info, status: .created)
             }
         }
@@ -75,20 +75,12 @@ struct SavesController<Context: RequestContext> {
             let operation = hypervisor.operations.run(domain: name, action: "snapshot-revert") {
                 try await supervisor.revertSnapshot(snapshot)
             }
-            return try await answer(operation, wait: wait) { try JSONResponse.make(try hypervisor.info(name)) }
+            return try await hypervisor.operations.answer(operation, wait: wait) { try JSONResponse.make(try hypervisor.info(name)) }
         }
         group.delete("domains/:name/snapshots/:snapshot") { _, context in
             let name = try context.parameters.require("name")
             try await hypervisor.supervisor(name).deleteSnapshot(try context.parameters.require("snapshot"))
             return Response(status: .noContent)
         }
-    }
-
-    /// 202 with the operation, or (`wait`) the result once it is done, or its error.
-    private func answer(_ operation: OperationInfo, wait: Bool, result: () throws -> Response) async throws -> Response {
-        guard wait else { return try JSONResponse.make(operation, status: .accepted) }
-        let done = try await hypervisor.operations.get(operation.id, wait: .seconds(DomainsController<Context>.maximumWait))
-        if let error = done.error { throw error }
-        return try result()
     }
 }

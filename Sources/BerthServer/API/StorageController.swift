@@ -27,7 +27,7 @@ struct StorageController<Context: RequestContext> {
             try JSONResponse.make(try await hypervisor.startPool(try context.parameters.require("pool")))
         }
         group.post("pools/:pool/build") { _, context in
-            try JSONResponse.make(try hypervisor.buildPool(try context.parameters.require("pool")))
+            try JSONResponse.make(try await hypervisor.buildPool(try context.parameters.require("pool")))
         }
         group.post("pools/:pool/destroy") { _, context in
             try JSONResponse.make(try hypervisor.destroyPool(try context.parameters.require("pool")))
@@ -56,16 +56,26 @@ struct StorageController<Context: RequestContext> {
                 pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"))
             return Response(status: .noContent)
         }
-        group.post("pools/:pool/volumes/:volume/wipe") { _, context in
-            try JSONResponse.make(
-                try await hypervisor.wipeVolume(
-                    pool: try context.parameters.require("pool"), name: try context.parameters.require("volume")))
+        group.post("pools/:pool/volumes/:volume/wipe") { request, context in
+            let pool = try context.parameters.require("pool")
+            let name = try context.parameters.require("volume")
+            let operation = hypervisor.operations.runWithProgress(domain: "", volume: "\(pool)/\(name)", action: "vol-wipe") {
+                _ = try await hypervisor.wipeVolume(pool: pool, name: name, progress: $0)
+            }
+            return try await hypervisor.operations.answer(operation, wait: try request.query.bool("wait")) {
+                try JSONResponse.make(try hypervisor.volumeInfo(pool: pool, name: name))
+            }
         }
         group.post("pools/:pool/volumes/:volume/clone") { request, context in
+            let pool = try context.parameters.require("pool")
+            let name = try context.parameters.require("volume")
             let body = try await JSONResponse.decode(VolumeCloneRequest.self, from: request)
-            let info = try await hypervisor.cloneVolume(
-                pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"), to: body.name)
-            return try JSONResponse.make(info, status: .created)
+            let operation = hypervisor.operations.runWithProgress(domain: "", volume: "\(pool)/\(body.name)", action: "vol-clone") {
+                _ = try await hypervisor.cloneVolume(pool: pool, name: name, to: body.name, progress: $0)
+            }
+            return try await hypervisor.operations.answer(operation, wait: try request.query.bool("wait")) {
+                try JSONResponse.make(try hypervisor.volumeInfo(pool: pool, name: body.name), status: .created)
+            }
         }
         group.post("pools/:pool/volumes/:volume/resize") { request, context in
             let body = try await JSONResponse.decode(VolumeResizeRequest.self, from: request)
@@ -81,16 +91,7 @@ struct StorageController<Context: RequestContext> {
             let body = request.body
             let info = try await hypervisor.uploadVolume(
                 pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"), length: length
-            ) { fd in
-                var received: UInt64 = 0
-                for try await buffer in body {
-                    received += UInt64(buffer.readableBytes)
-                    // More than announced is refused before it is written.
-                    guard received <= length else { return received }
-                    try buffer.withUnsafeReadableBytes { try Hypervisor.writeAll(fd, $0) }
-                }
-                return received
-            }
+            ) { fd in try await VolumeWriter.write(body, to: fd, limit: length) }
             return try JSONResponse.make(info)
         }
         group.get("pools/:pool/volumes/:volume/content") { _, context in

@@ -23,10 +23,10 @@ final class OperationRegistry: Sendable {
     /// Like `run`, for operations that move data: `body` reports bytes done and the total,
     /// which `get` shows as the operation's `progress`.
     func runWithProgress(
-        domain: String, action: String,
+        domain: String, volume: String? = nil, action: String,
         _ body: @escaping @Sendable (_ progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws -> Void
     ) -> OperationInfo {
-        runWithID(domain: domain, action: action) { _, progress in try await body(progress) }
+        runWithID(domain: domain, volume: volume, action: action) { _, progress in try await body(progress) }
     }
 
     /// Like `run`, for operations that say what they do: `body` gets the operation's id, which
@@ -54,7 +54,7 @@ final class OperationRegistry: Sendable {
     }
 
     private func runWithID(
-        domain: String, action: String,
+        domain: String, volume: String? = nil, action: String,
         _ body: @escaping @Sendable (_ id: String, _ progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws -> Void
     ) -> OperationInfo {
         let id = UUID().uuidString.lowercased()
@@ -63,7 +63,7 @@ final class OperationRegistry: Sendable {
                 table[id]?.info.progress = OperationProgress(bytes: bytes, total: total)
             }
         }
-        let info = OperationInfo(id: id, domain: domain, action: action, status: .running)
+        let info = OperationInfo(id: id, domain: domain, action: action, status: .running, volume: volume)
         // Registered under the lock before the task can finish, so its result is never lost.
         entries.withLock { table in
             let cutoff = Date().addingTimeInterval(-retention)

@@ -2,6 +2,10 @@ import BerthModel
 import BerthStore
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `logical` pools: an LVM volume group, each volume one logical volume, made, grown and
 /// removed with lvm2's tools (`LVMTools`). Without device-mapper the LVs are never activated;
 /// a linear single-segment LV reaches QEMU as its byte range of the physical volume (raw
@@ -12,6 +16,44 @@ extension Hypervisor {
         _ = try await groupSpace(of: pool)
         try catalog.setPoolActive(pool.spec.name, true)
         return try await refreshLogicalPool(try catalog.pool(named: pool.spec.name))
+    }
+
+    /// `pool-build`: the volume group made on the pool's `--source-dev` with lvm2's tools
+    /// (`pvcreate`, `vgcreate`). A device holding a filesystem or another volume group is
+    /// refused by them (never wiped), and a failed vgcreate takes the new PV label back.
+    func buildLogicalPool(_ pool: PoolRecord) async throws -> PoolInfo {
+        let group = pool.spec.sourceName ?? ""
+        if (try? await LVMTools.volumeGroup(group)) != nil { return try poolInfo(pool.spec.name) }
+        guard let device = pool.spec.sourceDevice else {
+            throw BerthError(
+                .invalidArgument, "Pool '\(pool.spec.name)' names no device to make volume group \(group) on.",
+                remedy:
+                    "Define it with --source-dev DEVICE ('berth pool-define-as \(pool.spec.name) logical --source-name \(group) --source-dev /dev/sdX'), or \(LVMTools.remedy(group))"
+            )
+        }
+        var info = stat()
+        guard stat(device, &info) == 0, (info.st_mode & S_IFMT) == S_IFBLK else {
+            throw BerthError(
+                .invalidArgument, "\(device) is not a block device.",
+                remedy: "Give a disk or partition (a file can be made one with 'losetup -f --show FILE').")
+        }
+        do {
+            try await LVMTools.run("pvcreate", ["-q", device])
+        } catch let error as BerthError where error.message.contains("signature detected") {
+            throw BerthError(
+                .wrongState, error.message,
+                remedy:
+                    "Berth never wipes a device that holds data. If nothing on \(device) is needed, wipe it yourself ('wipefs -a \(device)') and build again."
+            )
+        }
+        do {
+            try await LVMTools.run("vgcreate", ["-q", group, device])
+        } catch {
+            _ = try? await LVMTools.run("pvremove", ["-q", device])
+            throw error
+        }
+        _ = try await groupSpace(of: pool)
+        return try poolInfo(pool.spec.name)
     }
 
     /// `pool-refresh`: LVs made outside Berth appear as raw volumes; gone ones are forgotten.
@@ -112,11 +154,23 @@ extension Hypervisor {
         return extent
     }
 
+    /// `vol-clone`, `vol-wipe`, `vol-upload` and `vol-download` read or write an LV through its
+    /// device node; without device-mapper there is none, and Berth does not write into the PV
+    /// behind lvm2's back. With device-mapper they are not built yet (nothing here could test them).
     func refuseLogical(_ pool: PoolRecord, _ command: String) throws {
         guard pool.spec.type == .logical else { return }
+        let group = pool.spec.sourceName ?? "VG"
+        guard LVMTools.hasDeviceMapper else {
+            throw BerthError(
+                .invalidArgument,
+                "\(command) cannot work on a logical volume here: this host has no device-mapper, so the volumes of '\(pool.spec.name)' have no device node (/dev/\(group)/…) berthd could read or write.",
+                remedy:
+                    "Use a dir pool for this (a guest still boots from the LV), or run it on a host with device-mapper (modprobe dm_mod) with lvm2's own tools."
+            )
+        }
         throw BerthError(
             .invalidArgument, "\(command) is not supported in logical pools yet.",
-            remedy: "Use a dir pool for this, or lvm2's own tools on berthd's host.")
+            remedy: "Use a dir pool for this, or dd to and from /dev/\(group)/NAME on berthd's host.")
     }
 
     /// The volume's record as lvm2 reports it now.

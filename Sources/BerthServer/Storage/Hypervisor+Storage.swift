@@ -54,6 +54,17 @@ extension Hypervisor {
             }
             try PoolSpec.checkName(group, what: "volume group")
             spec.target = "/dev/" + group
+            if let device = spec.sourceDevice {
+                guard device.hasPrefix("/dev/"), !device.contains("/../"), !device.contains(",") else {
+                    throw BerthError(
+                        .invalidArgument, "--source-dev must be a block device under /dev (got '\(device)').",
+                        remedy: "For example --source-dev /dev/sdb or /dev/loop0.")
+                }
+            }
+        }
+        if spec.type == .dir, spec.sourceDevice != nil {
+            throw BerthError(
+                .invalidArgument, "A dir pool has no source device.", remedy: "Leave --source-dev out, or define a logical pool.")
         }
         try catalog.definePool(spec)
         return try poolInfo(spec.name)
@@ -89,13 +100,11 @@ extension Hypervisor {
         return try poolInfo(name)
     }
 
-    /// `pool-build`: makes the target directory (0711, root's when berthd is root).
-    public func buildPool(_ name: String) throws -> PoolInfo {
+    /// `pool-build`: makes the target directory (0711, root's when berthd is root), or a
+    /// logical pool's volume group on its `--source-dev`.
+    public func buildPool(_ name: String) async throws -> PoolInfo {
         let pool = try catalog.pool(named: name)
-        if pool.spec.type == .logical {
-            throw BerthError(
-                .invalidArgument, "Berth does not make volume groups.", remedy: LVMTools.remedy(pool.spec.sourceName ?? "VG"))
-        }
+        if pool.spec.type == .logical { return try await buildLogicalPool(pool) }
         let target = pool.spec.target ?? ""
         do {
             // Only the last component: a mistyped target must not grow a tree of directories.
@@ -244,61 +253,6 @@ extension Hypervisor {
             }
         }
         hub.publish(LifecycleEvent(domain: "", kind: .volumeDeleted, state: .shutoff, detail: "\(pool)/\(name)"))
-    }
-
-    /// `vol-wipe`: the volume's content becomes zeros (same size, same format, same backing).
-    public func wipeVolume(pool: String, name: String) async throws -> VolumeInfo {
-        try refuseLogical(try activePool(pool), "vol-wipe")
-        return try await claiming("\(pool)/\(name)") {
-            let volume = try catalog.volume(pool: pool, name: name)
-            try refuseIfUsed(volume, action: "wiped")
-            if let overlay = try catalog.volumes(pool: pool).first(where: { $0.backing?.path == volume.path })
-                ?? catalog.pools().lazy.filter({ $0.spec.name != pool }).flatMap({ (try? self.catalog.volumes(pool: $0.spec.name)) ?? [] })
-                .first(where: { $0.backing?.path == volume.path })
-            {
-                throw BerthError(
-                    .wrongState, "Volume \(volume.key) is the backing volume of \(overlay.key); wiping it would corrupt that overlay.",
-                    remedy: "Delete \(overlay.key) first, or clone \(volume.key) and wipe the clone.")
-            }
-            try await placed(at: volume.path, replacing: true) { temporary in
-                var arguments = ["create", "-q", "-f", volume.format.rawValue]
-                if let backing = volume.backing { arguments += ["-b", backing.path, "-F", backing.format.rawValue] }
-                try await QEMUImg.run(arguments + [temporary, String(volume.capacity)])
-            } record: {
-            }
-            return try volumeInfo(of: volume)
-        }
-    }
-
-    /// `vol-clone`: a full copy (an overlay's chain flattened) under a new name in the same pool.
-    public func cloneVolume(pool: String, name: String, to newName: String) async throws -> VolumeInfo {
-        let record = try activePool(pool)
-        try refuseLogical(record, "vol-clone")
-        try PoolSpec.checkName(newName, what: "volume")
-        let source = try catalog.volume(pool: pool, name: name)
-        let key = "\(pool)/\(newName)"
-        for user in try catalog.domainsUsing(path: source.path) where try isRunning(user) {
-            throw BerthError(
-                .wrongState, "Volume \(source.key) is a disk of the running domain '\(user)'; a copy would be torn.",
-                remedy: "Shut '\(user)' off first ('berth shutdown \(user)').")
-        }
-        return try await claiming(key) {
-            let path = try volumePath(record, newName)
-            if (try? catalog.volume(pool: pool, name: newName)) != nil || access(path, F_OK) == 0 {
-                throw BerthError.volumeExists(key)
-            }
-            let used = allocation(of: source.path) + (source.backing.map { allocation(of: $0.path) } ?? 0)
-            try checkSpace(record, needed: source.format == .raw ? source.capacity : used, what: "a copy of \(source.key)")
-            try await placed(at: path) { temporary in
-                try await QEMUImg.run(
-                    ["convert", "-q", "-f", source.format.rawValue, "-O", source.format.rawValue, source.path, temporary])
-            } record: {
-                try catalog.addVolume(
-                    VolumeRecord(pool: pool, name: newName, path: path, format: source.format, capacity: source.capacity))
-            }
-            hub.publish(LifecycleEvent(domain: "", kind: .volumeCreated, state: .shutoff, detail: key))
-            return try volumeInfo(pool: pool, name: newName)
-        }
     }
 
     /// `vol-resize`: grows the volume (live, over QMP `block_resize`, when a running guest has it

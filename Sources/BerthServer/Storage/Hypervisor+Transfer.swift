@@ -1,6 +1,9 @@
+import BerthHost
 import BerthModel
+import BerthPOSIX
 import BerthStore
 import Foundation
+import NIOCore
 
 #if canImport(Glibc)
     import Glibc
@@ -68,21 +71,55 @@ extension Hypervisor {
         return (fd, UInt64(max(0, info.st_size)))
     }
 
-    /// Writes all of `bytes` to `fd`.
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < bytes.count {
-            let rest = UnsafeRawBufferPointer(rebasing: bytes[done...])
-            let count = write(fd, rest.baseAddress, rest.count)
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { throw transferError("write", "the volume") }
-            done += count
-        }
-    }
-
     static func transferError(_ what: String, _ path: String) -> BerthError {
         BerthError(
             .unavailable, "Cannot \(what) \(path): \(String(cString: strerror(errno)))",
             remedy: "Check free space and permissions in the pool's directory.")
+    }
+}
+
+/// Writes an upload's body into the volume's temporary file: the body's pieces (tens of KiB
+/// each, as the connection delivers them) are gathered into batches of `batch` bytes, and
+/// each batch is written on a thread of its own (`BlockingIO.run`) while the next one
+/// arrives, so neither the network nor the disk waits for the other, and no thread of the
+/// cooperative pool waits on the disk.
+enum VolumeWriter {
+    static let batch = 8 << 20
+
+    /// Returns the bytes received; more than `limit` stops the writing (nothing past it is written).
+    static func write<Body: AsyncSequence>(_ body: Body, to fd: Int32, limit: UInt64) async throws -> UInt64
+    where Body.Element == ByteBuffer {
+        var received: UInt64 = 0
+        var gathered: [ByteBuffer] = []
+        var gatheredBytes = 0
+        var writing: Task<Void, any Error>?
+        for try await buffer in body {
+            received += UInt64(buffer.readableBytes)
+            guard received <= limit else { break }
+            gathered.append(buffer)
+            gatheredBytes += buffer.readableBytes
+            guard gatheredBytes >= batch else { continue }
+            try await writing?.value
+            writing = start(gathered, fd)
+            gathered = []
+            gatheredBytes = 0
+        }
+        try await writing?.value
+        if received <= limit { try await start(gathered, fd).value }
+        return received
+    }
+
+    private static func start(_ buffers: [ByteBuffer], _ fd: Int32) -> Task<Void, any Error> {
+        Task {
+            try await BlockingIO.run {
+                for buffer in buffers {
+                    do { try buffer.withUnsafeReadableBytes { try BerthPOSIX.writeAll(fd, $0) } } catch {
+                        throw BerthError(
+                            .unavailable, "Cannot write the volume: \(error)",
+                            remedy: "Check free space and permissions in the pool's directory.")
+                    }
+                }
+            }
+        }
     }
 }

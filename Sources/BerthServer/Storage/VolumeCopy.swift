@@ -1,0 +1,105 @@
+import BerthHost
+import BerthModel
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The byte work of `vol-clone`: a raw file's data copied by the kernel (`copy_file_range`)
+/// extent by extent, holes left as holes, with the offset reached reported as progress. Runs on
+/// a thread of its own (`BlockingIO.run`); the caller's task being cancelled stops it between
+/// pieces.
+enum VolumeCopy {
+    /// Bytes per `copy_file_range` call, and so the progress step.
+    static let piece = 8 << 20
+    /// Linux's `lseek` whences for the next data and the next hole (not in Swift's Glibc module).
+    private static let seekData: Int32 = 3
+    private static let seekHole: Int32 = 4
+
+    private typealias CopyFileRange =
+        @convention(c) (Int32, UnsafeMutablePointer<Int>?, Int32, UnsafeMutablePointer<Int>?, Int, UInt32) -> Int
+
+    /// glibc 2.27+ has it; Swift's Glibc module does not import it, so look it up.
+    private static let copyFileRange: CopyFileRange? = {
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "copy_file_range") else { return nil }
+        return unsafeBitCast(symbol, to: CopyFileRange.self)
+    }()
+
+    /// Copies the raw file `source` into the new file `target` (same length, same holes).
+    static func copyRaw(from source: String, to target: String, progress: @escaping ProgressSink) async throws {
+        let stop = StopFlag()
+        try await withTaskCancellationHandler {
+            try await BlockingIO.run { try copyBlocking(source, target, progress, stop) }
+        } onCancel: {
+            stop.set()
+        }
+    }
+
+    /// Set when the copy's task is cancelled; the copying thread looks between pieces.
+    private final class StopFlag: Sendable {
+        private let stopped = Mutex(false)
+        func set() { stopped.withLock { $0 = true } }
+        var isSet: Bool { stopped.withLock { $0 } }
+    }
+
+    private static func copyBlocking(_ source: String, _ target: String, _ progress: ProgressSink, _ stop: StopFlag) throws {
+        let input = open(source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard input >= 0 else { throw Hypervisor.transferError("open", source) }
+        defer { close(input) }
+        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard output >= 0 else { throw Hypervisor.transferError("create", target) }
+        defer { close(output) }
+        var info = stat()
+        guard fstat(input, &info) == 0, ftruncate(output, info.st_size) == 0 else {
+            throw Hypervisor.transferError("size", target)
+        }
+        guard let copyFileRange else {
+            throw BerthError(.unavailable, "This C library has no copy_file_range (glibc 2.27 or later needed).")
+        }
+        let length = Int(info.st_size)
+        var offset = 0
+        progress(0, UInt64(length))
+        while offset < length {
+            guard !stop.isSet else { throw CancellationError() }
+            let data = lseek(input, offset, seekData)
+            if data < 0, errno == ENXIO { break }  // only a hole is left
+            guard data >= 0 else { throw Hypervisor.transferError("read", source) }
+            let hole = min(lseek(input, data, seekHole), length)
+            guard hole > data else { throw Hypervisor.transferError("read", source) }
+            var from = data
+            var to = data
+            while from < hole {
+                let count = copyFileRange(input, &from, output, &to, min(piece, hole - from), 0)
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { throw Hypervisor.transferError("copy to", target) }
+                progress(UInt64(from), UInt64(length))
+                guard !stop.isSet else { throw CancellationError() }
+            }
+            offset = hole
+        }
+        guard fsync(output) == 0 else { throw Hypervisor.transferError("write", target) }
+        progress(UInt64(length), UInt64(length))
+    }
+
+    /// Runs `work` (a qemu-img that writes `target`) and reports the bytes `target` holds
+    /// so far against `expected`, every 200 ms, until it ends.
+    static func watching<T: Sendable>(
+        _ target: String, expected: UInt64, progress: @escaping ProgressSink, _ work: () async throws -> T
+    ) async throws -> T {
+        let watcher = Task {
+            while !Task.isCancelled {
+                var info = stat()
+                if stat(target, &info) == 0 {
+                    progress(min(UInt64(max(0, info.st_blocks)) * 512, expected - min(expected, 1)), expected)
+                }
+                try? await Task.sleep(nanoseconds: 200_000_000)
+            }
+        }
+        defer { watcher.cancel() }
+        let result = try await work()
+        progress(expected, expected)
+        return result
+    }
+}
