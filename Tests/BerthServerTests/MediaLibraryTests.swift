@@ -60,12 +60,22 @@ import Testing
         // A FIFO would block whoever reads it: refused without being opened.
         let fifo = state + "/fifo"
         #expect(mkfifo(fifo, 0o600) == 0)
+        // Guests read media without a token: no directory holding berthd's state or the host's
+        // own files, also not through a symlink.
+        let link = NSTemporaryDirectory() + "berth-media-link-\(getpid())"
+        #expect(symlink("/etc", link) == 0)
+        defer { unlink(link) }
         let cases: [(arguments: [String], status: Int32, says: String)] = [
             (["tree", InstallFixture.iso], 4, "already registered (\(InstallFixture.tree))"),
             (["other", state + "/missing.iso"], 3, "\(state)/missing.iso does not exist on berthd's host"),
             (["other", notMedia], 2, "neither a directory nor an ISO9660 image"),
             (["other", fifo], 2, "neither a directory nor an ISO9660 image"),
             (["../x", InstallFixture.iso], 2, "is not a media name"),
+            (["root", "/"], 2, "holds berthd's state"),
+            (["state", state], 2, "holds berthd's state"),
+            (["logs", state + "/logs"], 2, "holds berthd's state"),
+            (["etc", "/etc"], 2, "holds the host's own files"),
+            (["linked", link], 2, "(/etc) is not served as media"),
         ]
         for (arguments, status, says) in cases {
             let result = try await BerthRun.run(["media", "add"] + arguments, state: state)

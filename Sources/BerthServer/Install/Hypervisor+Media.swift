@@ -28,10 +28,13 @@ extension Hypervisor {
                 .invalidArgument, "'\(request.path)' is not an absolute path: media paths are on berthd's host.",
                 remedy: "Give the absolute path of an install ISO or of a tree directory on berthd's host.")
         }
-        let (name, path) = (request.name, request.path)
+        let (name, path, state) = (request.name, request.path, stateDirectory)
         let entry: MediaEntry
         do {
-            entry = try await BlockingIO.run { try MediaLibrary.entry(name: name, path: path) }
+            entry = try await BlockingIO.run {
+                try Self.refuseHostDirectory(path, stateDirectory: state)
+                return try MediaLibrary.entry(name: name, path: path)
+            }
         } catch let error as MediaError {
             throw error.berthError
         }
@@ -40,4 +43,28 @@ extension Hypervisor {
     }
 
     func removeMedia(named name: String) throws { try catalog.removeMedia(named: name) }
+
+    /// Directories that are never media: the media listeners serve an entry to guests without a
+    /// token, so a tree holding berthd's state (its API token, the guests' variable stores) or
+    /// the host's system files would hand them to any guest. Symlinks are resolved first.
+    static let systemDirectories = ["/etc", "/root", "/proc", "/sys", "/dev", "/run", "/boot", "/var/lib/berth"]
+
+    static func refuseHostDirectory(_ path: String, stateDirectory: String) throws {
+        func resolved(_ path: String) -> String? {
+            guard let real = realpath(path, nil) else { return nil }
+            defer { free(real) }
+            return String(cString: real)
+        }
+        var info = stat()
+        guard let directory = resolved(path), stat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return }
+        func within(_ inner: String, _ outer: String) -> Bool { inner == outer || outer == "/" || inner.hasPrefix(outer + "/") }
+        let state = resolved(stateDirectory) ?? stateDirectory
+        let holdsState = within(state, directory) || within(directory, state)
+        guard !holdsState, !systemDirectories.contains(where: { within(directory, $0) }) else {
+            throw BerthError(
+                .invalidArgument,
+                "'\(path)' (\(directory)) is not served as media: guests read media without a token, and this directory holds \(holdsState ? "berthd's state (its API token among it)" : "the host's own files").",
+                remedy: "Copy or mount the install tree in a directory of its own (such as /srv/install/NAME) and add that.")
+        }
+    }
 }
