@@ -344,6 +344,20 @@ public struct BerthClient: Sendable {
         return try Self.decoder.decode(VolumeInfo.self, from: reply.body)
     }
 
+    /// Starts `vol-upload` of `file`, a path on berthd's own host that berthd reads itself
+    /// (offered on berthd's unix socket only).
+    public func beginUploadVolume(pool: String, name: String, file: String) async throws -> OperationInfo {
+        try await call(.POST, volumePath(pool, name) + "/upload", body: VolumeUploadFileRequest(file: file), as: OperationInfo.self)
+    }
+
+    /// `vol-upload` of a file on berthd's host, waited for; `progress` hears how far it got.
+    public func uploadVolume(pool: String, name: String, file: String, progress: (OperationProgress) -> Void = { _ in })
+        async throws -> VolumeInfo
+    {
+        _ = try await finish(try await beginUploadVolume(pool: pool, name: name, file: file), progress: progress)
+        return try await volume(pool: pool, name: name)
+    }
+
     /// `vol-download`: the volume's bytes, handed to `chunk` as they arrive.
     public func downloadVolume(pool: String, name: String, chunk: @escaping @Sendable ([UInt8]) async throws -> Void)
         async throws

@@ -154,6 +154,15 @@ public struct VolumeResizeRequest: Codable, Sendable, Equatable {
     }
 }
 
+/// `POST …/upload` (berthd's unix socket only): `vol-upload` of a file on berthd's own host,
+/// which berthd reads itself (the CLI's way when it talks to the local berthd).
+public struct VolumeUploadFileRequest: Codable, Sendable, Equatable {
+    /// An absolute path on berthd's host.
+    public var file: String
+
+    public init(file: String) { self.file = file }
+}
+
 /// `POST …/clone`: `vol-clone`.
 public struct VolumeCloneRequest: Codable, Sendable, Equatable {
     public var name: String

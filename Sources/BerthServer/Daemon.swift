@@ -32,7 +32,7 @@ public enum Daemon {
         DomainsController(hypervisor: hypervisor, limits: limits).add(to: v1)
         ConsoleController(hypervisor: hypervisor, limits: limits).add(to: v1)
         HostController(hypervisor: hypervisor, media: media, limits: limits).add(to: v1)
-        StorageController(hypervisor: hypervisor).add(to: v1)
+        StorageController(hypervisor: hypervisor, local: token == nil).add(to: v1)
         MediaLibraryController(hypervisor: hypervisor, mediaAddress: media?.address).add(to: v1)
         InstallController(hypervisor: hypervisor, mediaPort: media?.port).add(to: v1)
         MetricsController(hypervisor: hypervisor).add(to: router)

@@ -567,6 +567,32 @@ import Testing
         #expect(back.dropFirst(content.count).allSatisfy { $0 == 0 }, "the rest is zeros")
         #expect(try await client.volume(pool: "default", name: "up").capacity == 24 << 20)
 
+        // Streamed over the API (what a remote client does): the same bytes arrive.
+        let reversed = Data(content.reversed())
+        let streamed = state + "/streamed.bin"
+        try reversed.write(to: URL(fileURLWithPath: streamed))
+        let fd = open(streamed, O_RDONLY)
+        defer { close(fd) }
+        _ = try await client.uploadVolume(pool: "default", name: "up", from: fd, length: UInt64(reversed.count)) { _ in }
+        let afterStream = try Data(contentsOf: URL(fileURLWithPath: volume.path))
+        #expect(afterStream.count == 24 << 20 && afterStream.prefix(reversed.count) == reversed)
+        #expect(afterStream.dropFirst(reversed.count).allSatisfy { $0 == 0 })
+        // A local file berthd reads itself keeps its holes.
+        let sparse = state + "/sparse.bin"
+        try await Self.host(["/usr/bin/truncate", "-s", "20M", sparse])
+        let marker = try #require(FileHandle(forWritingAtPath: sparse))
+        try marker.seek(toOffset: 10 << 20)
+        try marker.write(contentsOf: Data("BERTH-SPARSE".utf8))
+        try marker.close()
+        _ = try await client.uploadVolume(pool: "default", name: "up", file: sparse)
+        let afterSparse = try Data(contentsOf: URL(fileURLWithPath: volume.path))
+        #expect(afterSparse.count == 24 << 20 && afterSparse.dropFirst(10 << 20).prefix(12) == Data("BERTH-SPARSE".utf8))
+        #expect(try await client.volume(pool: "default", name: "up").allocation < 1 << 20, "holes stay holes")
+        await Self.expectError(.invalidArgument, containing: "absolute") {
+            _ = try await client.uploadVolume(pool: "default", name: "up", file: "relative.bin")
+        }
+        _ = try await client.uploadVolume(pool: "default", name: "up", file: source)
+
         // Too big: refused, the volume keeps what it had; a qcow2 volume takes no upload.
         let big = state + "/big.bin"
         try Data(count: 25 << 20).write(to: URL(fileURLWithPath: big))

@@ -9,6 +9,8 @@ import Hummingbird
 /// `/v1/pools…`: storage pools and their volumes. Every change goes through the `Hypervisor`.
 struct StorageController<Context: RequestContext> {
     let hypervisor: Hypervisor
+    /// Serving berthd's unix socket, whose clients share its host: `…/upload` of a host file.
+    var local = false
 
     func add(to group: RouterGroup<Context>) {
         group.get("pools") { _, _ in try JSONResponse.make(try hypervisor.pools()) }
@@ -82,6 +84,19 @@ struct StorageController<Context: RequestContext> {
             return try JSONResponse.make(
                 try await hypervisor.resizeVolume(
                     pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"), body))
+        }
+        if local {
+            group.post("pools/:pool/volumes/:volume/upload") { request, context in
+                let pool = try context.parameters.require("pool")
+                let name = try context.parameters.require("volume")
+                let body = try await JSONResponse.decode(VolumeUploadFileRequest.self, from: request)
+                let operation = hypervisor.operations.runWithProgress(domain: "", volume: "\(pool)/\(name)", action: "vol-upload") {
+                    _ = try await hypervisor.uploadVolume(pool: pool, name: name, file: body.file, progress: $0)
+                }
+                return try await hypervisor.operations.answer(operation, wait: try request.query.bool("wait")) {
+                    try JSONResponse.make(try hypervisor.volumeInfo(pool: pool, name: name))
+                }
+            }
         }
         group.put("pools/:pool/volumes/:volume/content") { request, context in
             guard let header = request.headers[.contentLength], let length = UInt64(header) else {

@@ -56,6 +56,28 @@ extension Hypervisor {
         }
     }
 
+    /// `vol-upload` of a file on berthd's host (a client on the unix socket): the kernel copies
+    /// its data into the hidden file (`VolumeCopy.copyData`, holes stay holes), with progress.
+    func uploadVolume(pool: String, name: String, file: String, progress: @escaping ProgressSink) async throws -> VolumeInfo {
+        guard file.hasPrefix("/") else {
+            throw BerthError(.invalidArgument, "\(file) is not an absolute path.", remedy: "Give the file's absolute path.")
+        }
+        let source = open(file, O_RDONLY | O_CLOEXEC)
+        guard source >= 0 else {
+            throw BerthError(.notFound, "Cannot open \(file): \(String(cString: strerror(errno)))", remedy: "Give a readable file.")
+        }
+        defer { close(source) }
+        var info = stat()
+        guard fstat(source, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw BerthError(.invalidArgument, "\(file) is not a regular file.", remedy: "Give a file.")
+        }
+        let length = Int(info.st_size)
+        return try await uploadVolume(pool: pool, name: name, length: UInt64(length)) { fd in
+            try await VolumeCopy.copyData(from: source, to: fd, length: length, progress: progress)
+            return UInt64(length)
+        }
+    }
+
     /// The volume's file opened for reading, and its length (what `vol-download` streams).
     public func openVolumeForDownload(pool: String, name: String) throws -> (descriptor: Int32, length: UInt64) {
         let record = try activePool(pool)

@@ -29,9 +29,22 @@ enum VolumeCopy {
 
     /// Copies the raw file `source` into the new file `target` (same length, same holes).
     static func copyRaw(from source: String, to target: String, progress: @escaping ProgressSink) async throws {
+        try await stoppable { stop in try copyBlocking(source, target, progress, stop) }
+    }
+
+    /// Copies the first `length` bytes of the open file `input` into the empty file `output`
+    /// (holes stay holes; the caller sets the final size).
+    static func copyData(from input: Int32, to output: Int32, length: Int, progress: @escaping ProgressSink) async throws {
+        try await stoppable { stop in
+            try copyExtents(input, output, length: length, progress, stop, names: ("the file", "the volume"))
+        }
+    }
+
+    /// Runs `body` on a thread of its own with a flag its task's cancellation sets.
+    private static func stoppable(_ body: @escaping @Sendable (StopFlag) throws -> Void) async throws {
         let stop = StopFlag()
         try await withTaskCancellationHandler {
-            try await BlockingIO.run { try copyBlocking(source, target, progress, stop) }
+            try await BlockingIO.run { try body(stop) }
         } onCancel: {
             stop.set()
         }
@@ -55,31 +68,55 @@ enum VolumeCopy {
         guard fstat(input, &info) == 0, ftruncate(output, info.st_size) == 0 else {
             throw Hypervisor.transferError("size", target)
         }
+        try copyExtents(input, output, length: Int(info.st_size), progress, stop, names: (source, target))
+        guard fsync(output) == 0 else { throw Hypervisor.transferError("write", target) }
+    }
+
+    /// Up to `count` bytes at `offset` read from `input` and written at the same offset of
+    /// `output`; the bytes moved, or -1.
+    private static func copyThroughBuffer(_ input: Int32, _ output: Int32, at offset: Int, count: Int) -> Int {
+        var buffer = [UInt8](repeating: 0, count: count)
+        let read = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, count, offset) }
+        guard read > 0 else { return -1 }
+        let written = buffer.withUnsafeBytes { pwrite(output, $0.baseAddress, read, offset) }
+        return written == read ? read : -1
+    }
+
+    /// The data extents of `input`'s first `length` bytes copied to the same offsets of `output`.
+    private static func copyExtents(
+        _ input: Int32, _ output: Int32, length: Int, _ progress: ProgressSink, _ stop: StopFlag, names: (String, String)
+    ) throws {
         guard let copyFileRange else {
             throw BerthError(.unavailable, "This C library has no copy_file_range (glibc 2.27 or later needed).")
         }
-        let length = Int(info.st_size)
         var offset = 0
         progress(0, UInt64(length))
         while offset < length {
             guard !stop.isSet else { throw CancellationError() }
             let data = lseek(input, offset, seekData)
             if data < 0, errno == ENXIO { break }  // only a hole is left
-            guard data >= 0 else { throw Hypervisor.transferError("read", source) }
+            guard data >= 0 else { throw Hypervisor.transferError("read", names.0) }
             let hole = min(lseek(input, data, seekHole), length)
-            guard hole > data else { throw Hypervisor.transferError("read", source) }
+            guard hole > data else { throw Hypervisor.transferError("read", names.0) }
             var from = data
             var to = data
             while from < hole {
-                let count = copyFileRange(input, &from, output, &to, min(piece, hole - from), 0)
+                var count = copyFileRange(input, &from, output, &to, min(piece, hole - from), 0)
                 if count < 0, errno == EINTR { continue }
-                guard count > 0 else { throw Hypervisor.transferError("copy to", target) }
+                if count < 0, [EXDEV, EINVAL, ENOSYS, EOPNOTSUPP].contains(errno) {
+                    // Another filesystem the kernel will not copy between: through a buffer.
+                    count = copyThroughBuffer(input, output, at: from, count: min(piece, hole - from))
+                    if count > 0 {
+                        from += count
+                        to += count
+                    }
+                }
+                guard count > 0 else { throw Hypervisor.transferError("copy to", names.1) }
                 progress(UInt64(from), UInt64(length))
                 guard !stop.isSet else { throw CancellationError() }
             }
             offset = hole
         }
-        guard fsync(output) == 0 else { throw Hypervisor.transferError("write", target) }
         progress(UInt64(length), UInt64(length))
     }
 
