@@ -106,9 +106,21 @@ for module in modules where wanted(module.name) {
     }
 }
 for exe in executables where wanted(exe.uses) {
-    // The bootloader links the Swift runtime statically: no dynamic loading of libswiftCore
-    // saves most of its start-up time, which is most of a whole PyGRUB-style run.
-    let linker: [LinkerSetting] = exe.name == "berth-bootloader" ? [.unsafeFlags(["-static-stdlib"])] : []
+    // Every executable links the Swift runtime and Foundation statically. The bootloader: no
+    // dynamic loading of libswiftCore saves most of its start-up time, which is most of a
+    // whole PyGRUB-style run. `berth`: a short command (`list`, `domstate`) is mostly process
+    // start-up, and loading and relocating ~25 shared libraries (Foundation, ICU, dispatch,
+    // the Swift runtime) was most of it. `berthd`: the relocated data of those libraries is
+    // private memory in every process; statically linked, only what berthd uses is there.
+    // Only the Swift runtime's own libraries are named by the modules we compile against (the
+    // dynamic toolchain's); static Foundation needs its C parts named too (CoreFoundation, ICU,
+    // libxml2 behind FoundationXML), and lld, which finds symbols whatever the archive order.
+    let linker: [LinkerSetting] = [
+        .unsafeFlags(
+            ["-static-stdlib", "-use-ld=lld"]
+                + ["_FoundationCollections", "CoreFoundation", "_FoundationICU", "_FoundationCShims", "_CFXMLInterface", "xml2"]
+                .map { "-l" + $0 })
+    ]
     targets.append(
         .executableTarget(
             name: exe.name, dependencies: [.target(name: exe.uses)], swiftSettings: settings, linkerSettings: linker))
