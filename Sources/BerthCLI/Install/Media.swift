@@ -7,6 +7,7 @@ import Foundation
 /// `http://127.0.0.1:8001/install/NAME/` (a guest on user-mode networking uses 10.0.2.2:8001).
 struct Media: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "media",
         abstract: "Serve install trees and ISOs to guests over HTTP (/install/NAME/).",
         subcommands: [MediaAdd.self, MediaList.self, MediaRemove.self], defaultSubcommand: MediaList.self)
 }
