@@ -110,8 +110,8 @@ for exe in executables where wanted(exe.uses) {
     // bootloader: no dynamic loading of libswiftCore saves most of its start-up time, which is
     // most of a whole PyGRUB-style run. `berth`: a short command (`list`, `domstate`) is mostly
     // process start-up, and loading and relocating ~25 shared libraries (Foundation, ICU,
-    // dispatch, the Swift runtime) was a third of it (release: domstate 62.8 -> 39.9 ms, virsh
-    // 55.4 ms). berthd stays dynamic: measured static, its Rss was the same (48.4 vs 48.7 MiB
+    // dispatch, the Swift runtime) was a third of it (release, whole process: domstate 28.6 ->
+    // 22.5 ms; virsh 20.5 ms; see docs/ARCHITECTURE.md, Decisions). berthd stays dynamic: measured static, its Rss was the same (48.4 vs 48.7 MiB
     // idle; it is mostly clean text either way) and its Pss higher wherever another Swift
     // program shares the libraries.
     // Only the Swift runtime's own libraries are named by the modules we compile against (the
