@@ -107,9 +107,29 @@ for module in modules where wanted(module.name) {
     }
 }
 for exe in executables where wanted(exe.uses) {
-    // The bootloader links the Swift runtime statically: no dynamic loading of libswiftCore
-    // saves most of its start-up time, which is most of a whole PyGRUB-style run.
-    let linker: [LinkerSetting] = exe.name == "berth-bootloader" ? [.unsafeFlags(["-static-stdlib"])] : []
+    // The short-lived executables link the Swift runtime and Foundation statically. The
+    // bootloader: no dynamic loading of libswiftCore saves most of its start-up time, which is
+    // most of a whole PyGRUB-style run. `berth`: a short command (`list`, `domstate`) is mostly
+    // process start-up, and loading and relocating ~25 shared libraries (Foundation, ICU,
+    // dispatch, the Swift runtime) was a third of it (release, whole process: domstate 28.6 ->
+    // 22.5 ms; virsh 20.5 ms; see docs/ARCHITECTURE.md, Decisions). berthd stays dynamic: measured static, its Rss was the same (48.4 vs 48.7 MiB
+    // idle; it is mostly clean text either way) and its Pss higher wherever another Swift
+    // program shares the libraries.
+    // Only the Swift runtime's own libraries are named by the modules we compile against (the
+    // dynamic toolchain's); static Foundation needs its C parts named too (CoreFoundation, ICU,
+    // libxml2 behind FoundationXML), and lld, which finds symbols whatever the archive order.
+    let staticRuntime: [LinkerSetting] = [
+        .unsafeFlags(
+            ["-static-stdlib", "-use-ld=lld"]
+                + ["_FoundationCollections", "CoreFoundation", "_FoundationICU", "_FoundationCShims", "_CFXMLInterface", "xml2"]
+                .map { "-l" + $0 })
+    ]
+    let linker: [LinkerSetting] =
+        switch exe.name {
+        case "berth": staticRuntime
+        case "berth-bootloader": [.unsafeFlags(["-static-stdlib"])]  // no Foundation to name
+        default: []
+        }
     targets.append(
         .executableTarget(
             name: exe.name, dependencies: [.target(name: exe.uses)], swiftSettings: settings, linkerSettings: linker))

@@ -54,6 +54,7 @@ struct DomStatsCommand: AsyncParsableCommand {
 /// xentop / `xm top`: a refreshing table of every running guest.
 struct Top: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "top",
         abstract: "Show every running guest's CPU, memory and disk I/O, refreshing (like xentop).",
         discussion: """
             CPU % is the QEMU process's CPU time (/proc/PID/stat) over the interval (100 % = one host \

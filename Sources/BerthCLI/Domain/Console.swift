@@ -5,6 +5,7 @@ import Foundation
 
 struct Console: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "console",
         abstract: "Attach to a running domain's serial console (Ctrl-] detaches).",
         discussion: "Everything the guest prints is also in its log ('berth log NAME'), attached or not.")
 
@@ -17,7 +18,7 @@ struct Console: AsyncParsableCommand {
 }
 
 struct Log: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a domain's console log.")
+    static let configuration = CommandConfiguration(commandName: "log", abstract: "Print a domain's console log.")
 
     @Argument(help: "Domain name.") var name: String
     @Flag(name: .shortAndLong, help: "Keep printing what the guest writes.") var follow = false
@@ -40,7 +41,7 @@ struct Log: AsyncParsableCommand {
 }
 
 struct Events: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print lifecycle events as they happen.")
+    static let configuration = CommandConfiguration(commandName: "events", abstract: "Print lifecycle events as they happen.")
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions

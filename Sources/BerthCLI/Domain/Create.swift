@@ -3,6 +3,7 @@ import BerthModel
 
 struct Create: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "create",
         abstract: "Define a domain from a file and start it (xm create).")
 
     @Argument(help: "The domain document: Berth JSON, libvirt XML or an xm/xl config.", completion: .file())

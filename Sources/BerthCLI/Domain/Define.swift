@@ -5,6 +5,7 @@ import Foundation
 
 struct Define: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "define",
         abstract: "Define a domain from a file: Berth JSON, libvirt XML or an xm/xl config.",
         discussion:
             "The format is recognised by content, not by file name. The CLI reads the file, so relative paths inside it are resolved against the file's directory. Settings Berth cannot honour are printed as warnings and kept in the domain's notes."

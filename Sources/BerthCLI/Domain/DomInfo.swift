@@ -80,7 +80,7 @@ struct DomState: AsyncParsableCommand {
 }
 
 struct Autostart: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start a domain whenever berthd starts.")
+    static let configuration = CommandConfiguration(commandName: "autostart", abstract: "Start a domain whenever berthd starts.")
 
     @Argument(help: "Domain name.") var name: String
     @Flag(help: "Turn autostart off.") var disable = false

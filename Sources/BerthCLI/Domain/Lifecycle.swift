@@ -24,7 +24,7 @@ extension LifecycleCommand {
 }
 
 struct Start: LifecycleCommand {
-    static let configuration = CommandConfiguration(abstract: "Start a defined domain.")
+    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a defined domain.")
     static let action = BerthClient.Action.start
     static let done = "started"
     @Argument(help: "Domain name.") var name: String
@@ -40,6 +40,7 @@ struct Start: LifecycleCommand {
 
 struct Shutdown: LifecycleCommand {
     static let configuration = CommandConfiguration(
+        commandName: "shutdown",
         abstract: "Power a domain off gracefully (ACPI power button), waiting for it.")
     static let action = BerthClient.Action.shutdown
     static let done = "is shut off"
@@ -57,7 +58,7 @@ struct Shutdown: LifecycleCommand {
 }
 
 struct Destroy: LifecycleCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop a domain at once (pull the plug).")
+    static let configuration = CommandConfiguration(commandName: "destroy", abstract: "Stop a domain at once (pull the plug).")
     static let action = BerthClient.Action.destroy
     static let done = "destroyed"
     @Argument(help: "Domain name.") var name: String
@@ -66,7 +67,7 @@ struct Destroy: LifecycleCommand {
 }
 
 struct Reboot: LifecycleCommand {
-    static let configuration = CommandConfiguration(abstract: "Reset a domain and boot it again.")
+    static let configuration = CommandConfiguration(commandName: "reboot", abstract: "Reset a domain and boot it again.")
     static let action = BerthClient.Action.reboot
     static let done = "is being rebooted"
     @Argument(help: "Domain name.") var name: String
@@ -75,7 +76,7 @@ struct Reboot: LifecycleCommand {
 }
 
 struct Suspend: LifecycleCommand {
-    static let configuration = CommandConfiguration(abstract: "Pause a running domain's vCPUs.")
+    static let configuration = CommandConfiguration(commandName: "suspend", abstract: "Pause a running domain's vCPUs.")
     static let action = BerthClient.Action.suspend
     static let done = "suspended"
     @Argument(help: "Domain name.") var name: String
@@ -84,7 +85,7 @@ struct Suspend: LifecycleCommand {
 }
 
 struct Resume: LifecycleCommand {
-    static let configuration = CommandConfiguration(abstract: "Resume a suspended domain.")
+    static let configuration = CommandConfiguration(commandName: "resume", abstract: "Resume a suspended domain.")
     static let action = BerthClient.Action.resume
     static let done = "resumed"
     @Argument(help: "Domain name.") var name: String

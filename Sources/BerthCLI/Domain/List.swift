@@ -2,7 +2,7 @@ import ArgumentParser
 import BerthModel
 
 struct List: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List running domains (all with --all).")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List running domains (all with --all).")
 
     @Flag(name: .shortAndLong, help: "Include domains that are not running.")
     var all = false

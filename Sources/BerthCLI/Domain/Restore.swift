@@ -5,6 +5,7 @@ import BerthModel
 /// `berth restore FILE [--running|--paused]` (xm restore, virsh restore).
 struct Restore: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "restore",
         abstract: "Restore a domain saved with 'berth save' from a file on berthd's host.",
         discussion: "The domain must be defined with the definition it was saved with, and shut off.")
     @Argument(help: "A file written by 'berth save'.", completion: .file()) var file: String

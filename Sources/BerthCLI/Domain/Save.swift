@@ -6,6 +6,7 @@ import Foundation
 /// `berth save NAME FILE [--running|--paused]` (xm save, virsh save).
 struct Save: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "save",
         abstract: "Save a running domain's memory and device state to a file on berthd's host; the domain stops.",
         discussion:
             "The file records the domain's definition; 'berth restore FILE' brings the guest back where it was, and refuses if the definition changed since."

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 struct Undefine: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Remove a shut-off domain's definition.")
+    static let configuration = CommandConfiguration(commandName: "undefine", abstract: "Remove a shut-off domain's definition.")
 
     @Argument(help: "Domain name.") var name: String
     @Flag(help: "Keep the domain's console log files.") var keepLogs = false

@@ -9,6 +9,7 @@ extension DomainDocument.Format: ExpressibleByArgument {
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "convert",
         abstract: "Convert a domain document between xl/xm, libvirt XML and Berth JSON (needs no daemon).")
 
     @Argument(help: "The document to read (format recognised by content).", completion: .file())

@@ -4,6 +4,7 @@ import Foundation
 
 struct Bootloader: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "bootloader",
         abstract: "Read a guest disk's boot menu and extract its kernel, as PyGRUB did (needs no daemon).",
         discussion: """
             Takes PyGRUB's options: IMAGE [--list-entries] [--entry=N|TITLE] [--kernel=PATH] [--ramdisk=PATH] \

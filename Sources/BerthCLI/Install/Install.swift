@@ -7,6 +7,7 @@ import Foundation
 /// virt-install was a libvirt client.
 struct Install: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "install",
         abstract: "Install a guest from an install tree, ISO or URL (virt-install's options).",
         discussion: """
             Takes virt-install's options, e.g.

@@ -8,6 +8,7 @@ import Foundation
 /// The library is berthd's (`/v1/media`), so it works against a remote host (`--connect`).
 struct Media: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "media",
         abstract: "Serve install trees and ISOs to guests over HTTP (/install/NAME/).",
         subcommands: [MediaAdd.self, MediaList.self, MediaRemove.self], defaultSubcommand: MediaList.self)
 }

@@ -7,6 +7,7 @@ import Foundation
 /// disks, MAC and UUID — with the plan it stored at `berth install`, optionally another kickstart.
 struct Reinstall: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "reinstall",
         abstract: "Reinstall a guest installed with 'berth install' (same disks, MAC and UUID).",
         discussion:
             "berthd reuses the install plan it stored. A kickstart FILE is read here, sent to berthd, served to the installer under an unguessable name on the media listener and withdrawn when the install is over."

@@ -7,6 +7,7 @@ import Foundation
 /// (virsh migrate, xm migrate --live).
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "migrate",
         abstract: "Move a running domain to another berthd; it runs there and stops here.",
         discussion:
             "The source berthd (--connect) talks to the destination's API (--to) with the destination's token (--to-token, or BERTH_TO_TOKEN). The destination checks it has the guest's networks, pools, accelerator and QEMU before anything moves. Cancel with 'berth domjobabort NAME': the guest keeps running here."
