@@ -171,8 +171,14 @@ public final class Hypervisor: Sendable {
     func recordedForCatalog(_ spec: DomainSpec) throws -> DomainSpec {
         try spec.validate()  // before any disk of it is opened
         var spec = try recordedFirmware(spec)
+        // Backing files come only from berthd's own records: a volume's, or the one this
+        // domain's definition already has for that path (an external snapshot's overlay).
+        let recorded = ((try? catalog.domain(named: spec.name).spec.disks) ?? []).filter { $0.backing != nil }
         for index in spec.disks.indices {
             spec.disks[index] = try resolveVolume(spec.disks[index])
+            if spec.disks[index].volume == nil, let kept = recorded.first(where: { $0.path == spec.disks[index].path }) {
+                spec.disks[index].backing = kept.backing
+            }
             do {
                 spec.disks[index] = try DiskFormat.recorded(spec.disks[index])
             } catch let error as BerthError where error.code == .notFound {
