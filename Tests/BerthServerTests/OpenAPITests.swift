@@ -81,7 +81,9 @@ import Testing
         let seconds = Date().timeIntervalSince(started)
         let summary = result.output.split(separator: "\n").filter { $0.contains("generated") || $0.contains("failures") || $0.contains("passed") }
         print("schemathesis: \(String(format: "%.1f", seconds)) s; \(summary.joined(separator: " | "))")
-        #expect(result.status == 0, "schemathesis found failures:\n\(result.output.suffix(4000))")
+        // The errors and failures sections first (which request, what happened), then the summary.
+        let details = result.output.range(of: "ERRORS").map { String(result.output[$0.lowerBound...].prefix(6000)) } ?? ""
+        #expect(result.status == 0, "schemathesis found failures:\n\(details)\n\(result.output.suffix(4000))")
         #expect(result.output.contains("generated"), "\(result.output.suffix(2000))")
         #expect(daemon.process?.isRunning == true, "berthd died under the fuzzer")
         #expect(try await daemon.client.host().mediaPort == daemon.mediaPort)
