@@ -11,7 +11,9 @@ import Testing
     }
 
     /// Runs berthd until it exits, or kills it after `timeout` seconds (nil status: it ran).
-    static func runBerthd(_ arguments: [String], timeout: TimeInterval = 20, whileRunning: (() -> Void)? = nil) throws -> Outcome? {
+    /// Runs berthd until it exits, `ready` says it is (polled), or `timeout` passes; nil when it
+    /// was still running (then it is stopped).
+    static func runBerthd(_ arguments: [String], timeout: TimeInterval = 20, ready: (() -> Bool)? = nil) throws -> Outcome? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestDaemon.binary)
         process.arguments = arguments + ["--log-level", "warning"]
@@ -20,9 +22,8 @@ import Testing
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning, Date() < deadline { usleep(50_000) }
+        while process.isRunning, Date() < deadline, ready?() != true { usleep(50_000) }
         if process.isRunning {
-            whileRunning?()
             process.terminate()
             process.waitUntilExit()
             return nil
@@ -88,8 +89,9 @@ import Testing
         try FileManager.default.createDirectory(atPath: traversable, withIntermediateDirectories: true)
         chmod(traversable, 0o711)
         var started = false
-        let fine = try Self.runBerthd(Self.base(traversable), timeout: 5) {
+        let fine = try Self.runBerthd(Self.base(traversable), timeout: 60) {
             started = TestDaemon.accepts(traversable + "/run/berthd.sock")
+            return started
         }
         #expect(fine == nil, "berthd exited: \(fine?.stderr ?? "")")
         #expect(started)
@@ -155,8 +157,9 @@ import Testing
         let config = root + "/xend-config.sxp"
         try "(xend-http-server no)\n(xend-unix-server yes)\n".write(toFile: config, atomically: true, encoding: .utf8)
         var listening = false
-        let outcome = try Self.runBerthd(["--state-dir", root + "/state", "--config", config, "--media-listen", "none"], timeout: 5) {
+        let outcome = try Self.runBerthd(["--state-dir", root + "/state", "--config", config, "--media-listen", "none"], timeout: 60) {
             listening = TestDaemon.accepts(directory + "/xend-socket")
+            return listening
         }
         #expect(outcome == nil, "berthd exited: \(outcome?.stderr ?? "")")
         #expect(listening)

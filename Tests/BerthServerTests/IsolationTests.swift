@@ -238,11 +238,14 @@ extension IsolationTests {
         }
         #expect(info.lastError?.contains("stopped restarting") == true, "last error: \(info.lastError ?? "none")")
         #expect(info.state == .crashed)
-        // 1 start + 5 restarts: six boots, then quiet.
+        // 1 start + 5 restarts within the throttle's minute (more when a loaded host makes the
+        // boots slower than 12 s each, so that the first restarts leave the window), then quiet.
         let boots = try await daemon.log("crashloop").components(separatedBy: "BERTH-GUEST-PANIC").count - 1
         try await Task.sleep(for: .seconds(3))
         #expect(try await daemon.client.info("crashloop").state == .crashed)
-        #expect(boots == RestartThrottle.limit + 1, "boots: \(boots)")
+        #expect(boots >= RestartThrottle.limit + 1, "boots: \(boots)")
+        let later = try await daemon.log("crashloop").components(separatedBy: "BERTH-GUEST-PANIC").count - 1
+        #expect(later == boots, "booted again after it stopped restarting: \(boots) -> \(later)")
     }
 }
 

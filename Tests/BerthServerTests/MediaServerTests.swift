@@ -23,8 +23,11 @@ import Testing
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let state = daemon.stateDirectory
-        // A tree with a symlink out of it, next to a secret.
-        let tree = state + "/tree"
+        // A tree with symlinks out of it to a secret and to the state directory (itself never
+        // media: see MediaLibraryTests).
+        let scratch = try DaemonStartupTests.scratch()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let tree = scratch + "/tree"
         try FileManager.default.copyItem(atPath: InstallFixture.tree, toPath: tree)
         try "secret".write(toFile: state + "/secret.txt", atomically: true, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: tree + "/escape", withDestinationPath: state + "/secret.txt")

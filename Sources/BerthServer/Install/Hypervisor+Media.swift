@@ -45,9 +45,11 @@ extension Hypervisor {
     func removeMedia(named name: String) throws { try catalog.removeMedia(named: name) }
 
     /// Directories that are never media: the media listeners serve an entry to guests without a
-    /// token, so a tree holding berthd's state (its API token, the guests' variable stores) or
+    /// token, so a tree holding berthd's state (its API token and catalog, or one of the
+    /// directories below with other guests' disks, logs, saved memory and variable stores) or
     /// the host's system files would hand them to any guest. Symlinks are resolved first.
-    static let systemDirectories = ["/etc", "/root", "/proc", "/sys", "/dev", "/run", "/boot", "/var/lib/berth"]
+    static let systemDirectories = ["/etc", "/root", "/proc", "/sys", "/dev", "/run", "/boot"]
+    static let stateSubdirectories = ["images", "logs", "save", "nvram", "boot", "run", "pki", "kickstarts", "migrations", "install"]
 
     static func refuseHostDirectory(_ path: String, stateDirectory: String) throws {
         func resolved(_ path: String) -> String? {
@@ -59,11 +61,11 @@ extension Hypervisor {
         guard let directory = resolved(path), stat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return }
         func within(_ inner: String, _ outer: String) -> Bool { inner == outer || outer == "/" || inner.hasPrefix(outer + "/") }
         let state = resolved(stateDirectory) ?? stateDirectory
-        let holdsState = within(state, directory) || within(directory, state)
+        let holdsState = within(state, directory) || stateSubdirectories.contains { within(directory, state + "/" + $0) }
         guard !holdsState, !systemDirectories.contains(where: { within(directory, $0) }) else {
             throw BerthError(
                 .invalidArgument,
-                "'\(path)' (\(directory)) is not served as media: guests read media without a token, and this directory holds \(holdsState ? "berthd's state (its API token among it)" : "the host's own files").",
+                "'\(path)' (\(directory)) is not served as media: guests read media without a token, and this directory holds \(holdsState ? "berthd's state" : "the host's own files").",
                 remedy: "Copy or mount the install tree in a directory of its own (such as /srv/install/NAME) and add that.")
         }
     }
