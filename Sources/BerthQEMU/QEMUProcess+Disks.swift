@@ -49,12 +49,7 @@ extension QEMUProcess {
                 arguments: ["driver": .string("virtio-blk-pci"), "drive": .string(node), "id": .string(node + "-device")],
                 timeout: .seconds(30))
         } catch {
-            for added in nodes.reversed() {
-                _ = try? await qmp.execute("blockdev-del", arguments: ["node-name": .string(added)], timeout: .seconds(10))
-            }
-            for set in fdsets {
-                _ = try? await qmp.execute("remove-fd", arguments: ["fdset-id": .int(set)], timeout: .seconds(10))
-            }
+            await undoBlockAdds(nodes: nodes, fdsets: fdsets)
             if let error = error as? QMP.Error {
                 throw BerthError(
                     .unavailable, "QEMU could not plug in \(disk.path): \(error)",
@@ -120,6 +115,17 @@ extension QEMUProcess {
     }
 
     /// Passes `path` opened with `flags` to QEMU in a new fdset (labelled with the node).
+    /// Takes back what a failed hot-plug or overlay added: its block nodes (newest first), then
+    /// the fdsets holding their descriptors.
+    func undoBlockAdds(nodes: [String], fdsets: [Int64]) async {
+        for added in nodes.reversed() {
+            _ = try? await qmp.execute("blockdev-del", arguments: ["node-name": .string(added)], timeout: .seconds(10))
+        }
+        for set in fdsets {
+            _ = try? await qmp.execute("remove-fd", arguments: ["fdset-id": .int(set)], timeout: .seconds(10))
+        }
+    }
+
     func addFD(path: String, flags: Int32, node: String) async throws -> Int64 {
         let fd = open(path, flags | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else {

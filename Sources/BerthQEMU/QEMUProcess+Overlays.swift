@@ -50,12 +50,7 @@ extension QEMUProcess {
             }
             try await qmp.execute("transaction", arguments: ["actions": .array(actions)], timeout: .seconds(60))
         } catch {
-            for added in nodes.reversed() {
-                _ = try? await qmp.execute("blockdev-del", arguments: ["node-name": .string(added)], timeout: .seconds(10))
-            }
-            for set in fdsets {
-                _ = try? await qmp.execute("remove-fd", arguments: ["fdset-id": .int(set)], timeout: .seconds(10))
-            }
+            await undoBlockAdds(nodes: nodes, fdsets: fdsets)
             if let error = error as? QMP.Error {
                 throw BerthError(
                     .unavailable, "QEMU could not put the overlays on the guest's disks: \(error)",
