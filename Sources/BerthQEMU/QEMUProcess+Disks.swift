@@ -87,9 +87,7 @@ extension QEMUProcess {
         }
         var names = [node, node + "-file"]
         if disk.format == .qcow2, disk.backing != nil { names.insert(contentsOf: [node + "-backing", node + "-backing-file"], at: 1) }
-        for name in names {
-            _ = try? await qmp.execute("blockdev-del", arguments: ["node-name": .string(name)], timeout: .seconds(10))
-        }
+        for name in names { await deleteNode(name) }
         await removeFDSets(holding: [disk.extent?.device ?? disk.path] + (disk.backing.map { [$0.path] } ?? []))
     }
 
@@ -115,6 +113,24 @@ extension QEMUProcess {
     }
 
     /// Passes `path` opened with `flags` to QEMU in a new fdset (labelled with the node).
+    /// `blockdev-del`, retried for a while when QEMU says the node is still busy or in use: on
+    /// a loaded host the unplugged device may let go of it a moment after it is gone, and a
+    /// node left behind keeps the disk's descriptor open.
+    private func deleteNode(_ name: String) async {
+        let deadline = ContinuousClock.now + .seconds(15)
+        while true {
+            do {
+                try await qmp.execute("blockdev-del", arguments: ["node-name": .string(name)], timeout: .seconds(10))
+                return
+            } catch let error as QMP.Error where "\(error)".contains("busy") || "\(error)".contains("in use") {
+                guard ContinuousClock.now < deadline else { return }
+                try? await Task.sleep(for: .milliseconds(100))
+            } catch {
+                return  // not there (a format without this node) or QEMU gone
+            }
+        }
+    }
+
     /// Takes back what a failed hot-plug or overlay added: its block nodes (newest first), then
     /// the fdsets holding their descriptors.
     func undoBlockAdds(nodes: [String], fdsets: [Int64]) async {

@@ -17,7 +17,7 @@ import Testing
         _ = try await source.client.createVolume(pool: "default", VolumeCreateRequest(name: "far.img", capacity: 16 << 20))
         _ = try await source.client.define(try MigrationTests.movingSpec("far", volume: "far.img"))
         let started = try await source.client.perform(.start, on: "far")
-        _ = try await source.waitForLog("far", "tick 2")
+        _ = try await source.waitForLog("far", "tick 2", timeout: 180)
         let slow = MigrateRequest(
             destination: MigrationTests.url(destination), token: destination.token, copyStorageAll: true, bandwidth: 1)
         let operation = try await source.client.beginMigrate("far", slow)
@@ -44,7 +44,7 @@ import Testing
         let here = try await source.waitForState("far", .running)
         #expect(here.pid == started.pid)
         let at = try #require(SaveRestoreTests.lastTick(try await source.log("far")))
-        _ = try await source.waitForLog("far", "tick \(at + 2)")
+        _ = try await source.waitForLog("far", "tick \(at + 2)", timeout: 180)
         #expect(qemuProcesses(uuid: started.spec.uuid) == [try #require(started.pid)])
 
         // The destination, back, does not run the guest: it belongs to the source alone.
