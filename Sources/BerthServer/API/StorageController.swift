@@ -61,22 +61,16 @@ struct StorageController<Context: RequestContext> {
         group.post("pools/:pool/volumes/:volume/wipe") { request, context in
             let pool = try context.parameters.require("pool")
             let name = try context.parameters.require("volume")
-            let operation = hypervisor.operations.runWithProgress(domain: "", volume: "\(pool)/\(name)", action: "vol-wipe") {
+            return try await volumeOperation("vol-wipe", pool: pool, volume: name, request: request) {
                 _ = try await hypervisor.wipeVolume(pool: pool, name: name, progress: $0)
-            }
-            return try await hypervisor.operations.answer(operation, wait: try request.query.bool("wait")) {
-                try JSONResponse.make(try hypervisor.volumeInfo(pool: pool, name: name))
             }
         }
         group.post("pools/:pool/volumes/:volume/clone") { request, context in
             let pool = try context.parameters.require("pool")
             let name = try context.parameters.require("volume")
             let body = try await JSONResponse.decode(VolumeCloneRequest.self, from: request)
-            let operation = hypervisor.operations.runWithProgress(domain: "", volume: "\(pool)/\(body.name)", action: "vol-clone") {
+            return try await volumeOperation("vol-clone", pool: pool, volume: body.name, request: request, status: .created) {
                 _ = try await hypervisor.cloneVolume(pool: pool, name: name, to: body.name, progress: $0)
-            }
-            return try await hypervisor.operations.answer(operation, wait: try request.query.bool("wait")) {
-                try JSONResponse.make(try hypervisor.volumeInfo(pool: pool, name: body.name), status: .created)
             }
         }
         group.post("pools/:pool/volumes/:volume/resize") { request, context in
@@ -90,11 +84,8 @@ struct StorageController<Context: RequestContext> {
                 let pool = try context.parameters.require("pool")
                 let name = try context.parameters.require("volume")
                 let body = try await JSONResponse.decode(VolumeUploadFileRequest.self, from: request)
-                let operation = hypervisor.operations.runWithProgress(domain: "", volume: "\(pool)/\(name)", action: "vol-upload") {
+                return try await volumeOperation("vol-upload", pool: pool, volume: name, request: request) {
                     _ = try await hypervisor.uploadVolume(pool: pool, name: name, file: body.file, progress: $0)
-                }
-                return try await hypervisor.operations.answer(operation, wait: try request.query.bool("wait")) {
-                    try JSONResponse.make(try hypervisor.volumeInfo(pool: pool, name: name))
                 }
             }
         }
@@ -150,4 +141,17 @@ struct StorageController<Context: RequestContext> {
             return try JSONResponse.make(try hypervisor.volumeInfo(path: path))
         }
     }
+
+    /// A long volume action (wipe, clone, upload) as an operation with progress: 202 with the
+    /// operation, or with `?wait=true` the volume `pool`/`volume` once it is done.
+    private func volumeOperation(
+        _ action: String, pool: String, volume: String, request: Request, status: HTTPResponse.Status = .ok,
+        _ body: @escaping @Sendable (_ progress: @escaping @Sendable (UInt64, UInt64) -> Void) async throws -> Void
+    ) async throws -> Response {
+        let operation = hypervisor.operations.runWithProgress(domain: "", volume: "\(pool)/\(volume)", action: action, body)
+        return try await hypervisor.operations.answer(operation, wait: try request.query.bool("wait")) {
+            try JSONResponse.make(try hypervisor.volumeInfo(pool: pool, name: volume), status: status)
+        }
+    }
+
 }
