@@ -7,7 +7,7 @@ import Testing
 
 /// Every query parameter is checked: a bad one is a 400 naming it and its range, and berthd
 /// keeps answering (these values used to trap it: "Double value cannot be converted to Int").
-@Suite(.serialized) struct APIValidationTests {
+@Suite(.serialized, .bootsGuests) struct APIValidationTests {
     /// `curl` over the unix socket: what berthd answers to exactly this request.
     static func curl(_ daemon: TestDaemon, _ method: String, _ path: String, timeout: Int = 10) throws -> (status: Int, body: String) {
         let process = Process()

@@ -5,7 +5,7 @@ import Testing
 
 /// A guest whose disk holds its kernel boots through Berth's bootloader, with no kernel
 /// given to Berth (what PyGRUB did for the seed's installed guests).
-@Suite(.serialized) struct BootloaderBootTests {
+@Suite(.serialized, .bootsGuests) struct BootloaderBootTests {
     @Test func guestBootsTheKernelFromItsOwnDisk() async throws {
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }

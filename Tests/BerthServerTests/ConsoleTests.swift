@@ -5,7 +5,7 @@ import Testing
 
 /// `berth console`: the serial line through berthd's console WebSocket, typed into and read
 /// back from a real guest (the remote cases are in RemoteHostTests).
-@Suite(.serialized) struct ConsoleTests {
+@Suite(.serialized, .bootsGuests) struct ConsoleTests {
     static func attach(_ daemon: TestDaemon, _ name: String) throws -> ConsoleSession {
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "BERTH_CONNECT")

@@ -7,7 +7,7 @@ import Testing
 @testable import BerthServer
 
 /// Many guests on one host: a boot storm through the CLI, memory admission, start slots.
-@Suite(.serialized) struct DensityTests {
+@Suite(.serialized, .bootsGuests) struct DensityTests {
     /// Ten 128 MiB guests started at once by ten `berth start` processes, two start slots: all
     /// reach init, the API answers throughout, nothing is left after destroy.
     @Test func stormOfTenGuestsThroughTheCLI() async throws {

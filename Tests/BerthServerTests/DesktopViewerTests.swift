@@ -7,7 +7,7 @@ import Testing
 /// berthd's host: Debian's remote-viewer (virt-viewer) and TigerVNC's vncviewer, on a virtual
 /// X server (Tests/Desktop/viewer.py). Each viewer must reach the guest's display; the
 /// screenshots are kept as test artifacts.
-@Suite(.serialized) struct DesktopViewerTests {
+@Suite(.serialized, .bootsGuests) struct DesktopViewerTests {
     static func requireDesktopTools() throws {
         let needed: [(path: String, package: String)] = [
             ("/usr/bin/remote-viewer", "virt-viewer"), ("/usr/bin/xtigervncviewer", "tigervnc-viewer"),

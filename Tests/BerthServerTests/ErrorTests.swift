@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// Every error says what to do next and changes nothing.
-@Suite(.serialized) struct ErrorTests {
+@Suite(.serialized, .bootsGuests) struct ErrorTests {
     func expectError(
         _ code: BerthError.Code, containing text: String, _ body: () async throws -> Void,
         sourceLocation: SourceLocation = #_sourceLocation

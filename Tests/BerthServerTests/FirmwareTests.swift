@@ -5,7 +5,7 @@ import Testing
 
 /// Guests booted by their firmware rather than a kernel Berth hands QEMU: OVMF (UEFI) from a
 /// disk's EFI system partition, with the domain's own variable store made by berthd.
-@Suite(.serialized) struct FirmwareTests {
+@Suite(.serialized, .bootsGuests) struct FirmwareTests {
     static var uefiDisk: String { InstallFixture.directory + "/uefi.img" }
 
     static func requireUEFI() throws {

@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 /// Files users already have (an xm/xl config, libvirt XML) define real, bootable domains.
-@Suite(.serialized) struct ImportedConfigTests {
+@Suite(.serialized, .bootsGuests) struct ImportedConfigTests {
     @Test func anXLConfigDefinesAndBootsAGuest() async throws {
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }

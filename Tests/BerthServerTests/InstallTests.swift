@@ -6,7 +6,7 @@ import Testing
 /// `berth install` end to end: a real berthd serving the test install tree from its media
 /// server, the real `berth` binary, QEMU (TCG) running the fixture's kickstart installer, then
 /// the installed guest booting from its own disk through Berth's bootloader.
-@Suite(.serialized) struct InstallTests {
+@Suite(.serialized, .bootsGuests) struct InstallTests {
     /// The seed's virt-install line, with the test tree, a file disk and a kickstart.
     static func seedLine(name: String = "devel1", disk: String, location: String, ks: String?, mac: String = "00:0C:29:1A:98:D5") -> [String] {
         var arguments = [

@@ -7,7 +7,7 @@ import Testing
 
 /// Guests are hostile: each attack from the isolation issue, end to end against a real berthd
 /// and real QEMU guests. Each failed before the fix it checks.
-@Suite(.serialized) struct IsolationTests {
+@Suite(.serialized, .bootsGuests) struct IsolationTests {
     /// The output of the guest's `berth.run=` command (between its BEGIN and END lines).
     static func runOutput(_ log: String) -> String {
         guard let begin = log.range(of: "BERTH-GUEST-RUN-BEGIN\r\n") ?? log.range(of: "BERTH-GUEST-RUN-BEGIN\n"),

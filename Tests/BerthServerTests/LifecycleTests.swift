@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// End to end: a real berthd, real QEMU guests on TCG, the real catalog file.
-@Suite(.serialized) struct LifecycleTests {
+@Suite(.serialized, .bootsGuests) struct LifecycleTests {
     @Test func defineStartMarkerSuspendResumeShutdown() async throws {
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
@@ -103,7 +103,7 @@ import Testing
         daemon.stop(signal: SIGKILL)
 
         // With no daemon, the guest keeps running and QEMU keeps writing its console log.
-        let deadline = Date().addingTimeInterval(60)
+        let deadline = Date().addingTimeInterval(guestWait)
         while !((try? String(contentsOfFile: logPath, encoding: .utf8))?.contains("BERTH-GUEST-READY") ?? false) {
             #expect(Date() < deadline, "the console log did not grow while berthd was down")
             if Date() >= deadline { break }

@@ -6,7 +6,7 @@ import Testing
 /// Issue 12's "destination dies mid-migration": the destination host (its berthd and the
 /// QEMU waiting for the guest) killed while the disk is being copied. The migration fails
 /// with what happened, and the guest runs on at the source, where it was.
-@Suite(.serialized) struct MigrationFailureTests {
+@Suite(.serialized, .bootsGuests) struct MigrationFailureTests {
     @Test func aDestinationKilledMidMigrationLeavesTheGuestRunningOnTheSource() async throws {
         let (namespace, source, destination) = try await MigrationTests.twoHosts()
         defer {

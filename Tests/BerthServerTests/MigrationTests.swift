@@ -6,7 +6,7 @@ import Testing
 /// Live migration end to end: two real berthd with state directories of their own in one
 /// network namespace the test makes (both on its 127.0.0.1, different ports), a real TCG guest
 /// moving between their QEMUs over the streams the two berthd carry.
-@Suite(.serialized) struct MigrationTests {
+@Suite(.serialized, .bootsGuests) struct MigrationTests {
     /// A guest printing `tick N` every second and writing `diskN` to its disk (a raw volume in
     /// the default pool), so both its memory and its disk show where they came from.
     static func movingSpec(_ name: String, volume: String) throws -> DomainSpec {

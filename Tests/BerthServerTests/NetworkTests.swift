@@ -7,7 +7,7 @@ import Testing
 /// own, real QEMU guests, real bridges, taps, dnsmasq and nftables; other namespaces joined by
 /// veth pairs play the outside, the router and the LAN. Nothing touches the machine's own
 /// interfaces, routes or nft tables.
-@Suite(.serialized) struct NetworkTests {
+@Suite(.serialized, .bootsGuests) struct NetworkTests {
     /// A guest that takes DHCP on every NIC, then runs `command`.
     static func guest(_ name: String, nics: [NICSpec], run command: String? = nil) throws -> DomainSpec {
         var spec = try GuestFixture.spec(name)

@@ -6,7 +6,7 @@ import Testing
 
 /// docs/openapi.yaml must list exactly the routes berthd serves, be a valid OpenAPI document,
 /// and describe an API that no generated request can make fail with a 5xx.
-@Suite(.serialized) struct OpenAPITests {
+@Suite(.serialized, .bootsGuests) struct OpenAPITests {
     static var package: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }

@@ -9,7 +9,7 @@ import Testing
 /// Issue 12, remote hosts: a berthd in a "remote" network namespace, reached from a "local"
 /// one over a veth pair (10.213.0.1 ↔ 10.213.0.2, addresses only inside the two namespaces),
 /// by the real CLI: over TLS with client certificates, and over ssh with Debian's sshd.
-@Suite(.serialized) struct RemoteHostTests {
+@Suite(.serialized, .bootsGuests) struct RemoteHostTests {
     /// The two namespaces and the link between them.
     struct Hosts {
         let local: TestNamespace

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// End to end: a real berthd saving and restoring a real QEMU guest on TCG.
-@Suite(.serialized) struct SaveRestoreTests {
+@Suite(.serialized, .bootsGuests) struct SaveRestoreTests {
     /// The guest prints `tick N up=UPTIME` every second from a counter in its memory.
     static func counterSpec(_ name: String) throws -> DomainSpec {
         var spec = try GuestFixture.spec(name)

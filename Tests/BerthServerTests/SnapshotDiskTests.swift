@@ -5,7 +5,7 @@ import Testing
 
 /// The disk half of snapshots, seen from inside the guest: a file on a mounted ext4 file system
 /// comes back with a revert, and one written after the snapshot goes.
-@Suite struct SnapshotDiskTests {
+@Suite(.bootsGuests) struct SnapshotDiskTests {
     @Test func revertBringsBackTheGuestsFilesAsTheyWere() async throws {
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }

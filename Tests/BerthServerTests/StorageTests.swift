@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 
 /// Storage pools and volumes end to end: a real berthd, real qemu-img, real QEMU guests.
-@Suite(.serialized) struct StorageTests {
+@Suite(.serialized, .bootsGuests) struct StorageTests {
     /// qemu-img must be there (Debian qemu-utils); its absence fails with the install command.
     static func requireQEMUImg() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-img") else {
@@ -175,7 +175,7 @@ import Testing
         // Live growth: QEMU resizes the image it holds; the guest sees it without a restart.
         let grown = try await client.resizeVolume(pool: "default", name: "ov", VolumeResizeRequest(capacity: 96 << 20))
         #expect(grown.capacity == 96 << 20)
-        _ = try await daemon.waitForLog("stor", "size=196608", timeout: 30)
+        _ = try await daemon.waitForLog("stor", "size=196608")
         #expect(try await client.info("stor").pid == pid, "the same QEMU, not a restart")
         await Self.expectError(.wrongState, containing: "can only grow") {
             _ = try await client.resizeVolume(pool: "default", name: "ov", VolumeResizeRequest(capacity: 32 << 20, shrink: true))

@@ -6,7 +6,7 @@ import Testing
 /// The web console in a real browser (headless Chromium over the DevTools protocol, driven
 /// by Tests/Browser/webui.py) against a real berthd and a real TCG guest, and the display
 /// and statistics commands.
-@Suite(.serialized) struct WebConsoleTests {
+@Suite(.serialized, .bootsGuests) struct WebConsoleTests {
     /// What the browser test needs from Debian, with the command that installs it.
     static func requireBrowserTools() throws {
         let needed: [(path: String, package: String)] = [

@@ -37,7 +37,7 @@ final class ConsoleSession: @unchecked Sendable {
     func type(_ bytes: [UInt8]) { input.fileHandleForWriting.write(Data(bytes)) }
 
     /// Waits up to `seconds` for `text` in standard output (or standard error).
-    func waitFor(_ text: String, inMessages: Bool = false, seconds: Double = 60) async throws {
+    func waitFor(_ text: String, inMessages: Bool = false, seconds: Double = guestWait) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while !(inMessages ? messages : output).contains(text) {
             guard Date() < deadline, process.isRunning || (inMessages ? messages : output).contains(text) else {
@@ -49,7 +49,7 @@ final class ConsoleSession: @unchecked Sendable {
     }
 
     /// Waits up to `seconds` for the program to end; its exit status (killed when it does not end).
-    func waitForExit(seconds: Double = 60) async throws -> Int32 {
+    func waitForExit(seconds: Double = guestWait) async throws -> Int32 {
         let deadline = Date().addingTimeInterval(seconds)
         while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         if process.isRunning {

@@ -207,7 +207,7 @@ final class TestDaemon: @unchecked Sendable {
     }
 
     /// Waits until the console log contains `text` `count` times.
-    func waitForLog(_ name: String, _ text: String, count: Int = 1, timeout: TimeInterval = 60) async throws -> String {
+    func waitForLog(_ name: String, _ text: String, count: Int = 1, timeout: TimeInterval = guestWait) async throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let log = try await log(name)
@@ -221,7 +221,7 @@ final class TestDaemon: @unchecked Sendable {
     }
 
     /// Waits until the domain reaches `state`.
-    func waitForState(_ name: String, _ state: DomainState, timeout: TimeInterval = 60) async throws -> DomainInfo {
+    func waitForState(_ name: String, _ state: DomainState, timeout: TimeInterval = guestWait) async throws -> DomainInfo {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let info = try await client.info(name)
@@ -242,6 +242,10 @@ final class Collector: @unchecked Sendable {
     func append(_ more: [UInt8]) { lock.withLock { bytes += more } }
     var text: String { lock.withLock { String(decoding: bytes, as: UTF8.self) } }
 }
+
+/// How long a test waits for a guest by default. A TCG boot takes seconds on a quiet machine and a
+/// minute or more on a loaded CI host; a wait that passes costs nothing, so it is generous.
+let guestWait: TimeInterval = 240
 
 /// The test guest built by fixtures/guest/build.sh.
 enum GuestFixture {
