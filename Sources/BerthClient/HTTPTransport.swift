@@ -128,19 +128,24 @@ struct HTTPTransport: Sendable {
                 writeError = error
             }
             var reply = Reply(status: 0, body: Data())
-            for try await part in inbound {
-                switch part {
-                case .head(let response):
-                    reply.status = Int(response.status.code)
-                case .body(let buffer):
-                    if let onChunk, (200..<300).contains(reply.status) {
-                        try await onChunk(buffer)
-                    } else {
-                        reply.body.append(contentsOf: buffer.readableBytesView)
+            do {
+                for try await part in inbound {
+                    switch part {
+                    case .head(let response):
+                        reply.status = Int(response.status.code)
+                    case .body(let buffer):
+                        if let onChunk, (200..<300).contains(reply.status) {
+                            try await onChunk(buffer)
+                        } else {
+                            reply.body.append(contentsOf: buffer.readableBytesView)
+                        }
+                    case .end:
+                        return reply
                     }
-                case .end:
-                    return reply
                 }
+            } catch let reset as IOError {
+                // A reset before the answer ended (berthd closed the connection): same as a close.
+                throw ClosedBeforeAnswer(writeError: writeError ?? reset)
             }
             if let writeError, Self.isTLS(writeError) { throw writeError }
             throw ClosedBeforeAnswer(writeError: writeError)

@@ -129,7 +129,7 @@ import Testing
         // Silent until the test has its answer, however loaded the machine (a fixed sleep lost
         // the race in a CI run where the cooperative pool was busy for seconds).
         let release = DispatchSemaphore(value: 0)
-        let server = try StubQMPServer { _ in _ = release.wait(timeout: .now() + 120) }
+        let server = try StubQMPServer { _ in _ = release.wait(timeout: .now() + 3600) }
         defer { release.signal() }
         let error = await #expect(throws: QMP.Error.self) {
             try await QMP.Client.connect(path: server.path, timeout: .milliseconds(300))
