@@ -227,11 +227,8 @@ private struct LibvirtReader {
             case "initrd": spec.initrd = node.trimmedText
             case "cmdline": cmdline = node.text
             case "boot": boots.append(node.attributes["dev"] ?? "")
-            case "loader":
-                var firmware = spec.firmware ?? FirmwareSpec(kind: .uefi)
-                firmware.kind = .uefi
-                firmware.loader = node.trimmedText.isEmpty ? nil : node.trimmedText
-                spec.firmware = firmware
+            case "loader": readLoader(node, into: &spec)
+            case "firmware": readFirmwareFeatures(node)
             case "nvram":
                 var firmware = spec.firmware ?? FirmwareSpec(kind: .uefi)
                 firmware.kind = .uefi
@@ -259,15 +256,49 @@ private struct LibvirtReader {
             if !order.contains(device) { order.append(device) }
         }
         if spec.kernel != nil, !(order.isEmpty || order == [.hd]) {
-            // QEMU boots the given kernel first whatever the order says.
+            // QEMU boots the given kernel first whatever the order says; a firmware section
+            // keeps it (as xl's `boot=` does), otherwise it becomes a note.
             let text = order.map(\.rawValue).joined(separator: ",")
-            notes.append("boot order \(text) (not used: Berth boots the kernel given)")
             warnings.append(FormatWarning("boot order \(text) is not used: Berth boots the kernel given.", at: os.position))
+            if var firmware = spec.firmware {
+                firmware.bootOrder = order
+                spec.firmware = firmware
+            } else {
+                notes.append("boot order \(text) (not used: Berth boots the kernel given)")
+            }
         } else if !order.isEmpty, order != [.hd] || spec.firmware != nil {
             var firmware = spec.firmware ?? FirmwareSpec()
             firmware.bootOrder = order
             spec.firmware = firmware
         }
+    }
+
+    /// `<loader>`: a pflash code image is UEFI (libvirt's manual firmware selection); a ROM
+    /// is a BIOS image of its own, which Berth does not load (QEMU's SeaBIOS boots instead).
+    mutating func readLoader(_ node: XMLNode, into spec: inout DomainSpec) {
+        let path = node.trimmedText.isEmpty ? nil : node.trimmedText
+        if node.attributes["type"] == "rom" {
+            if let path { keep(node, "<loader type='rom'>\(path)</loader>", reason: "Berth boots BIOS guests with QEMU's own SeaBIOS") }
+            return
+        }
+        if node.attributes["secure"] == "yes" { secureBootWarning(node) }
+        var firmware = spec.firmware ?? FirmwareSpec(kind: .uefi)
+        firmware.kind = .uefi
+        firmware.loader = path
+        spec.firmware = firmware
+    }
+
+    /// `<os firmware='efi'><firmware><feature name='secure-boot' enabled='yes'/>…`: the
+    /// features libvirt's automatic selection asks for. Asking for none is Berth's OVMF.
+    mutating func readFirmwareFeatures(_ node: XMLNode) {
+        for feature in node.all("feature") where feature.attributes["enabled"] == "yes" {
+            secureBootWarning(feature)
+        }
+    }
+
+    mutating func secureBootWarning(_ node: XMLNode) {
+        let what = node.name == "loader" ? "<loader secure='yes'>" : "firmware feature '\(node.attributes["name"] ?? "")'"
+        keep(node, what, reason: "Berth's OVMF (\(FirmwareSpec.defaultLoader)) boots without Secure Boot, which needs q35 and SMM")
     }
 
     mutating func readDevices(_ devices: XMLNode, into spec: inout DomainSpec) throws {
@@ -467,21 +498,15 @@ extension LibvirtXML {
             if let replaced = loader.args { args.append(shellQuote("--args=" + replaced)) }
             if !args.isEmpty { out += "  <bootloader_args>\(e(args.joined(separator: " ")))</bootloader_args>\n" }
         }
-        let uefi = spec.firmware?.kind == .uefi
-        out +=
-            "  <os\(uefi ? " firmware='efi'" : "")>\n    <type arch='\(e(spec.arch))'\(spec.machine.map { " machine='\(e($0))'" } ?? "")>hvm</type>\n"
-        if uefi, let firmware = spec.firmware {
-            if let loader = firmware.loader { out += "    <loader readonly='yes' type='pflash'>\(e(loader))</loader>\n" }
-            if let nvram = firmware.nvram {
-                out += "    <nvram\(firmware.varsTemplate.map { " template='\(e($0))'" } ?? "")>\(e(nvram))</nvram>\n"
-            }
-        }
+        out += "  <os\(osFirmwareAttribute(spec.firmware))>\n"
+        out += "    <type arch='\(e(spec.arch))'\(spec.machine.map { " machine='\(e($0))'" } ?? "")>hvm</type>\n"
+        if let firmware = spec.firmware { out += firmwareElements(firmware) }
         if let kernel = spec.kernel { out += "    <kernel>\(e(kernel))</kernel>\n" }
         if let initrd = spec.initrd { out += "    <initrd>\(e(initrd))</initrd>\n" }
         if let cmdline = spec.cmdline ?? spec.bootloader?.extraArgs { out += "    <cmdline>\(e(cmdline))</cmdline>\n" }
         if let order = spec.firmware?.bootOrder, !order.isEmpty {
             for device in order { out += "    <boot dev='\(device.rawValue)'/>\n" }
-        } else if spec.kernel == nil && spec.bootloader == nil {
+        } else if spec.firmware == nil && spec.kernel == nil && spec.bootloader == nil {
             out += "    <boot dev='hd'/>\n"
         }
         out += "  </os>\n"
@@ -539,6 +564,35 @@ extension LibvirtXML {
             out += "/>\n"
         }
         out += "  </devices>\n</domain>\n"
+        return out
+    }
+
+    /// `<os firmware=…>`: libvirt's automatic selection, written when it says all there is.
+    /// SeaBIOS is `bios`; UEFI is `efi` when no code image was named. A named UEFI code image
+    /// is written as libvirt's manual selection instead (`<loader type='pflash'>`, which
+    /// already means UEFI): libvirt before 9.2 refuses or ignores a loader path beside
+    /// `firmware='efi'`.
+    static func osFirmwareAttribute(_ firmware: FirmwareSpec?) -> String {
+        switch firmware?.kind {
+        case nil: ""
+        case .bios?: " firmware='bios'"
+        case .uefi?: firmware?.loader == nil ? " firmware='efi'" : ""
+        }
+    }
+
+    /// `<loader>` and `<nvram>` of a UEFI domain: the code image read-only on a pflash chip,
+    /// the domain's own variable store and the template it is made from. SeaBIOS has neither.
+    static func firmwareElements(_ firmware: FirmwareSpec) -> String {
+        guard firmware.kind == .uefi else { return "" }
+        func e(_ text: String) -> String { XMLEscape.text(text) }
+        var out = ""
+        if let loader = firmware.loader { out += "    <loader readonly='yes' type='pflash'>\(e(loader))</loader>\n" }
+        let template = firmware.varsTemplate.map { " template='\(e($0))'" } ?? ""
+        if let nvram = firmware.nvram {
+            out += "    <nvram\(template)>\(e(nvram))</nvram>\n"
+        } else if !template.isEmpty {
+            out += "    <nvram\(template)/>\n"
+        }
         return out
     }
 
