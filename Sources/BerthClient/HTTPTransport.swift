@@ -120,7 +120,10 @@ struct HTTPTransport: Sendable {
                 if let upload {
                     try await outbound.write(contentsOf: parts)
                     parts = []
-                    try await Self.stream(upload, to: outbound)
+                    switch endpoint {
+                    case .unix, .tcp: try await Self.sendFile(upload, to: outbound)
+                    case .https, .ssh: try await Self.stream(upload, to: outbound)
+                    }
                 }
                 parts.append(.end(nil))
                 try await outbound.write(contentsOf: parts)
@@ -165,6 +168,28 @@ struct HTTPTransport: Sendable {
             try await outbound.write(.body(.byteBuffer(chunk)))
             sent += UInt64(count)
             upload.progress(sent)
+        }
+    }
+
+    /// Sends the upload's file as file regions of 16 MiB (`sendfile`: the kernel moves the
+    /// bytes from the page cache to the socket, the CLI never copies them), each write waiting
+    /// for the connection to take it. Plain sockets only: TLS and ssh's pipes need the bytes.
+    private static func sendFile(_ upload: Upload, to outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>)
+        async throws
+    {
+        let start = lseek(upload.descriptor, 0, SEEK_CUR)
+        let copy = dup(upload.descriptor)
+        guard start >= 0, copy >= 0, let end = Int(exactly: UInt64(start) + upload.length) else {
+            throw BerthError(.invalidArgument, "Cannot read the file to upload: \(String(cString: strerror(errno)))", remedy: "Give a regular file.")
+        }
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy)
+        defer { try? handle.close() }
+        var offset = Int(start)
+        while offset < end {
+            let next = min(end, offset + (16 << 20))
+            try await outbound.write(.body(.fileRegion(FileRegion(fileHandle: handle, readerIndex: offset, endIndex: next))))
+            offset = next
+            upload.progress(UInt64(offset - Int(start)))
         }
     }
 
