@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// Where the daemon listens.
 public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
@@ -114,13 +115,20 @@ struct HTTPTransport: Sendable {
             // The daemon may answer (and close) before the request is fully written, e.g. an
             // early 401: keep the write error only in case no answer comes.
             var writeError: (any Error)?
+            // The event loop reads a file region after `write` returns: its descriptor stays
+            // open until berthd has answered (it answers once every byte has arrived).
+            let regionFile = FileRegionFile()
+            defer { regionFile.close() }
             do {
                 var parts: [HTTPClientRequestPart] = [.head(head)]
                 if let body { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
                 if let upload {
                     try await outbound.write(contentsOf: parts)
                     parts = []
-                    try await Self.stream(upload, to: outbound)
+                    switch endpoint {
+                    case .unix, .tcp: try await Self.sendFile(upload, from: regionFile, to: outbound)
+                    case .https, .ssh: try await Self.stream(upload, to: outbound)
+                    }
                 }
                 parts.append(.end(nil))
                 try await outbound.write(contentsOf: parts)
@@ -170,6 +178,26 @@ struct HTTPTransport: Sendable {
             try await outbound.write(.body(.byteBuffer(chunk)))
             sent += UInt64(count)
             upload.progress(sent)
+        }
+    }
+
+    /// Sends the upload's file as file regions of 16 MiB (`sendfile`: the kernel moves the
+    /// bytes from the page cache to the socket, the CLI never copies them), each write waiting
+    /// for the connection to take it. Plain sockets only: TLS and ssh's pipes need the bytes.
+    private static func sendFile(
+        _ upload: Upload, from file: FileRegionFile, to outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
+    ) async throws {
+        let start = lseek(upload.descriptor, 0, SEEK_CUR)
+        let handle = try file.open(upload.descriptor)
+        guard start >= 0, let end = Int(exactly: UInt64(start) + upload.length) else {
+            throw BerthError(.invalidArgument, "Cannot read the file to upload: \(String(cString: strerror(errno)))", remedy: "Give a regular file.")
+        }
+        var offset = Int(start)
+        while offset < end {
+            let next = min(end, offset + (16 << 20))
+            try await outbound.write(.body(.fileRegion(FileRegion(fileHandle: handle, readerIndex: offset, endIndex: next))))
+            offset = next
+            upload.progress(UInt64(offset - Int(start)))
         }
     }
 
@@ -235,4 +263,23 @@ struct HTTPTransport: Sendable {
         }
         return text
     }
+}
+
+/// The copy of an upload's descriptor that its file regions are sent from, closed by the
+/// exchange once berthd has answered (not when the last `write` returns: the event loop may
+/// still be sending it).
+private final class FileRegionFile: Sendable {
+    private let handle = Mutex<NIOFileHandle?>(nil)
+
+    func open(_ descriptor: Int32) throws -> NIOFileHandle {
+        let copy = dup(descriptor)
+        guard copy >= 0 else {
+            throw BerthError(.invalidArgument, "Cannot read the file to upload: \(String(cString: strerror(errno)))", remedy: "Give a regular file.")
+        }
+        let opened = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy)
+        handle.withLock { $0 = opened }
+        return opened
+    }
+
+    func close() { handle.withLock { try? $0?.close() } }
 }

@@ -34,13 +34,8 @@ public struct GuestIdentity: Sendable, Equatable {
     /// util-linux's `setpriv`, which drops to the guest's IDs just before QEMU is executed.
     /// (QEMU's own `-runas` cannot be combined with `-sandbox elevateprivileges=deny`.)
     public static func setprivArguments(_ identity: GuestIdentity) throws -> [String] {
-        guard let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].first(where: { (path: String) in access(path, X_OK) == 0 }) else {
-            throw BerthError(
-                .unavailable, "setpriv is not installed; berthd needs it to run guests unprivileged.",
-                remedy: "Install it with 'apt-get install util-linux'.")
-        }
-        return [
-            setpriv, "--reuid=\(identity.uid)", "--regid=\(identity.gid)", "--clear-groups", "--no-new-privs",
+        [
+            try Spawn.setprivPath(), "--reuid=\(identity.uid)", "--regid=\(identity.gid)", "--clear-groups", "--no-new-privs",
             "--bounding-set=-all", "--inh-caps=-all", "--",
         ]
     }

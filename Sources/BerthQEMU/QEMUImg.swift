@@ -23,10 +23,12 @@ public enum QEMUImg {
             remedy: "Install it: 'apt-get install qemu-utils' (or scripts/install-host-deps).")
     }
 
-    /// Runs `qemu-img ARGS`; a failure is `.unavailable` with qemu-img's own message.
+    /// Runs `qemu-img ARGS`; a failure is `.unavailable` with qemu-img's own message. Only
+    /// berthd runs it, and it dies with berthd (a killed berthd's half-written temporary is
+    /// removed at its next start, so a qemu-img still writing it would only waste the disk).
     @discardableResult
     public static func run(_ arguments: [String], timeout: Duration = .seconds(3600)) async throws -> Spawn.Outcome {
-        let outcome = try await Spawn.run([try locate()] + arguments, timeout: timeout)
+        let outcome = try await Spawn.run([try locate()] + arguments, timeout: timeout, diesWithParent: true)
         guard outcome.status == 0, !outcome.timedOut else {
             let message = outcome.output.trimmingCharacters(in: .whitespacesAndNewlines)
             throw BerthError(

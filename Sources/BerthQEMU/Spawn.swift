@@ -35,11 +35,16 @@ public enum Spawn {
     ///     bootloader reads the guest's disk from it, so it never opens a host path itself.
     ///   - directory: the child's working directory, entered before exec.
     ///   - environment: `KEY=value` entries (default `cleanEnvironment`).
+    ///   - diesWithParent: the child is SIGKILLed when berthd dies (`setpriv --pdeathsig KILL`,
+    ///     PR_SET_PDEATHSIG kept across the exec), so work such as a `qemu-img convert` into a
+    ///     temporary file that berthd's next start removes does not run on unowned.
     public static func run(
         _ argv: [String], timeout: Duration, stdin: Int32? = nil, directory: String? = nil,
-        environment: [String] = cleanEnvironment
+        environment: [String] = cleanEnvironment, diesWithParent: Bool = false
     ) async throws -> Outcome {
-        try await withCheckedThrowingContinuation { continuation in
+        let argv = diesWithParent ? try [setprivPath(), "--pdeathsig", "KILL", "--"] + argv : argv
+        // The signal follows the thread that spawned the child: this one, which waits for it.
+        return try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
                 continuation.resume(
                     with: Result {
@@ -86,6 +91,16 @@ public enum Spawn {
         try spawn(
             argv, stdin: stdin, stdout: stdout, stderr: stderr, passing: [], directory: nil, newSession: false,
             environment: environment)
+    }
+
+    /// util-linux's `setpriv`, or an error naming its package.
+    public static func setprivPath() throws -> String {
+        guard let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].first(where: { (path: String) in access(path, X_OK) == 0 }) else {
+            throw BerthError(
+                .unavailable, "setpriv is not installed; berthd needs it to run guests and qemu-img.",
+                remedy: "Install it with 'apt-get install util-linux'.")
+        }
+        return setpriv
     }
 
     /// The absolute path of `program` found in `PATH` (or `program` itself when it has a slash).

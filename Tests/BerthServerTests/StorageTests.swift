@@ -539,6 +539,45 @@ import Testing
         #expect(try await client.volumes(pool: "default").map(\.name) == ["big"])
         // The restarted berthd clones it whole.
         #expect(dataOnly(try await client.cloneVolume(pool: "default", name: "big", to: "half").allocation))
+
+        // A qcow2 clone is qemu-img's work: it dies with berthd rather than writing on into a
+        // temporary file the next start removes.
+        let convert = Process()
+        convert.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-img")
+        convert.arguments = ["convert", "-q", "-f", "raw", "-O", "qcow2", source.path, images + "/bigq"]
+        try convert.run()
+        convert.waitUntilExit()
+        _ = try await client.perform(.refresh, pool: "default")
+        #expect(try await client.volume(pool: "default", name: "bigq").format == .qcow2)
+        let qcow2Clone = try await client.beginCloneVolume(pool: "default", name: "bigq", to: "halfq")
+        var converting = false
+        let cloneDeadline = Date().addingTimeInterval(120)
+        while !converting, Date() < cloneDeadline {
+            let now = try await client.operation(qcow2Clone.id)
+            #expect(now.status == .running, "the qcow2 clone ended before berthd was killed: \(now)")
+            guard now.status == .running else { break }
+            converting = (now.progress?.bytes ?? 0) > 0 && !Self.qemuImgs(naming: images).isEmpty
+        }
+        daemon.stop(signal: SIGKILL)
+        #expect(converting)
+        let goneDeadline = Date().addingTimeInterval(60)
+        while !Self.qemuImgs(naming: images).isEmpty, Date() < goneDeadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(Self.qemuImgs(naming: images).isEmpty, "qemu-img outlived berthd: \(Self.qemuImgs(naming: images))")
+        try await daemon.start()
+        await Self.expectError(.notFound, containing: "halfq") { _ = try await client.volume(pool: "default", name: "halfq") }
+        #expect(Self.leftovers(images).isEmpty, "temporary files left: \(Self.leftovers(images))")
+    }
+
+    /// Command lines of the qemu-img processes naming a file in `directory`.
+    static func qemuImgs(naming directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid in
+            guard Int(pid) != nil, let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard arguments.first?.hasSuffix("qemu-img") == true, arguments.contains(where: { $0.hasPrefix(directory + "/") }) else {
+                return nil
+            }
+            return arguments.joined(separator: " ")
+        }
     }
 
     /// vol-upload and vol-download through the real CLI: the bytes come back exactly, the rest
@@ -605,5 +644,61 @@ import Testing
         let exists = try await BerthRun.run(["vol-download", "default/up", target], state: state)
         #expect(exists.status != 0, "an existing file is not overwritten")
         #expect(Self.leftovers(state + "/images").isEmpty, "temporary files left: \(Self.leftovers(state + "/images"))")
+    }
+
+    /// berthd opens the file a local vol-upload names only for a root client: a user in the
+    /// socket's group cannot have berthd read a root-only file for them, and their `berth
+    /// vol-upload` streams what they can read themselves.
+    @Test func localUploadReadsFilesOnlyForRoot() async throws {
+        try Self.requireQEMUImg()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let state = daemon.stateDirectory
+        let volume = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "up", capacity: 4 << 20))
+        let secret = state + "/secret.bin"
+        try Data("ROOT-ONLY".utf8).write(to: URL(fileURLWithPath: secret))
+        chmod(secret, 0o600)
+        let shared = state + "/shared.bin"
+        try Data("ANYONE-MAY-READ".utf8).write(to: URL(fileURLWithPath: shared))
+        chmod(shared, 0o644)
+        // nobody (uid 65534) in the socket's group, nogroup.
+        chmod(state, 0o755)
+        chmod(state + "/run", 0o711)
+        #expect(chown(daemon.socketPath, 0, 65534) == 0)
+        let asNobody = Self.asNobody
+
+        let request = try await Self.host(
+            asNobody + [
+                "/usr/bin/curl", "-s", "-w", "\n%{http_code}", "--unix-socket", daemon.socketPath, "-H",
+                "Content-Type: application/json", "-d", "{\"file\": \"\(secret)\"}",
+                "http://localhost/v1/pools/default/volumes/up/upload?wait=true",
+            ])
+        #expect(request.hasSuffix("401") && request.contains("only for root"), "\(request)")
+        let cli = try await Self.uploadAsNobody(secret, state: state)
+        #expect(cli.status != 0 && cli.stderr.contains("Permission denied"), "\(cli.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: volume.path)).prefix(9) == Data(count: 9), "the volume is unchanged")
+
+        // What nobody may read, nobody's CLI streams.
+        let streamed = try await Self.uploadAsNobody(shared, state: state)
+        #expect(streamed.status == 0, "\(streamed.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: volume.path)).prefix(15) == Data("ANYONE-MAY-READ".utf8))
+        // Root's CLI has berthd read the file.
+        _ = try await client.uploadVolume(pool: "default", name: "up", file: secret)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: volume.path)).prefix(9) == Data("ROOT-ONLY".utf8))
+    }
+
+    static let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+
+    /// `berth vol-upload up FILE --pool default` run by nobody, on a thread of its own.
+    static func uploadAsNobody(_ file: String, state: String) async throws -> BerthRun {
+        let argv = asNobody + [TestDaemon.berthBinary, "vol-upload", "up", file, "--pool", "default"]
+        let environment = ["PATH": "/usr/bin:/bin", "HOME": "/tmp", "BERTH_STATE_DIR": state]
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(
+                    with: Result { try BerthRun.execute(argv[0], Array(argv.dropFirst()), environment: environment, timeout: 120) })
+            }.start()
+        }
     }
 }

@@ -38,7 +38,7 @@ rows=()
 # $1 label, $2 Berth seconds, $3 plain label, $4 plain seconds
 row() {
     rows+=("$(awk -v l="$1" -v b="$2" -v p="$3" -v q="$4" -v m="$mib" 'BEGIN {
-        printf "%-14s %8.1f MiB/s   %-32s %8.1f MiB/s   ratio %.2f", l, m / b, p, m / q, q / b }')")
+        printf "%-20s %8.1f MiB/s   %-32s %8.1f MiB/s   ratio %.2f", l, m / b, p, m / q, q / b }')")
 }
 timed() { local s; s=$(now); "$@"; sync; echo "$(now) - $s" | bc -l; }
 
@@ -49,6 +49,26 @@ row vol-create-as "$b" "qemu-img create -f raw" "$p"
 b=$(timed berth vol-upload vol "$state/source.bin" --pool default)
 p=$(timed cp "$state/source.bin" "$plain/uploaded.img")
 row vol-upload "$b" "cp FILE" "$p"
+
+# Replacing a full volume: berthd keeps the old content until the new one is whole, so the
+# like-for-like plain copy is cp to a temporary name + mv over the file (rm+cp frees the old
+# blocks first and may reuse them; the volume's new blocks cannot be the old ones).
+replace_plain() { timed sh -c 'cp "$1" "$2.tmp" && mv "$2.tmp" "$2"' sh "$state/source.bin" "$plain/uploaded.img"; }
+rm_cp_plain() { timed sh -c 'rm -f "$1" && cp "$2" "$1"' sh "$plain/uploaded.img" "$state/source.bin"; }
+b=$(timed berth vol-upload vol "$state/source.bin" --pool default)
+p=$(replace_plain)
+row "vol-upload replacing" "$b" "cp FILE TMP && mv TMP FILE" "$p"
+p2=$(rm_cp_plain)
+row "vol-upload replacing" "$b" "rm FILE && cp FILE" "$p2"
+# Streamed (what a remote client, or a local user who is not root, gets): the CLI as nobody
+# (in the socket's group) over the unix socket.
+chmod 755 "$state"; chmod 711 "$state/run"; chmod 644 "$state/source.bin"
+chown root:65534 "$state/run/berthd.sock"
+b=$(timed sh -c 'setpriv --reuid=65534 --regid=65534 --clear-groups -- env HOME=/tmp BERTH_STATE_DIR="$1" "$2/berth" vol-upload vol "$1/source.bin" --pool default >/dev/null' sh "$state" "$bin")
+p=$(replace_plain)
+row "vol-upload streamed" "$b" "cp FILE TMP && mv TMP FILE" "$p"
+p2=$(rm_cp_plain)
+row "vol-upload streamed" "$b" "rm FILE && cp FILE" "$p2"
 
 b=$(timed berth vol-download default/vol "$state/downloaded.bin")
 p=$(timed dd if="$images/vol" of="$plain/downloaded.bin" bs=1M status=none)

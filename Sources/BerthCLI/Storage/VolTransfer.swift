@@ -11,7 +11,7 @@ struct VolUpload: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vol-upload", abstract: "Replace a raw volume's content with a local file, streamed through berthd.",
         discussion:
-            "berth vol-upload disk.img ./disk.raw --pool default. The rest of the volume becomes zeros; a failed upload leaves the volume as it was. To the local berthd (its unix socket) berthd reads the file itself; to a remote one it is streamed."
+            "berth vol-upload disk.img ./disk.raw --pool default. The rest of the volume becomes zeros; a failed upload leaves the volume as it was. Run as root against the local berthd (its unix socket), berthd reads the file itself; otherwise it is streamed."
     )
 
     @Argument(help: "Volume: NAME with --pool, POOL/NAME, or its path.") var volume: String
@@ -33,8 +33,9 @@ struct VolUpload: AsyncParsableCommand {
         let meter = ProgressMeter(total: length)
         let result = try await connection.run { client in
             let (pool, name) = try await volumeOptions.locate(volume, client: client)
-            // The local berthd reads the file itself (the kernel copies it); others get it streamed.
-            if case .unix = client.endpoint {
+            // The local berthd reads the file itself for root (the kernel copies it); others
+            // get it streamed, read with the caller's own permissions.
+            if case .unix = client.endpoint, geteuid() == 0 {
                 return try await client.uploadVolume(pool: pool, name: name, file: SavePaths.absolute(file)) { meter.show($0.bytes) }
             }
             return try await client.uploadVolume(pool: pool, name: name, from: fd, length: length) { meter.show($0) }

@@ -8,7 +8,7 @@ import NIOSSL
 /// The API's request context: Hummingbird's WebSocket context plus the connection, which the
 /// token check asks for a TLS client certificate and `xend-relocation-hosts-allow` for the
 /// peer's address.
-struct APIRequestContext: RequestContext, WebSocketRequestContext {
+struct APIRequestContext: RequestContext, WebSocketRequestContext, PeerIdentifying {
     var coreContext: CoreRequestContextStorage
     let webSocket: WebSocketHandlerReference<Self>
     let channel: any Channel
@@ -17,6 +17,16 @@ struct APIRequestContext: RequestContext, WebSocketRequestContext {
         coreContext = .init(source: source)
         webSocket = .init()
         channel = source.channel
+    }
+
+    /// The user ID of the process on the other end of a unix socket when it connected
+    /// (`SO_PEERCRED`); nil on TCP.
+    func peerUID() async -> uid_t? {
+        guard let provider = channel as? any SocketOptionProvider, channel.localAddress?.protocol == .unix else { return nil }
+        let credentials: PeerCredentials? = try? await provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)
+        ).get()
+        return credentials?.uid
     }
 
     /// Whether the client presented a certificate, which the TLS handshake already verified
@@ -51,4 +61,12 @@ struct HostsAllowMiddleware: RouterMiddleware {
             return names.contains { $0.range(of: pattern, options: .regularExpression) != nil }
         }
     }
+}
+
+/// Linux's `struct ucred` (pid_t, uid_t, gid_t: three 32-bit fields, laid out in order), which
+/// Swift's Glibc module does not carry; what `SO_PEERCRED` fills in.
+private struct PeerCredentials: Sendable {
+    var pid: Int32
+    var uid: UInt32
+    var gid: UInt32
 }

@@ -6,8 +6,13 @@ import Hummingbird
     import Glibc
 #endif
 
+/// A request context that can say which local user is on the other end of a unix socket.
+protocol PeerIdentifying {
+    func peerUID() async -> uid_t?
+}
+
 /// `/v1/pools…`: storage pools and their volumes. Every change goes through the `Hypervisor`.
-struct StorageController<Context: RequestContext> {
+struct StorageController<Context: RequestContext & PeerIdentifying> {
     let hypervisor: Hypervisor
     /// Serving berthd's unix socket, whose clients share its host: `…/upload` of a host file.
     var local = false
@@ -83,6 +88,7 @@ struct StorageController<Context: RequestContext> {
             group.post("pools/:pool/volumes/:volume/upload") { request, context in
                 let pool = try context.parameters.require("pool")
                 let name = try context.parameters.require("volume")
+                try await Self.requireRootPeer(context)
                 let body = try await JSONResponse.decode(VolumeUploadFileRequest.self, from: request)
                 return try await volumeOperation("vol-upload", pool: pool, volume: name, request: request) {
                     _ = try await hypervisor.uploadVolume(pool: pool, name: name, file: body.file, progress: $0)
@@ -139,6 +145,19 @@ struct StorageController<Context: RequestContext> {
                 throw BerthError(.invalidArgument, "GET /v1/volumes needs ?path=.", remedy: "Give the volume's host path.")
             }
             return try JSONResponse.make(try hypervisor.volumeInfo(path: path))
+        }
+    }
+
+    /// berthd (root) opens the file a local upload names, so only a root client may name one:
+    /// the socket's group may hold other users, who must not read root's files through
+    /// berthd. They stream the file instead (`berth vol-upload` does when it is not root), so
+    /// the kernel checks their own permission to read it.
+    static func requireRootPeer(_ context: Context) async throws {
+        let uid = await context.peerUID()
+        guard uid == 0 else {
+            throw BerthError(
+                .unauthorized, "berthd reads a host file for vol-upload only for root; this client is \(uid.map { "uid \($0)" } ?? "not local").",
+                remedy: "Stream the file instead (PUT …/content; 'berth vol-upload' streams when it is not run as root).")
         }
     }
 
