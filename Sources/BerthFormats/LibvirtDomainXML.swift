@@ -314,7 +314,15 @@ private struct LibvirtReader {
                         node, "<\(node.name) type='\(type)'>",
                         reason: "Berth's serial console is always logged to a file and attachable with 'berth console'")
                 }
-            case "emulator", "input", "video", "controller", "memballoon":
+            case "memballoon":
+                // libvirt writes a plain virtio balloon into every domain it dumps; only one
+                // with free page reporting asks for what Berth's `balloon` is.
+                if node.attributes["model"] == "virtio", node.attributes["freePageReporting"] == "on" {
+                    spec.balloon = true
+                } else if node.attributes["model"] == "none" {
+                    spec.balloon = false
+                }
+            case "emulator", "input", "video", "controller":
                 break  // Berth supplies its own: these are honoured by its fixed choices
             default: unknown(node, in: "devices")
             }
@@ -562,6 +570,9 @@ extension LibvirtXML {
             if let listen = graphics.listen { out += " listen='\(e(listen))'" }
             if let password = graphics.password { out += " passwd='\(e(password))'" }
             out += "/>\n"
+        }
+        if let balloon = spec.balloon {
+            out += balloon ? "    <memballoon model='virtio' freePageReporting='on'/>\n" : "    <memballoon model='none'/>\n"
         }
         out += "  </devices>\n</domain>\n"
         return out

@@ -804,6 +804,7 @@ private struct XLDomainReader {
             spec.accel = accel
         }
         if let autostart = try bool("berth_autostart") { spec.autostart = autostart }
+        spec.balloon = try bool("berth_balloon")
         if let kept = try strings("berth_notes") { spec.notes = kept }
         for entry in try strings("berth_volumes") ?? [] {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
@@ -932,6 +933,8 @@ extension XLDomain {
         if let machine = spec.machine { line("berth_machine", .string(machine)) }
         if spec.accel != .auto { line("berth_accel", .string(spec.accel.rawValue)) }
         if spec.autostart { line("berth_autostart", .number(1)) }
+        // xl has no balloon device of its own (Xen balloons every PV guest).
+        if let balloon = spec.balloon { line("berth_balloon", .number(balloon ? 1 : 0)) }
         if !spec.notes.isEmpty { line("berth_notes", .list(spec.notes.map { .string($0) })) }
         // Disks that are storage volumes: xl has no pools, so the path stays in `disk` and the
         // volume each one is (by index) is kept here for Berth to read back.

@@ -11,6 +11,10 @@ public struct DomainSpec: Codable, Sendable, Equatable {
     public var memory: Int
     /// Upper bound for ballooning, in MiB; nil means `memory`.
     public var maxMemory: Int?
+    /// A virtio-balloon device with free page reporting: the guest hands the pages it frees
+    /// back to the host. Off (nil) by default; it pays off from about 256 MiB of guest RAM
+    /// (`bench/density/balloon.sh`), and needs the `pc` or `q35` machine.
+    public var balloon: Bool?
     public var vcpus: Int
     public var arch: String
     /// QEMU machine type (`pc`, `q35`, `microvm`); nil lets Berth choose.
@@ -39,7 +43,8 @@ public struct DomainSpec: Codable, Sendable, Equatable {
     public var notes: [String]
 
     public init(
-        name: String, uuid: UUID = UUID(), memory: Int = 256, maxMemory: Int? = nil, vcpus: Int = 1,
+        name: String, uuid: UUID = UUID(), memory: Int = 256, maxMemory: Int? = nil, balloon: Bool? = nil,
+        vcpus: Int = 1,
         arch: String = "x86_64", machine: String? = nil, accel: Accelerator = .auto,
         kernel: String? = nil, initrd: String? = nil, cmdline: String? = nil,
         bootloader: BootloaderSpec? = nil, firmware: FirmwareSpec? = nil, disks: [DiskSpec] = [], nics: [NICSpec] = [],
@@ -52,6 +57,7 @@ public struct DomainSpec: Codable, Sendable, Equatable {
         self.uuid = uuid
         self.memory = memory
         self.maxMemory = maxMemory
+        self.balloon = balloon
         self.vcpus = vcpus
         self.arch = arch
         self.machine = machine
@@ -74,7 +80,7 @@ public struct DomainSpec: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, uuid, memory, maxMemory, vcpus, arch, machine, accel, kernel, initrd, cmdline
+        case name, uuid, memory, maxMemory, balloon, vcpus, arch, machine, accel, kernel, initrd, cmdline
         case bootloader, firmware, disks, nics, graphics, acpi, onPoweroff, onReboot, onCrash, autostart
         case description, notes
     }
@@ -86,6 +92,7 @@ public struct DomainSpec: Codable, Sendable, Equatable {
         uuid = try c.decodeIfPresent(UUID.self, forKey: .uuid) ?? defaults.uuid
         memory = try c.decodeIfPresent(Int.self, forKey: .memory) ?? defaults.memory
         maxMemory = try c.decodeIfPresent(Int.self, forKey: .maxMemory)
+        balloon = try c.decodeIfPresent(Bool.self, forKey: .balloon)
         vcpus = try c.decodeIfPresent(Int.self, forKey: .vcpus) ?? defaults.vcpus
         arch = try c.decodeIfPresent(String.self, forKey: .arch) ?? defaults.arch
         machine = try c.decodeIfPresent(String.self, forKey: .machine)

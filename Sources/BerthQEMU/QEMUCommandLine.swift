@@ -153,6 +153,7 @@ public struct QEMUCommandLine: Sendable, Equatable {
         if !order.isEmpty { args += ["-boot", "strict=on"] }
         args += try Self.diskArguments(spec.disks, family: family, table: &table, isBlockDevice: isBlockDevice, order: order)
         args += try Self.nicArguments(spec.nics, family: family, taps: taps, table: &table, order: order)
+        args += try Self.balloonArguments(spec, family: family)
 
         // Display.
         if let graphics = spec.graphics {
@@ -211,7 +212,20 @@ public struct QEMUCommandLine: Sendable, Equatable {
             && spec.nics.allSatisfy { $0.model == nil || $0.model?.hasPrefix("virtio") == true }
         let timer = accel == .kvm || tscKHz != nil
         let bios = spec.firmware?.kind != .uefi
-        return hostKernel && virtioOnly && spec.graphics == nil && spec.acpi && timer && bios ? "microvm" : "pc"
+        let noBalloon = spec.balloon != true
+        return hostKernel && virtioOnly && spec.graphics == nil && spec.acpi && timer && bios && noBalloon ? "microvm" : "pc"
+    }
+
+    /// virtio-balloon with free page reporting when the spec asks (`DomainSpec.balloon`). On
+    /// microvm the Debian 6.1 guest did not find the device, so a balloon needs PCI.
+    static func balloonArguments(_ spec: DomainSpec, family: MachineFamily) throws -> [String] {
+        guard spec.balloon == true else { return [] }
+        guard family != .microvm else {
+            throw BerthError(
+                .invalidArgument, "The balloon needs a PCI machine; microvm guests did not find it.",
+                remedy: "Remove \"machine\": \"microvm\" (Berth then picks pc), or remove \"balloon\".")
+        }
+        return ["-device", "virtio-balloon-pci,free-page-reporting=on"]
     }
 
     // MARK: Firmware

@@ -28,7 +28,7 @@ extension Catalog {
             }
             try assignMACs(&spec, db: db, excluding: nil)
             try checkDisks(spec, db: db, excluding: nil)
-            let now = Date()
+            let now = CatalogDate.text(Date())
             try db.execute(
                 sql: """
                     INSERT INTO domain (name, uuid, spec, memory, vcpus, autostart, createdAt, updatedAt)
@@ -78,7 +78,7 @@ extension Catalog {
         try checkDisks(spec, db: db, excluding: id)
         try db.execute(
             sql: "UPDATE domain SET spec = ?, memory = ?, vcpus = ?, autostart = ?, updatedAt = ? WHERE id = ?",
-            arguments: [try Self.json(spec), spec.memory, spec.vcpus, spec.autostart, Date(), id])
+            arguments: [try Self.json(spec), spec.memory, spec.vcpus, spec.autostart, CatalogDate.text(Date()), id])
         try insertClaims(spec, id: id, db: db)
         return spec
     }
@@ -109,14 +109,21 @@ extension Catalog {
     /// The rows of `berth list`, read from columns only (no JSON decoding), so listing
     /// a thousand domains stays fast.
     public func summaries() throws -> [DomainSummary] {
+        // Columns by index and UUIDs by `UUID(catalogText:)`: with 10,000 domains, GRDB's
+        // by-name lookup and Foundation's `UUID(uuidString:)` were a sixth of a list request.
         try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, uuid, state, memory, vcpus, autostart FROM domain ORDER BY name")
-                .map { row in
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT name, uuid, state, memory, vcpus, autostart FROM domain ORDER BY name")
+            var summaries: [DomainSummary] = []
+            while let row = try rows.next() {
+                let uuid: String = row[1]
+                summaries.append(
                     DomainSummary(
-                        name: row["name"], uuid: UUID(uuidString: row["uuid"]) ?? UUID(),
-                        state: DomainState(rawValue: row["state"]) ?? .shutoff, memory: row["memory"],
-                        vcpus: row["vcpus"], autostart: row["autostart"])
-                }
+                        name: row[0], uuid: UUID(catalogText: uuid) ?? UUID(uuidString: uuid) ?? UUID(),
+                        state: DomainState(rawValue: row[2]) ?? .shutoff, memory: row[3], vcpus: row[4],
+                        autostart: row[5]))
+            }
+            return summaries
         }
     }
 
@@ -133,7 +140,7 @@ extension Catalog {
                 sql: "UPDATE domain SET state = ?, pid = ?, accel = ?, lastError = ?, startedAt = ? WHERE name = ?",
                 arguments: [
                     observed.state.rawValue, observed.pid, observed.accel?.rawValue, observed.lastError,
-                    observed.startedAt, name,
+                    CatalogDate.text(observed.startedAt), name,
                 ])
             if db.changesCount == 0 { throw BerthError.unknownDomain(name) }
         }
@@ -147,7 +154,7 @@ extension Catalog {
             spec.autostart = autostart
             try db.execute(
                 sql: "UPDATE domain SET spec = ?, autostart = ?, updatedAt = ? WHERE name = ?",
-                arguments: [try Self.json(spec), autostart, Date(), name])
+                arguments: [try Self.json(spec), autostart, CatalogDate.text(Date()), name])
         }
     }
 
@@ -276,6 +283,6 @@ extension Catalog {
             pid: row["pid"],
             accel: (row["accel"] as String?).flatMap(Accelerator.init(rawValue:)),
             lastError: row["lastError"],
-            startedAt: row["startedAt"])
+            startedAt: CatalogDate.date(row["startedAt"]))
     }
 }

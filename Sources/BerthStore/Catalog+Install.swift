@@ -38,7 +38,7 @@ extension Catalog {
                     INSERT OR REPLACE INTO install (domainId, plan, installerCmdline, kernel, initrd, cdrom, updatedAt)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
-                arguments: [id, text, record.installerCmdline, record.kernel, record.initrd, record.cdrom, Date()])
+                arguments: [id, text, record.installerCmdline, record.kernel, record.initrd, record.cdrom, CatalogDate.text(Date())])
         }
     }
 

@@ -48,7 +48,7 @@ extension Catalog {
     static func insertMedia(_ entry: MediaEntry, db: Database) throws {
         try db.execute(
             sql: "INSERT INTO media (name, path, kind, addedAt) VALUES (?, ?, ?, ?)",
-            arguments: [entry.name, entry.path, entry.kind.rawValue, Date()])
+            arguments: [entry.name, entry.path, entry.kind.rawValue, CatalogDate.text(Date())])
     }
 
     static func mediaEntry(_ row: Row) throws -> MediaEntry {

@@ -60,7 +60,7 @@ extension Catalog {
             }
             var stored = spec
             stored.hosts = []
-            let now = Date()
+            let now = CatalogDate.text(Date())
             try db.execute(
                 sql: """
                     INSERT INTO network (name, uuid, mode, bridge, spec, autostart, createdAt, updatedAt)
@@ -95,7 +95,7 @@ extension Catalog {
     public func setNetworkActive(_ name: String, _ active: Bool) throws {
         try writer.write { db in
             try db.execute(
-                sql: "UPDATE network SET active = ?, updatedAt = ? WHERE name = ?", arguments: [active, Date(), name])
+                sql: "UPDATE network SET active = ?, updatedAt = ? WHERE name = ?", arguments: [active, CatalogDate.text(Date()), name])
             if db.changesCount == 0 { throw BerthError.unknownNetwork(name) }
         }
     }
@@ -107,7 +107,7 @@ extension Catalog {
             record.spec.hosts = []
             try db.execute(
                 sql: "UPDATE network SET spec = ?, autostart = ?, updatedAt = ? WHERE name = ?",
-                arguments: [try Self.networkJSON(record.spec), autostart, Date(), name])
+                arguments: [try Self.networkJSON(record.spec), autostart, CatalogDate.text(Date()), name])
         }
     }
 

@@ -23,7 +23,7 @@ extension Catalog {
                     arguments: [name])
             else { return nil }
             return ManagedSaveInfo(
-                path: row["path"], savedAt: row["savedAt"],
+                path: row["path"], savedAt: CatalogDate.date(row["savedAt"]) ?? Date(timeIntervalSince1970: 0),
                 state: SavedRunState(rawValue: row["runState"]) ?? .running,
                 resumeAtDaemonStart: row["resumeAtDaemonStart"])
         }
@@ -40,7 +40,7 @@ extension Catalog {
                     INSERT OR REPLACE INTO managedSave (domainId, path, savedAt, runState, resumeAtDaemonStart)
                     VALUES (?, ?, ?, ?, ?)
                     """,
-                arguments: [id, save.path, save.savedAt, save.state.rawValue, save.resumeAtDaemonStart])
+                arguments: [id, save.path, CatalogDate.text(save.savedAt), save.state.rawValue, save.resumeAtDaemonStart])
         }
     }
 
@@ -89,7 +89,7 @@ extension Catalog {
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
-                        id, record.info.name, record.info.description, record.info.createdAt, record.info.state.rawValue,
+                        id, record.info.name, record.info.description, CatalogDate.text(record.info.createdAt), record.info.state.rawValue,
                         record.info.memory, try Self.json(record.spec),
                         try record.info.overlays.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) },
                     ])
@@ -117,7 +117,7 @@ extension Catalog {
         let text: String = row["spec"]
         let spec = try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
         let info = SnapshotInfo(
-            name: row["name"], description: row["description"], createdAt: row["createdAt"],
+            name: row["name"], description: row["description"], createdAt: CatalogDate.date(row["createdAt"]) ?? Date(timeIntervalSince1970: 0),
             state: DomainState(rawValue: row["state"]) ?? .shutoff, memory: row["memory"],
             disks: spec.disks.filter { !$0.readOnly && $0.device == .disk }.map(\.path),
             overlays: try (row["overlays"] as String?).map { try JSONDecoder().decode([String].self, from: Data($0.utf8)) })

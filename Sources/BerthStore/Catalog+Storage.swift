@@ -62,7 +62,7 @@ extension Catalog {
                     INSERT INTO pool (name, type, target, sourceName, sourceDevice, autostart, createdAt)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
-                arguments: [spec.name, spec.type.rawValue, target, spec.sourceName, spec.sourceDevice, spec.autostart, Date()])
+                arguments: [spec.name, spec.type.rawValue, target, spec.sourceName, spec.sourceDevice, spec.autostart, CatalogDate.text(Date())])
         }
     }
 
@@ -133,7 +133,7 @@ extension Catalog {
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM pool WHERE name = 'default'") == true { return false }
             try db.execute(
                 sql: "INSERT INTO pool (name, type, target, active, autostart, createdAt) VALUES ('default', 'dir', ?, 1, 1, ?)",
-                arguments: [target, Date()])
+                arguments: [target, CatalogDate.text(Date())])
             return true
         }
     }

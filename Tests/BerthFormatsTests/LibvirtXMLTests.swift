@@ -89,6 +89,20 @@ import Testing
         #expect(bad.message.contains("unknown unit 'parsecs'"))
     }
 
+    /// libvirt puts a plain virtio balloon in every dump: only free page reporting (or
+    /// `model='none'`) says something about Berth's `balloon`; every value round-trips.
+    @Test func memballoonWithFreePageReportingIsTheBalloon() throws {
+        func balloon(_ device: String) throws -> Bool? {
+            try LibvirtXML.read("<domain><name>b</name><devices>\(device)</devices></domain>").spec.balloon
+        }
+        #expect(try balloon("<memballoon model='virtio' freePageReporting='on'/>") == true)
+        #expect(try balloon("<memballoon model='virtio'/>") == nil)
+        #expect(try balloon("<memballoon model='none'/>") == false)
+        for value: Bool? in [true, false, nil] {
+            try XenAcceptanceTests.expectRoundTrips(DomainSpec(name: "b", balloon: value))
+        }
+    }
+
     @Test func directKernelInterfacesAndSerial() throws {
         let xml = """
             <domain type='qemu'>

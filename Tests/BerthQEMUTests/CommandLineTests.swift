@@ -23,6 +23,26 @@ import Testing
         args.indices.dropLast().filter { args[$0] == flag }.map { args[$0 + 1] }
     }
 
+    @Test func balloonIsOptInWithFreePageReportingOnPC() throws {
+        let plain = try QEMUCommandLine(spec: spec(), accel: .kvm, paths: paths)
+        #expect(plain.machine == "microvm")
+        #expect(!plain.arguments.contains { $0.hasPrefix("virtio-balloon") })
+        // Asking for the balloon moves a guest Berth would put on microvm to pc.
+        let ballooned = try QEMUCommandLine(spec: spec { $0.balloon = true }, accel: .kvm, paths: paths)
+        #expect(ballooned.machine == "pc")
+        #expect(values(ballooned.arguments, "-device").contains("virtio-balloon-pci,free-page-reporting=on"))
+        let off = try QEMUCommandLine(spec: spec { $0.balloon = false }, accel: .kvm, paths: paths)
+        #expect(!off.arguments.contains { $0.hasPrefix("virtio-balloon") })
+        let error = try #require(throws: BerthError.self) {
+            try QEMUCommandLine(
+                spec: spec {
+                    $0.balloon = true
+                    $0.machine = "microvm"
+                }, accel: .kvm, paths: paths)
+        }
+        #expect(error.message.contains("balloon"))
+    }
+
     @Test func directKernelGuestOnTCG() throws {
         // Without a host TSC rate, a TCG guest gets pc (microvm would hang calibrating).
         let line = try QEMUCommandLine(spec: spec(), accel: .tcg, paths: paths, tscKHz: nil)

@@ -112,6 +112,29 @@ import Testing
     }
 
     /// Admission counts what admitted guests have not touched yet of their memory.
+    /// `balloon: true` gives the guest a virtio-balloon (device id 5) that its driver binds
+    /// with free page reporting; the same guest without it has none. Both boot at once.
+    @Test func balloonIsSeenByTheGuestOnlyWhenAskedFor() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let probe = #" berth.run="cat /sys/bus/virtio/devices/*/device; ls /sys/bus/virtio/drivers""#
+        for (name, balloon) in [("ballooned", true), ("plain", false)] {
+            var spec = try GuestFixture.spec(name)
+            spec.memory = 256
+            spec.balloon = balloon ? true : nil
+            spec.cmdline = (spec.cmdline ?? "") + probe
+            _ = try await daemon.client.define(spec)
+            _ = try await daemon.client.perform(.start, on: name)
+        }
+        let ballooned = try await daemon.waitForLog("ballooned", "BERTH-GUEST-RUN-END")
+        let plain = try await daemon.waitForLog("plain", "BERTH-GUEST-RUN-END")
+        #expect(IsolationTests.runOutput(ballooned).contains("0x0005"), "\(IsolationTests.runOutput(ballooned))")
+        #expect(IsolationTests.runOutput(ballooned).contains("virtio_balloon"))
+        #expect(!IsolationTests.runOutput(plain).contains("0x0005"), "\(IsolationTests.runOutput(plain))")
+        _ = try await daemon.waitForLog("ballooned", "Free page reporting enabled")
+        for name in ["ballooned", "plain"] { _ = try await daemon.client.perform(.destroy, on: name) }
+    }
+
     @Test func admissionCountsWhatRunningGuestsMayStillUse() throws {
         let entitled = HostCapacity.entitlementMiB(memoryMiB: 128)
         let capacity = HostCapacity(

@@ -129,3 +129,39 @@ extension CatalogTests {
         #expect(try store.catalog.applyNextDefinition("devel1") == nil)
     }
 }
+
+/// The catalog's UUID parser agrees with Foundation's and refuses what is not a UUID.
+@Suite struct CatalogUUIDTextTests {
+    @Test func parsesWhatFoundationParses() {
+        for _ in 0..<100 {
+            let uuid = UUID()
+            #expect(UUID(catalogText: uuid.uuidString) == uuid)
+            #expect(UUID(catalogText: uuid.uuidString.lowercased()) == uuid)
+        }
+        let bad = [
+            "", "6F1C2B9E-3D4A-4E5F-8A7B-1C2D3E4F5A6", "6F1C2B9E-3D4A-4E5F-8A7B-1C2D3E4F5A6BB",
+            "6F1C2B9E_3D4A-4E5F-8A7B-1C2D3E4F5A6B", "6F1C2B9E-3D4A-4E5F-8A7B-1C2D3E4F5A6G",
+            "6F1C2B9EE3D4A-4E5F-8A7B-1C2D3E4F5A6B", "ü1C2B9E-3D4A-4E5F-8A7B-1C2D3E4F5A6B",
+        ]
+        for text in bad { #expect(UUID(catalogText: text) == nil, "\(text)") }
+    }
+}
+
+/// The catalog's dates are GRDB's text byte for byte, and read back to the millisecond.
+@Suite struct CatalogDateTests {
+    @Test func textIsGRDBsAndReadsBack() throws {
+        // All after 1582: before it, ICU's formatter switches to the Julian calendar.
+        var dates = [Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 951_782_400.5), Date()]
+        for _ in 0..<200 { dates.append(Date(timeIntervalSince1970: Double.random(in: -3e9...4e9))) }
+        for date in dates {
+            let text = CatalogDate.text(date)
+            #expect(text == String.fromDatabaseValue(date.databaseValue), "\(date.timeIntervalSince1970)")
+            let back = try #require(CatalogDate.date(text.databaseValue))
+            let expected = try #require(Date.fromDatabaseValue(text.databaseValue))
+            #expect(abs(back.timeIntervalSince(expected)) < 0.0005, "\(text)")
+        }
+        // What this parser does not know goes to GRDB's.
+        #expect(CatalogDate.date("2024-02-29".databaseValue) == Date.fromDatabaseValue("2024-02-29".databaseValue))
+        #expect(CatalogDate.date(DatabaseValue.null) == nil)
+    }
+}

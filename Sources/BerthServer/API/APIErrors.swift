@@ -46,10 +46,14 @@ enum JSONResponse {
     }()
 
     static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try encoder.encode(value)
+        make(body: ByteBuffer(bytes: try encoder.encode(value)), status: status)
+    }
+
+    /// A JSON body written by other means than `encoder` (`DomainListJSON`).
+    static func make(body: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
 
     /// Decodes a request body, naming the offending field when it does not fit.

@@ -14,7 +14,7 @@ struct DomainsController<Context: RequestContext> {
     static var maximumTail: Int { 1 << 30 }
 
     func add(to group: RouterGroup<Context>) {
-        group.get("domains") { _, _ in try JSONResponse.make(try hypervisor.catalog.summaries()) }
+        group.get("domains") { _, _ in try DomainListJSON.response(try hypervisor.catalog.summaries()) }
         group.post("domains") { request, _ in
             let spec = try await JSONResponse.decode(DomainSpec.self, from: request)
             return try JSONResponse.make(try hypervisor.define(spec), status: .created)
