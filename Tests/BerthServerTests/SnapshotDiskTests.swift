@@ -169,13 +169,20 @@ import Testing
             if boots == 0 { _ = try await client.define(spec) } else { _ = try await client.update(spec) }
             boots += 1
             _ = try await client.perform(.start, on: "live")
-            _ = try await daemon.waitForLog("live", until, count: boots)
+            _ = try await daemon.waitForLog("live", until, count: until == "BERTH-GUEST-POWEROFF" ? boots : 1)
         }
         func ran() async throws -> String {
             _ = try await daemon.waitForLog("live", "BERTH-GUEST-POWEROFF", count: boots)
             _ = try await daemon.waitForState("live", .shutoff)
             let after = try await daemon.log("live").components(separatedBy: "BERTH-GUEST-RUN-BEGIN").last ?? ""
             return after.components(separatedBy: "BERTH-GUEST-RUN-END").first ?? ""
+        }
+        /// Puts `word` at the start of the flag disk, in place (the file keeps its size).
+        func signal(_ word: String) throws {
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: flag))
+            defer { try? handle.close() }
+            try handle.write(contentsOf: Data(word.utf8))
+            try handle.synchronize()
         }
         /// Shell that waits until the flag disk starts with `word`.
         func waitFor(_ word: String) -> String {
@@ -185,16 +192,17 @@ import Testing
         try await boot("echo one > before")
         #expect(try await ran().contains("EXT4-fs (vda): mounted"))
         // The second boot writes `after` into the overlay once told, then waits while the
-        // overlay is merged under it, then lists its files on the disk it writes to now.
+        // overlay is merged under it, then lists its files on the disk it writes to now. (Its
+        // marks are made by the shell: the console also shows the kernel's command line.)
         try await boot(
-            "echo SNAPSHOT-NOW && " + waitFor("go") + " && echo two > after && sync && echo AFTER-WRITTEN && "
+            "m=MARK && echo SNAPSHOT-$m && " + waitFor("go") + " && echo two > after && sync && echo AFTER-$m && "
                 + waitFor("ok") + " && echo FILES: $(ls)",
-            until: "SNAPSHOT-NOW")
+            until: "SNAPSHOT-MARK")
         let taken = try await BerthRun.run(["snapshot-create-as", "live", "base", "--disk-only"], state: state)
         #expect(taken.status == 0, "\(taken.stderr)")
         let pid = try await client.info("live").pid
-        try Data("go".utf8).write(to: URL(fileURLWithPath: flag))
-        _ = try await daemon.waitForLog("live", "AFTER-WRITTEN", count: 1)
+        try signal("go")
+        _ = try await daemon.waitForLog("live", "AFTER-MARK", count: 1)
 
         let merged = try await BerthRun.run(["snapshot-delete", "live", "base"], state: state)
         #expect(merged.status == 0 && merged.stdout.contains("merged into"), "\(merged.stdout) \(merged.stderr)")
@@ -204,7 +212,7 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: overlay))
         #expect(try await client.snapshots("live").isEmpty)
 
-        try Data("ok".utf8).write(to: URL(fileURLWithPath: flag))
+        try signal("ok")
         let second = try await ran()
         #expect(second.contains("FILES: after before lost+found"), "merged boot: \(second)")
         try await boot("echo FILES: $(ls) && echo CONTENT: $(cat after)")
