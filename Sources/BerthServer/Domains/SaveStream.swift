@@ -12,8 +12,8 @@ import Synchronization
 /// thread of its own, as `exec:cat > FILE` does for a QEMU allowed to spawn.
 ///
 /// Handed the file itself, QEMU's one migration thread both walks guest memory and copies every
-/// page into the page cache; through a pipe the two run on two CPUs (the measured difference was
-/// about 2× for a 256 MiB guest). The drain moves pages with `splice` (no copy through user
+/// page into the page cache; through a pipe the two run on two CPUs (raw QEMU on a loaded host,
+/// 256 MiB guest: 1.3–1.7 s to the file, 0.6–1.5 s through `cat`). The drain moves pages with `splice` (no copy through user
 /// space) and starts their write-back as it goes (`sync_file_range`), so the `fsync` that makes
 /// the file whole finds little left to do.
 enum SaveStream {
