@@ -9,10 +9,11 @@ import Foundation
 /// qcow2 snapshots as QMP jobs.
 ///
 /// QEMU runs under `-sandbox …,spawn=deny` and opens no host path, so `exec:` and `file:`
-/// migration are out: berthd opens the file and hands it over with SCM_RIGHTS (`getfd`), and
-/// QEMU migrates to `fd:NAME`. QEMU reads and writes the descriptor sequentially from its
-/// current offset (the open file description is shared), so berthd can put its own header
-/// before the stream and read QEMU's position back for progress.
+/// migration are out: berthd hands a descriptor over with SCM_RIGHTS (`getfd`), and QEMU
+/// migrates to `fd:NAME`. A save gets a pipe that berthd drains into the file (`SaveStream`);
+/// a restore reads the file itself, sequentially from its current offset (the open file
+/// description is shared), so berthd puts its own header before the stream and reads QEMU's
+/// position back for progress.
 extension QEMUProcess {
     /// Bytes done and the total expected (0 when unknown).
     public typealias MigrationProgress = @Sendable (_ done: UInt64, _ total: UInt64) -> Void
@@ -25,7 +26,6 @@ extension QEMUProcess {
     /// - Throws: `BerthError(.unavailable)` with QEMU's reason when the migration fails (the
     ///   guest is left as it was: paused, its disks active again after `cont`).
     public func migrateOut(to descriptor: Int32, progress: MigrationProgress) async throws {
-        let start = lseek(descriptor, 0, SEEK_CUR)
         do {
             // QEMU's default bandwidth limit (32 MiB/s) is for live migration over a network; a
             // file takes what the disk gives (libvirt lifts it for `virsh save` too).
@@ -46,8 +46,8 @@ extension QEMUProcess {
                 throw error.berthError
             }
             let status = info["status"]?.string ?? "none"
-            let position = lseek(descriptor, 0, SEEK_CUR)
-            let written = position >= start && start >= 0 ? UInt64(position - start) : 0
+            // QEMU's own count: the descriptor may be a pipe, which has no offset to read back.
+            let written = info["ram"]?["transferred"]?.int.map { UInt64(max($0, 0)) } ?? 0
             let total = info["ram"]?["total"]?.int.map { UInt64(max($0, 0)) } ?? 0
             progress(written, max(total, written))
             switch status {

@@ -76,3 +76,107 @@ extension QEMUProcess {
         ]
     }
 }
+
+/// Merging overlays back while the guest runs: one active `block-commit` job per disk, all
+/// completed together (the pivot) once every one is ready, then the overlays' nodes and
+/// descriptors are taken out.
+extension QEMUProcess {
+    /// Commits each overlay into the node under it and switches the guest back to that node.
+    ///
+    /// - Returns: the overlays whose disk now writes to its own node again (all of them, unless
+    ///   QEMU failed one at the very switch).
+    /// - Throws: `BerthError`, when no disk switched: the guest keeps writing to its overlays.
+    public func commitOverlays(_ overlays: [DiskOverlay]) async throws -> [DiskOverlay] {
+        let jobs = overlays.map { "berth-commit-\($0.node)" }
+        var started: [String] = []
+        do {
+            for (overlay, job) in zip(overlays, jobs) {
+                try await qmp.execute(
+                    "block-commit",
+                    arguments: [
+                        "job-id": .string(job), "device": .string(overlay.overlayNode), "base-node": .string(overlay.node),
+                        "auto-dismiss": .bool(false),
+                    ], timeout: .seconds(30))
+                started.append(job)
+            }
+            try await waitForJobs(started, until: "ready")
+        } catch {
+            await cancelJobs(started)
+            throw BerthError(
+                .unavailable, "QEMU could not merge the overlays into the disks under them: \(Self.describe(error))",
+                remedy: "The guest still writes to its overlays; see the guest's QEMU log, or shut it off and delete the snapshot then.")
+        }
+        for job in jobs {
+            _ = try? await qmp.execute("job-complete", arguments: ["id": .string(job)], timeout: .seconds(30))
+        }
+        let failures = (try? await waitForJobs(jobs, until: "concluded")) ?? [:]
+        var switched: [DiskOverlay] = []
+        for (overlay, job) in zip(overlays, jobs) where failures[job] == nil {
+            await undoBlockAdds(nodes: [overlay.overlayNode + "-file", overlay.overlayNode], fdsets: [])
+            await removeFDSets(opaque: "berth:\(overlay.overlayNode)")
+            switched.append(overlay)
+        }
+        guard !switched.isEmpty else {
+            throw BerthError(
+                .unavailable, "QEMU could not switch the disks back: \(failures.values.sorted().joined(separator: "; "))",
+                remedy: "The guest still writes to its overlays; see the guest's QEMU log.")
+        }
+        return switched
+    }
+
+    /// Polls `query-jobs` until every job reaches `status` (dismissing those that conclude);
+    /// returns the errors of concluded jobs. Waiting for "ready", a job that concludes first
+    /// is an error thrown.
+    @discardableResult
+    func waitForJobs(_ ids: [String], until status: String) async throws -> [String: String] {
+        var errors: [String: String] = [:]
+        var waiting = Set(ids)
+        while !waiting.isEmpty {
+            let jobs = try await qmp.execute("query-jobs", timeout: .seconds(30))
+            for id in waiting {
+                guard let job = jobs.array?.first(where: { $0["id"]?.string == id }) else {
+                    // Already dismissed: it had concluded.
+                    guard status == "concluded" else { throw BerthError(.internal, "QEMU's job \(id) disappeared.") }
+                    waiting.remove(id)
+                    continue
+                }
+                let now = job["status"]?.string ?? ""
+                if now == "concluded" {
+                    _ = try? await qmp.execute("job-dismiss", arguments: ["id": .string(id)], timeout: .seconds(10))
+                    let error = job["error"]?.string
+                    if status != "concluded" {
+                        throw BerthError(.unavailable, error ?? "job \(id) ended before it was \(status)")
+                    }
+                    if let error { errors[id] = error }
+                    waiting.remove(id)
+                } else if now == status {
+                    waiting.remove(id)
+                }
+            }
+            if !waiting.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        return errors
+    }
+
+    /// Cancels the jobs (a ready commit then ends without switching) and dismisses them.
+    func cancelJobs(_ ids: [String]) async {
+        for id in ids {
+            _ = try? await qmp.execute("job-cancel", arguments: ["id": .string(id)], timeout: .seconds(10))
+        }
+        _ = try? await waitForJobs(ids, until: "concluded")
+    }
+
+    /// Removes the fdsets whose descriptors berthd added with this `opaque` (`addFD`).
+    func removeFDSets(opaque: String) async {
+        guard let sets = try? await qmp.execute("query-fdsets", timeout: .seconds(10)) else { return }
+        for set in sets.array ?? [] {
+            guard let id = set["fdset-id"]?.int, (set["fds"]?.array ?? []).contains(where: { $0["opaque"]?.string == opaque })
+            else { continue }
+            _ = try? await qmp.execute("remove-fd", arguments: ["fdset-id": .int(id)], timeout: .seconds(10))
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        (error as? BerthError)?.message ?? "\(error)"
+    }
+}

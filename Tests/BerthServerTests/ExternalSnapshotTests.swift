@@ -46,6 +46,32 @@ import Testing
         #expect(try host.hypervisor.catalog.snapshots("y").isEmpty)
     }
 
+    @Test func aFailedLiveMergeLeavesTheGuestRunningOnItsOverlay() async throws {
+        let host = try SupervisorPolicyTests.Host()
+        defer { host.remove() }
+        host.driver.state.withLock { $0.acceptOverlays = true }
+        let disk = host.directory + "/m.raw"
+        #expect(FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)))
+        try host.define("m") { $0.disks = [DiskSpec(path: disk, format: .raw)] }
+        let supervisor = try host.hypervisor.supervisor("m")
+        try await supervisor.start()
+        _ = try await supervisor.createSnapshot(SnapshotRequest(name: "s", diskOnly: true))
+        let overlay = host.directory + "/m.s.qcow2"
+        let onOverlay = try host.hypervisor.catalog.domain(named: "m").spec
+        let liveBefore = try host.hypervisor.catalog.liveDisks("m")
+        #expect(onOverlay.disks[0].path == overlay && liveBefore.map(\.node) == ["disk0-overlay"])
+
+        let error = await #expect(throws: BerthError.self) { try await supervisor.deleteSnapshot("s") }
+        #expect(error?.message.contains("fake failure") == true)
+        #expect(host.driver.lastGuest?.requests.contains("commitOverlays") == true)
+        #expect(host.driver.lastGuest?.requests.contains("terminate") == false)
+        #expect(try host.hypervisor.catalog.domain(named: "m").state == .running)
+        #expect(try host.hypervisor.catalog.domain(named: "m").spec == onOverlay)
+        #expect(try host.hypervisor.catalog.liveDisks("m") == liveBefore)
+        #expect(try host.hypervisor.catalog.snapshots("m").map(\.info.name) == ["s"])
+        #expect(FileManager.default.fileExists(atPath: overlay))
+    }
+
     @Test func shutOffSnapshotSwitchesToTheOverlayAndBack() async throws {
         let host = try SupervisorPolicyTests.Host()
         defer { host.remove() }

@@ -217,12 +217,13 @@ import Testing
         #expect(throws: BerthError.self) { try BerthClient.resolve(url: "ssh://h/run/b.sock;reboot") }
     }
 
-    @Test func listStartDominfoDestroyOverSSH() async throws {
-        let hosts = try Hosts()
-        defer { hosts.destroy() }
+    /// Keys, a known_hosts naming the remote's host key, and Debian's sshd started in the
+    /// remote namespace on 10.213.0.2:22, accepting root with `client_key`; returns the keys'
+    /// directory. sshd itself is waited for with `waitForSSHD`.
+    static func startSSHD(_ hosts: Hosts) throws -> String {
         guard access("/usr/sbin/sshd", X_OK) == 0 else {
             Issue.record("sshd is missing: install it with 'scripts/install-host-deps' (openssh-server).")
-            return
+            throw BerthError(.notFound, "sshd")
         }
         let keys = hosts.scratch + "/ssh"
         try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -249,6 +250,13 @@ import Testing
         // sshd's privilege-separation directory (Debian's service unit makes it).
         try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         try hosts.remote.daemon(["/usr/sbin/sshd", "-D", "-e", "-f", keys + "/sshd_config"], log: keys + "/sshd.log")
+        return keys
+    }
+
+    @Test func listStartDominfoDestroyOverSSH() async throws {
+        let hosts = try Hosts()
+        defer { hosts.destroy() }
+        let keys = try Self.startSSHD(hosts)
         let daemon = try await TestDaemon(namespace: hosts.remote)
         defer { daemon.tearDown() }
         _ = try await daemon.client.define(try GuestFixture.spec("far2"))
@@ -294,6 +302,40 @@ import Testing
         let noDaemon = try await hosts.berth(
             ["list", "--connect", "ssh://root@10.213.0.2/tmp/no-berthd.sock?berth=\(TestDaemon.berthBinary)"] + options, environment: ssh)
         #expect(noDaemon.status == 9 && noDaemon.stderr.contains("Start berthd on 10.213.0.2"), "\(noDaemon.stderr)")
+    }
+
+    /// `berth migrate --to ssh://…`: the source berthd reaches the destination's API through
+    /// ssh and `berth proxy-stdio` (its own `--migration-ssh-option`s), the guest's memory
+    /// follows over the destination's migration listener, and its counter goes on there.
+    @Test func aRunningGuestMigratesOverSSH() async throws {
+        let hosts = try Hosts()
+        defer { hosts.destroy() }
+        let keys = try Self.startSSHD(hosts)
+        let destination = try await TestDaemon(extraArguments: ["--migration-listen", "10.213.0.2"], namespace: hosts.remote)
+        defer { destination.tearDown() }
+        let sshOptions = [
+            "UserKnownHostsFile=\(keys)/known_hosts", "IdentityFile=\(keys)/client_key", "IdentitiesOnly=yes", "BatchMode=yes",
+            "ConnectTimeout=30",
+        ]
+        let source = try await TestDaemon(
+            extraArguments: sshOptions.flatMap { ["--migration-ssh-option", $0] }, namespace: hosts.local)
+        defer { source.tearDown() }
+        _ = try await source.client.define(try SaveRestoreTests.counterSpec("roam"))
+        let started = try await source.client.perform(.start, on: "roam")
+        _ = try await source.waitForLog("roam", "tick 2")
+        try await Self.waitForSSHD(hosts, log: keys + "/sshd.log")
+
+        let url = "ssh://root@10.213.0.2\(destination.socketPath)?berth=\(TestDaemon.berthBinary)"
+        let run = try await BerthRun.run(["migrate", "roam", "--to", url, "--live"], state: source.stateDirectory)
+        #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+        let there = try await destination.client.info("roam")
+        #expect(there.state == .running)
+        #expect(try await source.client.info("roam").state == .shutoff)
+        #expect(qemuProcesses(uuid: started.spec.uuid) == [try #require(there.pid)])
+        let at = try #require(SaveRestoreTests.lastTick(try await destination.log("roam")))
+        let ticks = SaveRestoreTests.ticks(try await destination.waitForLog("roam", "tick \(at + 2)"))
+        #expect(ticks == Array(0..<ticks.count), "the counter restarted or skipped: \(ticks)")
+        _ = try await destination.client.perform(.destroy, on: "roam")
     }
 
     /// sshd is up when its log says so (or a connection is accepted on port 22).

@@ -112,11 +112,10 @@ import Testing
         #expect(listed.contains("base") && listed.contains("(disk only, external)"), "\(listed)")
         let shown = try await BerthRun.run(["snapshot-info", "ext", "base"], state: state).stdout
         #expect(shown.contains("external") && shown.contains(overlay), "\(shown)")
-        // Live, the guest stays on its overlay: reverting or merging under it is refused.
+        // Live, the guest stays on its overlay: reverting under it is refused (merging it live
+        // is `diskOnlySnapshotMergedWhileTheGuestRuns`).
         let revertLive = try await BerthRun.run(["snapshot-revert", "ext", "base"], state: state)
         #expect(revertLive.status != 0 && revertLive.stderr.contains("Shut it off first"), "\(revertLive.stderr)")
-        let deleteLive = try await BerthRun.run(["snapshot-delete", "ext", "base"], state: state)
-        #expect(deleteLive.status != 0 && deleteLive.stderr.contains("only while the guest is off"), "\(deleteLive.stderr)")
 
         // The guest goes on when its read-only second disk says so.
         try Data("go".utf8).write(to: URL(fileURLWithPath: flag))
@@ -139,5 +138,85 @@ import Testing
         try await boot("echo FILES: $(ls)")
         let third = try await ran()
         #expect(third.contains("FILES: before later lost+found"), "after merge: \(third)")
+    }
+
+    /// `snapshot-delete` of a `--disk-only` snapshot while the guest runs: QEMU merges the
+    /// overlay (holding a file the guest wrote after the snapshot) into the disk under it and
+    /// switches the guest back; the next boot, from the disk alone, has the file.
+    @Test func diskOnlySnapshotMergedWhileTheGuestRuns() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let state = daemon.stateDirectory
+        let raw = state + "/live.raw"
+        let disk = state + "/live.qcow2"
+        let overlay = state + "/live.base.qcow2"
+        let flag = state + "/flag.raw"
+        try Data(count: 512).write(to: URL(fileURLWithPath: flag))
+        try await run("/usr/bin/qemu-img", ["create", "-q", "-f", "raw", raw, "16M"])
+        try await run("/usr/sbin/mkfs.ext4", ["-q", "-F", "-L", "livefs", raw])
+        try await run("/usr/bin/qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, disk])
+
+        var boots = 0
+        let uuid = UUID()
+        func boot(_ script: String, until: String = "BERTH-GUEST-POWEROFF") async throws {
+            var spec = try GuestFixture.spec("live", mode: "poweroff")
+            spec.uuid = uuid
+            spec.disks = [DiskSpec(path: disk, format: .qcow2), DiskSpec(path: flag, format: .raw, readOnly: true)]
+            spec.cmdline =
+                (spec.cmdline ?? "")
+                + #" berth.run="mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && cd /mnt && "# + script + #" ; s=$?; cd /; umount /mnt; exit $s""#
+            if boots == 0 { _ = try await client.define(spec) } else { _ = try await client.update(spec) }
+            boots += 1
+            _ = try await client.perform(.start, on: "live")
+            _ = try await daemon.waitForLog("live", until, count: until == "BERTH-GUEST-POWEROFF" ? boots : 1)
+        }
+        func ran() async throws -> String {
+            _ = try await daemon.waitForLog("live", "BERTH-GUEST-POWEROFF", count: boots)
+            _ = try await daemon.waitForState("live", .shutoff)
+            let after = try await daemon.log("live").components(separatedBy: "BERTH-GUEST-RUN-BEGIN").last ?? ""
+            return after.components(separatedBy: "BERTH-GUEST-RUN-END").first ?? ""
+        }
+        /// Puts `word` at the start of the flag disk, in place (the file keeps its size).
+        func signal(_ word: String) throws {
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: flag))
+            defer { try? handle.close() }
+            try handle.write(contentsOf: Data(word.utf8))
+            try handle.synchronize()
+        }
+        /// Shell that waits until the flag disk starts with `word`.
+        func waitFor(_ word: String) -> String {
+            "until dd if=/dev/vdb bs=2 count=1 2>/dev/null | grep -q \(word); do echo 3 > /proc/sys/vm/drop_caches; sleep 1; done"
+        }
+
+        try await boot("echo one > before")
+        #expect(try await ran().contains("EXT4-fs (vda): mounted"))
+        // The second boot writes `after` into the overlay once told, then waits while the
+        // overlay is merged under it, then lists its files on the disk it writes to now. (Its
+        // marks are made by the shell: the console also shows the kernel's command line.)
+        try await boot(
+            "m=MARK && echo SNAPSHOT-$m && " + waitFor("go") + " && echo two > after && sync && echo AFTER-$m && "
+                + waitFor("ok") + " && echo FILES: $(ls)",
+            until: "SNAPSHOT-MARK")
+        let taken = try await BerthRun.run(["snapshot-create-as", "live", "base", "--disk-only"], state: state)
+        #expect(taken.status == 0, "\(taken.stderr)")
+        let pid = try await client.info("live").pid
+        try signal("go")
+        _ = try await daemon.waitForLog("live", "AFTER-MARK", count: 1)
+
+        let merged = try await BerthRun.run(["snapshot-delete", "live", "base"], state: state)
+        #expect(merged.status == 0 && merged.stdout.contains("merged into"), "\(merged.stdout) \(merged.stderr)")
+        let info = try await client.info("live")
+        #expect(info.state == .running && info.pid == pid)
+        #expect(info.spec.disks[0] == DiskSpec(path: disk, format: .qcow2))
+        #expect(!FileManager.default.fileExists(atPath: overlay))
+        #expect(try await client.snapshots("live").isEmpty)
+
+        try signal("ok")
+        let second = try await ran()
+        #expect(second.contains("FILES: after before lost+found"), "merged boot: \(second)")
+        try await boot("echo FILES: $(ls) && echo CONTENT: $(cat after)")
+        let third = try await ran()
+        #expect(third.contains("FILES: after before lost+found") && third.contains("CONTENT: two"), "next boot: \(third)")
     }
 }

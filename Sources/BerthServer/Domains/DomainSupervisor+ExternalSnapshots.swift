@@ -173,27 +173,66 @@ extension DomainSupervisor {
         publish(.snapshotReverted, detail: saved.info.name)
     }
 
-    /// Merges the overlays into the files under them (`qemu-img commit`) and points the
-    /// definition back at those files. Shut-off guests only.
+    /// Merges the overlays into the files under them and points the definition back at those
+    /// files: `qemu-img commit` while the guest is off, QEMU's active commit while it runs.
     func performDeleteExternalSnapshot(_ saved: SnapshotRecord) async throws {
-        guard instance == nil else {
-            throw BerthError(
-                .wrongState,
-                "Snapshot '\(saved.info.name)' is external: deleting it merges its overlays into \(saved.info.disks.joined(separator: ", ")), which Berth does only while the guest is off.",
-                remedy: "Shut it off ('berth shutdown \(name)'), then 'berth snapshot-delete \(name) \(saved.info.name)' again.")
-        }
         let disks = try overlaysInDefinition(saved, doing: "merging")
+        if let instance { return try await mergeLive(saved, disks: disks, into: instance) }
         var spec = try catalog.domain(named: name).spec
         for disk in disks {
             guard let backing = disk.disk.backing else { continue }
             // -d: the overlay keeps its data, so until the definition changes both read alike.
             try await QEMUImg.run(["commit", "-q", "-d"] + Self.chainOptions(overlay: disk.disk.path, backing: backing))
-            spec.disks[disk.index] =
-                saved.spec.disks.first { $0.path == backing.path }
-                ?? DiskSpec(path: backing.path, format: backing.format, volume: backing.volume)
+            spec.disks[disk.index] = Self.diskUnder(disk.disk, in: saved)
         }
         try catalog.removeSnapshot(name, saved.info.name, switchingTo: spec)
         for disk in disks { try? FileManager.default.removeItem(atPath: disk.disk.path) }
+        publish(.snapshotDeleted, detail: saved.info.name)
+    }
+
+    /// The disk an overlay stands on, as the definition named it when the snapshot was taken.
+    private static func diskUnder(_ overlay: DiskSpec, in saved: SnapshotRecord) -> DiskSpec {
+        guard let backing = overlay.backing else { return overlay }
+        return saved.spec.disks.first { $0.path == backing.path }
+            ?? DiskSpec(path: backing.path, format: backing.format, volume: backing.volume)
+    }
+
+    /// The running guest's overlays merged by QEMU (`block-commit` of the active layer, then
+    /// the switch back); the catalog changes only for disks that switched, the snapshot goes
+    /// once all did, and a failure leaves the guest running on its overlays.
+    private func mergeLive(
+        _ saved: SnapshotRecord, disks: [(index: Int, disk: DiskSpec)], into instance: any GuestInstance
+    ) async throws {
+        let record = try catalog.domain(named: name)
+        guard [.running, .paused].contains(record.state), !guestState.isPanicked else {
+            throw BerthError(
+                .wrongState, "Domain '\(name)' is \(record.state.rawValue).",
+                remedy: "Merge the snapshot while it runs, or once it is shut off.")
+        }
+        var live = try catalog.liveDisks(name)
+        let overlays = disks.map { DiskOverlay(node: "disk\($0.index)", path: $0.disk.path, overlayNode: "disk\($0.index)-overlay") }
+        for (disk, overlay) in zip(disks, overlays) where disk.index >= live.count || live[disk.index].node != overlay.overlayNode {
+            throw BerthError(
+                .wrongState,
+                "Domain '\(name)' was started on the overlay \(disk.disk.path), so QEMU holds the file under it read-only and cannot merge into it.",
+                remedy: "Shut it off ('berth shutdown \(name)'), then 'berth snapshot-delete \(name) \(saved.info.name)' again.")
+        }
+        let switched = try await instance.commitOverlays(overlays)
+        var spec = record.spec
+        for disk in disks where switched.contains(where: { $0.node == "disk\(disk.index)" }) {
+            spec.disks[disk.index] = Self.diskUnder(disk.disk, in: saved)
+            live[disk.index] = LiveDisk(node: "disk\(disk.index)", disk: spec.disks[disk.index])
+        }
+        report { try self.catalog.setLiveDisks(self.name, live) }
+        guard switched.count == overlays.count else {
+            report { _ = try self.catalog.update(spec) }
+            throw BerthError(
+                .unavailable,
+                "Only some disks of '\(name)' were merged (\(switched.map(\.path).joined(separator: ", "))); the others still write to their overlays.",
+                remedy: "Shut it off and merge the rest with 'qemu-img commit', or see the guest's QEMU log.")
+        }
+        try catalog.removeSnapshot(name, saved.info.name, switchingTo: spec)
+        for overlay in overlays { try? FileManager.default.removeItem(atPath: overlay.path) }
         publish(.snapshotDeleted, detail: saved.info.name)
     }
 

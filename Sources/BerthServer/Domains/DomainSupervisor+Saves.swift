@@ -95,7 +95,9 @@ extension DomainSupervisor {
         do {
             // A stopped guest dirties no pages: one pass, the smallest file, a consistent state.
             if wasRunning { try await instance.pause() }
-            try await instance.save(to: writer.descriptor, progress: progress)
+            try await SaveStream.into(writer.descriptor, path: path) { pipe in
+                try await instance.save(to: pipe, progress: progress)
+            }
             _ = try writer.finish(replace: replace)
             named = true
             try commit(runState)

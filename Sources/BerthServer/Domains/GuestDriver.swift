@@ -118,6 +118,9 @@ public protocol GuestInstance: Sendable {
     /// Puts berthd-made qcow2 overlays on top of running disks, all at once (an external
     /// snapshot); on failure nothing of them stays in the guest.
     func addOverlays(_ overlays: [DiskOverlay]) async throws
+    /// Merges overlays back into the disks under them while the guest runs (active commit)
+    /// and switches the guest back to those disks; returns the overlays that switched.
+    func commitOverlays(_ overlays: [DiskOverlay]) async throws -> [DiskOverlay]
     /// The QEMU process behind the guest, for live migration (nil for other drivers).
     var qemuProcess: QEMUProcess? { get }
 }
@@ -161,6 +164,10 @@ extension GuestInstance {
 
     public func addOverlays(_ overlays: [DiskOverlay]) async throws {
         throw BerthError(.unavailable, "This guest driver cannot take external snapshots while the guest runs.")
+    }
+
+    public func commitOverlays(_ overlays: [DiskOverlay]) async throws -> [DiskOverlay] {
+        throw BerthError(.unavailable, "This guest driver cannot merge external snapshots while the guest runs.")
     }
 
     public func blockResize(node: String, bytes: UInt64) async throws {

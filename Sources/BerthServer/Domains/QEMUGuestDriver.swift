@@ -199,6 +199,10 @@ struct QEMUGuest: GuestInstance {
         try await process.addOverlays(overlays)
     }
 
+    func commitOverlays(_ overlays: [DiskOverlay]) async throws -> [DiskOverlay] {
+        try await process.commitOverlays(overlays)
+    }
+
     private func execute(_ command: String) async throws {
         do {
             try await process.qmp.execute(command, timeout: .seconds(10))

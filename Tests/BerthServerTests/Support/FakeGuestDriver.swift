@@ -18,6 +18,9 @@ final class FakeGuestDriver: GuestDriver {
         var startError: BerthError?
         /// How long a start takes (to overlap concurrent operations).
         var startDelay: Duration = .zero
+        /// Whether guests take overlays live (their merging back always fails); by default
+        /// they refuse them as a QEMU would refuse the transaction.
+        var acceptOverlays = false
     }
 
     let state = Mutex(State())
@@ -33,7 +36,7 @@ final class FakeGuestDriver: GuestDriver {
         return try state.withLock { state in
             if let error = state.startError { throw error }
             state.nextPID += 1
-            let guest = FakeGuest(pid: state.nextPID, spec: spec)
+            let guest = FakeGuest(pid: state.nextPID, spec: spec, acceptOverlays: state.acceptOverlays)
             state.started.append(guest)
             return guest
         }
@@ -57,10 +60,12 @@ final class FakeGuest: GuestInstance {
     let events: AsyncStream<GuestEvent>
     private let continuation: AsyncStream<GuestEvent>.Continuation
     private let calls = Mutex<[String]>([])
+    private let acceptOverlays: Bool
 
-    init(pid: Int32, spec: DomainSpec) {
+    init(pid: Int32, spec: DomainSpec, acceptOverlays: Bool = false) {
         self.pid = pid
         self.spec = spec
+        self.acceptOverlays = acceptOverlays
         (events, continuation) = AsyncStream<GuestEvent>.makeStream()
     }
 
@@ -101,5 +106,16 @@ final class FakeGuest: GuestInstance {
     func terminate() async {
         calls.withLock { $0.append("terminate") }
         exit(reason: .other("host-signal"))
+    }
+
+    func addOverlays(_ overlays: [DiskOverlay]) async throws {
+        guard acceptOverlays else { throw BerthError(.unavailable, "fake QEMU refuses the overlays") }
+        calls.withLock { $0.append("addOverlays") }
+    }
+
+    /// QEMU failing the commit job before it is ready: nothing switched.
+    func commitOverlays(_ overlays: [DiskOverlay]) async throws -> [DiskOverlay] {
+        calls.withLock { $0.append("commitOverlays") }
+        throw BerthError(.unavailable, "QEMU could not merge the overlays into the disks under them: fake failure")
     }
 }
