@@ -51,6 +51,19 @@ import Testing
         #expect(!third.contains("after"), "after revert: \(third)")
     }
 
+    /// A 16 MiB ext4 file system (label NAMEfs) in a qcow2 disk, the overlay path a `base`
+    /// snapshot of it gets, and a 512-byte raw flag disk the test writes to tell the guest on.
+    static func qcow2WithFlag(in state: String, name: String) async throws -> (disk: String, overlay: String, flag: String) {
+        let raw = state + "/\(name).raw"
+        let disk = state + "/\(name).qcow2"
+        let flag = state + "/flag.raw"
+        try Data(count: 512).write(to: URL(fileURLWithPath: flag))
+        try await run("/usr/bin/qemu-img", ["create", "-q", "-f", "raw", raw, "16M"])
+        try await run("/usr/sbin/mkfs.ext4", ["-q", "-F", "-L", "\(name)fs", raw])
+        try await run("/usr/bin/qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, disk])
+        return (disk, state + "/\(name).base.qcow2", flag)
+    }
+
     /// `--disk-only` on a running guest: the overlay takes the writes made after
     /// it; after a shutdown, revert discards them and keeps what was there before; delete merges
     /// the overlay back into the disk's file, which the definition names again.
@@ -59,14 +72,7 @@ import Testing
         defer { daemon.tearDown() }
         let client = daemon.client
         let state = daemon.stateDirectory
-        let raw = state + "/ext.raw"
-        let disk = state + "/ext.qcow2"
-        let overlay = state + "/ext.base.qcow2"
-        let flag = state + "/flag.raw"
-        try Data(count: 512).write(to: URL(fileURLWithPath: flag))
-        try await run("/usr/bin/qemu-img", ["create", "-q", "-f", "raw", raw, "16M"])
-        try await run("/usr/sbin/mkfs.ext4", ["-q", "-F", "-L", "extfs", raw])
-        try await run("/usr/bin/qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, disk])
+        let (disk, overlay, flag) = try await Self.qcow2WithFlag(in: state, name: "ext")
 
         var boots = 0
         let uuid = UUID()
@@ -148,14 +154,7 @@ import Testing
         defer { daemon.tearDown() }
         let client = daemon.client
         let state = daemon.stateDirectory
-        let raw = state + "/live.raw"
-        let disk = state + "/live.qcow2"
-        let overlay = state + "/live.base.qcow2"
-        let flag = state + "/flag.raw"
-        try Data(count: 512).write(to: URL(fileURLWithPath: flag))
-        try await run("/usr/bin/qemu-img", ["create", "-q", "-f", "raw", raw, "16M"])
-        try await run("/usr/sbin/mkfs.ext4", ["-q", "-F", "-L", "livefs", raw])
-        try await run("/usr/bin/qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, disk])
+        let (disk, overlay, flag) = try await Self.qcow2WithFlag(in: state, name: "live")
 
         var boots = 0
         let uuid = UUID()
