@@ -23,7 +23,7 @@ import Testing
         }
 
         let poller = APIPoller(client: client)
-        let polling = Task { await poller.run() }
+        let polling = Task(executorPreference: GuestSlots.current) { await poller.run() }
         let runs = try await withThrowingTaskGroup(of: BerthRun.self) { group in
             for name in names {
                 group.addTask { try await BerthRun.run(["start", name], state: daemon.stateDirectory) }
@@ -96,7 +96,7 @@ import Testing
         let told = Recorder()
         let order = Recorder()
         let waiters = (1...2).map { index in
-            Task {
+            Task(executorPreference: GuestSlots.current) {
                 if index == 2 { try await Task.sleep(for: .milliseconds(200)) }
                 try await capacity.acquireStartSlot { ahead in told.append(ahead) }
                 order.append(index)

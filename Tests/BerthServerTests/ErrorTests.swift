@@ -60,8 +60,8 @@ import Testing
         defer { daemon.tearDown() }
         _ = try await daemon.client.define(try GuestFixture.spec("quiet"))
         let client = daemon.client
-        let follower = Task { try? await client.consoleLog("quiet", tail: nil, follow: true) { _ in } }
-        let events = Task { try? await client.events { _ in } }
+        let follower = Task(executorPreference: GuestSlots.current) { try? await client.consoleLog("quiet", tail: nil, follow: true) { _ in } }
+        let events = Task(executorPreference: GuestSlots.current) { try? await client.events { _ in } }
         try await Task.sleep(for: .milliseconds(500))
         let started = Date()
         daemon.stop()

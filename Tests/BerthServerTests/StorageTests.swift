@@ -471,7 +471,7 @@ import Testing
         let client = daemon.client
         let images = daemon.stateDirectory + "/images"
         let events = Mutex<[LifecycleEvent]>([])
-        let listener = Task { try? await client.events { event in events.withLock { $0.append(event) } } }
+        let listener = Task(executorPreference: GuestSlots.current) { try? await client.events { event in events.withLock { $0.append(event) } } }
         defer { listener.cancel() }
 
         // Sparse but slow to copy: 2 GiB, every other MiB written (1 GiB of data in 1024 extents).

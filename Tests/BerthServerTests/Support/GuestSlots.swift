@@ -18,7 +18,9 @@ struct BootsGuests: SuiteTrait, TestTrait, TestScoping {
         guard testCase != nil else { return try await function() }
         let slot = await GuestSlots.shared.acquire()
         do {
-            try await withTaskExecutorPreference(slot) { try await function() }
+            try await GuestSlots.$current.withValue(slot) {
+                try await withTaskExecutorPreference(slot) { try await function() }
+            }
         } catch {
             await GuestSlots.shared.release(slot)
             throw error
@@ -37,6 +39,10 @@ extension Trait where Self == BootsGuests {
 actor GuestSlots {
     static let shared = GuestSlots(
         count: ProcessInfo.processInfo.environment["BERTH_TEST_GUEST_SLOTS"].flatMap { Int($0) }.map { max(1, $0) } ?? 3)
+
+    /// The running test's slot. Child tasks run on it by themselves; an unstructured task does
+    /// not, so a test passes it on: `Task(executorPreference: GuestSlots.current) { … }`.
+    @TaskLocal static var current: SlotExecutor?
 
     private var free: [SlotExecutor]
     private var waiting: [CheckedContinuation<SlotExecutor, Never>] = []
