@@ -71,6 +71,13 @@ def option(argv, name):
     return argv[argv.index(name) + 1] if name in argv else None
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def berth_install(daemon, tree, run, work):
     """One `berth install`; returns (phase1 s, phase2 s, installer argv, guest argv, disk, files)."""
     name = f"bench-install-{run}"
@@ -79,13 +86,14 @@ def berth_install(daemon, tree, run, work):
     command = [f"{daemon.bin}/berth", "install", f"--name={name}", "--arch=x86_64", "--vcpus=1", "--ram=256",
                "--disk", f"path={disk},size=1", "--os-variant=rhel6", f"--location={base}/install/{tree}/",
                "-x", f"ks={base}/kickstarts/a.ks", "--nographics", "--noautoconsole"]
-    start = time.monotonic()
+    start, berthd_cpu = time.monotonic(), cpu_seconds(daemon.proc.pid)
     proc = subprocess.Popen(command, env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     def started():
         if proc.poll() is not None:
             raise RuntimeError(f"berth install exited {proc.returncode}:\n{proc.stderr.read().decode()}")
         return running_pid(daemon, name)
     pid = until(started, interval=0.01, what="the installer to start")
+    prepared = time.monotonic() - start  # fetch, disk, kickstart: everything before QEMU runs
     installer = cmdline(pid)
     installer_fds = fd_paths(pid)
     # The installer's kernel and initrd as berthd started them (QEMU holds them as
@@ -96,6 +104,7 @@ def berth_install(daemon, tree, run, work):
         shutil.copyfile(f"/proc/{pid}/fd/{option(installer, opt).rsplit('/', 1)[1]}", files[opt])
     until(lambda: not alive(pid), what="the installer to power off")
     phase1 = time.monotonic() - start
+    berthd_cpu = cpu_seconds(daemon.proc.pid) - berthd_cpu
     log = domain(daemon, name)["consoleLog"]
     wait_for(log, READY, timeout=TIMEOUT, start=start)
     phase2 = time.monotonic() - start - phase1
@@ -107,20 +116,22 @@ def berth_install(daemon, tree, run, work):
     guest_pid = running_pid(daemon, name, not_pid=pid)
     guest = (cmdline(guest_pid), fd_paths(guest_pid))
     daemon.request("POST", f"/v1/domains/{name}/destroy?wait=true")
-    return phase1, phase2, (installer, installer_fds), guest, disk, files
+    return phase1, phase2, (installer, installer_fds), guest, disk, files, (prepared, berthd_cpu)
 
 
-def raw_install(bin_dir, installer, guest, berth_disk, files, work, run):
+def raw_install(daemon, bin_dir, installer, guest, berth_disk, files, work, run):
     """The same install with qemu-img, two foreground QEMU runs and berth-bootloader."""
     disk = f"{work}/raw{run}.img"
     fmt = disk_format(installer[0])
     log1, log2 = f"{work}/raw{run}-installer.log", f"{work}/raw{run}-guest.log"
 
-    start = time.monotonic()
+    start, berthd_cpu = time.monotonic(), cpu_seconds(daemon.proc.pid)
     subprocess.run(["qemu-img", "create", "-q", "-f", fmt, disk, "1G"], check=True)
     argv = raw_argv(installer[0], log1, installer[1], berth_disk, disk, kernel=files["-kernel"], initrd=files["-initrd"])
+    prepared = time.monotonic() - start
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=TIMEOUT, check=True)
     phase1 = time.monotonic() - start
+    berthd_cpu = cpu_seconds(daemon.proc.pid) - berthd_cpu
     if b"BERTH-INSTALLER-DONE" not in open(log1, "rb").read():
         raise RuntimeError(f"raw installer did not finish; see {log1}")
 
@@ -142,7 +153,7 @@ def raw_install(bin_dir, installer, guest, berth_disk, files, work, run):
     finally:
         proc.kill()
         proc.wait()
-    return phase1, phase2
+    return phase1, phase2, (prepared, berthd_cpu)
 
 
 def main():
@@ -170,11 +181,13 @@ def main():
         daemon.berth("media", "add", "benchtree", tree)
         berth, raw = [], []
         for run in range(args.runs):
-            b1, b2, installer, guest, disk, files = berth_install(daemon, "benchtree", run, work)
-            r1, r2 = raw_install(bin_dir, installer, guest, disk, files, work, run)
+            b1, b2, installer, guest, disk, files, (bp, bc) = berth_install(daemon, "benchtree", run, work)
+            r1, r2, (rp, rc) = raw_install(daemon, bin_dir, installer, guest, disk, files, work, run)
             berth.append((b1, b2))
             raw.append((r1, r2))
-            print(f"  run {run + 1}: berth {b1:6.2f} + {b2:6.2f} s   raw {r1:6.2f} + {r2:6.2f} s", flush=True)
+            print(f"  run {run + 1}: berth {b1:6.2f} + {b2:6.2f} s   raw {r1:6.2f} + {r2:6.2f} s"
+                  f"   (before the installer's QEMU: berth {bp:5.2f} s, raw {rp:5.2f} s;"
+                  f" berthd CPU in phase 1: berth {bc:5.2f} s, raw {rc:5.2f} s)", flush=True)
             if run == 0:
                 print(f"    installer: {' '.join(installer[0])}\n    guest:     {' '.join(guest[0])}", flush=True)
     finally:

@@ -390,7 +390,8 @@ private struct InstallRun {
         let pair: InstallTree.KernelPair
         do {
             // Opening an ISO reads its directory: off the cooperative pool.
-            source = try await BlockingIO.run { try Self.treeSource(location) }
+            let own = try ownMediaDirectory(location)
+            source = try await BlockingIO.run { try own ?? Self.treeSource(location) }
             tree = try await InstallTree.recognize(source, arch: arch)
             pair =
                 if let kernelOverride, let initrdOverride {
@@ -818,6 +819,22 @@ private struct InstallRun {
             throw BerthError(.invalidArgument, "The kickstart \(origin) is not UTF-8 text.", remedy: "Check ks=.")
         }
         return text
+    }
+
+    /// A `--location` on berthd's own media server (`http://127.0.0.1:PORT/install/NAME/…`
+    /// for a directory registered with `berth media add`) is read from that directory: the
+    /// installer's kernel and initrd need not make a round trip through berthd's own HTTP
+    /// server and client. The guest still fetches the tree over HTTP. Anything else: nil.
+    func ownMediaDirectory(_ location: String) throws -> (any InstallTreeSource)? {
+        guard let mediaPort, let url = URL(string: location), url.scheme == "http", url.port == mediaPort,
+            let host = url.host, DaemonConfiguration.isLoopback(host)
+        else { return nil }
+        let parts = url.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard parts.count >= 2, parts[0] == "install", !parts.contains(".."), !parts.contains("."),
+            let entry = try hypervisor.catalog.mediaEntry(named: parts[1]), entry.kind == .directory
+        else { return nil }
+        let root = ([entry.path] + parts.dropFirst(2)).joined(separator: "/")
+        return LocalDirectoryInstallTree(root: root, location: location)
     }
 
     static func treeSource(_ location: String) throws -> any InstallTreeSource {
