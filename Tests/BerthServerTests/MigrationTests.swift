@@ -45,6 +45,7 @@ import Testing
         #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
         #expect(run.stdout.contains("downtime"), "\(run.stdout)")
         #expect(run.stdout.contains("migrated to"), "\(run.stdout)")
+        #expect(run.stdout.contains("stays here too, shut off"), "\(run.stdout)")
 
         // One host has the guest: the destination runs it, the source's QEMU is gone.
         let there = try await destination.client.info("mig")
@@ -212,7 +213,11 @@ import Testing
         let log = try await destination.waitForLog("offline", "tick \(at + 2)")
         let ticks = SaveRestoreTests.ticks(log)
         #expect(ticks == Array(0..<ticks.count), "the counter restarted or skipped: \(ticks)")
+        // Without --persistent too, the destination keeps the definition (no transient domain
+        // vanishing when it stops), and nothing is said of a copy here.
+        #expect(!run.stdout.contains("stays here too"), "\(run.stdout)")
         _ = try await destination.client.perform(.destroy, on: "offline")
+        #expect(try await destination.client.info("offline").state == .shutoff)
     }
 
     /// `--to https://…`: the destination's API speaks TLS only, and the source berthd presents
