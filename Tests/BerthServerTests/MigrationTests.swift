@@ -106,6 +106,23 @@ import Testing
         #expect(try await destination.client.volumes(pool: "default").isEmpty)
         _ = try await client.perform(.destroy, on: "net")
 
+        // So is a guest whose disk is a volume in a pool the destination lacks.
+        _ = try await client.definePool(PoolSpec(name: "extra", type: .dir, target: source.stateDirectory + "/extra"))
+        _ = try await client.perform(.build, pool: "extra")
+        _ = try await client.perform(.start, pool: "extra")
+        _ = try await client.createVolume(pool: "extra", VolumeCreateRequest(name: "pooled.img", capacity: 16 << 20))
+        var pooled = try Self.movingSpec("pooled", volume: "unused")
+        pooled.disks = [DiskSpec(path: "", format: .raw, volume: "extra/pooled.img")]
+        _ = try await client.define(pooled)
+        _ = try await client.perform(.start, on: "pooled")
+        let noPool = await #expect(throws: BerthError.self) {
+            try await client.finish(try await client.beginMigrate("pooled", to))
+        }
+        #expect(noPool?.message.contains("extra") == true, "\(noPool?.message ?? "")")
+        #expect(try await client.info("pooled").state == .running)
+        #expect(try await destination.client.list().isEmpty)
+        _ = try await client.perform(.destroy, on: "pooled")
+
         // Cancelled part way (a slow link: 1 MiB/s): the guest runs on here, nothing is left there.
         _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "stay.img", capacity: 16 << 20))
         _ = try await client.define(try Self.movingSpec("stay", volume: "stay.img"))
