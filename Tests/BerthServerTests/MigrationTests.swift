@@ -1,6 +1,7 @@
 import BerthClient
 import BerthModel
 import Foundation
+import Synchronization
 import Testing
 
 /// Live migration end to end: two real berthd with state directories of their own in one
@@ -212,6 +213,19 @@ import Testing
             destination.tearDown()
             namespace.destroy()
         }
+        // Both hosts' event streams, followed from before the guest boots.
+        let events = EventLines()
+        let (sourceClient, destinationClient) = (source.client, destination.client)
+        let hereEvents = Task(executorPreference: GuestSlots.current) {
+            try? await sourceClient.events { event in events.lines.withLock { $0.append("source \(event.kind.rawValue) \(event.domain)") } }
+        }
+        let thereEvents = Task(executorPreference: GuestSlots.current) {
+            try? await destinationClient.events { event in events.lines.withLock { $0.append("destination \(event.kind.rawValue) \(event.domain)") } }
+        }
+        defer {
+            hereEvents.cancel()
+            thereEvents.cancel()
+        }
         // No disk to copy, no --live: the guest is paused for the copy and runs again there.
         _ = try await source.client.define(try SaveRestoreTests.counterSpec("offline"))
         let started = try await source.client.perform(.start, on: "offline")
@@ -233,6 +247,13 @@ import Testing
         // Without --persistent too, the destination keeps the definition (no transient domain
         // vanishing when it stops), and nothing is said of a copy here.
         #expect(!run.stdout.contains("stays here too"), "\(run.stdout)")
+        // The migration is told as events: its progress and its end here, its arrival there.
+        let told = ["source migration-progress offline", "source migrated offline", "destination migrated-in offline"]
+        let deadline = Date().addingTimeInterval(60)
+        while !told.allSatisfy({ line in events.lines.withLock { $0.contains(line) } }), Date() < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(told.allSatisfy { line in events.lines.withLock { $0.contains(line) } }, "\(events.lines.withLock { $0 })")
         _ = try await destination.client.perform(.destroy, on: "offline")
         #expect(try await destination.client.info("offline").state == .shutoff)
     }
@@ -279,4 +300,9 @@ import Testing
         #expect(ticks == Array(0..<ticks.count), "the counter restarted or skipped: \(ticks)")
         _ = try await destination.client.perform(.destroy, on: "sealed")
     }
+}
+
+/// Event lines (`SIDE KIND DOMAIN`) collected by a test's event listeners.
+final class EventLines: Sendable {
+    let lines = Mutex<[String]>([])
 }
