@@ -13,8 +13,8 @@ public struct MigrateRequest: Codable, Sendable, Equatable {
     /// Copy every writable disk to the destination while the guest runs (virsh
     /// `--copy-storage-all`); otherwise the disks must be on storage both hosts share.
     public var copyStorageAll: Bool
-    /// virsh `--persistent`. Berth's domains are always persistent on the destination; kept
-    /// for virsh's scripts.
+    /// virsh `--persistent`, accepted and ignored: Berth has no transient domains, so the
+    /// destination always keeps the definition (docs/ARCHITECTURE.md says why).
     public var persistent: Bool
     /// Undefine the domain on the source once the guest runs on the destination (virsh
     /// `--undefine-source`); otherwise it stays defined here, shut off.

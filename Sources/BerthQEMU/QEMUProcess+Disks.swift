@@ -142,7 +142,9 @@ extension QEMUProcess {
         }
     }
 
-    func addFD(path: String, flags: Int32, node: String) async throws -> Int64 {
+    /// Opens `path` and hands QEMU the descriptor (tagged `berth:NODE`), in a new fdset or in
+    /// fdset `set`; returns the fdset's id.
+    func addFD(path: String, flags: Int32, node: String, into set: Int64? = nil) async throws -> Int64 {
         let fd = open(path, flags | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else {
             let code = errno
@@ -151,8 +153,9 @@ extension QEMUProcess {
                 remedy: "Check that the disk exists and berthd may open it.")
         }
         defer { close(fd) }
-        let reply = try await qmp.execute(
-            "add-fd", arguments: ["opaque": .string("berth:\(node)")], passing: fd, timeout: .seconds(10))
+        var arguments: [String: QMP.Value] = ["opaque": .string("berth:\(node)")]
+        if let set { arguments["fdset-id"] = .int(set) }
+        let reply = try await qmp.execute("add-fd", arguments: arguments, passing: fd, timeout: .seconds(10))
         guard let set = reply["fdset-id"]?.int else {
             throw BerthError(.unavailable, "QEMU answered add-fd without an fdset id.", remedy: "See the guest's QEMU log.")
         }

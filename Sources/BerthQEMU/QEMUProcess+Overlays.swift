@@ -14,11 +14,15 @@ public struct DiskOverlay: Sendable, Equatable {
     public var path: String
     /// The overlay's format node, which becomes the active one (`diskN-SNAP`).
     public var overlayNode: String
+    /// The file under the overlay, when QEMU holds it read-only (a guest started on its
+    /// overlay): merging hands QEMU a read-write descriptor of it first.
+    public var basePath: String?
 
-    public init(node: String, path: String, overlayNode: String) {
+    public init(node: String, path: String, overlayNode: String, basePath: String? = nil) {
         self.node = node
         self.path = path
         self.overlayNode = overlayNode
+        self.basePath = basePath
     }
 }
 
@@ -89,8 +93,12 @@ extension QEMUProcess {
     public func commitOverlays(_ overlays: [DiskOverlay]) async throws -> [DiskOverlay] {
         let jobs = overlays.map { "berth-commit-\($0.node)" }
         var started: [String] = []
+        var overlaySets: [String: Int64] = [:]
         do {
+            let graph = try await namedBlockNodes()
             for (overlay, job) in zip(overlays, jobs) {
+                overlaySets[overlay.overlayNode] = graph[overlay.overlayNode + "-file"].flatMap(Self.fdset(of:))
+                try await openBaseForWriting(overlay, graph: graph)
                 try await qmp.execute(
                     "block-commit",
                     arguments: [
@@ -112,8 +120,8 @@ extension QEMUProcess {
         let failures = (try? await waitForJobs(jobs, until: "concluded")) ?? [:]
         var switched: [DiskOverlay] = []
         for (overlay, job) in zip(overlays, jobs) where failures[job] == nil {
-            await undoBlockAdds(nodes: [overlay.overlayNode + "-file", overlay.overlayNode], fdsets: [])
-            await removeFDSets(opaque: "berth:\(overlay.overlayNode)")
+            let sets = overlaySets[overlay.overlayNode].map { [$0] } ?? []
+            await undoBlockAdds(nodes: [overlay.overlayNode + "-file", overlay.overlayNode], fdsets: sets)
             switched.append(overlay)
         }
         guard !switched.isEmpty else {
@@ -122,6 +130,49 @@ extension QEMUProcess {
                 remedy: "The guest still writes to its overlays; see the guest's QEMU log.")
         }
         return switched
+    }
+
+    /// Lets QEMU write the file under `overlay` when its protocol node (`NODE-file`) is
+    /// read-only, as in a guest started on its overlay: a read-write descriptor of the file
+    /// joins that node's fdset, the read-only ones leave it (the lock they hold would keep the
+    /// writer out; QEMU closes them once the node lets go, in a running guest), and the node is
+    /// reopened read-write. `block-commit` then reopens the format node above it itself.
+    func openBaseForWriting(_ overlay: DiskOverlay, graph: [String: QMP.Value]) async throws {
+        let name = overlay.node + "-file"
+        guard let path = overlay.basePath, let node = graph[name], node["ro"]?.bool == true else { return }
+        guard let set = Self.fdset(of: node), let driver = node["drv"]?.string else {
+            throw BerthError(.internal, "QEMU's node \(name) does not stand on a descriptor set.")
+        }
+        let opaque = "berth:\(overlay.node)"
+        _ = try await addFD(path: path, flags: O_RDWR, node: overlay.node, into: set)
+        let sets = try await qmp.execute("query-fdsets", timeout: .seconds(10))
+        for entry in sets.array ?? [] where entry["fdset-id"]?.int == set {
+            for fd in entry["fds"]?.array ?? [] where fd["opaque"]?.string != opaque {
+                guard let number = fd["fd"]?.int else { continue }
+                try await qmp.execute("remove-fd", arguments: ["fdset-id": .int(set), "fd": .int(number)], timeout: .seconds(10))
+            }
+        }
+        let options: [String: QMP.Value] = [
+            "driver": .string(driver), "node-name": .string(name), "filename": .string("/dev/fdset/\(set)"),
+            "read-only": .bool(false), "auto-read-only": .bool(false),
+        ]
+        try await qmp.execute("blockdev-reopen", arguments: ["options": .array([.object(options)])], timeout: .seconds(30))
+    }
+
+    /// `query-named-block-nodes`, by node name.
+    func namedBlockNodes() async throws -> [String: QMP.Value] {
+        let nodes = try await qmp.execute("query-named-block-nodes", arguments: ["flat": .bool(true)], timeout: .seconds(10))
+        var named: [String: QMP.Value] = [:]
+        for node in nodes.array ?? [] {
+            if let name = node["node-name"]?.string { named[name] = node }
+        }
+        return named
+    }
+
+    /// The fdset a protocol node reads (`/dev/fdset/N` as its file name).
+    static func fdset(of node: QMP.Value) -> Int64? {
+        guard let file = node["file"]?.string, file.hasPrefix("/dev/fdset/") else { return nil }
+        return Int64(file.dropFirst("/dev/fdset/".count))
     }
 
     /// Polls `query-jobs` until every job reaches `status` (dismissing those that conclude);
@@ -164,16 +215,6 @@ extension QEMUProcess {
             _ = try? await qmp.execute("job-cancel", arguments: ["id": .string(id)], timeout: .seconds(10))
         }
         _ = try? await waitForJobs(ids, until: "concluded")
-    }
-
-    /// Removes the fdsets whose descriptors berthd added with this `opaque` (`addFD`).
-    func removeFDSets(opaque: String) async {
-        guard let sets = try? await qmp.execute("query-fdsets", timeout: .seconds(10)) else { return }
-        for set in sets.array ?? [] {
-            guard let id = set["fdset-id"]?.int, (set["fds"]?.array ?? []).contains(where: { $0["opaque"]?.string == opaque })
-            else { continue }
-            _ = try? await qmp.execute("remove-fd", arguments: ["fdset-id": .int(id)], timeout: .seconds(10))
-        }
     }
 
     static func describe(_ error: any Error) -> String {

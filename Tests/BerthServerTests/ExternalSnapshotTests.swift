@@ -72,6 +72,47 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: overlay))
     }
 
+    /// Two disks on live overlays; QEMU switches the first back and fails the second at the
+    /// pivot. The guest runs on, the catalog says exactly that (first disk on its file, second
+    /// on its overlay, the snapshot kept for it), and deleting the snapshot again merges the rest.
+    @Test func aPartlyFailedLiveMergeKeepsTheGuestAndTheCatalogConsistent() async throws {
+        let host = try SupervisorPolicyTests.Host()
+        defer { host.remove() }
+        host.driver.state.withLock { $0.acceptOverlays = true }
+        let (first, second) = (host.directory + "/p.raw", host.directory + "/q.raw")
+        for disk in [first, second] { #expect(FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20))) }
+        try host.define("two") { $0.disks = [DiskSpec(path: first, format: .raw), DiskSpec(path: second, format: .raw)] }
+        let before = try host.hypervisor.catalog.domain(named: "two").spec
+        let supervisor = try host.hypervisor.supervisor("two")
+        try await supervisor.start()
+        _ = try await supervisor.createSnapshot(SnapshotRequest(name: "s", diskOnly: true))
+        let overlays = [host.directory + "/p.s.qcow2", host.directory + "/q.s.qcow2"]
+        let onOverlays = try host.hypervisor.catalog.domain(named: "two").spec
+        #expect(onOverlays.disks.map(\.path) == overlays)
+        let guest = try #require(host.driver.lastGuest)
+        guest.mergeSwitches.withLock { $0 = 1 }
+
+        let error = await #expect(throws: BerthError.self) { try await supervisor.deleteSnapshot("s") }
+        #expect(error?.message.contains("Only some disks") == true && error?.message.contains(overlays[0]) == true)
+        #expect(error?.remedy?.contains("snapshot-delete two s") == true)
+        #expect(!guest.requests.contains("terminate"))
+        let record = try host.hypervisor.catalog.domain(named: "two")
+        #expect(record.state == .running && record.pid == guest.pid)
+        #expect(record.spec.disks[0] == before.disks[0] && record.spec.disks[1] == onOverlays.disks[1])
+        #expect(try host.hypervisor.catalog.liveDisks("two").map(\.node) == ["disk0", "disk1-overlay"])
+        #expect(try host.hypervisor.catalog.snapshots("two").map(\.info.name) == ["s"])
+        #expect(!FileManager.default.fileExists(atPath: overlays[0]) && FileManager.default.fileExists(atPath: overlays[1]))
+
+        // Deleting it again merges only the disk still on its overlay.
+        guest.mergeSwitches.withLock { $0 = 2 }
+        try await supervisor.deleteSnapshot("s")
+        #expect(try host.hypervisor.catalog.domain(named: "two").spec == before)
+        #expect(try host.hypervisor.catalog.liveDisks("two").map(\.node) == ["disk0", "disk1"])
+        #expect(try host.hypervisor.catalog.snapshots("two").isEmpty)
+        #expect(!overlays.contains { FileManager.default.fileExists(atPath: $0) })
+        #expect(guest.requests.filter { $0 == "commitOverlays" }.count == 2)
+    }
+
     @Test func shutOffSnapshotSwitchesToTheOverlayAndBack() async throws {
         let host = try SupervisorPolicyTests.Host()
         defer { host.remove() }

@@ -1,6 +1,7 @@
 import BerthClient
 import BerthModel
 import Foundation
+import Synchronization
 import Testing
 
 /// Live migration end to end: two real berthd with state directories of their own in one
@@ -45,6 +46,7 @@ import Testing
         #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
         #expect(run.stdout.contains("downtime"), "\(run.stdout)")
         #expect(run.stdout.contains("migrated to"), "\(run.stdout)")
+        #expect(run.stdout.contains("stays here too, shut off"), "\(run.stdout)")
 
         // One host has the guest: the destination runs it, the source's QEMU is gone.
         let there = try await destination.client.info("mig")
@@ -104,6 +106,23 @@ import Testing
         #expect(try await destination.client.list().isEmpty)
         #expect(try await destination.client.volumes(pool: "default").isEmpty)
         _ = try await client.perform(.destroy, on: "net")
+
+        // So is a guest whose disk is a volume in a pool the destination lacks.
+        _ = try await client.definePool(PoolSpec(name: "extra", type: .dir, target: source.stateDirectory + "/extra"))
+        _ = try await client.perform(.build, pool: "extra")
+        _ = try await client.perform(.start, pool: "extra")
+        _ = try await client.createVolume(pool: "extra", VolumeCreateRequest(name: "pooled.img", capacity: 16 << 20))
+        var pooled = try Self.movingSpec("pooled", volume: "unused")
+        pooled.disks = [DiskSpec(path: "", format: .raw, volume: "extra/pooled.img")]
+        _ = try await client.define(pooled)
+        _ = try await client.perform(.start, on: "pooled")
+        let noPool = await #expect(throws: BerthError.self) {
+            try await client.finish(try await client.beginMigrate("pooled", to))
+        }
+        #expect(noPool?.message.contains("extra") == true, "\(noPool?.message ?? "")")
+        #expect(try await client.info("pooled").state == .running)
+        #expect(try await destination.client.list().isEmpty)
+        _ = try await client.perform(.destroy, on: "pooled")
 
         // Cancelled part way (a slow link: 1 MiB/s): the guest runs on here, nothing is left there.
         _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "stay.img", capacity: 16 << 20))
@@ -194,6 +213,19 @@ import Testing
             destination.tearDown()
             namespace.destroy()
         }
+        // Both hosts' event streams, followed from before the guest boots.
+        let events = EventLines()
+        let (sourceClient, destinationClient) = (source.client, destination.client)
+        let hereEvents = Task(executorPreference: GuestSlots.current) {
+            try? await sourceClient.events { event in events.lines.withLock { $0.append("source \(event.kind.rawValue) \(event.domain)") } }
+        }
+        let thereEvents = Task(executorPreference: GuestSlots.current) {
+            try? await destinationClient.events { event in events.lines.withLock { $0.append("destination \(event.kind.rawValue) \(event.domain)") } }
+        }
+        defer {
+            hereEvents.cancel()
+            thereEvents.cancel()
+        }
         // No disk to copy, no --live: the guest is paused for the copy and runs again there.
         _ = try await source.client.define(try SaveRestoreTests.counterSpec("offline"))
         let started = try await source.client.perform(.start, on: "offline")
@@ -212,7 +244,18 @@ import Testing
         let log = try await destination.waitForLog("offline", "tick \(at + 2)")
         let ticks = SaveRestoreTests.ticks(log)
         #expect(ticks == Array(0..<ticks.count), "the counter restarted or skipped: \(ticks)")
+        // Without --persistent too, the destination keeps the definition (no transient domain
+        // vanishing when it stops), and nothing is said of a copy here.
+        #expect(!run.stdout.contains("stays here too"), "\(run.stdout)")
+        // The migration is told as events: its progress and its end here, its arrival there.
+        let told = ["source migration-progress offline", "source migrated offline", "destination migrated-in offline"]
+        let deadline = Date().addingTimeInterval(60)
+        while !told.allSatisfy({ line in events.lines.withLock { $0.contains(line) } }), Date() < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(told.allSatisfy { line in events.lines.withLock { $0.contains(line) } }, "\(events.lines.withLock { $0 })")
         _ = try await destination.client.perform(.destroy, on: "offline")
+        #expect(try await destination.client.info("offline").state == .shutoff)
     }
 
     /// `--to https://…`: the destination's API speaks TLS only, and the source berthd presents
@@ -257,4 +300,9 @@ import Testing
         #expect(ticks == Array(0..<ticks.count), "the counter restarted or skipped: \(ticks)")
         _ = try await destination.client.perform(.destroy, on: "sealed")
     }
+}
+
+/// Event lines (`SIDE KIND DOMAIN`) collected by a test's event listeners.
+final class EventLines: Sendable {
+    let lines = Mutex<[String]>([])
 }

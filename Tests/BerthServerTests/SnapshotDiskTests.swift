@@ -218,4 +218,80 @@ import Testing
         let third = try await ran()
         #expect(third.contains("FILES: after before lost+found") && third.contains("CONTENT: two"), "next boot: \(third)")
     }
+
+    /// A guest *started* on the overlay of a `--disk-only` snapshot taken while it was off:
+    /// QEMU holds the file under the overlay read-only (`diskN-backing`), so the merge opens it
+    /// for writing first. Paused, the merge is refused; running, it merges, the guest goes on
+    /// writing to the disk's own file, and the next boot from that file alone has everything.
+    @Test func overlayTheGuestWasStartedOnMergedWhileItRuns() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let state = daemon.stateDirectory
+        let (disk, overlay, flag) = try await Self.qcow2WithFlag(in: state, name: "started")
+
+        var boots = 0
+        let uuid = UUID()
+        /// Starts the guest on the disks its definition names now, `script` run on the
+        /// mounted file system; waits for `until` (a mark the shell makes) or the power-off.
+        func boot(_ script: String, until: String = "BERTH-GUEST-POWEROFF") async throws {
+            var spec = try GuestFixture.spec("started", mode: "poweroff")
+            spec.uuid = uuid
+            spec.disks =
+                boots == 0
+                ? [DiskSpec(path: disk, format: .qcow2), DiskSpec(path: flag, format: .raw, readOnly: true)]
+                : try await client.info("started").spec.disks
+            spec.cmdline =
+                (spec.cmdline ?? "")
+                + #" berth.run="mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && cd /mnt && "# + script + #" ; s=$?; cd /; umount /mnt; exit $s""#
+            if boots == 0 { _ = try await client.define(spec) } else { _ = try await client.update(spec) }
+            boots += 1
+            _ = try await client.perform(.start, on: "started")
+            _ = try await daemon.waitForLog("started", until, count: until == "BERTH-GUEST-POWEROFF" ? boots : 1)
+        }
+        func ran() async throws -> String {
+            _ = try await daemon.waitForLog("started", "BERTH-GUEST-POWEROFF", count: boots)
+            _ = try await daemon.waitForState("started", .shutoff)
+            let after = try await daemon.log("started").components(separatedBy: "BERTH-GUEST-RUN-BEGIN").last ?? ""
+            return after.components(separatedBy: "BERTH-GUEST-RUN-END").first ?? ""
+        }
+
+        try await boot("echo one > before")
+        #expect(try await ran().contains("EXT4-fs (vda): mounted"))
+        // Shut off: the definition switches to the overlay, and the next start is on it.
+        let taken = try await BerthRun.run(["snapshot-create-as", "started", "base", "--disk-only"], state: state)
+        #expect(taken.status == 0, "\(taken.stderr)")
+        #expect(try await client.info("started").spec.disks[0].backing == DiskBacking(path: disk, format: .qcow2))
+        // The guest writes `after` into the overlay, then waits for the flag disk to say "ok"
+        // and writes `later` to whatever its disk is then.
+        let waitOK = "until dd if=/dev/vdb bs=2 count=1 2>/dev/null | grep -q ok; do echo 3 > /proc/sys/vm/drop_caches; sleep 1; done"
+        try await boot(
+            "m=MARK && echo two > after && sync && echo AFTER-$m && " + waitOK + " && echo three > later && sync && echo FILES: $(ls)",
+            until: "AFTER-MARK")
+        let pid = try await client.info("started").pid
+
+        _ = try await client.perform(.suspend, on: "started")
+        let paused = try await BerthRun.run(["snapshot-delete", "started", "base"], state: state)
+        #expect(paused.status != 0 && paused.stderr.contains("berth resume started"), "\(paused.stdout) \(paused.stderr)")
+        #expect(try await client.info("started").spec.disks[0].path == overlay)
+        _ = try await client.perform(.resume, on: "started")
+
+        let merged = try await BerthRun.run(["snapshot-delete", "started", "base"], state: state)
+        #expect(merged.status == 0 && merged.stdout.contains("merged into"), "\(merged.stdout) \(merged.stderr)")
+        let info = try await client.info("started")
+        #expect(info.state == .running && info.pid == pid)
+        #expect(info.spec.disks[0] == DiskSpec(path: disk, format: .qcow2))
+        #expect(!FileManager.default.fileExists(atPath: overlay))
+        #expect(try await client.snapshots("started").isEmpty)
+
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: flag))
+        try handle.write(contentsOf: Data("ok".utf8))
+        try handle.synchronize()
+        try handle.close()
+        let second = try await ran()
+        #expect(second.contains("FILES: after before later lost+found"), "merged boot: \(second)")
+        try await boot("echo FILES: $(ls) && echo CONTENT: $(cat after) $(cat later)")
+        let third = try await ran()
+        #expect(third.contains("FILES: after before later lost+found") && third.contains("CONTENT: two three"), "next boot: \(third)")
+    }
 }

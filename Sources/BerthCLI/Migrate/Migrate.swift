@@ -10,7 +10,7 @@ struct Migrate: AsyncParsableCommand {
         commandName: "migrate",
         abstract: "Move a running domain to another berthd; it runs there and stops here.",
         discussion:
-            "The source berthd (--connect) talks to the destination's API (--to) with the destination's token (--to-token, or BERTH_TO_TOKEN). The destination checks it has the guest's networks, pools, accelerator and QEMU before anything moves. Cancel with 'berth domjobabort NAME': the guest keeps running here."
+            "The source berthd (--connect) talks to the destination's API (--to) with the destination's token (--to-token, or BERTH_TO_TOKEN). The destination checks it has the guest's networks, pools, accelerator and QEMU before anything moves. Cancel with 'berth domjobabort NAME': the guest keeps running here. Berth has no transient domains: the definition always moves and stays defined on the destination (as virsh's --persistent would have it); here the domain stays defined, shut off, unless --undefine-source."
     )
     @Argument(help: "Domain name.") var name: String
     @Option(
@@ -22,7 +22,10 @@ struct Migrate: AsyncParsableCommand {
     @Flag(help: "Keep the guest running while its memory is copied (otherwise it is paused for the copy).") var live = false
     @Flag(help: "Copy every writable disk to the destination while the guest runs (non-shared storage).")
     var copyStorageAll = false
-    @Flag(help: "Keep the definition on the destination (Berth's domains always are; accepted for virsh's scripts).")
+    @Flag(
+        help:
+            "Accepted for virsh's scripts, changes nothing: the destination always keeps the definition (Berth has no transient domains)."
+    )
     var persistent = false
     @Flag(help: "Undefine the domain here once it runs on the destination.") var undefineSource = false
     @Option(help: "Limit the memory copy to this many MiB/s (default: no limit).") var bandwidth: Int?
@@ -47,7 +50,12 @@ struct Migrate: AsyncParsableCommand {
         }
         ProgressBar.end()
         if output.json { return try output.printJSON(done) }
-        print("Domain '\(name)' migrated to \(destination).")
+        print("Domain '\(name)' migrated to \(destination), which keeps its definition.")
+        if !undefineSource {
+            print(
+                "Its definition stays here too, shut off: 'berth undefine \(name)' here (or --undefine-source next time) leaves it defined on one host only."
+            )
+        }
     }
 }
 

@@ -25,7 +25,7 @@ extension DomainSupervisor {
                     .wrongState,
                     "Disk \(disk.path) is already a qcow2 overlay on \(disk.backing?.path ?? "a backing file"); Berth keeps one level of overlays.",
                     remedy: owner.map {
-                        "Merge it first: shut the domain off and 'berth snapshot-delete \(name) \($0)', then take the new snapshot."
+                        "Merge it first with 'berth snapshot-delete \(name) \($0)' (running or shut off), then take the new snapshot."
                     } ?? "Flatten it with 'qemu-img convert' and define the new file, then take the snapshot.")
             }
             guard disk.extent == nil, !DiskFormat.isBlockDevice(disk.path), let format = disk.format else {
@@ -122,8 +122,10 @@ extension DomainSupervisor {
 
     /// The overlays of external snapshot `saved` in the current definition, with the files
     /// they stand on; refused when snapshots taken after it would be lost, or the definition
-    /// no longer names them.
-    private func overlaysInDefinition(_ saved: SnapshotRecord, doing what: String) throws -> [(index: Int, disk: DiskSpec)] {
+    /// no longer names them. `merging` skips the disks a partial live merge already put back
+    /// on their own file (the definition names the file again and the overlay is gone).
+    private func overlaysInDefinition(_ saved: SnapshotRecord, merging: Bool) throws -> [(index: Int, disk: DiskSpec)] {
+        let what = merging ? "merging" : "reverting"
         let later = try catalog.snapshots(name).drop { $0.info.name != saved.info.name }.dropFirst().map(\.info.name)
         guard later.isEmpty else {
             throw BerthError(
@@ -132,14 +134,20 @@ extension DomainSupervisor {
                 remedy: "Delete them first with 'berth snapshot-delete \(name) SNAP'.")
         }
         let spec = try catalog.domain(named: name).spec
-        return try zip(saved.info.disks, saved.info.overlays ?? []).map { file, overlay in
-            guard let index = spec.disks.firstIndex(where: { $0.path == overlay && $0.backing?.path == file }) else {
-                throw BerthError(
+        return try zip(saved.info.disks, saved.info.overlays ?? []).compactMap { file, overlay in
+            if let index = spec.disks.firstIndex(where: { $0.path == overlay && $0.backing?.path == file }) {
+                return (index, spec.disks[index])
+            }
+            let merged = spec.disks.contains { $0.path == file && $0.backing == nil } && !FileManager.default.fileExists(atPath: overlay)
+            if merged && merging { return nil }
+            throw merged
+                ? BerthError(
+                    .wrongState, "Snapshot '\(saved.info.name)' was partly merged into \(file) already; it can no longer be reverted.",
+                    remedy: "Finish merging it with 'berth snapshot-delete \(name) \(saved.info.name)'.")
+                : BerthError(
                     .wrongState,
                     "The definition of '\(name)' no longer names the overlay \(overlay) on \(file) that snapshot '\(saved.info.name)' made.",
                     remedy: "Put that disk back with 'berth define --update', or forget the snapshot from the catalog by undefining the domain.")
-            }
-            return (index, spec.disks[index])
         }
     }
 
@@ -154,7 +162,7 @@ extension DomainSupervisor {
                     "Shut it off first ('berth shutdown \(name)' or 'berth destroy \(name)'), then revert: what it wrote since the snapshot is discarded."
             )
         }
-        let disks = try overlaysInDefinition(saved, doing: "reverting")
+        let disks = try overlaysInDefinition(saved, merging: false)
         let fresh = disks.map { $0.disk.path + ".berth-new" }
         do {
             for (disk, path) in zip(disks, fresh) {
@@ -176,8 +184,8 @@ extension DomainSupervisor {
     /// Merges the overlays into the files under them and points the definition back at those
     /// files: `qemu-img commit` while the guest is off, QEMU's active commit while it runs.
     func performDeleteExternalSnapshot(_ saved: SnapshotRecord) async throws {
-        let disks = try overlaysInDefinition(saved, doing: "merging")
-        if let instance { return try await mergeLive(saved, disks: disks, into: instance) }
+        let disks = try overlaysInDefinition(saved, merging: true)
+        if let instance, !disks.isEmpty { return try await mergeLive(saved, disks: disks, into: instance) }
         var spec = try catalog.domain(named: name).spec
         for disk in disks {
             guard let backing = disk.disk.backing else { continue }
@@ -210,30 +218,56 @@ extension DomainSupervisor {
                 remedy: "Merge the snapshot while it runs, or once it is shut off.")
         }
         var live = try catalog.liveDisks(name)
-        let overlays = disks.map { DiskOverlay(node: "disk\($0.index)", path: $0.disk.path, overlayNode: "disk\($0.index)-overlay") }
-        for (disk, overlay) in zip(disks, overlays) where disk.index >= live.count || live[disk.index].node != overlay.overlayNode {
-            throw BerthError(
-                .wrongState,
-                "Domain '\(name)' was started on the overlay \(disk.disk.path), so QEMU holds the file under it read-only and cannot merge into it.",
-                remedy: "Shut it off ('berth shutdown \(name)'), then 'berth snapshot-delete \(name) \(saved.info.name)' again.")
-        }
+        let overlays = try disks.map { try liveOverlay($0, live: live, paused: record.state == .paused, snapshot: saved.info.name) }
         let switched = try await instance.commitOverlays(overlays)
         var spec = record.spec
-        for disk in disks where switched.contains(where: { $0.node == "disk\(disk.index)" }) {
+        for (disk, overlay) in zip(disks, overlays) where switched.contains(overlay) {
             spec.disks[disk.index] = Self.diskUnder(disk.disk, in: saved)
-            live[disk.index] = LiveDisk(node: "disk\(disk.index)", disk: spec.disks[disk.index])
+            live[disk.index] = LiveDisk(node: overlay.node, disk: spec.disks[disk.index])
         }
         report { try self.catalog.setLiveDisks(self.name, live) }
         guard switched.count == overlays.count else {
+            // The snapshot stays for the disks still on their overlays; the merged ones'
+            // overlays go, so deleting it again merges just the rest.
             report { _ = try self.catalog.update(spec) }
+            for overlay in switched { try? FileManager.default.removeItem(atPath: overlay.path) }
             throw BerthError(
                 .unavailable,
                 "Only some disks of '\(name)' were merged (\(switched.map(\.path).joined(separator: ", "))); the others still write to their overlays.",
-                remedy: "Shut it off and merge the rest with 'qemu-img commit', or see the guest's QEMU log.")
+                remedy: "Run 'berth snapshot-delete \(name) \(saved.info.name)' again to merge the rest, or see the guest's QEMU log.")
         }
         try catalog.removeSnapshot(name, saved.info.name, switchingTo: spec)
         for overlay in overlays { try? FileManager.default.removeItem(atPath: overlay.path) }
         publish(.snapshotDeleted, detail: saved.info.name)
+    }
+
+    /// Where the running guest has the overlay `disk` in QEMU's block graph, as Berth named
+    /// the nodes: on top of `diskN` as `diskN-overlay` when the snapshot was taken while it
+    /// ran, or as `diskN` itself over `diskN-backing` (which QEMU holds read-only) when the
+    /// guest was started on it.
+    private func liveOverlay(
+        _ disk: (index: Int, disk: DiskSpec), live: [LiveDisk], paused: Bool, snapshot: String
+    ) throws -> DiskOverlay {
+        let id = "disk\(disk.index)"
+        let now = disk.index < live.count ? live[disk.index] : nil
+        if now?.node == id + "-overlay", now?.disk.path == disk.disk.path {
+            return DiskOverlay(node: id, path: disk.disk.path, overlayNode: id + "-overlay")
+        }
+        guard now?.node == id, now?.disk.path == disk.disk.path, let base = disk.disk.backing, now?.disk.backing == base else {
+            throw BerthError(
+                .wrongState,
+                "Domain '\(name)' does not run on the overlay \(disk.disk.path) as its definition names it (its disks were changed live).",
+                remedy: "Shut it off ('berth shutdown \(name)'), then 'berth snapshot-delete \(name) \(snapshot)' again.")
+        }
+        // QEMU lets go of the read-only descriptors of the file under the overlay only while
+        // the guest runs; until then their lock keeps the merge out.
+        guard !paused else {
+            throw BerthError(
+                .wrongState,
+                "Domain '\(name)' is paused and was started on the overlay \(disk.disk.path): QEMU can open the file under it for writing only while the guest runs.",
+                remedy: "Resume it ('berth resume \(name)'), then 'berth snapshot-delete \(name) \(snapshot)' again.")
+        }
+        return DiskOverlay(node: id + "-backing", path: disk.disk.path, overlayNode: id, basePath: base.path)
     }
 
     /// `--image-opts` naming the overlay and its recorded backing file and format: qemu-img

@@ -180,7 +180,7 @@ extension DomainSupervisor {
         guard live.map(\.disk.path) == spec.disks.map(\.path), live.map(\.node) == spec.disks.indices.map({ "disk\($0)" }) else {
             throw BerthError(
                 .wrongState,
-                "Domain '\(name)' had disks plugged in or out live, or an external snapshot put overlays under it while it ran, so its state cannot be \(what): its definition would start another machine.",
+                "Domain '\(name)' had disks plugged in or out live, or an external snapshot put overlays under it or merged them while it ran, so its state cannot be \(what): its definition would start another machine.",
                 remedy: "Detach the live-only disks (or attach them back), or shut it off and start it again first.")
         }
     }

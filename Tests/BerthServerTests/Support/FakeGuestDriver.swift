@@ -113,9 +113,15 @@ final class FakeGuest: GuestInstance {
         calls.withLock { $0.append("addOverlays") }
     }
 
-    /// QEMU failing the commit job before it is ready: nothing switched.
+    /// How many overlays (the first ones) a live merge switches back before QEMU fails the
+    /// others at the pivot; nil: the commit jobs fail before they are ready and none switches.
+    let mergeSwitches = Mutex<Int?>(nil)
+
     func commitOverlays(_ overlays: [DiskOverlay]) async throws -> [DiskOverlay] {
         calls.withLock { $0.append("commitOverlays") }
-        throw BerthError(.unavailable, "QEMU could not merge the overlays into the disks under them: fake failure")
+        guard let count = mergeSwitches.withLock({ $0 }), count > 0 else {
+            throw BerthError(.unavailable, "QEMU could not merge the overlays into the disks under them: fake failure")
+        }
+        return Array(overlays.prefix(count))
     }
 }
