@@ -46,6 +46,11 @@ enum LVMTools {
         return outcome
     }
 
+    /// `lvrename GROUP FROM TO` (metadata only without device-mapper); refused when TO exists.
+    static func rename(_ group: String, _ from: String, to: String) async throws {
+        try await run("lvrename", metadataOnly + ["-q", group, from, to])
+    }
+
     /// The volume group's size and free bytes.
     /// - Throws: `.notFound` when there is no such volume group.
     static func volumeGroup(_ group: String) async throws -> (size: UInt64, free: UInt64) {
