@@ -123,11 +123,35 @@ import Testing
         try await client.deleteVolume(pool: "default", name: "r1-copy")
         #expect(!FileManager.default.fileExists(atPath: copy.path))
         await Self.expectError(.notFound, containing: "No volume") { _ = try await client.volume(pool: "default", name: "r1-copy") }
-        // An inactive pool refuses volume work and says how to start it.
+        // The virsh listing commands through the CLI: inactive pools only with --all.
+        let state = daemon.stateDirectory
+        _ = try await client.createVolume(pool: "extra", VolumeCreateRequest(name: "base", capacity: 1 << 20))
         _ = try await client.perform(.destroy, pool: "extra")
+        let listedPools = try await BerthRun.run(["pool-list"], state: state)
+        #expect(listedPools.status == 0 && listedPools.stdout.contains("default") && !listedPools.stdout.contains("extra"))
+        let allPools = try await BerthRun.run(["pool-list", "--all", "--details"], state: state)
+        #expect(allPools.stdout.contains("extra") && allPools.stdout.contains("inactive"), "\(allPools.stdout)")
+        let poolInfo = try await BerthRun.run(["pool-info", "default"], state: state)
+        #expect(poolInfo.status == 0 && poolInfo.stdout.contains(images), "\(poolInfo.stdout)")
+        let details = try await BerthRun.run(["vol-list", "default", "--details"], state: state)
+        #expect(details.stdout.contains("q1") && details.stdout.contains("qcow2") && details.stdout.contains("outside"), "\(details.stdout)")
+        let volPath = try await BerthRun.run(["vol-path", "r1", "--pool", "default"], state: state)
+        #expect(volPath.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == raw.path, "\(volPath.stdout)")
+        let volInfo = try await BerthRun.run(["vol-info", "default/q1"], state: state)
+        #expect(volInfo.status == 0 && volInfo.stdout.contains("qcow2"), "\(volInfo.stdout)")
+
+        // An inactive pool refuses volume work and says how to start it, also as a backing pool.
         await Self.expectError(.wrongState, containing: "not active") {
             _ = try await client.createVolume(pool: "extra", VolumeCreateRequest(name: "v", capacity: 1 << 20))
         }
+        await Self.expectError(.wrongState, containing: "'extra' is not active") {
+            _ = try await client.createVolume(
+                pool: "default", VolumeCreateRequest(name: "over", capacity: 1 << 20, backingVolume: "extra/base"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: images + "/over"))
+        _ = try await client.perform(.start, pool: "extra")
+        try await client.deleteVolume(pool: "extra", name: "base")
+        _ = try await client.perform(.destroy, pool: "extra")
         try await client.undefinePool("extra")
         #expect(Self.leftovers(images).isEmpty, "temporary files left: \(Self.leftovers(images))")
     }
@@ -290,6 +314,14 @@ import Testing
         let unrecorded = try await BerthRun.run(["attach-disk", "hot", foreign, "vdb"], state: state)
         #expect(unrecorded.status != 0 && unrecorded.stderr.contains("backing file"), "\(unrecorded.stderr)")
         #expect(try await client.info("hot").liveDisks?.map(\.volume) == ["default/root"])
+
+        // A volume the running guest has read-only: QEMU cannot resize it; the size stays.
+        _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "ro", capacity: 8 << 20))
+        let readOnly = try await BerthRun.run(["attach-disk", "hot", "default/ro", "vdb", "--live", "--mode", "readonly"], state: state)
+        #expect(readOnly.status == 0, "\(readOnly.stderr)")
+        let resized = try await BerthRun.run(["vol-resize", "ro", "16M", "--pool", "default"], state: state)
+        #expect(resized.status != 0 && resized.stderr.contains("read-only"), "\(resized.stderr)")
+        #expect(try await client.volume(pool: "default", name: "ro").capacity == 8 << 20)
     }
 
     /// A host tool run on a thread of its own; its output (a failure records an issue).

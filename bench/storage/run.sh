@@ -120,7 +120,8 @@ full() {
     berth "$1" vol-upload vol "$state/source.bin" --pool default
     sync
 }
-no_download() { rm -f "$plain/downloaded.bin" "$state/downloaded-"*.bin; sync; }
+# (Only the file of the build about to run: the others are compared after the rounds.)
+no_download() { if [[ $1 == plain ]]; then rm -f "$plain/downloaded.bin"; else rm -f "$state/downloaded-$1.bin"; fi; sync; }
 no_clone() {
     rm -f "$plain/cloned.img"
     [[ $1 == plain ]] || berth "$1" vol-delete copy --pool default 2>/dev/null || true
@@ -150,8 +151,8 @@ download_berth() { timed berth "$1" vol-download default/vol "$state/downloaded-
 measure vol-download "dd bs=1M" dd_plain download_berth no_download
 for b in "${builds[@]}"; do
     cmp -s "$state/downloaded-$b.bin" "$state/source.bin" || echo "WARNING: downloaded bytes differ ($b)" >&2
+    no_download "$b"
 done
-no_download
 
 convert_plain() { timed qemu-img convert -f raw -O raw "$plain/target.img" "$plain/cloned.img"; }
 clone_berth() { timed berth "$1" vol-clone vol copy --pool default; }
@@ -190,8 +191,8 @@ if [[ $lvm == 1 ]]; then
     measure "vol-download (LV)" "dd if=PV skip=OFFSET" dd_range_read lv_download no_download
     for b in "${builds[@]}"; do
         cmp -s "$state/downloaded-$b.bin" "$state/source.bin" || echo "WARNING: downloaded LV bytes differ ($b)" >&2
+        no_download "$b"
     done
-    no_download
     lv_clone() { berth "$1" vol-delete lvcopy --pool lvm 2>/dev/null || true; sync; timed berth "$1" vol-clone lv lvcopy --pool lvm; }
     dd_range_copy() { timed dd if="$plain/pv.img" of="$plain/pv.img" bs=1M skip=$((3 * mib / 2)) seek=$((mib / 4)) count="$mib" conv=notrunc status=none; }
     measure "vol-clone (LV)" "dd PV range to PV range" dd_range_copy lv_clone nothing

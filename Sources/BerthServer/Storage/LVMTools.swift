@@ -16,10 +16,7 @@ enum LVMTools {
     }
 
     /// Whether the kernel has device-mapper (then LVs are activated and `/dev/VG/LV` is used).
-    static var hasDeviceMapper: Bool {
-        let misc = (try? String(contentsOfFile: "/proc/misc", encoding: .utf8)) ?? ""
-        return misc.contains("device-mapper")
-    }
+    static var hasDeviceMapper: Bool { DeviceMapper.present }
 
     /// `--driverloaded n` when there is no device-mapper: metadata only, no activation.
     static var metadataOnly: [String] { hasDeviceMapper ? [] : ["--driverloaded", "n"] }
