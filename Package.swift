@@ -16,7 +16,7 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
     ("BerthHost", ["BerthModel", "BerthDisk", "BerthFormats", "BerthPOSIX"], []),
     ("BerthStore", ["BerthModel"], [.product(name: "GRDB", package: "GRDB.swift")]),
     (
-        "BerthClient", ["BerthModel", "BerthQEMU"],
+        "BerthClient", ["BerthModel", "BerthQEMU", "BerthPOSIX"],
         [
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import BerthModel
+import BerthPOSIX
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -358,12 +359,18 @@ public struct BerthClient: Sendable {
         return try await volume(pool: pool, name: name)
     }
 
-    /// `vol-download`: the volume's bytes, handed to `chunk` as they arrive.
-    public func downloadVolume(pool: String, name: String, chunk: @escaping @Sendable ([UInt8]) async throws -> Void)
+    /// `vol-download`: the volume's bytes written to `descriptor` as they arrive (no copy in
+    /// between); `progress` hears each piece's size.
+    public func downloadVolume(pool: String, name: String, to descriptor: Int32, progress: @escaping @Sendable (UInt64) -> Void)
         async throws
     {
         let reply = try await transport.send(method: .GET, path: volumePath(pool, name) + "/content") { buffer in
-            try await chunk(Array(buffer.readableBytesView))
+            do {
+                try buffer.withUnsafeReadableBytes { try BerthPOSIX.writeAll(descriptor, $0) }
+            } catch {
+                throw BerthError(.unavailable, "Cannot write the downloaded bytes: \(error)", remedy: "Check free space where the file goes.")
+            }
+            progress(UInt64(buffer.readableBytes))
         }
         try check(reply)
     }

@@ -219,7 +219,12 @@ struct HTTPTransport: Sendable {
             }
             let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(10))
             let plain: @Sendable (any Channel) -> EventLoopFuture<Output> = { channel in
-                channel.eventLoop.makeCompletedFuture { try layer(channel) }
+                channel.eventLoop.makeCompletedFuture {
+                    // Reads of up to 1 MiB when berthd sends that fast (a vol-download), not NIO's 64 KiB.
+                    try channel.syncOptions?.setOption(
+                        .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 1 << 20))
+                    return try layer(channel)
+                }
             }
             switch endpoint {
             case .unix(let path):

@@ -162,6 +162,7 @@ public enum AcceleratorProbe {
     /// Probes the host and adds a line for the QEMU binary: everything `berth host-check` prints.
     public static func hostCheck(qemuOverride: String? = nil) async -> (verdict: AcceleratorVerdict, qemu: QEMUBinary?) {
         var verdict = probe()
+        verdict.checks.append(DeviceMapper.hostCheck())
         if verdict.chosen == .tcg {
             verdict.checks.append(
                 HostTSC.kHz.map {

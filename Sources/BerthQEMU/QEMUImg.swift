@@ -27,8 +27,11 @@ public enum QEMUImg {
     /// berthd runs it, and it dies with berthd (a killed berthd's half-written temporary is
     /// removed at its next start, so a qemu-img still writing it would only waste the disk).
     @discardableResult
-    public static func run(_ arguments: [String], timeout: Duration = .seconds(3600)) async throws -> Spawn.Outcome {
-        let outcome = try await Spawn.run([try locate()] + arguments, timeout: timeout, diesWithParent: true)
+    public static func run(
+        _ arguments: [String], timeout: Duration = .seconds(3600), onOutput: (@Sendable ([UInt8]) -> Void)? = nil
+    ) async throws -> Spawn.Outcome {
+        let outcome = try await Spawn.run(
+            [try locate()] + arguments, timeout: timeout, diesWithParent: true, onOutput: onOutput)
         guard outcome.status == 0, !outcome.timedOut else {
             let message = outcome.output.trimmingCharacters(in: .whitespacesAndNewlines)
             throw BerthError(
@@ -36,6 +39,64 @@ public enum QEMUImg {
                 remedy: "Check free space and permissions in the pool's directory.")
         }
         return outcome
+    }
+
+    /// `qemu-img convert -p ARGS`: `progress` hears the fraction done (0…1) as qemu-img prints it.
+    public static func convert(_ arguments: [String], progress: @escaping @Sendable (Double) -> Void) async throws {
+        try await run(["convert", "-p"] + arguments) { bytes in
+            if let fraction = lastProgress(in: bytes) { progress(fraction) }
+        }
+    }
+
+    /// A `json:` image name for the raw `size` bytes at `offset` of `device` (a file or a block
+    /// device): a logical volume's range of its physical volume, or its own node at offset 0.
+    public static func rangeImage(device: String, offset: UInt64, size: UInt64) -> String {
+        struct File: Encodable {
+            var driver: String
+            var filename: String
+            // Two ranges of one PV (a clone) are two opens of one file, whose image locks
+            // would refuse each other; berthd keeps operations off a volume in use itself.
+            var locking = "off"
+        }
+        struct Range: Encodable {
+            var driver = "raw"
+            var offset: UInt64
+            var size: UInt64
+            var file: File
+        }
+        let file = File(driver: DiskFormat.isBlockDevice(device) ? "host_device" : "file", filename: device)
+        return "json:" + encoded(Range(offset: offset, size: size, file: file))
+    }
+
+    /// A `json:` image name for `size` bytes of zeros (what `vol-wipe` copies over a range).
+    public static func zerosImage(size: UInt64) -> String {
+        struct Null: Encodable {
+            var driver = "null-co"
+            var readZeroes = true
+            var size: UInt64
+            enum CodingKeys: String, CodingKey { case driver, readZeroes = "read-zeroes", size }
+        }
+        struct Raw: Encodable {
+            var driver = "raw"
+            var file: Null
+        }
+        return "json:" + encoded(Raw(file: Null(size: size)))
+    }
+
+    private static func encoded(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(value)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    /// The last `(12.34/100%)` in a piece of `-p` output, as 0.1234.
+    static func lastProgress(in bytes: [UInt8]) -> Double? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let end = text.range(of: "/100%)", options: .backwards),
+            let open = text[..<end.lowerBound].lastIndex(of: "("),
+            let percent = Double(text[text.index(after: open)..<end.lowerBound]), (0...100).contains(percent)
+        else { return nil }
+        return percent / 100
     }
 
     /// Reads an image's sizes and backing file. `-U` lets it read an image a running QEMU holds.

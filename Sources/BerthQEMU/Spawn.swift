@@ -38,9 +38,11 @@ public enum Spawn {
     ///   - diesWithParent: the child is SIGKILLed when berthd dies (`setpriv --pdeathsig KILL`,
     ///     PR_SET_PDEATHSIG kept across the exec), so work such as a `qemu-img convert` into a
     ///     temporary file that berthd's next start removes does not run on unowned.
+    ///   - onOutput: hears each piece of stdout as it arrives (`qemu-img convert -p`'s progress).
     public static func run(
         _ argv: [String], timeout: Duration, stdin: Int32? = nil, directory: String? = nil,
-        environment: [String] = cleanEnvironment, diesWithParent: Bool = false
+        environment: [String] = cleanEnvironment, diesWithParent: Bool = false,
+        onOutput: (@Sendable ([UInt8]) -> Void)? = nil
     ) async throws -> Outcome {
         let argv = diesWithParent ? try [setprivPath(), "--pdeathsig", "KILL", "--"] + argv : argv
         // The signal follows the thread that spawned the child: this one, which waits for it.
@@ -48,7 +50,9 @@ public enum Spawn {
             let thread = Thread {
                 continuation.resume(
                     with: Result {
-                        try runBlocking(argv, timeout: timeout, stdin: stdin, directory: directory, environment: environment)
+                        try runBlocking(
+                            argv, timeout: timeout, stdin: stdin, directory: directory, environment: environment,
+                            onOutput: onOutput)
                     })
             }
             thread.name = "berth-spawn"
@@ -201,7 +205,8 @@ public enum Spawn {
     }
 
     private static func runBlocking(
-        _ argv: [String], timeout: Duration, stdin: Int32?, directory: String?, environment: [String]
+        _ argv: [String], timeout: Duration, stdin: Int32?, directory: String?, environment: [String],
+        onOutput: (@Sendable ([UInt8]) -> Void)?
     ) throws -> Outcome {
         // Two pipes: stdout alone (a result to parse) and stderr (messages); both feed `output`.
         var outFDs: [Int32] = [-1, -1]
@@ -254,6 +259,7 @@ public enum Spawn {
                 }
                 if output.count < maxOutput { output += chunk[0..<min(n, maxOutput - output.count)] }
                 if pfd.fd == outFDs[0], stdout.count < maxOutput { stdout += chunk[0..<min(n, maxOutput - stdout.count)] }
+                if pfd.fd == outFDs[0], let onOutput { onOutput(Array(chunk[0..<n])) }
             }
         }
         if timedOut { kill(pid, SIGKILL) }

@@ -93,6 +93,9 @@ public enum Daemon {
         for path in hypervisor.removeLeftoverTemporaries() {
             logger.notice("Removed \(path), left by a volume operation that did not finish")
         }
+        for settled in await hypervisor.recoverLogicalPools() {
+            logger.notice("Settled \(settled), left by a logical volume operation that did not finish")
+        }
         hypervisor.autostartPools()
         // A media listener on every interface already serves the bridges' addresses (and would
         // keep another listener from binding one of them).

@@ -76,6 +76,9 @@ import Testing
         #expect(binary.version.split(separator: ".").count == 3)
         #expect(verdict.checks.first?.name == "QEMU")
         #expect(verdict.checks.first?.result == .pass)
+        // Which way logical volumes are used here (issue 10: host-check says which applies).
+        let lvm = try #require(verdict.checks.first { $0.name == "LVM" })
+        #expect(lvm.detail.contains(DeviceMapper.present ? "/dev/VG/LV" : "byte range of the physical volume"), "\(lvm)")
     }
 }
 

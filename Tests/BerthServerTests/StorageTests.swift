@@ -123,11 +123,35 @@ import Testing
         try await client.deleteVolume(pool: "default", name: "r1-copy")
         #expect(!FileManager.default.fileExists(atPath: copy.path))
         await Self.expectError(.notFound, containing: "No volume") { _ = try await client.volume(pool: "default", name: "r1-copy") }
-        // An inactive pool refuses volume work and says how to start it.
+        // The virsh listing commands through the CLI: inactive pools only with --all.
+        let state = daemon.stateDirectory
+        _ = try await client.createVolume(pool: "extra", VolumeCreateRequest(name: "base", capacity: 1 << 20))
         _ = try await client.perform(.destroy, pool: "extra")
+        let listedPools = try await BerthRun.run(["pool-list"], state: state)
+        #expect(listedPools.status == 0 && listedPools.stdout.contains("default") && !listedPools.stdout.contains("extra"))
+        let allPools = try await BerthRun.run(["pool-list", "--all", "--details"], state: state)
+        #expect(allPools.stdout.contains("extra") && allPools.stdout.contains("inactive"), "\(allPools.stdout)")
+        let poolInfo = try await BerthRun.run(["pool-info", "default"], state: state)
+        #expect(poolInfo.status == 0 && poolInfo.stdout.contains(images), "\(poolInfo.stdout)")
+        let details = try await BerthRun.run(["vol-list", "default", "--details"], state: state)
+        #expect(details.stdout.contains("q1") && details.stdout.contains("qcow2") && details.stdout.contains("outside"), "\(details.stdout)")
+        let volPath = try await BerthRun.run(["vol-path", "r1", "--pool", "default"], state: state)
+        #expect(volPath.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == raw.path, "\(volPath.stdout)")
+        let volInfo = try await BerthRun.run(["vol-info", "default/q1"], state: state)
+        #expect(volInfo.status == 0 && volInfo.stdout.contains("qcow2"), "\(volInfo.stdout)")
+
+        // An inactive pool refuses volume work and says how to start it, also as a backing pool.
         await Self.expectError(.wrongState, containing: "not active") {
             _ = try await client.createVolume(pool: "extra", VolumeCreateRequest(name: "v", capacity: 1 << 20))
         }
+        await Self.expectError(.wrongState, containing: "'extra' is not active") {
+            _ = try await client.createVolume(
+                pool: "default", VolumeCreateRequest(name: "over", capacity: 1 << 20, backingVolume: "extra/base"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: images + "/over"))
+        _ = try await client.perform(.start, pool: "extra")
+        try await client.deleteVolume(pool: "extra", name: "base")
+        _ = try await client.perform(.destroy, pool: "extra")
         try await client.undefinePool("extra")
         #expect(Self.leftovers(images).isEmpty, "temporary files left: \(Self.leftovers(images))")
     }
@@ -290,6 +314,14 @@ import Testing
         let unrecorded = try await BerthRun.run(["attach-disk", "hot", foreign, "vdb"], state: state)
         #expect(unrecorded.status != 0 && unrecorded.stderr.contains("backing file"), "\(unrecorded.stderr)")
         #expect(try await client.info("hot").liveDisks?.map(\.volume) == ["default/root"])
+
+        // A volume the running guest has read-only: QEMU cannot resize it; the size stays.
+        _ = try await client.createVolume(pool: "default", VolumeCreateRequest(name: "ro", capacity: 8 << 20))
+        let readOnly = try await BerthRun.run(["attach-disk", "hot", "default/ro", "vdb", "--live", "--mode", "readonly"], state: state)
+        #expect(readOnly.status == 0, "\(readOnly.stderr)")
+        let resized = try await BerthRun.run(["vol-resize", "ro", "16M", "--pool", "default"], state: state)
+        #expect(resized.status != 0 && resized.stderr.contains("read-only"), "\(resized.stderr)")
+        #expect(try await client.volume(pool: "default", name: "ro").capacity == 8 << 20)
     }
 
     /// A host tool run on a thread of its own; its output (a failure records an issue).
@@ -305,8 +337,9 @@ import Testing
 
     /// A logical pool on a volume group whose physical volume is a loop device over a scratch
     /// file: lvcreate/lvresize/lvremove through berthd (metadata only, this host has no
-    /// device-mapper), a guest booted with the LV as its disk reads and writes exactly the LV's
-    /// range of the PV (raw offset/size), and an LV of two segments is refused with the reason.
+    /// device-mapper); vol-upload (local and streamed), vol-download, vol-clone and vol-wipe
+    /// move exactly the bytes of the LV's range of the PV; a guest booted with the LV as its disk
+    /// reads and writes that range (raw offset/size), and an LV of two segments is refused.
     @Test func logicalPoolOnALoopDevice() async throws {
         for tool in ["/usr/sbin/lvcreate", "/usr/sbin/losetup"] where !FileManager.default.isExecutableFile(atPath: tool) {
             Issue.record("\(tool) is missing: run scripts/install-host-deps (apt-get install lvm2 mount).")
@@ -346,44 +379,82 @@ import Testing
             _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "big", capacity: 1 << 30))
         }
 
-        // The LV's first bytes, written into the PV file at its offset, are what the guest reads.
-        let handle = try #require(FileHandle(forUpdatingAtPath: file))
-        try handle.seek(toOffset: extent.offset)
-        try handle.write(contentsOf: Data("BERTH-LV-MARK".utf8))
-        try handle.close()
+        // Defined on lv1, then lv1's content uploaded (through the CLI, berthd reading the file):
+        // the upload lands in a new LV renamed into place, and the guest started afterwards
+        // reads and writes exactly that LV's range of the PV.
         var spec = try GuestFixture.spec("onlv")
         spec.disks = [DiskSpec(path: "", volume: "lvm/lv1")]
         spec.cmdline =
             (spec.cmdline ?? "")
             + #" berth.run="head -c 13 /dev/vda; echo; echo BERTH-LV-WRITE | dd of=/dev/vda bs=512 seek=1 conv=fsync 2>/dev/null; echo size=$(cat /sys/block/vda/size); echo lv-$((1+1))-done""#
         _ = try await client.define(spec)
+        let mark = daemon.stateDirectory + "/mark.bin"
+        try Data("BERTH-LV-MARK".utf8).write(to: URL(fileURLWithPath: mark))
+        let upload = try await BerthRun.run(["vol-upload", "lv1", mark, "--pool", "lvm"], state: daemon.stateDirectory)
+        #expect(upload.status == 0, "\(upload.stderr)")
+        let moved = try #require(try await client.volume(pool: "lvm", name: "lv1").extent)
+        #expect(moved.device == file && moved.size == 16 << 20 && moved.offset != extent.offset, "a new LV: \(moved)")
+        #expect(Self.readPV(file, at: moved.offset, count: 13) == Data("BERTH-LV-MARK".utf8))
         let started = try await client.perform(.start, on: "onlv")
         let pid = try #require(started.pid)
         let argv = try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)
-        #expect(argv.contains(#""offset":\#(extent.offset),"size":\#(extent.size)"#), "a raw node over the LV's range")
+        #expect(argv.contains(#""offset":\#(moved.offset),"size":\#(moved.size)"#), "a raw node over the LV's new range")
         _ = try await daemon.waitForLog("onlv", "lv-2-done", timeout: 300)
         let log = try await daemon.log("onlv")
         // The kernel's command line is in the log too: the mark is looked for on its own line.
         #expect(log.contains("\nBERTH-LV-MARK") && log.contains("size=32768"), "\(log.suffix(500))")
         _ = try await client.perform(.destroy, on: "onlv")
-        let reader = try #require(FileHandle(forReadingAtPath: file))
-        try reader.seek(toOffset: extent.offset + 512)
-        let written = try reader.read(upToCount: 14) ?? Data()
-        try reader.close()
-        #expect(String(decoding: written, as: UTF8.self) == "BERTH-LV-WRITE")
+        #expect(Self.readPV(file, at: moved.offset + 512, count: 14) == Data("BERTH-LV-WRITE".utf8))
+
+        // Downloaded: the whole LV's range, the guest's write included, zeros past it.
+        let back = daemon.stateDirectory + "/back.bin"
+        let download = try await BerthRun.run(["vol-download", "lvm/lv1", back], state: daemon.stateDirectory)
+        #expect(download.status == 0, "\(download.stderr)")
+        let downloaded = try Data(contentsOf: URL(fileURLWithPath: back))
+        #expect(downloaded.count == 16 << 20 && downloaded.prefix(13) == Data("BERTH-LV-MARK".utf8))
+        #expect(downloaded.dropFirst(512).prefix(14) == Data("BERTH-LV-WRITE".utf8))
+        #expect(downloaded.dropFirst(1024).allSatisfy { $0 == 0 })
+
+        // Streamed (what a remote client does), then cloned: the clone's range holds the bytes.
+        var generator = SystemRandomNumberGenerator()
+        let content = Data((0..<(3 << 20) + 123).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let streamed = daemon.stateDirectory + "/streamed.bin"
+        try content.write(to: URL(fileURLWithPath: streamed))
+        let fd = open(streamed, O_RDONLY)
+        defer { close(fd) }
+        let afterStream = try await client.uploadVolume(pool: "lvm", name: "lv1", from: fd, length: UInt64(content.count)) { _ in }
+        let range = try #require(afterStream.extent)
+        #expect(Self.readPV(file, at: range.offset, count: content.count) == content)
+        #expect(Self.readPV(file, at: range.offset + UInt64(content.count), count: 1 << 20).allSatisfy { $0 == 0 }, "the rest is zeros")
+        let clone = try await client.cloneVolume(pool: "lvm", name: "lv1", to: "lv9")
+        let cloneRange = try #require(clone.extent)
+        #expect(clone.capacity == 16 << 20 && cloneRange.offset != range.offset)
+        #expect(Self.readPV(file, at: cloneRange.offset, count: 16 << 20) == Self.readPV(file, at: range.offset, count: 16 << 20))
+        let names = try await Self.host(["/usr/sbin/lvs", "--noheadings", "-o", "lv_name", group])
+        #expect(names.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.sorted() == ["lv1", "lv9"], "\(names)")
+
+        // Not enough room beside the volume: refused before anything is written, saying how much is free.
+        _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "fill", capacity: 20 << 20))
+        await Self.expectError(.wrongState, containing: "has 8.00 MiB free") {
+            _ = try await client.cloneVolume(pool: "lvm", name: "lv1", to: "lv10")
+        }
+        await Self.expectError(.wrongState, containing: "has 8.00 MiB free") {
+            _ = try await client.uploadVolume(pool: "lvm", name: "lv1", file: streamed)
+        }
+        #expect(try await client.volume(pool: "lvm", name: "lv1").extent == range, "the volume is as it was")
+        try await client.deleteVolume(pool: "lvm", name: "fill")
+
+        // Wiped: zeros over the clone's range (its data went), the source untouched.
+        let wiped = try await client.wipeVolume(pool: "lvm", name: "lv9")
+        #expect(wiped.extent == cloneRange)
+        #expect(Self.readPV(file, at: cloneRange.offset, count: 16 << 20).allSatisfy { $0 == 0 })
+        #expect(Self.readPV(file, at: range.offset, count: content.count) == content)
+        try await client.deleteVolume(pool: "lvm", name: "lv9")
 
         // Grown with lvresize while its guest is off; in use, not deleted.
         let grown = try await client.resizeVolume(pool: "lvm", name: "lv1", VolumeResizeRequest(capacity: 24 << 20))
-        #expect(grown.capacity == 24 << 20 && grown.extent?.offset == extent.offset)
+        #expect(grown.capacity == 24 << 20 && grown.extent?.offset == range.offset)
         await Self.expectError(.wrongState, containing: "'onlv'") { try await client.deleteVolume(pool: "lvm", name: "lv1") }
-
-        // Clone, wipe and upload need the LV's device node: refused here, saying why.
-        let deviceMapper = (try? String(contentsOfFile: "/proc/misc", encoding: .utf8))?.contains("device-mapper") ?? false
-        let reason = deviceMapper ? "not supported" : "no device-mapper"
-        await Self.expectError(.invalidArgument, containing: reason) {
-            _ = try await client.cloneVolume(pool: "lvm", name: "lv1", to: "lv9")
-        }
-        await Self.expectError(.invalidArgument, containing: reason) { _ = try await client.wipeVolume(pool: "lvm", name: "lv1") }
 
         // Two segments (lv2 grown past lv3): no single range to give QEMU, refused at define.
         _ = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "lv2", capacity: 4 << 20))
@@ -398,6 +469,14 @@ import Testing
         for name in ["lv1", "lv2", "lv3"] { try await client.deleteVolume(pool: "lvm", name: name) }
         #expect(try await Self.host(["/usr/sbin/lvs", "--noheadings", "-o", "lv_name", group]).isEmpty)
         #expect(try await client.pool("lvm").available == 60 << 20)
+    }
+
+    /// `count` bytes of the physical volume's file at `offset`.
+    static func readPV(_ file: String, at offset: UInt64, count: Int) -> Data {
+        guard let reader = FileHandle(forReadingAtPath: file) else { return Data() }
+        defer { try? reader.close() }
+        try? reader.seek(toOffset: offset)
+        return (try? reader.read(upToCount: count)) ?? Data()
     }
 
     /// pool-build of a logical pool defined with --source-dev: pvcreate and vgcreate on a loop
@@ -568,12 +647,87 @@ import Testing
         #expect(Self.leftovers(images).isEmpty, "temporary files left: \(Self.leftovers(images))")
     }
 
-    /// Command lines of the qemu-img processes naming a file in `directory`.
+    /// A logical volume's clone is qemu-img's copy into a hidden LV: berthd SIGKILLed in the
+    /// middle leaves, once started again, no LV under the new name nor a hidden one, and the
+    /// catalog agrees. An upload killed between its two renames (the old LV set aside, the new
+    /// one not yet in its place) gets the old one back under its name.
+    @Test func logicalCloneKilledMidwayLeavesNoHalfVolume() async throws {
+        for tool in ["/usr/sbin/lvcreate", "/usr/sbin/losetup"] where !FileManager.default.isExecutableFile(atPath: tool) {
+            Issue.record("\(tool) is missing: run scripts/install-host-deps (apt-get install lvm2 mount).")
+            return
+        }
+        try Self.requireQEMUImg()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let client = daemon.client
+        let group = "berthkill\(UInt32.random(in: 0...UInt32.max))"
+        let file = daemon.stateDirectory + "/pv.img"
+        try await Self.host(["/usr/bin/truncate", "-s", "1100M", file])
+        let loop = try await Self.host(["/usr/sbin/losetup", "-f", "--show", file])
+        try await Self.host(["/usr/sbin/pvcreate", "-q", loop])
+        try await Self.host(["/usr/sbin/vgcreate", "-q", group, loop])
+        defer {
+            for argv in [["/usr/sbin/vgremove", "-q", "-f", group], ["/usr/sbin/pvremove", "-q", loop], ["/usr/sbin/losetup", "-d", loop]] {
+                _ = try? BerthRun.execute(argv[0], Array(argv.dropFirst()), timeout: 60)
+            }
+        }
+        _ = try await client.definePool(PoolSpec(name: "lvm", type: .logical, sourceName: group))
+        _ = try await client.perform(.start, pool: "lvm")
+        let source = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "src", capacity: 512 << 20))
+        let extent = try #require(source.extent)
+        // Data all through (zeros would be skipped), so the copy takes a while.
+        let handle = try #require(FileHandle(forWritingAtPath: file))
+        try handle.seek(toOffset: extent.offset)
+        for index in 0..<512 { try handle.write(contentsOf: Data(repeating: UInt8(truncatingIfNeeded: index | 1), count: 1 << 20)) }
+        try handle.close()
+        let lvs = {
+            try await Self.host(["/usr/sbin/lvs", "--noheadings", "-o", "lv_name", group]).split(separator: "\n")
+                .map { $0.trimmingCharacters(in: .whitespaces) }.sorted()
+        }
+
+        let operation = try await client.beginCloneVolume(pool: "lvm", name: "src", to: "half")
+        var midway = false
+        let deadline = Date().addingTimeInterval(120)
+        while !midway, Date() < deadline {
+            let now = try await client.operation(operation.id)
+            #expect(now.status == .running, "the clone ended before berthd was killed: \(now)")
+            guard now.status == .running else { break }
+            midway = (now.progress?.bytes ?? 0) > 0
+        }
+        daemon.stop(signal: SIGKILL)
+        #expect(midway)
+        let hidden = try await lvs()
+        #expect(hidden.count == 2 && hidden.contains("src") && hidden.contains { $0.hasPrefix(".half.berth-") }, "\(hidden)")
+        let goneDeadline = Date().addingTimeInterval(60)
+        while !Self.qemuImgs(naming: file).isEmpty, Date() < goneDeadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(Self.qemuImgs(naming: file).isEmpty, "qemu-img outlived berthd")
+
+        // As an upload killed between its renames leaves it: src set aside, the new LV hidden.
+        let deviceMapper = (try? String(contentsOfFile: "/proc/misc", encoding: .utf8))?.contains("device-mapper") ?? false
+        let metadataOnly = deviceMapper ? [] : ["--driverloaded", "n"]
+        try await Self.host(["/usr/sbin/lvrename"] + metadataOnly + ["-q", group, "src", ".src.berth-old-0000abcd"])
+        try await Self.host(
+            ["/usr/sbin/lvcreate"] + metadataOnly + ["-q", "-y", "-W", "n", "-Z", "n", "-n", ".src.berth-1234abcd", "-L", "8m", group])
+
+        try await daemon.start()
+        #expect(try await lvs() == ["src"])
+        #expect(try await client.volumes(pool: "lvm").map(\.name) == ["src"])
+        let after = try await client.volume(pool: "lvm", name: "src")
+        #expect(after.extent == extent && after.capacity == 512 << 20)
+        #expect(Self.readPV(file, at: extent.offset + (511 << 20), count: 4) == Data(repeating: 0xFF, count: 4))
+        // The restarted berthd clones it whole.
+        let whole = try await client.cloneVolume(pool: "lvm", name: "src", to: "half")
+        let copied = try #require(whole.extent)
+        #expect(Self.readPV(file, at: copied.offset + (511 << 20), count: 1 << 20) == Data(repeating: 0xFF, count: 1 << 20))
+        #expect(try await lvs() == ["half", "src"])
+    }
+
+    /// Command lines of the qemu-img processes naming `directory` (or a file in it) in an argument.
     static func qemuImgs(naming directory: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid in
             guard Int(pid) != nil, let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
             let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            guard arguments.first?.hasSuffix("qemu-img") == true, arguments.contains(where: { $0.hasPrefix(directory + "/") }) else {
+            guard arguments.first?.hasSuffix("qemu-img") == true, arguments.contains(where: { $0.contains(directory) }) else {
                 return nil
             }
             return arguments.joined(separator: " ")

@@ -68,17 +68,7 @@ struct VolDownload: AsyncParsableCommand {
                 let (pool, name) = try await volumeOptions.locate(volume, client: client)
                 let total = try await client.volume(pool: pool, name: name).capacity
                 meter.total.withLock { $0 = total }
-                try await client.downloadVolume(pool: pool, name: name) { bytes in
-                    var done = 0
-                    while done < bytes.count {
-                        let count = bytes[done...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                        guard count > 0 else {
-                            throw BerthError(.unavailable, "Cannot write \(file): \(String(cString: strerror(errno)))", remedy: "Free space.")
-                        }
-                        done += count
-                    }
-                    meter.add(UInt64(bytes.count))
-                }
+                try await client.downloadVolume(pool: pool, name: name, to: fd) { meter.add($0) }
             }
         } catch {
             unlink(file)

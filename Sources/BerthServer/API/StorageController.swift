@@ -107,21 +107,14 @@ struct StorageController<Context: RequestContext & PeerIdentifying> {
             return try JSONResponse.make(info)
         }
         group.get("pools/:pool/volumes/:volume/content") { _, context in
-            let (fd, length) = try hypervisor.openVolumeForDownload(
+            let (fd, offset, length) = try hypervisor.openVolumeForDownload(
                 pool: try context.parameters.require("pool"), name: try context.parameters.require("volume"))
             var headers = HTTPFields()
             headers[.contentType] = "application/octet-stream"
             headers[.contentLength] = String(length)
             let body = ResponseBody(contentLength: Int(length)) { writer in
                 defer { close(fd) }
-                var offset: UInt64 = 0
-                var chunk = [UInt8](repeating: 0, count: 1 << 20)
-                while offset < length {
-                    let count = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
-                    guard count > 0 else { break }
-                    try await writer.write(ByteBuffer(bytes: chunk[0..<count]))
-                    offset += UInt64(count)
-                }
+                try await VolumeReader.stream(fd, offset: offset, length: length) { try await writer.write($0) }
                 try await writer.finish(nil)
             }
             return Response(status: .ok, headers: headers, body: body)

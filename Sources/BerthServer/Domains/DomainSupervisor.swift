@@ -278,6 +278,7 @@ actor DomainSupervisor {
     /// Launches QEMU for `spec` as the guest's user: its boot files, its taps, then the driver;
     /// `paused` keeps the vCPUs stopped (`-S`), `incoming` waits for state (`-incoming defer`).
     func launch(_ spec: DomainSpec, paused: Bool = false, incoming: Bool = false) async throws -> any GuestInstance {
+        let spec = try currentExtents(spec)
         let identity = try identity()
         let boot = try await bootPreparer.prepare(spec, identity)
         // berthd's copies of the taps are closed once QEMU holds its own (or failed to start:
@@ -286,6 +287,24 @@ actor DomainSupervisor {
         defer { taps.values.forEach { $0.close() } }
         guard paused else { return try await driver.start(spec, boot: boot, taps: taps.mapValues(\.fd), identity: identity) }
         return try await driver.startPaused(spec, boot: boot, taps: taps.mapValues(\.fd), identity: identity, incoming: incoming)
+    }
+
+    /// Each disk on a logical volume gets the volume's range as the catalog has it now: an
+    /// upload or a resize may have moved the LV since the domain was defined.
+    private func currentExtents(_ spec: DomainSpec) throws -> DomainSpec {
+        var spec = spec
+        for index in spec.disks.indices where spec.disks[index].extent != nil {
+            let parts = (spec.disks[index].volume ?? "").split(separator: "/", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let volume = try? catalog.volume(pool: parts[0], name: parts[1]) else { continue }
+            guard let extent = volume.extent else {
+                throw BerthError(
+                    .invalidArgument,
+                    "Logical volume \(volume.key) now has several segments; without device-mapper Berth can hand QEMU only a single-segment LV.",
+                    remedy: "Copy its data to a new volume of the size needed and give the domain that one.")
+            }
+            spec.disks[index].extent = extent
+        }
+        return spec
     }
 
     private func performShutdown(timeout: Duration) async throws {

@@ -16,7 +16,7 @@ extension Hypervisor {
     /// `vol-wipe`: the volume's content becomes zeros (same size, same format, same backing): a
     /// new empty image renamed over it, so the old blocks go back to the filesystem at once.
     func wipeVolume(pool: String, name: String, progress: @escaping ProgressSink = { _, _ in }) async throws -> VolumeInfo {
-        try refuseLogical(try activePool(pool), "vol-wipe")
+        let record = try activePool(pool)
         let key = "\(pool)/\(name)"
         return try await claiming(key) {
             let volume = try catalog.volume(pool: pool, name: name)
@@ -28,6 +28,10 @@ extension Hypervisor {
             }
             let report = publishingProgress("vol-wipe \(key)", progress)
             report(0, volume.capacity)
+            if record.spec.type == .logical {
+                try await wipeLogicalVolume(volume, progress: report)
+                return try volumeInfo(of: volume)
+            }
             try await placed(at: volume.path, replacing: true) { temporary in
                 var arguments = ["create", "-q", "-f", volume.format.rawValue]
                 if let backing = volume.backing { arguments += ["-b", backing.path, "-F", backing.format.rawValue] }
@@ -46,7 +50,6 @@ extension Hypervisor {
         pool: String, name: String, to newName: String, progress: @escaping ProgressSink = { _, _ in }
     ) async throws -> VolumeInfo {
         let record = try activePool(pool)
-        try refuseLogical(record, "vol-clone")
         try PoolSpec.checkName(newName, what: "volume")
         let source = try catalog.volume(pool: pool, name: name)
         let key = "\(pool)/\(newName)"
@@ -60,9 +63,14 @@ extension Hypervisor {
             if (try? catalog.volume(pool: pool, name: newName)) != nil || access(path, F_OK) == 0 {
                 throw BerthError.volumeExists(key)
             }
+            let report = publishingProgress("vol-clone \(source.key) to \(key)", progress)
+            if record.spec.type == .logical {
+                try await cloneLogicalVolume(record, source, to: newName, progress: report)
+                hub.publish(LifecycleEvent(domain: "", kind: .volumeCreated, state: .shutoff, detail: key))
+                return try volumeInfo(pool: pool, name: newName)
+            }
             let used = allocation(of: source.path) + (source.backing.map { allocation(of: $0.path) } ?? 0)
             try checkSpace(record, needed: source.format == .raw ? source.capacity : used, what: "a copy of \(source.key)")
-            let report = publishingProgress("vol-clone \(source.key) to \(key)", progress)
             try await placed(at: path) { temporary in
                 if source.format == .raw {
                     try await VolumeCopy.copyRaw(from: source.path, to: temporary, progress: report)

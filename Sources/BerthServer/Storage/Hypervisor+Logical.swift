@@ -9,7 +9,8 @@ import Foundation
 /// `logical` pools: an LVM volume group, each volume one logical volume, made, grown and
 /// removed with lvm2's tools (`LVMTools`). Without device-mapper the LVs are never activated;
 /// a linear single-segment LV reaches QEMU as its byte range of the physical volume (raw
-/// `offset`/`size`), and one of several segments is refused with the reason.
+/// `offset`/`size`), and one of several segments is refused with the reason. Their content
+/// (clone, wipe, upload, download) is `Hypervisor+LogicalData`.
 extension Hypervisor {
     /// `pool-start`: the volume group must exist; its LVs are read in.
     func startLogicalPool(_ pool: PoolRecord) async throws -> PoolInfo {
@@ -154,27 +155,8 @@ extension Hypervisor {
         return extent
     }
 
-    /// `vol-clone`, `vol-wipe`, `vol-upload` and `vol-download` read or write an LV through its
-    /// device node; without device-mapper there is none, and Berth does not write into the PV
-    /// behind lvm2's back. With device-mapper they are not built yet (nothing here could test them).
-    func refuseLogical(_ pool: PoolRecord, _ command: String) throws {
-        guard pool.spec.type == .logical else { return }
-        let group = pool.spec.sourceName ?? "VG"
-        guard LVMTools.hasDeviceMapper else {
-            throw BerthError(
-                .invalidArgument,
-                "\(command) cannot work on a logical volume here: this host has no device-mapper, so the volumes of '\(pool.spec.name)' have no device node (/dev/\(group)/…) berthd could read or write.",
-                remedy:
-                    "Use a dir pool for this (a guest still boots from the LV), or run it on a host with device-mapper (modprobe dm_mod) with lvm2's own tools."
-            )
-        }
-        throw BerthError(
-            .invalidArgument, "\(command) is not supported in logical pools yet.",
-            remedy: "Use a dir pool for this, or dd to and from /dev/\(group)/NAME on berthd's host.")
-    }
-
     /// The volume's record as lvm2 reports it now.
-    private func logicalRecord(_ pool: PoolRecord, _ name: String) async throws -> VolumeRecord {
+    func logicalRecord(_ pool: PoolRecord, _ name: String) async throws -> VolumeRecord {
         let group = pool.spec.sourceName ?? ""
         guard let volume = try await LVMTools.logicalVolumes(group).first(where: { $0.name == name }) else {
             throw BerthError(.internal, "lvm2 made \(group)/\(name) but does not list it.", remedy: "Check 'lvs \(group)'.")
@@ -185,7 +167,7 @@ extension Hypervisor {
     }
 
     /// Reads the volume group's size and free space (and keeps them for pool-info).
-    private func groupSpace(of pool: PoolRecord) async throws -> (size: UInt64, free: UInt64) {
+    func groupSpace(of pool: PoolRecord) async throws -> (size: UInt64, free: UInt64) {
         let space = try await LVMTools.volumeGroup(pool.spec.sourceName ?? "")
         groupSpace.withLock { $0[pool.spec.name] = space }
         return space

@@ -19,7 +19,6 @@ extension Hypervisor {
         pool: String, name: String, length: UInt64, receive: (Int32) async throws -> UInt64
     ) async throws -> VolumeInfo {
         let record = try activePool(pool)
-        try refuseLogical(record, "vol-upload")
         return try await claiming("\(pool)/\(name)") {
             let volume = try catalog.volume(pool: pool, name: name)
             guard volume.format == .raw else {
@@ -38,6 +37,10 @@ extension Hypervisor {
                 throw BerthError(
                     .wrongState, "Volume \(volume.key) is a disk of the running domain '\(user)'.",
                     remedy: "Shut '\(user)' off before replacing its disk's content.")
+            }
+            if record.spec.type == .logical {
+                try await uploadLogicalVolume(record, volume, length: length, receive: receive)
+                return try volumeInfo(pool: pool, name: name)
             }
             try await placed(at: volume.path, replacing: true) { temporary in
                 let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
@@ -78,11 +81,12 @@ extension Hypervisor {
         }
     }
 
-    /// The volume's file opened for reading, and its length (what `vol-download` streams).
-    public func openVolumeForDownload(pool: String, name: String) throws -> (descriptor: Int32, length: UInt64) {
+    /// The volume's file (or logical volume's device) opened for reading, where its bytes
+    /// start, and how many (what `vol-download` streams).
+    public func openVolumeForDownload(pool: String, name: String) throws -> (descriptor: Int32, offset: UInt64, length: UInt64) {
         let record = try activePool(pool)
-        try refuseLogical(record, "vol-download")
         let volume = try catalog.volume(pool: pool, name: name)
+        if record.spec.type == .logical { return try openLogicalVolume(volume) }
         let fd = open(volume.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { throw Self.transferError("open", volume.path) }
         var info = stat()
@@ -90,7 +94,7 @@ extension Hypervisor {
             close(fd)
             throw Self.transferError("read", volume.path)
         }
-        return (fd, UInt64(max(0, info.st_size)))
+        return (fd, 0, UInt64(max(0, info.st_size)))
     }
 
     static func transferError(_ what: String, _ path: String) -> BerthError {
@@ -141,6 +145,61 @@ enum VolumeWriter {
                             remedy: "Check free space and permissions in the pool's directory.")
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Reads a volume's `length` bytes from `offset` for `vol-download`: each piece is read on a
+/// thread of its own (`BlockingIO.run`) straight into the buffer that is sent, and the next
+/// piece is read while this one goes out, so neither the disk nor the network waits for the
+/// other, and no thread of the cooperative pool waits on the disk.
+enum VolumeReader {
+    static let piece = 4 << 20
+
+    static func stream(
+        _ fd: Int32, offset: UInt64, length: UInt64, send: (ByteBuffer) async throws -> Void
+    ) async throws {
+        var position: UInt64 = 0
+        var next: Task<ByteBuffer, any Error>? = length > 0 ? read(fd, at: offset, count: min(UInt64(piece), length)) : nil
+        do {
+            while let reading = next {
+                next = nil
+                let buffer = try await reading.value
+                position += UInt64(buffer.readableBytes)
+                if buffer.readableBytes > 0, position < length {
+                    next = read(fd, at: offset + position, count: min(UInt64(piece), length - position))
+                }
+                try await send(buffer)
+            }
+        } catch {
+            // The descriptor is closed after this returns: no read may still be using it.
+            _ = try? await next?.value
+            throw error
+        }
+    }
+
+    private static func read(_ fd: Int32, at offset: UInt64, count: UInt64) -> Task<ByteBuffer, any Error> {
+        Task {
+            try await BlockingIO.run {
+                var buffer = ByteBufferAllocator().buffer(capacity: Int(count))
+                var failure: Int32 = 0
+                _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(count)) { space in
+                    guard let base = space.baseAddress else { return 0 }
+                    var done = 0
+                    while done < Int(count) {
+                        let n = pread(fd, base + done, Int(count) - done, off_t(offset) + off_t(done))
+                        if n < 0, errno == EINTR { continue }
+                        if n < 0 { failure = errno }
+                        guard n > 0 else { break }
+                        done += n
+                    }
+                    return done
+                }
+                guard failure == 0 else {
+                    throw BerthError(.unavailable, "Cannot read the volume: \(String(cString: strerror(failure)))")
+                }
+                return buffer
             }
         }
     }

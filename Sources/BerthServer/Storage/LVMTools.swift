@@ -16,10 +16,7 @@ enum LVMTools {
     }
 
     /// Whether the kernel has device-mapper (then LVs are activated and `/dev/VG/LV` is used).
-    static var hasDeviceMapper: Bool {
-        let misc = (try? String(contentsOfFile: "/proc/misc", encoding: .utf8)) ?? ""
-        return misc.contains("device-mapper")
-    }
+    static var hasDeviceMapper: Bool { DeviceMapper.present }
 
     /// `--driverloaded n` when there is no device-mapper: metadata only, no activation.
     static var metadataOnly: [String] { hasDeviceMapper ? [] : ["--driverloaded", "n"] }
@@ -44,6 +41,11 @@ enum LVMTools {
                 remedy: "Check the volume group with 'vgs' and 'lvs' on berthd's host.")
         }
         return outcome
+    }
+
+    /// `lvrename GROUP FROM TO` (metadata only without device-mapper); refused when TO exists.
+    static func rename(_ group: String, _ from: String, to: String) async throws {
+        try await run("lvrename", metadataOnly + ["-q", group, from, to])
     }
 
     /// The volume group's size and free bytes.

@@ -72,23 +72,25 @@ enum VolumeCopy {
         guard fsync(output) == 0 else { throw Hypervisor.transferError("write", target) }
     }
 
-    /// Up to `count` bytes at `offset` read from `input` and written at the same offset of
+    /// Up to `count` bytes at `offset` read from `input` and written at `offset + shift` of
     /// `output`; the bytes moved, or -1.
-    private static func copyThroughBuffer(_ input: Int32, _ output: Int32, at offset: Int, count: Int) -> Int {
+    private static func copyThroughBuffer(_ input: Int32, _ output: Int32, at offset: Int, shift: Int, count: Int) -> Int {
         var buffer = [UInt8](repeating: 0, count: count)
         let read = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, count, offset) }
         guard read > 0 else { return -1 }
-        let written = buffer.withUnsafeBytes { pwrite(output, $0.baseAddress, read, offset) }
+        let written = buffer.withUnsafeBytes { pwrite(output, $0.baseAddress, read, offset + shift) }
         return written == read ? read : -1
     }
 
-    /// The data extents of `input`'s first `length` bytes copied to the same offsets of `output`.
+    /// The data extents of `input`'s first `length` bytes copied to the same offsets of
+    /// `output`, counted from `output`'s current offset (a logical volume's start on its PV).
     private static func copyExtents(
         _ input: Int32, _ output: Int32, length: Int, _ progress: ProgressSink, _ stop: StopFlag, names: (String, String)
     ) throws {
         guard let copyFileRange else {
             throw BerthError(.unavailable, "This C library has no copy_file_range (glibc 2.27 or later needed).")
         }
+        let shift = max(0, lseek(output, 0, SEEK_CUR))
         var offset = 0
         progress(0, UInt64(length))
         while offset < length {
@@ -99,13 +101,13 @@ enum VolumeCopy {
             let hole = min(lseek(input, data, seekHole), length)
             guard hole > data else { throw Hypervisor.transferError("read", names.0) }
             var from = data
-            var to = data
+            var to = data + shift
             while from < hole {
                 var count = copyFileRange(input, &from, output, &to, min(piece, hole - from), 0)
                 if count < 0, errno == EINTR { continue }
                 if count < 0, [EXDEV, EINVAL, ENOSYS, EOPNOTSUPP].contains(errno) {
                     // Another filesystem the kernel will not copy between: through a buffer.
-                    count = copyThroughBuffer(input, output, at: from, count: min(piece, hole - from))
+                    count = copyThroughBuffer(input, output, at: from, shift: shift, count: min(piece, hole - from))
                     if count > 0 {
                         from += count
                         to += count
