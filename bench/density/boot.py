@@ -134,17 +134,18 @@ def variants(argvs):
         "raw-pc": plain_pc,
         "berth-pc": pc,
         "berth-default": default,
-        "microvm,cpu=max": replace(default, "-cpu", "max"),
+        "microvm-plain-max": replace(default, "-cpu", "max"),
         "pc+qboot": plain_pc + ["-bios", QBOOT],
-        "microvm,la57=off": replace(default, "-cpu", "max,erms=off,la57=off"),
-        "microvm,tb=1G": replace(default, "-accel", "tcg"),
+        "microvm-no-la57": replace(default, "-cpu", "max,erms=off,la57=off"),
+        "microvm-tb-1G": replace(default, "-accel", "tcg"),
     }
 
 
 def boot(argv, timeout, keep=None):
     """One foreground run; returns the marker times (seconds from exec)."""
     qmp = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    path = tempfile.mktemp(prefix="bq-qmp-", dir="/tmp")
+    own = tempfile.mkdtemp(prefix="bb-boot-run-", dir="/tmp")
+    path = f"{own}/qmp.sock"
     qmp.bind(path)
     qmp.listen(1)
     debug_r, debug_w = os.pipe()
@@ -155,8 +156,9 @@ def boot(argv, timeout, keep=None):
              "-chardev", f"file,id=dbg,path=/proc/self/fd/{debug_w}", "-device", "isa-debugcon,iobase=0x402,chardev=dbg"]
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     start = time.monotonic()
+    errors = open(f"{own}/stderr", "w+b")  # a file: a pipe nobody reads would stall QEMU once full
     proc = subprocess.Popen(argv, pass_fds=(qmp.fileno(), debug_w, serial_w),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=errors)
     os.close(debug_w)
     os.close(serial_w)
     client.connect(path)
@@ -165,7 +167,11 @@ def boot(argv, timeout, keep=None):
         while "ready" not in marks:
             left = timeout - (time.monotonic() - start)
             if left <= 0 or proc.poll() is not None:
-                raise RuntimeError(f"no BERTH-INIT-READY (exit {proc.poll()}): {proc.stderr.read()[-300:]!r}")
+                status = proc.poll()
+                proc.kill()
+                proc.wait()
+                errors.seek(0)
+                raise RuntimeError(f"no BERTH-INIT-READY (exit {status}): {errors.read()[-300:]!r}")
             readable, _, _ = select.select(list(streams), [], [], min(left, 1))
             now = time.monotonic() - start
             for fd in readable:
@@ -198,7 +204,8 @@ def boot(argv, timeout, keep=None):
             s.close()
         os.close(debug_r)
         os.close(serial_r)
-        os.unlink(path)
+        errors.close()
+        shutil.rmtree(own, ignore_errors=True)
     if keep is not None:
         keep["serial"], keep["debug"] = serial, debug
     return marks
