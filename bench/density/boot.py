@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a direct-kernel guest's time to init goes (issue 15), measured with boot-time markers.
 
-  bench/density/boot.py [--bin .build/debug] [--rounds 5] [--variants raw-pc,berth-default,...]
+  bench/density/boot.py [--bin .build/debug] [--rounds 5] [--variants raw-pc,berth-default,...] [--copy]
 
 Each QEMU runs in the foreground with three extra channels the bench reads with timestamps
 (one select loop; no log file is polled):
@@ -34,7 +34,7 @@ in a new random order each round; ratios are against raw-pc's medians.
 The Berth command lines are taken from a real berthd (--bin): the default machine and -M pc,
 each started once, then run raw (foundation.raw_argv). Candidates are edits of those.
 """
-import argparse, os, random, select, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, random, re, select, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -250,12 +250,36 @@ def phases(marks):
     return out
 
 
+def copy_speed(table, names, rounds, timeout):
+    """The mechanism behind `erms=off`, inside the guest: `dd` of 300 MiB from /dev/zero to
+    /dev/null (the kernel's clear_user/copy loops), timed by busybox `time`, run through the test
+    guest's berth.run= (a diagnostic command line, not Berth's)."""
+    command = 'berth.mode=poweroff berth.run="time dd if=/dev/zero of=/dev/null bs=1M count=300"'
+    print(f"== in-guest copy: {command}, seconds by the guest's clock")
+    for name in names:
+        times = []
+        for _ in range(rounds):
+            work = tempfile.mkdtemp(prefix="bb-copy-", dir="/tmp")
+            argv = table[name]
+            argv = replace(argv, "-append", argv[argv.index("-append") + 1].replace("berth.mode=stay", command))
+            argv = [a.replace("path=CONSOLE", f"path={work}/console.log") for a in argv]
+            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
+            log = open(f"{work}/console.log", errors="replace").read()
+            shutil.rmtree(work, ignore_errors=True)
+            found = re.search(r"^real\s+(\d+)m\s*([\d.]+)s", log, re.MULTILINE)  # busybox: "real\t0m 1.16s"
+            if found:
+                times.append(int(found.group(1)) * 60 + float(found.group(2)))
+        shown = " ".join(f"{t:.2f}" for t in times)
+        print(f"  {name:18s} " + (f"median {statistics.median(times):6.2f} s   ({shown})" if times else "no result"))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default=f"{REPO}/.build/debug")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--variants", default="")
     parser.add_argument("--timeout", type=float, default=240)
+    parser.add_argument("--copy", action="store_true", help="also time a 300 MiB dd inside the guest")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="bb-boot-", dir="/tmp")
     try:
@@ -274,6 +298,8 @@ def main():
                     print(f"  round {round_ + 1} {name}: {error}", flush=True)
             print(f"  round {round_ + 1} done, load {os.getloadavg()[0]:.1f}", flush=True)
         report(runs, args.rounds)
+        if args.copy:
+            copy_speed(table, ["berth-default", "microvm-plain-max"], 3, args.timeout)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
