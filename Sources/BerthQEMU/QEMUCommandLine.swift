@@ -121,7 +121,7 @@ public struct QEMUCommandLine: Sendable, Equatable {
         args += ["-accel", accel == .tcg ? "tcg,tb-size=\(Self.translationBufferMiB(memoryMiB: spec.memory))" : accel.rawValue]
         // `max` gives a TCG guest every feature QEMU can emulate (x86-64-v2 and up, which
         // current distribution kernels need); `host` is never used (it aborts under kvm_pvm).
-        args += ["-cpu", "max"]
+        args += ["-cpu", Self.cpuModel(accel: accel)]
         args += ["-m", "\(spec.memory)M"]
         args += ["-smp", "\(spec.vcpus)"]
         args += ["-nodefaults", "-no-user-config"]
@@ -197,6 +197,16 @@ public struct QEMUCommandLine: Sendable, Equatable {
     /// userland without flushes (measured in `bench/density`).
     public static func translationBufferMiB(memoryMiB: Int) -> Int {
         min(max(memoryMiB / 4, 32), 1024)
+    }
+
+    /// The `-cpu` model: `max`, and under TCG without ERMS ("fast `rep movsb`"). A guest kernel
+    /// that sees ERMS clears and copies memory with `rep stosb`/`rep movsb`, which TCG runs one
+    /// byte per loop; without it the kernel uses its 8-byte loops. The flag only tells the guest
+    /// which instructions are fast: a guest saved or migrated from a QEMU that showed it runs on
+    /// unchanged. Under KVM the host's ERMS is real and stays. Measured with
+    /// `bench/density/boot.py` (docs/ARCHITECTURE.md, "Decisions").
+    public static func cpuModel(accel: Accelerator) -> String {
+        accel == .tcg ? "max,erms=off" : "max"
     }
 
     /// `microvm` boots faster (no firmware, no PCI scan); Berth picks it for guests that boot

@@ -14,7 +14,8 @@
 3. berthd's Rss/Pss with 1,000 defined domains and the storm's guests running.
 4. A 10,000-domain catalog: GET /v1/domains, `berth list --all`, define and undefine latency,
    berthd's start-up time.
-5. Time to init, Berth's default machine against raw `-M pc` (bench/foundation.py's measure).
+5. Time to init, Berth's default machine against raw `-M pc` (bench/foundation.py's measure;
+   where the time goes, phase by phase: bench/density/boot.py).
 6. `berth list --all`, `domstate`, `dominfo` against `virsh -c test:///…` with 20 domains,
    whole process (virsh comes from Debian's libvirt-clients, installed by this script's setup
    through scripts/install-host-deps; it is never part of Berth).
