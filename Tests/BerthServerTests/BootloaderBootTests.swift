@@ -93,6 +93,69 @@ import Testing
         #expect(try await daemon.client.info("efidisk").spec.firmware == firmware)
     }
 
+    /// A kernel without an EFI stub (built without CONFIG_EFI_STUB, or before Linux 3.3) on
+    /// the guest's disk: a UEFI start is refused before QEMU runs, saying what to do, and the
+    /// same disk boots from BIOS. The kernel is the test kernel with its PE header removed
+    /// (`MZ` and `PE\0\0` zeroed in the disk's copy); the x86 boot protocol that SeaBIOS's
+    /// direct boot uses reads the setup header at 0x1F1, which stays.
+    @Test func uefiRefusesADiskKernelWithoutAnEFIStubAndBIOSBootsIt() async throws {
+        try FirmwareTests.requireUEFI()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let disk = daemon.stateDirectory + "/nostub.img"
+        try Self.copyBootDiskWithoutEFIStub(to: disk)
+        let spec = DomainSpec(
+            name: "nostub", memory: 256, bootloader: BootloaderSpec(), firmware: FirmwareSpec(kind: .uefi),
+            disks: [DiskSpec(path: disk, format: .raw)])
+        _ = try await daemon.client.define(spec)
+        do {
+            _ = try await daemon.client.perform(.start, on: "nostub")
+            Issue.record("a kernel without an EFI stub was started under UEFI")
+        } catch let error as BerthError {
+            #expect(error.message.contains("boots with UEFI") && error.message.contains("has no EFI stub"), "\(error.message)")
+            #expect(error.message.contains("/boot/vmlinuz-"), "names the guest's kernel: \(error.message)")
+            #expect(error.remedy?.contains("BIOS") == true && error.remedy?.contains("CONFIG_EFI_STUB") == true, "\(error.remedy ?? "")")
+        }
+        let refused = try await daemon.client.info("nostub")
+        #expect(refused.state == .shutoff && refused.pid == nil)
+        #expect(refused.lastError?.contains("no EFI stub") == true)
+        let uefiInfo = try await BerthRun.run(["dominfo", "nostub"], state: daemon.stateDirectory)
+        #expect(uefiInfo.stdout.contains("UEFI (OVMF") && uefiInfo.stdout.contains("booting the kernel Berth gives it"), "\(uefiInfo.stdout)")
+
+        var bios = refused.spec
+        bios.firmware = FirmwareSpec(kind: .bios)
+        _ = try await daemon.client.update(bios)
+        let started = try await daemon.client.perform(.start, on: "nostub")
+        #expect(started.state == .running)
+        let log = try await daemon.waitForLog("nostub", "BERTH-GUEST-MARKER FROM-DISK")
+        #expect(log.contains("BERTH-GUEST-READY"))
+        #expect(!log.contains("EFI stub"))
+        let biosInfo = try await BerthRun.run(["dominfo", "nostub"], state: daemon.stateDirectory)
+        #expect(biosInfo.stdout.contains("SeaBIOS, booting the kernel Berth gives it"), "\(biosInfo.stdout)")
+        _ = try await daemon.client.perform(.destroy, on: "nostub")
+    }
+
+    /// bootdisk.img with the kernel's PE header zeroed in place: its ext4 holds the kernel in
+    /// one extent, so its first block is found by content at a 4 KiB boundary.
+    static func copyBootDiskWithoutEFIStub(to disk: String) throws {
+        let fixture = GuestFixture.directory + "/bootdisk.img"
+        let kernel = GuestFixture.directory + "/vmlinuz"
+        guard FileManager.default.fileExists(atPath: fixture), FileManager.default.fileExists(atPath: kernel) else {
+            Issue.record("missing \(fixture) or \(kernel): run fixtures/guest/build.sh and fixtures/guest/build-bootdisk.sh")
+            throw BerthError(.notFound, "boot disk fixture missing")
+        }
+        var image = try Data(contentsOf: URL(fileURLWithPath: fixture))
+        let head = try Data(contentsOf: URL(fileURLWithPath: kernel)).prefix(4096)
+        let peOffset = Int(head[0x3C]) | Int(head[0x3D]) << 8
+        #expect(head.prefix(2) == Data("MZ".utf8) && peOffset + 4 <= head.count, "the test kernel has an EFI stub")
+        let start = try #require(
+            stride(from: 0, to: image.count - head.count, by: 4096).first { image[$0..<$0 + head.count] == head },
+            "the kernel's first block is in \(fixture)")
+        image.replaceSubrange(start..<start + 2, with: [0, 0])
+        image.replaceSubrange(start + peOffset..<start + peOffset + 4, with: [0, 0, 0, 0])
+        try image.write(to: URL(fileURLWithPath: disk))
+    }
+
     @Test func aDiskWithoutKernelIsAClearStartError() async throws {
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }

@@ -117,6 +117,7 @@ import Testing
             Issue.record("a missing loader was accepted")
         } catch let error as BerthError {
             #expect(error.message.contains("/nonexistent/OVMF_CODE.fd"), "\(error)")
+            #expect(error.remedy?.contains("install ovmf") == true, "names the package: \(error.remedy ?? "-")")
         }
         let file = state + "/empty.json"
         try #"{"name": "empty", "nics": [{"mode": "user"}]}"#.write(toFile: file, atomically: true, encoding: .utf8)
