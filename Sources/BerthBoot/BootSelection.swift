@@ -25,14 +25,14 @@ public struct BootRequest: Sendable {
     public var limits: ExtractionLimits
     /// Check everything but copy nothing (`-n`): the result's paths are `<kernel:/guest/path>`.
     public var notReally: Bool
-    /// UEFI firmware will start the kernel (`--require-efi-stub`): refuse one that is not an
-    /// EFI application, before anything is launched.
-    public var requireEFIStub: Bool
+    /// UEFI firmware will start the kernel (`--uefi`): refuse one it cannot start
+    /// (`KernelImage.uefiStart`), before anything is launched.
+    public var uefi: Bool
 
     public init(
         image: String, entry: String? = nil, kernel: String? = nil, ramdisk: String? = nil, extraArgs: String? = nil,
         outputDirectory: String, offset: UInt64? = nil, limits: ExtractionLimits = ExtractionLimits(), notReally: Bool = false,
-        requireEFIStub: Bool = false
+        uefi: Bool = false
     ) {
         self.image = image
         self.entry = entry
@@ -43,7 +43,7 @@ public struct BootRequest: Sendable {
         self.offset = offset
         self.limits = limits
         self.notReally = notReally
-        self.requireEFIStub = requireEFIStub
+        self.uefi = uefi
     }
 }
 
@@ -165,9 +165,9 @@ public struct BootPlan: Sendable {
         }
         let (kernelPath, ramdiskPath) = try Extraction.extract(kernel: kernel, initrds: initrds, to: request.outputDirectory, limits: request.limits)
         // Judged on the copy: its first bytes are the kernel's, read once, whatever the filesystem.
-        if request.requireEFIStub, !KernelImage.isEFIApplication(try KernelImage.header(ofFileAt: kernelPath)) {
+        if request.uefi, KernelImage.uefiStart(try KernelImage.header(ofFileAt: kernelPath)) == .impossible {
             for path in [kernelPath, ramdiskPath].compactMap({ $0 }) { unlink(path) }
-            throw BootError.noEFIStub(path: kernel.path)
+            throw BootError.notForUEFI(path: kernel.path)
         }
         return BootSelection(kernelPath: kernelPath, initrdPath: ramdiskPath, cmdline: cmdline, entry: entry, menu: menu)
     }

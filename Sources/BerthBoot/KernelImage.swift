@@ -4,16 +4,46 @@
     import Darwin
 #endif
 
-/// What the first bytes of a kernel say about the firmware that can start it. UEFI firmware
-/// (OVMF) starts only PE/COFF EFI applications; a Linux kernel is one when it was built with
-/// `CONFIG_EFI_STUB` (Linux 3.3 and later). A bzImage without the stub still boots from BIOS:
-/// the x86 boot protocol needs the setup header at 0x1F1 (`HdrS` at 0x202), not the `MZ`.
+/// What the first bytes of a kernel say about the firmware that can start it. OVMF (UEFI)
+/// starts a kernel given beside it (QEMU's `-kernel`, over fw_cfg) in one of two ways: as a
+/// PE/COFF EFI application (a kernel built with `CONFIG_EFI_STUB`, Linux 3.3 and later), or, for
+/// an x86 bzImage without the stub, through its own Linux loader (edk2's LoadLinuxLib, in
+/// Debian 12's OVMF 2022.11), which takes only a relocatable bzImage of boot protocol 2.05 or
+/// later. Anything else it cannot start: it falls through to its boot menu and sits there. BIOS
+/// direct boot (QEMU's linuxboot ROM) reads the setup header at 0x1F1 (`HdrS` at 0x202) and
+/// never the `MZ`.
 public enum KernelImage {
+    /// How UEFI firmware can start a kernel.
+    public enum UEFIStart: Sendable, Equatable {
+        /// A PE/COFF EFI application: the EFI stub.
+        case efiStub
+        /// No stub, but a relocatable bzImage (protocol 2.05+) that OVMF's Linux loader takes.
+        case linuxLoader
+        /// Neither: UEFI firmware cannot start it.
+        case impossible
+    }
+
     /// Bytes read from the start of a kernel to judge it. Linux puts its PE header at 0x40
     /// (arm64 and x86 alike); a PE header that starts further in than this is not a kernel's.
     public static let headerBytes = 4096
     /// `IMAGE_SUBSYSTEM_EFI_APPLICATION`, the subsystem of Linux's stub and every EFI loader.
     static let efiApplication: UInt16 = 10
+
+    /// How UEFI firmware can start the kernel whose first bytes are `header`.
+    public static func uefiStart(_ header: [UInt8]) -> UEFIStart {
+        if isEFIApplication(header) { return .efiStub }
+        return isRelocatableBzImage(header) ? .linuxLoader : .impossible
+    }
+
+    /// The x86 boot protocol's setup header as edk2's LoadLinuxLib checks it: the boot sector
+    /// signature 0xAA55 at 0x1FE, `HdrS` at 0x202, version (0x206) 2.05 or later, and the
+    /// relocatable_kernel byte (0x234) set.
+    public static func isRelocatableBzImage(_ header: [UInt8]) -> Bool {
+        guard header.count > 0x234, header[0x1FE] == 0x55, header[0x1FF] == 0xAA,
+            header[0x202..<0x206].elementsEqual(Array("HdrS".utf8)), let version = uint16(header, at: 0x206)
+        else { return false }
+        return version >= 0x205 && header[0x234] != 0
+    }
 
     /// True when `header` (a file's first bytes, at most `headerBytes` used) is a PE/COFF
     /// EFI application: `MZ`, the PE offset at 0x3C pointing inside the header at `PE\0\0`,

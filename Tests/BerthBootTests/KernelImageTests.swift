@@ -7,13 +7,15 @@ import Testing
     import Glibc
 #endif
 
-/// UEFI starts only EFI applications: the check `--require-efi-stub` makes on a kernel's
-/// first bytes, with every offset taken from those (guest-written) bytes checked.
+/// What UEFI firmware can start: the check `--uefi` makes on a kernel's first bytes, with
+/// every offset taken from those (guest-written) bytes checked.
 @Suite struct KernelImageTests {
     /// The head of an x86 bzImage with the EFI stub, as Linux 6.1 lays it out: `MZ`, the PE
     /// header at 0x40, a 160-byte PE32+ optional header whose Subsystem is EFI application,
-    /// and the boot protocol's `HdrS` at 0x202.
-    static func stubKernel(peOffset: UInt32 = 0x40, optionalSize: UInt16 = 160, subsystem: UInt16 = 10) -> [UInt8] {
+    /// and the boot protocol's setup header (0xAA55, `HdrS`, version 2.15, relocatable).
+    static func stubKernel(
+        peOffset: UInt32 = 0x40, optionalSize: UInt16 = 160, subsystem: UInt16 = 10, version: UInt16 = 0x20F, relocatable: UInt8 = 1
+    ) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: 0x400)
         bytes[0] = 0x4D
         bytes[1] = 0x5A
@@ -25,7 +27,19 @@ import Testing
             put16(&bytes, pe + 20, optionalSize)
             put16(&bytes, pe + 24 + 68, subsystem)
         }
+        bytes[0x1FE] = 0x55
+        bytes[0x1FF] = 0xAA
         bytes.replaceSubrange(0x202..<0x206, with: Array("HdrS".utf8))
+        put16(&bytes, 0x206, version)
+        bytes[0x234] = relocatable
+        return bytes
+    }
+
+    /// The stub's `MZ` and `PE\0\0` zeroed: what the end-to-end test makes of the test kernel.
+    static func stublessKernel(version: UInt16 = 0x20F, relocatable: UInt8 = 1) -> [UInt8] {
+        var bytes = stubKernel(version: version, relocatable: relocatable)
+        bytes.replaceSubrange(0..<2, with: [0, 0])
+        bytes.replaceSubrange(0x40..<0x44, with: [0, 0, 0, 0])
         return bytes
     }
 
@@ -40,10 +54,30 @@ import Testing
 
     @Test func aKernelWithTheStubIsAnEFIApplication() {
         #expect(KernelImage.isEFIApplication(Self.stubKernel()))
+        #expect(KernelImage.uefiStart(Self.stubKernel()) == .efiStub)
+        #expect(KernelImage.uefiStart(Self.stubKernel(relocatable: 0)) == .efiStub)
     }
 
-    /// What the end-to-end test makes of the test kernel: the same bzImage without `MZ` (a
-    /// kernel built without CONFIG_EFI_STUB has none); BIOS still boots it from `HdrS`.
+    /// Without the stub, OVMF's Linux loader takes a relocatable bzImage of protocol 2.05+;
+    /// an older or non-relocatable one, or no bzImage at all, UEFI cannot start.
+    @Test func withoutTheStubOnlyARelocatableBzImageCanBeStarted() {
+        #expect(KernelImage.uefiStart(Self.stublessKernel()) == .linuxLoader)
+        #expect(KernelImage.uefiStart(Self.stublessKernel(version: 0x205)) == .linuxLoader)
+        #expect(KernelImage.uefiStart(Self.stublessKernel(version: 0x204)) == .impossible)
+        #expect(KernelImage.uefiStart(Self.stublessKernel(relocatable: 0)) == .impossible)
+        var noSignature = Self.stublessKernel()
+        noSignature[0x1FE] = 0
+        #expect(KernelImage.uefiStart(noSignature) == .impossible)
+        var noHdrS = Self.stublessKernel()
+        noHdrS[0x205] = 0
+        #expect(KernelImage.uefiStart(noHdrS) == .impossible)
+        #expect(KernelImage.uefiStart(Array(Self.stublessKernel().prefix(0x234))) == .impossible)
+        #expect(KernelImage.uefiStart(Array(Self.stublessKernel().prefix(0x235))) == .linuxLoader)
+        #expect(KernelImage.uefiStart(Array("\u{7F}ELF vmlinux, not a bzImage".utf8)) == .impossible)
+    }
+
+    /// A bzImage without `MZ` (a kernel built without CONFIG_EFI_STUB has none) is no EFI
+    /// application; BIOS still boots it from `HdrS`.
     @Test func withoutMZOrPESignatureItIsNot() {
         var noMZ = Self.stubKernel()
         noMZ[0] = 0
@@ -76,13 +110,13 @@ import Testing
         #expect(KernelImage.isEFIApplication(Array(whole.prefix(0x9E))))
     }
 
-    /// `--require-efi-stub` refuses after the copy and leaves nothing in the output directory;
-    /// without it, the same kernel is extracted as before (BIOS boots it).
-    @Test func requireEFIStubRefusesAKernelWithoutOneAndRemovesTheCopies() throws {
-        var plain = Self.stubKernel()
-        plain[0] = 0
-        plain[1] = 0
-        let fs = MemoryFileSystem(bytes: ["/vmlinuz": plain, "/efi": Self.stubKernel(), "/initrd": [1, 2, 3]])
+    /// `--uefi` refuses after the copy and leaves nothing in the output directory; without it,
+    /// the same kernel is extracted as before (BIOS boots it).
+    @Test func uefiRefusesAKernelUEFICannotStartAndRemovesTheCopies() throws {
+        let fs = MemoryFileSystem(bytes: [
+            "/vmlinuz": Self.stublessKernel(relocatable: 0), "/efi": Self.stubKernel(), "/bz": Self.stublessKernel(),
+            "/initrd": [1, 2, 3],
+        ])
         let tmp = TemporaryDirectory()
         defer { tmp.remove() }
         var options = BootloaderCommand.Options()
@@ -90,16 +124,18 @@ import Testing
         options.outputFormat = .simple0
         options.kernel = "/vmlinuz"
         options.ramdisk = "/initrd"
-        options.requireEFIStub = true
-        #expect(throws: BootError.noEFIStub(path: "/vmlinuz")) { try BootloaderCommand.execute(options, filesystems: [fs]) }
+        options.uefi = true
+        #expect(throws: BootError.notForUEFI(path: "/vmlinuz")) { try BootloaderCommand.execute(options, filesystems: [fs]) }
         #expect(try listDirectory(tmp.path).isEmpty)
-        #expect(BootError.noEFIStub(path: "/vmlinuz").description.contains("CONFIG_EFI_STUB"))
+        #expect(BootError.notForUEFI(path: "/vmlinuz").description.contains("CONFIG_EFI_STUB"))
 
-        options.kernel = "/efi"
-        #expect(try !BootloaderCommand.execute(options, filesystems: [fs]).result.isEmpty)
+        for kernel in ["/efi", "/bz"] {
+            options.kernel = kernel
+            #expect(try !BootloaderCommand.execute(options, filesystems: [fs]).result.isEmpty, "\(kernel)")
+        }
         options.kernel = "/vmlinuz"
-        options.requireEFIStub = false
+        options.uefi = false
         #expect(try !BootloaderCommand.execute(options, filesystems: [fs]).result.isEmpty)
-        #expect(try BootloaderCommand.Options(parsing: ["--require-efi-stub", "disk.img"]).requireEFIStub)
+        #expect(try BootloaderCommand.Options(parsing: ["--uefi", "disk.img"]).uefi)
     }
 }

@@ -93,33 +93,47 @@ import Testing
         #expect(try await daemon.client.info("efidisk").spec.firmware == firmware)
     }
 
-    /// A kernel without an EFI stub (built without CONFIG_EFI_STUB, or before Linux 3.3) on
-    /// the guest's disk: a UEFI start is refused before QEMU runs, saying what to do, and the
-    /// same disk boots from BIOS. The kernel is the test kernel with its PE header removed
-    /// (`MZ` and `PE\0\0` zeroed in the disk's copy); the x86 boot protocol that SeaBIOS's
-    /// direct boot uses reads the setup header at 0x1F1, which stays.
-    @Test func uefiRefusesADiskKernelWithoutAnEFIStubAndBIOSBootsIt() async throws {
+    /// Kernels without an EFI stub (built without CONFIG_EFI_STUB, or before Linux 3.3) on the
+    /// guest's disk, made from the test kernel in the disk's copy (`MZ`, `PE\0\0`, the EFI
+    /// handover offset and its xloadflags bits zeroed). A relocatable bzImage is started under
+    /// UEFI by OVMF's own Linux loader (no "EFI stub" line, but the kernel runs on UEFI). With
+    /// relocatable_kernel cleared that loader cannot take it: the UEFI start is refused before
+    /// QEMU runs, saying what to do, and the same disk boots from BIOS (whose direct boot reads
+    /// only the setup header at 0x1F1).
+    @Test func uefiAndDiskKernelsWithoutAnEFIStub() async throws {
         try FirmwareTests.requireUEFI()
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
-        let disk = daemon.stateDirectory + "/nostub.img"
-        try Self.copyBootDiskWithoutEFIStub(to: disk)
-        let spec = DomainSpec(
-            name: "nostub", memory: 256, bootloader: BootloaderSpec(), firmware: FirmwareSpec(kind: .uefi),
-            disks: [DiskSpec(path: disk, format: .raw)])
-        _ = try await daemon.client.define(spec)
+        let state = daemon.stateDirectory
+        func define(_ name: String, relocatable: Bool) async throws {
+            let disk = state + "/\(name).img"
+            try Self.copyBootDiskWithoutEFIStub(to: disk, relocatable: relocatable)
+            let spec = DomainSpec(
+                name: name, memory: 256, bootloader: BootloaderSpec(), firmware: FirmwareSpec(kind: .uefi),
+                disks: [DiskSpec(path: disk, format: .raw)])
+            _ = try await daemon.client.define(spec)
+        }
+
+        try await define("stubless", relocatable: true)
+        _ = try await daemon.client.perform(.start, on: "stubless")
+        let loaded = try await daemon.waitForLog("stubless", "BERTH-GUEST-MARKER FROM-DISK")
+        #expect(!loaded.contains("EFI stub"), "no stub ran")
+        #expect(loaded.contains("efi: EFI v") && loaded.contains("BERTH-GUEST-READY"), "OVMF's Linux loader started it on UEFI")
+        _ = try await daemon.client.perform(.destroy, on: "stubless")
+
+        try await define("nostub", relocatable: false)
         do {
             _ = try await daemon.client.perform(.start, on: "nostub")
-            Issue.record("a kernel without an EFI stub was started under UEFI")
+            Issue.record("a kernel UEFI cannot start was started under UEFI")
         } catch let error as BerthError {
-            #expect(error.message.contains("boots with UEFI") && error.message.contains("has no EFI stub"), "\(error.message)")
-            #expect(error.message.contains("/boot/vmlinuz-"), "names the guest's kernel: \(error.message)")
+            #expect(error.message.contains("boots with UEFI") && error.message.contains("is one OVMF cannot start"), "\(error.message)")
+            #expect(error.message.contains("/boot/vmlinuz-") && error.message.contains("has no EFI stub"), "\(error.message)")
             #expect(error.remedy?.contains("BIOS") == true && error.remedy?.contains("CONFIG_EFI_STUB") == true, "\(error.remedy ?? "")")
         }
         let refused = try await daemon.client.info("nostub")
         #expect(refused.state == .shutoff && refused.pid == nil)
-        #expect(refused.lastError?.contains("no EFI stub") == true)
-        let uefiInfo = try await BerthRun.run(["dominfo", "nostub"], state: daemon.stateDirectory)
+        #expect(refused.lastError?.contains("OVMF cannot start") == true)
+        let uefiInfo = try await BerthRun.run(["dominfo", "nostub"], state: state)
         #expect(uefiInfo.stdout.contains("UEFI (OVMF") && uefiInfo.stdout.contains("booting the kernel Berth gives it"), "\(uefiInfo.stdout)")
 
         var bios = refused.spec
@@ -129,15 +143,15 @@ import Testing
         #expect(started.state == .running)
         let log = try await daemon.waitForLog("nostub", "BERTH-GUEST-MARKER FROM-DISK")
         #expect(log.contains("BERTH-GUEST-READY"))
-        #expect(!log.contains("EFI stub"))
-        let biosInfo = try await BerthRun.run(["dominfo", "nostub"], state: daemon.stateDirectory)
+        #expect(!log.contains("efi: EFI v"))
+        let biosInfo = try await BerthRun.run(["dominfo", "nostub"], state: state)
         #expect(biosInfo.stdout.contains("SeaBIOS, booting the kernel Berth gives it"), "\(biosInfo.stdout)")
         _ = try await daemon.client.perform(.destroy, on: "nostub")
     }
 
-    /// bootdisk.img with the kernel's PE header zeroed in place: its ext4 holds the kernel in
-    /// one extent, so its first block is found by content at a 4 KiB boundary.
-    static func copyBootDiskWithoutEFIStub(to disk: String) throws {
+    /// bootdisk.img with the kernel's EFI stub made unreachable in place: its ext4 holds the
+    /// kernel in one extent, so its first block is found by content at a 4 KiB boundary.
+    static func copyBootDiskWithoutEFIStub(to disk: String, relocatable: Bool) throws {
         let fixture = GuestFixture.directory + "/bootdisk.img"
         let kernel = GuestFixture.directory + "/vmlinuz"
         guard FileManager.default.fileExists(atPath: fixture), FileManager.default.fileExists(atPath: kernel) else {
@@ -153,6 +167,10 @@ import Testing
             "the kernel's first block is in \(fixture)")
         image.replaceSubrange(start..<start + 2, with: [0, 0])
         image.replaceSubrange(start + peOffset..<start + peOffset + 4, with: [0, 0, 0, 0])
+        // handover_offset (0x264) and xloadflags' XLF_EFI_HANDOVER_32/64 and XLF_EFI_KEXEC (0x236).
+        image.replaceSubrange(start + 0x264..<start + 0x268, with: [0, 0, 0, 0])
+        image[start + 0x236] &= ~0x1C
+        if !relocatable { image[start + 0x234] = 0 }
         try image.write(to: URL(fileURLWithPath: disk))
     }
 

@@ -51,9 +51,9 @@ extension BootPreparer {
             if let entry = choice.entry { arguments.append("--entry=\(entry)") }
             if let extra = choice.extraArgs, !extra.isEmpty { arguments.append("--args=\(extra)") }
             if let identity { arguments.append("--sandbox=\(identity.uid):\(identity.gid)") }
-            // OVMF starts only EFI applications: a kernel without the stub is refused here, by name.
+            // A kernel OVMF cannot start is refused here, by name, not left to sit in its boot menu.
             let uefi = spec.firmware?.kind == .uefi
-            if uefi { arguments.append("--require-efi-stub") }
+            if uefi { arguments.append("--uefi") }
             let outcome = try await Spawn.run(arguments, timeout: timeout, stdin: image, directory: output)
             // Whatever the bootloader left is now root's: nothing running as the guest's user
             // can swap a file in between this check and QEMU opening it.
@@ -68,11 +68,10 @@ extension BootPreparer {
                     .timeout, "The bootloader took longer than \(timeout.components.seconds) s on \(disk.path) and was stopped.",
                     remedy: "Inspect the disk with 'berth bootloader --list-entries \(disk.path)', or give the domain a kernel.")
             }
-            guard !(uefi && outcome.status == BootloaderCommand.noEFIStubStatus) else {
+            guard !(uefi && outcome.status == BootloaderCommand.notForUEFIStatus) else {
                 throw BerthError(
                     .invalidArgument,
-                    "Domain '\(spec.name)' boots with UEFI, but the kernel its boot menu chose on \(disk.path) has no EFI stub, "
-                        + "so OVMF cannot start it: \(sanitized(outcome.output, dropping: "berth-bootloader: "))",
+                    "Domain '\(spec.name)' boots with UEFI, but the kernel its boot menu chose on \(disk.path) is one OVMF cannot start: \(sanitized(outcome.output, dropping: "berth-bootloader: "))",
                     remedy:
                         "Boot it with BIOS firmware (\"firmware\": {\"kind\": \"bios\"}, or <os firmware='bios'> in 'berth dumpxml', "
                         + "then 'berth define --update FILE'), or install a kernel built with CONFIG_EFI_STUB (Linux 3.3 and later) in the guest.")
