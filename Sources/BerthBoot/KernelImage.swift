@@ -62,9 +62,10 @@ public enum KernelImage {
         return subsystem == efiApplication
     }
 
-    /// The first `headerBytes` of the file at `path`, opened without following a final symlink.
-    public static func header(ofFileAt path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    /// The first `headerBytes` of the file at `path`, opened without following a final symlink
+    /// unless `followingSymlinks` (a host kernel such as `/vmlinuz` often is one).
+    public static func header(ofFileAt path: String, followingSymlinks: Bool = false) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | (followingSymlinks ? 0 : O_NOFOLLOW))
         guard fd >= 0 else { throw BootError.outputDirectory(path: path, reason: "cannot read it back: \(errnoText(errno))") }
         defer { close(fd) }
         var bytes = [UInt8](repeating: 0, count: headerBytes)

@@ -165,13 +165,43 @@ import Testing
         let start = try #require(
             stride(from: 0, to: image.count - head.count, by: 4096).first { image[$0..<$0 + head.count] == head },
             "the kernel's first block is in \(fixture)")
-        image.replaceSubrange(start..<start + 2, with: [0, 0])
-        image.replaceSubrange(start + peOffset..<start + peOffset + 4, with: [0, 0, 0, 0])
-        // handover_offset (0x264) and xloadflags' XLF_EFI_HANDOVER_32/64 and XLF_EFI_KEXEC (0x236).
-        image.replaceSubrange(start + 0x264..<start + 0x268, with: [0, 0, 0, 0])
-        image[start + 0x236] &= ~0x1C
-        if !relocatable { image[start + 0x234] = 0 }
+        stripEFIStub(&image, at: start, relocatable: relocatable)
         try image.write(to: URL(fileURLWithPath: disk))
+    }
+
+    /// Makes the test kernel starting at `start` in `bytes` one built without CONFIG_EFI_STUB:
+    /// `MZ`, `PE\0\0` (at the offset in 0x3C), handover_offset (0x264) and xloadflags'
+    /// XLF_EFI_HANDOVER_32/64 and XLF_EFI_KEXEC (0x236) zeroed; optionally relocatable_kernel.
+    static func stripEFIStub(_ bytes: inout Data, at start: Int, relocatable: Bool) {
+        let peOffset = Int(bytes[start + 0x3C]) | Int(bytes[start + 0x3D]) << 8
+        bytes.replaceSubrange(start..<start + 2, with: [0, 0])
+        bytes.replaceSubrange(start + peOffset..<start + peOffset + 4, with: [0, 0, 0, 0])
+        bytes.replaceSubrange(start + 0x264..<start + 0x268, with: [0, 0, 0, 0])
+        bytes[start + 0x236] &= ~0x1C
+        if !relocatable { bytes[start + 0x234] = 0 }
+    }
+
+    /// The same check for a kernel on the host (the domain's own, or an installer's): one OVMF
+    /// cannot start is refused at start, before QEMU runs.
+    @Test func aHostKernelOVMFCannotStartIsRefusedUnderUEFI() async throws {
+        try FirmwareTests.requireUEFI()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        var kernel = try Data(contentsOf: URL(fileURLWithPath: GuestFixture.kernel))
+        Self.stripEFIStub(&kernel, at: 0, relocatable: false)
+        let path = daemon.stateDirectory + "/vmlinuz-nostub"
+        try kernel.write(to: URL(fileURLWithPath: path))
+        _ = try await daemon.client.define(
+            DomainSpec(name: "hostk", memory: 256, kernel: path, firmware: FirmwareSpec(kind: .uefi)))
+        do {
+            _ = try await daemon.client.perform(.start, on: "hostk")
+            Issue.record("a kernel UEFI cannot start was started under UEFI")
+        } catch let error as BerthError {
+            #expect(error.message.contains("its kernel \(path) is one OVMF cannot start"), "\(error.message)")
+            #expect(error.remedy?.contains("CONFIG_EFI_STUB") == true, "\(error.remedy ?? "")")
+        }
+        let info = try await daemon.client.info("hostk")
+        #expect(info.state == .shutoff && info.pid == nil)
     }
 
     @Test func aDiskWithoutKernelIsAClearStartError() async throws {

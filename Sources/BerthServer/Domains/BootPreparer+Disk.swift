@@ -1,4 +1,5 @@
 import BerthBoot
+import BerthHost
 import BerthModel
 import BerthQEMU
 import Foundation
@@ -15,7 +16,10 @@ extension BootPreparer {
     /// start, with the bootloader's message, and nothing else.
     static func fromGuestDisk(directory: String, bootloader: String, timeout: Duration = .seconds(30)) -> BootPreparer {
         BootPreparer { spec, identity in
-            guard let choice = spec.bootloader else { return nil }
+            guard let choice = spec.bootloader else {
+                try await refuseHostKernelOVMFCannotStart(spec)
+                return nil
+            }
             guard let disk = spec.disks.first(where: { $0.device == .disk }) else {
                 throw BerthError(
                     .invalidArgument, "Domain '\(spec.name)' boots through its bootloader but has no disk.",
@@ -94,6 +98,23 @@ extension BootPreparer {
             }
             return BootFiles(kernel: selection.kernel, initrd: selection.initrd, cmdline: cmdline)
         }
+    }
+
+    /// A host kernel (the domain's own, or an installer's) under UEFI that OVMF cannot start is
+    /// refused before launch, as the bootloader's `--uefi` refuses a disk's. The file is the
+    /// administrator's or the install tree's, not the guest's; 4 KiB of it are read, off the
+    /// cooperative pool. One that cannot be read is left to QEMU's error, as before.
+    static func refuseHostKernelOVMFCannotStart(_ spec: DomainSpec) async throws {
+        guard spec.firmware?.kind == .uefi, let kernel = spec.kernel else { return }
+        let header = try? await BlockingIO.run { try KernelImage.header(ofFileAt: kernel, followingSymlinks: true) }
+        guard let header, KernelImage.uefiStart(header) == .impossible else { return }
+        throw BerthError(
+            .invalidArgument,
+            "Domain '\(spec.name)' boots with UEFI, but its kernel \(kernel) is one OVMF cannot start: it has no EFI stub "
+                + "and is not a relocatable bzImage (boot protocol 2.05 or later).",
+            remedy:
+                "Boot it with BIOS firmware (\"firmware\": {\"kind\": \"bios\"}, or <os firmware='bios'>), or give a kernel built "
+                + "with CONFIG_EFI_STUB (Linux 3.3 and later).")
     }
 
     /// The bootloader's answer, `kernel PATH\0ramdisk PATH\0args ARGS\0\0`, trusted no further
