@@ -131,6 +131,9 @@ public enum BootError: Error, CustomStringConvertible, Sendable, Equatable {
     case usage(String)
     case badValue(option: String, value: String, reason: String)
     case sandbox(step: String, errno: Int32)
+    /// `--uefi`: the chosen kernel is neither an EFI application nor a bzImage OVMF's Linux
+    /// loader takes, so UEFI firmware cannot start it.
+    case notForUEFI(path: String)
 
     public var description: String {
         switch self {
@@ -160,6 +163,8 @@ public enum BootError: Error, CustomStringConvertible, Sendable, Equatable {
             "\(path): \(reason) — this is not a real boot menu; check the guest image"
         case .usage(let text): text
         case .badValue(let option, let value, let reason): "\(option)=\(value): \(reason)"
+        case .notForUEFI(let path):
+            "\(path) has no EFI stub and is not a relocatable bzImage (boot protocol 2.05 or later), so UEFI firmware cannot start it — boot this guest with BIOS firmware, or install a kernel built with CONFIG_EFI_STUB (Linux 3.3 and later)"
         case .sandbox(let step, let errno):
             "cannot enter the sandbox: \(step) failed: \(errnoText(errno)) — --sandbox needs root (CAP_SETUID, CAP_SETGID); nothing was read"
         }

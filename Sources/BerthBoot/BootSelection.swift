@@ -1,5 +1,11 @@
 import BerthDisk
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// What the daemon asks for at each start of a guest that boots through its own menu.
 public struct BootRequest: Sendable {
     /// Host path of the first disk's image.
@@ -19,10 +25,14 @@ public struct BootRequest: Sendable {
     public var limits: ExtractionLimits
     /// Check everything but copy nothing (`-n`): the result's paths are `<kernel:/guest/path>`.
     public var notReally: Bool
+    /// UEFI firmware will start the kernel (`--uefi`): refuse one it cannot start
+    /// (`KernelImage.uefiStart`), before anything is launched.
+    public var uefi: Bool
 
     public init(
         image: String, entry: String? = nil, kernel: String? = nil, ramdisk: String? = nil, extraArgs: String? = nil,
-        outputDirectory: String, offset: UInt64? = nil, limits: ExtractionLimits = ExtractionLimits(), notReally: Bool = false
+        outputDirectory: String, offset: UInt64? = nil, limits: ExtractionLimits = ExtractionLimits(), notReally: Bool = false,
+        uefi: Bool = false
     ) {
         self.image = image
         self.entry = entry
@@ -33,6 +43,7 @@ public struct BootRequest: Sendable {
         self.offset = offset
         self.limits = limits
         self.notReally = notReally
+        self.uefi = uefi
     }
 }
 
@@ -153,6 +164,11 @@ public struct BootPlan: Sendable {
             return BootSelection(kernelPath: "<kernel:\(kernel.path)>", initrdPath: ramdisk, cmdline: cmdline, entry: entry, menu: menu)
         }
         let (kernelPath, ramdiskPath) = try Extraction.extract(kernel: kernel, initrds: initrds, to: request.outputDirectory, limits: request.limits)
+        // Judged on the copy: its first bytes are the kernel's, read once, whatever the filesystem.
+        if request.uefi, KernelImage.uefiStart(try KernelImage.header(ofFileAt: kernelPath)) == .impossible {
+            for path in [kernelPath, ramdiskPath].compactMap({ $0 }) { unlink(path) }
+            throw BootError.notForUEFI(path: kernel.path)
+        }
         return BootSelection(kernelPath: kernelPath, initrdPath: ramdiskPath, cmdline: cmdline, entry: entry, menu: menu)
     }
 }

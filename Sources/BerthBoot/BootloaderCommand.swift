@@ -14,11 +14,14 @@ public enum BootloaderCommand {
         Usage: berth-bootloader [-q|--quiet] [-i|--interactive] [-l|--list-entries] [-n|--not-really]
                [--output=FILE] [--kernel=PATH] [--ramdisk=PATH] [--args=ARGS] [--entry=N|TITLE|ID]
                [--output-directory=DIR] [--output-format=sxp|simple|simple0] [--offset=BYTES]
-               [--isconfig] [--max-bytes=N] [--time-limit=SECONDS] [--sandbox=UID:GID] IMAGE | --image-fd=N
+               [--isconfig] [--max-bytes=N] [--time-limit=SECONDS] [--sandbox=UID:GID] [--uefi]
+               IMAGE | --image-fd=N
         Reads the boot menu of a guest disk IMAGE (or, with --isconfig, the menu file IMAGE),
         copies the chosen kernel and initrd into the output directory and prints where they are.
         --image-fd=N reads the image from the open, read-only descriptor N instead of a path.
         --sandbox=UID:GID (as root) drops to UID:GID with tight resource limits before reading anything.
+        --uefi: UEFI firmware will start the kernel; refuse (exit status 2) one it cannot start:
+        neither an EFI stub (CONFIG_EFI_STUB) nor a relocatable bzImage (boot protocol 2.05+).
         """
 
     public enum OutputFormat: String, Sendable { case sxp, simple, simple0 }
@@ -43,6 +46,8 @@ public enum BootloaderCommand {
         public var imageFD: Int32?
         /// `--sandbox=UID:GID`: applied by `run` before anything is opened or read.
         public var sandbox: Sandbox?
+        /// `--uefi`: refuse a kernel UEFI firmware cannot start.
+        public var uefi = false
 
         public init() {}
 
@@ -55,7 +60,9 @@ public enum BootloaderCommand {
                 "output", "output-format", "output-directory", "offset", "runas", "entry", "kernel", "ramdisk", "args",
                 "max-bytes", "time-limit", "image-fd", "sandbox",
             ]
-            let flags: Set<String> = ["quiet", "interactive", "list-entries", "not-really", "help", "isconfig", "debug"]
+            let flags: Set<String> = [
+                "quiet", "interactive", "list-entries", "not-really", "help", "isconfig", "debug", "uefi",
+            ]
             while k < arguments.count {
                 let arg = arguments[k]
                 k += 1
@@ -125,6 +132,7 @@ public enum BootloaderCommand {
             case "list-entries": listEntries = true
             case "not-really": notReally = true
             case "isconfig": isConfig = true
+            case "uefi": uefi = true
             case "help": help = true
             case "quiet", "interactive", "debug", "runas":
                 // There is no interactive menu: the default or --entry is booted. --runas is
@@ -174,8 +182,13 @@ public enum BootloaderCommand {
         public var result: [UInt8] = []
     }
 
+    /// Exit status of a kernel refused by `--uefi`, so a caller can tell it from a disk with
+    /// nothing to boot.
+    public static let notForUEFIStatus: Int32 = 2
+
     /// Runs the command with `arguments` (without the program name), printing to standard
-    /// output/error. Returns the exit status: 0 on success, 1 on any error (as PyGRUB).
+    /// output/error. Returns the exit status: 0 on success, `notForUEFIStatus` for a kernel
+    /// `--uefi` refused, 1 on any other error (as PyGRUB).
     public static func run(arguments: [String], open: FileSystemOpener = BootDisk.open) -> Int32 {
         do {
             let options = try Options(parsing: arguments)
@@ -199,6 +212,7 @@ public enum BootloaderCommand {
             return 0
         } catch {
             writeAll(2, Array("berth-bootloader: \(error)\n".utf8))
+            if case .notForUEFI = error as? BootError { return notForUEFIStatus }
             return 1
         }
     }
@@ -247,7 +261,7 @@ public enum BootloaderCommand {
         let request = BootRequest(
             image: options.image, entry: options.entry, kernel: options.kernel, ramdisk: options.ramdisk,
             extraArgs: options.args, outputDirectory: options.outputDirectory, offset: options.offset,
-            limits: options.limits, notReally: options.notReally)
+            limits: options.limits, notReally: options.notReally, uefi: options.uefi)
         if options.listEntries {
             for fs in filesystems {
                 if let menu = try? MenuSearch.find(in: fs) {

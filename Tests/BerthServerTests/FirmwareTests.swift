@@ -117,12 +117,17 @@ import Testing
             Issue.record("a missing loader was accepted")
         } catch let error as BerthError {
             #expect(error.message.contains("/nonexistent/OVMF_CODE.fd"), "\(error)")
+            #expect(error.remedy?.contains("install ovmf") == true, "names the package: \(error.remedy ?? "-")")
         }
         let file = state + "/empty.json"
         try #"{"name": "empty", "nics": [{"mode": "user"}]}"#.write(toFile: file, atomically: true, encoding: .utf8)
         let define = try await BerthRun.run(["define", file], state: state)
         #expect(define.status == 0, "\(define.stderr)")
         #expect(define.stderr.contains("has nothing to boot"), "\(define.stderr)")
+        // dominfo says which firmware boots it, in which order, and what it lacks.
+        let dominfo = try await BerthRun.run(["dominfo", "empty"], state: state)
+        #expect(dominfo.stdout.contains("SeaBIOS, boot order hd, cdrom — "), "\(dominfo.stdout)")
+        #expect(dominfo.stdout.contains("nothing to boot"), "\(dominfo.stdout)")
         let start = try await BerthRun.run(["start", "empty"], state: state)
         #expect(start.status != 0)
         #expect(start.stderr.contains("has nothing to boot"), "\(start.stderr)")

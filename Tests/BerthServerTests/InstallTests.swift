@@ -482,6 +482,25 @@ import Testing
         for name in ["good", "bad"] { _ = try? await daemon.client.perform(.destroy, on: name) }
     }
 
+    /// A `--location` berthd cannot reach is reported as berthd's view of the network (the
+    /// CLI's host may well reach it), before anything is defined or created.
+    @Test func aLocationBerthdCannotReachIsNamedAsItsOwnView() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let state = daemon.stateDirectory
+        var port = Int.random(in: 32001...60000)
+        while TestDaemon.acceptsTCP(port) { port = Int.random(in: 32001...60000) }
+        let location = "http://127.0.0.1:\(port)/install/centos6/"
+        let run = try await BerthRun.run(
+            ["install", "--name=far1", "--disk", "path=\(state)/far1.img,size=1", "--location", location, "--nographics", "--noautoconsole"],
+            state: state)
+        #expect(run.status == 6, "\(run.stderr)")
+        #expect(run.stderr.contains("berthd cannot read the install tree at \(location)"), "\(run.stderr)")
+        #expect(run.stderr.contains("berthd fetches the tree over its own host's network, not the CLI's"), "\(run.stderr)")
+        await #expect(throws: BerthError.self) { try await daemon.client.info("far1") }
+        #expect(!FileManager.default.fileExists(atPath: state + "/far1.img"))
+    }
+
     @Test func dryRunPrintsThePlanAndChangesNothing() async throws {
         let state = "/tmp/berth-dry-" + String(UUID().uuidString.prefix(8))
         defer { try? FileManager.default.removeItem(atPath: state) }

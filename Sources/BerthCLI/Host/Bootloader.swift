@@ -9,7 +9,8 @@ struct Bootloader: ParsableCommand {
         discussion: """
             Takes PyGRUB's options: IMAGE [--list-entries] [--entry=N|TITLE] [--kernel=PATH] [--ramdisk=PATH] \
             [--args=ARGS] [--output-format=sxp|simple|simple0] [--output=FILE] [--output-directory=DIR] [-q] [-n] \
-            [--offset=BYTES] [--isconfig]. The same program is installed alone as berth-bootloader, for xl configs' \
+            [--offset=BYTES] [--isconfig] [--uefi] (exit status 2: UEFI firmware cannot start the kernel, which has \
+            no EFI stub and is not a relocatable bzImage). The same program is installed alone as berth-bootloader, for xl configs' \
             bootloader = line.
             """)
 

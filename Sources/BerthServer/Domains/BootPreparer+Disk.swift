@@ -1,3 +1,5 @@
+import BerthBoot
+import BerthHost
 import BerthModel
 import BerthQEMU
 import Foundation
@@ -14,7 +16,10 @@ extension BootPreparer {
     /// start, with the bootloader's message, and nothing else.
     static func fromGuestDisk(directory: String, bootloader: String, timeout: Duration = .seconds(30)) -> BootPreparer {
         BootPreparer { spec, identity in
-            guard let choice = spec.bootloader else { return nil }
+            guard let choice = spec.bootloader else {
+                try await refuseHostKernelOVMFCannotStart(spec)
+                return nil
+            }
             guard let disk = spec.disks.first(where: { $0.device == .disk }) else {
                 throw BerthError(
                     .invalidArgument, "Domain '\(spec.name)' boots through its bootloader but has no disk.",
@@ -50,6 +55,9 @@ extension BootPreparer {
             if let entry = choice.entry { arguments.append("--entry=\(entry)") }
             if let extra = choice.extraArgs, !extra.isEmpty { arguments.append("--args=\(extra)") }
             if let identity { arguments.append("--sandbox=\(identity.uid):\(identity.gid)") }
+            // A kernel OVMF cannot start is refused here, by name, not left to sit in its boot menu.
+            let uefi = spec.firmware?.kind == .uefi
+            if uefi { arguments.append("--uefi") }
             let outcome = try await Spawn.run(arguments, timeout: timeout, stdin: image, directory: output)
             // Whatever the bootloader left is now root's: nothing running as the guest's user
             // can swap a file in between this check and QEMU opening it.
@@ -63,6 +71,14 @@ extension BootPreparer {
                 throw BerthError(
                     .timeout, "The bootloader took longer than \(timeout.components.seconds) s on \(disk.path) and was stopped.",
                     remedy: "Inspect the disk with 'berth bootloader --list-entries \(disk.path)', or give the domain a kernel.")
+            }
+            guard !(uefi && outcome.status == BootloaderCommand.notForUEFIStatus) else {
+                throw BerthError(
+                    .invalidArgument,
+                    "Domain '\(spec.name)' boots with UEFI, but the kernel its boot menu chose on \(disk.path) is one OVMF cannot start: \(sanitized(outcome.output, dropping: "berth-bootloader: "))",
+                    remedy:
+                        "Boot it with BIOS firmware (\"firmware\": {\"kind\": \"bios\"}, or <os firmware='bios'> in 'berth dumpxml', "
+                        + "then 'berth define --update FILE'), or install a kernel built with CONFIG_EFI_STUB (Linux 3.3 and later) in the guest.")
             }
             guard outcome.status == 0 else {
                 let why = sanitized(outcome.output, dropping: "berth-bootloader: ")
@@ -82,6 +98,23 @@ extension BootPreparer {
             }
             return BootFiles(kernel: selection.kernel, initrd: selection.initrd, cmdline: cmdline)
         }
+    }
+
+    /// A host kernel (the domain's own, or an installer's) under UEFI that OVMF cannot start is
+    /// refused before launch, as the bootloader's `--uefi` refuses a disk's. The file is the
+    /// administrator's or the install tree's, not the guest's; 4 KiB of it are read, off the
+    /// cooperative pool. One that cannot be read is left to QEMU's error, as before.
+    static func refuseHostKernelOVMFCannotStart(_ spec: DomainSpec) async throws {
+        guard spec.firmware?.kind == .uefi, let kernel = spec.kernel else { return }
+        let header = try? await BlockingIO.run { try KernelImage.header(ofFileAt: kernel, followingSymlinks: true) }
+        guard let header, KernelImage.uefiStart(header) == .impossible else { return }
+        throw BerthError(
+            .invalidArgument,
+            "Domain '\(spec.name)' boots with UEFI, but its kernel \(kernel) is one OVMF cannot start: it has no EFI stub "
+                + "and is not a relocatable bzImage (boot protocol 2.05 or later).",
+            remedy:
+                "Boot it with BIOS firmware (\"firmware\": {\"kind\": \"bios\"}, or <os firmware='bios'>), or give a kernel built "
+                + "with CONFIG_EFI_STUB (Linux 3.3 and later).")
     }
 
     /// The bootloader's answer, `kernel PATH\0ramdisk PATH\0args ARGS\0\0`, trusted no further
