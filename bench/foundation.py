@@ -174,14 +174,30 @@ def guest_spec(name, machine=None):
     return spec
 
 
+def raw_start(argv, fds):
+    """Seconds from exec to the marker for raw QEMU with berthd's arguments (own paths)."""
+    work = tempfile.mkdtemp(prefix="bq-", dir="/tmp")
+    log = f"{work}/console.log"
+    fixed = raw_argv(argv, log, fds)
+    start = time.monotonic()
+    proc = subprocess.Popen(fixed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return wait_for(log, MARKER, start=start)
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def bench_start(daemon, runs):
-    print("== start to guest init (median of %d)" % runs)
+    """`berth start` to the guest's init against raw QEMU with the very arguments berthd used,
+    runs alternating (Berth, raw, Berth, raw…) so that host load drifts affect both alike."""
+    print("== start to guest init (median of %d, Berth and raw runs alternating)" % runs)
     results = {}
     for label, machine in [("berth (default machine)", None), ("berth -M pc", "pc")]:
         name = "bench-" + (machine or "default")
         daemon.request("POST", "/v1/domains", guest_spec(name, machine))
-        times = []
-        argv = None
+        times, raw = [], []
         for _ in range(runs):
             info = daemon.request("GET", f"/v1/domains/{name}")
             log = info["consoleLog"]
@@ -191,34 +207,17 @@ def bench_start(daemon, runs):
             daemon.berth("start", name)
             times.append(wait_for(log, MARKER, start=start))
             info = daemon.request("GET", f"/v1/domains/{name}")
-            argv = open(f"/proc/{info['pid']}/cmdline", "rb").read().split(b"\0")[:-1]
+            argv = [a.decode() for a in open(f"/proc/{info['pid']}/cmdline", "rb").read().split(b"\0")[:-1]]
             fds = fd_paths(info["pid"])
             daemon.request("POST", f"/v1/domains/{name}/destroy?wait=true")
-        results[label] = (statistics.median(times), argv, fds)
-    for label, (median, _, _) in results.items():
-        print(f"  {label:32s} {median:6.3f} s")
-
-    # Raw QEMU with the same arguments berthd used (own paths, same everything else).
-    for label in list(results):
-        argv = [a.decode() for a in results[label][1]]
-        raw = []
-        for _ in range(runs):
-            work = tempfile.mkdtemp(prefix="bq-", dir="/tmp")
-            log = f"{work}/console.log"
-            fixed = raw_argv(argv, log, results[label][2])
-            start = time.monotonic()
-            proc = subprocess.Popen(fixed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            raw.append(wait_for(log, MARKER, start=start))
-            proc.kill()
-            proc.wait()
-            shutil.rmtree(work, ignore_errors=True)
-        median = statistics.median(raw)
-        berth_median = results[label][0]
-        print(f"  raw qemu, same arguments as {label:10s} {median:6.3f} s   berth/raw = {berth_median / median:5.3f}")
-        results["raw " + label] = (median, None, None)
-    pc = results.get("raw berth -M pc", (None,))[0]
+            raw.append(raw_start(argv, fds))
+        results[label] = statistics.median(times)
+        results["raw " + label] = statistics.median(raw)
+        print(f"  {label:32s} {results[label]:6.3f} s   raw qemu, same arguments {results['raw ' + label]:6.3f} s"
+              f"   berth/raw = {results[label] / results['raw ' + label]:5.3f}")
+    pc = results.get("raw berth -M pc")
     if pc:
-        print(f"  berth default machine vs raw -M pc: {results['berth (default machine)'][0] / pc:5.3f} (below 1 is faster)")
+        print(f"  berth default machine vs raw -M pc: {results['berth (default machine)'] / pc:5.3f} (below 1 is faster)")
     if shutil.which("virsh"):
         print("  virsh: libvirt is installed; compare with 'virsh start' of the same guest by hand")
     else:
