@@ -74,40 +74,15 @@ import Testing
         let state = daemon.stateDirectory
         let (disk, overlay, flag) = try await Self.qcow2WithFlag(in: state, name: "ext")
 
-        var boots = 0
-        let uuid = UUID()
-        /// Starts the guest with `script` run on the mounted file system (on the disks its
-        /// definition names now); waits for `until` in its log.
-        func boot(_ script: String, until: String = "BERTH-GUEST-POWEROFF") async throws {
-            var spec = try GuestFixture.spec("ext", mode: "poweroff")
-            spec.uuid = uuid
-            spec.disks =
-                boots == 0
-                ? [DiskSpec(path: disk, format: .qcow2), DiskSpec(path: flag, format: .raw, readOnly: true)]
-                : try await client.info("ext").spec.disks
-            spec.cmdline =
-                (spec.cmdline ?? "")
-                + #" berth.run="mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && cd /mnt && "# + script + #" ; s=$?; cd /; umount /mnt; exit $s""#
-            if boots == 0 { _ = try await client.define(spec) } else { _ = try await client.update(spec) }
-            boots += 1
-            _ = try await client.perform(.start, on: "ext")
-            _ = try await daemon.waitForLog("ext", until, count: boots, timeout: 120)
-        }
-        /// What the last boot's script printed, once the guest is off again.
-        func ran() async throws -> String {
-            _ = try await daemon.waitForLog("ext", "BERTH-GUEST-POWEROFF", count: boots, timeout: 120)
-            _ = try await daemon.waitForState("ext", .shutoff, timeout: 120)
-            let after = try await daemon.log("ext").components(separatedBy: "BERTH-GUEST-RUN-BEGIN").last ?? ""
-            return after.components(separatedBy: "BERTH-GUEST-RUN-END").first ?? ""
-        }
+        let guest = ScriptedDiskGuest(daemon, "ext", disk: disk, flag: flag)
 
         // A first boot writes `before`. A second one waits for its flag disk to say "go" while
         // the snapshot is taken, then writes `after`.
-        try await boot("echo one > before")
-        #expect(try await ran().contains("EXT4-fs (vda): mounted"))
+        try await guest.boot("echo one > before")
+        #expect(try await guest.ran().contains("EXT4-fs (vda): mounted"))
         let wait = "until dd if=/dev/vdb bs=2 count=1 2>/dev/null | grep -q go; do echo 3 > /proc/sys/vm/drop_caches; sleep 1; done"
-        try await boot(
-            "echo SNAPSHOT-NOW && " + wait + " && echo two > after && sync && echo FILES: $(ls)", until: "SNAPSHOT-NOW")
+        try await guest.boot(
+            "m=MARK && echo SNAPSHOT-$m && " + wait + " && echo two > after && sync && echo FILES: $(ls)", until: "SNAPSHOT-MARK")
         let taken = try await client.createSnapshot("ext", SnapshotRequest(name: "base", diskOnly: true))
         #expect(taken.external && !taken.memory && taken.state == .running)
         #expect(taken.disks == [disk] && taken.overlays == [overlay])
@@ -125,13 +100,13 @@ import Testing
 
         // The guest goes on when its read-only second disk says so.
         try Data("go".utf8).write(to: URL(fileURLWithPath: flag))
-        let first = try await ran()
+        let first = try await guest.ran()
         #expect(first.contains("FILES: after before lost+found"), "first boot: \(first)")
 
         let revert = try await BerthRun.run(["snapshot-revert", "ext", "base"], state: state)
         #expect(revert.status == 0 && revert.stdout.contains("discarded"), "\(revert.stdout) \(revert.stderr)")
-        try await boot("echo FILES: $(ls) && echo CONTENT: $(cat before) && echo three > later && sync")
-        let second = try await ran()
+        try await guest.boot("echo FILES: $(ls) && echo CONTENT: $(cat before) && echo three > later && sync")
+        let second = try await guest.ran()
         #expect(second.contains("FILES: before lost+found") && second.contains("CONTENT: one"), "after revert: \(second)")
 
         // Delete merges the overlay (holding `later`) into the raw file and drops the overlay.
@@ -141,8 +116,8 @@ import Testing
         #expect(back.path == disk && back.format == .qcow2 && back.backing == nil)
         #expect(!FileManager.default.fileExists(atPath: overlay))
         #expect(try await client.snapshots("ext").isEmpty)
-        try await boot("echo FILES: $(ls)")
-        let third = try await ran()
+        try await guest.boot("echo FILES: $(ls)")
+        let third = try await guest.ran()
         #expect(third.contains("FILES: before later lost+found"), "after merge: \(third)")
     }
 
@@ -156,26 +131,7 @@ import Testing
         let state = daemon.stateDirectory
         let (disk, overlay, flag) = try await Self.qcow2WithFlag(in: state, name: "live")
 
-        var boots = 0
-        let uuid = UUID()
-        func boot(_ script: String, until: String = "BERTH-GUEST-POWEROFF") async throws {
-            var spec = try GuestFixture.spec("live", mode: "poweroff")
-            spec.uuid = uuid
-            spec.disks = [DiskSpec(path: disk, format: .qcow2), DiskSpec(path: flag, format: .raw, readOnly: true)]
-            spec.cmdline =
-                (spec.cmdline ?? "")
-                + #" berth.run="mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && cd /mnt && "# + script + #" ; s=$?; cd /; umount /mnt; exit $s""#
-            if boots == 0 { _ = try await client.define(spec) } else { _ = try await client.update(spec) }
-            boots += 1
-            _ = try await client.perform(.start, on: "live")
-            _ = try await daemon.waitForLog("live", until, count: until == "BERTH-GUEST-POWEROFF" ? boots : 1)
-        }
-        func ran() async throws -> String {
-            _ = try await daemon.waitForLog("live", "BERTH-GUEST-POWEROFF", count: boots)
-            _ = try await daemon.waitForState("live", .shutoff)
-            let after = try await daemon.log("live").components(separatedBy: "BERTH-GUEST-RUN-BEGIN").last ?? ""
-            return after.components(separatedBy: "BERTH-GUEST-RUN-END").first ?? ""
-        }
+        let guest = ScriptedDiskGuest(daemon, "live", disk: disk, flag: flag, followDefinition: false)
         /// Puts `word` at the start of the flag disk, in place (the file keeps its size).
         func signal(_ word: String) throws {
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: flag))
@@ -188,12 +144,12 @@ import Testing
             "until dd if=/dev/vdb bs=2 count=1 2>/dev/null | grep -q \(word); do echo 3 > /proc/sys/vm/drop_caches; sleep 1; done"
         }
 
-        try await boot("echo one > before")
-        #expect(try await ran().contains("EXT4-fs (vda): mounted"))
+        try await guest.boot("echo one > before")
+        #expect(try await guest.ran().contains("EXT4-fs (vda): mounted"))
         // The second boot writes `after` into the overlay once told, then waits while the
         // overlay is merged under it, then lists its files on the disk it writes to now. (Its
         // marks are made by the shell: the console also shows the kernel's command line.)
-        try await boot(
+        try await guest.boot(
             "m=MARK && echo SNAPSHOT-$m && " + waitFor("go") + " && echo two > after && sync && echo AFTER-$m && "
                 + waitFor("ok") + " && echo FILES: $(ls)",
             until: "SNAPSHOT-MARK")
@@ -212,10 +168,10 @@ import Testing
         #expect(try await client.snapshots("live").isEmpty)
 
         try signal("ok")
-        let second = try await ran()
+        let second = try await guest.ran()
         #expect(second.contains("FILES: after before lost+found"), "merged boot: \(second)")
-        try await boot("echo FILES: $(ls) && echo CONTENT: $(cat after)")
-        let third = try await ran()
+        try await guest.boot("echo FILES: $(ls) && echo CONTENT: $(cat after)")
+        let third = try await guest.ran()
         #expect(third.contains("FILES: after before lost+found") && third.contains("CONTENT: two"), "next boot: \(third)")
     }
 
@@ -230,34 +186,10 @@ import Testing
         let state = daemon.stateDirectory
         let (disk, overlay, flag) = try await Self.qcow2WithFlag(in: state, name: "started")
 
-        var boots = 0
-        let uuid = UUID()
-        /// Starts the guest on the disks its definition names now, `script` run on the
-        /// mounted file system; waits for `until` (a mark the shell makes) or the power-off.
-        func boot(_ script: String, until: String = "BERTH-GUEST-POWEROFF") async throws {
-            var spec = try GuestFixture.spec("started", mode: "poweroff")
-            spec.uuid = uuid
-            spec.disks =
-                boots == 0
-                ? [DiskSpec(path: disk, format: .qcow2), DiskSpec(path: flag, format: .raw, readOnly: true)]
-                : try await client.info("started").spec.disks
-            spec.cmdline =
-                (spec.cmdline ?? "")
-                + #" berth.run="mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && cd /mnt && "# + script + #" ; s=$?; cd /; umount /mnt; exit $s""#
-            if boots == 0 { _ = try await client.define(spec) } else { _ = try await client.update(spec) }
-            boots += 1
-            _ = try await client.perform(.start, on: "started")
-            _ = try await daemon.waitForLog("started", until, count: until == "BERTH-GUEST-POWEROFF" ? boots : 1)
-        }
-        func ran() async throws -> String {
-            _ = try await daemon.waitForLog("started", "BERTH-GUEST-POWEROFF", count: boots)
-            _ = try await daemon.waitForState("started", .shutoff)
-            let after = try await daemon.log("started").components(separatedBy: "BERTH-GUEST-RUN-BEGIN").last ?? ""
-            return after.components(separatedBy: "BERTH-GUEST-RUN-END").first ?? ""
-        }
+        let guest = ScriptedDiskGuest(daemon, "started", disk: disk, flag: flag)
 
-        try await boot("echo one > before")
-        #expect(try await ran().contains("EXT4-fs (vda): mounted"))
+        try await guest.boot("echo one > before")
+        #expect(try await guest.ran().contains("EXT4-fs (vda): mounted"))
         // Shut off: the definition switches to the overlay, and the next start is on it.
         let taken = try await BerthRun.run(["snapshot-create-as", "started", "base", "--disk-only"], state: state)
         #expect(taken.status == 0, "\(taken.stderr)")
@@ -265,7 +197,7 @@ import Testing
         // The guest writes `after` into the overlay, then waits for the flag disk to say "ok"
         // and writes `later` to whatever its disk is then.
         let waitOK = "until dd if=/dev/vdb bs=2 count=1 2>/dev/null | grep -q ok; do echo 3 > /proc/sys/vm/drop_caches; sleep 1; done"
-        try await boot(
+        try await guest.boot(
             "m=MARK && echo two > after && sync && echo AFTER-$m && " + waitOK + " && echo three > later && sync && echo FILES: $(ls)",
             until: "AFTER-MARK")
         let pid = try await client.info("started").pid
@@ -288,10 +220,55 @@ import Testing
         try handle.write(contentsOf: Data("ok".utf8))
         try handle.synchronize()
         try handle.close()
-        let second = try await ran()
+        let second = try await guest.ran()
         #expect(second.contains("FILES: after before later lost+found"), "merged boot: \(second)")
-        try await boot("echo FILES: $(ls) && echo CONTENT: $(cat after) $(cat later)")
-        let third = try await ran()
+        try await guest.boot("echo FILES: $(ls) && echo CONTENT: $(cat after) $(cat later)")
+        let third = try await guest.ran()
         #expect(third.contains("FILES: after before later lost+found") && third.contains("CONTENT: two three"), "next boot: \(third)")
+    }
+}
+
+/// The test guest on an ext4 qcow2 disk (`vda`) and a read-only flag disk (`vdb`), booted again
+/// and again, each boot running a shell script on the mounted file system and powering off.
+final class ScriptedDiskGuest: @unchecked Sendable {
+    let daemon: TestDaemon
+    let name: String
+    let disks: [DiskSpec]
+    /// Each boot after the first uses the disks the definition names then (a snapshot may have
+    /// switched them); otherwise always `disks`.
+    let followDefinition: Bool
+    let uuid = UUID()
+    private(set) var boots = 0
+
+    init(_ daemon: TestDaemon, _ name: String, disk: String, flag: String, followDefinition: Bool = true) {
+        self.daemon = daemon
+        self.name = name
+        self.disks = [DiskSpec(path: disk, format: .qcow2), DiskSpec(path: flag, format: .raw, readOnly: true)]
+        self.followDefinition = followDefinition
+    }
+
+    /// Starts the guest with `script`; waits for `until`: the power-off, or a mark the shell
+    /// makes (`m=MARK && echo X-$m`: the console also shows the kernel's command line, where
+    /// the mark is not yet whole), which each boot makes once.
+    func boot(_ script: String, until: String = "BERTH-GUEST-POWEROFF") async throws {
+        let client = daemon.client
+        var spec = try GuestFixture.spec(name, mode: "poweroff")
+        spec.uuid = uuid
+        spec.disks = boots > 0 && followDefinition ? try await client.info(name).spec.disks : disks
+        spec.cmdline =
+            (spec.cmdline ?? "")
+            + #" berth.run="mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && cd /mnt && "# + script + #" ; s=$?; cd /; umount /mnt; exit $s""#
+        if boots == 0 { _ = try await client.define(spec) } else { _ = try await client.update(spec) }
+        boots += 1
+        _ = try await client.perform(.start, on: name)
+        _ = try await daemon.waitForLog(name, until, count: until == "BERTH-GUEST-POWEROFF" ? boots : 1)
+    }
+
+    /// What the last boot's script printed, once the guest is off again.
+    func ran() async throws -> String {
+        _ = try await daemon.waitForLog(name, "BERTH-GUEST-POWEROFF", count: boots)
+        _ = try await daemon.waitForState(name, .shutoff)
+        let after = try await daemon.log(name).components(separatedBy: "BERTH-GUEST-RUN-BEGIN").last ?? ""
+        return after.components(separatedBy: "BERTH-GUEST-RUN-END").first ?? ""
     }
 }
