@@ -324,6 +324,30 @@ import Testing
         #expect(try await client.volume(pool: "default", name: "ro").capacity == 8 << 20)
     }
 
+    /// A volume group on a loop device over a sparse file of `size` in `directory`.
+    struct LoopVolumeGroup {
+        let name: String
+        let loop: String
+        let file: String
+
+        /// Takes the group, its physical volume and the loop device away again.
+        func remove() {
+            for argv in [["/usr/sbin/vgremove", "-q", "-f", name], ["/usr/sbin/pvremove", "-q", loop], ["/usr/sbin/losetup", "-d", loop]] {
+                _ = try? BerthRun.execute(argv[0], Array(argv.dropFirst()), timeout: 60)
+            }
+        }
+    }
+
+    static func loopVolumeGroup(_ prefix: String, size: String, in directory: String) async throws -> LoopVolumeGroup {
+        let name = prefix + "\(UInt32.random(in: 0...UInt32.max))"
+        let file = directory + "/pv.img"
+        try await host(["/usr/bin/truncate", "-s", size, file])
+        let loop = try await host(["/usr/sbin/losetup", "-f", "--show", file])
+        try await host(["/usr/sbin/pvcreate", "-q", loop])
+        try await host(["/usr/sbin/vgcreate", "-q", name, loop])
+        return LoopVolumeGroup(name: name, loop: loop, file: file)
+    }
+
     /// A host tool run on a thread of its own; its output (a failure records an issue).
     @discardableResult
     static func host(_ argv: [String]) async throws -> String {
@@ -348,17 +372,9 @@ import Testing
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let client = daemon.client
-        let group = "berthtest\(UInt32.random(in: 0...UInt32.max))"
-        let file = daemon.stateDirectory + "/pv.img"
-        try await Self.host(["/usr/bin/truncate", "-s", "64M", file])
-        let loop = try await Self.host(["/usr/sbin/losetup", "-f", "--show", file])
-        try await Self.host(["/usr/sbin/pvcreate", "-q", loop])
-        try await Self.host(["/usr/sbin/vgcreate", "-q", group, loop])
-        defer {
-            for argv in [["/usr/sbin/vgremove", "-q", "-f", group], ["/usr/sbin/pvremove", "-q", loop], ["/usr/sbin/losetup", "-d", loop]] {
-                _ = try? BerthRun.execute(argv[0], Array(argv.dropFirst()), timeout: 60)
-            }
-        }
+        let volumeGroup = try await Self.loopVolumeGroup("berthtest", size: "64M", in: daemon.stateDirectory)
+        defer { volumeGroup.remove() }
+        let (group, file) = (volumeGroup.name, volumeGroup.file)
 
         _ = try await client.definePool(PoolSpec(name: "nolvm", type: .logical, sourceName: group + "missing"))
         await Self.expectError(.notFound, containing: "does not exist") { _ = try await client.perform(.start, pool: "nolvm") }
@@ -660,17 +676,9 @@ import Testing
         let daemon = try await TestDaemon()
         defer { daemon.tearDown() }
         let client = daemon.client
-        let group = "berthkill\(UInt32.random(in: 0...UInt32.max))"
-        let file = daemon.stateDirectory + "/pv.img"
-        try await Self.host(["/usr/bin/truncate", "-s", "1100M", file])
-        let loop = try await Self.host(["/usr/sbin/losetup", "-f", "--show", file])
-        try await Self.host(["/usr/sbin/pvcreate", "-q", loop])
-        try await Self.host(["/usr/sbin/vgcreate", "-q", group, loop])
-        defer {
-            for argv in [["/usr/sbin/vgremove", "-q", "-f", group], ["/usr/sbin/pvremove", "-q", loop], ["/usr/sbin/losetup", "-d", loop]] {
-                _ = try? BerthRun.execute(argv[0], Array(argv.dropFirst()), timeout: 60)
-            }
-        }
+        let volumeGroup = try await Self.loopVolumeGroup("berthkill", size: "1100M", in: daemon.stateDirectory)
+        defer { volumeGroup.remove() }
+        let (group, file) = (volumeGroup.name, volumeGroup.file)
         _ = try await client.definePool(PoolSpec(name: "lvm", type: .logical, sourceName: group))
         _ = try await client.perform(.start, pool: "lvm")
         let source = try await client.createVolume(pool: "lvm", VolumeCreateRequest(name: "src", capacity: 512 << 20))
