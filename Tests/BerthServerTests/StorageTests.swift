@@ -348,6 +348,19 @@ import Testing
         return LoopVolumeGroup(name: name, loop: loop, file: file)
     }
 
+    /// Polls a clone operation until it has copied bytes and `also` holds, for up to 120 s:
+    /// whether it got there still running (the moment to SIGKILL berthd in the middle).
+    static func cloneUnderWay(_ id: String, _ client: BerthClient, also: () -> Bool = { true }) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            let now = try await client.operation(id)
+            #expect(now.status == .running, "the clone ended before berthd was killed: \(now)")
+            guard now.status == .running else { return false }
+            if (now.progress?.bytes ?? 0) > 0, also() { return true }
+        }
+        return false
+    }
+
     /// A host tool run on a thread of its own; its output (a failure records an issue).
     @discardableResult
     static func host(_ argv: [String]) async throws -> String {
@@ -611,13 +624,7 @@ import Testing
         var before = stat()
         #expect(stat(source.path, &before) == 0)
         let operation = try await client.beginCloneVolume(pool: "default", name: "big", to: "half")
-        var midway = false
-        while !midway, Date() < deadline.addingTimeInterval(60) {
-            let now = try await client.operation(operation.id)
-            #expect(now.status == .running, "the clone ended before berthd was killed: \(now)")
-            guard now.status == .running else { break }
-            midway = (now.progress?.bytes ?? 0) > 0
-        }
+        let midway = try await Self.cloneUnderWay(operation.id, client)
         daemon.stop(signal: SIGKILL)
         #expect(midway)
         #expect(Self.leftovers(images).count == 1, "the half copy under a hidden name: \(Self.leftovers(images))")
@@ -645,14 +652,7 @@ import Testing
         _ = try await client.perform(.refresh, pool: "default")
         #expect(try await client.volume(pool: "default", name: "bigq").format == .qcow2)
         let qcow2Clone = try await client.beginCloneVolume(pool: "default", name: "bigq", to: "halfq")
-        var converting = false
-        let cloneDeadline = Date().addingTimeInterval(120)
-        while !converting, Date() < cloneDeadline {
-            let now = try await client.operation(qcow2Clone.id)
-            #expect(now.status == .running, "the qcow2 clone ended before berthd was killed: \(now)")
-            guard now.status == .running else { break }
-            converting = (now.progress?.bytes ?? 0) > 0 && !Self.qemuImgs(naming: images).isEmpty
-        }
+        let converting = try await Self.cloneUnderWay(qcow2Clone.id, client) { !Self.qemuImgs(naming: images).isEmpty }
         daemon.stop(signal: SIGKILL)
         #expect(converting)
         let goneDeadline = Date().addingTimeInterval(60)
@@ -694,14 +694,7 @@ import Testing
         }
 
         let operation = try await client.beginCloneVolume(pool: "lvm", name: "src", to: "half")
-        var midway = false
-        let deadline = Date().addingTimeInterval(120)
-        while !midway, Date() < deadline {
-            let now = try await client.operation(operation.id)
-            #expect(now.status == .running, "the clone ended before berthd was killed: \(now)")
-            guard now.status == .running else { break }
-            midway = (now.progress?.bytes ?? 0) > 0
-        }
+        let midway = try await Self.cloneUnderWay(operation.id, client)
         daemon.stop(signal: SIGKILL)
         #expect(midway)
         let hidden = try await lvs()
