@@ -2,6 +2,7 @@ import BerthFormats
 import Testing
 
 @testable import BerthCLI
+@testable import BerthServer
 
 /// URLs naming this host become 10.0.2.2 for a user-mode networking guest; others stay.
 @Suite struct InstallRewriteTests {
@@ -32,5 +33,31 @@ import Testing
         var arguments = ["--name", "x", "--connect", "/run/b.sock", "--ram=1", "--tls-ca=ca.pem"]
         #expect(Install.extractConnectionOptions(&arguments) == ["--connect", "/run/b.sock", "--tls-ca=ca.pem"])
         #expect(arguments == ["--name", "x", "--ram=1"])
+    }
+}
+
+/// An install from berthd's own media server reads the registered directory; only loopback
+/// URLs on the media port's `/install/NAME/` qualify, and never a path with `.` or `..`.
+@Suite struct OwnMediaPathTests {
+    @Test func loopbackURLsOnTheMediaPortNameTheTree() throws {
+        let tree = try #require(Hypervisor.ownMediaPath("http://127.0.0.1:8001/install/centos6/", mediaPort: 8001))
+        #expect(tree.name == "centos6" && tree.rest.isEmpty)
+        let nested = try #require(Hypervisor.ownMediaPath("http://localhost:8001/install/c6/os/x86_64/", mediaPort: 8001))
+        #expect(nested.name == "c6" && nested.rest == ["os", "x86_64"])
+    }
+
+    @Test(arguments: [
+        "http://127.0.0.1:8002/install/centos6/",  // another port
+        "http://10.0.2.2:8001/install/centos6/",  // not loopback
+        "https://127.0.0.1:8001/install/centos6/",  // not the media server's scheme
+        "http://127.0.0.1:8001/kickstarts/a.ks",  // not a tree
+        "http://127.0.0.1:8001/install/",  // no name
+        "http://127.0.0.1:8001/install/centos6/../../etc/",
+        "http://127.0.0.1:8001/install/centos6/%2e%2e/secret/",
+        "http://127.0.0.1:8001/install/centos6/./os/",
+        "/srv/install/centos6",
+    ])
+    func everythingElseGoesOverHTTP(_ location: String) {
+        #expect(Hypervisor.ownMediaPath(location, mediaPort: 8001) == nil)
     }
 }

@@ -209,6 +209,17 @@ extension Hypervisor {
         }
     }
 
+    /// The media name and the path under it of an `http://` loopback URL on `mediaPort`'s
+    /// `/install/NAME/…`; nil for any other URL, or one whose path has `.` or `..` in it.
+    static func ownMediaPath(_ location: String, mediaPort: Int) -> (name: String, rest: [String])? {
+        guard let url = URL(string: location), url.scheme == "http", url.port == mediaPort,
+            let host = url.host, DaemonConfiguration.isLoopback(host)
+        else { return nil }
+        let parts = url.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard parts.count >= 2, parts[0] == "install", !parts.contains(".."), !parts.contains(".") else { return nil }
+        return (parts[1], Array(parts.dropFirst(2)))
+    }
+
     static func isNetworkURL(_ text: String) -> Bool {
         let lower = text.lowercased()
         return lower.hasPrefix("http://") || lower.hasPrefix("https://") || lower.hasPrefix("ftp://")
@@ -826,15 +837,10 @@ private struct InstallRun {
     /// installer's kernel and initrd need not make a round trip through berthd's own HTTP
     /// server and client. The guest still fetches the tree over HTTP. Anything else: nil.
     func ownMediaDirectory(_ location: String) throws -> (any InstallTreeSource)? {
-        guard let mediaPort, let url = URL(string: location), url.scheme == "http", url.port == mediaPort,
-            let host = url.host, DaemonConfiguration.isLoopback(host)
+        guard let mediaPort, let (name, rest) = Hypervisor.ownMediaPath(location, mediaPort: mediaPort),
+            let entry = try hypervisor.catalog.mediaEntry(named: name), entry.kind == .directory
         else { return nil }
-        let parts = url.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        guard parts.count >= 2, parts[0] == "install", !parts.contains(".."), !parts.contains("."),
-            let entry = try hypervisor.catalog.mediaEntry(named: parts[1]), entry.kind == .directory
-        else { return nil }
-        let root = ([entry.path] + parts.dropFirst(2)).joined(separator: "/")
-        return LocalDirectoryInstallTree(root: root, location: location)
+        return LocalDirectoryInstallTree(root: ([entry.path] + rest).joined(separator: "/"), location: location)
     }
 
     static func treeSource(_ location: String) throws -> any InstallTreeSource {
