@@ -13,7 +13,16 @@ import Testing
         guard let begin = log.range(of: "BERTH-GUEST-RUN-BEGIN\r\n") ?? log.range(of: "BERTH-GUEST-RUN-BEGIN\n"),
             let end = log.range(of: "BERTH-GUEST-RUN-END", range: begin.upperBound..<log.endIndex)
         else { return "" }
-        return String(log[begin.upperBound..<end.lowerBound])
+        return log[begin.upperBound..<end.lowerBound].split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !isKernelMessage($0) }.joined(separator: "\n")
+    }
+
+    /// The kernel's own messages (`[    1.590791] clocksource: …`) land between the run's lines
+    /// when the kernel prints late on a slow host; they are not what the guest's command wrote.
+    static func isKernelMessage(_ line: Substring) -> Bool {
+        guard line.first == "[", let close = line.firstIndex(of: "]") else { return false }
+        let stamp = line[line.index(after: line.startIndex)..<close]
+        return stamp.contains(".") && stamp.allSatisfy { $0 == " " || $0 == "." || $0.isNumber }
     }
 
     static func status(_ pid: Int32) -> [String: String] {
