@@ -10,7 +10,9 @@ import Testing
 @Suite(.serialized, .bootsGuests) struct IsolationTests {
     /// The output of the guest's `berth.run=` command (between its BEGIN and END lines).
     static func runOutput(_ log: String) -> String {
-        guard let begin = log.range(of: "BERTH-GUEST-RUN-BEGIN\r\n") ?? log.range(of: "BERTH-GUEST-RUN-BEGIN\n"),
+        // The output starts on the line after the marker (a kernel message may share its line).
+        guard let marker = log.range(of: "BERTH-GUEST-RUN-BEGIN"),
+            let begin = log.range(of: "\n", range: marker.upperBound..<log.endIndex),
             let end = log.range(of: "BERTH-GUEST-RUN-END", range: begin.upperBound..<log.endIndex)
         else { return "" }
         return log[begin.upperBound..<end.lowerBound].split(separator: "\n", omittingEmptySubsequences: false)
