@@ -11,11 +11,12 @@ import Testing
     /// The output of the guest's `berth.run=` command (between its BEGIN and END lines).
     static func runOutput(_ log: String) -> String {
         // The output starts on the line after the marker (a kernel message may share its line).
+        // Lines end in "\r\n" on the serial console: one Character, so split on `isNewline`.
         guard let marker = log.range(of: "BERTH-GUEST-RUN-BEGIN"),
-            let begin = log.range(of: "\n", range: marker.upperBound..<log.endIndex),
-            let end = log.range(of: "BERTH-GUEST-RUN-END", range: begin.upperBound..<log.endIndex)
+            let newline = log[marker.upperBound...].firstIndex(where: \.isNewline),
+            let end = log.range(of: "BERTH-GUEST-RUN-END", range: log.index(after: newline)..<log.endIndex)
         else { return "" }
-        return log[begin.upperBound..<end.lowerBound].split(separator: "\n", omittingEmptySubsequences: false)
+        return log[log.index(after: newline)..<end.lowerBound].split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
             .filter { !isKernelMessage($0) }.joined(separator: "\n")
     }
 
