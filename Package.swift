@@ -10,6 +10,8 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
     ("BerthPOSIX", [], []),
     ("BerthModel", [], []),
     ("BerthFormats", ["BerthModel"], []),
+    // libvirt XML (FoundationXML, libxml2, ICU) for the CLI only: berthd reads JSON.
+    ("BerthXML", ["BerthModel", "BerthFormats"], []),
     ("BerthDisk", [], []),
     ("BerthBoot", ["BerthDisk", "BerthPOSIX"], []),
     ("BerthQEMU", ["BerthModel", "BerthPOSIX"], []),
@@ -45,7 +47,7 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
     ),
     (
         "BerthCLI",
-        ["BerthModel", "BerthFormats", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthClient", "BerthPOSIX"],
+        ["BerthModel", "BerthFormats", "BerthXML", "BerthDisk", "BerthBoot", "BerthQEMU", "BerthHost", "BerthClient", "BerthPOSIX"],
         [
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "X509", package: "swift-certificates"),
@@ -65,7 +67,8 @@ let resources: [String: [Resource]] = ["BerthServer": [.copy("UI")]]
 
 // Tests that need more than their own module (end-to-end tests drive berthd and the CLI).
 let testExtras: [String: [String]] = [
-    "BerthServerTests": ["BerthClient", "BerthCLI"]
+    "BerthServerTests": ["BerthClient", "BerthCLI", "BerthXML"],
+    "BerthFormatsTests": ["BerthXML"],
 ]
 
 let uses = Dictionary(uniqueKeysWithValues: modules.map { ($0.name, $0.uses) })

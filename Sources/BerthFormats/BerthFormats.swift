@@ -42,10 +42,10 @@ public struct FormatWarning: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-enum InputCheck {
+public enum InputCheck {
     /// Checks size, NUL bytes and UTF-8 before any parsing, so every reader rejects a
     /// binary or oversized file the same way, with the position of the first bad byte.
-    static func text(_ bytes: [UInt8], source: String, what: String) throws -> String {
+    public static func text(_ bytes: [UInt8], source: String, what: String) throws -> String {
         guard bytes.count <= BerthFormats.maxDocumentBytes else {
             throw BerthError(
                 .invalidArgument,
@@ -112,7 +112,7 @@ enum InputCheck {
 
 extension BerthError {
     /// A malformed-input error in the `source:line:column: message` shape editors jump to.
-    static func syntax(_ source: String, _ position: TextPosition, _ message: String, remedy: String) -> BerthError {
+    public static func syntax(_ source: String, _ position: TextPosition, _ message: String, remedy: String) -> BerthError {
         BerthError(.invalidArgument, "\(source):\(position.line):\(position.column): \(message)", remedy: remedy)
     }
 }

@@ -845,7 +845,7 @@ func xenDiskIndex(_ vdev: String) -> Int {
 }
 
 /// Splits `--entry=1 --args "a b"` as a shell would (quotes, no expansion).
-func splitShellWords(_ text: String) -> [String] {
+public func splitShellWords(_ text: String) -> [String] {
     var words: [String] = []
     var current = ""
     var quote: Character?

@@ -201,7 +201,9 @@ public final class UnixSocketConnection: Sendable {
 
     private func readLoop(onLine: @Sendable ([UInt8]) -> Void) -> QMP.Error? {
         var buffer: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        // QMP's messages are small; a longer one takes a few reads. Every running guest has
+        // a reader, so this buffer is paid per guest in berthd's resident memory.
+        var chunk = [UInt8](repeating: 0, count: 8192)
         while true {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n == 0 { return nil }

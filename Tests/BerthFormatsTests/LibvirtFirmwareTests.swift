@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import BerthFormats
+@testable import BerthXML
 
 /// Every firmware form a domain can have survives libvirt XML both ways, and what Berth
 /// writes is a domain libvirt's own schema accepts.

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import BerthFormats
+@testable import BerthXML
 
 @Suite struct LibvirtXMLTests {
     /// What virt-install wrote for the seed's devel1 on a Xen host (virsh dumpxml shape).

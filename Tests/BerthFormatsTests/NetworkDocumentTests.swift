@@ -1,5 +1,6 @@
 import BerthFormats
 import BerthModel
+import BerthXML
 import Foundation
 import Testing
 

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import BerthFormats
+@testable import BerthXML
 
 @Suite struct XLDomainTests {
     static func read(_ body: String) throws -> DomainImport {

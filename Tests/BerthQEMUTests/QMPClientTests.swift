@@ -181,6 +181,22 @@ import Testing
         #expect(error?.berthError.code == .connection)
     }
 
+    /// A reply many times the reader's buffer (a `query-block` of a guest with many disks)
+    /// arrives in several reads and is answered whole.
+    @Test func aReplyLongerThanOneReadArrivesWhole() async throws {
+        let long = String(repeating: "x", count: 300_000)
+        let server = try StubQMPServer { peer in
+            peer.handshake()
+            guard let command = peer.readCommand() else { return }
+            peer.send(#"{"return": {"blob": "\#(long)"}, "id": \#(command.id)}"#)
+            _ = peer.readLine()
+        }
+        let client = try await QMP.Client.connect(path: server.path, timeout: .seconds(5))
+        defer { client.close() }
+        let reply = try await client.execute("query-block")
+        #expect(reply["blob"]?.string == long)
+    }
+
     @Test func endlessLineIsRefused() async throws {
         let server = try StubQMPServer { peer in
             peer.handshake()

@@ -1,6 +1,7 @@
 import BerthClient
 import BerthFormats
 import BerthModel
+import BerthXML
 import Foundation
 import Testing
 

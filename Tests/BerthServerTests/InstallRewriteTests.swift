@@ -44,6 +44,8 @@ import Testing
         #expect(tree.name == "centos6" && tree.rest.isEmpty)
         let nested = try #require(Hypervisor.ownMediaPath("http://localhost:8001/install/c6/os/x86_64/", mediaPort: 8001))
         #expect(nested.name == "c6" && nested.rest == ["os", "x86_64"])
+        let encoded = try #require(Hypervisor.ownMediaPath("http://127.0.0.1:8001/install/c%206/os/", mediaPort: 8001))
+        #expect(encoded.name == "c 6" && encoded.rest == ["os"])
     }
 
     @Test(arguments: [
@@ -55,6 +57,7 @@ import Testing
         "http://127.0.0.1:8001/install/centos6/../../etc/",
         "http://127.0.0.1:8001/install/centos6/%2e%2e/secret/",
         "http://127.0.0.1:8001/install/centos6/./os/",
+        "http://127.0.0.1:8001/install/centos6/a%2f..%2f..%2fetc/",  // an encoded separator
         "/srv/install/centos6",
     ])
     func everythingElseGoesOverHTTP(_ location: String) {

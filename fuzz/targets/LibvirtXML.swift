@@ -1,4 +1,4 @@
-// modules: BerthModel BerthFormats
+// modules: BerthModel BerthFormats BerthXML
 // corpus: Tests/BerthFormatsTests/Fixtures/libvirt/*.xml
 //
 // libvirt domain XML through Foundation's XMLParser: never a crash, and writing what was

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BerthFormats
 import BerthModel
+import BerthXML
 import Foundation
 
 struct Define: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BerthFormats
 import BerthModel
+import BerthXML
 import Foundation
 
 extension DomainDocument.Format: ExpressibleByArgument {

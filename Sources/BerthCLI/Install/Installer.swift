@@ -2,6 +2,7 @@ import BerthClient
 import BerthFormats
 import BerthHost
 import BerthModel
+import BerthXML
 import Foundation
 
 /// `berth install` as a client: virt-install's options become one `InstallPlan`, sent to berthd

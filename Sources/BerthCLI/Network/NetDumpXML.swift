@@ -1,6 +1,7 @@
 import ArgumentParser
 import BerthFormats
 import BerthModel
+import BerthXML
 
 struct NetDumpXML: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

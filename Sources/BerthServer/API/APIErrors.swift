@@ -68,7 +68,7 @@ enum JSONResponse {
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
-            throw DomainDocument.describe(error, source: "request body")
+            throw DomainJSON.describe(error, source: "request body")
         } catch let error as BerthError {
             throw error
         } catch {

@@ -210,13 +210,14 @@ extension Hypervisor {
     }
 
     /// The media name and the path under it of an `http://` loopback URL on `mediaPort`'s
-    /// `/install/NAME/…`; nil for any other URL, or one whose path has `.` or `..` in it.
+    /// `/install/NAME/…`; nil for any other URL, or one whose path the media server would
+    /// refuse (`.`, `..`, encoded separators: the same `MediaLibrary.components` rule).
     static func ownMediaPath(_ location: String, mediaPort: Int) -> (name: String, rest: [String])? {
         guard let url = URL(string: location), url.scheme == "http", url.port == mediaPort,
-            let host = url.host, DaemonConfiguration.isLoopback(host)
+            let host = url.host, DaemonConfiguration.isLoopback(host),
+            let parts = try? MediaLibrary.components(ofRawPath: url.path(percentEncoded: true)),
+            parts.count >= 2, parts[0] == "install"
         else { return nil }
-        let parts = url.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        guard parts.count >= 2, parts[0] == "install", !parts.contains(".."), !parts.contains(".") else { return nil }
         return (parts[1], Array(parts.dropFirst(2)))
     }
 

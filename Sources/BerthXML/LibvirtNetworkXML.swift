@@ -1,7 +1,8 @@
 import Foundation
 
-// Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
+// Fuzz builds compile the Berth modules named in fuzz/targets/*.swift into this module (fuzz/targets/*.swift).
 #if canImport(BerthModel)
+    import BerthFormats
     import BerthModel
 #endif
 
@@ -20,7 +21,7 @@ public enum NetworkDocument {
             do {
                 return (try JSONDecoder().decode(NetworkSpec.self, from: Data(text.utf8)), [])
             } catch let error as DecodingError {
-                throw DomainDocument.describe(error, source: source)
+                throw DomainJSON.describe(error, source: source)
             }
         }
         return try readXML(XMLTree.parse(bytes, source: source), source: source)

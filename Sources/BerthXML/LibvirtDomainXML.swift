@@ -1,7 +1,8 @@
 import Foundation
 
-// Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
+// Fuzz builds compile the Berth modules named in fuzz/targets/*.swift into this module (fuzz/targets/*.swift).
 #if canImport(BerthModel)
+    import BerthFormats
     import BerthModel
 #endif
 
