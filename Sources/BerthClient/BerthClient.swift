@@ -359,6 +359,16 @@ public struct BerthClient: Sendable {
         return try await volume(pool: pool, name: name)
     }
 
+    /// `vol-download` into `file`, an empty file on berthd's own host that berthd fills itself
+    /// (offered on berthd's unix socket only), waited for; `progress` hears how far it got.
+    public func downloadVolume(pool: String, name: String, file: String, progress: (OperationProgress) -> Void = { _ in })
+        async throws
+    {
+        let operation = try await call(
+            .POST, volumePath(pool, name) + "/download", body: VolumeDownloadFileRequest(file: file), as: OperationInfo.self)
+        _ = try await finish(operation, progress: progress)
+    }
+
     /// `vol-download`: the volume's bytes written to `descriptor` as they arrive (no copy in
     /// between); `progress` hears each piece's size.
     public func downloadVolume(pool: String, name: String, to descriptor: Int32, progress: @escaping @Sendable (UInt64) -> Void)

@@ -163,6 +163,15 @@ public struct VolumeUploadFileRequest: Codable, Sendable, Equatable {
     public init(file: String) { self.file = file }
 }
 
+/// `POST …/download` (berthd's unix socket only): `vol-download` into a file on berthd's own
+/// host, which the client created empty and berthd fills (the kernel copies the bytes).
+public struct VolumeDownloadFileRequest: Codable, Sendable, Equatable {
+    /// An absolute path on berthd's host: an empty regular file.
+    public var file: String
+
+    public init(file: String) { self.file = file }
+}
+
 /// `POST …/clone`: `vol-clone`.
 public struct VolumeCloneRequest: Codable, Sendable, Equatable {
     public var name: String

@@ -760,6 +760,15 @@ import Testing
         #expect(back.prefix(content.count) == content, "the uploaded bytes come back")
         #expect(back.dropFirst(content.count).allSatisfy { $0 == 0 }, "the rest is zeros")
         #expect(try await client.volume(pool: "default", name: "up").capacity == 24 << 20)
+        // Root's CLI had berthd fill the file: the volume's holes stay holes.
+        var written = stat()
+        #expect(stat(target, &written) == 0 && Int(written.st_blocks) * 512 < 16 << 20, "blocks: \(written.st_blocks)")
+        // Streamed from the API (what a remote client does): the same bytes.
+        let streamedBack = state + "/streamed-back.bin"
+        let out = open(streamedBack, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        try await client.downloadVolume(pool: "default", name: "up", to: out) { _ in }
+        close(out)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: streamedBack)) == back)
 
         // Streamed over the API (what a remote client does): the same bytes arrive.
         let reversed = Data(content.reversed())
@@ -801,9 +810,9 @@ import Testing
         #expect(Self.leftovers(state + "/images").isEmpty, "temporary files left: \(Self.leftovers(state + "/images"))")
     }
 
-    /// berthd opens the file a local vol-upload names only for a root client: a user in the
-    /// socket's group cannot have berthd read a root-only file for them, and their `berth
-    /// vol-upload` streams what they can read themselves.
+    /// berthd opens the file a local vol-upload or vol-download names only for a root client:
+    /// a user in the socket's group cannot have berthd read (or write) a root-only file for
+    /// them, and their `berth vol-upload` streams what they can read themselves.
     @Test func localUploadReadsFilesOnlyForRoot() async throws {
         try Self.requireQEMUImg()
         let daemon = try await TestDaemon()
@@ -830,6 +839,14 @@ import Testing
                 "http://localhost/v1/pools/default/volumes/up/upload?wait=true",
             ])
         #expect(request.hasSuffix("401") && request.contains("only for root"), "\(request)")
+        // Nor does berthd write a file for them.
+        let download = try await Self.host(
+            asNobody + [
+                "/usr/bin/curl", "-s", "-w", "\n%{http_code}", "--unix-socket", daemon.socketPath, "-H",
+                "Content-Type: application/json", "-d", "{\"file\": \"\(shared)\"}",
+                "http://localhost/v1/pools/default/volumes/up/download?wait=true",
+            ])
+        #expect(download.hasSuffix("401") && download.contains("vol-download only for root"), "\(download)")
         let cli = try await Self.uploadAsNobody(secret, state: state)
         #expect(cli.status != 0 && cli.stderr.contains("Permission denied"), "\(cli.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: volume.path)).prefix(9) == Data(count: 9), "the volume is unchanged")

@@ -48,7 +48,9 @@ struct VolUpload: AsyncParsableCommand {
 struct VolDownload: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vol-download", abstract: "Copy a volume's content into a local file, streamed through berthd.",
-        discussion: "berth vol-download disk.img ./disk.raw --pool default. The file must not exist.")
+        discussion:
+            "berth vol-download disk.img ./disk.raw --pool default. The file must not exist. Run as root against the local berthd (its unix socket), berthd writes the file itself (the kernel copies it, holes stay holes); otherwise it is streamed."
+    )
 
     @Argument(help: "Volume: NAME with --pool, POOL/NAME, or its path.") var volume: String
     @Argument(help: "The local file to write (must not exist).") var file: String
@@ -68,6 +70,11 @@ struct VolDownload: AsyncParsableCommand {
                 let (pool, name) = try await volumeOptions.locate(volume, client: client)
                 let total = try await client.volume(pool: pool, name: name).capacity
                 meter.total.withLock { $0 = total }
+                // As for vol-upload: the local berthd fills the file itself for root.
+                if case .unix = client.endpoint, geteuid() == 0 {
+                    try await client.downloadVolume(pool: pool, name: name, file: SavePaths.absolute(file)) { meter.show($0.bytes) }
+                    return
+                }
                 try await client.downloadVolume(pool: pool, name: name, to: fd) { meter.add($0) }
             }
         } catch {

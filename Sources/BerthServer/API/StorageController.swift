@@ -88,10 +88,19 @@ struct StorageController<Context: RequestContext & PeerIdentifying> {
             group.post("pools/:pool/volumes/:volume/upload") { request, context in
                 let pool = try context.parameters.require("pool")
                 let name = try context.parameters.require("volume")
-                try await Self.requireRootPeer(context)
+                try await Self.requireRootPeer(context, for: "vol-upload")
                 let body = try await JSONResponse.decode(VolumeUploadFileRequest.self, from: request)
                 return try await volumeOperation("vol-upload", pool: pool, volume: name, request: request) {
                     _ = try await hypervisor.uploadVolume(pool: pool, name: name, file: body.file, progress: $0)
+                }
+            }
+            group.post("pools/:pool/volumes/:volume/download") { request, context in
+                let pool = try context.parameters.require("pool")
+                let name = try context.parameters.require("volume")
+                try await Self.requireRootPeer(context, for: "vol-download")
+                let body = try await JSONResponse.decode(VolumeDownloadFileRequest.self, from: request)
+                return try await volumeOperation("vol-download", pool: pool, volume: name, request: request) {
+                    try await hypervisor.downloadVolume(pool: pool, name: name, file: body.file, progress: $0)
                 }
             }
         }
@@ -141,16 +150,16 @@ struct StorageController<Context: RequestContext & PeerIdentifying> {
         }
     }
 
-    /// berthd (root) opens the file a local upload names, so only a root client may name one:
-    /// the socket's group may hold other users, who must not read root's files through
-    /// berthd. They stream the file instead (`berth vol-upload` does when it is not root), so
-    /// the kernel checks their own permission to read it.
-    static func requireRootPeer(_ context: Context) async throws {
+    /// berthd (root) opens the file a local upload or download names, so only a root client
+    /// may name one: the socket's group may hold other users, who must not read or write
+    /// root's files through berthd. They stream the bytes instead (`berth vol-upload` and
+    /// `vol-download` do when not root), so the kernel checks their own permissions.
+    static func requireRootPeer(_ context: Context, for action: String) async throws {
         let uid = await context.peerUID()
         guard uid == 0 else {
             throw BerthError(
-                .unauthorized, "berthd reads a host file for vol-upload only for root; this client is \(uid.map { "uid \($0)" } ?? "not local").",
-                remedy: "Stream the file instead (PUT …/content; 'berth vol-upload' streams when it is not run as root).")
+                .unauthorized, "berthd opens a host file for \(action) only for root; this client is \(uid.map { "uid \($0)" } ?? "not local").",
+                remedy: "Stream the bytes instead (…/content; 'berth \(action)' streams when it is not run as root).")
         }
     }
 

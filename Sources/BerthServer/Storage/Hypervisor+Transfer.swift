@@ -81,6 +81,28 @@ extension Hypervisor {
         }
     }
 
+    /// `vol-download` into a file on berthd's host (a root client on the unix socket, which
+    /// created `file` empty): the kernel copies the volume's data into it (holes stay holes),
+    /// with progress. The file is never replaced, only filled, so a symlink or a file that
+    /// already holds data is refused.
+    func downloadVolume(pool: String, name: String, file: String, progress: @escaping ProgressSink) async throws {
+        guard file.hasPrefix("/") else {
+            throw BerthError(.invalidArgument, "\(file) is not an absolute path.", remedy: "Give the file's absolute path.")
+        }
+        let output = open(file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard output >= 0 else {
+            throw BerthError(.notFound, "Cannot open \(file): \(String(cString: strerror(errno)))", remedy: "Create the file first (empty).")
+        }
+        defer { close(output) }
+        var info = stat()
+        guard fstat(output, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size == 0 else {
+            throw BerthError(.invalidArgument, "\(file) is not an empty regular file.", remedy: "Give a new, empty file.")
+        }
+        let (input, offset, length) = try openVolumeForDownload(pool: pool, name: name)
+        defer { close(input) }
+        try await VolumeCopy.copyOut(from: input, offset: Int(offset), length: Int(length), to: output, progress: progress)
+    }
+
     /// The volume's file (or logical volume's device) opened for reading, where its bytes
     /// start, and how many (what `vol-download` streams).
     public func openVolumeForDownload(pool: String, name: String) throws -> (descriptor: Int32, offset: UInt64, length: UInt64) {

@@ -40,6 +40,41 @@ enum VolumeCopy {
         }
     }
 
+    /// Copies `length` bytes of `input` from `offset` into the empty file `output` from its
+    /// start (`vol-download`): a file's data extents (holes stay holes), or a logical volume's
+    /// range of its physical volume piece by piece.
+    static func copyOut(from input: Int32, offset: Int, length: Int, to output: Int32, progress: @escaping ProgressSink) async throws {
+        try await stoppable { stop in
+            guard ftruncate(output, off_t(length)) == 0 else { throw Hypervisor.transferError("size", "the file") }
+            if offset == 0 {
+                try copyExtents(input, output, length: length, progress, stop, names: ("the volume", "the file"))
+            } else {
+                try copyRange(input, from: offset, to: output, length: length, progress, stop)
+            }
+        }
+    }
+
+    /// `length` bytes at `offset` of `input` (a block device: no extents to ask for) to the
+    /// start of `output`, through the kernel where it copies between them, else a buffer.
+    private static func copyRange(
+        _ input: Int32, from offset: Int, to output: Int32, length: Int, _ progress: ProgressSink, _ stop: StopFlag
+    ) throws {
+        var done = 0
+        progress(0, UInt64(length))
+        while done < length {
+            guard !stop.isSet else { throw CancellationError() }
+            let count = min(piece, length - done)
+            var from = offset + done
+            var to = done
+            var moved = copyFileRange.map { $0(input, &from, output, &to, count, 0) } ?? -1
+            if moved < 0, errno == EINTR { continue }
+            if moved < 0 { moved = copyThroughBuffer(input, output, at: offset + done, shift: -offset, count: count) }
+            guard moved > 0 else { throw Hypervisor.transferError("copy to", "the file") }
+            done += moved
+            progress(UInt64(done), UInt64(length))
+        }
+    }
+
     /// Runs `body` on a thread of its own with a flag its task's cancellation sets.
     private static func stoppable(_ body: @escaping @Sendable (StopFlag) throws -> Void) async throws {
         let stop = StopFlag()
