@@ -37,7 +37,7 @@ public struct MigrateRequest: Codable, Sendable, Equatable {
 }
 
 /// `POST /v1/migrations` on the destination: the source berthd offers a guest. The destination
-/// checks it can run it (networks, pools, accelerator, QEMU) before anything moves, defines
+/// checks it can run it (networks, pools, accelerator, QEMU, CPU features) before anything moves, defines
 /// it, starts its QEMU waiting for the state and answers with a `MigrationTicket`.
 public struct IncomingMigrationRequest: Codable, Sendable, Equatable {
     public var spec: DomainSpec
@@ -47,12 +47,19 @@ public struct IncomingMigrationRequest: Codable, Sendable, Equatable {
     public var qemuVersion: String?
     /// Disks the destination creates (same format and size) and receives over NBD.
     public var copies: [DiskCopy]
+    /// The CPU features the guest sees at the source (its QEMU's static expansion of its
+    /// `-cpu` model); the destination refuses a guest using one its CPU cannot give. Nil from
+    /// a source that does not say (not compared).
+    public var cpuFeatures: [String]?
 
-    public init(spec: DomainSpec, accel: Accelerator, qemuVersion: String?, copies: [DiskCopy] = []) {
+    public init(
+        spec: DomainSpec, accel: Accelerator, qemuVersion: String?, copies: [DiskCopy] = [], cpuFeatures: [String]? = nil
+    ) {
         self.spec = spec
         self.accel = accel
         self.qemuVersion = qemuVersion
         self.copies = copies
+        self.cpuFeatures = cpuFeatures
     }
 }
 

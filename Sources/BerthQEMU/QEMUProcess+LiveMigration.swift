@@ -279,3 +279,23 @@ extension QEMUProcess {
         }
     }
 }
+
+extension QEMUProcess {
+    /// The CPU features this guest sees: its `-cpu` model (read back from the process's
+    /// command line, so a guest an earlier berthd started is described as it runs) expanded
+    /// by its own QEMU (`CPUFeatures`).
+    public func cpuFeatures(fallbackModel: String) async throws -> [String] {
+        let model = Self.argument(after: "-cpu", ofPID: pid) ?? fallbackModel
+        let expansion = try await qmp.execute(
+            "query-cpu-model-expansion", arguments: CPUFeatures.expansionArguments(model), timeout: .seconds(30))
+        return CPUFeatures.enabled(in: expansion)
+    }
+
+    /// The argument after `option` on a process's command line (`/proc/PID/cmdline`).
+    static func argument(after option: String, ofPID pid: Int32) -> String? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard let index = arguments.firstIndex(of: option), index + 1 < arguments.count else { return nil }
+        return arguments[index + 1]
+    }
+}

@@ -81,6 +81,13 @@ public protocol GuestDriver: Sendable {
     func acceleratorVerdict() -> AcceleratorVerdict
     /// QEMU's version, nil when QEMU is not installed.
     func qemuVersion() -> String?
+    /// The CPU features this host can give a guest under `accel` (a migration's pre-check);
+    /// nil when the driver cannot tell.
+    func cpuFeatures(accel: Accelerator) async throws -> Set<String>?
+}
+
+extension GuestDriver {
+    public func cpuFeatures(accel: Accelerator) async throws -> Set<String>? { nil }
 }
 
 public protocol GuestInstance: Sendable {

@@ -1,6 +1,7 @@
 import BerthModel
 import BerthQEMU
 import Foundation
+import Synchronization
 
 /// Runs guests as daemonized QEMU processes (BerthQEMU), one runtime directory per domain.
 public struct QEMUGuestDriver: GuestDriver {
@@ -12,6 +13,8 @@ public struct QEMUGuestDriver: GuestDriver {
     /// The console log's size cap, enforced while the guest runs (a guest printing without
     /// end must not fill the state disk), and how many rotated logs are kept.
     let consoleLogCap: (maxBytes: UInt64, keep: Int)
+    /// What `cpuFeatures(accel:)` found, per accelerator: probed once per berthd run.
+    private let cpuCache = CPUFeatureCache()
 
     /// Probes the host once: the accelerator verdict and QEMU's binary and version.
     public init(
@@ -82,6 +85,14 @@ public struct QEMUGuestDriver: GuestDriver {
     public func acceleratorVerdict() -> AcceleratorVerdict { verdict }
     public func qemuVersion() -> String? { version }
 
+    public func cpuFeatures(accel: Accelerator) async throws -> Set<String>? {
+        if let known = cpuCache.features.withLock({ $0[accel] }) { return known }
+        let binary = try binary ?? QEMUBinary.locate()
+        let features = try await CPUFeatures.probe(binary: binary, accel: accel)
+        cpuCache.features.withLock { $0[accel] = features }
+        return features
+    }
+
     /// Reads `-accel` back from a running QEMU's command line.
     static func accelerator(ofPID pid: Int32) -> Accelerator {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return .tcg }
@@ -93,6 +104,11 @@ public struct QEMUGuestDriver: GuestDriver {
         }
         return .tcg
     }
+}
+
+/// The host's CPU features per accelerator, shared by the driver's copies.
+final class CPUFeatureCache: Sendable {
+    let features = Mutex<[Accelerator: Set<String>]>([:])
 }
 
 /// One running QEMU seen through the `GuestInstance` seam.

@@ -27,6 +27,7 @@ extension Hypervisor {
     /// for the state and opens the one-time listener. Any refusal comes before anything is made.
     func prepareIncoming(_ offer: IncomingMigrationRequest) async throws -> MigrationTicket {
         try checkIncoming(offer)
+        try await checkIncomingCPU(offer)
         let id = UUID().uuidString.lowercased()
         var journal = MigrationJournal.Incoming(
             id: id, domain: offer.spec.name, uuid: offer.spec.uuid, createdFiles: [], createdVolumes: [])
@@ -128,6 +129,15 @@ extension Hypervisor {
                     remedy: "Use --copy-storage-all to copy it, or put it on storage both hosts share.")
             }
         }
+    }
+
+    /// The guest's CPU features (as its source QEMU expanded them) are all ones this host's
+    /// QEMU can give under the same accelerator: a guest must not lose an instruction set it
+    /// found at boot.
+    func checkIncomingCPU(_ offer: IncomingMigrationRequest) async throws {
+        guard let guest = offer.cpuFeatures, let host = try await driver.cpuFeatures(accel: offer.accel) else { return }
+        let missing = CPUFeatures.missing(guest, host: host)
+        if !missing.isEmpty { throw CPUFeatures.refusal(missing: missing, accel: offer.accel) }
     }
 
     /// Makes the empty disk a copy will land on: a volume in the same pool, or a file at the

@@ -10,9 +10,10 @@ import Foundation
 
 /// Live migration, the source's side: `berth migrate NAME --to URL`.
 ///
-/// 1. The destination is offered the definition (and the disks to create) and checks it can
-///    run the guest before anything moves; it starts its QEMU with `-incoming defer` and
-///    answers with a one-time listener and secret (`Hypervisor+IncomingMigration.swift`).
+/// 1. The destination is offered the definition (the disks to create and the CPU features
+///    the guest sees) and checks it can run the guest before anything moves; it starts its
+///    QEMU with `-incoming defer` and answers with a one-time listener and secret
+///    (`Hypervisor+IncomingMigration.swift`).
 /// 2. `--copy-storage-all`: one connection per writable disk, handed to this QEMU as an NBD
 ///    client node; `blockdev-mirror` (sync full) until every job is ready.
 /// 3. Memory: one connection handed to this QEMU for `migrate fd:`. With disks, QEMU pauses
@@ -58,7 +59,16 @@ extension Hypervisor {
             }
         }
         noteMigration(operation, name, "asking \(peer.url) to take the guest")
-        let offer = IncomingMigrationRequest(spec: spec, accel: instance.accel, qemuVersion: driver.qemuVersion(), copies: copies)
+        let cpu: [String]
+        do {
+            cpu = try await qemu.cpuFeatures(fallbackModel: QEMUCommandLine.cpuModel(accel: instance.accel))
+        } catch {
+            throw BerthError(
+                .unavailable, "Cannot tell which CPU features '\(name)' uses: \(error)",
+                remedy: "See 'berth log \(name)'; the guest keeps running here.")
+        }
+        let offer = IncomingMigrationRequest(
+            spec: spec, accel: instance.accel, qemuVersion: driver.qemuVersion(), copies: copies, cpuFeatures: cpu)
         let ticket: MigrationTicket
         do {
             ticket = try await peer.client.prepareIncoming(offer)
