@@ -346,7 +346,9 @@ import Testing
         var status = ""
         for _ in 0..<500 {
             status = String(decoding: (try? Self.procFile("/proc/\(pid)/status")) ?? [], as: UTF8.self)
-            if status.contains("Uid:\t65534\t65534\t65534\t65534") { break }
+            // Asleep on the FIFO's open: past every sandbox step (the ids change before the
+            // seccomp filter is loaded, so a changed Uid alone can be read too early).
+            if status.contains("Uid:\t65534\t65534\t65534\t65534"), status.contains("State:\tS") { break }
             usleep(10_000)
         }
         let limits = String(decoding: (try? Self.procFile("/proc/\(pid)/limits")) ?? [], as: UTF8.self)
