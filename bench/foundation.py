@@ -200,33 +200,37 @@ def raw_start(argv, fds):
 
 def bench_start(daemon, runs):
     """`berth start` to the guest's init against raw QEMU with the very arguments berthd used,
-    runs alternating (Berth, raw, Berth, raw…) so that host load drifts affect both alike. Also
-    QEMU's CPU time at the marker ("cpu"): under TCG the guest's boot is CPU-bound, and CPU time
-    is what a loaded host's wall clock hides least."""
+    runs alternating (Berth default, raw default, Berth -M pc, raw -M pc, and again) so that
+    host load drifts affect all alike. Also QEMU's CPU time at the marker ("cpu"): under TCG the
+    guest's boot is CPU-bound, and CPU time is what a loaded host's wall clock hides least."""
     print("== start to guest init (median of %d, Berth and raw runs alternating; load %.1f)" % (runs, os.getloadavg()[0]))
-    results = {}
-    for label, machine in [("berth (default machine)", None), ("berth -M pc", "pc")]:
-        name = "bench-" + (machine or "default")
-        daemon.request("POST", "/v1/domains", guest_spec(name, machine))
-        times, raw, cpu, raw_cpu = [], [], [], []
-        for _ in range(runs):
+    machines = [("berth (default machine)", None), ("berth -M pc", "pc")]
+    samples = {label: {"berth": [], "raw": [], "cpu": [], "raw cpu": []} for label, _ in machines}
+    for label, machine in machines:
+        daemon.request("POST", "/v1/domains", guest_spec("bench-" + (machine or "default"), machine))
+    for _ in range(runs):
+        for label, machine in machines:
+            name, got = "bench-" + (machine or "default"), samples[label]
             info = daemon.request("GET", f"/v1/domains/{name}")
             log = info["consoleLog"]
             if os.path.exists(log):
                 os.unlink(log)
             start = time.monotonic()
             daemon.berth("start", name)
-            times.append(wait_for(log, MARKER, start=start))
+            got["berth"].append(wait_for(log, MARKER, start=start))
             info = daemon.request("GET", f"/v1/domains/{name}")
-            cpu.append(cpu_seconds(info["pid"]))
+            got["cpu"].append(cpu_seconds(info["pid"]))
             argv = [a.decode() for a in open(f"/proc/{info['pid']}/cmdline", "rb").read().split(b"\0")[:-1]]
             fds = fd_paths(info["pid"])
             daemon.request("POST", f"/v1/domains/{name}/destroy?wait=true")
             seconds, used = raw_start(argv, fds)
-            raw.append(seconds)
-            raw_cpu.append(used)
-        for key, values in ((label, times), ("raw " + label, raw), ("cpu " + label, cpu), ("cpu raw " + label, raw_cpu)):
-            results[key] = statistics.median(values)
+            got["raw"].append(seconds)
+            got["raw cpu"].append(used)
+    results = {}
+    for label, _ in machines:
+        got = samples[label]
+        results[label], results["raw " + label] = statistics.median(got["berth"]), statistics.median(got["raw"])
+        results["cpu " + label], results["cpu raw " + label] = statistics.median(got["cpu"]), statistics.median(got["raw cpu"])
         print(f"  {label:32s} {results[label]:6.3f} s   raw qemu, same arguments {results['raw ' + label]:6.3f} s"
               f"   berth/raw = {results[label] / results['raw ' + label]:5.3f}")
         print(f"  {'  QEMU CPU time':32s} {results['cpu ' + label]:6.3f} s   raw qemu, same arguments "

@@ -56,7 +56,8 @@ public actor PVHKernels {
     }
 
     /// Runs the bootloader on `kernel` in a fresh directory owned by the guest's user, takes the
-    /// directory back, and renames a regular `vmlinux` into place.
+    /// directory back, and renames a regular `vmlinux` into place. Without an identity (berthd
+    /// not root, so QEMU runs as berthd's user) it runs unsandboxed as berthd's user.
     static func unpack(
         _ kernel: String, key: String, directory: String, bootloader: String, timeout: Duration, identity: GuestIdentity?
     ) async -> String? {
@@ -72,18 +73,30 @@ public actor PVHKernels {
         if let identity { arguments.append("--sandbox=\(identity.uid):\(identity.gid)") }
         let outcome = try? await Spawn.run(arguments, timeout: timeout, stdin: image, directory: work)
         // Whatever the bootloader left is root's again before it is looked at.
-        guard chown(work, 0, 0) == 0, let outcome, !outcome.timedOut else { return nil }
+        guard identity == nil || chown(work, 0, 0) == 0, let outcome, !outcome.timedOut else { return nil }
         if outcome.status == BootloaderCommand.notUnpackableStatus {
             close(open("\(directory)/\(key).none", O_WRONLY | O_CREAT | O_CLOEXEC, 0o644))
             return nil
         }
         let made = "\(work)/\(KernelUnpack.outputName)"
-        var info = stat()
-        guard outcome.status == 0, lstat(made, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
-            chown(made, 0, 0) == 0, chmod(made, 0o644) == 0
-        else { return nil }
+        guard outcome.status == 0, adopt(made, madeBy: identity?.uid ?? geteuid()) else { return nil }
         let elf = "\(directory)/\(key).elf"
         return rename(made, elf) == 0 ? elf : nil
+    }
+
+    /// Makes the bootloader's output root's and readable by every guest's QEMU, only if it is
+    /// what the bootloader itself wrote: a regular file (not followed if a link), with one
+    /// name, owned by the user it ran as. A hard link to another file (which chown and chmod
+    /// would then change) is refused.
+    static func adopt(_ path: String, madeBy uid: uid_t) -> Bool {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1, info.st_uid == uid else {
+            return false
+        }
+        return (uid == geteuid() || fchown(fd, 0, 0) == 0) && fchmod(fd, 0o644) == 0
     }
 
     /// Removes all but the `keep` newest ELFs.
