@@ -16,12 +16,16 @@ public enum BootloaderCommand {
                [--output-directory=DIR] [--output-format=sxp|simple|simple0] [--offset=BYTES]
                [--isconfig] [--max-bytes=N] [--time-limit=SECONDS] [--sandbox=UID:GID] [--uefi]
                IMAGE | --image-fd=N
+               berth-bootloader --unpack-kernel [--output-directory=DIR] [--sandbox=UID:GID] KERNEL | --image-fd=N
         Reads the boot menu of a guest disk IMAGE (or, with --isconfig, the menu file IMAGE),
         copies the chosen kernel and initrd into the output directory and prints where they are.
         --image-fd=N reads the image from the open, read-only descriptor N instead of a path.
         --sandbox=UID:GID (as root) drops to UID:GID with tight resource limits before reading anything.
         --uefi: UEFI firmware will start the kernel; refuse (exit status 2) one it cannot start:
         neither an EFI stub (CONFIG_EFI_STUB) nor a relocatable bzImage (boot protocol 2.05+).
+        --unpack-kernel: writes the uncompressed kernel (an ELF with a PVH entry) inside the bzImage
+        KERNEL to DIR/vmlinux, for QEMU's PVH boot; exit status 3 when it has none Berth can unpack
+        (only LZ4 payloads are decoded) or no PVH entry.
         """
 
     public enum OutputFormat: String, Sendable { case sxp, simple, simple0 }
@@ -48,6 +52,8 @@ public enum BootloaderCommand {
         public var sandbox: Sandbox?
         /// `--uefi`: refuse a kernel UEFI firmware cannot start.
         public var uefi = false
+        /// `--unpack-kernel`: the image is a bzImage; write its ELF (`KernelUnpack`).
+        public var unpackKernel = false
 
         public init() {}
 
@@ -61,7 +67,7 @@ public enum BootloaderCommand {
                 "max-bytes", "time-limit", "image-fd", "sandbox",
             ]
             let flags: Set<String> = [
-                "quiet", "interactive", "list-entries", "not-really", "help", "isconfig", "debug", "uefi",
+                "quiet", "interactive", "list-entries", "not-really", "help", "isconfig", "debug", "uefi", "unpack-kernel",
             ]
             while k < arguments.count {
                 let arg = arguments[k]
@@ -133,6 +139,7 @@ public enum BootloaderCommand {
             case "not-really": notReally = true
             case "isconfig": isConfig = true
             case "uefi": uefi = true
+            case "unpack-kernel": unpackKernel = true
             case "help": help = true
             case "quiet", "interactive", "debug", "runas":
                 // There is no interactive menu: the default or --entry is booted. --runas is
@@ -185,6 +192,8 @@ public enum BootloaderCommand {
     /// Exit status of a kernel refused by `--uefi`, so a caller can tell it from a disk with
     /// nothing to boot.
     public static let notForUEFIStatus: Int32 = 2
+    /// Exit status of `--unpack-kernel` for a kernel to boot as it is (`KernelUnpack.NotUnpackable`).
+    public static let notUnpackableStatus: Int32 = 3
 
     /// Runs the command with `arguments` (without the program name), printing to standard
     /// output/error. Returns the exit status: 0 on success, `notForUEFIStatus` for a kernel
@@ -206,6 +215,10 @@ public enum BootloaderCommand {
                 guard resultFD >= 0 else { throw BootError.write(path: path, errno: errno) }
             }
             defer { if resultFD != 1 { close(resultFD) } }
+            if options.unpackKernel {
+                try KernelUnpack.unpack(try openImage(options), to: options.outputDirectory + "/" + KernelUnpack.outputName)
+                return 0
+            }
             let out = try execute(options, open: open)
             writeAll(1, out.stdout)
             writeAll(resultFD, out.result)
@@ -213,7 +226,7 @@ public enum BootloaderCommand {
         } catch {
             writeAll(2, Array("berth-bootloader: \(error)\n".utf8))
             if case .notForUEFI = error as? BootError { return notForUEFIStatus }
-            return 1
+            return error is KernelUnpack.NotUnpackable ? notUnpackableStatus : 1
         }
     }
 

@@ -67,6 +67,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
     ///     host networking code, for NICs that are not user-mode. QEMU gets them as `fd=N`:
     ///     it needs no network privilege and opens nothing itself.
     ///   - tscKHz: the host TSC rate, given to a microvm guest under TCG (`HostTSC`).
+    ///   - pvhKernel: the spec kernel's uncompressed ELF with a PVH entry (`KernelUnpack`, cached
+    ///     by berthd), booted instead of it when the machine is microvm (see `bootsPVH`).
     ///   - isBlockDevice: whether a disk path is a block device (QEMU's `host_device` driver).
     ///   - freePort: a free TCP port on a listen address, for a SPICE display on TCP without a
     ///     port (QEMU's SPICE, unlike its VNC, cannot pick one itself).
@@ -74,7 +76,7 @@ public struct QEMUCommandLine: Sendable, Equatable {
     ///   never recorded (formats are decided at define time, never guessed at start).
     public init(
         spec: DomainSpec, accel: Accelerator, paths: RuntimePaths, boot: BootFiles? = nil,
-        taps: [Int: Int32] = [:], tscKHz: Int? = HostTSC.kHz,
+        taps: [Int: Int32] = [:], tscKHz: Int? = HostTSC.kHz, pvhKernel: String? = nil,
         isBlockDevice: (String) -> Bool = DiskFormat.isBlockDevice, freePort: (String) -> Int? = DisplayPort.free
     ) throws {
         guard accel != .auto else {
@@ -126,8 +128,9 @@ public struct QEMUCommandLine: Sendable, Equatable {
         args += ["-smp", "\(spec.vcpus)"]
         args += ["-nodefaults", "-no-user-config"]
 
-        // Direct kernel boot.
-        let kernel = boot?.kernel ?? spec.kernel
+        // Direct kernel boot; on microvm the kernel's own ELF when berthd unpacked one (PVH boot:
+        // no decompression inside the guest).
+        let kernel = boot?.kernel ?? (family == .microvm ? pvhKernel : nil) ?? spec.kernel
         if let kernel {
             // QEMU reads the kernel with plain open(): /proc/self/fd/N reopens the passed file.
             args += ["-kernel", "/proc/self/fd/\(table.add(.file(path: kernel, access: .readOnly)))"]
@@ -207,6 +210,15 @@ public struct QEMUCommandLine: Sendable, Equatable {
     /// `bench/density/boot.py` (docs/ARCHITECTURE.md, "Decisions").
     public static func cpuModel(accel: Accelerator) -> String {
         accel == .tcg ? "max,erms=off" : "max"
+    }
+
+    /// Whether the guest boots its spec kernel on microvm, where an unpacked ELF kernel (PVH
+    /// entry) may replace the bzImage. Only microvm: QEMU's PVH boot on `pc` loads another option
+    /// ROM (pvh.bin for linuxboot_dma.bin), which would break restoring a save made with the
+    /// other; microvm's firmware (qboot) loads either kind itself, so its machine is the same.
+    public static func bootsPVH(spec: DomainSpec, boot: BootFiles?, accel: Accelerator, tscKHz: Int? = HostTSC.kHz) -> Bool {
+        guard boot == nil, spec.kernel != nil, accel != .auto else { return false }
+        return MachineFamily(spec.machine ?? defaultMachine(spec: spec, boot: boot, accel: accel, tscKHz: tscKHz)) == .microvm
     }
 
     /// `microvm` boots faster (no firmware, no PCI scan); Berth picks it for guests that boot

@@ -136,7 +136,9 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
         if let message = ksm.apply() { logger.notice("\(message)") }
         let driver = await QEMUGuestDriver(
             runtimeRoot: configuration.runtimeDirectory, logRoot: configuration.logDirectory, qemuOverride: qemu,
-            accelOverride: accel, consoleLogCap: (max(consoleLogMax, 4096), 5))
+            accelOverride: accel, consoleLogCap: (max(consoleLogMax, 4096), 5),
+            pvhKernels: PVHKernels(
+                directory: configuration.bootDirectory + "/pvh", bootloader: BootPreparer.bootloaderBesideDaemon()))
         logger.info("accelerator: \(driver.acceleratorVerdict().chosen.rawValue) — \(driver.acceleratorVerdict().reason)")
         do {
             try await Daemon.run(

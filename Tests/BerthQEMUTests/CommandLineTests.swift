@@ -384,6 +384,31 @@ import Testing
         }
     }
 
+    /// An unpacked kernel (PVH) replaces the spec's bzImage on microvm only: `pc` would load
+    /// another option ROM for it, and a save made with the other would not restore.
+    @Test func pvhKernelOnlyOnMicrovm() throws {
+        func kernelPath(_ line: QEMUCommandLine) -> String? {
+            guard let reference = values(line.arguments, "-kernel").first,
+                let number = Int32(reference.split(separator: "/").last ?? "")
+            else { return nil }
+            return line.descriptors.first { $0.number == number }.flatMap {
+                if case .file(let path, _) = $0.source { path } else { nil }
+            }
+        }
+        let micro = try QEMUCommandLine(spec: spec(), accel: .tcg, paths: paths, tscKHz: 2_596_122, pvhKernel: "/c/k.elf")
+        #expect(micro.machine == "microvm" && kernelPath(micro) == "/c/k.elf")
+        #expect(QEMUCommandLine.bootsPVH(spec: spec(), boot: nil, accel: .tcg, tscKHz: 2_596_122))
+        let pc = spec { $0.machine = "pc" }
+        let onPC = try QEMUCommandLine(spec: pc, accel: .tcg, paths: paths, tscKHz: 2_596_122, pvhKernel: "/c/k.elf")
+        #expect(kernelPath(onPC) == "/boot/vmlinuz")
+        #expect(!QEMUCommandLine.bootsPVH(spec: pc, boot: nil, accel: .tcg, tscKHz: 2_596_122))
+        #expect(!QEMUCommandLine.bootsPVH(spec: spec(), boot: nil, accel: .tcg, tscKHz: nil), "no TSC rate: pc")
+        let fromDisk = BootFiles(kernel: "/run/berth/k")
+        #expect(!QEMUCommandLine.bootsPVH(spec: spec(), boot: fromDisk, accel: .kvm))
+        let withoutPVH = try QEMUCommandLine(spec: spec(), accel: .tcg, paths: paths, tscKHz: 2_596_122)
+        #expect(kernelPath(withoutPVH) == "/boot/vmlinuz")
+    }
+
     @Test(arguments: [
         ("model name\t: AMD EPYC\ncpu MHz\t\t: 2596.122\n", false, 2_596_122),
         ("model name\t: Intel(R) Xeon(R) CPU E5-2690 v4 @ 2.60GHz\ncpu MHz\t\t: 1199.932\n", true, 2_600_000),

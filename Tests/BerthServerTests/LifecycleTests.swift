@@ -20,6 +20,14 @@ import Testing
         #expect(started.accel == (try await client.host().accelerator.chosen))
         let cmdline = try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)
         #expect(cmdline.contains(defined.spec.uuid.uuidString.lowercased()))
+        // On microvm (Berth's machine for it wherever the host TSC rate is known) the guest boots
+        // its kernel's ELF through the PVH entry, unpacked into berthd's cache by the bootloader.
+        let arguments = cmdline.split(separator: "\0").map(String.init)
+        if arguments.contains(where: { $0.hasPrefix("microvm") }), let at = arguments.firstIndex(of: "-kernel") {
+            let fd = arguments[at + 1].split(separator: "/").last.map(String.init) ?? ""
+            let kernel = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)")
+            #expect(kernel.hasPrefix(daemon.stateDirectory + "/boot/pvh/") && kernel.hasSuffix(".elf"), "\(kernel)")
+        }
         _ = try await daemon.waitForLog("life", "BERTH-GUEST-READY")
 
         #expect(try await client.perform(.suspend, on: "life").state == .paused)

@@ -105,7 +105,12 @@ def berth_argvs(bin_dir, initrd):
             argv = [a.decode() for a in open(f"/proc/{info['pid']}/cmdline", "rb").read().split(b"\0")[:-1]]
             fds = foundation.fd_paths(info["pid"])
             daemon.request("POST", f"/v1/domains/{name}/destroy?wait=true")
-            argvs[label] = foundation.raw_argv(argv, "CONSOLE", fds, initrd=initrd)
+            argv = foundation.raw_argv(argv, "CONSOLE", fds, initrd=initrd)
+            kernel = argv[argv.index("-kernel") + 1]
+            if kernel.startswith(daemon.dir):  # berthd's unpacked kernel: it goes with berthd's state
+                shutil.copy(kernel, f"{os.path.dirname(initrd)}/{label}-{os.path.basename(kernel)}")
+                argv = replace(argv, "-kernel", f"{os.path.dirname(initrd)}/{label}-{os.path.basename(kernel)}")
+            argvs[label] = argv
     finally:
         daemon.stop()
     return argvs
@@ -122,23 +127,68 @@ def machine_with(argv, *extra):
     return replace(argv, "-machine", ",".join([machine, *extra]))
 
 
-def variants(argvs):
+V2 = "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16"  # x86-64-v2 on QEMU's own base model
+NO_AVX = "max,erms=off,avx=off,avx2=off,avx512f=off"
+
+
+def without(argv, option):
+    """argv less one option and its value (QEMU then uses its default)."""
+    at = argv.index(option)
+    return argv[:at] + argv[at + 2:]
+
+
+def variants(argvs, vmlinux=None):
     """Berth's command lines, the reference and the candidates (edits of them), by name.
 
     raw-pc is the reference: QEMU with -M pc and a plain `-cpu max`, Berth's other arguments
-    unchanged (what bench/foundation.py called raw -M pc). Candidates that did not help are
-    kept so the next run shows them again."""
+    unchanged (what bench/foundation.py called raw -M pc); raw-pc-qemu64 is the same without
+    `-cpu` at all (QEMU's default model for pc, qemu64). berth-default boots the kernel Berth
+    unpacked (PVH) when it did; microvm-bzimage is it with the bzImage, as before, and the
+    microvm-* candidates are edits of that. With `vmlinux` (the ELF this bench extracts from
+    the bzImage), the -pvh variants boot it through its PVH entry. Candidates that did not help
+    are kept so the next run shows them again."""
     pc, default = argvs["raw-pc"], argvs["berth-default"]
     plain_pc = replace(pc, "-cpu", "max")
-    return {
+    bz = replace(default, "-kernel", f"{GUEST}/vmlinuz")
+    table = {
         "raw-pc": plain_pc,
+        "raw-pc-qemu64": without(pc, "-cpu"),
         "berth-pc": pc,
         "berth-default": default,
-        "microvm-plain-max": replace(default, "-cpu", "max"),
+        "microvm-bzimage": bz,
+        "microvm-plain-max": replace(bz, "-cpu", "max"),
         "pc+qboot": plain_pc + ["-bios", QBOOT],
-        "microvm-no-la57": replace(default, "-cpu", "max,erms=off,la57=off"),
-        "microvm-tb-1G": replace(default, "-accel", "tcg"),
+        "microvm-no-la57": replace(bz, "-cpu", "max,erms=off,la57=off"),
+        "microvm-tb-1G": replace(bz, "-accel", "tcg"),
+        "microvm-qemu64": replace(bz, "-cpu", "qemu64"),
+        "microvm-v2": replace(bz, "-cpu", V2),
+        "microvm-nehalem": replace(bz, "-cpu", "Nehalem"),
+        "microvm-westmere": replace(bz, "-cpu", "Westmere"),
+        "microvm-max-noavx": replace(bz, "-cpu", NO_AVX),
+        "pc-v2": replace(pc, "-cpu", V2),
     }
+    if vmlinux:
+        table["microvm-pvh"] = replace(bz, "-kernel", vmlinux)
+        table["microvm-v2-pvh"] = replace(replace(bz, "-cpu", V2), "-kernel", vmlinux)
+    return table
+
+
+def extract_vmlinux(work):
+    """The kernel's ELF from the test guest's bzImage (its compressed payload, by the setup
+    header's payload_offset/length), or None when it has no PVH entry note or no tool decodes it."""
+    data = open(f"{GUEST}/vmlinuz", "rb").read()
+    setup = ((data[0x1F1] or 4) + 1) * 512
+    offset, length = int.from_bytes(data[0x248:0x24C], "little"), int.from_bytes(data[0x24C:0x250], "little")
+    payload = data[setup + offset:setup + offset + length]
+    tools = ((b"\x02\x21\x4c\x18", "lz4"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\xfd7zXZ", "xz"), (b"\x1f\x8b", "gzip"))
+    tool = next((t for magic, t in tools if payload.startswith(magic)), None)
+    if tool is None or shutil.which(tool) is None:
+        return None
+    path = f"{work}/vmlinux"
+    with open(path, "wb") as out:
+        subprocess.run([tool, "-dc"], input=payload, stdout=out, stderr=subprocess.DEVNULL)
+    notes = subprocess.run(["readelf", "-n", path], capture_output=True, text=True).stdout
+    return path if "(0x00000012)" in notes else None  # XEN_ELFNOTE_PHYS32_ENTRY
 
 
 def boot(argv, timeout, keep=None):
@@ -284,7 +334,7 @@ def main():
     work = tempfile.mkdtemp(prefix="bb-boot-", dir="/tmp")
     try:
         initrd = marked_initrd(work)
-        table = variants(berth_argvs(args.bin, initrd))
+        table = variants(berth_argvs(args.bin, initrd), extract_vmlinux(work))
         names = [n for n in args.variants.split(",") if n] or list(table)
         for name in names:
             print(f"  {name}: {' '.join(table[name])}", flush=True)
@@ -299,7 +349,7 @@ def main():
             print(f"  round {round_ + 1} done, load {os.getloadavg()[0]:.1f}", flush=True)
         report(runs, args.rounds)
         if args.copy:
-            copy_speed(table, ["berth-default", "microvm-plain-max"], 3, args.timeout)
+            copy_speed(table, ["berth-default", "microvm-bzimage", "microvm-plain-max"], 3, args.timeout)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,13 +15,16 @@ public struct QEMUGuestDriver: GuestDriver {
     let consoleLogCap: (maxBytes: UInt64, keep: Int)
     /// What `cpuFeatures(accel:)` found, per accelerator: probed once per berthd run.
     private let cpuCache = CPUFeatureCache()
+    /// Unpacked kernels for microvm's PVH boot; nil boots every bzImage as it is.
+    let pvhKernels: PVHKernels?
 
     /// Probes the host once: the accelerator verdict and QEMU's binary and version.
     public init(
         runtimeRoot: String, logRoot: String, qemuOverride: String? = nil, accelOverride: Accelerator? = nil,
-        consoleLogCap: (maxBytes: UInt64, keep: Int) = (1 << 20, 5)
+        consoleLogCap: (maxBytes: UInt64, keep: Int) = (1 << 20, 5), pvhKernels: PVHKernels? = nil
     ) async {
         self.runtimeRoot = runtimeRoot
+        self.pvhKernels = pvhKernels
         self.logRoot = logRoot
         self.consoleLogCap = consoleLogCap
         let (verdict, qemu) = await AcceleratorProbe.hostCheck(qemuOverride: qemuOverride)
@@ -59,7 +62,11 @@ public struct QEMUGuestDriver: GuestDriver {
         let binary = try binary ?? QEMUBinary.locate()
         let accel = try AcceleratorProbe.resolve(spec.accel, verdict: verdict)
         let paths = paths(spec)
-        var commandLine = try QEMUCommandLine(spec: spec, accel: accel, paths: paths, boot: boot, taps: taps)
+        var pvhKernel: String?
+        if let pvhKernels, let kernel = spec.kernel, QEMUCommandLine.bootsPVH(spec: spec, boot: boot, accel: accel) {
+            pvhKernel = await pvhKernels.elf(for: kernel, identity: identity)
+        }
+        var commandLine = try QEMUCommandLine(spec: spec, accel: accel, paths: paths, boot: boot, taps: taps, pvhKernel: pvhKernel)
         // vCPUs stopped (-S), and waiting for `migrate-incoming` with a descriptor berthd passes.
         if paused { commandLine.arguments.append("-S") }
         if incoming { commandLine.arguments += ["-incoming", "defer"] }
