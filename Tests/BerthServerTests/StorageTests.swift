@@ -830,22 +830,19 @@ import Testing
         chmod(state, 0o755)
         chmod(state + "/run", 0o711)
         #expect(chown(daemon.socketPath, 0, 65534) == 0)
-        let asNobody = Self.asNobody
 
-        let request = try await Self.host(
-            asNobody + [
-                "/usr/bin/curl", "-s", "-w", "\n%{http_code}", "--unix-socket", daemon.socketPath, "-H",
-                "Content-Type: application/json", "-d", "{\"file\": \"\(secret)\"}",
-                "http://localhost/v1/pools/default/volumes/up/upload?wait=true",
-            ])
+        // nobody names a file for berthd to open: refused either way.
+        func requestAsNobody(_ action: String, file: String) async throws -> String {
+            try await Self.host(
+                Self.asNobody + [
+                    "/usr/bin/curl", "-s", "-w", "\n%{http_code}", "--unix-socket", daemon.socketPath, "-H",
+                    "Content-Type: application/json", "-d", "{\"file\": \"\(file)\"}",
+                    "http://localhost/v1/pools/default/volumes/up/\(action)?wait=true",
+                ])
+        }
+        let request = try await requestAsNobody("upload", file: secret)
         #expect(request.hasSuffix("401") && request.contains("only for root"), "\(request)")
-        // Nor does berthd write a file for them.
-        let download = try await Self.host(
-            asNobody + [
-                "/usr/bin/curl", "-s", "-w", "\n%{http_code}", "--unix-socket", daemon.socketPath, "-H",
-                "Content-Type: application/json", "-d", "{\"file\": \"\(shared)\"}",
-                "http://localhost/v1/pools/default/volumes/up/download?wait=true",
-            ])
+        let download = try await requestAsNobody("download", file: shared)
         #expect(download.hasSuffix("401") && download.contains("vol-download only for root"), "\(download)")
         let cli = try await Self.uploadAsNobody(secret, state: state)
         #expect(cli.status != 0 && cli.stderr.contains("Permission denied"), "\(cli.stderr)")
