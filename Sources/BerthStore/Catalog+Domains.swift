@@ -10,37 +10,49 @@ extension Catalog {
     }()
 
     /// Stores a new domain. Missing MACs are generated (unique across the catalog).
+    /// `install` and `kickstart` (a domain `berth install` made) go in the same transaction: a
+    /// berthd killed at any point has stored all of them or none.
     /// - Throws: `BerthError` `.alreadyExists` naming the clash (name, UUID, MAC, disk).
     @discardableResult
-    public func define(_ spec: DomainSpec) throws -> DomainSpec {
+    public func define(_ spec: DomainSpec, install: InstallRecord? = nil, kickstart: String? = nil) throws -> DomainSpec {
         try spec.validate()
         return try writer.write { db in
-            var spec = spec
-            if let owner = try String.fetchOne(db, sql: "SELECT name FROM domain WHERE name = ?", arguments: [spec.name]) {
-                throw BerthError.nameInUse(owner)
+            let stored = try insert(spec, db: db)
+            if let install { try storeInstall(stored.name, install, db: db) }
+            if let kickstart {
+                try db.execute(sql: "UPDATE domain SET kickstart = ? WHERE name = ?", arguments: [kickstart, stored.name])
             }
-            if let owner = try String.fetchOne(
-                db, sql: "SELECT name FROM domain WHERE uuid = ?", arguments: [spec.uuid.uuidString])
-            {
-                throw BerthError(
-                    .alreadyExists, "UUID \(spec.uuid) already belongs to domain '\(owner)'.",
-                    remedy: "Leave 'uuid' out to have one generated, or undefine '\(owner)' first.")
-            }
-            try assignMACs(&spec, db: db, excluding: nil)
-            try checkDisks(spec, db: db, excluding: nil)
-            let now = CatalogDate.text(Date())
-            try db.execute(
-                sql: """
-                    INSERT INTO domain (name, uuid, spec, memory, vcpus, autostart, createdAt, updatedAt)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    spec.name, spec.uuid.uuidString, try Self.json(spec), spec.memory, spec.vcpus, spec.autostart,
-                    now, now,
-                ])
-            try insertClaims(spec, id: db.lastInsertedRowID, db: db)
-            return spec
+            return stored
         }
+    }
+
+    /// `define`'s insert inside a transaction the caller holds.
+    private func insert(_ spec: DomainSpec, db: Database) throws -> DomainSpec {
+        var spec = spec
+        if let owner = try String.fetchOne(db, sql: "SELECT name FROM domain WHERE name = ?", arguments: [spec.name]) {
+            throw BerthError.nameInUse(owner)
+        }
+        if let owner = try String.fetchOne(
+            db, sql: "SELECT name FROM domain WHERE uuid = ?", arguments: [spec.uuid.uuidString])
+        {
+            throw BerthError(
+                .alreadyExists, "UUID \(spec.uuid) already belongs to domain '\(owner)'.",
+                remedy: "Leave 'uuid' out to have one generated, or undefine '\(owner)' first.")
+        }
+        try assignMACs(&spec, db: db, excluding: nil)
+        try checkDisks(spec, db: db, excluding: nil)
+        let now = CatalogDate.text(Date())
+        try db.execute(
+            sql: """
+                INSERT INTO domain (name, uuid, spec, memory, vcpus, autostart, createdAt, updatedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                spec.name, spec.uuid.uuidString, try Self.json(spec), spec.memory, spec.vcpus, spec.autostart,
+                now, now,
+            ])
+        try insertClaims(spec, id: db.lastInsertedRowID, db: db)
+        return spec
     }
 
     /// Replaces a domain's definition (same name); takes effect at its next start.

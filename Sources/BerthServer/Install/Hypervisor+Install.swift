@@ -446,7 +446,7 @@ private struct InstallRun {
         }
 
         // 3. The installer's kernel and initrd into <state>/install/<name>/.
-        let directory = state + "/install/" + name
+        let directory = Hypervisor.installDirectory(state, name)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let kernelPath = directory + "/vmlinuz"
         let initrdPath = directory + "/initrd.img"
@@ -472,13 +472,9 @@ private struct InstallRun {
             extraArgs: extraArgs, networkLocation: network ? guestURL(location, what: "--location") : nil,
             sourceArgument: tree.sourceArgument ?? plan.sourceArgument, serialConsole: plan.serialConsole)
         debug("installer cmdline: \(cmdline)")
-        let stored = try hypervisor.define(installed).spec
-        defined = stored
-        if let kickstartText { try hypervisor.catalog.setKickstart(name, kickstartText) }
-        try hypervisor.catalog.setInstall(
-            name,
-            InstallRecord(plan: plan, installerCmdline: cmdline, kernel: kernelPath, initrd: initrdPath, cdrom: isISO ? location : nil))
-        say("Domain '\(name)' defined.", .defined)
+        let record = InstallRecord(
+            plan: plan, installerCmdline: cmdline, kernel: kernelPath, initrd: initrdPath, cdrom: isISO ? location : nil)
+        let stored = try define(installed, record, kickstart: kickstartText)
 
         let installer = Self.installer(stored, kernel: kernelPath, initrd: initrdPath, cmdline: cmdline, cdrom: isISO ? location : nil)
         if isISO {
@@ -496,10 +492,7 @@ private struct InstallRun {
     /// `--location`.
     mutating func install(cdrom iso: String) async throws {
         let installed = try await createDisks()
-        let stored = try hypervisor.define(installed).spec
-        defined = stored
-        try hypervisor.catalog.setInstall(name, InstallRecord(plan: plan, installerCmdline: "", kernel: "", initrd: "", cdrom: iso))
-        say("Domain '\(name)' defined.", .defined)
+        let stored = try define(installed, InstallRecord(plan: plan, installerCmdline: "", kernel: "", initrd: "", cdrom: iso))
         let installer = VirtInstallRequest.cdromInstaller(stored, iso: iso)
         let firmware = stored.firmware?.kind == .uefi ? "UEFI (OVMF)" : "SeaBIOS"
         say("The installer boots from the CD-ROM \(iso) (read-only) through \(firmware); boot order cdrom, hd.")
@@ -510,13 +503,20 @@ private struct InstallRun {
     /// TFTP); the installer's power-off hands over as with `--location`.
     mutating func installFromNetwork() async throws {
         let installed = try await createDisks()
-        let stored = try hypervisor.define(installed).spec
-        defined = stored
-        try hypervisor.catalog.setInstall(name, InstallRecord(plan: plan, installerCmdline: "", kernel: "", initrd: ""))
-        say("Domain '\(name)' defined.", .defined)
+        let stored = try define(installed, InstallRecord(plan: plan, installerCmdline: "", kernel: "", initrd: ""))
         let networks = stored.nics.compactMap(\.network).joined(separator: ", ")
         say("The installer boots from the network (\(networks): DHCP names its boot file, dnsmasq serves it over TFTP); boot order network, hd.")
         try await boot(installer: VirtInstallRequest.networkInstaller(stored), installed: stored)
+    }
+
+    /// Stores the installed definition with its install record and kickstart (one
+    /// transaction): from here on the new disks are the domain's, and no longer journalled.
+    mutating func define(_ installed: DomainSpec, _ record: InstallRecord, kickstart: String? = nil) throws -> DomainSpec {
+        let stored = try hypervisor.define(installed, install: record, kickstart: kickstart).spec
+        defined = stored
+        unlink(Hypervisor.newDisksJournal(state, name))
+        say("Domain '\(name)' defined.", .defined)
+        return stored
     }
 
     /// The installer of a `--location` install: the installed definition booting the fetched
@@ -540,6 +540,7 @@ private struct InstallRun {
     /// installed definition with their formats.
     mutating func createDisks() async throws -> DomainSpec {
         var installed = plan.domain
+        try journalNewDisks()
         for new in plan.newDisks {
             guard new.index < installed.disks.count else { continue }
             let disk = installed.disks[new.index]
@@ -560,6 +561,23 @@ private struct InstallRun {
             }
         }
         return installed
+    }
+
+    /// Writes the disks this run is about to create, before it creates any: a berthd killed
+    /// before the domain is defined removes them at its next start
+    /// (`Hypervisor.sweepInterruptedInstalls`).
+    func journalNewDisks() throws {
+        var journal = Hypervisor.NewDisks()
+        for new in plan.newDisks where new.index < plan.domain.disks.count {
+            let disk = plan.domain.disks[new.index]
+            if let volume = disk.volume, disk.path.isEmpty {
+                journal.volumes.append(volume)
+            } else if access(disk.path, F_OK) != 0 {
+                journal.paths.append(disk.path)
+            }
+        }
+        guard !journal.paths.isEmpty || !journal.volumes.isEmpty else { return }
+        try Hypervisor.writeJournal(journal, state: state, name: name)
     }
 
     /// `reinstall`: the stored installer again, on the same disks, MAC and UUID, with the
@@ -741,7 +759,11 @@ private struct InstallRun {
         Hypervisor.withdrawKickstarts(of: name, stateDirectory: state)
         for path in createdPaths { unlink(path) }
         for volume in createdVolumes { try? await hypervisor.deleteVolume(pool: volume.pool, name: volume.name) }
-        guard var spec = defined else { return }
+        guard var spec = defined else {
+            // Nothing was defined: the fetched installer and the journal go too.
+            try? FileManager.default.removeItem(atPath: Hypervisor.installDirectory(state, name))
+            return
+        }
         let reason = (error as? BerthError)?.message ?? "\(error)"
         if let supervisor = try? hypervisor.supervisor(name), await supervisor.isRunning {
             try? hypervisor.setNextDefinition(name, nil, start: false)
