@@ -206,6 +206,18 @@ extension Catalog {
         }
     }
 
+    /// The next definition waiting for `name` (the installed one, while its installer runs).
+    public func nextDefinition(_ name: String) throws -> DomainSpec? {
+        try writer.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT uuid, nextSpec FROM domain WHERE name = ?", arguments: [name])
+            else { throw BerthError.unknownDomain(name) }
+            guard let text = row["nextSpec"] as String? else { return nil }
+            var spec = try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
+            if let uuid = UUID(uuidString: row["uuid"]) { spec.uuid = uuid }
+            return spec
+        }
+    }
+
     /// Whether `name` has a next definition waiting (an install in progress).
     public func hasNextDefinition(_ name: String) throws -> Bool {
         try writer.read { db in

@@ -584,7 +584,9 @@ private struct InstallRun {
     /// stored kickstart or another one (checked as `install` checks it).
     mutating func reinstall(_ record: InstallRecord, kickstart: InstallPlan.KickstartInput?) async throws {
         do {
-            var installed = try hypervisor.catalog.domain(named: name).spec
+            // While an installer runs (or was left by a berthd killed after storing it), the
+            // current definition is the installer's and the installed one waits as the next.
+            var installed = try hypervisor.catalog.nextDefinition(name) ?? hypervisor.catalog.domain(named: name).spec
             if let description = installed.description, let range = description.range(of: "berth install failed: ") {
                 let kept = String(description[..<range.lowerBound]).replacingOccurrences(of: " — ", with: "")
                     .trimmingCharacters(in: .whitespaces)
@@ -596,6 +598,7 @@ private struct InstallRun {
                 say("Destroying the running guest first (--force).")
                 try await supervisor.destroy()
             }
+            try hypervisor.setNextDefinition(name, nil, start: false)
             if case .network = record.plan.source {
                 try hypervisor.checkNetworkBoot(installed)
                 _ = try hypervisor.update(installed)
