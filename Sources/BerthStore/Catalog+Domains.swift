@@ -206,6 +206,25 @@ extension Catalog {
         }
     }
 
+    /// `update` and `setNextDefinition` in one transaction: an installer's definition with the
+    /// installed one waiting. A berthd killed at any point has stored both or neither.
+    @discardableResult
+    public func update(_ spec: DomainSpec, next: DomainSpec, start: Bool) throws -> DomainSpec {
+        try spec.validate()
+        try next.validate()
+        return try writer.write { db in
+            let current = try replace(spec, db: db)
+            guard next.name == current.name, next.uuid == current.uuid else {
+                throw BerthError(
+                    .invalidArgument, "The next definition of '\(current.name)' must keep its name and UUID.",
+                    remedy: "Give the same name and UUID (\(current.uuid)), or leave 'uuid' out.")
+            }
+            try db.execute(
+                sql: "UPDATE domain SET nextSpec = ?, nextStart = ? WHERE name = ?", arguments: [try Self.json(next), start, current.name])
+            return current
+        }
+    }
+
     /// The next definition waiting for `name` (the installed one, while its installer runs).
     public func nextDefinition(_ name: String) throws -> DomainSpec? {
         try writer.read { db in

@@ -107,12 +107,22 @@ public final class Hypervisor: Sendable {
         return try info(stored.name)
     }
 
-    public func update(_ spec: DomainSpec) throws -> DomainInfo {
+    /// `next`: the definition that replaces this one when its guest powers off by itself (an
+    /// installer's, the installed one), stored in the same transaction.
+    @discardableResult
+    public func update(_ spec: DomainSpec, next: (spec: DomainSpec, start: Bool)? = nil) throws -> DomainInfo {
         let spec = try recordedForCatalog(spec)
         try checkAgainstHost(spec)
         let previous = try? catalog.domain(named: spec.name).spec
-        let stored = try catalog.update(spec)
+        let recordedNext = try next.map { try recordedForCatalog($0.spec) }
+        let stored =
+            if let recordedNext, let next {
+                try catalog.update(spec, next: recordedNext, start: next.start)
+            } else {
+                try catalog.update(spec)
+            }
         try makeNVRAM(stored)
+        if let recordedNext { try makeNVRAM(recordedNext) }
         networks.refreshReservations(reservedOn(stored).union(previous.map { reservedOn($0) } ?? []))
         hub.publish(LifecycleEvent(domain: stored.name, kind: .updated, state: try catalog.domain(named: stored.name).state))
         return try info(stored.name)

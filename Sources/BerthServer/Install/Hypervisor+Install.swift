@@ -669,8 +669,8 @@ private struct InstallRun {
     /// Boots the installer with the installed definition waiting as the next one, and follows
     /// it to the hand-over and the first boot.
     mutating func boot(installer: DomainSpec, installed: DomainSpec) async throws {
-        _ = try hypervisor.update(installer)
-        try hypervisor.setNextDefinition(name, installed, start: !plan.noReboot)
+        // One transaction: a kill never leaves the installer's definition without the installed one waiting.
+        try hypervisor.update(installer, next: (installed, !plan.noReboot))
 
         // 6. The installer runs; berthd hands over when it powers off.
         let events = hypervisor.hub.subscribe()
