@@ -694,6 +694,8 @@ private struct InstallRun {
         }
         defer { consumer.cancel() }
         var finished = false
+        // A stop seen before this installer's own start is the guest `reinstall --force` destroyed.
+        var installerStarted = false
         var failureSince: Date?
         while true {
             try await Task.sleep(for: .milliseconds(200))
@@ -714,6 +716,8 @@ private struct InstallRun {
                 case .started where finished:
                     say("Domain '\(name)' installed and started from its own disk.", .firstBoot)
                     return
+                case .started:
+                    installerStarted = true
                 case .startFailed where finished:
                     throw BerthError(
                         .unavailable, "The installed system did not start: \(event.detail ?? "?")",
@@ -721,7 +725,7 @@ private struct InstallRun {
                 case .installFailed:
                     throw installerFailed(event.detail ?? "the installer reported a failure")
                 case .stopped, .crashed:
-                    if !finished {
+                    if !finished, installerStarted {
                         let info = try? hypervisor.info(name)
                         throw BerthError(
                             .unavailable,
