@@ -110,6 +110,7 @@ public enum Daemon {
         // Half-made incoming migrations go before guests are re-attached; a migration this
         // berthd was sending is settled once its guest is re-attached (asking the destination).
         await hypervisor.recoverIncomingMigrations()
+        for line in await hypervisor.sweepInterruptedInstalls() { logger.notice("\(line)") }
         await hypervisor.recoverAll()
         Task { await hypervisor.recoverOutgoingMigrations() }
 

@@ -10,37 +10,49 @@ extension Catalog {
     }()
 
     /// Stores a new domain. Missing MACs are generated (unique across the catalog).
+    /// `install` and `kickstart` (a domain `berth install` made) go in the same transaction: a
+    /// berthd killed at any point has stored all of them or none.
     /// - Throws: `BerthError` `.alreadyExists` naming the clash (name, UUID, MAC, disk).
     @discardableResult
-    public func define(_ spec: DomainSpec) throws -> DomainSpec {
+    public func define(_ spec: DomainSpec, install: InstallRecord? = nil, kickstart: String? = nil) throws -> DomainSpec {
         try spec.validate()
         return try writer.write { db in
-            var spec = spec
-            if let owner = try String.fetchOne(db, sql: "SELECT name FROM domain WHERE name = ?", arguments: [spec.name]) {
-                throw BerthError.nameInUse(owner)
+            let stored = try insert(spec, db: db)
+            if let install { try storeInstall(stored.name, install, db: db) }
+            if let kickstart {
+                try db.execute(sql: "UPDATE domain SET kickstart = ? WHERE name = ?", arguments: [kickstart, stored.name])
             }
-            if let owner = try String.fetchOne(
-                db, sql: "SELECT name FROM domain WHERE uuid = ?", arguments: [spec.uuid.uuidString])
-            {
-                throw BerthError(
-                    .alreadyExists, "UUID \(spec.uuid) already belongs to domain '\(owner)'.",
-                    remedy: "Leave 'uuid' out to have one generated, or undefine '\(owner)' first.")
-            }
-            try assignMACs(&spec, db: db, excluding: nil)
-            try checkDisks(spec, db: db, excluding: nil)
-            let now = CatalogDate.text(Date())
-            try db.execute(
-                sql: """
-                    INSERT INTO domain (name, uuid, spec, memory, vcpus, autostart, createdAt, updatedAt)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    spec.name, spec.uuid.uuidString, try Self.json(spec), spec.memory, spec.vcpus, spec.autostart,
-                    now, now,
-                ])
-            try insertClaims(spec, id: db.lastInsertedRowID, db: db)
-            return spec
+            return stored
         }
+    }
+
+    /// `define`'s insert inside a transaction the caller holds.
+    private func insert(_ spec: DomainSpec, db: Database) throws -> DomainSpec {
+        var spec = spec
+        if let owner = try String.fetchOne(db, sql: "SELECT name FROM domain WHERE name = ?", arguments: [spec.name]) {
+            throw BerthError.nameInUse(owner)
+        }
+        if let owner = try String.fetchOne(
+            db, sql: "SELECT name FROM domain WHERE uuid = ?", arguments: [spec.uuid.uuidString])
+        {
+            throw BerthError(
+                .alreadyExists, "UUID \(spec.uuid) already belongs to domain '\(owner)'.",
+                remedy: "Leave 'uuid' out to have one generated, or undefine '\(owner)' first.")
+        }
+        try assignMACs(&spec, db: db, excluding: nil)
+        try checkDisks(spec, db: db, excluding: nil)
+        let now = CatalogDate.text(Date())
+        try db.execute(
+            sql: """
+                INSERT INTO domain (name, uuid, spec, memory, vcpus, autostart, createdAt, updatedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                spec.name, spec.uuid.uuidString, try Self.json(spec), spec.memory, spec.vcpus, spec.autostart,
+                now, now,
+            ])
+        try insertClaims(spec, id: db.lastInsertedRowID, db: db)
+        return spec
     }
 
     /// Replaces a domain's definition (same name); takes effect at its next start.
@@ -191,6 +203,37 @@ extension Catalog {
                 sql: "UPDATE domain SET nextSpec = ?, nextStart = ? WHERE name = ?",
                 arguments: [try spec.map(Self.json), start, name])
             if db.changesCount == 0 { throw BerthError.unknownDomain(name) }
+        }
+    }
+
+    /// `update` and `setNextDefinition` in one transaction: an installer's definition with the
+    /// installed one waiting. A berthd killed at any point has stored both or neither.
+    @discardableResult
+    public func update(_ spec: DomainSpec, next: DomainSpec, start: Bool) throws -> DomainSpec {
+        try spec.validate()
+        try next.validate()
+        return try writer.write { db in
+            let current = try replace(spec, db: db)
+            guard next.name == current.name, next.uuid == current.uuid else {
+                throw BerthError(
+                    .invalidArgument, "The next definition of '\(current.name)' must keep its name and UUID.",
+                    remedy: "Give the same name and UUID (\(current.uuid)), or leave 'uuid' out.")
+            }
+            try db.execute(
+                sql: "UPDATE domain SET nextSpec = ?, nextStart = ? WHERE name = ?", arguments: [try Self.json(next), start, current.name])
+            return current
+        }
+    }
+
+    /// The next definition waiting for `name` (the installed one, while its installer runs).
+    public func nextDefinition(_ name: String) throws -> DomainSpec? {
+        try writer.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT uuid, nextSpec FROM domain WHERE name = ?", arguments: [name])
+            else { throw BerthError.unknownDomain(name) }
+            guard let text = row["nextSpec"] as String? else { return nil }
+            var spec = try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
+            if let uuid = UUID(uuidString: row["uuid"]) { spec.uuid = uuid }
+            return spec
         }
     }
 

@@ -26,20 +26,23 @@ extension Catalog {
     /// Stores (or replaces) how `name` was installed. `--initrd-inject` files are not kept:
     /// they are in the stored initrd already.
     public func setInstall(_ name: String, _ record: InstallRecord) throws {
+        try writer.write { db in try storeInstall(name, record, db: db) }
+    }
+
+    /// `setInstall`'s work inside a transaction the caller holds.
+    func storeInstall(_ name: String, _ record: InstallRecord, db: Database) throws {
         var plan = record.plan
         plan.initrdInjections = []
         let text = String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)
-        try writer.write { db in
-            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [name]) else {
-                throw BerthError.unknownDomain(name)
-            }
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO install (domainId, plan, installerCmdline, kernel, initrd, cdrom, updatedAt)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [id, text, record.installerCmdline, record.kernel, record.initrd, record.cdrom, CatalogDate.text(Date())])
+        guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [name]) else {
+            throw BerthError.unknownDomain(name)
         }
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO install (domainId, plan, installerCmdline, kernel, initrd, cdrom, updatedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [id, text, record.installerCmdline, record.kernel, record.initrd, record.cdrom, CatalogDate.text(Date())])
     }
 
     /// Where the running installer's console output began; nil clears it (the installer is over).

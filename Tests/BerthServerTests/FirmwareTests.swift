@@ -21,8 +21,8 @@ import Testing
 
     /// `berth install --import --boot uefi`: OVMF finds GRUB at the ESP's removable-media path,
     /// GRUB boots the test kernel from the ESP. The variable store is the domain's own copy
-    /// under the state directory, recorded in the definition, written by the guest's firmware
-    /// through its descriptor, and removed by `undefine`.
+    /// beside its disk file (`NAME_VARS.fd`, as libvirt names it), recorded in the definition,
+    /// written by the guest's firmware through its descriptor, and removed by `undefine`.
     @Test func uefiGuestBootsFromItsEFISystemPartition() async throws {
         try Self.requireUEFI()
         let daemon = try await TestDaemon()
@@ -41,7 +41,7 @@ import Testing
         #expect(firmware.kind == .uefi && info.spec.bootloader == nil && info.spec.kernel == nil)
         #expect(firmware.loader == FirmwareSpec.defaultLoader)
         let nvram = try #require(firmware.nvram)
-        #expect(nvram == state + "/nvram/\(info.spec.uuid.uuidString.lowercased())_VARS.fd")
+        #expect(nvram == state + "/u1_VARS.fd")
         let attributes = try FileManager.default.attributesOfItem(atPath: nvram)
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         #expect((attributes[.size] as? Int) == 540_672)
@@ -58,6 +58,67 @@ import Testing
         let undefine = try await BerthRun.run(["undefine", "u1"], state: state)
         #expect(undefine.status == 0, "\(undefine.stderr)")
         #expect(!FileManager.default.fileExists(atPath: nvram))
+    }
+
+    /// A UEFI domain on a dir-pool volume gets its variable store beside the volume, chosen
+    /// once: a definition sent again without `nvram` keeps it. A store an older berth recorded
+    /// under `<state>/nvram/` stays there and keeps working; a domain whose first disk is no
+    /// file gets `<state>/nvram/NAME_VARS.fd`. `undefine` removes each where it is.
+    @Test func theVariableStoreLivesBesideADirPoolVolume() async throws {
+        try Self.requireUEFI()
+        let daemon = try await TestDaemon()
+        defer { daemon.tearDown() }
+        let state = daemon.stateDirectory
+        let created = try await BerthRun.run(["vol-create-as", "default", "u3.img", "100M", "--format", "raw"], state: state)
+        #expect(created.status == 0, "\(created.stderr)")
+        let volume = try await daemon.client.volume(pool: "default", name: "u3.img")
+        // The fixture's ESP disk, written into the volume's file.
+        try Data(contentsOf: URL(fileURLWithPath: Self.uefiDisk)).write(to: URL(fileURLWithPath: volume.path))
+        let run = try await BerthRun.run(
+            ["install", "--name=u3", "--ram=256", "--import", "--disk", "vol=default/u3.img", "--boot", "uefi", "--nographics", "--noautoconsole"],
+            state: state)
+        #expect(run.status == 0, "stderr:\n\(run.stderr)")
+        _ = try await daemon.waitForLog("u3", "BERTH-GUEST-MARKER UEFI-ESP", timeout: 240)
+        let info = try await daemon.client.info("u3")
+        let nvram = try #require(info.spec.firmware?.nvram)
+        #expect(nvram == (volume.path as NSString).deletingLastPathComponent + "/u3_VARS.fd", "\(nvram)")
+        #expect(FileManager.default.fileExists(atPath: nvram))
+        let dominfo = try await BerthRun.run(["dominfo", "u3"], state: state)
+        #expect(dominfo.stdout.contains("variables \(nvram))"), "\(dominfo.stdout)")
+        // pool-refresh does not take the store for a volume of the pool.
+        let refreshed = try await BerthRun.run(["pool-refresh", "default"], state: state)
+        #expect(refreshed.status == 0, "\(refreshed.stderr)")
+        #expect(!(try await daemon.client.volumes(pool: "default")).contains { $0.name == "u3_VARS.fd" })
+        _ = try await daemon.client.perform(.destroy, on: "u3")
+        var again = info.spec
+        again.firmware?.nvram = nil
+        #expect(try await daemon.client.update(again).spec.firmware?.nvram == nvram, "recorded once, never moved")
+
+        // A store where an older berth made it: kept, and used.
+        let disk = state + "/old.img"
+        try FileManager.default.copyItem(atPath: Self.uefiDisk, toPath: disk)
+        let uuid = UUID()
+        let old = state + "/nvram/\(uuid.uuidString.lowercased())_VARS.fd"
+        var legacy = DomainSpec(name: "old", uuid: uuid, memory: 256, disks: [DiskSpec(path: disk, format: .raw)])
+        legacy.firmware = FirmwareSpec(kind: .uefi, nvram: old)
+        #expect(try await daemon.client.define(legacy).spec.firmware?.nvram == old)
+        #expect(FileManager.default.fileExists(atPath: old))
+        legacy.firmware?.nvram = nil
+        #expect(try await daemon.client.update(legacy).spec.firmware?.nvram == old)
+        #expect(!FileManager.default.fileExists(atPath: state + "/old_VARS.fd"))
+
+        // No file disk: the state directory's nvram/.
+        var diskless = DomainSpec(name: "bare", memory: 256)
+        diskless.disks = []
+        diskless.firmware = FirmwareSpec(kind: .uefi)
+        let bare = try #require(try await daemon.client.define(diskless).spec.firmware?.nvram)
+        #expect(bare == state + "/nvram/bare_VARS.fd")
+
+        for (name, path) in [("u3", nvram), ("old", old), ("bare", bare)] {
+            try await daemon.client.undefine(name, keepLogs: false)
+            #expect(!FileManager.default.fileExists(atPath: path), "undefine removes \(path)")
+        }
+        #expect(FileManager.default.fileExists(atPath: volume.path), "the volume stays")
     }
 
     /// A host kernel under OVMF: an xl config with `type = "hvm"`, `bios = "ovmf"` and a kernel

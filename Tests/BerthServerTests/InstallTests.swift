@@ -186,6 +186,29 @@ import Testing
         _ = try await daemon.client.perform(.destroy, on: "bg")
     }
 
+    /// The seed's line as typed (no --noautoconsole, no --wait) from a script, stdin not a
+    /// terminal: the installer's console is printed on stdout, and the command ends with the
+    /// install (the installed system started), not attached to its console for ever.
+    @Test func installFollowsTheConsoleAndEndsWithTheInstallWithoutATerminal() async throws {
+        let (daemon, base) = try await Self.setUp()
+        defer { daemon.tearDown() }
+        let disk = daemon.stateDirectory + "/follow.img"
+        var line = Self.seedLine(
+            name: "follow", disk: "path=\(disk),size=1", location: "\(base)/install/centos6/", ks: "\(base)/kickstarts/a.ks",
+            mac: "52:54:00:00:00:0c")
+        line.removeAll { $0 == "--noautoconsole" || $0 == "--wait=-1" }
+        let run = try await BerthRun.run(line, state: daemon.stateDirectory)
+        #expect(run.status == 0, "stderr:\n\(run.stderr)")
+        #expect(run.stdout.contains("BERTH-INSTALLER-DONE marker=INSTALLED-alpha"), "stdout:\n\(run.stdout.suffix(2000))")
+        #expect(run.stderr.contains("installed and started from its own disk"), "\(run.stderr)")
+        // Printed once: the installer's console is not replayed after the hand-over.
+        #expect(run.stdout.components(separatedBy: "BERTH-INSTALLER-DONE").count == 2)
+        let info = try await daemon.client.info("follow")
+        #expect(info.state == .running && info.spec.bootloader != nil)
+        _ = try await daemon.waitForLog("follow", "BERTH-GUEST-MARKER INSTALLED-alpha", timeout: 120)
+        _ = try await daemon.client.perform(.destroy, on: "follow")
+    }
+
     /// A NIC on a Berth network: the installer fetches its kickstart from the media listener on
     /// the network's bridge address, which only that bridge's guests and the host reach.
     @Test func installOnABerthNetworkFetchesMediaFromTheBridgeAddress() async throws {

@@ -125,15 +125,27 @@ struct InstallFollower {
             case .failed:
                 throw info.error ?? BerthError(.internal, "The install of '\(name)' failed without a reason.")
             case .succeeded:
+                // The same follower goes on into the installed system's console (nothing is
+                // printed twice); on a terminal until the guest stops running (or ^C), as
+                // virt-install's console stays attached; without one (a script) the command
+                // ends with the install.
+                if let follower, !noReboot, Self.isInteractive { await Self.untilStopped(client: client, name: name) }
                 follower?.cancel()
-                if autoconsole, !noReboot {
-                    try? await client.consoleLog(name, tail: nil, follow: true) { buffer in
-                        try StandardOutput.write(Array(buffer.readableBytesView))
-                    }
-                }
                 return
             }
         }
+    }
+
+    /// Whether a user is at the keyboard: stdin is a terminal.
+    static let isInteractive = isatty(0) == 1
+
+    /// Returns once the guest no longer runs (powered off, crashed, destroyed) or berthd went away.
+    static func untilStopped(client: BerthClient, name: String) async {
+        while let info = try? await client.info(name), [.running, .paused, .shuttingDown].contains(info.state) {
+            try? await Task.sleep(for: .seconds(1))
+        }
+        // What the console wrote last is in the log by now: give the follower a poll to print it.
+        try? await Task.sleep(for: .milliseconds(300))
     }
 
     static func followConsole(client: BerthClient, name: String) -> Task<Void, Never> {

@@ -1,11 +1,40 @@
 import BerthModel
 import Foundation
 
-/// UEFI domains: OVMF's code is shared and read-only; each domain has its own variable store
-/// (`<state>/nvram/UUID_VARS.fd`, root's, 0600), copied from the template when the domain is
-/// defined and removed when it is undefined. QEMU gets both as descriptors (`QEMUCommandLine`).
+/// UEFI domains: OVMF's code is shared and read-only; each domain has its own variable store,
+/// copied from the template when the domain is defined and removed when it is undefined. QEMU
+/// gets both as descriptors (`QEMUCommandLine`).
+///
+/// Where a new store goes is chosen once, when it is first made, and recorded in the definition
+/// (`firmware.nvram`), so it never moves: beside the domain's first disk when that is a file (a
+/// path, or a volume in a dir pool) as `<name>_VARS.fd`, as libvirt names it, so that it travels
+/// with the disks; otherwise (an LV, a block device, no disk) `<state>/nvram/<name>_VARS.fd`.
+/// Stores made by older berths (`<state>/nvram/UUID_VARS.fd`) stay where they are recorded.
 extension Hypervisor {
     var nvramDirectory: String { stateDirectory + "/nvram" }
+
+    /// Where berthd makes `spec`'s variable store (the disks' paths resolved).
+    func newNVRAMPath(_ spec: DomainSpec) -> String {
+        let file = "\(spec.name)_VARS.fd"
+        guard let disk = spec.disks.first(where: { $0.device == .disk }), Self.isRegularFile(disk.path) else {
+            return nvramDirectory + "/" + file
+        }
+        return (disk.path as NSString).deletingLastPathComponent + "/" + file
+    }
+
+    static func isRegularFile(_ path: String) -> Bool {
+        var st = stat()
+        return !path.isEmpty && stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// Whether berthd made (or would make) `nvram` for `spec`: in its own directory, or as
+    /// `<name>_VARS.fd` beside one of the domain's disks.
+    func madeByBerthd(_ nvram: String, for spec: DomainSpec) -> Bool {
+        let parent = (nvram as NSString).deletingLastPathComponent
+        let file = (nvram as NSString).lastPathComponent
+        if parent == nvramDirectory { return !file.hasPrefix(".") }
+        return file == "\(spec.name)_VARS.fd" && spec.disks.contains { ($0.path as NSString).deletingLastPathComponent == parent }
+    }
 
     /// The firmware as the catalog keeps it: the loader and the variable store's path decided
     /// now, OVMF's presence checked (nothing is written here: `makeNVRAM` does that once the
@@ -21,15 +50,17 @@ extension Hypervisor {
         }
         firmware.loader = loader
         if firmware.nvram == nil {
-            firmware.nvram = nvramDirectory + "/\(spec.uuid.uuidString.lowercased())_VARS.fd"
+            // Chosen once: a definition sent again without it keeps the recorded store.
+            let recorded = (try? catalog.domain(named: spec.name))?.spec.firmware?.nvram
+            firmware.nvram = recorded ?? newNVRAMPath(spec)
         }
         if let nvram = firmware.nvram, access(nvram, F_OK) != 0 {
-            // berthd makes variable stores only in its own directory; one named elsewhere must exist.
-            let parent = (nvram as NSString).deletingLastPathComponent
-            guard parent == nvramDirectory, !(nvram as NSString).lastPathComponent.hasPrefix(".") else {
+            // berthd makes variable stores only where it chooses to; one named elsewhere must exist.
+            guard madeByBerthd(nvram, for: spec) else {
                 throw BerthError(
-                    .notFound, "The UEFI variable store \(nvram) does not exist, and berthd makes new ones only in \(nvramDirectory).",
-                    remedy: "Leave \"nvram\" out (berthd makes \(nvramDirectory)/UUID_VARS.fd), or copy OVMF_VARS_4M.fd to \(nvram) first.")
+                    .notFound,
+                    "The UEFI variable store \(nvram) does not exist, and berthd makes new ones only as NAME_VARS.fd beside the first disk or in \(nvramDirectory).",
+                    remedy: "Leave \"nvram\" out (berthd makes \(newNVRAMPath(spec))), or copy OVMF_VARS_4M.fd to \(nvram) first.")
             }
             let template = firmware.varsTemplate ?? FirmwareSpec.varsTemplate(for: loader)
             guard access(template, R_OK) == 0 else {
@@ -65,9 +96,9 @@ extension Hypervisor {
         }
     }
 
-    /// Removes a domain's variable store if berthd made it (it lives under `<state>/nvram/`).
+    /// Removes a domain's variable store if berthd made it (`madeByBerthd`), wherever it is.
     func removeNVRAM(_ spec: DomainSpec) {
-        guard let nvram = spec.firmware?.nvram, nvram.hasPrefix(nvramDirectory + "/") else { return }
+        guard let nvram = spec.firmware?.nvram, madeByBerthd(nvram, for: spec) else { return }
         unlink(nvram)
     }
 }

@@ -95,22 +95,34 @@ public final class Hypervisor: Sendable {
         }
     }
 
-    public func define(_ spec: DomainSpec) throws -> DomainInfo {
+    /// `install`/`kickstart`: what `berth install` keeps of a domain it made, stored in the
+    /// same transaction as the definition.
+    public func define(_ spec: DomainSpec, install: InstallRecord? = nil, kickstart: String? = nil) throws -> DomainInfo {
         let spec = try recordedForCatalog(spec)
         try checkAgainstHost(spec)
-        let stored = try catalog.define(spec)
+        let stored = try catalog.define(spec, install: install, kickstart: kickstart)
         try makeNVRAM(stored)
         networks.refreshReservations(reservedOn(stored))
         hub.publish(LifecycleEvent(domain: stored.name, kind: .defined, state: .shutoff))
         return try info(stored.name)
     }
 
-    public func update(_ spec: DomainSpec) throws -> DomainInfo {
+    /// `next`: the definition that replaces this one when its guest powers off by itself (an
+    /// installer's, the installed one), stored in the same transaction.
+    @discardableResult
+    public func update(_ spec: DomainSpec, next: (spec: DomainSpec, start: Bool)? = nil) throws -> DomainInfo {
         let spec = try recordedForCatalog(spec)
         try checkAgainstHost(spec)
         let previous = try? catalog.domain(named: spec.name).spec
-        let stored = try catalog.update(spec)
+        let recordedNext = try next.map { try recordedForCatalog($0.spec) }
+        let stored =
+            if let recordedNext, let next {
+                try catalog.update(spec, next: recordedNext, start: next.start)
+            } else {
+                try catalog.update(spec)
+            }
         try makeNVRAM(stored)
+        if let recordedNext { try makeNVRAM(recordedNext) }
         networks.refreshReservations(reservedOn(stored).union(previous.map { reservedOn($0) } ?? []))
         hub.publish(LifecycleEvent(domain: stored.name, kind: .updated, state: try catalog.domain(named: stored.name).state))
         return try info(stored.name)
@@ -131,6 +143,8 @@ public final class Hypervisor: Sendable {
         // Its saved state can never be restored without the definition (the catalog row went with it).
         if let managed { unlink(managed.path) }
         removeNVRAM(record.spec)
+        // The installer `berth install` fetched for it (kept for `reinstall`).
+        try? FileManager.default.removeItem(atPath: Self.installDirectory(stateDirectory, name))
         if !keepLogs {
             let log = driver.consoleLogPath(record.spec)
             for path in [log] + (1...9).map({ "\(log).\($0)" }) { unlink(path) }
@@ -170,7 +184,7 @@ public final class Hypervisor: Sendable {
     /// (CVE-2008-2004); a VNC display on TCP gets a password when it has none.
     func recordedForCatalog(_ spec: DomainSpec) throws -> DomainSpec {
         try spec.validate()  // before any disk of it is opened
-        var spec = try recordedFirmware(spec)
+        var spec = spec
         // Backing files come only from berthd's own records: a volume's, or the one this
         // domain's definition already has for that path (an external snapshot's overlay).
         let recorded = ((try? catalog.domain(named: spec.name).spec.disks) ?? []).filter { $0.backing != nil }
@@ -189,6 +203,8 @@ public final class Hypervisor: Sendable {
                 )
             }
         }
+        // After the disks: a new variable store goes beside the first one's file.
+        spec = try recordedFirmware(spec)
         if var graphics = spec.graphics, graphics.listen != nil || graphics.port != nil, graphics.password == nil {
             // An open TCP display on the host is reachable by anything on that address.
             var generator = SystemRandomNumberGenerator()

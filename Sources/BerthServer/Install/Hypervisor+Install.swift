@@ -447,7 +447,7 @@ private struct InstallRun {
         }
 
         // 3. The installer's kernel and initrd into <state>/install/<name>/.
-        let directory = state + "/install/" + name
+        let directory = Hypervisor.installDirectory(state, name)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let kernelPath = directory + "/vmlinuz"
         let initrdPath = directory + "/initrd.img"
@@ -473,13 +473,9 @@ private struct InstallRun {
             extraArgs: extraArgs, networkLocation: network ? guestURL(location, what: "--location") : nil,
             sourceArgument: tree.sourceArgument ?? plan.sourceArgument, serialConsole: plan.serialConsole)
         debug("installer cmdline: \(cmdline)")
-        let stored = try hypervisor.define(installed).spec
-        defined = stored
-        if let kickstartText { try hypervisor.catalog.setKickstart(name, kickstartText) }
-        try hypervisor.catalog.setInstall(
-            name,
-            InstallRecord(plan: plan, installerCmdline: cmdline, kernel: kernelPath, initrd: initrdPath, cdrom: isISO ? location : nil))
-        say("Domain '\(name)' defined.", .defined)
+        let record = InstallRecord(
+            plan: plan, installerCmdline: cmdline, kernel: kernelPath, initrd: initrdPath, cdrom: isISO ? location : nil)
+        let stored = try define(installed, record, kickstart: kickstartText)
 
         let installer = Self.installer(stored, kernel: kernelPath, initrd: initrdPath, cmdline: cmdline, cdrom: isISO ? location : nil)
         if isISO {
@@ -497,10 +493,7 @@ private struct InstallRun {
     /// `--location`.
     mutating func install(cdrom iso: String) async throws {
         let installed = try await createDisks()
-        let stored = try hypervisor.define(installed).spec
-        defined = stored
-        try hypervisor.catalog.setInstall(name, InstallRecord(plan: plan, installerCmdline: "", kernel: "", initrd: "", cdrom: iso))
-        say("Domain '\(name)' defined.", .defined)
+        let stored = try define(installed, InstallRecord(plan: plan, installerCmdline: "", kernel: "", initrd: "", cdrom: iso))
         let installer = VirtInstallRequest.cdromInstaller(stored, iso: iso)
         let firmware = stored.firmware?.kind == .uefi ? "UEFI (OVMF)" : "SeaBIOS"
         say("The installer boots from the CD-ROM \(iso) (read-only) through \(firmware); boot order cdrom, hd.")
@@ -511,13 +504,20 @@ private struct InstallRun {
     /// TFTP); the installer's power-off hands over as with `--location`.
     mutating func installFromNetwork() async throws {
         let installed = try await createDisks()
-        let stored = try hypervisor.define(installed).spec
-        defined = stored
-        try hypervisor.catalog.setInstall(name, InstallRecord(plan: plan, installerCmdline: "", kernel: "", initrd: ""))
-        say("Domain '\(name)' defined.", .defined)
+        let stored = try define(installed, InstallRecord(plan: plan, installerCmdline: "", kernel: "", initrd: ""))
         let networks = stored.nics.compactMap(\.network).joined(separator: ", ")
         say("The installer boots from the network (\(networks): DHCP names its boot file, dnsmasq serves it over TFTP); boot order network, hd.")
         try await boot(installer: VirtInstallRequest.networkInstaller(stored), installed: stored)
+    }
+
+    /// Stores the installed definition with its install record and kickstart (one
+    /// transaction): from here on the new disks are the domain's, and no longer journalled.
+    mutating func define(_ installed: DomainSpec, _ record: InstallRecord, kickstart: String? = nil) throws -> DomainSpec {
+        let stored = try hypervisor.define(installed, install: record, kickstart: kickstart).spec
+        defined = stored
+        unlink(Hypervisor.newDisksJournal(state, name))
+        say("Domain '\(name)' defined.", .defined)
+        return stored
     }
 
     /// The installer of a `--location` install: the installed definition booting the fetched
@@ -541,6 +541,7 @@ private struct InstallRun {
     /// installed definition with their formats.
     mutating func createDisks() async throws -> DomainSpec {
         var installed = plan.domain
+        try journalNewDisks()
         for new in plan.newDisks {
             guard new.index < installed.disks.count else { continue }
             let disk = installed.disks[new.index]
@@ -563,11 +564,30 @@ private struct InstallRun {
         return installed
     }
 
+    /// Writes the disks this run is about to create, before it creates any: a berthd killed
+    /// before the domain is defined removes them at its next start
+    /// (`Hypervisor.sweepInterruptedInstalls`).
+    func journalNewDisks() throws {
+        var journal = Hypervisor.NewDisks()
+        for new in plan.newDisks where new.index < plan.domain.disks.count {
+            let disk = plan.domain.disks[new.index]
+            if let volume = disk.volume, disk.path.isEmpty {
+                journal.volumes.append(volume)
+            } else if access(disk.path, F_OK) != 0 {
+                journal.paths.append(disk.path)
+            }
+        }
+        guard !journal.paths.isEmpty || !journal.volumes.isEmpty else { return }
+        try Hypervisor.writeJournal(journal, state: state, name: name)
+    }
+
     /// `reinstall`: the stored installer again, on the same disks, MAC and UUID, with the
     /// stored kickstart or another one (checked as `install` checks it).
     mutating func reinstall(_ record: InstallRecord, kickstart: InstallPlan.KickstartInput?) async throws {
         do {
-            var installed = try hypervisor.catalog.domain(named: name).spec
+            // While an installer runs (or was left by a berthd killed after storing it), the
+            // current definition is the installer's and the installed one waits as the next.
+            var installed = try hypervisor.catalog.nextDefinition(name) ?? hypervisor.catalog.domain(named: name).spec
             if let description = installed.description, let range = description.range(of: "berth install failed: ") {
                 let kept = String(description[..<range.lowerBound]).replacingOccurrences(of: " — ", with: "")
                     .trimmingCharacters(in: .whitespaces)
@@ -579,6 +599,7 @@ private struct InstallRun {
                 say("Destroying the running guest first (--force).")
                 try await supervisor.destroy()
             }
+            try hypervisor.setNextDefinition(name, nil, start: false)
             if case .network = record.plan.source {
                 try hypervisor.checkNetworkBoot(installed)
                 _ = try hypervisor.update(installed)
@@ -649,8 +670,8 @@ private struct InstallRun {
     /// Boots the installer with the installed definition waiting as the next one, and follows
     /// it to the hand-over and the first boot.
     mutating func boot(installer: DomainSpec, installed: DomainSpec) async throws {
-        _ = try hypervisor.update(installer)
-        try hypervisor.setNextDefinition(name, installed, start: !plan.noReboot)
+        // One transaction: a kill never leaves the installer's definition without the installed one waiting.
+        try hypervisor.update(installer, next: (installed, !plan.noReboot))
 
         // 6. The installer runs; berthd hands over when it powers off.
         let events = hypervisor.hub.subscribe()
@@ -674,6 +695,8 @@ private struct InstallRun {
         }
         defer { consumer.cancel() }
         var finished = false
+        // A stop seen before this installer's own start is the guest `reinstall --force` destroyed.
+        var installerStarted = false
         var failureSince: Date?
         while true {
             try await Task.sleep(for: .milliseconds(200))
@@ -694,6 +717,8 @@ private struct InstallRun {
                 case .started where finished:
                     say("Domain '\(name)' installed and started from its own disk.", .firstBoot)
                     return
+                case .started:
+                    installerStarted = true
                 case .startFailed where finished:
                     throw BerthError(
                         .unavailable, "The installed system did not start: \(event.detail ?? "?")",
@@ -701,7 +726,7 @@ private struct InstallRun {
                 case .installFailed:
                     throw installerFailed(event.detail ?? "the installer reported a failure")
                 case .stopped, .crashed:
-                    if !finished {
+                    if !finished, installerStarted {
                         let info = try? hypervisor.info(name)
                         throw BerthError(
                             .unavailable,
@@ -742,7 +767,11 @@ private struct InstallRun {
         Hypervisor.withdrawKickstarts(of: name, stateDirectory: state)
         for path in createdPaths { unlink(path) }
         for volume in createdVolumes { try? await hypervisor.deleteVolume(pool: volume.pool, name: volume.name) }
-        guard var spec = defined else { return }
+        guard var spec = defined else {
+            // Nothing was defined: the fetched installer and the journal go too.
+            try? FileManager.default.removeItem(atPath: Hypervisor.installDirectory(state, name))
+            return
+        }
         let reason = (error as? BerthError)?.message ?? "\(error)"
         if let supervisor = try? hypervisor.supervisor(name), await supervisor.isRunning {
             try? hypervisor.setNextDefinition(name, nil, start: false)

@@ -146,9 +146,12 @@ extension Hypervisor {
         let known = try catalog.volumes(pool: name)
         let knownPaths = Dictionary(known.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         var found: [VolumeRecord] = []
+        // A UEFI domain's variable store beside its disk is the domain's, not a volume.
+        let stores = Set(try catalog.allDomains().compactMap { $0.spec.firmware?.nvram })
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []
         for entry in entries.sorted() where !entry.hasPrefix(".") {
             let path = target + "/" + entry
+            if stores.contains(path) { continue }
             var info = stat()
             guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
             if let record = knownPaths[path] {

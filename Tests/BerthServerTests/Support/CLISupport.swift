@@ -62,6 +62,8 @@ struct BerthRun {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        // Never the test runner's terminal: the CLI sees what a script gives it.
+        process.standardInput = FileHandle.nullDevice
         let started = Date()
         try process.run()
         let killer = DispatchWorkItem { process.terminate() }
