@@ -205,6 +205,11 @@ actor DomainSupervisor {
                 return
             }
         }
+        // The catalog says off, yet a QEMU of this domain may run: a start (an installer's
+        // among them) that the last berthd began but did not record. It holds the disks.
+        if instance == nil, let pid = await driver.removeStray(record.spec) {
+            publish(.stopped, detail: "stopped QEMU (pid \(pid)), left by a start the last berthd did not finish")
+        }
         if instance == nil, record.spec.autostart || (try? catalog.managedSave(name))?.resumeAtDaemonStart == true {
             queueRestart()
         }

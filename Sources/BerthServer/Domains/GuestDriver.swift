@@ -64,6 +64,9 @@ public protocol GuestDriver: Sendable {
     /// Finds a guest left running by an earlier daemon, checking that its PID still
     /// belongs to this domain's UUID.
     func reattach(_ spec: DomainSpec) async -> (any GuestInstance)?
+    /// Stops a QEMU of this domain that berthd does not manage (a start the last berthd did
+    /// not finish, unknown to the catalog): it would hold the domain's disks. Its PID, or nil.
+    func removeStray(_ spec: DomainSpec) async -> Int32?
     /// Where the domain's serial console is logged.
     func consoleLogPath(_ spec: DomainSpec) -> String
     /// The live console socket of a running domain.

@@ -21,6 +21,9 @@ public final class Hypervisor: Sendable {
     let groupSpace = Mutex<[String: (size: UInt64, free: UInt64)]>([:])
     /// Installs in progress: where each installer's console output began (`watchInstaller`).
     let installWatches = Mutex<[String: UInt64]>([:])
+    /// The install operation that owns each domain's install now: `reinstall --force` takes it
+    /// over, and the operation it replaced then ends without touching the domain.
+    let installOwners = Mutex<[String: UUID]>([:])
     public let stateDirectory: String
     /// The first of this daemon's guest user IDs; nil when berthd cannot switch users (not root).
     let guestIDBlock: UInt32?

@@ -78,11 +78,24 @@ public struct QEMUGuestDriver: GuestDriver {
 
     public func reattach(_ spec: DomainSpec) async -> (any GuestInstance)? {
         let paths = paths(spec)
-        guard QEMUProcess.runningPID(uuid: spec.uuid, paths: paths) != nil,
-            let process = try? await QEMUProcess.attach(uuid: spec.uuid, paths: paths)
-        else { return nil }
+        guard QEMUProcess.runningPID(uuid: spec.uuid, paths: paths) != nil else { return nil }
+        guard let process = try? await QEMUProcess.attach(uuid: spec.uuid, paths: paths) else {
+            // Alive but not reachable: nothing could stop it later.
+            _ = await removeStray(spec)
+            return nil
+        }
         let accel = Self.accelerator(ofPID: process.pid)
         return QEMUGuest(process: process, accel: accel, logCap: consoleLogCap)
+    }
+
+    public func removeStray(_ spec: DomainSpec) async -> Int32? {
+        guard let pid = QEMUProcess.runningPID(uuid: spec.uuid, paths: paths(spec)) else { return nil }
+        kill(pid, SIGKILL)
+        // Not berthd's child any more (init reaps it): wait until it is gone.
+        for _ in 0..<500 where QEMUProcess.isAlive(pid: pid, uuid: spec.uuid) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return pid
     }
 
     public func consoleLogPath(_ spec: DomainSpec) -> String { paths(spec).consoleLog }

@@ -297,13 +297,19 @@ private struct InstallRun {
     var published: String?
     /// The installed definition once stored: what a failure leaves behind.
     var defined: DomainSpec?
+    /// This operation's claim on the domain's install (`Hypervisor.installOwners`).
+    let token = UUID()
 
     init(hypervisor: Hypervisor, plan: InstallPlan, mediaPort: Int?, note: @escaping @Sendable (OperationMessage) -> Void) {
         self.hypervisor = hypervisor
         self.plan = plan
         self.mediaPort = mediaPort
         self.note = note
+        hypervisor.installOwners.withLock { [name = plan.domain.name, token] in $0[name] = token }
     }
+
+    /// False once a later install or reinstall of the domain has taken it over.
+    var ownsInstall: Bool { hypervisor.installOwners.withLock { $0[name] == token } }
 
     func say(_ text: String, _ phase: OperationMessage.Phase? = nil) {
         note(OperationMessage(text, phase: phase))
@@ -726,6 +732,11 @@ private struct InstallRun {
                 case .installFailed:
                     throw installerFailed(event.detail ?? "the installer reported a failure")
                 case .stopped, .crashed:
+                    if !finished, installerStarted, !ownsInstall {
+                        throw BerthError(
+                            .wrongState, "A reinstall of '\(name)' took over this install (it stopped this installer).",
+                            remedy: "Follow the reinstall instead ('berth operations', 'berth log -f \(name)').")
+                    }
                     if !finished, installerStarted {
                         let info = try? hypervisor.info(name)
                         throw BerthError(
@@ -762,8 +773,11 @@ private struct InstallRun {
     /// published kickstart; a defined domain stays, with the reason in its description and
     /// `lastError` (`berth dominfo`).
     func fail(_ error: Error) async {
-        hypervisor.watchInstaller(name, from: nil)
         if let published { unlink(published) }
+        // Taken over by a reinstall: the domain, its disks and its kickstarts are the new
+        // operation's now.
+        guard ownsInstall else { return }
+        hypervisor.watchInstaller(name, from: nil)
         Hypervisor.withdrawKickstarts(of: name, stateDirectory: state)
         for path in createdPaths { unlink(path) }
         for volume in createdVolumes { try? await hypervisor.deleteVolume(pool: volume.pool, name: volume.name) }

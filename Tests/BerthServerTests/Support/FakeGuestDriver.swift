@@ -46,6 +46,8 @@ final class FakeGuestDriver: GuestDriver {
         state.withLock { $0.leftRunning.removeValue(forKey: spec.name) }
     }
 
+    func removeStray(_ spec: DomainSpec) async -> Int32? { nil }
+
     func consoleLogPath(_ spec: DomainSpec) -> String { "/nonexistent/\(spec.name).log" }
     func consoleSocketPath(_ spec: DomainSpec) -> String { "/nonexistent/\(spec.name).sock" }
     func acceleratorVerdict() -> AcceleratorVerdict { AcceleratorVerdict(chosen: .tcg, reason: "fake", checks: []) }
