@@ -96,11 +96,7 @@ import Testing
     /// The test guest's kernel (Debian 6.1, LZ4): the ELF it unpacks to has the PVH entry and
     /// the size the build appended after the payload.
     @Test func unpacksTheTestKernel() throws {
-        let kernel = SandboxTests.guestDirectory + "/vmlinuz"
-        guard access(kernel, R_OK) == 0 else {
-            Issue.record("missing \(kernel): build it with `scripts/install-host-deps && fixtures/build-all.sh`")
-            return
-        }
+        let kernel = try SandboxTests.guestKernel()
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let source = try FileSource(path: kernel)

@@ -20,6 +20,14 @@ import Testing
     }()
     static let binary = packageRoot + "/.build/debug/berth-bootloader"
     static let guestDirectory = packageRoot + "/fixtures/out/guest"
+
+    /// The test guest's kernel, or a failure naming the command that builds it.
+    static func guestKernel() throws -> String {
+        let kernel = guestDirectory + "/vmlinuz"
+        try #require(
+            access(kernel, R_OK) == 0, "missing \(kernel): build it with `scripts/install-host-deps && fixtures/build-all.sh`")
+        return kernel
+    }
     static let bootDisk = guestDirectory + "/bootdisk.img"
     static let nobody: UInt32 = 65534
 
@@ -262,11 +270,7 @@ import Testing
     /// `--unpack-kernel` as berthd runs it: the test kernel's ELF written by the unprivileged
     /// user; a file that is no bzImage exits 3 (boot it as it is) and writes nothing.
     @Test func unpacksAKernelInTheSandbox() throws {
-        let kernel = Self.guestDirectory + "/vmlinuz"
-        guard access(kernel, R_OK) == 0 else {
-            Issue.record("missing \(kernel): build it with `scripts/install-host-deps && fixtures/build-all.sh`")
-            return
-        }
+        let kernel = try Self.guestKernel()
         let out = TemporaryDirectory()
         defer { out.remove() }
         try #require(chown(out.path, Self.nobody, Self.nobody) == 0)
