@@ -62,8 +62,11 @@ let executables: [(name: String, uses: String)] = [
     ("berth", "BerthCLI"), ("berthd", "BerthServer"), ("berth-bootloader", "BerthBoot"),
 ]
 
-// The web console's own files (plain HTML/CSS/JS, no build step), served by berthd.
-let resources: [String: [Resource]] = ["BerthServer": [.copy("UI")]]
+// The web console's own files (plain HTML/CSS/JS, no build step), served by berthd. They are
+// compiled into berthd (`PackageResources`): a resource bundle's accessor would link full
+// Foundation into the daemon (see docs/ARCHITECTURE.md, berthd's memory).
+let webUIFiles = (try? FileManager.default.contentsOfDirectory(atPath: Context.packageDirectory + "/Sources/BerthServer/UI")) ?? []
+let resources: [String: [Resource]] = ["BerthServer": webUIFiles.sorted().map { .embedInCode("UI/" + $0) }]
 
 // Tests that need more than their own module (end-to-end tests drive berthd and the CLI).
 let testExtras: [String: [String]] = [
@@ -157,7 +160,7 @@ let package = Package(
             .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
             .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
             .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
-            .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+            .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0", traits: []),
             .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
             .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
             .package(url: "https://github.com/swift-server/async-http-client", from: "1.24.0"),

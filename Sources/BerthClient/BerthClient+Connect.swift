@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// How to reach a berthd on another host: the TLS files and ssh options a `--connect` URL
 /// needs besides itself. Every field left nil comes from the environment, then the defaults.
@@ -47,7 +48,7 @@ extension BerthClient {
         let paths = DefaultPaths.current()
         let localToken =
             options.localCredentials
-            ? (try? String(contentsOfFile: paths.tokenPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            ? (try? String(contentsOfFile: paths.tokenPath, encoding: .utf8))?.trimmed()
             : nil
         guard let url = url ?? environment["BERTH_CONNECT"] else {
             if FileManager.default.fileExists(atPath: paths.socketPath) {
@@ -148,7 +149,7 @@ public struct SSHTarget: Sendable, Equatable, CustomStringConvertible {
         user = components.user
         host = components.host ?? ""
         port = components.port
-        let path = components.percentEncodedPath.removingPercentEncoding ?? components.path
+        let path = Text.percentDecoded(components.percentEncodedPath) ?? components.path
         socket = path.isEmpty || path == "/" ? nil : path
         remoteBerth = components.queryItems?.first { $0.name == "berth" }?.value ?? "berth"
         let configured = ProcessInfo.processInfo.environment["BERTH_SSH"]?.split(separator: " ").map(String.init) ?? []

@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The media library (`/v1/media`): install trees and ISOs on berthd's host.
 extension BerthClient {

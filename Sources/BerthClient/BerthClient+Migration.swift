@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Live migration: the CLI's side (`migrate`, `domjobabort`) and the source berthd's side of
 /// the destination's API (`/v1/migrations…`).

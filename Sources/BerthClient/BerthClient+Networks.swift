@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 extension BerthClient {
     public func networks() async throws -> [NetworkInfo] {

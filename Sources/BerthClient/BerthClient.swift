@@ -1,6 +1,7 @@
 import BerthModel
 import BerthPOSIX
-import Foundation
+import FoundationEssentials
+import Glibc
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -55,7 +56,8 @@ public struct BerthClient: Sendable {
     }()
 
     static func escape(_ name: String) -> String {
-        name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? name
+        // One path segment: RFC 3986's pchar characters stay, "/" and the rest are encoded.
+        Text.percentEncoded(name, alsoAllowed: "!$&'()*+,;=:@")
     }
 
     // MARK: - The API
@@ -295,7 +297,7 @@ public struct BerthClient: Sendable {
 
     /// The volume whose host path is `path`.
     public func volume(path: String) async throws -> VolumeInfo {
-        let query = path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? path
+        let query = Text.percentEncoded(path)
         return try await call(.GET, "/v1/volumes?path=\(query)", as: VolumeInfo.self)
     }
 

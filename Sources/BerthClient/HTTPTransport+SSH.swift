@@ -1,6 +1,8 @@
 import BerthModel
+import BerthPOSIX
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -52,9 +54,12 @@ final class SSHChild: Sendable {
         [input[0], output[1], errors[1]].forEach { close($0) }
         let child = SSHChild(target: target, toChild: input[1], fromChild: output[0])
         let messages = errors[0]
-        let thread = Thread { child.collect(pid: pid, errors: messages) }
-        thread.name = "berth-ssh"
-        thread.start()
+        do {
+            try startThread(named: "berth-ssh") { child.collect(pid: pid, errors: messages) }
+        } catch {
+            kill(pid, SIGKILL)
+            throw error
+        }
         return child
     }
 
@@ -95,7 +100,7 @@ final class SSHChild: Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         let (status, messages) = ended.withLock { $0 } ?? (-1, "")
-        let said = messages.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let said = messages.split(separator: "\n").map { $0.trimmed() }.filter { !$0.isEmpty }
             .suffix(3).joined(separator: " ")
         return Self.explain(target: target, status: status, said: said)
     }

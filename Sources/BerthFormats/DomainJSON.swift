@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 // Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
 #if canImport(BerthModel)
@@ -58,8 +59,7 @@ public enum DomainJSON {
                 .invalidArgument, "\(source): field \(path(context.codingPath)) is null (expected \(type)).",
                 remedy: "Give a value or remove the field.")
         case .dataCorrupted(let context):
-            let underlying = (context.underlyingError as NSError?)?.userInfo["NSDebugDescription"] as? String
-            let detail = underlying ?? context.debugDescription
+            let detail = context.underlyingError.map { String(describing: $0) } ?? context.debugDescription
             if context.codingPath.isEmpty {
                 return BerthError(.invalidArgument, "\(source): not valid JSON: \(detail)", remedy: "Check the JSON syntax (quotes, commas, braces).")
             }

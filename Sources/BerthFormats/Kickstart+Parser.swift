@@ -107,7 +107,7 @@ public struct Kickstart: Sendable, Equatable {
         var excluded: [String] = []
         for section in sections where section.name == "packages" {
             for raw in section.body {
-                let line = raw.trimmingCharacters(in: .whitespaces)
+                let line = raw.trimmed()
                 if line.isEmpty || line.hasPrefix("#") { continue }
                 let word = line.split(separator: " ").first.map(String.init) ?? line
                 if word.hasPrefix("-") {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 #if canImport(BerthModel)
     import BerthModel
@@ -83,7 +84,7 @@ extension VirtInstallRequest {
         extraArgs: [String], networkLocation: String?, sourceArgument: String?, serialConsole: Bool
     ) -> String {
         var parts: [String] = []
-        let extra = extraArgs.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
+        let extra = extraArgs.map { $0.trimmed() }.filter { !$0.isEmpty }.joined(separator: " ")
         if !extra.isEmpty { parts.append(extra) }
         let existingKeys = Set(
             parts.joined(separator: " ").split(separator: " ").compactMap { $0.split(separator: "=").first.map(String.init) })

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 #if canImport(BerthModel)
     import BerthModel
@@ -177,7 +178,7 @@ public enum InstallerConsole {
         let all = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
         guard let first = all.firstIndex(where: { line in failureMarkers.contains { line.contains($0) } }) else { return nil }
         let report = all[first..<min(all.count, first + lines)]
-            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .map { $0.trimmed() }
             .filter { !$0.isEmpty }
         return report.joined(separator: "\n")
     }

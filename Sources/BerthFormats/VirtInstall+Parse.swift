@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 #if canImport(BerthModel)
     import BerthModel
@@ -336,7 +337,7 @@ struct ParseState {
     }
 
     static func positiveInt(_ option: String, _ value: String) throws -> Int {
-        guard let number = Int(value.trimmingCharacters(in: .whitespaces)), number > 0 else {
+        guard let number = Int(value.trimmed()), number > 0 else {
             throw VirtInstallError.invalidValue(option: option, value: value, reason: "give a whole number above 0")
         }
         return number

@@ -174,7 +174,7 @@ public struct VirtInstallRequest: Sendable, Equatable {
 
     /// All `-x` arguments joined, as virt-install passed them to the installer.
     public var extraArgsText: String? {
-        let joined = extraArgs.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let joined = extraArgs.map { $0.trimmed() }.filter { !$0.isEmpty }
             .joined(separator: " ")
         return joined.isEmpty ? nil : joined
     }

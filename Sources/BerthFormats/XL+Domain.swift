@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 // Fuzz builds compile BerthModel's sources into this module (fuzz/targets/*.swift).
 #if canImport(BerthModel)
@@ -139,7 +140,7 @@ private struct XLDomainReader {
             guard let int = Int(exactly: number) else { throw typeError(key, "a number", value) }
             return int
         case .string(let text):
-            if let number = Int(text.trimmingCharacters(in: .whitespaces)) { return number }
+            if let number = Int(text.trimmed()) { return number }
             throw typeError(key, "a number", value)
         case .none: return nil
         default: throw typeError(key, "a number", value)
@@ -415,7 +416,7 @@ private struct XLDomainReader {
                 piece = rest
                 rest = ""
             }
-            let token = piece.trimmingCharacters(in: .whitespaces)
+            let token = piece.trimmed()
             if let equals = token.firstIndex(of: "="), !token.hasPrefix("/") {
                 keyed[String(token[..<equals]).lowercased()] = String(token[token.index(after: equals)...])
             } else {
@@ -547,7 +548,7 @@ private struct XLDomainReader {
             var nic = NICSpec(mode: options.defaultNIC.mode, bridge: options.defaultNIC.bridge, network: options.defaultNIC.network)
             var fields: [(String, String)] = []
             for piece in entry.split(separator: ",") {
-                let token = piece.trimmingCharacters(in: .whitespaces)
+                let token = piece.trimmed()
                 if token.isEmpty { continue }
                 guard let equals = token.firstIndex(of: "=") else {
                     throw BerthError.syntax(
@@ -640,7 +641,7 @@ private struct XLDomainReader {
         if let vfbs = try strings("vfb") {
             if vfbs.count > 1 { keep("vfb", "vfb[1...] \(vfbs.dropFirst().joined(separator: " "))", reason: "Berth gives a guest one display") }
             for piece in (vfbs.first ?? "").split(separator: ",") {
-                let token = piece.trimmingCharacters(in: .whitespaces)
+                let token = piece.trimmed()
                 guard let equals = token.firstIndex(of: "=") else { continue }
                 let key = String(token[..<equals]).lowercased()
                 let value = String(token[token.index(after: equals)...])

@@ -1,14 +1,17 @@
 import BerthPOSIX
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Runs blocking work (file and ISO reads, copies, a blocking accept) on a thread of its own, so no thread of
 /// Swift's small cooperative pool, which serves berthd's API, ever waits on a disk.
 public enum BlockingIO {
     public static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread { continuation.resume(with: Result { try body() }) }
-            thread.name = "berth-blocking-io"
-            thread.start()
+            do {
+                try startThread(named: "berth-blocking-io") { continuation.resume(with: Result { try body() }) }
+            } catch {
+                continuation.resume(throwing: error)
+            }
         }
     }
 }
@@ -32,5 +35,5 @@ public final class FileSink {
 
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
-    public func close() { _ = Foundation.close(fd) }
+    public func close() { _ = Glibc.close(fd) }
 }

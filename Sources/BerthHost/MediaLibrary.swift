@@ -1,6 +1,7 @@
 import BerthDisk
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Install media that berthd serves to guests over HTTP: `GET /install/<name>/<path>` from a
 /// registered tree directory or ISO image, and `GET /kickstarts/<file>` from
@@ -70,7 +71,7 @@ public struct MediaLibrary: Sendable {
         guard raw.utf8.count <= 4096 else { throw MediaError.unsafePath(raw) }
         var parts: [String] = []
         for segment in raw.split(separator: "/", omittingEmptySubsequences: true) {
-            guard let decoded = String(segment).removingPercentEncoding else { throw MediaError.unsafePath(raw) }
+            guard let decoded = Text.percentDecoded(segment) else { throw MediaError.unsafePath(raw) }
             guard decoded != "..", decoded != ".", !decoded.contains("/"), !decoded.contains("\\"),
                 !decoded.contains("\0")
             else { throw MediaError.unsafePath(raw) }

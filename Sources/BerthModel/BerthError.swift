@@ -1,3 +1,6 @@
+import FoundationEssentials
+import Glibc
+
 /// An error that reaches a user: what went wrong and what to do next.
 ///
 /// The HTTP layer maps `code` to a status, the CLI maps it to an exit code, and
@@ -78,5 +81,21 @@ extension BerthError {
         BerthError(
             .alreadyExists, "Guest name '\(name)' is already in use.",
             remedy: "Remove it with 'berth undefine \(name)' or choose another name.")
+    }
+}
+
+extension BerthError {
+    /// What went wrong, in words, for any error: FoundationEssentials' file errors have no
+    /// `localizedDescription`, so theirs is built from the path and the system's message.
+    public static func reason(_ error: any Error) -> String {
+        switch error {
+        case let berth as BerthError: return berth.message
+        case let posix as POSIXError: return String(cString: strerror(posix.code.rawValue))
+        case let cocoa as CocoaError:
+            let cause = (cocoa.userInfo["NSUnderlyingError"] as? POSIXError).map { String(cString: strerror($0.code.rawValue)) }
+            let what = cause ?? "file operation failed (code \(cocoa.code.rawValue))"
+            return (cocoa.userInfo["NSFilePath"] as? String).map { "\($0): \(what)" } ?? what
+        default: return String(describing: error)
+        }
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The default locations, shared with the CLI so it finds the daemon by itself.
 public struct DefaultPaths: Sendable {

@@ -137,7 +137,7 @@ public enum SizeParser {
 
     /// Parses a size into bytes.
     public static func bytes(_ text: String, defaultUnit: Character = "B") -> UInt64? {
-        var number = text.trimmingCharacters(in: .whitespaces).lowercased()
+        var number = text.trimmed().lowercased()
         for suffix in ["ib", "b"] where number.hasSuffix(suffix) && number.count > suffix.count {
             let candidate = String(number.dropLast(suffix.count))
             if candidate.last.map({ "kmgt".contains($0) }) == true || suffix == "b" {

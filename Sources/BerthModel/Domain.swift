@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// What a guest is: Berth's own domain document, stored in the catalog and sent over the API.
 ///
@@ -208,7 +209,7 @@ public struct FirmwareSpec: Codable, Sendable, Equatable {
 
     /// The variable store template for a loader: `…CODE….fd` → `…VARS….fd` beside it.
     public static func varsTemplate(for loader: String) -> String {
-        loader == defaultLoader ? defaultVarsTemplate : loader.replacingOccurrences(of: "CODE", with: "VARS")
+        loader == defaultLoader ? defaultVarsTemplate : loader.replacing("CODE", with: "VARS")
     }
 }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// What a domain is doing, as virsh reports it.
 public enum DomainState: String, Codable, Sendable, CaseIterable {

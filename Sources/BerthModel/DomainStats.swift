@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Where a running domain's graphical console is (`GET /v1/domains/{name}/display`,
 /// `berth domdisplay`).

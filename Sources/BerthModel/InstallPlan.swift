@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// What `berth install` asks berthd to do: virt-install's options as the CLI parsed them
 /// (`VirtInstallRequest.installPlan`), sent in one `POST /v1/domains/{name}/install` and run by

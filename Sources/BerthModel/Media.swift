@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// One entry of the media library, as berthd's catalog holds it: an install tree directory or
 /// an ISO image on berthd's host, served to guests as `/install/NAME/` by the media listener.
@@ -18,7 +19,9 @@ public struct MediaEntry: Codable, Sendable, Equatable {
     /// A name that is one URL path segment: 1–64 ASCII letters, digits, `.`, `_`, `-`, not `.`/`..`.
     public static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 64 && name != "." && name != ".."
-            && name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0)) }
+            && name.unicodeScalars.allSatisfy {
+                $0.isASCII && (Character($0).isLetter || Character($0).isNumber || "._-".unicodeScalars.contains($0))
+            }
     }
 
     /// - Throws: `BerthError(.invalidArgument)` when `name` is not a media name.

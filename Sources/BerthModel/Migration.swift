@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `POST /v1/domains/{name}/migrate` (`berth migrate NAME --to URL`): move a running guest to
 /// another berthd. The source berthd talks to the destination's API itself.

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A virtual network guests attach to (libvirt's networks): a bridge, and for Berth-made
 /// bridges an IPv4 subnet with DHCP and DNS (dnsmasq) and the host's forwarding policy.
@@ -300,21 +301,19 @@ public struct DHCPHost: Codable, Sendable, Equatable, Hashable {
     /// virsh's `net-update … dhcp-host` value as Berth spells it: `MAC,IP[,HOSTNAME]`; libvirt's
     /// `<host mac='…' ip='…' name='…'/>` is accepted too.
     public init(parsing text: String) throws {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = text.trimmed()
         var fields: [String]
         if trimmed.hasPrefix("<") {
             func attribute(_ key: String) -> String? {
-                guard let range = trimmed.range(of: #"\b\#(key)\s*=\s*['"]([^'"]*)['"]"#, options: .regularExpression) else {
-                    return nil
-                }
-                let match = trimmed[range]
-                guard let quote = match.firstIndex(where: { $0 == "'" || $0 == "\"" }) else { return nil }
-                return String(match[match.index(after: quote)...].dropLast())
+                guard let pattern = try? Regex(#"\b\#(key)\s*=\s*['"]([^'"]*)['"]"#),
+                    let match = trimmed.firstMatch(of: pattern)
+                else { return nil }
+                return match.output[1].substring.map(String.init)
             }
             fields = [attribute("mac") ?? "", attribute("ip") ?? ""] + (attribute("name").map { [$0] } ?? [])
         } else {
             fields = trimmed.split(separator: ",", omittingEmptySubsequences: false).map {
-                $0.trimmingCharacters(in: .whitespaces)
+                $0.trimmed()
             }
         }
         guard (2...3).contains(fields.count), let mac = MACAddress(fields[0]), IPv4Address(fields[1]) != nil else {

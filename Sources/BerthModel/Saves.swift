@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// How far a data-moving operation (save, restore) is.
 public struct OperationProgress: Codable, Sendable, Equatable {

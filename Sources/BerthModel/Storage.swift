@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A storage pool: where berthd makes, grows, copies and removes disks (libvirt's storage pools).
 public struct PoolSpec: Codable, Sendable, Equatable {
@@ -183,7 +184,7 @@ public struct VolumeCloneRequest: Codable, Sendable, Equatable {
 /// bytes); `K`/`KiB`, `M`/`MiB`, … are powers of 1024, `KB`, `MB`, … powers of 1000.
 public enum ByteSize {
     public static func parse(_ text: String) throws -> UInt64 {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmed()
         let digits = trimmed.prefix { $0.isNumber }
         let unit = trimmed.dropFirst(digits.count).lowercased()
         let multipliers: [String: UInt64] = [
@@ -210,7 +211,7 @@ public enum ByteSize {
             value /= 1024
             index += 1
         }
-        return index == 0 ? "\(bytes) B" : "\(String(format: "%.2f", value)) \(units[index])"
+        return index == 0 ? "\(bytes) B" : "\(Text.fixed(value, places: 2)) \(units[index])"
     }
 }
 

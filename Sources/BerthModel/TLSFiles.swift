@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// One side's PEM files for a TLS connection between the CLI and berthd: the CA certificate
 /// that vouches for the peer, and this side's own certificate and private key.

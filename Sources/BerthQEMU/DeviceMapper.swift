@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Whether the kernel has device-mapper. With it, logical volumes are activated and used as
 /// `/dev/VG/LV`; without it (these test machines) lvm2 changes only the metadata and Berth

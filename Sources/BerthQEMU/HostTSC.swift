@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The host's TSC rate, which a microvm guest under TCG must be told.
 ///
@@ -13,7 +14,7 @@ public enum HostTSC {
     static func read(sysRoot: String = "/sys", procRoot: String = "/proc") -> Int? {
         // Some kernels export it directly.
         if let text = try? String(contentsOfFile: sysRoot + "/devices/system/cpu/cpu0/tsc_freq_khz", encoding: .utf8),
-            let khz = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), khz > 0
+            let khz = Int(text.trimmed()), khz > 0
         {
             return khz
         }
@@ -34,13 +35,13 @@ public enum HostTSC {
             return line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
         }
         var nominal: Int?
-        if let model = value("model name"), let at = model.range(of: "@ ") {
+        if let model = value("model name"), let at = model.firstRange(of: "@ ") {
             let text = model[at.upperBound...]
-            if text.hasSuffix("GHz"), let ghz = Double(text.dropLast(3).trimmingCharacters(in: .whitespaces)) {
+            if text.hasSuffix("GHz"), let ghz = Double(text.dropLast(3).trimmed()) {
                 nominal = Int((ghz * 1_000_000).rounded())
             }
         }
-        let measured = value("cpu MHz").flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        let measured = value("cpu MHz").flatMap { Double($0.trimmed()) }
             .map { Int(($0 * 1000).rounded()) }
         let result = cpufreqActive ? (nominal ?? measured) : (measured ?? nominal)
         guard let result, (100_000...20_000_000).contains(result) else { return nil }

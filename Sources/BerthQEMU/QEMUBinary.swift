@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The `qemu-system-x86_64` Berth runs, and its version.
 public struct QEMUBinary: Sendable, Equatable {
@@ -68,7 +69,7 @@ public struct QEMUBinary: Sendable, Equatable {
 
     /// `QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)` → `7.2.22`.
     static func parseVersion(_ line: String) -> String? {
-        guard let range = line.range(of: "version ") else { return nil }
+        guard let range = line.firstRange(of: "version ") else { return nil }
         let version = line[range.upperBound...].prefix { $0.isNumber || $0 == "." }
         return version.isEmpty ? nil : String(version)
     }

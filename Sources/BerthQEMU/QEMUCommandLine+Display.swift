@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The graphical console's options: VNC (`-vnc`) or SPICE (`-spice`), on a unix socket in
 /// QEMU's working directory (`RuntimePaths.displayDirectory`) unless a listen address or port
@@ -71,7 +72,7 @@ public enum DisplayPort {
 
     static func bindable(_ listen: String, port: Int) -> Bool {
         var v6 = sockaddr_in6()
-        let isV6 = inet_pton(AF_INET6, listen.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), &v6.sin6_addr) == 1
+        let isV6 = inet_pton(AF_INET6, listen.trimmed(of: "[]"), &v6.sin6_addr) == 1
         let fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }

@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A kernel to boot directly instead of the spec's: what the bootloader extracted from the
 /// guest's disk (PyGRUB's job), or any other override.
@@ -498,7 +499,7 @@ public struct QEMUCommandLine: Sendable, Equatable {
     // MARK: Helpers
 
     /// QEMU option values end at a comma; a literal comma is written twice.
-    static func escape(_ value: String) -> String { value.replacingOccurrences(of: ",", with: ",,") }
+    static func escape(_ value: String) -> String { value.replacing(",", with: ",,") }
 
     private static func join(_ a: String, _ b: String) -> String { a.isEmpty ? b : a + " " + b }
 }

@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `qemu-img` (Debian `qemu-utils`) for image files: create, info, resize, convert. Berth never
 /// writes qcow2 itself. Every call names the image's recorded format (`-f`), so qemu-img never
@@ -33,7 +34,7 @@ public enum QEMUImg {
         let outcome = try await Spawn.run(
             [try locate()] + arguments, timeout: timeout, diesWithParent: true, onOutput: onOutput)
         guard outcome.status == 0, !outcome.timedOut else {
-            let message = outcome.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = outcome.output.trimmed()
             throw BerthError(
                 .unavailable, "qemu-img \(arguments.first ?? "") failed: \(message.isEmpty ? "status \(outcome.status)" : message)",
                 remedy: "Check free space and permissions in the pool's directory.")
@@ -92,7 +93,7 @@ public enum QEMUImg {
     /// The last `(12.34/100%)` in a piece of `-p` output, as 0.1234.
     static func lastProgress(in bytes: [UInt8]) -> Double? {
         let text = String(decoding: bytes, as: UTF8.self)
-        guard let end = text.range(of: "/100%)", options: .backwards),
+        guard let end = text.ranges(of: "/100%)").last,
             let open = text[..<end.lowerBound].lastIndex(of: "("),
             let percent = Double(text[text.index(after: open)..<end.lowerBound]), (0...100).contains(percent)
         else { return nil }

@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Live migration between two QEMUs, over sockets berthd connected and hands over with
 /// SCM_RIGHTS: QEMU opens no host path and its own connections to local addresses are

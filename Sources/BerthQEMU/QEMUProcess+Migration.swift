@@ -1,5 +1,5 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import BerthPOSIX
+import FoundationEssentials
 import Synchronization
 
 #if canImport(Glibc)
@@ -172,10 +173,7 @@ public struct QEMUProcess: Sendable {
 
     /// At most `maxBytes` of a small text file (QEMU's messages).
     static func readCapped(_ path: String, maxBytes: Int) -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
-        defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: maxBytes)) ?? Data()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        String(decoding: FileBytes.read(path, maxBytes: maxBytes) ?? [], as: UTF8.self).trimmed()
     }
 
     /// Waits at most `timeout` for `pid` (this UUID's QEMU) to exit; returns whether it did.
@@ -199,8 +197,8 @@ public struct QEMUProcess: Sendable {
         let lines = output.split(separator: "\n").map { line -> String in
             var text = String(line)
             // QEMU prefixes its messages with its name: `qemu-system-x86_64: ` or `qemu: `.
-            if text.hasPrefix("qemu"), let colon = text.range(of: ": ") {
-                text = String(text[colon.upperBound...]).trimmingCharacters(in: .whitespaces)
+            if text.hasPrefix("qemu"), let colon = text.firstRange(of: ": ") {
+                text = String(text[colon.upperBound...]).trimmed()
             }
             return text
         }
@@ -256,11 +254,9 @@ public struct QEMUProcess: Sendable {
     }
 
     static func readPIDFile(_ path: String) -> Int32? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
         // A pidfile is a number and a newline; never read more than that.
-        guard let data = try? handle.read(upToCount: 32) else { return nil }
-        guard let pid = Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
+        guard let data = FileBytes.read(path, maxBytes: 32) else { return nil }
+        guard let pid = Int32(String(decoding: data, as: UTF8.self).trimmed()),
             pid > 1
         else { return nil }
         return pid
@@ -273,7 +269,7 @@ public struct QEMUProcess: Sendable {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
         else { return false }
-        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        let state = stat[stat.index(after: close)...].trimmed().first
         return state != "Z" && state != "X"
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 extension QMP {
     /// An asynchronous QMP event, such as `SHUTDOWN` when the guest powers off.

@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The QEMU Machine Protocol: JSON objects, one per line, over QEMU's control socket.
 ///

@@ -1,6 +1,7 @@
 import BerthModel
 import BerthPOSIX
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Where one domain's QEMU keeps its live files and its console log.
 ///
@@ -58,7 +59,7 @@ public struct RuntimePaths: Sendable, Equatable {
                 atPath: displayDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
             throw BerthError(
-                .unavailable, "Cannot create Berth's runtime or log directory: \(error.localizedDescription)",
+                .unavailable, "Cannot create Berth's runtime or log directory: \(BerthError.reason(error))",
                 remedy: "Check that \(directory) and \(logDirectory) are writable by the daemon's user.")
         }
         // A directory left by an earlier run may belong to another user: take it back first.
@@ -94,10 +95,7 @@ public struct RuntimePaths: Sendable, Equatable {
     /// - Returns: whether a rotation happened.
     @discardableResult
     public func rotateConsoleLog(maxBytes: UInt64 = 1 << 20, keep: Int = 5) throws -> Bool {
-        let fm = FileManager.default
-        guard let size = (try? fm.attributesOfItem(atPath: consoleLog))?[.size] as? NSNumber,
-            size.uint64Value > maxBytes
-        else { return false }
+        guard let size = FileBytes.size(consoleLog), size > maxBytes else { return false }
         guard keep > 0 else {
             unlink(consoleLog)
             return true

@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import BerthPOSIX
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -47,16 +48,18 @@ public enum Spawn {
         let argv = diesWithParent ? try [setprivPath(), "--pdeathsig", "KILL", "--"] + argv : argv
         // The signal follows the thread that spawned the child: this one, which waits for it.
         return try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(
-                    with: Result {
-                        try runBlocking(
-                            argv, timeout: timeout, stdin: stdin, directory: directory, environment: environment,
-                            onOutput: onOutput)
-                    })
+            do {
+                try startThread(named: "berth-spawn") {
+                    continuation.resume(
+                        with: Result {
+                            try runBlocking(
+                                argv, timeout: timeout, stdin: stdin, directory: directory, environment: environment,
+                                onOutput: onOutput)
+                        })
+                }
+            } catch {
+                continuation.resume(throwing: BerthError(.unavailable, "Cannot start a thread to run \(argv[0]): \(error)."))
             }
-            thread.name = "berth-spawn"
-            thread.start()
         }
     }
 
@@ -77,12 +80,11 @@ public enum Spawn {
         let pid = try spawn(
             argv, stdin: nil, stdout: output, stderr: output, passing: passing, directory: directory,
             newSession: true, environment: environment)
-        let reaper = Thread {
+        // Without a thread the child is reaped at berthd's exit instead: it still runs.
+        try? startThread(named: "berth-reaper") {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0, errno == EINTR {}
         }
-        reaper.name = "berth-reaper"
-        reaper.start()
         return pid
     }
 

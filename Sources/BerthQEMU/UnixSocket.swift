@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import BerthPOSIX
+import FoundationEssentials
 import Synchronization
 
 #if canImport(Glibc)
@@ -187,16 +188,18 @@ public final class UnixSocketConnection: Sendable {
     func startReading(
         onLine: @escaping @Sendable ([UInt8]) -> Void, onEnd: @escaping @Sendable (QMP.Error?) -> Void
     ) {
-        let thread = Thread { [self] in
-            let ending = readLoop(onLine: onLine)
+        let finish = { @Sendable [self] (ending: QMP.Error?) in
             closed.withLock { isClosed in
                 isClosed = true
                 Glibc.close(fd)
             }
             onEnd(ending)
         }
-        thread.name = "berth-qmp-reader"
-        thread.start()
+        do {
+            try startThread(named: "berth-qmp-reader") { [self] in finish(readLoop(onLine: onLine)) }
+        } catch {
+            finish(.transport("cannot start a reader thread: \(error)"))
+        }
     }
 
     private func readLoop(onLine: @Sendable ([UInt8]) -> Void) -> QMP.Error? {

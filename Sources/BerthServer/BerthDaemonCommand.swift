@@ -2,8 +2,10 @@ import ArgumentParser
 import BerthClient
 import BerthFormats
 import BerthModel
+import BerthPOSIX
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 
 /// `berthd`: what xend and libvirtd were.
@@ -88,7 +90,7 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-            Foundation.exit(0)
+            Glibc.exit(0)
         } catch {
             exit(withError: error)
         }
@@ -147,7 +149,7 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
                     directory: configuration.bootDirectory, bootloader: BootPreparer.bootloaderBesideDaemon()),
                 logger: logger)
         } catch let error as BerthError {
-            FileHandle.standardError.write(Data("berthd: \(error.message)\n  \(error.remedy ?? "")\n".utf8))
+            try? writeAll(2, Array("berthd: \(error.message)\n  \(error.remedy ?? "")\n".utf8))
             throw ExitCode(error.code.exitCode)
         }
     }

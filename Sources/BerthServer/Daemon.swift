@@ -1,7 +1,8 @@
 import BerthHost
 import BerthModel
 import BerthStore
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
@@ -133,7 +134,7 @@ public enum Daemon {
                     logger: logger),
                 address: "the unix socket \(socketPath)",
                 remedy:
-                    "Check that the directory \((socketPath as NSString).deletingLastPathComponent) is writable by berthd, or set xend-unix-path (--config) to a writable place."
+                    "Check that the directory \(PathName.directory(of: socketPath)) is writable by berthd, or set xend-unix-path (--config) to a writable place."
             )
         ]
         for (api, tls) in zip(apiListeners, tlsConfigurations) {
@@ -216,14 +217,14 @@ public enum Daemon {
     /// Creates the unix socket's directory when missing, mode 0755 as xend did for
     /// /var/lib/xend (the socket itself is 0660).
     static func prepareSocketDirectory(_ socketPath: String) throws {
-        let directory = (socketPath as NSString).deletingLastPathComponent
+        let directory = PathName.directory(of: socketPath)
         guard !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) else { return }
         do {
             try FileManager.default.createDirectory(
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         } catch {
             throw BerthError(
-                .unavailable, "Cannot create \(directory) for the unix socket \(socketPath): \(error.localizedDescription)",
+                .unavailable, "Cannot create \(directory) for the unix socket \(socketPath): \(BerthError.reason(error))",
                 remedy: "Run berthd as root, create \(directory) (mode 0755), or set xend-unix-path to a writable place.")
         }
     }
@@ -291,7 +292,7 @@ public enum Daemon {
                     atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
                 throw BerthError(
-                    .unavailable, "Cannot create \(directory): \(error.localizedDescription)",
+                    .unavailable, "Cannot create \(directory): \(BerthError.reason(error))",
                     remedy: "Run berthd as root, or give it a writable --state-dir.")
             }
         }
@@ -300,13 +301,12 @@ public enum Daemon {
     /// The TCP listener's token, created once with mode 0600.
     static func loadOrCreateToken(at path: String) throws -> String {
         try checkTokenFile(path)
-        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmed(),
             !existing.isEmpty
         {
             return existing
         }
-        var generator = SystemRandomNumberGenerator()
-        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let token = Text.randomHex(byteCount: 32)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw BerthError(.unavailable, "Cannot write the API token to \(path).", remedy: "Check the state directory's permissions.")
@@ -330,7 +330,7 @@ final class DaemonLock: Sendable {
             throw BerthError(.unavailable, "Cannot open \(path).", remedy: "Check the runtime directory's permissions.")
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let owner = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            let owner = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmed()
             close(fd)
             throw BerthError(
                 .alreadyExists, "Another berthd (pid \(owner ?? "?")) already runs with this state directory.",

@@ -1,6 +1,7 @@
 import BerthClient
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Where berthd keeps its state and where it listens.
 public struct DaemonConfiguration: Sendable {

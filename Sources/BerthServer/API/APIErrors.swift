@@ -1,6 +1,7 @@
 import BerthFormats
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 
 /// The API's error body: `{"error": {"code": …, "message": …, "remedy": …}}`.

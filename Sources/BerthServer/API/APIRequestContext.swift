@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 import HummingbirdWebSocket
 import NIOCore
@@ -56,9 +57,11 @@ struct HostsAllowMiddleware: RouterMiddleware {
 
     static func allows(_ address: String, patterns: [String]) -> Bool {
         let loopback = address.hasPrefix("127.") || address == "::1"
+        let names = loopback ? [address, "localhost", "localhost.localdomain"] : [address]
         return patterns.contains { pattern in
-            let names = loopback ? [address, "localhost", "localhost.localdomain"] : [address]
-            return names.contains { $0.range(of: pattern, options: .regularExpression) != nil }
+            // A pattern that is not a valid regular expression matches nothing.
+            guard let regex = try? Regex(pattern) else { return false }
+            return names.contains { $0.contains(regex) }
         }
     }
 }

@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 import HummingbirdWebSocket
 import NIOCore
@@ -98,7 +99,7 @@ struct ConsoleController<Context: WebSocketRequestContext & RequestContext> {
     /// does not name the one it asked for.
     static func subprotocol(_ request: Request) -> HTTPFields {
         guard let asked = request.headers[.secWebSocketProtocol] else { return [:] }
-        let offered = asked.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let offered = asked.split(separator: ",").map { $0.trimmed() }
         guard offered.contains("binary") else { return [:] }
         return [.secWebSocketProtocol: "binary"]
     }

@@ -1,6 +1,8 @@
 import BerthHost
 import BerthModel
-import Foundation
+import BerthPOSIX
+import FoundationEssentials
+import Glibc
 import Hummingbird
 import ServiceLifecycle
 
@@ -135,23 +137,17 @@ struct DomainsController<Context: RequestContext> {
                 defer { withExtendedLifetime(lease) {} }
                 var offset: UInt64 = 0
                 var idlePolls = 0
-                if let handle = FileHandle(forReadingAtPath: path) {
-                    let size = (try? handle.seekToEnd()) ?? 0
+                if let size = FileBytes.size(path) {
                     offset = tail.map { size > UInt64($0) ? size - UInt64($0) : 0 } ?? 0
-                    try? handle.close()
                 }
                 while true {
-                    if let handle = FileHandle(forReadingAtPath: path) {
-                        let size = (try? handle.seekToEnd()) ?? 0
+                    if let size = FileBytes.size(path) {
                         if size < offset { offset = 0 }  // rotated
-                        if size > offset {
-                            try handle.seek(toOffset: offset)
-                            let chunk = handle.readData(ofLength: Int(min(size - offset, 1 << 20)))
+                        if size > offset, let chunk = FileBytes.read(path, from: offset, maxBytes: Int(min(size - offset, 1 << 20))) {
                             offset += UInt64(chunk.count)
                             idlePolls = 0
                             try await writer.write(ByteBuffer(bytes: chunk))
                         }
-                        try? handle.close()
                     }
                     // A follower must not hold up berthd's graceful shutdown.
                     guard follow, !Task.isShuttingDownGracefully else { break }

@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 
 /// `POST /v1/domains/{name}/install`: `berth install` as one request. The plan is checked at

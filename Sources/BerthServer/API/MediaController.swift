@@ -1,6 +1,7 @@
 import BerthHost
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 
 /// The install media server: `GET|HEAD /install/<name>/<path>` from trees and ISOs registered
@@ -109,12 +110,12 @@ struct MediaController<Context: RequestContext> {
     /// `bytes=a-b`, `bytes=a-`, `bytes=-n`; one range only (installers ask for one).
     /// - Returns: inclusive bounds, or nil when unsatisfiable or malformed.
     static func parseRange(_ header: String, size: UInt64) -> (UInt64, UInt64)? {
-        let text = header.trimmingCharacters(in: .whitespaces)
+        let text = header.trimmed()
         guard text.hasPrefix("bytes="), size > 0 else { return nil }
         let spec = text.dropFirst(6)
         guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return nil }
-        let a = spec[..<dash].trimmingCharacters(in: .whitespaces)
-        let b = spec[spec.index(after: dash)...].trimmingCharacters(in: .whitespaces)
+        let a = spec[..<dash].trimmed()
+        let b = spec[spec.index(after: dash)...].trimmed()
         if a.isEmpty {
             guard let suffix = UInt64(b), suffix > 0 else { return nil }
             return (size - min(suffix, size), size - 1)

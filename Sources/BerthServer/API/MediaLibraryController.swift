@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 
 /// `/v1/media…`: the media library in berthd's catalog (`berth media`, the web console's

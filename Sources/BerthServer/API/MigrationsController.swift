@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 
 /// Live migration: `/v1/domains/{name}/migrate` (and `/cancel`) on the source, and

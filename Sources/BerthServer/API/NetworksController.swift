@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 
 /// `/v1/networks…`: definitions, start and stop, reservations and leases.

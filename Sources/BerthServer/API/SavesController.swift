@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 
 /// `/v1/domains/{name}/save`, `/managedsave`, `/snapshots…` and `/v1/restore`: guest state to

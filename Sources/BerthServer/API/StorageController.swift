@@ -1,5 +1,5 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
 import Hummingbird
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 import Synchronization
 
@@ -74,8 +75,7 @@ final class WebSessions: Sendable {
     }
 
     static func randomHex() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return Text.randomHex(byteCount: 32)
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {

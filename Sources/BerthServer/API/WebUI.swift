@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 
 /// The web console at `/ui/` on the API's listener: Berth's own page (plain HTML/CSS/JS in
@@ -64,8 +65,8 @@ struct WebUI<Context: RequestContext> {
     private func login(_ request: Request) async throws -> Response {
         var request = request
         let body = try await request.collectBody(upTo: 4096)
-        let form = URLComponents(string: "?" + String(decoding: body.readableBytesView, as: UTF8.self).replacingOccurrences(of: "+", with: " "))
-        let given = form?.queryItems?.first(where: { $0.name == "token" })?.value?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        let form = URLComponents(string: "?" + String(decoding: body.readableBytesView, as: UTF8.self).replacing("+", with: " "))
+        let given = form?.queryItems?.first(where: { $0.name == "token" })?.value?.trimmed() ?? ""
         guard token.map({ WebSessions.constantTimeEqual(given, $0) }) ?? true else {
             var response = try Self.page(
                 "login.html",
@@ -82,17 +83,12 @@ struct WebUI<Context: RequestContext> {
         return response
     }
 
-    /// The page's files, bundled with berthd.
     static func page(_ file: String, replacing: [String: String]) throws -> Response {
-        guard
-            let url = Bundle.module.url(forResource: "UI/" + file, withExtension: nil)
-                ?? Bundle.module.url(
-                    forResource: file, withExtension: nil, subdirectory: "UI"),
-            var text = try? String(contentsOf: url, encoding: .utf8)
-        else {
-            throw BerthError(.internal, "The web console's file \(file) is missing from berthd's bundle.", remedy: "Rebuild Berth.")
+        guard let bytes = webUIFiles[file] else {
+            throw BerthError(.internal, "The web console's file \(file) is not compiled into berthd.", remedy: "Rebuild Berth.")
         }
-        for (key, value) in replacing { text = text.replacingOccurrences(of: key, with: value) }
+        var text = String(decoding: bytes, as: UTF8.self)
+        for (key, value) in replacing { text = text.replacing(key, with: value) }
         var headers = HTTPFields()
         headers[.contentType] = contentType(file)
         headers[.cacheControl] = "no-store"
@@ -142,7 +138,7 @@ struct WebUI<Context: RequestContext> {
             guard total < 16 << 20 else { break }
             let source = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
                 .filter { !$0.hasPrefix("//# sourceMappingURL") }.joined(separator: "\n")
-            let key = String(relative.dropLast(3)).replacingOccurrences(of: "\"", with: "")
+            let key = String(relative.dropLast(3)).replacing("\"", with: "")
             modules.append("defs[\"\(key)\"] = function (require, module, exports) {\n\(source)\n};")
         }
         guard !modules.isEmpty else { throw missing("xterm-lib") }
@@ -183,7 +179,7 @@ struct WebUI<Context: RequestContext> {
     }
 
     static func contentType(_ file: String) -> String {
-        switch (file as NSString).pathExtension {
+        switch PathName.extension(of: file) {
         case "html": "text/html; charset=utf-8"
         case "js": "text/javascript; charset=utf-8"
         case "css": "text/css; charset=utf-8"
@@ -194,3 +190,9 @@ struct WebUI<Context: RequestContext> {
         }
     }
 }
+
+/// The web console's files (`Sources/BerthServer/UI`), compiled into berthd.
+private let webUIFiles: [String: [UInt8]] = [
+    "app.js": PackageResources.app_js, "index.html": PackageResources.index_html,
+    "login.html": PackageResources.login_html, "style.css": PackageResources.style_css,
+]

@@ -2,7 +2,8 @@ import BerthBoot
 import BerthHost
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 
 extension BootPreparer {
     /// Direct-kernel domains boot their spec's files; `bootloader` domains get the kernel the

@@ -1,7 +1,8 @@
 import BerthModel
 import BerthQEMU
 import BerthStore
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// External (disk-only) snapshots: each writable disk's file is kept as it is and a new qcow2
 /// overlay next to it, backed by that file with its recorded format, takes the guest's writes.
@@ -273,7 +274,7 @@ extension DomainSupervisor {
     /// `--image-opts` naming the overlay and its recorded backing file and format: qemu-img
     /// follows no name from a header.
     static func chainOptions(overlay: String, backing: DiskBacking) -> [String] {
-        let escape = { (path: String) in path.replacingOccurrences(of: ",", with: ",,") }
+        let escape = { (path: String) in path.replacing(",", with: ",,") }
         return [
             "--image-opts",
             "driver=qcow2,file.driver=file,file.filename=\(escape(overlay)),backing.driver=\(backing.format.rawValue),backing.file.driver=file,backing.file.filename=\(escape(backing.path))",

@@ -1,7 +1,8 @@
 import BerthModel
 import BerthQEMU
 import BerthStore
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Live migration, the parts that change this domain's guest: the source's end (its QEMU goes
 /// once the destination runs the guest) and the destination's QEMU waiting for the state. The

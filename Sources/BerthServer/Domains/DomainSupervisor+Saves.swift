@@ -1,7 +1,7 @@
 import BerthModel
 import BerthQEMU
 import BerthStore
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc

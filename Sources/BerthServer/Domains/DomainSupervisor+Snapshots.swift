@@ -1,7 +1,8 @@
 import BerthModel
 import BerthQEMU
 import BerthStore
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Internal snapshots of qcow2 disks: with the guest's memory while it runs (QMP
 /// `snapshot-save`/`-load`/`-delete` jobs on the disks' format nodes), disks only while it is
@@ -196,7 +197,7 @@ extension DomainSupervisor {
     /// `qemu-img snapshot` has no `-f`: name the recorded format with `--image-opts`, so the
     /// image is never probed (a guest-written header must not choose the driver).
     static func imageOptions(_ path: String) -> [String] {
-        ["--image-opts", "driver=qcow2,file.driver=file,file.filename=" + path.replacingOccurrences(of: ",", with: ",,")]
+        ["--image-opts", "driver=qcow2,file.driver=file,file.filename=" + path.replacing(",", with: ",,")]
     }
 
     private func removeFromImages(_ snapshot: String, disks: [(path: String, node: String)]) async throws {

@@ -1,7 +1,8 @@
 import BerthModel
 import BerthQEMU
 import BerthStore
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Owns one domain's running guest. Every operation on the domain goes through
 /// `serialized`, so two `start` calls start one QEMU and a `destroy` issued during a

@@ -1,6 +1,7 @@
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// What a running guest reports to its supervisor.
 public enum GuestEvent: Sendable, Equatable {
@@ -137,11 +138,11 @@ public protocol GuestInstance: Sendable {
 
 extension GuestDriver {
     public func vncSocketPath(_ spec: DomainSpec) -> String {
-        (consoleSocketPath(spec) as NSString).deletingLastPathComponent + "/display/" + RuntimePaths.vncSocketName
+        PathName.directory(of: consoleSocketPath(spec)) + "/display/" + RuntimePaths.vncSocketName
     }
 
     public func spiceSocketPath(_ spec: DomainSpec) -> String {
-        (consoleSocketPath(spec) as NSString).deletingLastPathComponent + "/display/" + RuntimePaths.spiceSocketName
+        PathName.directory(of: consoleSocketPath(spec)) + "/display/" + RuntimePaths.spiceSocketName
     }
 
     public func startPaused(

@@ -1,6 +1,7 @@
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// What one host can take at once: how many guest starts run in parallel (the rest wait their

@@ -1,6 +1,7 @@
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Graphical consoles and live statistics of running domains.
 extension Hypervisor {

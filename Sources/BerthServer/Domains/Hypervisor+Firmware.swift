@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// UEFI domains: OVMF's code is shared and read-only; each domain has its own variable store,
 /// copied from the template when the domain is defined and removed when it is undefined. QEMU
@@ -19,7 +20,7 @@ extension Hypervisor {
         guard let disk = spec.disks.first(where: { $0.device == .disk }), Self.isRegularFile(disk.path) else {
             return nvramDirectory + "/" + file
         }
-        return (disk.path as NSString).deletingLastPathComponent + "/" + file
+        return PathName.directory(of: disk.path) + "/" + file
     }
 
     static func isRegularFile(_ path: String) -> Bool {
@@ -30,10 +31,10 @@ extension Hypervisor {
     /// Whether berthd made (or would make) `nvram` for `spec`: in its own directory, or as
     /// `<name>_VARS.fd` beside one of the domain's disks.
     func madeByBerthd(_ nvram: String, for spec: DomainSpec) -> Bool {
-        let parent = (nvram as NSString).deletingLastPathComponent
-        let file = (nvram as NSString).lastPathComponent
+        let parent = PathName.directory(of: nvram)
+        let file = PathName.lastComponent(of: nvram)
         if parent == nvramDirectory { return !file.hasPrefix(".") }
-        return file == "\(spec.name)_VARS.fd" && spec.disks.contains { ($0.path as NSString).deletingLastPathComponent == parent }
+        return file == "\(spec.name)_VARS.fd" && spec.disks.contains { PathName.directory(of: $0.path) == parent }
     }
 
     /// The firmware as the catalog keeps it: the loader and the variable store's path decided
@@ -79,13 +80,13 @@ extension Hypervisor {
     func makeNVRAM(_ spec: DomainSpec) throws {
         guard let firmware = spec.firmware, firmware.kind == .uefi, let nvram = firmware.nvram, access(nvram, F_OK) != 0 else { return }
         let template = firmware.varsTemplate ?? FirmwareSpec.varsTemplate(for: firmware.loader ?? FirmwareSpec.defaultLoader)
-        let directory = (nvram as NSString).deletingLastPathComponent
+        let directory = PathName.directory(of: nvram)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         guard let data = FileManager.default.contents(atPath: template) else {
             throw BerthError(.notFound, "Cannot read the UEFI variable store template \(template).", remedy: "Install OVMF: apt-get install ovmf.")
         }
         // Written under a hidden name and linked into place: a store is whole or absent.
-        let temporary = directory + "/.\((nvram as NSString).lastPathComponent).berth-\(UInt32.random(in: 0...UInt32.max))"
+        let temporary = directory + "/.\(PathName.lastComponent(of: nvram)).berth-\(UInt32.random(in: 0...UInt32.max))"
         guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
             throw BerthError(
                 .unavailable, "Cannot write the UEFI variable store \(nvram).", remedy: "Check the state directory's space and permissions.")

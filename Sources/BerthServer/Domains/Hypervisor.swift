@@ -2,7 +2,8 @@ import BerthClient
 import BerthModel
 import BerthQEMU
 import BerthStore
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// The daemon's view of all domains: the catalog plus one supervisor per domain.

@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A running guest's NIC counters. berthd does not keep the tap names it made (the kernel
 /// names them, and a restarted berthd re-attaches to guests it did not start), so each is
@@ -49,7 +50,7 @@ enum InterfaceCounters {
 
     static func interfaceName(fdinfo text: String) -> String? {
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("iff:") }) else { return nil }
-        let name = line.dropFirst(4).trimmingCharacters(in: .whitespaces)
+        let name = line.dropFirst(4).trimmed()
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
         guard (1...15).contains(name.count), name.allSatisfy(allowed.contains) else { return nil }
         return name
@@ -59,6 +60,6 @@ enum InterfaceCounters {
         guard let text = try? String(contentsOfFile: "/sys/class/net/\(interface)/statistics/\(name)", encoding: .utf8) else {
             return nil
         }
-        return Int64(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        return Int64(text.trimmed())
     }
 }

@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// Long actions answered with an operation id the client can wait on.

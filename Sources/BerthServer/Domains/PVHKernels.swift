@@ -2,7 +2,8 @@ import BerthBoot
 import BerthHost
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The uncompressed kernels (ELF, PVH entry) of the host kernels microvm guests boot, unpacked
 /// once by `berth-bootloader --unpack-kernel` and kept in `directory` under the bzImage's file

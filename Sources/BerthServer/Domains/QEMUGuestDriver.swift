@@ -1,6 +1,7 @@
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// Runs guests as daemonized QEMU processes (BerthQEMU), one runtime directory per domain.

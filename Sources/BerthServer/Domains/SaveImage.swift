@@ -1,6 +1,7 @@
 import BerthModel
 import BerthPOSIX
-import Foundation
+import BerthQEMU
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -95,8 +96,8 @@ enum SaveImage {
                 remedy: "Give the full path on berthd's host (the CLI does this for you).")
         }
         if !replace, access(path, F_OK) == 0 { throw exists(path) }
-        let directory = (path as NSString).deletingLastPathComponent
-        let base = (path as NSString).lastPathComponent
+        let directory = PathName.directory(of: path)
+        let base = PathName.lastComponent(of: path)
         let temporary = "\(directory)/.\(base).berth-\(UUID().uuidString.prefix(8).lowercased())"
         let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
@@ -199,20 +200,16 @@ enum SaveImage {
     /// The fields of two definitions that differ in ways that matter to a saved machine (its
     /// autostart flag, notes and description do not).
     static func differences(saved: DomainSpec, current: DomainSpec) -> [String] {
-        func normalized(_ spec: DomainSpec) -> [String: Any] {
+        // Each top-level field as a JSON value (QMP's JSON type serves any JSON here).
+        func normalized(_ spec: DomainSpec) -> [String: QMP.Value] {
             var spec = spec
             spec.autostart = false
             spec.notes = []
             spec.description = nil
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            guard let data = try? encoder.encode(spec),
-                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            guard let data = try? JSONEncoder().encode(spec),
+                let object = try? JSONDecoder().decode([String: QMP.Value].self, from: data)
             else { return [:] }
             return object
-        }
-        func canonical(_ value: Any) -> Data? {
-            try? JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys])
         }
         let a = normalized(saved)
         let b = normalized(current)
@@ -222,7 +219,7 @@ enum SaveImage {
         return keys.sorted().filter { key in
             switch (a[key], b[key]) {
             case (nil, nil): false
-            case (let x?, let y?): canonical(x) != canonical(y)
+            case (let x?, let y?): x != y
             default: true
             }
         }

@@ -1,7 +1,7 @@
 import BerthHost
 import BerthModel
 import BerthPOSIX
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 #if canImport(Glibc)

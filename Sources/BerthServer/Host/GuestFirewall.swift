@@ -1,6 +1,7 @@
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Keeps guests off the host's own services.
 ///
@@ -62,7 +63,7 @@ struct GuestFirewall: Sendable {
         do {
             try ruleset.write(toFile: file, atomically: true, encoding: .utf8)
         } catch {
-            throw BerthError(.unavailable, "Cannot write \(file): \(error.localizedDescription)")
+            throw BerthError(.unavailable, "Cannot write \(file): \(BerthError.reason(error))")
         }
         let outcome = try await Spawn.run([nft, "-f", file], timeout: .seconds(30))
         guard outcome.status == 0 else {

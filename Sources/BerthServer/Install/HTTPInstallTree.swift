@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import BerthHost
-import Foundation
+import BerthModel
+import FoundationEssentials
+import Glibc
 import NIOCore
 import NIOHTTP1
 
@@ -24,8 +26,7 @@ struct HTTPInstallTree: InstallTreeSource {
     func url(_ relativePath: String) throws -> URL {
         try InstallTree.checkRelativePath(relativePath, file: relativePath)
         let escaped = relativePath.split(separator: "/", omittingEmptySubsequences: false).map {
-            String($0).addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/;?#")))
-                ?? String($0)
+            Text.percentEncoded(String($0), alsoAllowed: "!$&'()*+,=:@")
         }.joined(separator: "/")
         guard let url = URL(string: escaped, relativeTo: base)?.absoluteURL else {
             throw InstallTreeError.unsafePath(path: relativePath, file: relativePath)

@@ -1,9 +1,11 @@
 import BerthFormats
 import BerthHost
 import BerthModel
+import BerthPOSIX
 import BerthQEMU
 import BerthStore
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// `berth install` as berthd's operation (`POST /v1/domains/{name}/install`): recognise the tree,
@@ -71,9 +73,9 @@ extension Hypervisor {
                     .invalidArgument, "Disk \(index + 1) (\(disk.path)) does not exist and has no size.",
                     remedy: "Add size=GiB to create it, e.g. --disk path=\(disk.path),size=8, or create it first.")
             }
-            let parent = (disk.path as NSString).deletingLastPathComponent
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+            let parent = PathName.directory(of: disk.path)
+            var isDirectory = false
+            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory else {
                 throw BerthError(
                     .notFound, "The directory \(parent) for disk \(index + 1) does not exist on berthd's host.",
                     remedy: "Create it, or give another path.")
@@ -103,8 +105,8 @@ extension Hypervisor {
                     remedy: "Give an install tree directory, an ISO file on that host, or an http:// URL.")
             }
         case .cdrom(let iso):
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: iso, isDirectory: &isDirectory), !isDirectory.boolValue, access(iso, R_OK) == 0
+            var isDirectory = false
+            guard FileManager.default.fileExists(atPath: iso, isDirectory: &isDirectory), !isDirectory, access(iso, R_OK) == 0
             else {
                 throw BerthError(
                     .notFound, "The --cdrom ISO \(iso) is not a file berthd can read on its host.",
@@ -257,30 +259,21 @@ extension Hypervisor {
     func consoleTail(_ name: String, bytes: Int = 1500) -> String {
         guard let record = try? catalog.domain(named: name) else { return "" }
         let path = driver.consoleLogPath(record.spec)
-        let size = Self.fileSize(path) ?? 0
+        let size = FileBytes.size(path) ?? 0
         let text = Self.readLog(path, from: size > UInt64(bytes) ? size - UInt64(bytes) : 0, limit: bytes)
         // A serial console ends its lines with "\r\n", one Character in Swift: split on isNewline.
         return text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).dropFirst(size > UInt64(bytes) ? 1 : 0)
-            .joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+            .joined(separator: "\n").trimmed()
     }
 
     static func readLog(_ path: String, from offset: UInt64, limit: Int) -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
+        guard let size = FileBytes.size(path) else { return "" }
         // A log rotated under the watch (--console-log-max) starts again at 0.
         let start = size < offset ? 0 : offset
         let from = size - start > UInt64(limit) ? size - UInt64(limit) : start
-        guard (try? handle.seek(toOffset: from)) != nil else { return "" }
-        let data = handle.readData(ofLength: limit)
-        return String(decoding: data, as: UTF8.self)
+        return String(decoding: FileBytes.read(path, from: from, maxBytes: limit) ?? [], as: UTF8.self)
     }
 
-    static func fileSize(_ path: String) -> UInt64? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        return UInt64(st.st_size)
-    }
 }
 
 /// One install's state while it runs: what it created, so a failure can take it back.
@@ -427,7 +420,7 @@ private struct InstallRun {
         }
         say("Install tree: \(tree.name) (\(tree.evidence)); installer \(pair.kernel) + \(pair.initrd)")
         let network = Hypervisor.isNetworkURL(location)
-        let isISO = !network && Hypervisor.fileSize(location) != nil && !FileManager.default.isDirectory(location)
+        let isISO = !network && FileBytes.size(location) != nil && !FileManager.default.isDirectory(location)
 
         // 2. The kickstart: fetched by berthd, checked once, kept in the catalog.
         var extraArgs = plan.extraArgs.map(rewriteArguments)
@@ -436,7 +429,7 @@ private struct InstallRun {
             let text = try await Self.kickstartText(kickstart)
             let diskBytes = plan.domain.disks.indices.reduce(UInt64(0)) { total, index in
                 if let new = plan.newDisks.first(where: { $0.index == index }) { return total + new.sizeBytes }
-                return total + (plan.domain.disks[index].device == .disk ? Hypervisor.fileSize(plan.domain.disks[index].path) ?? 0 : 0)
+                return total + (plan.domain.disks[index].device == .disk ? FileBytes.size(plan.domain.disks[index].path) ?? 0 : 0)
             }
             for line in try KickstartCheck.check(text, source: kickstart.origin, diskBytes: diskBytes, force: plan.force) {
                 warn(line)
@@ -462,12 +455,9 @@ private struct InstallRun {
         if !plan.initrdInjections.isEmpty {
             let files = plan.initrdInjections.map { InitrdInjection.File(name: $0.name, contents: [UInt8]($0.contents)) }
             let appendix = try InitrdInjection.appendix(files)
-            guard let handle = FileHandle(forWritingAtPath: initrdPath) else {
-                throw BerthError(.internal, "Cannot append to \(initrdPath).")
+            do { try FileBytes.append(appendix, to: initrdPath) } catch {
+                throw BerthError(.internal, "Cannot append to \(initrdPath): \(error).")
             }
-            defer { try? handle.close() }
-            handle.seekToEndOfFile()
-            handle.write(Data(appendix))
             debug("injected \(files.map(\.name).joined(separator: ", ")) into \(initrdPath)")
         }
 
@@ -594,9 +584,9 @@ private struct InstallRun {
             // While an installer runs (or was left by a berthd killed after storing it), the
             // current definition is the installer's and the installed one waits as the next.
             var installed = try hypervisor.catalog.nextDefinition(name) ?? hypervisor.catalog.domain(named: name).spec
-            if let description = installed.description, let range = description.range(of: "berth install failed: ") {
-                let kept = String(description[..<range.lowerBound]).replacingOccurrences(of: " — ", with: "")
-                    .trimmingCharacters(in: .whitespaces)
+            if let description = installed.description, let range = description.firstRange(of: "berth install failed: ") {
+                let kept = String(description[..<range.lowerBound]).replacing(" — ", with: "")
+                    .trimmed()
                 installed.description = kept.isEmpty ? nil : kept
             }
             defined = installed
@@ -639,7 +629,7 @@ private struct InstallRun {
             if let input {
                 let text = try await Self.kickstartText(input)
                 let diskBytes = installed.disks.filter { $0.device == .disk }.reduce(UInt64(0)) {
-                    $0 + (Hypervisor.fileSize($1.path) ?? 0)
+                    $0 + (FileBytes.size($1.path) ?? 0)
                 }
                 for line in try KickstartCheck.check(text, source: input.origin, diskBytes: diskBytes, force: plan.force) {
                     warn(line)
@@ -682,7 +672,7 @@ private struct InstallRun {
         // 6. The installer runs; berthd hands over when it powers off.
         let events = hypervisor.hub.subscribe()
         let log = hypervisor.driver.consoleLogPath(installer)
-        hypervisor.watchInstaller(name, from: Hypervisor.fileSize(log) ?? 0)
+        hypervisor.watchInstaller(name, from: FileBytes.size(log) ?? 0)
         let started = Date()
         try await hypervisor.supervisor(name).start()
         createdPaths = []  // the installer writes them now: they stay for inspection
@@ -715,7 +705,7 @@ private struct InstallRun {
                 case .redefined where !finished:
                     finished = true
                     hypervisor.watchInstaller(name, from: nil)
-                    say(String(format: "Installer finished in %.1f s.", Date().timeIntervalSince(started)), .installerFinished)
+                    say("Installer finished in \(Text.fixed(Date().timeIntervalSince(started), places: 1)) s.", .installerFinished)
                     if plan.noReboot {
                         say("Domain '\(name)' installed; not started (--noreboot). Start it with 'berth start \(name)'.")
                         return
@@ -806,7 +796,7 @@ private struct InstallRun {
         debug("fetch \(file) -> \(destination)")
         let started = Date()
         let note = note
-        let label = (file as NSString).lastPathComponent
+        let label = PathName.lastComponent(of: file)
         let meter = Mutex<Int64>(-1)
         do {
             try await source.copy(file, to: destination, limit: limit) { done, total in
@@ -820,15 +810,17 @@ private struct InstallRun {
                 guard due else { return }
                 note(
                     OperationMessage(
-                        String(format: "  %@: %.1f", label, Double(done) / 1_048_576)
-                            + (total.map { String(format: " of %.1f MiB", Double($0) / 1_048_576) } ?? " MiB"),
+                        "  \(label): \(Text.fixed(Double(done) / 1_048_576, places: 1))"
+                            + (total.map { " of \(Text.fixed(Double($0) / 1_048_576, places: 1)) MiB" } ?? " MiB"),
                         level: .debug, phase: .fetch))
             }
         } catch let error as InstallTreeError {
             throw error.berthError
         }
-        let size = Hypervisor.fileSize(destination) ?? 0
-        say(String(format: "Fetched %@ (%.1f MiB) in %.1f s", file, Double(size) / 1_048_576, Date().timeIntervalSince(started)), .fetch)
+        let size = FileBytes.size(destination) ?? 0
+        say(
+            "Fetched \(file) (\(Text.fixed(Double(size) / 1_048_576, places: 1)) MiB) in "
+                + "\(Text.fixed(Date().timeIntervalSince(started), places: 1)) s", .fetch)
     }
 
     /// Copies the kickstart to `<state>/kickstarts/NAME-<32 random hex>.ks` (0600): the media
@@ -840,8 +832,7 @@ private struct InstallRun {
         }
         let directory = state + "/kickstarts"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var generator = SystemRandomNumberGenerator()
-        let secret = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let secret = Text.randomHex(byteCount: 16)
         let file = "\(name)-\(secret).ks"
         let path = directory + "/" + file
         guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
@@ -896,7 +887,7 @@ private struct InstallRun {
 
 extension FileManager {
     fileprivate func isDirectory(_ path: String) -> Bool {
-        var isDirectory: ObjCBool = false
-        return fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+        var isDirectory = false
+        return fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory
     }
 }

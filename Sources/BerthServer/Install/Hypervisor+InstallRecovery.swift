@@ -1,5 +1,6 @@
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// What a berthd killed during an install leaves, settled at its next start.
 ///

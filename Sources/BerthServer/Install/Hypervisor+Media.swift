@@ -1,7 +1,8 @@
 import BerthHost
 import BerthModel
 import BerthStore
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The media library (`/v1/media`, `berth media`): entries live in the catalog; paths are
 /// checked on this host, by berthd, whoever asks.

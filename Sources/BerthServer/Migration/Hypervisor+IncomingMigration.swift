@@ -1,7 +1,8 @@
 import BerthHost
 import BerthModel
+import BerthPOSIX
 import BerthQEMU
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -200,9 +201,12 @@ extension Hypervisor {
                     close(accepted.fd)
                     continue
                 }
-                let thread = Thread { MigrationChannel.relay(accepted.fd, server) }
-                thread.name = "berthd-migration-nbd"
-                thread.start()
+                do {
+                    try startThread(named: "berthd-migration-nbd") { MigrationChannel.relay(accepted.fd, server) }
+                } catch {
+                    close(accepted.fd)
+                    close(server)
+                }
                 continue
             }
             do {

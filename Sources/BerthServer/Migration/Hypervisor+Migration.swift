@@ -1,8 +1,9 @@
 import BerthHost
 import BerthModel
+import BerthPOSIX
 import BerthQEMU
 import BerthStore
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -190,11 +191,7 @@ extension Hypervisor {
 
     /// The last `maxBytes` of the console log (the part the guest's readers want to continue).
     static func consoleTail(_ path: String, maxBytes: Int = 8 << 20) -> Data {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return Data() }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
-        try? handle.seek(toOffset: size > UInt64(maxBytes) ? size - UInt64(maxBytes) : 0)
-        return (try? handle.readToEnd()) ?? Data()
+        Data(FileBytes.tail(path, maxBytes: maxBytes) ?? [])
     }
 
     // MARK: - A source berthd killed mid-migration

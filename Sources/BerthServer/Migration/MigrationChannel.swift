@@ -1,6 +1,6 @@
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 #if canImport(Glibc)
@@ -179,8 +179,7 @@ enum MigrationChannel {
 
     /// 32 random bytes in hex.
     static func secret() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return Text.randomHex(byteCount: 32)
     }
 
     static func failure(_ what: String) -> BerthError {

@@ -1,6 +1,7 @@
 import BerthClient
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The destination berthd as the source reaches it. This is the one place the source makes
 /// its client of the destination's API, through `BerthClient.resolve` like the CLI's

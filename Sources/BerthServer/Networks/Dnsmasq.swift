@@ -1,6 +1,7 @@
 import BerthModel
+import BerthPOSIX
 import BerthQEMU
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 #if canImport(Glibc)
@@ -91,7 +92,7 @@ struct Dnsmasq: Sendable {
             chmod(configPath, 0o644)
         } catch {
             throw BerthError(
-                .unavailable, "Cannot write dnsmasq's files in \(directory): \(error.localizedDescription)",
+                .unavailable, "Cannot write dnsmasq's files in \(directory): \(BerthError.reason(error))",
                 remedy: "Check that berthd's runtime directory is writable.")
         }
         try writeHosts(spec.hosts)
@@ -145,14 +146,14 @@ struct Dnsmasq: Sendable {
     /// The PID of this network's live dnsmasq, from its pidfile, confirmed by its command line.
     func runningPID() -> Int32? {
         guard let text = try? String(contentsOfFile: pidPath, encoding: .utf8),
-            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1,
+            let pid = Int32(text.trimmed()), pid > 1,
             let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")
         else { return nil }
         let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
         guard arguments.contains("--conf-file=\(configPath)") else { return nil }
         let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
         if let close = stat.lastIndex(of: ")"),
-            let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first, state == "Z"
+            let state = stat[stat.index(after: close)...].trimmed().first, state == "Z"
         {
             return nil
         }
@@ -192,9 +193,6 @@ struct Dnsmasq: Sendable {
 /// Reads a small text file with a cap (logs, leases).
 enum CappedText {
     static func read(_ path: String, maxBytes: Int) -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
-        defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: maxBytes)) ?? Data()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        String(decoding: FileBytes.read(path, maxBytes: maxBytes) ?? [], as: UTF8.self).trimmed()
     }
 }

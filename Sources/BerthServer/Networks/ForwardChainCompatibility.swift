@@ -1,6 +1,7 @@
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Berth's guests against another firewall's `FORWARD` chain that drops by policy (Docker sets
 /// `iptables -P FORWARD DROP`). nftables runs every base chain on the hook, and a packet one
@@ -59,7 +60,7 @@ struct ForwardChainCompatibility: Sendable {
         guard outcome.status == 0 else {
             throw BerthError(
                 .unavailable,
-                "'\(tool) \(arguments.joined(separator: " "))' failed: \(outcome.output.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300))",
+                "'\(tool) \(arguments.joined(separator: " "))' failed: \(outcome.output.trimmed().prefix(300))",
                 remedy: "The host's FORWARD chain drops by policy (Docker does this); check that iptables works ('\(tool) -S FORWARD').")
         }
     }

@@ -1,6 +1,6 @@
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 #if canImport(Glibc)
@@ -29,7 +29,7 @@ enum HostLinks {
         guard outcome.status == 0 else {
             throw BerthError(
                 .unavailable,
-                "'ip \(arguments.joined(separator: " "))' failed: \(outcome.output.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300))",
+                "'ip \(arguments.joined(separator: " "))' failed: \(outcome.output.trimmed().prefix(300))",
                 remedy: "Check that berthd runs as root (CAP_NET_ADMIN) and that the interface names are free.")
         }
         return String(decoding: outcome.stdout, as: UTF8.self)
@@ -57,28 +57,24 @@ enum HostLinks {
     /// IPv4 prefixes the host already routes (every table), with the interface they go to.
     static func routes() async throws -> [(subnet: IPv4Subnet, device: String?)] {
         let text = try await ip(["-j", "-4", "route", "show", "table", "all"])
-        guard let entries = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] else {
-            return []
-        }
+        guard let entries = try? JSONDecoder().decode([RouteEntry].self, from: Data(text.utf8)) else { return [] }
         return entries.compactMap { entry in
-            guard let dst = entry["dst"] as? String, dst != "default" else { return nil }
+            guard let dst = entry.dst, dst != "default" else { return nil }
             let subnet = IPv4Subnet(dst.contains("/") ? dst : dst + "/32")
-            return subnet.map { ($0, entry["dev"] as? String) }
+            return subnet.map { ($0, entry.dev) }
         }
     }
 
     /// IPv6 prefixes the host already routes (every table, not link-local or multicast).
     static func routes6() async throws -> [(subnet: IPv6Subnet, device: String?)] {
         let text = try await ip(["-j", "-6", "route", "show", "table", "all"])
-        guard let entries = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] else {
-            return []
-        }
+        guard let entries = try? JSONDecoder().decode([RouteEntry].self, from: Data(text.utf8)) else { return [] }
         return entries.compactMap { entry in
-            guard let dst = entry["dst"] as? String, dst != "default", entry["type"] as? String != "local",
-                entry["type"] as? String != "multicast", let subnet = IPv6Subnet(dst.contains("/") ? dst : dst + "/128"),
+            guard let dst = entry.dst, dst != "default", entry.type != "local", entry.type != "multicast",
+                let subnet = IPv6Subnet(dst.contains("/") ? dst : dst + "/128"),
                 !IPv6Subnet(host: IPv6Address(high: 0xfe80 << 48, low: 0), prefix: 10).overlaps(subnet)
             else { return nil }
-            return (subnet, entry["dev"] as? String)
+            return (subnet, entry.dev)
         }
     }
 
@@ -87,10 +83,8 @@ enum HostLinks {
     /// routes when they expire (libvirt refuses to start such a network for the same reason).
     static func interfacesLosingRARoutes() async throws -> [String] {
         let text = try await ip(["-j", "-6", "route", "show", "table", "all", "proto", "ra"])
-        guard let entries = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] else {
-            return []
-        }
-        let devices = Set(entries.compactMap { $0["dev"] as? String })
+        guard let entries = try? JSONDecoder().decode([RouteEntry].self, from: Data(text.utf8)) else { return [] }
+        let devices = Set(entries.compactMap(\.dev))
         return devices.sorted().filter { device in
             let value = (try? String(contentsOfFile: "/proc/sys/net/ipv6/conf/\(device)/accept_ra", encoding: .utf8)) ?? ""
             return !value.hasPrefix("2")
@@ -195,4 +189,11 @@ final class TapDevice: Sendable {
     func close() {
         if !closed.exchange(true, ordering: .relaxed) { _ = Glibc.close(fd) }
     }
+}
+
+/// One route of `ip -j route show`: only the fields Berth reads.
+private struct RouteEntry: Decodable {
+    let dst: String?
+    let dev: String?
+    let type: String?
 }

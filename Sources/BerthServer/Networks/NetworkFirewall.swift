@@ -1,6 +1,7 @@
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The nftables rules of Berth's running networks: one table of this daemon's own
 /// (`inet berthnet_<block>`, both address families), replaced atomically with every network
@@ -119,7 +120,7 @@ struct NetworkFirewall: Sendable {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try ruleset(networks).write(toFile: file, atomically: true, encoding: .utf8)
         } catch {
-            throw BerthError(.unavailable, "Cannot write \(file): \(error.localizedDescription)")
+            throw BerthError(.unavailable, "Cannot write \(file): \(BerthError.reason(error))")
         }
         let outcome = try await Spawn.run([nft, "-f", file], timeout: .seconds(30))
         guard outcome.status == 0 else {

@@ -1,6 +1,7 @@
 import BerthHost
 import BerthModel
-import Foundation
+import FoundationEssentials
+import Glibc
 import Hummingbird
 import Logging
 import ServiceLifecycle

@@ -1,7 +1,7 @@
 import BerthModel
 import BerthQEMU
 import BerthStore
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 #if canImport(Glibc)
@@ -117,7 +117,7 @@ extension Hypervisor {
 
     /// `.NAME.berth-xxxxxxxx` (what `placed` writes) → `NAME`; nil for any other name.
     static func finalName(ofTemporary entry: String) -> String? {
-        guard entry.hasPrefix("."), let marker = entry.range(of: ".berth-", options: .backwards) else { return nil }
+        guard entry.hasPrefix("."), let marker = entry.ranges(of: ".berth-").last else { return nil }
         let suffix = entry[marker.upperBound...]
         guard suffix.count == 8, suffix.allSatisfy(\.isHexDigit) else { return nil }
         let name = String(entry[entry.index(after: entry.startIndex)..<marker.lowerBound])

@@ -1,6 +1,7 @@
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `attach-disk` and `detach-disk`: a disk into or out of the running guest (hot-plug over
 /// QMP, the file passed as a descriptor) and/or the stored definition, as virsh's `--live`,

@@ -1,6 +1,6 @@
 import BerthModel
 import BerthStore
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc

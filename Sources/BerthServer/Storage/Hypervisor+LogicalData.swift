@@ -1,7 +1,7 @@
 import BerthModel
 import BerthQEMU
 import BerthStore
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -115,7 +115,7 @@ extension Hypervisor {
     /// The final name a hidden LV is for, and whether it was renamed aside; nil for any other name.
     static func parseHiddenName(_ entry: String) -> (name: String, displaced: Bool)? {
         if let final = finalName(ofTemporary: entry) { return (final, false) }
-        guard let marker = entry.range(of: ".berth-old-", options: .backwards) else { return nil }
+        guard let marker = entry.ranges(of: ".berth-old-").last else { return nil }
         guard let final = finalName(ofTemporary: String(entry[..<marker.lowerBound]) + ".berth-" + entry[marker.upperBound...])
         else { return nil }
         return (final, true)

@@ -1,7 +1,7 @@
 import BerthModel
 import BerthQEMU
 import BerthStore
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -90,8 +90,8 @@ extension Hypervisor {
     func startDirPool(_ pool: PoolRecord) throws -> PoolInfo {
         let name = pool.spec.name
         let target = pool.spec.target ?? ""
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory), isDirectory.boolValue else {
+        var isDirectory = false
+        guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory), isDirectory else {
             throw BerthError(
                 .notFound, "The target directory \(target) of pool '\(name)' does not exist.",
                 remedy: "Create it with 'berth pool-build \(name)' (or mkdir -p \(target)), then start the pool.")
@@ -108,14 +108,14 @@ extension Hypervisor {
         let target = pool.spec.target ?? ""
         do {
             // Only the last component: a mistyped target must not grow a tree of directories.
-            var isDirectory: ObjCBool = false
-            if !(FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) && isDirectory.boolValue) {
+            var isDirectory = false
+            if !(FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) && isDirectory) {
                 try FileManager.default.createDirectory(
                     atPath: target, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o711])
             }
         } catch {
             throw BerthError(
-                .unavailable, "Cannot create \(target): \(error.localizedDescription)",
+                .unavailable, "Cannot create \(target): \(BerthError.reason(error))",
                 remedy: "Check that berthd may write to \(URL(fileURLWithPath: target).deletingLastPathComponent().path).")
         }
         return try poolInfo(name)

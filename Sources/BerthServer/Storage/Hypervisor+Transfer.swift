@@ -2,7 +2,7 @@ import BerthHost
 import BerthModel
 import BerthPOSIX
 import BerthStore
-import Foundation
+import FoundationEssentials
 import NIOCore
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 import BerthModel
 import BerthQEMU
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// lvm2's tools (Debian `lvm2`) for `logical` pools, run through `Spawn`; never a hand-written
 /// LVM writer. Without device-mapper (these test machines) LVs cannot be activated: lvm2's
@@ -97,7 +98,7 @@ enum LVMTools {
         guard device.hasPrefix("/dev/loop") else { return device }
         let name = String(device.dropFirst("/dev/".count))
         let file = (try? String(contentsOfFile: "/sys/block/\(name)/loop/backing_file", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+            .trimmed()
         guard let file, file.hasPrefix("/"), !file.hasSuffix("(deleted)") else { return device }
         return file
     }
@@ -125,6 +126,6 @@ enum LVMTools {
     }
 
     private static func number(_ text: String?) -> UInt64? {
-        text.flatMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+        text.flatMap { UInt64($0.trimmed()) }
     }
 }

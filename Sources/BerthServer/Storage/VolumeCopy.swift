@@ -1,6 +1,6 @@
 import BerthHost
 import BerthModel
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 #if canImport(Glibc)
