@@ -173,7 +173,7 @@ extension Catalog {
                     .invalidArgument, "Network '\(name)' is a host bridge; its addresses come from the LAN's DHCP server.",
                     remedy: "Reserve \(ip) for \(mac) on that server, and leave \"ip\" out of the NIC.")
             }
-            let host = DHCPHost(mac: mac, ip: ip, name: spec.name.replacingOccurrences(of: "_", with: "-"))
+            let host = DHCPHost(mac: mac, ip: ip, name: spec.name.replacing("_", with: "-"))
             try Self.insertReservation(
                 host, networkID: try Self.networkID(name, db: db), network: record.spec, domainID: domainID, db: db)
         }
