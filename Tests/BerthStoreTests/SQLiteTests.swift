@@ -201,6 +201,23 @@ struct TemporaryDatabase {
         }
     }
 
+    /// Every statement is finalized and every connection closed with the database: the last
+    /// connection to close checkpoints the WAL and removes it (a statement left open would keep
+    /// its connection, and the WAL, alive).
+    @Test func closingTheDatabaseClosesItsConnections() throws {
+        var path = ""
+        do {
+            let store = try TemporaryDatabase()
+            path = store.path
+            try store.database.write { db in try db.execute(sql: "INSERT INTO t (value) VALUES (1), (2)") }
+            #expect(try store.database.read { db in try Int.fetchOne(db, sql: "SELECT value FROM t ORDER BY id") } == 1)
+            #expect(try store.database.read { db in try SQLiteRow.fetchOne(db, sql: "SELECT * FROM t") }?.values.count == 2)
+            #expect(FileManager.default.fileExists(atPath: path + "-wal"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"))
+        #expect(try SQLiteDatabase(path: path).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == 2)
+    }
+
     @Test func aFileThatIsNotADatabaseIsRefusedAtOpen() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("berth-notdb-\(UUID().uuidString)").path
         try String(repeating: "not a database ", count: 100).write(toFile: path, atomically: true, encoding: .utf8)
