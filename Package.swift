@@ -5,7 +5,7 @@ import PackageDescription
 // Every Berth module, with the Berth modules and external products it needs.
 // `BERTH_ONLY=BerthDisk,BerthBoot swift test` builds just those modules, what they
 // depend on, and their tests: on a 2-core machine a leaf module's edit-test loop
-// then skips Hummingbird, GRDB and SwiftNIO entirely. Unset, everything builds.
+// then skips Hummingbird and SwiftNIO entirely. Unset, everything builds.
 let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
     ("BerthPOSIX", [], []),
     ("BerthModel", [], []),
@@ -16,7 +16,9 @@ let modules: [(name: String, uses: [String], products: [Target.Dependency])] = [
     ("BerthBoot", ["BerthDisk", "BerthPOSIX"], []),
     ("BerthQEMU", ["BerthModel", "BerthPOSIX"], []),
     ("BerthHost", ["BerthModel", "BerthDisk", "BerthFormats", "BerthPOSIX"], []),
-    ("BerthStore", ["BerthModel"], [.product(name: "GRDB", package: "GRDB.swift")]),
+    // The catalog: SQLite's C API (the system libsqlite3, `CSQLite` below) without GRDB, whose
+    // full Foundation (ICU included) berthd would otherwise load.
+    ("BerthStore", ["BerthModel"], [.target(name: "CSQLite")]),
     (
         "BerthClient", ["BerthModel", "BerthQEMU", "BerthPOSIX"],
         [
@@ -88,10 +90,13 @@ let only = ProcessInfo.processInfo.environment["BERTH_ONLY"].map {
     closure($0.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) })
 }
 func wanted(_ name: String) -> Bool { only?.contains(name) ?? true }
-let needsPackages = only.map { !$0.isDisjoint(with: ["BerthStore", "BerthServer", "BerthClient", "BerthCLI"]) } ?? true
+let needsPackages = only.map { !$0.isDisjoint(with: ["BerthServer", "BerthClient", "BerthCLI"]) } ?? true
 
 let settings: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 var targets: [Target] = []
+if wanted("BerthStore") {
+    targets.append(.systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]))
+}
 for module in modules where wanted(module.name) {
     targets.append(
         .target(
@@ -159,7 +164,6 @@ let package = Package(
         ? [
             .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
             .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-            .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
             .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0", traits: []),
             .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
             .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),

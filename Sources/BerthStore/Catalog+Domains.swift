@@ -1,6 +1,5 @@
 import BerthModel
-import Foundation
-import GRDB
+import FoundationEssentials
 
 extension Catalog {
     private static let encoder: JSONEncoder = {
@@ -16,7 +15,7 @@ extension Catalog {
     @discardableResult
     public func define(_ spec: DomainSpec, install: InstallRecord? = nil, kickstart: String? = nil) throws -> DomainSpec {
         try spec.validate()
-        return try writer.write { db in
+        return try database.write { db in
             let stored = try insert(spec, db: db)
             if let install { try storeInstall(stored.name, install, db: db) }
             if let kickstart {
@@ -27,7 +26,7 @@ extension Catalog {
     }
 
     /// `define`'s insert inside a transaction the caller holds.
-    private func insert(_ spec: DomainSpec, db: Database) throws -> DomainSpec {
+    private func insert(_ spec: DomainSpec, db: SQLiteConnection) throws -> DomainSpec {
         var spec = spec
         if let owner = try String.fetchOne(db, sql: "SELECT name FROM domain WHERE name = ?", arguments: [spec.name]) {
             throw BerthError.nameInUse(owner)
@@ -59,18 +58,18 @@ extension Catalog {
     @discardableResult
     public func update(_ spec: DomainSpec) throws -> DomainSpec {
         try spec.validate()
-        return try writer.write { db in try replace(spec, db: db) }
+        return try database.write { db in try replace(spec, db: db) }
     }
 
     /// `update`'s work inside a transaction the caller holds.
-    func replace(_ spec: DomainSpec, db: Database) throws -> DomainSpec {
+    func replace(_ spec: DomainSpec, db: SQLiteConnection) throws -> DomainSpec {
         var spec = spec
         guard
-            let row = try Row.fetchOne(
+            let row = try SQLiteRow.fetchOne(
                 db, sql: "SELECT id, uuid, spec FROM domain WHERE name = ?", arguments: [spec.name])
         else { throw BerthError.unknownDomain(spec.name) }
-        let id: Int64 = row["id"]
-        let uuid: String = row["uuid"]
+        let id: Int64 = try row["id"]
+        let uuid: String = try row["uuid"]
         // A NIC given without a MAC keeps the one it had (as the install phases rely on):
         // a guest's address must not change because its definition was edited.
         if let old = try? JSONDecoder().decode(DomainSpec.self, from: Data((row["spec"] as String).utf8)) {
@@ -97,15 +96,15 @@ extension Catalog {
 
     /// Removes a domain and frees its name, MACs and disks.
     public func undefine(_ name: String) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(sql: "DELETE FROM domain WHERE name = ?", arguments: [name])
             if db.changesCount == 0 { throw BerthError.unknownDomain(name) }
         }
     }
 
     public func domain(named name: String) throws -> DomainRecord {
-        try writer.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM domain WHERE name = ?", arguments: [name]) else {
+        try database.read { db in
+            guard let row = try SQLiteRow.fetchOne(db, sql: "SELECT * FROM domain WHERE name = ?", arguments: [name]) else {
                 throw BerthError.unknownDomain(name)
             }
             return try Self.record(row)
@@ -113,8 +112,8 @@ extension Catalog {
     }
 
     public func allDomains() throws -> [DomainRecord] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM domain ORDER BY name").map(Self.record)
+        try database.read { db in
+            try SQLiteRow.fetchAll(db, sql: "SELECT * FROM domain ORDER BY name").map(Self.record)
         }
     }
 
@@ -123,31 +122,29 @@ extension Catalog {
     public func summaries() throws -> [DomainSummary] {
         // Columns by index and UUIDs by `UUID(catalogText:)`: with 10,000 domains, GRDB's
         // by-name lookup and Foundation's `UUID(uuidString:)` were a sixth of a list request.
-        try writer.read { db in
-            let rows = try Row.fetchCursor(
-                db, sql: "SELECT name, uuid, state, memory, vcpus, autostart FROM domain ORDER BY name")
+        try database.read { db in
             var summaries: [DomainSummary] = []
-            while let row = try rows.next() {
-                let uuid: String = row[1]
+            try db.forEachRow(sql: "SELECT name, uuid, state, memory, vcpus, autostart FROM domain ORDER BY name") { row in
+                let uuid: String = try row[1]
                 summaries.append(
                     DomainSummary(
-                        name: row[0], uuid: UUID(catalogText: uuid) ?? UUID(uuidString: uuid) ?? UUID(),
-                        state: DomainState(rawValue: row[2]) ?? .shutoff, memory: row[3], vcpus: row[4],
-                        autostart: row[5]))
+                        name: try row[0], uuid: UUID(catalogText: uuid) ?? UUID(uuidString: uuid) ?? UUID(),
+                        state: DomainState(rawValue: try row[2]) ?? .shutoff, memory: try row[3], vcpus: try row[4],
+                        autostart: try row[5]))
             }
             return summaries
         }
     }
 
     public func setDesiredState(_ name: String, _ state: DomainState) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(sql: "UPDATE domain SET desiredState = ? WHERE name = ?", arguments: [state.rawValue, name])
             if db.changesCount == 0 { throw BerthError.unknownDomain(name) }
         }
     }
 
     public func setObserved(_ name: String, _ observed: ObservedState) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(
                 sql: "UPDATE domain SET state = ?, pid = ?, accel = ?, lastError = ?, startedAt = ? WHERE name = ?",
                 arguments: [
@@ -159,7 +156,7 @@ extension Catalog {
     }
 
     public func setAutostart(_ name: String, _ autostart: Bool) throws {
-        try writer.write { db in
+        try database.write { db in
             guard let text = try String.fetchOne(db, sql: "SELECT spec FROM domain WHERE name = ?", arguments: [name]),
                 var spec = try? JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
             else { throw BerthError.unknownDomain(name) }
@@ -172,17 +169,17 @@ extension Catalog {
 
     /// The kickstart a domain was installed with, kept for `berth kickstart NAME`.
     public func setKickstart(_ name: String, _ text: String?) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(sql: "UPDATE domain SET kickstart = ? WHERE name = ?", arguments: [text, name])
             if db.changesCount == 0 { throw BerthError.unknownDomain(name) }
         }
     }
 
     public func kickstart(_ name: String) throws -> String? {
-        try writer.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT kickstart FROM domain WHERE name = ?", arguments: [name])
+        try database.read { db in
+            guard let row = try SQLiteRow.fetchOne(db, sql: "SELECT kickstart FROM domain WHERE name = ?", arguments: [name])
             else { throw BerthError.unknownDomain(name) }
-            return row["kickstart"]
+            return try row["kickstart"]
         }
     }
 
@@ -198,7 +195,7 @@ extension Catalog {
                     remedy: "Give the same name and UUID (\(current.uuid)), or leave 'uuid' out.")
             }
         }
-        try writer.write { db in
+        try database.write { db in
             try db.execute(
                 sql: "UPDATE domain SET nextSpec = ?, nextStart = ? WHERE name = ?",
                 arguments: [try spec.map(Self.json), start, name])
@@ -212,7 +209,7 @@ extension Catalog {
     public func update(_ spec: DomainSpec, next: DomainSpec, start: Bool) throws -> DomainSpec {
         try spec.validate()
         try next.validate()
-        return try writer.write { db in
+        return try database.write { db in
             let current = try replace(spec, db: db)
             guard next.name == current.name, next.uuid == current.uuid else {
                 throw BerthError(
@@ -227,19 +224,19 @@ extension Catalog {
 
     /// The next definition waiting for `name` (the installed one, while its installer runs).
     public func nextDefinition(_ name: String) throws -> DomainSpec? {
-        try writer.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT uuid, nextSpec FROM domain WHERE name = ?", arguments: [name])
+        try database.read { db in
+            guard let row = try SQLiteRow.fetchOne(db, sql: "SELECT uuid, nextSpec FROM domain WHERE name = ?", arguments: [name])
             else { throw BerthError.unknownDomain(name) }
-            guard let text = row["nextSpec"] as String? else { return nil }
+            guard let text = try row["nextSpec"] as String? else { return nil }
             var spec = try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
-            if let uuid = UUID(uuidString: row["uuid"]) { spec.uuid = uuid }
+            if let uuid = try UUID(uuidString: row["uuid"]) { spec.uuid = uuid }
             return spec
         }
     }
 
     /// Whether `name` has a next definition waiting (an install in progress).
     public func hasNextDefinition(_ name: String) throws -> Bool {
-        try writer.read { db in
+        try database.read { db in
             try Bool.fetchOne(db, sql: "SELECT nextSpec IS NOT NULL FROM domain WHERE name = ?", arguments: [name]) ?? false
         }
     }
@@ -249,24 +246,24 @@ extension Catalog {
     /// One transaction: a berthd killed at any point has either switched and cleared the next
     /// definition, or done neither (never switched twice, never lost the switch).
     public func applyNextDefinition(_ name: String) throws -> Bool? {
-        try writer.write { db in
+        try database.write { db in
             guard
-                let pending = try Row.fetchOne(
+                let pending = try SQLiteRow.fetchOne(
                     db, sql: "SELECT uuid, nextSpec, nextStart FROM domain WHERE name = ?", arguments: [name])
             else { throw BerthError.unknownDomain(name) }
-            guard let text = pending["nextSpec"] as String? else { return nil }
+            guard let text = try pending["nextSpec"] as String? else { return nil }
             var spec = try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
-            if let uuid = UUID(uuidString: pending["uuid"]) { spec.uuid = uuid }
+            if let uuid = try UUID(uuidString: pending["uuid"]) { spec.uuid = uuid }
             try spec.validate()
             _ = try replace(spec, db: db)
             try db.execute(sql: "UPDATE domain SET nextSpec = NULL, nextStart = 0 WHERE name = ?", arguments: [name])
-            return pending["nextStart"] as Bool
+            return try pending["nextStart"] as Bool
         }
     }
 
     // MARK: - Helpers
 
-    private func assignMACs(_ spec: inout DomainSpec, db: Database, excluding id: Int64?) throws {
+    private func assignMACs(_ spec: inout DomainSpec, db: SQLiteConnection, excluding id: Int64?) throws {
         for index in spec.nics.indices {
             if let mac = spec.nics[index].mac {
                 if let owner = try String.fetchOne(
@@ -288,7 +285,7 @@ extension Catalog {
         }
     }
 
-    private func checkDisks(_ spec: DomainSpec, db: Database, excluding id: Int64?) throws {
+    private func checkDisks(_ spec: DomainSpec, db: SQLiteConnection, excluding id: Int64?) throws {
         for disk in spec.disks where !disk.readOnly {
             if let owner = try writableOwner(of: disk.path, excluding: id, db: db) {
                 throw BerthError(
@@ -298,7 +295,7 @@ extension Catalog {
         }
     }
 
-    private func insertClaims(_ spec: DomainSpec, id: Int64, db: Database) throws {
+    private func insertClaims(_ spec: DomainSpec, id: Int64, db: SQLiteConnection) throws {
         for nic in spec.nics {
             if let mac = nic.mac {
                 try db.execute(sql: "INSERT INTO nic (mac, domainId) VALUES (?, ?)", arguments: [mac.description, id])
@@ -316,10 +313,10 @@ extension Catalog {
         String(decoding: try encoder.encode(spec), as: UTF8.self)
     }
 
-    static func record(_ row: Row) throws -> DomainRecord {
-        let text: String = row["spec"]
+    static func record(_ row: SQLiteRow) throws -> DomainRecord {
+        let text: String = try row["spec"]
         let spec = try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
-        return DomainRecord(
+        return try DomainRecord(
             spec: spec,
             desiredState: DomainState(rawValue: row["desiredState"]) ?? .shutoff,
             state: DomainState(rawValue: row["state"]) ?? .shutoff,

@@ -1,6 +1,5 @@
 import BerthModel
-import Foundation
-import GRDB
+import FoundationEssentials
 
 /// How a domain was installed: the plan `berth install` sent and the installer berthd booted.
 public struct InstallRecord: Sendable, Equatable {
@@ -26,11 +25,11 @@ extension Catalog {
     /// Stores (or replaces) how `name` was installed. `--initrd-inject` files are not kept:
     /// they are in the stored initrd already.
     public func setInstall(_ name: String, _ record: InstallRecord) throws {
-        try writer.write { db in try storeInstall(name, record, db: db) }
+        try database.write { db in try storeInstall(name, record, db: db) }
     }
 
     /// `setInstall`'s work inside a transaction the caller holds.
-    func storeInstall(_ name: String, _ record: InstallRecord, db: Database) throws {
+    func storeInstall(_ name: String, _ record: InstallRecord, db: SQLiteConnection) throws {
         var plan = record.plan
         plan.initrdInjections = []
         let text = String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)
@@ -47,7 +46,7 @@ extension Catalog {
 
     /// Where the running installer's console output began; nil clears it (the installer is over).
     public func setInstallLogOffset(_ name: String, _ offset: UInt64?) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(
                 sql: "UPDATE install SET logOffset = ? WHERE domainId = (SELECT id FROM domain WHERE name = ?)",
                 arguments: [offset.map { Int64(clamping: $0) }, name])
@@ -55,7 +54,7 @@ extension Catalog {
     }
 
     public func installLogOffset(_ name: String) throws -> UInt64? {
-        try writer.read { db in
+        try database.read { db in
             try Int64.fetchOne(
                 db, sql: "SELECT i.logOffset FROM install i JOIN domain d ON d.id = i.domainId WHERE d.name = ?",
                 arguments: [name]
@@ -65,16 +64,16 @@ extension Catalog {
 
     /// How `name` was installed; nil when it was not installed by berthd.
     public func install(_ name: String) throws -> InstallRecord? {
-        try writer.read { db in
+        try database.read { db in
             guard
-                let row = try Row.fetchOne(
+                let row = try SQLiteRow.fetchOne(
                     db,
                     sql: "SELECT i.* FROM install i JOIN domain d ON d.id = i.domainId WHERE d.name = ?",
                     arguments: [name])
             else { return nil }
-            let text: String = row["plan"]
+            let text: String = try row["plan"]
             let plan = try JSONDecoder().decode(InstallPlan.self, from: Data(text.utf8))
-            return InstallRecord(
+            return try InstallRecord(
                 plan: plan, installerCmdline: row["installerCmdline"], kernel: row["kernel"], initrd: row["initrd"],
                 cdrom: row["cdrom"])
         }

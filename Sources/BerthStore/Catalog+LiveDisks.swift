@@ -1,6 +1,5 @@
 import BerthModel
-import Foundation
-import GRDB
+import FoundationEssentials
 
 /// A disk of a running guest and its format node's name in that guest's QEMU (`diskN` for the
 /// disks it started with, `hotN` for hot-plugged ones).
@@ -17,12 +16,12 @@ public struct LiveDisk: Sendable, Equatable {
 extension Catalog {
     /// The disks `name`'s running guest has, in the order QEMU got them (empty when it does not run).
     public func liveDisks(_ name: String) throws -> [LiveDisk] {
-        try writer.read { db in
+        try database.read { db in
             let id = try domainRowID(name, db: db)
-            return try Row.fetchAll(
+            return try SQLiteRow.fetchAll(
                 db, sql: "SELECT node, spec FROM liveDisk WHERE domainId = ? ORDER BY position", arguments: [id]
             ).map { row in
-                LiveDisk(node: row["node"], disk: try JSONDecoder().decode(DiskSpec.self, from: Data((row["spec"] as String).utf8)))
+                try LiveDisk(node: row["node"], disk: JSONDecoder().decode(DiskSpec.self, from: Data((row["spec"] as String).utf8)))
             }
         }
     }
@@ -30,7 +29,7 @@ extension Catalog {
     /// Replaces the running guest's disks (a fresh QEMU: its definition's disks as `diskN`);
     /// nil clears them (QEMU exited).
     public func setLiveDisks(_ name: String, _ disks: [LiveDisk]?) throws {
-        try writer.write { db in
+        try database.write { db in
             let id = try domainRowID(name, db: db)
             try db.execute(sql: "DELETE FROM liveDisk WHERE domainId = ?", arguments: [id])
             for disk in disks ?? [] { try insertLive(disk, id: id, db: db) }
@@ -39,7 +38,7 @@ extension Catalog {
 
     /// Whether a running guest's disks were recorded (a guest from before they were kept has none).
     public func hasLiveDisks(_ name: String) throws -> Bool {
-        try writer.read { db in
+        try database.read { db in
             try Bool.fetchOne(
                 db, sql: "SELECT 1 FROM liveDisk WHERE domainId = ?", arguments: [try domainRowID(name, db: db)]) ?? false
         }
@@ -49,7 +48,7 @@ extension Catalog {
     /// defined or hot-plugged.
     /// - Throws: `.alreadyExists` naming the domain that has it.
     public func addLiveDisk(_ name: String, _ disk: LiveDisk) throws {
-        try writer.write { db in
+        try database.write { db in
             let id = try domainRowID(name, db: db)
             if !disk.disk.readOnly, let owner = try writableOwner(of: disk.disk.path, excluding: id, db: db) {
                 throw BerthError(
@@ -61,14 +60,14 @@ extension Catalog {
     }
 
     public func removeLiveDisk(_ name: String, node: String) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(
                 sql: "DELETE FROM liveDisk WHERE domainId = ? AND node = ?", arguments: [try domainRowID(name, db: db), node])
         }
     }
 
     /// The domain (other than `id`) holding `path` writable, in its definition or hot-plugged.
-    func writableOwner(of path: String, excluding id: Int64?, db: Database) throws -> String? {
+    func writableOwner(of path: String, excluding id: Int64?, db: SQLiteConnection) throws -> String? {
         try String.fetchOne(
             db,
             sql: """
@@ -79,7 +78,7 @@ extension Catalog {
             arguments: [path, id])
     }
 
-    private func insertLive(_ disk: LiveDisk, id: Int64, db: Database) throws {
+    private func insertLive(_ disk: LiveDisk, id: Int64, db: SQLiteConnection) throws {
         let position =
             try Int.fetchOne(
                 db, sql: "SELECT COALESCE(MAX(position) + 1, 0) FROM liveDisk WHERE domainId = ?", arguments: [id]) ?? 0
@@ -91,7 +90,7 @@ extension Catalog {
             ])
     }
 
-    private func domainRowID(_ name: String, db: Database) throws -> Int64 {
+    private func domainRowID(_ name: String, db: SQLiteConnection) throws -> Int64 {
         guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [name]) else {
             throw BerthError.unknownDomain(name)
         }

@@ -1,26 +1,26 @@
 import BerthModel
-import Foundation
-import GRDB
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 extension Catalog {
     /// The media library, in the order entries were added (a replaced entry counts as new).
     public func mediaEntries() throws -> [MediaEntry] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, path, kind FROM media ORDER BY id").map(Self.mediaEntry)
+        try database.read { db in
+            try SQLiteRow.fetchAll(db, sql: "SELECT name, path, kind FROM media ORDER BY id").map(Self.mediaEntry)
         }
     }
 
     public func mediaEntry(named name: String) throws -> MediaEntry? {
-        try writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT name, path, kind FROM media WHERE name = ?", arguments: [name]).map(Self.mediaEntry)
+        try database.read { db in
+            try SQLiteRow.fetchOne(db, sql: "SELECT name, path, kind FROM media WHERE name = ?", arguments: [name]).map(Self.mediaEntry)
         }
     }
 
     /// Adds `entry`, or replaces the entry of that name when `replace` is set; one transaction.
     /// - Throws: `.alreadyExists` naming the registered path when the name is taken.
     public func addMedia(_ entry: MediaEntry, replace: Bool) throws {
-        try writer.write { db in
+        try database.write { db in
             if let path = try String.fetchOne(db, sql: "SELECT path FROM media WHERE name = ?", arguments: [entry.name]) {
                 guard replace else {
                     throw BerthError(
@@ -35,7 +35,7 @@ extension Catalog {
 
     /// - Throws: `.notFound` when no entry has that name.
     public func removeMedia(named name: String) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(sql: "DELETE FROM media WHERE name = ?", arguments: [name])
             guard db.changesCount > 0 else { throw Self.unknownMedia(name) }
         }
@@ -45,18 +45,18 @@ extension Catalog {
         BerthError(.notFound, "No media is registered as '\(name)'.", remedy: "See 'berth media list'.")
     }
 
-    static func insertMedia(_ entry: MediaEntry, db: Database) throws {
+    static func insertMedia(_ entry: MediaEntry, db: SQLiteConnection) throws {
         try db.execute(
             sql: "INSERT INTO media (name, path, kind, addedAt) VALUES (?, ?, ?, ?)",
             arguments: [entry.name, entry.path, entry.kind.rawValue, CatalogDate.text(Date())])
     }
 
-    static func mediaEntry(_ row: Row) throws -> MediaEntry {
-        let kind: String = row["kind"]
+    static func mediaEntry(_ row: SQLiteRow) throws -> MediaEntry {
+        let kind: String = try row["kind"]
         guard let parsed = MediaEntry.Kind(rawValue: kind) else {
             throw BerthError(.internal, "The catalog holds media of an unknown kind '\(kind)'.")
         }
-        return MediaEntry(name: row["name"], path: row["path"], kind: parsed)
+        return try MediaEntry(name: row["name"], path: row["path"], kind: parsed)
     }
 }
 
@@ -103,7 +103,7 @@ final class LegacyMediaFile: Sendable {
 
     /// Migration `v10-media`'s import: the file's entries into the (new, empty) table; a name
     /// listed twice keeps its last path, as the file's reader did.
-    func importEntries(into db: Database) throws {
+    func importEntries(into db: SQLiteConnection) throws {
         for entry in try entries() {
             try db.execute(sql: "DELETE FROM media WHERE name = ?", arguments: [entry.name])
             try Catalog.insertMedia(entry, db: db)

@@ -1,6 +1,5 @@
 import BerthModel
-import Foundation
-import GRDB
+import FoundationEssentials
 
 /// A network as the catalog holds it: the definition (reservations included) and whether
 /// berthd last left it running.
@@ -19,7 +18,7 @@ extension Catalog {
         guard let bridge = spec.bridge else {
             throw BerthError(.internal, "A network reached the catalog without a bridge name.")
         }
-        return try writer.write { db in
+        return try database.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM network WHERE name = ?", arguments: [spec.name]) == true {
                 throw BerthError(
                     .alreadyExists, "Network name '\(spec.name)' is already in use.",
@@ -78,22 +77,22 @@ extension Catalog {
 
     /// Removes a network (and its reservations); the caller checks it is not running.
     public func undefineNetwork(_ name: String) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(sql: "DELETE FROM network WHERE name = ?", arguments: [name])
             if db.changesCount == 0 { throw BerthError.unknownNetwork(name) }
         }
     }
 
     public func network(named name: String) throws -> NetworkRecord {
-        try writer.read { db in try Self.networkRow(named: name, db: db) }
+        try database.read { db in try Self.networkRow(named: name, db: db) }
     }
 
     public func allNetworks() throws -> [NetworkRecord] {
-        try writer.read { db in try Self.networkRows(db) }
+        try database.read { db in try Self.networkRows(db) }
     }
 
     public func setNetworkActive(_ name: String, _ active: Bool) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(
                 sql: "UPDATE network SET active = ?, updatedAt = ? WHERE name = ?", arguments: [active, CatalogDate.text(Date()), name])
             if db.changesCount == 0 { throw BerthError.unknownNetwork(name) }
@@ -101,7 +100,7 @@ extension Catalog {
     }
 
     public func setNetworkAutostart(_ name: String, _ autostart: Bool) throws {
-        try writer.write { db in
+        try database.write { db in
             var record = try Self.networkRow(named: name, db: db)
             record.spec.autostart = autostart
             record.spec.hosts = []
@@ -114,7 +113,7 @@ extension Catalog {
     /// Adds a reservation to a network (`net-update … add dhcp-host`).
     /// - Throws: `.alreadyExists` when the MAC or the address is reserved already.
     public func addReservation(_ host: DHCPHost, network name: String) throws {
-        try writer.write { db in
+        try database.write { db in
             let record = try Self.networkRow(named: name, db: db)
             let id = try Self.networkID(name, db: db)
             try Self.insertReservation(host, networkID: id, network: record.spec, domainID: nil, db: db)
@@ -123,7 +122,7 @@ extension Catalog {
 
     /// Removes the reservation for `mac` (`net-update … delete dhcp-host`).
     public func removeReservation(mac: MACAddress, network name: String) throws {
-        try writer.write { db in
+        try database.write { db in
             let id = try Self.networkID(name, db: db)
             if let owner = try String.fetchOne(
                 db,
@@ -146,11 +145,11 @@ extension Catalog {
 
     /// A host-wide value berthd keeps (such as whether it defined `default` already).
     public func setting(_ key: String) throws -> String? {
-        try writer.read { db in try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [key]) }
+        try database.read { db in try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [key]) }
     }
 
     public func setSetting(_ key: String, _ value: String) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)", arguments: [key, value])
         }
     }
@@ -159,7 +158,7 @@ extension Catalog {
 
     /// A domain NIC that names its address (`{"network": "default", "ip": "…"}`) reserves it
     /// on that network, in the same transaction as the domain's definition.
-    func claimAddresses(_ spec: DomainSpec, domainID: Int64, db: Database) throws {
+    func claimAddresses(_ spec: DomainSpec, domainID: Int64, db: SQLiteConnection) throws {
         for nic in spec.nics where nic.mode == .network || nic.mode == .route {
             guard let ip = nic.ip, let mac = nic.mac else { continue }
             // A Xen vif-route NIC with ip= and no network: the routed network holding that address.
@@ -174,7 +173,7 @@ extension Catalog {
                     .invalidArgument, "Network '\(name)' is a host bridge; its addresses come from the LAN's DHCP server.",
                     remedy: "Reserve \(ip) for \(mac) on that server, and leave \"ip\" out of the NIC.")
             }
-            let host = DHCPHost(mac: mac, ip: ip, name: spec.name.replacingOccurrences(of: "_", with: "-"))
+            let host = DHCPHost(mac: mac, ip: ip, name: spec.name.replacing("_", with: "-"))
             try Self.insertReservation(
                 host, networkID: try Self.networkID(name, db: db), network: record.spec, domainID: domainID, db: db)
         }
@@ -182,10 +181,10 @@ extension Catalog {
 
     /// The routed network whose subnet holds `ip` (where a Xen `vif-route` NIC belongs).
     public func routedNetwork(containing ip: String) throws -> String? {
-        try writer.read { db in try Self.routedNetwork(containing: ip, db: db) }
+        try database.read { db in try Self.routedNetwork(containing: ip, db: db) }
     }
 
-    static func routedNetwork(containing ip: String, db: Database) throws -> String? {
+    static func routedNetwork(containing ip: String, db: SQLiteConnection) throws -> String? {
         guard let address = IPv4Address(ip) else { return nil }
         return try networkRows(db).first { $0.spec.mode == .routed && $0.spec.subnet?.contains(address) == true }?.spec.name
     }
@@ -193,7 +192,7 @@ extension Catalog {
     // MARK: - Helpers
 
     private static func insertReservation(
-        _ host: DHCPHost, networkID: Int64, network: NetworkSpec, domainID: Int64?, db: Database
+        _ host: DHCPHost, networkID: Int64, network: NetworkSpec, domainID: Int64?, db: SQLiteConnection
     ) throws {
         guard let subnet = network.subnet else {
             throw BerthError(
@@ -205,7 +204,7 @@ extension Catalog {
             host.name = nil
         }
         try host.validate(in: subnet)
-        let clash = try Row.fetchOne(
+        let clash = try SQLiteRow.fetchOne(
             db,
             sql: """
                 SELECT h.mac, h.ip, d.name AS domain FROM dhcp_host h LEFT JOIN domain d ON d.id = h.domainId
@@ -213,15 +212,16 @@ extension Catalog {
                 """,
             arguments: [networkID, host.mac.description, host.ip, domainID])
         if let clash {
-            let owner = (clash["domain"] as String?).map { "domain '\($0)'" } ?? "a reservation of the network"
+            let (mac, ip): (String, String) = (try clash["mac"], try clash["ip"])
+            let owner = (try clash["domain"] as String?).map { "domain '\($0)'" } ?? "a reservation of the network"
             let (what, remedy) =
-                (clash["ip"] as String) == host.ip
+                ip == host.ip
                 ? (
-                    "\(host.ip) is already reserved on '\(network.name)' for \(clash["mac"] as String) (\(owner))",
-                    "Choose another address, or free it first ('berth net-update \(network.name) delete dhcp-host \(clash["mac"] as String)')."
+                    "\(host.ip) is already reserved on '\(network.name)' for \(mac) (\(owner))",
+                    "Choose another address, or free it first ('berth net-update \(network.name) delete dhcp-host \(mac)')."
                 )
                 : (
-                    "\(host.mac) already has a reservation on '\(network.name)' (\(clash["ip"] as String), \(owner))",
+                    "\(host.mac) already has a reservation on '\(network.name)' (\(ip), \(owner))",
                     "Delete that reservation first, or give this NIC another MAC."
                 )
             throw BerthError(.alreadyExists, what + ".", remedy: remedy)
@@ -231,38 +231,39 @@ extension Catalog {
             arguments: [networkID, host.mac.description, host.ip, host.name, domainID])
     }
 
-    private static func networkID(_ name: String, db: Database) throws -> Int64 {
+    private static func networkID(_ name: String, db: SQLiteConnection) throws -> Int64 {
         guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM network WHERE name = ?", arguments: [name]) else {
             throw BerthError.unknownNetwork(name)
         }
         return id
     }
 
-    private static func networkRow(named name: String, db: Database) throws -> NetworkRecord {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM network WHERE name = ?", arguments: [name]) else {
+    private static func networkRow(named name: String, db: SQLiteConnection) throws -> NetworkRecord {
+        guard let row = try SQLiteRow.fetchOne(db, sql: "SELECT * FROM network WHERE name = ?", arguments: [name]) else {
             throw BerthError.unknownNetwork(name)
         }
         return try networkRecord(row, db: db)
     }
 
-    private static func networkRows(_ db: Database) throws -> [NetworkRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM network ORDER BY name").map { try networkRecord($0, db: db) }
+    private static func networkRows(_ db: SQLiteConnection) throws -> [NetworkRecord] {
+        try SQLiteRow.fetchAll(db, sql: "SELECT * FROM network ORDER BY name").map { try networkRecord($0, db: db) }
     }
 
-    private static func networkRecord(_ row: Row, db: Database) throws -> NetworkRecord {
+    private static func networkRecord(_ row: SQLiteRow, db: SQLiteConnection) throws -> NetworkRecord {
         var spec = try JSONDecoder().decode(NetworkSpec.self, from: Data((row["spec"] as String).utf8))
-        spec.autostart = row["autostart"]
-        spec.hosts = try Row.fetchAll(
+        spec.autostart = try row["autostart"]
+        spec.hosts = try SQLiteRow.fetchAll(
             db,
             sql: """
                 SELECT h.mac, h.ip, h.name, d.name AS domain FROM dhcp_host h LEFT JOIN domain d ON d.id = h.domainId
                 WHERE h.networkId = ? ORDER BY h.ip
                 """,
-            arguments: [row["id"] as Int64]
+            arguments: [try row["id"] as Int64]
         ).compactMap { host in
-            MACAddress(host["mac"]).map { DHCPHost(mac: $0, ip: host["ip"], name: host["name"], domain: host["domain"]) }
+            guard let mac = MACAddress(try host["mac"]) else { return nil }
+            return try DHCPHost(mac: mac, ip: host["ip"], name: host["name"], domain: host["domain"])
         }
-        return NetworkRecord(spec: spec, active: row["active"])
+        return try NetworkRecord(spec: spec, active: row["active"])
     }
 
     private static func networkJSON(_ spec: NetworkSpec) throws -> String {

@@ -1,12 +1,11 @@
 import BerthModel
-import Foundation
-import GRDB
+import FoundationEssentials
 
 /// Managed saves and snapshots (`v7-saves`).
 extension Catalog {
     /// Domains whose managed save is to be resumed when berthd starts (`--on-shutdown save`).
     public func domainsResumingAtDaemonStart() throws -> Set<String> {
-        try writer.read { db in
+        try database.read { db in
             Set(
                 try String.fetchAll(
                     db,
@@ -15,14 +14,14 @@ extension Catalog {
     }
 
     public func managedSave(_ name: String) throws -> ManagedSaveInfo? {
-        try writer.read { db in
+        try database.read { db in
             guard
-                let row = try Row.fetchOne(
+                let row = try SQLiteRow.fetchOne(
                     db,
                     sql: "SELECT m.* FROM managedSave m JOIN domain d ON d.id = m.domainId WHERE d.name = ?",
                     arguments: [name])
             else { return nil }
-            return ManagedSaveInfo(
+            return try ManagedSaveInfo(
                 path: row["path"], savedAt: CatalogDate.date(row["savedAt"]) ?? Date(timeIntervalSince1970: 0),
                 state: SavedRunState(rawValue: row["runState"]) ?? .running,
                 resumeAtDaemonStart: row["resumeAtDaemonStart"])
@@ -31,7 +30,7 @@ extension Catalog {
 
     /// Records (or replaces) a domain's managed save.
     public func setManagedSave(_ name: String, _ save: ManagedSaveInfo) throws {
-        try writer.write { db in
+        try database.write { db in
             guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [name]) else {
                 throw BerthError.unknownDomain(name)
             }
@@ -45,15 +44,15 @@ extension Catalog {
     }
 
     public func removeManagedSave(_ name: String) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(
                 sql: "DELETE FROM managedSave WHERE domainId = (SELECT id FROM domain WHERE name = ?)", arguments: [name])
         }
     }
 
     public func snapshots(_ name: String) throws -> [SnapshotRecord] {
-        try writer.read { db in
-            try Row.fetchAll(
+        try database.read { db in
+            try SQLiteRow.fetchAll(
                 db,
                 sql: """
                     SELECT s.* FROM snapshot s JOIN domain d ON d.id = s.domainId
@@ -77,7 +76,7 @@ extension Catalog {
     /// the same transaction.
     public func addSnapshot(_ name: String, _ record: SnapshotRecord, switchingTo spec: DomainSpec? = nil) throws {
         try spec?.validate()
-        try writer.write { db in
+        try database.write { db in
             if let spec { _ = try replace(spec, db: db) }
             guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [name]) else {
                 throw BerthError.unknownDomain(name)
@@ -93,7 +92,7 @@ extension Catalog {
                         record.info.memory, try Self.json(record.spec),
                         try record.info.overlays.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) },
                     ])
-            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            } catch let error as SQLiteError where error.code == SQLiteError.constraintUnique {
                 throw BerthError(
                     .alreadyExists, "Domain '\(name)' already has a snapshot '\(record.info.name)'.",
                     remedy: "Choose another name, or delete it first with 'berth snapshot-delete \(name) \(record.info.name)'.")
@@ -105,7 +104,7 @@ extension Catalog {
     /// same transaction.
     public func removeSnapshot(_ name: String, _ snapshot: String, switchingTo spec: DomainSpec? = nil) throws {
         try spec?.validate()
-        try writer.write { db in
+        try database.write { db in
             if let spec { _ = try replace(spec, db: db) }
             try db.execute(
                 sql: "DELETE FROM snapshot WHERE name = ? AND domainId = (SELECT id FROM domain WHERE name = ?)",
@@ -113,14 +112,14 @@ extension Catalog {
         }
     }
 
-    static func snapshotRecord(_ row: Row) throws -> SnapshotRecord {
-        let text: String = row["spec"]
+    static func snapshotRecord(_ row: SQLiteRow) throws -> SnapshotRecord {
+        let text: String = try row["spec"]
         let spec = try JSONDecoder().decode(DomainSpec.self, from: Data(text.utf8))
-        let info = SnapshotInfo(
+        let info = try SnapshotInfo(
             name: row["name"], description: row["description"], createdAt: CatalogDate.date(row["createdAt"]) ?? Date(timeIntervalSince1970: 0),
             state: DomainState(rawValue: row["state"]) ?? .shutoff, memory: row["memory"],
             disks: spec.disks.filter { !$0.readOnly && $0.device == .disk }.map(\.path),
-            overlays: try (row["overlays"] as String?).map { try JSONDecoder().decode([String].self, from: Data($0.utf8)) })
+            overlays: (row["overlays"] as String?).map { try JSONDecoder().decode([String].self, from: Data($0.utf8)) })
         return SnapshotRecord(info: info, spec: spec)
     }
 }

@@ -1,13 +1,12 @@
 import BerthModel
-import Foundation
-import GRDB
+import FoundationEssentials
 
 extension Catalog {
     /// The first of the 65,536 user and group IDs this daemon's guests run as, chosen at random
     /// once (between 1,000,000,000 and 2,000,000,000, where no distribution allocates users)
     /// and kept, so two daemons on one host, or a test's daemon, never share guest IDs.
     public func guestIDBlock() throws -> UInt32 {
-        try writer.write { db in
+        try database.write { db in
             if let stored = try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = 'guestIDBlock'"),
                 let block = UInt32(stored)
             {
@@ -23,7 +22,7 @@ extension Catalog {
     /// The domain's row id: stable for its whole life and never reused (AUTOINCREMENT), so it
     /// numbers the domain's guest IDs.
     public func domainID(named name: String) throws -> Int64 {
-        try writer.read { db in
+        try database.read { db in
             guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [name]) else {
                 throw BerthError.unknownDomain(name)
             }

@@ -1,6 +1,5 @@
 import BerthModel
-import Foundation
-import GRDB
+import FoundationEssentials
 
 /// A pool as the catalog holds it.
 public struct PoolRecord: Sendable, Equatable {
@@ -46,7 +45,7 @@ extension Catalog {
         guard let target = spec.target else {
             throw BerthError(.invalidArgument, "Pool '\(spec.name)' has no target.", remedy: "Give --target DIR.")
         }
-        try writer.write { db in
+        try database.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM pool WHERE name = ?", arguments: [spec.name]) == true {
                 throw BerthError(
                     .alreadyExists, "Pool '\(spec.name)' already exists.",
@@ -67,27 +66,27 @@ extension Catalog {
     }
 
     public func pools() throws -> [PoolRecord] {
-        try writer.read { db in try Row.fetchAll(db, sql: "SELECT * FROM pool ORDER BY name").map(Self.pool) }
+        try database.read { db in try SQLiteRow.fetchAll(db, sql: "SELECT * FROM pool ORDER BY name").map(Self.pool) }
     }
 
     public func pool(named name: String) throws -> PoolRecord {
-        try writer.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM pool WHERE name = ?", arguments: [name]) else {
+        try database.read { db in
+            guard let row = try SQLiteRow.fetchOne(db, sql: "SELECT * FROM pool WHERE name = ?", arguments: [name]) else {
                 throw BerthError.unknownPool(name)
             }
-            return Self.pool(row)
+            return try Self.pool(row)
         }
     }
 
     public func setPoolActive(_ name: String, _ active: Bool) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(sql: "UPDATE pool SET active = ? WHERE name = ?", arguments: [active, name])
             if db.changesCount == 0 { throw BerthError.unknownPool(name) }
         }
     }
 
     public func setPoolAutostart(_ name: String, _ autostart: Bool) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(sql: "UPDATE pool SET autostart = ? WHERE name = ?", arguments: [autostart, name])
             if db.changesCount == 0 { throw BerthError.unknownPool(name) }
         }
@@ -95,16 +94,16 @@ extension Catalog {
 
     /// Forgets an inactive pool and its volume records (the files and LVs stay).
     public func undefinePool(_ name: String) throws {
-        try writer.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT id, active FROM pool WHERE name = ?", arguments: [name]) else {
+        try database.write { db in
+            guard let row = try SQLiteRow.fetchOne(db, sql: "SELECT id, active FROM pool WHERE name = ?", arguments: [name]) else {
                 throw BerthError.unknownPool(name)
             }
-            if row["active"] as Bool {
+            if try row["active"] as Bool {
                 throw BerthError(
                     .wrongState, "Pool '\(name)' is active.", remedy: "Stop it first with 'berth pool-destroy \(name)'.")
             }
-            let id: Int64 = row["id"]
-            if let overlay = try Row.fetchOne(
+            let id: Int64 = try row["id"]
+            if let overlay = try SQLiteRow.fetchOne(
                 db,
                 sql: """
                     SELECT p.name AS pool, v.name AS name FROM volume v JOIN pool p ON p.id = v.poolId
@@ -112,7 +111,7 @@ extension Catalog {
                     """, arguments: [id, id])
             {
                 throw BerthError(
-                    .wrongState, "Volume \(overlay["pool"] as String)/\(overlay["name"] as String) is an overlay on a volume of pool '\(name)'.",
+                    .wrongState, "Volume \(try Self.volumeKey(overlay)) is an overlay on a volume of pool '\(name)'.",
                     remedy: "Delete that overlay first, or keep the pool.")
             }
             // Overlays inside the pool go before their backing volumes (RESTRICT).
@@ -125,7 +124,7 @@ extension Catalog {
     /// user who undefines it does not get it back at the next start), in one transaction.
     /// - Returns: whether it was created now.
     public func createDefaultPoolOnce(target: String) throws -> Bool {
-        try writer.write { db in
+        try database.write { db in
             if try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = 'defaultPoolCreated'") != nil {
                 return false
             }
@@ -141,52 +140,52 @@ extension Catalog {
     // MARK: Volumes
 
     public func volumes(pool: String) throws -> [VolumeRecord] {
-        try writer.read { db in
+        try database.read { db in
             _ = try poolID(pool, db: db)
-            return try Row.fetchAll(db, sql: Self.volumeSelect + " WHERE p.name = ? ORDER BY v.name", arguments: [pool])
+            return try SQLiteRow.fetchAll(db, sql: Self.volumeSelect + " WHERE p.name = ? ORDER BY v.name", arguments: [pool])
                 .map(Self.volume)
         }
     }
 
     public func volume(pool: String, name: String) throws -> VolumeRecord {
-        try writer.read { db in
+        try database.read { db in
             _ = try poolID(pool, db: db)
             guard
-                let row = try Row.fetchOne(
+                let row = try SQLiteRow.fetchOne(
                     db, sql: Self.volumeSelect + " WHERE p.name = ? AND v.name = ?", arguments: [pool, name])
             else { throw BerthError.unknownVolume(pool: pool, name: name) }
-            return Self.volume(row)
+            return try Self.volume(row)
         }
     }
 
     public func volume(path: String) throws -> VolumeRecord? {
-        try writer.read { db in
-            try Row.fetchOne(db, sql: Self.volumeSelect + " WHERE v.path = ?", arguments: [path]).map(Self.volume)
+        try database.read { db in
+            try SQLiteRow.fetchOne(db, sql: Self.volumeSelect + " WHERE v.path = ?", arguments: [path]).map(Self.volume)
         }
     }
 
     /// Records a volume whose file or LV now exists.
     /// - Throws: `.alreadyExists` when the name or the path is taken.
     public func addVolume(_ volume: VolumeRecord) throws {
-        try writer.write { db in try insert(volume, db: db) }
+        try database.write { db in try insert(volume, db: db) }
     }
 
     /// Removes a volume's record, refusing while a domain's disk is it or an overlay is on it.
     /// `removeFile` runs inside the transaction, so the record goes only if the file went.
     public func removeVolume(pool: String, name: String, removeFile: (VolumeRecord) throws -> Void) throws {
-        try writer.write { db in
+        try database.write { db in
             guard
-                let row = try Row.fetchOne(db, sql: Self.volumeSelect + " WHERE p.name = ? AND v.name = ?", arguments: [pool, name])
+                let row = try SQLiteRow.fetchOne(db, sql: Self.volumeSelect + " WHERE p.name = ? AND v.name = ?", arguments: [pool, name])
             else { throw BerthError.unknownVolume(pool: pool, name: name) }
-            let volume = Self.volume(row)
+            let volume = try Self.volume(row)
             try checkUnused(volume, db: db, action: "deleted")
-            if let overlay = try Row.fetchOne(
+            if let overlay = try SQLiteRow.fetchOne(
                 db,
                 sql: "SELECT p.name AS pool, v.name AS name FROM volume v JOIN pool p ON p.id = v.poolId WHERE v.backingId = ?",
                 arguments: [row["id"] as Int64])
             {
                 throw BerthError(
-                    .wrongState, "Volume \(volume.key) is the backing volume of \(overlay["pool"] as String)/\(overlay["name"] as String).",
+                    .wrongState, "Volume \(volume.key) is the backing volume of \(try Self.volumeKey(overlay)).",
                     remedy: "Delete the overlay first, or keep \(volume.key).")
             }
             try db.execute(sql: "DELETE FROM volume WHERE id = ?", arguments: [row["id"] as Int64])
@@ -195,7 +194,7 @@ extension Catalog {
     }
 
     public func setVolumeCapacity(pool: String, name: String, capacity: UInt64, extent: VolumeExtent? = nil) throws {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(
                 sql: """
                     UPDATE volume SET capacity = ?, extentDevice = ?, extentOffset = ?, extentSize = ?
@@ -210,9 +209,9 @@ extension Catalog {
     /// transaction; a vanished volume that a domain still names is kept (and reported).
     /// - Returns: the keys added and removed.
     public func syncVolumes(pool: String, found: [VolumeRecord]) throws -> (added: [String], removed: [String]) {
-        try writer.write { db in
+        try database.write { db in
             _ = try poolID(pool, db: db)
-            let known = try Row.fetchAll(db, sql: Self.volumeSelect + " WHERE p.name = ?", arguments: [pool]).map(Self.volume)
+            let known = try SQLiteRow.fetchAll(db, sql: Self.volumeSelect + " WHERE p.name = ?", arguments: [pool]).map(Self.volume)
             let foundPaths = Set(found.map(\.path))
             let knownPaths = Set(known.map(\.path))
             var added: [String] = []
@@ -242,7 +241,7 @@ extension Catalog {
 
     /// Domains whose disks are `path` (writable or not).
     public func domainsUsing(path: String) throws -> [String] {
-        try writer.read { db in
+        try database.read { db in
             try Self.users(of: path, db: db)
         }
     }
@@ -255,7 +254,7 @@ extension Catalog {
     // MARK: Helpers
 
     /// Domains whose definitions or running guests (hot-plugged disks) have `path` as a disk.
-    static func users(of path: String, db: Database) throws -> [String] {
+    static func users(of path: String, db: SQLiteConnection) throws -> [String] {
         try String.fetchAll(
             db,
             sql: """
@@ -265,7 +264,7 @@ extension Catalog {
             arguments: [path])
     }
 
-    private func checkUnused(_ volume: VolumeRecord, db: Database, action: String) throws {
+    private func checkUnused(_ volume: VolumeRecord, db: SQLiteConnection, action: String) throws {
         let users = try Self.users(of: volume.path, db: db)
         if !users.isEmpty {
             throw BerthError(
@@ -276,18 +275,18 @@ extension Catalog {
         }
     }
 
-    private func insert(_ volume: VolumeRecord, db: Database) throws {
+    private func insert(_ volume: VolumeRecord, db: SQLiteConnection) throws {
         try PoolSpec.checkName(volume.name, what: "volume")
         let poolID = try poolID(volume.pool, db: db)
         if try Bool.fetchOne(db, sql: "SELECT 1 FROM volume WHERE poolId = ? AND name = ?", arguments: [poolID, volume.name]) == true {
             throw BerthError.volumeExists(volume.key)
         }
-        if let other = try Row.fetchOne(
+        if let other = try SQLiteRow.fetchOne(
             db, sql: "SELECT p.name AS pool, v.name AS name FROM volume v JOIN pool p ON p.id = v.poolId WHERE v.path = ?",
             arguments: [volume.path])
         {
             throw BerthError(
-                .alreadyExists, "\(volume.path) is already volume \(other["pool"] as String)/\(other["name"] as String).",
+                .alreadyExists, "\(volume.path) is already volume \(try Self.volumeKey(other)).",
                 remedy: "Use that volume.")
         }
         var backingID: Int64?
@@ -309,7 +308,7 @@ extension Catalog {
             ])
     }
 
-    private func poolID(_ name: String, db: Database) throws -> Int64 {
+    private func poolID(_ name: String, db: SQLiteConnection) throws -> Int64 {
         guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM pool WHERE name = ?", arguments: [name]) else {
             throw BerthError.unknownPool(name)
         }
@@ -323,28 +322,34 @@ extension Catalog {
         LEFT JOIN volume b ON b.id = v.backingId LEFT JOIN pool bp ON bp.id = b.poolId
         """
 
-    static func pool(_ row: Row) -> PoolRecord {
-        PoolRecord(
+    /// `POOL/NAME` of a row that selects `p.name AS pool, v.name AS name`.
+    private static func volumeKey(_ row: SQLiteRow) throws -> String {
+        let pool: String = try row["pool"]
+        let name: String = try row["name"]
+        return "\(pool)/\(name)"
+    }
+
+    static func pool(_ row: SQLiteRow) throws -> PoolRecord {
+        try PoolRecord(
             spec: PoolSpec(
                 name: row["name"], type: PoolSpec.Kind(rawValue: row["type"]) ?? .dir, target: row["target"],
                 sourceName: row["sourceName"], sourceDevice: row["sourceDevice"], autostart: row["autostart"]),
             active: row["active"])
     }
 
-    static func volume(_ row: Row) -> VolumeRecord {
+    static func volume(_ row: SQLiteRow) throws -> VolumeRecord {
         var backing: DiskBacking?
-        if let path = row["backingPath"] as String? {
-            backing = DiskBacking(
-                path: path, format: DiskSpec.Format(rawValue: row["backingFormat"]) ?? .raw,
-                volume: "\(row["backingPool"] as String? ?? "")/\(row["backingName"] as String? ?? "")")
+        if let path = try row["backingPath"] as String? {
+            let volume = "\(try row["backingPool"] as String? ?? "")/\(try row["backingName"] as String? ?? "")"
+            backing = try DiskBacking(path: path, format: DiskSpec.Format(rawValue: row["backingFormat"]) ?? .raw, volume: volume)
         }
         var extent: VolumeExtent?
-        if let device = row["extentDevice"] as String?, let offset = row["extentOffset"] as Int64?,
-            let size = row["extentSize"] as Int64?
+        if let device = try row["extentDevice"] as String?, let offset = try row["extentOffset"] as Int64?,
+            let size = try row["extentSize"] as Int64?
         {
             extent = VolumeExtent(device: device, offset: UInt64(max(0, offset)), size: UInt64(max(0, size)))
         }
-        return VolumeRecord(
+        return try VolumeRecord(
             pool: row["poolName"], name: row["name"], path: row["path"],
             format: DiskSpec.Format(rawValue: row["format"]) ?? .raw, capacity: UInt64(max(0, row["capacity"] as Int64)),
             backing: backing, extent: extent)

@@ -1,6 +1,5 @@
 import BerthModel
-import Foundation
-import GRDB
+import FoundationEssentials
 
 /// The daemon's catalog: one SQLite database holding every domain's definition, desired
 /// state and last observed state.
@@ -9,30 +8,34 @@ import GRDB
 /// Swift checks in front of it only exist to turn a violation into a message that says
 /// what to do next. Every write method is one transaction.
 public struct Catalog: Sendable {
-    let writer: any DatabaseWriter
+    let database: SQLiteDatabase
 
     /// Opens (creating if needed) the catalog file and migrates it.
     public init(path: String) throws {
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(5)
-        // A handful of readers is plenty for one host's API; each connection costs memory.
-        configuration.maximumReaderCount = 2
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        try self.init(writer: pool, stateDirectory: (path as NSString).deletingLastPathComponent)
+        try self.init(database: SQLiteDatabase(path: path), stateDirectory: Self.directory(of: path))
     }
 
-    /// A catalog on any GRDB writer (tests may use a `DatabaseQueue` on a temporary file).
-    /// `stateDirectory` is where files older berths kept beside the catalog (`media.json`) are
-    /// imported from, once, by their migration.
-    public init(writer: any DatabaseWriter, stateDirectory: String? = nil) throws {
-        self.writer = writer
+    /// A catalog on an open database. `stateDirectory` is where files older berths kept beside
+    /// the catalog (`media.json`) are imported from, once, by their migration.
+    init(database: SQLiteDatabase, stateDirectory: String? = nil) throws {
+        self.database = database
         let legacyMedia = LegacyMediaFile(directory: stateDirectory)
-        try Self.migrator(legacyMedia: legacyMedia).migrate(writer)
+        try Self.migrator(legacyMedia: legacyMedia).migrate(database)
         legacyMedia.retire()
     }
 
-    static func migrator(legacyMedia: LegacyMediaFile) -> DatabaseMigrator {
-        var migrator = DatabaseMigrator()
+    /// `path` without its last component, as `NSString.deletingLastPathComponent` gave it:
+    /// "/var/lib/berth" for "/var/lib/berth/catalog.sqlite", "/" for "/catalog.sqlite", "" for
+    /// "catalog.sqlite".
+    static func directory(of path: String) -> String {
+        var path = Substring(path)
+        while path.count > 1, path.hasSuffix("/") { path.removeLast() }
+        guard let slash = path.lastIndex(of: "/") else { return "" }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    static func migrator(legacyMedia: LegacyMediaFile) -> SQLiteMigrator {
+        var migrator = SQLiteMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(
                 sql: """

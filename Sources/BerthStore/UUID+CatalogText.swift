@@ -1,10 +1,9 @@
-import Foundation
-import GRDB
+import FoundationEssentials
 
 extension UUID {
     /// Parses the catalog's UUID column (`uuidString`'s 36 characters, either case) without
-    /// Foundation's `UUID(uuidString:)`, which goes through `sscanf`; nil for anything else,
-    /// so callers can fall back to Foundation's parser.
+    /// `UUID(uuidString:)`, which goes through `sscanf`; nil for anything else, so callers can
+    /// fall back to that parser.
     init?(catalogText text: String) {
         var text = text
         let parsed: uuid_t? = text.withUTF8 { bytes in
@@ -41,11 +40,8 @@ extension UUID {
     }
 }
 
-/// The catalog's DATETIME columns, in GRDB's own text ("yyyy-MM-dd HH:mm:ss.SSS", UTC) but
-/// without GRDB's `Date` conversions: those go through a `DateFormatter` and a `Calendar` with
-/// the en_US_POSIX locale, which load ICU's data into berthd at its first catalog write (6 MiB
-/// of resident ICU and FoundationInternationalization). Text this parser does not know is
-/// handed to GRDB's.
+/// The catalog's DATETIME columns, as GRDB wrote them: "yyyy-MM-dd HH:mm:ss.SSS", UTC. Written
+/// and read here with integer arithmetic: no `DateFormatter` or `Calendar`, which load ICU's data.
 enum CatalogDate {
     static func text(_ date: Date) -> String {
         // To the nearest millisecond, as GRDB's formatter writes it.
@@ -62,27 +58,82 @@ enum CatalogDate {
 
     static func text(_ date: Date?) -> String? { date.map { text($0) } }
 
-    static func date(_ value: DatabaseValue) -> Date? {
-        guard let text = String.fromDatabaseValue(value) else { return Date.fromDatabaseValue(value) }
-        let bytes = Array(text.utf8)
-        guard bytes.count == 19 || bytes.count == 23 else { return Date.fromDatabaseValue(value) }
-        let layout: [(Int, Int, UInt8?)] = [(0, 4, 45), (5, 2, 45), (8, 2, 32), (11, 2, 58), (14, 2, 58), (17, 2, 46), (20, 3, nil)]
-        var fields: [Int64] = []
-        for (start, width, separator) in layout where start < bytes.count {
-            var number: Int64 = 0
-            for byte in bytes[start..<start + width] {
-                guard byte >= 48, byte <= 57 else { return Date.fromDatabaseValue(value) }
-                number = number * 10 + Int64(byte - 48)
-            }
-            if let separator, start + width < bytes.count, bytes[start + width] != separator {
-                return Date.fromDatabaseValue(value)
-            }
-            fields.append(number)
+    /// A column's date: the text layouts GRDB read (below), or a number of seconds since 1970;
+    /// nil for NULL and anything else.
+    static func date(_ value: SQLiteValue) -> Date? {
+        switch value {
+        case .integer(let seconds): Date(timeIntervalSince1970: Double(seconds))
+        case .real(let seconds): Date(timeIntervalSince1970: seconds)
+        case .text(let text): date(text: text)
+        case .null, .blob: nil
         }
-        guard (1...12).contains(fields[1]), (1...31).contains(fields[2]), fields[3] < 24, fields[4] < 60, fields[5] < 60
-        else { return Date.fromDatabaseValue(value) }
-        let seconds = days(year: fields[0], month: fields[1], day: fields[2]) * 86400 + fields[3] * 3600 + fields[4] * 60 + fields[5]
-        return Date(timeIntervalSince1970: Double(seconds) + Double(fields.count > 6 ? fields[6] : 0) / 1000)
+    }
+
+    /// "YYYY-MM-DD", optionally followed by " " or "T" and "HH:MM", ":SS", ".S" (one or more
+    /// digits; milliseconds kept), then optionally "Z", "+HH:MM" or "-HH:MM" (UTC when none).
+    static func date(text: String) -> Date? {
+        var scanner = DateScanner(bytes: Array(text.utf8))
+        guard let year = scanner.number(4), scanner.skip("-"), let month = scanner.number(2), scanner.skip("-"),
+            let day = scanner.number(2), (1...12).contains(month), (1...31).contains(day)
+        else { return nil }
+        var millis = days(year: year, month: month, day: day) * 86_400_000
+        if scanner.atEnd { return Date(timeIntervalSince1970: Double(millis) / 1000) }
+        guard scanner.skip(" ") || scanner.skip("T"), let time = scanner.time(), let zone = scanner.zone(), scanner.atEnd
+        else { return nil }
+        millis += time - zone
+        return Date(timeIntervalSince1970: Double(millis) / 1000)
+    }
+
+    /// Reads `CatalogDate.date(_:)`'s layouts a field at a time.
+    private struct DateScanner {
+        let bytes: [UInt8]
+        var index = 0
+
+        var atEnd: Bool { index == bytes.count }
+
+        mutating func skip(_ character: Unicode.Scalar) -> Bool {
+            guard index < bytes.count, bytes[index] == UInt8(ascii: character) else { return false }
+            index += 1
+            return true
+        }
+
+        /// Exactly `width` decimal digits.
+        mutating func number(_ width: Int) -> Int64? {
+            guard bytes.count - index >= width else { return nil }
+            var value: Int64 = 0
+            for byte in bytes[index..<index + width] {
+                guard (48...57).contains(byte) else { return nil }
+                value = value * 10 + Int64(byte - 48)
+            }
+            index += width
+            return value
+        }
+
+        /// "HH:MM[:SS[.fraction]]" in milliseconds.
+        mutating func time() -> Int64? {
+            guard let hour = number(2), skip(":"), let minute = number(2), hour < 24, minute < 60 else { return nil }
+            var millis = (hour * 60 + minute) * 60_000
+            guard skip(":") else { return millis }
+            guard let second = number(2), second < 60 else { return nil }
+            millis += second * 1000
+            guard skip(".") else { return millis }
+            var scale: Int64 = 100
+            var digits = 0
+            while let digit = number(1) {
+                millis += digit * scale
+                scale /= 10
+                digits += 1
+            }
+            return digits > 0 ? millis : nil
+        }
+
+        /// The offset from UTC in milliseconds: 0 for "Z" or nothing.
+        mutating func zone() -> Int64? {
+            if atEnd || skip("Z") { return 0 }
+            let sign: Int64 = skip("+") ? 1 : skip("-") ? -1 : 0
+            guard sign != 0, let hour = number(2), skip(":"), let minute = number(2) else { return nil }
+            return sign * (hour * 60 + minute) * 60_000
+        }
     }
 
     private static func floorDivision(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {

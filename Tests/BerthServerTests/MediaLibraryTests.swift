@@ -1,7 +1,8 @@
 import BerthModel
 import Foundation
-import GRDB
 import Testing
+
+@testable import BerthStore
 
 /// The media library lives in berthd's catalog: `berth media` goes through `/v1/media` (so it
 /// works with `--connect`), the media listener and the web console read the catalog, and the
@@ -103,11 +104,10 @@ import Testing
         defer { daemon.tearDown() }
         let state = daemon.stateDirectory
         daemon.stop()
-        let queue = try DatabaseQueue(path: state + "/catalog.sqlite")
-        try await queue.write { db in
+        // Closed again (all its connections) before berthd starts.
+        try SQLiteDatabase(path: state + "/catalog.sqlite").write { db in
             try db.execute(sql: "DROP TABLE media; DELETE FROM grdb_migrations WHERE identifier = 'v10-media'")
         }
-        try queue.close()
         let json = """
             [
               {"kind": "directory", "name": "centos6", "path": "\(InstallFixture.tree)"},

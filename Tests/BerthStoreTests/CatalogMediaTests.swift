@@ -1,6 +1,5 @@
 import BerthModel
 import Foundation
-import GRDB
 import Testing
 
 @testable import BerthStore
@@ -36,9 +35,7 @@ import Testing
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-media-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/catalog.sqlite"
-        let queue = try DatabaseQueue(path: path)
-        try Catalog.migrator(legacyMedia: LegacyMediaFile(directory: nil)).migrate(queue, upTo: "v9-storage2")
-        try queue.close()
+        try Catalog.migrator(legacyMedia: LegacyMediaFile(directory: nil)).migrate(SQLiteDatabase(path: path), upTo: "v9-storage2")
         if let mediaJSON { try mediaJSON.write(toFile: directory + "/media.json", atomically: true, encoding: .utf8) }
         return (directory, path)
     }
@@ -70,7 +67,7 @@ import Testing
         #expect(error?.message.contains(directory + "/media.json") == true)
         #expect(error?.remedy?.contains("Move") == true)
         #expect(try String(contentsOfFile: directory + "/media.json", encoding: .utf8) == text)
-        let applied = try DatabaseQueue(path: path).read { db in
+        let applied = try SQLiteDatabase(path: path).read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
         }
         #expect(!applied.contains("v10-media") && applied.contains("v9-storage2"))

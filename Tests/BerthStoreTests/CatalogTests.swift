@@ -1,6 +1,5 @@
 import BerthModel
 import Foundation
-import GRDB
 import Testing
 
 @testable import BerthStore
@@ -79,11 +78,13 @@ struct TemporaryCatalog {
     @Test func schemaRejectsDuplicateMACEvenBehindTheChecks() throws {
         let store = try TemporaryCatalog()
         try store.catalog.define(spec("a", mac: "00:0C:29:1A:98:D5"))
-        #expect(throws: DatabaseError.self) {
-            try store.catalog.writer.write { db in
+        let error = #expect(throws: SQLiteError.self) {
+            try store.catalog.database.write { db in
                 try db.execute(sql: "INSERT INTO nic (mac, domainId) VALUES ('00:0c:29:1a:98:d5', 1)")
             }
         }
+        #expect(error?.code == 1555 && error?.primaryCode == 19)  // SQLITE_CONSTRAINT_PRIMARYKEY
+        #expect(error?.message == "UNIQUE constraint failed: nic.mac")
     }
 
     @Test func observedStateAndAutostartPersistAcrossReopen() throws {
@@ -113,7 +114,7 @@ extension CatalogTests {
         installed.cmdline = "installed"
         try store.catalog.setNextDefinition("devel1", installed, start: true)
 
-        try store.catalog.writer.write { db in
+        try store.catalog.database.write { db in
             try db.execute(
                 sql: """
                     CREATE TRIGGER crash_before_clear BEFORE UPDATE OF nextSpec ON domain
@@ -123,7 +124,7 @@ extension CatalogTests {
         #expect(throws: (any Error).self) { try store.catalog.applyNextDefinition("devel1") }
         #expect(try store.catalog.domain(named: "devel1").spec.cmdline == "installer")
 
-        try store.catalog.writer.write { db in try db.execute(sql: "DROP TRIGGER crash_before_clear") }
+        try store.catalog.database.write { db in try db.execute(sql: "DROP TRIGGER crash_before_clear") }
         #expect(try store.catalog.applyNextDefinition("devel1") == true)
         #expect(try store.catalog.domain(named: "devel1").spec.cmdline == "installed")
         #expect(try store.catalog.applyNextDefinition("devel1") == nil)
@@ -147,21 +148,46 @@ extension CatalogTests {
     }
 }
 
-/// The catalog's dates are GRDB's text byte for byte, and read back to the millisecond.
+/// The catalog's dates are GRDB's text ("yyyy-MM-dd HH:mm:ss.SSS", UTC), and read back to the
+/// millisecond; the other layouts GRDB read are read the same way, without Foundation's calendar.
 @Suite struct CatalogDateTests {
     @Test func textIsGRDBsAndReadsBack() throws {
-        // All after 1582: before it, ICU's formatter switches to the Julian calendar.
-        var dates = [Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 951_782_400.5), Date()]
-        for _ in 0..<200 { dates.append(Date(timeIntervalSince1970: Double.random(in: -3e9...4e9))) }
-        for date in dates {
-            let text = CatalogDate.text(date)
-            #expect(text == String.fromDatabaseValue(date.databaseValue), "\(date.timeIntervalSince1970)")
-            let back = try #require(CatalogDate.date(text.databaseValue))
-            let expected = try #require(Date.fromDatabaseValue(text.databaseValue))
-            #expect(abs(back.timeIntervalSince(expected)) < 0.0005, "\(text)")
+        let known: [(Double, String)] = [
+            (0, "1970-01-01 00:00:00.000"), (951_782_400.5, "2000-02-29 00:00:00.500"),
+            (1_700_000_000.25, "2023-11-14 22:13:20.250"), (-1, "1969-12-31 23:59:59.000"),
+            (-3e9, "1874-12-07 18:40:00.000"), (4e9 + 0.999, "2096-10-02 07:06:40.999"),
+        ]
+        for (seconds, text) in known {
+            #expect(CatalogDate.text(Date(timeIntervalSince1970: seconds)) == text)
+            #expect(CatalogDate.date(.text(text)) == Date(timeIntervalSince1970: seconds))
         }
-        // What this parser does not know goes to GRDB's.
-        #expect(CatalogDate.date("2024-02-29".databaseValue) == Date.fromDatabaseValue("2024-02-29".databaseValue))
-        #expect(CatalogDate.date(DatabaseValue.null) == nil)
+        for _ in 0..<200 {
+            let date = Date(timeIntervalSince1970: Double.random(in: -3e9...4e9))
+            let back = try #require(CatalogDate.date(.text(CatalogDate.text(date))))
+            #expect(abs(back.timeIntervalSince(date)) <= 0.0005, "\(CatalogDate.text(date))")
+        }
+    }
+
+    @Test func readsTheOtherLayoutsGRDBRead() {
+        let cases: [(String, Double)] = [
+            ("2024-02-29", 1_709_164_800), ("2024-02-29 12:34", 1_709_210_040), ("2024-02-29T12:34", 1_709_210_040),
+            ("2024-02-29 12:34:56", 1_709_210_096), ("2024-02-29T12:34:56.7", 1_709_210_096.7),
+            ("2024-02-29 12:34:56.78", 1_709_210_096.78), ("2024-02-29 12:34:56.789123", 1_709_210_096.789),
+            ("2024-02-29 12:34Z", 1_709_210_040), ("2024-02-29 12:34:56+02:00", 1_709_202_896),
+            ("2024-02-29T12:34:56.5-01:30", 1_709_215_496.5),
+        ]
+        for (text, seconds) in cases {
+            let date = CatalogDate.date(.text(text))
+            #expect(date.map { abs($0.timeIntervalSince1970 - seconds) < 0.0005 } == true, "\(text): \(String(describing: date))")
+        }
+        #expect(CatalogDate.date(.integer(86400)) == Date(timeIntervalSince1970: 86400))
+        #expect(CatalogDate.date(.real(1.5)) == Date(timeIntervalSince1970: 1.5))
+        let refused = [
+            "", "12:34", "2024-2-29", "2024-13-01", "2024-02-29 24:00", "2024-02-29 12:34:56.", "2024-02-29 12",
+            "2024-02-29x12:34", "2024-02-29 12:34+0200", "2024-02-29 12:34:56 ", "today",
+        ]
+        for text in refused { #expect(CatalogDate.date(.text(text)) == nil, "\(text)") }
+        #expect(CatalogDate.date(.null) == nil)
+        #expect(CatalogDate.date(.blob([50, 48])) == nil)
     }
 }
