@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Berth's foundation benchmark (issue: speed and memory), measured side by side in one run.
 
-  bench/foundation.py [--bin .build/release] [--runs 5] [--domains 1000]
+  bench/foundation.py [--bin .build/release] [--runs 5] [--domains 1000] [--only start]
 
 1. Start to guest init: `berth start` to the guest's BERTH-GUEST-READY line, against a raw
    qemu-system-x86_64 with the very arguments berthd used, against raw QEMU with -M pc, and
@@ -294,9 +294,13 @@ def main():
     parser.add_argument("--bin", default=f"{REPO}/.build/release")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--domains", type=int, default=1000)
+    parser.add_argument("--only", choices=["start"], help="run only section 1, start to guest init")
     args = parser.parse_args()
     daemon = Daemon(args.bin)
     try:
+        if args.only == "start":
+            bench_start(daemon, args.runs)
+            return
         time.sleep(1)
         idle = rss_mib(daemon.proc.pid)
         idle_anon = rss_mib(daemon.proc.pid, "RssAnon")

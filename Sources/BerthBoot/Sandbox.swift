@@ -1,3 +1,5 @@
+import BerthPOSIX
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -190,16 +192,14 @@ public struct Sandbox: Sendable, Equatable {
         #endif
     }
 
-    /// glibc's prctl, looked up by name (it is variadic in C, so Swift does not import it; all
-    /// its arguments are integers, which the C calling convention passes alike).
     /// From <linux/prctl.h>, which Swift's Glibc module does not include.
     static let prGetDumpable: Int32 = 3
     static let prSetDumpable: Int32 = 4
     static let prSetNoNewPrivs: Int32 = 38
     static let prSetSeccomp: Int32 = 22
     static let seccompModeFilter: UInt = 2
-    typealias Prctl = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
-    static let prctl: Prctl? = dlsym(nil, "prctl").map { unsafeBitCast($0, to: Prctl.self) }
+    /// glibc's prctl (`BerthPOSIX.prctl`).
+    static let prctl = BerthPOSIX.prctl
     /// glibc declares the set/getres[ug]id family only under _GNU_SOURCE, which Swift's Glibc
     /// module does not define; they are plain functions, looked up by name like `prctl`.
     typealias SetRes = @convention(c) (UInt32, UInt32, UInt32) -> Int32

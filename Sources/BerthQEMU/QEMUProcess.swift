@@ -76,7 +76,10 @@ public struct QEMUProcess: Sendable {
         }
         defer { close(qemuLog) }
         let argv = try (identity.map(GuestIdentity.setprivArguments) ?? []) + [binary] + commandLine.arguments
-        let pid = try Spawn.launch(argv, passing: opened, output: qemuLog, directory: paths.displayDirectory)
+        // Under TCG without transparent huge pages: see `Spawn.withoutHugePages`.
+        let pid = try Spawn.launch(
+            argv, passing: opened, output: qemuLog, directory: paths.displayDirectory,
+            hugePages: commandLine.accel != .tcg)
         try writePIDFile(pid, path: paths.pidFile)
 
         let qmp: QMP.Client

@@ -1,6 +1,7 @@
 import BerthModel
 import BerthPOSIX
 import FoundationEssentials
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -73,13 +74,18 @@ public enum Spawn {
     ///   - output: where the child's stdout and stderr go.
     ///   - directory: the child's working directory, entered before exec (so it need not be
     ///     able to reach that directory by path).
+    ///   - hugePages: false starts the child with transparent huge pages off
+    ///     (`withoutHugePages`).
     public static func launch(
         _ argv: [String], passing: [Int32], output: Int32, directory: String? = nil,
-        environment: [String] = cleanEnvironment
+        environment: [String] = cleanEnvironment, hugePages: Bool = true
     ) throws -> Int32 {
-        let pid = try spawn(
-            argv, stdin: nil, stdout: output, stderr: output, passing: passing, directory: directory,
-            newSession: true, environment: environment)
+        let start = {
+            try spawn(
+                argv, stdin: nil, stdout: output, stderr: output, passing: passing, directory: directory,
+                newSession: true, environment: environment)
+        }
+        let pid = try hugePages ? start() : withoutHugePages(start)
         // Without a thread the child is reaped at berthd's exit instead: it still runs.
         try? startThread(named: "berth-reaper") {
             var status: Int32 = 0
@@ -98,6 +104,32 @@ public enum Spawn {
             argv, stdin: stdin, stdout: stdout, stderr: stderr, passing: [], directory: nil, newSession: false,
             environment: environment)
     }
+
+    /// Runs `body` (a spawn) with transparent huge pages off for berthd's memory, so that the
+    /// child it starts keeps them off for good (PR_SET_THP_DISABLE is inherited by a child and
+    /// kept across exec), then turns them back on. A TCG guest's QEMU starts so:
+    /// with huge pages QEMU madvises its guest RAM for, every first touch of guest memory
+    /// faults in and zeroes (and, with `defrag=madvise`, may compact for) a whole 2 MiB page.
+    /// Measured in `bench/density/boot.py` (docs/ARCHITECTURE.md, "Decisions", 8). Serialized:
+    /// the setting is the whole process's, so two of these never interleave; another spawn
+    /// meanwhile may inherit it, which only costs it huge pages. Without prctl (not Linux) it
+    /// runs `body` as it is.
+    static func withoutHugePages(_ body: () throws -> pid_t) throws -> pid_t {
+        guard let prctl = BerthPOSIX.prctl else { return try body() }
+        return try hugePageSetting.withLock { _ in
+            // Already off (berthd started so): the child inherits that; nothing to turn back.
+            guard prctl(prGetTHPDisable, 0, 0, 0, 0) == 0, prctl(prSetTHPDisable, 1, 0, 0, 0) == 0 else {
+                return try body()
+            }
+            defer { _ = prctl(prSetTHPDisable, 0, 0, 0, 0) }
+            return try body()
+        }
+    }
+
+    private static let hugePageSetting = Mutex(())
+    /// From <linux/prctl.h>, which Swift's Glibc module does not include.
+    private static let prSetTHPDisable: Int32 = 41
+    private static let prGetTHPDisable: Int32 = 42
 
     /// util-linux's `setpriv`, or an error naming its package.
     public static func setprivPath() throws -> String {

@@ -28,6 +28,12 @@ import Testing
             let kernel = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)")
             #expect(kernel.hasPrefix(daemon.stateDirectory + "/boot/pvh/") && kernel.hasSuffix(".elf"), "\(kernel)")
         }
+        // A TCG guest's QEMU runs without transparent huge pages (Spawn.withoutHugePages);
+        // berthd itself keeps them.
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        if let line = status.split(separator: "\n").first(where: { $0.hasPrefix("THP_enabled:") }) {
+            #expect(line.hasSuffix(started.accel == .tcg ? "0" : "1"), "\(line)")
+        }
         _ = try await daemon.waitForLog("life", "BERTH-GUEST-READY")
 
         #expect(try await client.perform(.suspend, on: "life").state == .paused)

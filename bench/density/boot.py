@@ -34,7 +34,7 @@ in a new random order each round; ratios are against raw-pc's medians.
 The Berth command lines are taken from a real berthd (--bin): the default machine and -M pc,
 each started once, then run raw (foundation.raw_argv). Candidates are edits of those.
 """
-import argparse, os, random, re, select, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, ctypes, os, random, re, select, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -127,6 +127,7 @@ def machine_with(argv, *extra):
     return replace(argv, "-machine", ",".join([machine, *extra]))
 
 
+NO_THP = "[no-thp]"  # a variant's first word: run it as berthd runs a TCG QEMU, without THP
 V2 = "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16"  # x86-64-v2 on QEMU's own base model
 NO_AVX = "max,erms=off,avx=off,avx2=off,avx512f=off"
 
@@ -166,6 +167,20 @@ def variants(argvs, vmlinux=None):
         "microvm-westmere": replace(bz, "-cpu", "Westmere"),
         "microvm-max-noavx": replace(bz, "-cpu", NO_AVX),
         "pc-v2": replace(pc, "-cpu", V2),
+        # microvm knobs on Berth's default (PVH) command line: legacy devices the kernel probes,
+        # the option ROM, and TCG's buffer and threading (issue 15, helper boot6).
+        "default-pit-off": machine_with(default, "pit=off"),
+        "default-pic-off": machine_with(default, "pic=off"),
+        "default-pit-pic-off": machine_with(default, "pit=off", "pic=off"),
+        "default-rtc-off": machine_with(default, "rtc=off"),
+        "default-optrom-off": machine_with(default, "x-option-roms=off"),
+        "default-tb-128": replace(default, "-accel", "tcg,tb-size=128"),
+        "default-tb-1G": replace(default, "-accel", "tcg"),
+        "default-single": replace(default, "-accel", default[default.index("-accel") + 1] + ",thread=single"),
+        # How berthd runs them since boot6: without transparent huge pages under TCG.
+        "berth-default-nothp": [NO_THP] + default,
+        "berth-pc-nothp": [NO_THP] + pc,
+        "raw-pc-nothp": [NO_THP] + plain_pc,
     }
     if vmlinux:
         table["microvm-pvh"] = replace(bz, "-kernel", vmlinux)
@@ -191,8 +206,18 @@ def extract_vmlinux(work):
     return path if "(0x00000012)" in notes else None  # XEN_ELFNOTE_PHYS32_ENTRY
 
 
+def without_huge_pages():
+    """In the child before exec: transparent huge pages off (PR_SET_THP_DISABLE, kept across
+    exec), as berthd starts a TCG guest's QEMU (Spawn.withoutHugePages)."""
+    if ctypes.CDLL(None, use_errno=True).prctl(41, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_THP_DISABLE)")
+
+
 def boot(argv, timeout, keep=None):
-    """One foreground run; returns the marker times (seconds from exec)."""
+    """One foreground run; returns the marker times (seconds from exec). A variant whose argv
+    starts with NO_THP runs the rest without transparent huge pages."""
+    hugepages = argv[:1] != [NO_THP]
+    argv = argv if hugepages else argv[1:]
     qmp = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     own = tempfile.mkdtemp(prefix="bb-boot-run-", dir="/tmp")
     path = f"{own}/qmp.sock"
@@ -208,6 +233,7 @@ def boot(argv, timeout, keep=None):
     start = time.monotonic()
     errors = open(f"{own}/stderr", "w+b")  # a file: a pipe nobody reads would stall QEMU once full
     proc = subprocess.Popen(argv, pass_fds=(qmp.fileno(), debug_w, serial_w),
+                            preexec_fn=None if hugepages else without_huge_pages,
                             stdout=subprocess.DEVNULL, stderr=errors)
     os.close(debug_w)
     os.close(serial_w)

@@ -135,7 +135,7 @@ struct StorageController<Context: RequestContext & PeerIdentifying> {
         group.delete("domains/:name/disks/:disk") { request, context in
             // A source path as target arrives percent-encoded ('/' as %2F).
             let raw = try context.parameters.require("disk")
-            let target = raw.removingPercentEncoding ?? raw
+            let target = Text.percentDecoded(raw) ?? raw
             let scope = DiskChangeScope(
                 live: try request.query.bool("live"), config: try request.query.bool("config"),
                 persistent: try request.query.bool("persistent"))

@@ -128,11 +128,11 @@ struct WebUI<Context: RequestContext> {
     /// needs no eval (its Content-Security-Policy forbids it) and the repository no copy.
     static func xtermBundle() throws -> Response {
         guard let library = libraries.first(where: { $0.name == "xterm-lib" }),
-            let walker = FileManager.default.enumerator(atPath: library.directory)
+            let walker = try? FileManager.default.subpathsOfDirectory(atPath: library.directory).sorted()
         else { throw missing("xterm-lib") }
         var modules: [String] = []
         var total = 0
-        for case let relative as String in walker where relative.hasSuffix(".js") && !relative.hasSuffix(".test.js") {
+        for relative in walker where relative.hasSuffix(".js") && !relative.hasSuffix(".test.js") {
             guard let data = FileManager.default.contents(atPath: library.directory + "/" + relative) else { continue }
             total += data.count
             guard total < 16 << 20 else { break }
