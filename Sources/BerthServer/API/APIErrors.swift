@@ -18,7 +18,7 @@ extension BerthError: HTTPResponseError {
 }
 
 /// Turns any error that is not already a `BerthError` into one, so every failure reaches
-/// the client in the same shape (GRDB and decoding errors included).
+/// the client in the same shape (SQLite and decoding errors included).
 struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
