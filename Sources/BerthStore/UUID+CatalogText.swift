@@ -1,3 +1,4 @@
+import BerthModel
 import FoundationEssentials
 
 extension UUID {
@@ -16,7 +17,7 @@ extension UUID {
                         guard bytes[index] == UInt8(ascii: "-") else { return false }
                         index += 1
                     }
-                    guard let high = Self.nibble(bytes[index]), let low = Self.nibble(bytes[index + 1]) else {
+                    guard let high = Text.hexValue(bytes[index]), let low = Text.hexValue(bytes[index + 1]) else {
                         return false
                     }
                     out[octet] = high << 4 | low
@@ -28,15 +29,6 @@ extension UUID {
         }
         guard let parsed else { return nil }
         self.init(uuid: parsed)
-    }
-
-    private static func nibble(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
 
