@@ -20,11 +20,14 @@ func run(_ tool: String, _ arguments: [String], input: Data? = nil, in directory
     try process.run()
     if let input { stdin.fileHandleForWriting.write(input) }
     try stdin.fileHandleForWriting.close()
-    // A hung guest must not hang the test: kill it (by its PID, which is Sendable) after the timeout.
+    // A hung tool must not hang the test: kill it after the timeout, but only while it runs (a
+    // blind kill of its PID a minute later would hit whatever process reuses that number).
     let pid = process.processIdentifier
-    DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { kill(pid, SIGKILL) }
+    let killer = DispatchWorkItem { if process.isRunning { kill(pid, SIGKILL) } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
     let collected = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
+    killer.cancel()
     return (process.terminationStatus, String(decoding: collected, as: UTF8.self))
 }
 

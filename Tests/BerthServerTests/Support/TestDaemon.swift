@@ -1,5 +1,6 @@
 import BerthClient
 import BerthModel
+import BerthQEMU
 import Foundation
 import Testing
 
@@ -173,8 +174,10 @@ final class TestDaemon: @unchecked Sendable {
         let runtime = stateDirectory + "/run"
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: runtime)) ?? [] {
             let pidFile = "\(runtime)/\(entry)/qemu.pid"
+            // Only a live QEMU of that guest: the PID of one that exited may be another's now.
             if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                let uuid = UUID(uuidString: entry), QEMUProcess.isAlive(pid: pid, uuid: uuid)
             {
                 kill(pid, SIGKILL)
             }
