@@ -4,7 +4,7 @@
   bench/density/run.py [--bin .build/release] [--storms 10,25,50] [--skip-virsh]
 
 1. Boot storm: N 128 MiB test guests started at once by N `berth start` processes (berthd's
-   default start limit, and for N=25 without a limit) against N raw QEMUs with the same
+   default start limit, and for N<=25 without a limit) against N raw QEMUs with the same
    arguments started at once; time until every guest printed BERTH-GUEST-READY, and the worst
    latency of a GET /v1/domains polled every 100 ms during the storm. N=50 runs only while the
    whole run stays under ~10 minutes.
@@ -52,12 +52,16 @@ def mean_footprint(pids):
     return statistics.mean(r[0] for r in rows), statistics.mean(r[1] for r in rows)
 
 
-def all_ready(logs, start, timeout=900):
-    """Waits until every log holds the marker; returns the seconds since `start`."""
+def all_ready(logs, start, timeout=900, procs=None):
+    """Waits until every log holds the marker; returns the seconds since `start`. With `procs`
+    (raw QEMUs, one per log), a QEMU that exits first ends the wait with its status."""
     pending = set(logs)
     while pending:
         if time.monotonic() - start > timeout:
             raise RuntimeError(f"{len(pending)} guests not ready within {timeout}s")
+        for log, proc in zip(logs, procs or []):
+            if log in pending and proc.poll() is not None:
+                raise RuntimeError(f"a raw QEMU exited with status {proc.returncode} before its guest's init ({log})")
         for log in list(pending):
             try:
                 with open(log, "rb") as f:
@@ -140,7 +144,7 @@ def raw_storm(argv, fds, count):
     start = time.monotonic()
     procs = [subprocess.Popen(foundation.raw_argv(argv, log, fds), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL) for log in logs]
-    return all_ready(logs, start), procs, work
+    return all_ready(logs, start, procs=procs), procs, work
 
 
 def end_raw(procs, work):
@@ -352,11 +356,12 @@ def main():
             daemon.request("POST", "/v1/domains", spec(f"many-{i:04d}"))
         print(f"  berthd with 1,000 defined domains: {berthd_stats(daemon)}")
         argv, fds = storms(daemon, counts, args.budget)
+        # While berthd runs: the arguments name files in its state directory (the PVH kernel).
+        tb_size_side_by_side(argv, fds)
     finally:
         daemon.stop()
-    if 25 in counts:
-        unlimited_storm(args.bin, 25)
-    tb_size_side_by_side(argv, fds)
+    for count in [n for n in counts if n <= 25]:
+        unlimited_storm(args.bin, count)
     available = int(open("/proc/meminfo").read().split("MemAvailable:")[1].split()[0]) / 1024
     print(f"== idle 128 MiB guests this host holds: MemAvailable {available:.0f} MiB now; berthd admits "
           f"{int((available - 256) // (128 + 64 + 32))} (entitlement 224 MiB each, 256 MiB kept for the host)")
