@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Berth's density benchmark (issue 15: many guests on one host), side by side in one run.
 
-  bench/density/run.py [--bin .build/release] [--storms 10,25,50] [--skip-virsh]
+  bench/density/run.py [--bin .build/release] [--storms 10,25,50] [--budget 420] [--catalog 10000]
+                       [--only storms,unlimited,autostart,idle,init,small,start,catalog]
 
 1. Boot storm: N 128 MiB test guests started at once by N `berth start` processes (berthd's
    default start limit, and for N<=25 without a limit) against N raw QEMUs with the same
    arguments started at once; time until every guest printed BERTH-GUEST-READY, and the worst
-   latency of a GET /v1/domains polled every 100 ms during the storm. N=50 runs only while the
-   whole run stays under ~10 minutes.
+   latency of a GET /v1/domains polled every 100 ms during the storm; for N<=25 also berthd
+   started with N autostart guests, from its launch to every guest's init. Every guest must be
+   running afterwards. N=50 runs only while the whole run stays under ~10 minutes.
 2. Per-guest footprint, Rss and Pss from /proc/PID/smaps_rollup, Berth vs raw; the TCG
    translation buffer (tb-size) Berth chooses against QEMU's default, same guest, side by side;
    KSM (/sys/kernel/mm/ksm) on the running storm, with the saving it makes.
@@ -17,6 +19,7 @@
 5. Time to init, Berth's default machine against raw `-M pc` (bench/foundation.py's measure;
    where the time goes, phase by phase: bench/density/boot.py).
 6. `berth list --all`, `domstate`, `dominfo` against `virsh -c test:///…` with 20 domains,
+   and `berth start` against `virsh start` on a libvirtd of the bench's own (libvirtd.py),
    whole process (virsh comes from Debian's libvirt-clients, installed by this script's setup
    through scripts/install-host-deps; it is never part of Berth).
 Needs a release build (swift build -c release) and the test guest (fixtures/guest/build.sh).
@@ -26,6 +29,8 @@ import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile, thre
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 import foundation  # noqa: E402  (the Daemon, raw_argv and time-to-init helpers)
+sys.path.insert(0, HERE)
+import libvirtd  # noqa: E402  (a libvirtd of the bench's own, for `virsh start`)
 
 REPO = foundation.REPO
 MARKER = foundation.MARKER
@@ -127,7 +132,15 @@ class Storm:
             raise RuntimeError(f"{len(failed)} starts failed: {failed[0]}")
         seconds = all_ready(self.logs, start)
         poller.stop()
+        self.check_running()
         return seconds, poller
+
+    def check_running(self):
+        """Every guest reached its init, so none may be marked crashed or off by a slow host."""
+        states = {n: self.daemon.request("GET", f"/v1/domains/{n}")["state"] for n in self.names}
+        wrong = {n: s for n, s in states.items() if s != "running"}
+        if wrong:
+            raise RuntimeError(f"{len(wrong)} guests are not running after the storm: {wrong}")
 
     def pids(self):
         return [self.daemon.request("GET", f"/v1/domains/{n}")["pid"] for n in self.names]
@@ -263,6 +276,31 @@ def unlimited_storm(bin_dir, count):
         daemon.stop()
 
 
+def autostart_storm(bin_dir, count):
+    """berthd started with `count` autostart guests (a host back from a power cut): from its
+    launch until every guest printed its marker, the API polled from its first answer."""
+    daemon = foundation.Daemon(bin_dir)
+    try:
+        storm = Storm(daemon, count, "a")
+        for name in storm.names:
+            daemon.request("PUT", f"/v1/domains/{name}/autostart", {"autostart": True})
+        daemon.proc.send_signal(signal.SIGTERM)
+        daemon.proc.wait()
+        start = time.monotonic()
+        answered = daemon.launch()
+        poller = Poller(daemon)
+        poller.start()
+        seconds = all_ready(storm.logs, start)
+        poller.stop()
+        storm.check_running()
+        print(f"  N={count:3d} berthd started with {count} autostart guests: {seconds:7.2f} s to every init"
+              f"  (first answer after {answered:5.2f} s; GET /v1/domains worst {poller.worst * 1000:7.1f} ms,"
+              f" {poller.failed} failed)")
+        storm.destroy()
+    finally:
+        daemon.stop()
+
+
 def catalog_scale(bin_dir, count):
     print(f"== a catalog of {count} domains")
     daemon = foundation.Daemon(bin_dir)
@@ -336,42 +374,98 @@ def small_commands(bin_dir, count=20, runs=30):
             os.unlink(node)
 
 
+def start_against_libvirt(bin_dir, count=20, runs=10):
+    """`berth start` against `virsh start` on a libvirtd of the bench's own (bench/density/
+    libvirtd.py), the same 128 MiB direct-kernel guest, whole process until the command returns
+    (the guest's QEMU running); each start is followed by an untimed destroy. Runs alternate."""
+    print(f"== start with {count} domains, whole process until the command returns, median of {runs}"
+          " (libvirtd 9.0 in a namespace of its own, QEMU as root)")
+    daemon = foundation.Daemon(bin_dir)
+    libvirt = None
+    try:
+        for i in range(count):
+            daemon.request("POST", "/v1/domains", spec(f"d{i:02d}"))
+        pc = spec("p07")
+        pc["machine"] = "pc"
+        daemon.request("POST", "/v1/domains", pc)
+        libvirt = libvirtd.Libvirtd(REPO)
+        libvirt.define_direct_kernel("v07", pc["kernel"], pc["initrd"], pc["cmdline"], pc["memory"])
+        samples = {"d07": [], "p07": [], "v07": []}
+        for rnd in range(runs + 1):  # round 0 warms up (the PVH kernel's unpacking, caches)
+            for name in samples:
+                argv = (["virsh", "-c", libvirt.uri, "start", name] if name == "v07"
+                        else [f"{bin_dir}/berth", "start", name])
+                t = time.perf_counter()
+                subprocess.run(argv, env=daemon.env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                if rnd:
+                    samples[name].append(time.perf_counter() - t)
+                if name == "v07":
+                    libvirt.virsh("destroy", name)
+                else:
+                    daemon.request("POST", f"/v1/domains/{name}/destroy?wait=true")
+        theirs = statistics.median(samples["v07"]) * 1000
+        for name, label in [("d07", "default machine"), ("p07", "-M pc")]:
+            ours = statistics.median(samples[name]) * 1000
+            print(f"  start ({label:15s}) berth {ours:6.1f} ms   virsh start (-M pc) {theirs:6.1f} ms   berth/virsh = {ours / theirs:5.2f}")
+    finally:
+        daemon.stop()
+        if libvirt:
+            libvirt.stop()
+
+
+SECTIONS = ["storms", "unlimited", "autostart", "idle", "init", "small", "start", "catalog"]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default=f"{REPO}/.build/release")
     parser.add_argument("--storms", default="10,25,50")
     parser.add_argument("--budget", type=int, default=420, help="seconds after which N>25 storms are skipped")
     parser.add_argument("--catalog", type=int, default=10000)
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"some of {','.join(SECTIONS)}")
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if only - set(SECTIONS):
+        parser.error(f"--only: unknown {','.join(sorted(only - set(SECTIONS)))}; the sections are {','.join(SECTIONS)}")
     if not shutil.which("virsh"):
         subprocess.run([f"{REPO}/scripts/install-host-deps", "libvirt-clients"], check=True, stdout=subprocess.DEVNULL)
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(f"host: {os.cpu_count()} cores, {total:.1f} GiB, load average {os.getloadavg()[0]:.1f}, kernel {os.uname().release}")
     counts = [int(n) for n in args.storms.split(",")]
+    small = [n for n in counts if n <= 25]
 
-    daemon = foundation.Daemon(args.bin)
-    try:
-        print(f"  berthd idle: {berthd_stats(daemon)}")
-        for i in range(1000):
-            daemon.request("POST", "/v1/domains", spec(f"many-{i:04d}"))
-        print(f"  berthd with 1,000 defined domains: {berthd_stats(daemon)}")
-        argv, fds = storms(daemon, counts, args.budget)
-        # While berthd runs: the arguments name files in its state directory (the PVH kernel).
-        tb_size_side_by_side(argv, fds)
-    finally:
-        daemon.stop()
-    for count in [n for n in counts if n <= 25]:
+    if "storms" in only:
+        daemon = foundation.Daemon(args.bin)
+        try:
+            print(f"  berthd idle: {berthd_stats(daemon)}")
+            for i in range(1000):
+                daemon.request("POST", "/v1/domains", spec(f"many-{i:04d}"))
+            print(f"  berthd with 1,000 defined domains: {berthd_stats(daemon)}")
+            argv, fds = storms(daemon, counts, args.budget)
+            # While berthd runs: the arguments name files in its state directory (the PVH kernel).
+            tb_size_side_by_side(argv, fds)
+        finally:
+            daemon.stop()
+    for count in small if "unlimited" in only else []:
         unlimited_storm(args.bin, count)
-    available = int(open("/proc/meminfo").read().split("MemAvailable:")[1].split()[0]) / 1024
-    print(f"== idle 128 MiB guests this host holds: MemAvailable {available:.0f} MiB now; berthd admits "
-          f"{int((available - 256) // (128 + 64 + 32))} (entitlement 224 MiB each, 256 MiB kept for the host)")
-    daemon = foundation.Daemon(args.bin)
-    try:
-        foundation.bench_start(daemon, 3)
-    finally:
-        daemon.stop()
-    small_commands(args.bin)
-    catalog_scale(args.bin, args.catalog)
+    for count in small if "autostart" in only else []:
+        autostart_storm(args.bin, count)
+    if "idle" in only:
+        available = int(open("/proc/meminfo").read().split("MemAvailable:")[1].split()[0]) / 1024
+        print(f"== idle 128 MiB guests this host holds: MemAvailable {available:.0f} MiB now; berthd admits "
+              f"{int((available - 256) // (128 + 64 + 32))} (entitlement 224 MiB each, 256 MiB kept for the host)")
+    if "init" in only:
+        daemon = foundation.Daemon(args.bin)
+        try:
+            foundation.bench_start(daemon, 3)
+        finally:
+            daemon.stop()
+    if "small" in only:
+        small_commands(args.bin)
+    if "start" in only:
+        start_against_libvirt(args.bin)
+    if "catalog" in only:
+        catalog_scale(args.bin, args.catalog)
     print(f"== whole run: {elapsed():.0f} s")
 
 
