@@ -65,7 +65,7 @@ public struct BerthDaemonCommand: AsyncParsableCommand {
     var migrationSshOption: [String] = []
     @Option(
         help:
-            "Guest starts run at once (autostart at berthd's start, API starts, restarts); the others wait their turn, however long. Default: one per core, at least 2 (1...1024)."
+            "Guest starts run at once (autostart at berthd's start, API starts, restarts); the others wait their turn, however long. Default: two per core (1...1024)."
     )
     var startLimit: Int?
     @Option(help: "MiB of memory kept for the host: a guest that would eat into it is refused with the reason. Default 256.")

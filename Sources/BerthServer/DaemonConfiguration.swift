@@ -98,7 +98,7 @@ public struct DaemonConfiguration: Sendable {
     /// What berthd does with running guests when it stops (SIGTERM/SIGINT).
     public var onShutdown: OnShutdown = .leave
     /// Guest starts that run at once (autostart, API starts, automatic restarts); the rest wait
-    /// their turn. Default: one per core, at least two.
+    /// their turn. Default: two per core.
     public var startLimit: Int = HostCapacity.defaultStartLimit
     /// Memory (MiB) kept for the host: a guest whose memory would eat into it is refused.
     public var memoryReserveMiB: Int = 256
