@@ -14,7 +14,8 @@
 2. Per-guest footprint, Rss and Pss from /proc/PID/smaps_rollup, Berth vs raw; the TCG
    translation buffer (tb-size) Berth chooses against QEMU's default, same guest, side by side;
    KSM (/sys/kernel/mm/ksm) on the running storm, with the saving it makes.
-3. berthd's Rss/Pss with 1,000 defined domains and the storm's guests running.
+3. berthd's Rss/Pss with 1,000 defined domains and the storm's guests running; idle guests
+   started ten at a time until berthd refuses one for memory (how many this host holds).
 4. A 10,000-domain catalog: GET /v1/domains, `berth list --all`, define and undefine latency,
    berthd's start-up time.
 5. Time to init, Berth's default machine against raw `-M pc` (bench/foundation.py's measure;
@@ -109,6 +110,14 @@ def spec(name, memory=128):
     return s
 
 
+def check_running(daemon, names):
+    """Every guest reached its init, so none may be marked crashed or off by a slow host."""
+    states = {n: daemon.request("GET", f"/v1/domains/{n}")["state"] for n in names}
+    wrong = {n: s for n, s in states.items() if s != "running"}
+    if wrong:
+        raise RuntimeError(f"{len(wrong)} guests are not running after the storm: {wrong}")
+
+
 class Storm:
     """N guests defined in one berthd, started at once through the CLI, destroyed after."""
 
@@ -137,11 +146,7 @@ class Storm:
         return seconds, poller
 
     def check_running(self):
-        """Every guest reached its init, so none may be marked crashed or off by a slow host."""
-        states = {n: self.daemon.request("GET", f"/v1/domains/{n}")["state"] for n in self.names}
-        wrong = {n: s for n, s in states.items() if s != "running"}
-        if wrong:
-            raise RuntimeError(f"{len(wrong)} guests are not running after the storm: {wrong}")
+        check_running(self.daemon, self.names)
 
     def pids(self):
         return [self.daemon.request("GET", f"/v1/domains/{n}")["pid"] for n in self.names]
@@ -319,6 +324,47 @@ def autostart_storm(bin_dir, count):
         daemon.stop()
 
 
+def fill_host(bin_dir, batch=10, ceiling=400):
+    """Idle 128 MiB guests started through `berth start`, `batch` at a time (each batch booted to
+    its init before the next), until berthd refuses one for memory: how many run at once, what
+    the host has left then, and what they use."""
+    print(f"== idle 128 MiB guests started {batch} at a time until berthd refuses one for memory")
+    daemon = foundation.Daemon(bin_dir)
+    running, refusal = [], None
+    began = time.monotonic()
+    try:
+        while refusal is None and len(running) < ceiling:
+            names = [f"f{len(running) + i:03d}" for i in range(batch)]
+            for name in names:
+                daemon.request("POST", "/v1/domains", spec(name))
+            procs = [subprocess.Popen([f"{bin_dir}/berth", "start", n], env=daemon.env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE) for n in names]
+            started = []
+            for name, proc in zip(names, procs):
+                error = proc.stderr.read().decode()
+                if proc.wait() == 0:
+                    started.append(name)
+                elif "Not enough memory" in error:
+                    refusal = refusal or error.strip().splitlines()[0]
+                else:
+                    raise RuntimeError(f"berth start {name} failed for another reason: {error}")
+            all_ready([daemon.request("GET", f"/v1/domains/{n}")["consoleLog"] for n in started], time.monotonic())
+            running += started
+        if refusal is None:
+            print(f"  {len(running)} guests running and none refused: the bench's ceiling ({ceiling})")
+        check_running(daemon, running)
+        time.sleep(10)  # settled: idle guests
+        pids = [daemon.request("GET", f"/v1/domains/{n}")["pid"] for n in running]
+        rss, pss = mean_footprint(pids)
+        meminfo = open("/proc/meminfo").read()
+        available = int(meminfo.split("MemAvailable:")[1].split()[0]) / 1024
+        print(f"  {len(running)} guests running after {time.monotonic() - began:.0f} s; the next was refused: {refusal}")
+        print(f"  then: host MemAvailable {available:.0f} MiB; per guest Rss {rss:6.1f} MiB Pss {pss:6.1f} MiB;"
+              f" all guests' Pss {pss * len(running) / 1024:5.1f} GiB; berthd {berthd_stats(daemon)}")
+    finally:
+        daemon.stop()
+
+
 def catalog_scale(bin_dir, count):
     print(f"== a catalog of {count} domains")
     daemon = foundation.Daemon(bin_dir)
@@ -471,9 +517,7 @@ def main():
     for count in small if "autostart" in only else []:
         autostart_storm(args.bin, count)
     if "idle" in only:
-        available = int(open("/proc/meminfo").read().split("MemAvailable:")[1].split()[0]) / 1024
-        print(f"== idle 128 MiB guests this host holds: MemAvailable {available:.0f} MiB now; berthd admits "
-              f"{int((available - 256) // (128 + 64 + 32))} (entitlement 224 MiB each, 256 MiB kept for the host)")
+        fill_host(args.bin)
     if "init" in only:
         daemon = foundation.Daemon(args.bin)
         try:
