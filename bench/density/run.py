@@ -346,7 +346,7 @@ def fill_host(bin_dir, batch=10, ceiling=400, budget=900):
                 if proc.wait() == 0:
                     started.append(name)
                 elif "Not enough memory" in error:
-                    refusal = refusal or error.strip().splitlines()[0]
+                    refusal = refusal or "the next was refused: " + error.strip().splitlines()[0]
                 else:
                     raise RuntimeError(f"berth start {name} failed for another reason: {error}")
             all_ready([daemon.request("GET", f"/v1/domains/{n}")["consoleLog"] for n in started], time.monotonic())
@@ -359,7 +359,7 @@ def fill_host(bin_dir, batch=10, ceiling=400, budget=900):
         rss, pss = mean_footprint(pids)
         meminfo = open("/proc/meminfo").read()
         available = int(meminfo.split("MemAvailable:")[1].split()[0]) / 1024
-        print(f"  {len(running)} guests running after {time.monotonic() - began:.0f} s; the next was refused: {refusal}")
+        print(f"  {len(running)} guests running after {time.monotonic() - began:.0f} s; {refusal}")
         print(f"  then: host MemAvailable {available:.0f} MiB; per guest Rss {rss:6.1f} MiB Pss {pss:6.1f} MiB;"
               f" all guests' Pss {pss * len(running) / 1024:5.1f} GiB; berthd {berthd_stats(daemon)}")
     finally:
