@@ -239,8 +239,6 @@ def bench_start(daemon, runs):
     if pc:
         print(f"  berth default machine vs raw -M pc: {results['berth (default machine)'] / pc:5.3f} (below 1 is faster); "
               f"QEMU CPU time: {results['cpu berth (default machine)'] / results['cpu raw berth -M pc']:5.3f}")
-    else:
-        print("  virsh: libvirt not installed on this machine (apt-get install libvirt-daemon-system to compare)")
 
 
 def bench_list(daemon, count):

@@ -118,6 +118,13 @@ def check_running(daemon, names):
         raise RuntimeError(f"{len(wrong)} guests are not running after the storm: {wrong}")
 
 
+def start_through_cli(daemon, names):
+    """`berth start` of every name at once, one process each: [(name, exit status, stderr)]."""
+    procs = [subprocess.Popen([f"{daemon.bin}/berth", "start", n], env=daemon.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for n in names]
+    return [(n, p.returncode, error.decode()) for n, p in zip(names, procs) for _, error in [p.communicate()]]
+
+
 class Storm:
     """N guests defined in one berthd, started at once through the CLI, destroyed after."""
 
@@ -134,19 +141,14 @@ class Storm:
         poller = Poller(self.daemon)
         poller.start()
         start = time.monotonic()
-        procs = [subprocess.Popen([f"{self.daemon.bin}/berth", "start", n], env=self.daemon.env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for n in self.names]
-        failed = [p.stderr.read().decode() for p in procs if p.wait() != 0]
+        failed = [error for _, status, error in start_through_cli(self.daemon, self.names) if status != 0]
         if failed:
             poller.stop()
             raise RuntimeError(f"{len(failed)} starts failed: {failed[0]}")
         seconds = all_ready(self.logs, start)
         poller.stop()
-        self.check_running()
-        return seconds, poller
-
-    def check_running(self):
         check_running(self.daemon, self.names)
+        return seconds, poller
 
     def pids(self):
         return [self.daemon.request("GET", f"/v1/domains/{n}")["pid"] for n in self.names]
@@ -287,11 +289,11 @@ def start_limit_side_by_side(bin_dir, count, rounds=4):
     order A B B A A B B A (storms on this host drift faster over a run, so plain alternation
     would favour whichever goes second): whether the limit makes a storm slower is decided
     here (keep what is faster)."""
-    results = {"default limit": [], "no limit (--start-limit 1024)": []}
+    variants = {"default limit": [], "no limit (--start-limit 1024)": ["--start-limit", "1024"]}
+    results = {label: [] for label in variants}
     for r in range(rounds):
-        for label in (list(results) if r % 2 == 0 else list(reversed(results))):
-            extra = ["--start-limit", "1024"] if label.startswith("no limit") else []
-            results[label].append(storm_in_fresh_daemon(bin_dir, count, extra))
+        for label in (list(variants) if r % 2 == 0 else list(reversed(variants))):
+            results[label].append(storm_in_fresh_daemon(bin_dir, count, variants[label]))
     for label, runs in results.items():
         times = ", ".join(f"{t:.1f}" for t, _ in runs)
         worst = ", ".join(f"{w * 1000:.0f}" for _, w in runs)
@@ -315,7 +317,7 @@ def autostart_storm(bin_dir, count):
         poller.start()
         seconds = all_ready(storm.logs, start)
         poller.stop()
-        storm.check_running()
+        check_running(daemon, storm.names)
         print(f"  N={count:3d} berthd started with {count} autostart guests: {seconds:7.2f} s to every init"
               f"  (first answer after {answered:5.2f} s; GET /v1/domains worst {poller.worst * 1000:7.1f} ms,"
               f" {poller.failed} failed)")
@@ -338,12 +340,9 @@ def fill_host(bin_dir, batch=10, ceiling=400, budget=900):
             names = [f"f{len(running) + i:03d}" for i in range(batch)]
             for name in names:
                 daemon.request("POST", "/v1/domains", spec(name))
-            procs = [subprocess.Popen([f"{bin_dir}/berth", "start", n], env=daemon.env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE) for n in names]
             started = []
-            for name, proc in zip(names, procs):
-                error = proc.stderr.read().decode()
-                if proc.wait() == 0:
+            for name, status, error in start_through_cli(daemon, names):
+                if status == 0:
                     started.append(name)
                 elif "Not enough memory" in error:
                     refusal = refusal or "the next was refused: " + error.strip().splitlines()[0]
@@ -513,10 +512,11 @@ def main():
             daemon.stop()
     if "limit" in only:
         print("== the start limit: storms in fresh berthds, default limit and none alternating (seconds to every init)")
-    for count in small if "limit" in only else []:
-        start_limit_side_by_side(args.bin, count)
-    for count in small if "autostart" in only else []:
-        autostart_storm(args.bin, count)
+        for count in small:
+            start_limit_side_by_side(args.bin, count)
+    if "autostart" in only:
+        for count in small:
+            autostart_storm(args.bin, count)
     if "idle" in only:
         fill_host(args.bin)
     if "init" in only:
